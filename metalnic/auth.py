@@ -1,0 +1,195 @@
+"""Who is calling: the users file, HTTP basic authentication, and principals.
+
+Two strategies, chosen at start-up:
+
+* ``noauth`` — every caller is an admin (development only);
+* ``http_basic`` — users from a TOML file, each with a bcrypt hash, roles
+  (``admin``, ``member``, ``observer``) and a project.
+
+bcrypt is slow on purpose, so a successful check is remembered for the life
+of the process as an HMAC of the password under a random per-process key;
+failed checks are never cached.  Neither passwords nor hashes are logged or
+returned anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import bcrypt
+import tomli_w
+
+from metalnic.errors import InvalidInput, NotAuthenticated
+
+ROLES = ("admin", "member", "observer")
+REALM = "metalnic"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+    project: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+NOAUTH_PRINCIPAL = Principal("noauth", frozenset({"admin"}), None)
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    password_hash: str
+    roles: tuple[str, ...]
+    project: str | None
+
+
+class Authenticator(Protocol):
+    strategy: str
+
+    def authenticate(self, authorization: str | None) -> Principal: ...
+
+
+class NoAuth:
+    strategy = "noauth"
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        return NOAUTH_PRINCIPAL
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+def load_users(path: Path) -> dict[str, UserRecord]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"Users file {path} is not valid TOML: {exc}") from None
+    users: dict[str, UserRecord] = {}
+    for name, entry in data.get("users", {}).items():
+        roles = tuple(entry.get("roles", ()))
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not isinstance(entry.get("password_hash"), str):
+            raise InvalidInput(f"Users file {path}: entry {name!r} is invalid.")
+        users[name] = UserRecord(entry["password_hash"], roles, entry.get("project"))
+    return users
+
+
+def save_users(path: Path, users: dict[str, UserRecord]) -> None:
+    doc = {
+        "users": {
+            name: {
+                "password_hash": rec.password_hash,
+                "roles": list(rec.roles),
+                **({"project": rec.project} if rec.project else {}),
+            }
+            for name, rec in sorted(users.items())
+        }
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def add_user(
+    path: Path, name: str, password: str, roles: Iterable[str], project: str | None
+) -> None:
+    roles = tuple(roles)
+    if not name or ":" in name:
+        raise InvalidInput("A user name must be non-empty and contain no ':'.")
+    if not roles or any(r not in ROLES for r in roles):
+        raise InvalidInput(f"Roles must be chosen from {', '.join(ROLES)}.")
+    if not password:
+        raise InvalidInput("The password must not be empty.")
+    users = load_users(path)
+    users[name] = UserRecord(hash_password(password), roles, project)
+    save_users(path, users)
+
+
+class HttpBasic:
+    """HTTP basic authentication against a users file, reloaded when it changes."""
+
+    strategy = "http_basic"
+
+    def __init__(self, users_file: Path) -> None:
+        self._path = users_file
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._users: dict[str, UserRecord] = {}
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[tuple[str, bytes], str] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            st = self._path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            self._users = load_users(self._path)
+            self._verified.clear()
+            self._stamp = stamp
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        name, password = _parse_basic(authorization)
+        self._refresh()
+        user = self._users.get(name)
+        if user is None:
+            # Spend the same time as a wrong password: no user enumeration.
+            bcrypt.checkpw(b"x", _DUMMY_HASH)
+            raise NotAuthenticated("The request you have made requires authentication.")
+        tag = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+        if self._verified.get((name, tag)) != user.password_hash:
+            if not bcrypt.checkpw(password.encode(), user.password_hash.encode()):
+                raise NotAuthenticated("The request you have made requires authentication.")
+            self._verified[(name, tag)] = user.password_hash
+        return Principal(name, frozenset(user.roles), user.project)
+
+
+_DUMMY_HASH = bcrypt.hashpw(b"metalnic-dummy", bcrypt.gensalt(4))
+
+
+def _parse_basic(authorization: str | None) -> tuple[str, str]:
+    if not authorization or not authorization.lower().startswith("basic "):
+        raise NotAuthenticated("The request you have made requires authentication.")
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise NotAuthenticated("Malformed HTTP basic credentials.") from None
+    name, sep, password = decoded.partition(":")
+    if not sep:
+        raise NotAuthenticated("Malformed HTTP basic credentials.")
+    return name, password
+
+
+def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
+    if strategy == "noauth":
+        return NoAuth()
+    if users_file is None:
+        raise InvalidInput("--auth http_basic needs --users-file.")
+    if not users_file.exists():
+        raise InvalidInput(f"Users file {users_file} does not exist; create it with 'metalnic users add'.")
+    return HttpBasic(users_file)

@@ -1,0 +1,1 @@
+"""The bare-metal service: an Ironic v1-compatible API over nodes and ports."""

@@ -1,0 +1,1 @@
+"""HTTP routes of the bare-metal API (Ironic v1-compatible subset)."""

@@ -1,0 +1,58 @@
+"""Version discovery at / and /v1, in Ironic's shape (no authentication needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from metalnic.baremetal.api import microversion
+from metalnic.baremetal.api.deps import base_url
+
+router = APIRouter()
+
+_RESOURCES = ("nodes", "ports", "drivers")
+
+
+def _version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v1",
+        "links": [{"href": f"{base}/v1/", "rel": "self"}],
+        "status": "CURRENT",
+        "min_version": microversion.fmt(microversion.MIN_VERSION),
+        "version": microversion.fmt(microversion.MAX_VERSION),
+    }
+
+
+@router.get("/")
+def root(request: Request) -> JSONResponse:
+    base = base_url(request)
+    return JSONResponse(
+        {
+            "name": "metalnic bare-metal API",
+            "description": "Ironic-compatible bare-metal API of metalnic, with smart NIC ports.",
+            "default_version": _version(base),
+            "versions": [_version(base)],
+        }
+    )
+
+
+@router.get("/v1")
+@router.get("/v1/")
+def v1(request: Request) -> JSONResponse:
+    base = base_url(request)
+    body: dict[str, Any] = {
+        "id": "v1",
+        "links": [{"href": f"{base}/v1/", "rel": "self"}],
+        "media_types": [
+            {"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}
+        ],
+        "version": _version(base),
+    }
+    for name in _RESOURCES:
+        body[name] = [
+            {"href": f"{base}/v1/{name}/", "rel": "self"},
+            {"href": f"{base}/{name}/", "rel": "bookmark"},
+        ]
+    return JSONResponse(body)

@@ -1,0 +1,121 @@
+"""JSON shapes of nodes, ports and drivers as Ironic renders them.
+
+Fields newer than the request's microversion are left out; secrets in
+driver_info and instance_info are masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from metalnic.baremetal import secrets
+from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
+from metalnic.baremetal.fields import Field, Version
+from metalnic.baremetal.models import Node, Port
+from metalnic.errors import InvalidInput, NotAcceptable
+
+
+def links(base: str, kind: str, ident: str, suffix: str = "") -> list[dict[str, str]]:
+    return [
+        {"href": f"{base}/v1/{kind}/{ident}{suffix}", "rel": "self"},
+        {"href": f"{base}/{kind}/{ident}{suffix}", "rel": "bookmark"},
+    ]
+
+
+def timestamp(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def select_fields(
+    table: dict[str, Field], requested: str | None, version: Version, default: Iterable[str]
+) -> list[str]:
+    """The fields to render: the ``fields`` query parameter, checked, or ``default``."""
+    if requested is None:
+        return [f for f in default if table[f].since <= version]
+    names = [n.strip() for n in requested.split(",") if n.strip()]
+    invalid = [n for n in names if n not in table]
+    if invalid or not names:
+        raise InvalidInput(f"Field(s) {', '.join(invalid) or requested!r} are not valid.")
+    too_new = [n for n in names if table[n].since > version]
+    if too_new:
+        raise NotAcceptable(f"Field(s) {', '.join(too_new)} need a newer API version.")
+    return names
+
+
+def all_fields(table: dict[str, Field], version: Version) -> list[str]:
+    return [name for name, f in table.items() if f.since <= version]
+
+
+def node(n: Node, base: str, fields: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name == "links":
+            out[name] = links(base, "nodes", n.uuid)
+        elif name == "ports":
+            out[name] = links(base, "nodes", n.uuid, "/ports")
+        elif name == "states":
+            out[name] = links(base, "nodes", n.uuid, "/states")
+        elif name in ("driver_info", "instance_info"):
+            out[name] = secrets.mask(getattr(n, name))
+        elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
+            # No chassis or allocations in metalnic; the conductor arrives later.
+            out[name] = None
+        else:
+            value = getattr(n, name)
+            out[name] = timestamp(value) if isinstance(value, dt.datetime) else value
+    return out
+
+
+def port(p: Port, base: str, fields: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name == "links":
+            out[name] = links(base, "ports", p.uuid)
+        elif name == "node_uuid":
+            out[name] = p.node.uuid
+        elif name == "portgroup_uuid":
+            out[name] = None
+        else:
+            value = getattr(p, name)
+            out[name] = timestamp(value) if isinstance(value, dt.datetime) else value
+    return out
+
+
+def node_states(n: Node, version: Version) -> dict[str, Any]:
+    out = {
+        "power_state": n.power_state,
+        "target_power_state": n.target_power_state,
+        "provision_state": n.provision_state,
+        "target_provision_state": n.target_provision_state,
+        "provision_updated_at": timestamp(n.provision_updated_at),
+        "last_error": n.last_error,
+        "console_enabled": n.console_enabled,
+    }
+    if version >= (1, 12):
+        out["raid_config"] = n.raid_config
+        out["target_raid_config"] = n.target_raid_config
+    return out
+
+
+def driver(hw: HardwareType, base: str, hosts: list[str], detail: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": hw.name,
+        "hosts": hosts,
+        "type": "dynamic",
+        "links": [
+            {"href": f"{base}/v1/drivers/{hw.name}", "rel": "self"},
+            {"href": f"{base}/drivers/{hw.name}", "rel": "bookmark"},
+        ],
+        "properties": [
+            {"href": f"{base}/v1/drivers/{hw.name}/properties", "rel": "self"},
+            {"href": f"{base}/drivers/{hw.name}/properties", "rel": "bookmark"},
+        ],
+    }
+    if detail:
+        for kind in INTERFACE_KINDS:
+            out[f"default_{kind}_interface"] = hw.default(kind)
+            out[f"enabled_{kind}_interfaces"] = list(hw.interfaces[kind])
+    return out
+

@@ -1,0 +1,1 @@
+"""Hardware types and the driver interfaces they are built from."""

@@ -1,0 +1,116 @@
+"""The API fields of nodes and ports: since which microversion, and who may set them.
+
+One table per resource serves the views (hiding fields newer than the
+request's microversion), the create and PATCH validation (which fields are
+accepted, how each is coerced) and the ``fields`` query parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from metalnic.baremetal import coerce
+from metalnic.baremetal.drivers.registry import INTERFACE_KINDS
+
+Version = tuple[int, int]
+Coercer = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    since: Version = (1, 1)
+    coerce: Coercer | None = None  # None: read-only
+    on_create: bool = True  # accepted in POST when writable
+
+    @property
+    def writable(self) -> bool:
+        return self.coerce is not None
+
+
+def _table(*fields: Field) -> dict[str, Field]:
+    return {f.name: f for f in fields}
+
+
+NODE_FIELDS = _table(
+    Field("uuid", coerce=lambda _f, v: v, on_create=True),
+    Field("name", (1, 5), coerce.as_optional_str),
+    Field("driver", coerce=coerce.as_str),
+    Field("driver_info", coerce=coerce.as_dict),
+    Field("driver_internal_info"),
+    Field("properties", coerce=coerce.as_dict),
+    Field("instance_info", coerce=coerce.as_dict),
+    Field("extra", coerce=coerce.as_dict),
+    Field("instance_uuid", coerce=coerce.as_optional_str, on_create=False),
+    Field("chassis_uuid", coerce=coerce.as_null_only),
+    Field("power_state"),
+    Field("target_power_state"),
+    Field("provision_state"),
+    Field("target_provision_state"),
+    Field("provision_updated_at"),
+    Field("last_error"),
+    Field("maintenance"),
+    Field("maintenance_reason"),
+    Field("reservation"),
+    Field("console_enabled"),
+    Field("inspection_started_at", (1, 6)),
+    Field("inspection_finished_at", (1, 6)),
+    Field("clean_step", (1, 7)),
+    Field("raid_config", (1, 12)),
+    Field("target_raid_config", (1, 12)),
+    Field("network_interface", (1, 20), coerce.as_optional_str),
+    Field("resource_class", (1, 21), coerce.as_optional_str),
+    *(
+        Field(f"{kind}_interface", (1, 31), coerce.as_optional_str)
+        for kind in INTERFACE_KINDS
+        if kind not in ("network", "storage", "rescue", "bios")
+    ),
+    Field("storage_interface", (1, 33), coerce.as_optional_str),
+    Field("traits", (1, 37)),
+    Field("rescue_interface", (1, 38), coerce.as_optional_str),
+    Field("bios_interface", (1, 40), coerce.as_optional_str),
+    Field("fault", (1, 42)),
+    Field("deploy_step", (1, 44)),
+    Field("conductor_group", (1, 46), coerce.as_str),
+    Field("automated_clean", (1, 47), coerce.as_optional_bool),
+    Field("protected", (1, 48), coerce.as_bool, on_create=False),
+    Field("protected_reason", (1, 48), coerce.as_text, on_create=False),
+    Field("conductor", (1, 49)),
+    Field("owner", (1, 50), coerce.as_optional_str),
+    Field("description", (1, 51), coerce.as_text),
+    Field("allocation_uuid", (1, 52)),
+    Field("created_at"),
+    Field("updated_at"),
+    Field("links"),
+    Field("ports"),
+    Field("states"),
+)
+
+# What a node list shows without ``detail``.
+NODE_LIST_FIELDS = (
+    "uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance", "links",
+)
+
+PORT_FIELDS = _table(
+    Field("uuid", coerce=lambda _f, v: v),
+    Field("address", coerce=coerce.as_str),
+    Field("node_uuid", coerce=coerce.as_str),
+    Field("extra", coerce=coerce.as_dict),
+    Field("internal_info", (1, 18)),
+    Field("local_link_connection", (1, 19), coerce.as_dict),
+    Field("pxe_enabled", (1, 19), coerce.as_bool),
+    Field("portgroup_uuid", (1, 24), coerce.as_null_only),
+    Field("physical_network", (1, 34), coerce.as_optional_str),
+    Field("is_smartnic", (1, 53), coerce.as_bool),
+    Field("created_at"),
+    Field("updated_at"),
+    Field("links"),
+)
+
+PORT_LIST_FIELDS = ("uuid", "address", "links")
+
+
+def visible(table: dict[str, Field], version: Version) -> list[str]:
+    return [name for name, f in table.items() if f.since <= version]

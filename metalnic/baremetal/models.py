@@ -1,0 +1,92 @@
+"""Tables of the bare-metal service: nodes and their ports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from metalnic.db.base import Base, UTCDateTime, utcnow
+
+
+class Timestamped:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+
+
+class Node(Timestamped, Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    driver: Mapped[str] = mapped_column(String(255))
+    driver_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    driver_internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    instance_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    instance_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+
+    power_state: Mapped[str | None] = mapped_column(String(15))
+    target_power_state: Mapped[str | None] = mapped_column(String(15))
+    provision_state: Mapped[str] = mapped_column(String(15), index=True)
+    target_provision_state: Mapped[str | None] = mapped_column(String(15))
+    provision_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    maintenance_reason: Mapped[str | None] = mapped_column(Text)
+    fault: Mapped[str | None] = mapped_column(String(255))
+    reservation: Mapped[str | None] = mapped_column(String(255), index=True)
+    console_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    inspection_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    inspection_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    clean_step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deploy_step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raid_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    target_raid_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    traits: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    owner: Mapped[str | None] = mapped_column(String(255), index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    resource_class: Mapped[str | None] = mapped_column(String(80))
+    conductor_group: Mapped[str] = mapped_column(String(255), default="")
+    automated_clean: Mapped[bool | None] = mapped_column(Boolean)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    protected_reason: Mapped[str | None] = mapped_column(Text)
+
+    bios_interface: Mapped[str | None] = mapped_column(String(255))
+    boot_interface: Mapped[str | None] = mapped_column(String(255))
+    console_interface: Mapped[str | None] = mapped_column(String(255))
+    deploy_interface: Mapped[str | None] = mapped_column(String(255))
+    inspect_interface: Mapped[str | None] = mapped_column(String(255))
+    management_interface: Mapped[str | None] = mapped_column(String(255))
+    network_interface: Mapped[str | None] = mapped_column(String(255))
+    power_interface: Mapped[str | None] = mapped_column(String(255))
+    raid_interface: Mapped[str | None] = mapped_column(String(255))
+    rescue_interface: Mapped[str | None] = mapped_column(String(255))
+    storage_interface: Mapped[str | None] = mapped_column(String(255))
+    vendor_interface: Mapped[str | None] = mapped_column(String(255))
+
+    ports: Mapped[list[Port]] = relationship(
+        back_populates="node", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Port(Timestamped, Base):
+    __tablename__ = "ports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    address: Mapped[str] = mapped_column(String(18), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    pxe_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    physical_network: Mapped[str | None] = mapped_column(String(64))
+    local_link_connection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    is_smartnic: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    node: Mapped[Node] = relationship(back_populates="ports")

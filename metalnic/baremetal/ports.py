@@ -1,0 +1,164 @@
+"""Bare-metal ports: a node's NICs, including the smart NIC ones.
+
+Smart NIC wiring (``is_smartnic``, ``local_link_connection``, and which node
+a smart NIC port belongs to) changes only while nothing can be plugged: the
+node in enroll, inspecting or manageable, or in maintenance.  The
+connection is validated on create and on every PATCH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic import ids, jsonpatch
+from metalnic.auth import Principal
+from metalnic.baremetal import nodes, policy, smartnic
+from metalnic.baremetal.fields import PORT_FIELDS, Version
+from metalnic.baremetal.listing import Page, paginate
+from metalnic.baremetal.models import Node, Port
+from metalnic.errors import Conflict, InvalidInput, MACAlreadyExists, NodeNotFound, PortNotFound
+
+PORT_SORT_KEYS = ("id", "uuid", "address", "created_at")
+# Fields that describe how a port is wired to the network.
+_WIRING_FIELDS = ("is_smartnic", "local_link_connection")
+
+
+@dataclass(frozen=True)
+class PortFilters:
+    node: str | None = None
+    address: str | None = None
+
+
+def find(session: Session, uuid: str, for_update: bool = False) -> Port:
+    if not ids.is_uuid_like(uuid):
+        raise InvalidInput(f"Expected a port UUID but received {uuid!r}.")
+    stmt = select(Port).where(Port.uuid == uuid.lower())
+    if for_update:
+        stmt = stmt.with_for_update()
+    port = session.scalars(stmt).first()
+    if port is None:
+        raise PortNotFound(uuid)
+    return port
+
+
+def _check(who: Principal, port: Port, write: bool = False) -> None:
+    """RBAC follows the port's node; a hidden node hides its ports too."""
+    try:
+        policy.check_node(who, port.node.owner, port.node.uuid, write=write)
+    except NodeNotFound:
+        raise PortNotFound(port.uuid) from None
+
+
+def get(session: Session, who: Principal, uuid: str) -> Port:
+    port = find(session, uuid)
+    _check(who, port)
+    return port
+
+
+def list_ports(session: Session, who: Principal, filters: PortFilters, page: Page) -> list[Port]:
+    policy.require_reader(who)
+    stmt = select(Port).join(Port.node)
+    scope = policy.owner_scope(who)
+    if scope is not None:
+        stmt = stmt.where(Node.owner == scope)
+    if filters.node is not None:
+        node = nodes.find(session, filters.node)
+        policy.check_node(who, node.owner, filters.node)
+        stmt = stmt.where(Port.node_id == node.id)
+    if filters.address is not None:
+        stmt = stmt.where(Port.address == ids.normalize_mac(filters.address))
+    marker = find(session, page.marker) if page.marker else None
+    return list(session.scalars(paginate(stmt, Port, page, marker)))
+
+
+def _check_mac_free(session: Session, address: str, port_id: int | None) -> None:
+    clash = session.scalar(select(Port.id).where(Port.address == address))
+    if clash is not None and clash != port_id:
+        raise MACAlreadyExists(address)
+
+
+def _writable_node(session: Session, who: Principal, ident: Any) -> Node:
+    node_uuid = ids.parse_uuid(ident, "node_uuid")
+    node = nodes.find(session, node_uuid, for_update=True)
+    policy.check_node(who, node.owner, node_uuid, write=True)
+    return node
+
+
+def create(session: Session, who: Principal, payload: dict[str, Any], version: Version) -> Port:
+    policy.require_writer(who)
+    nodes.check_payload_fields(PORT_FIELDS, set(payload), version, "port", creating=True)
+    for required in ("address", "node_uuid"):
+        if required not in payload:
+            raise InvalidInput(f"Mandatory field missing: {required}.")
+    values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in payload.items()}  # type: ignore[misc]
+    node = _writable_node(session, who, values.pop("node_uuid"))
+    uuid = ids.parse_uuid(values.pop("uuid"), "uuid") if "uuid" in values else ids.new_uuid()
+    if session.scalar(select(Port.id).where(Port.uuid == uuid)) is not None:
+        raise Conflict(f"A port with UUID {uuid} already exists.")
+    values.pop("portgroup_uuid", None)
+    values["address"] = ids.normalize_mac(values["address"])
+    _check_mac_free(session, values["address"], None)
+    is_smartnic = values.get("is_smartnic", False)
+    values["local_link_connection"] = smartnic.validate(
+        values.get("local_link_connection"), is_smartnic
+    )
+    if is_smartnic:
+        nodes.require_wiring_state(node, "A smart NIC port")
+    port = Port(uuid=uuid, node=node, **values)
+    session.add(port)
+    session.flush()
+    return port
+
+
+def editable_document(port: Port, version: Version) -> dict[str, Any]:
+    doc: dict[str, Any] = {"node_uuid": port.node.uuid, "portgroup_uuid": None}
+    for name, f in PORT_FIELDS.items():
+        if f.writable and f.since <= version and name not in doc and name != "uuid":
+            doc[name] = getattr(port, name)
+    return doc
+
+
+def patch(session: Session, who: Principal, uuid: str, ops: Any, version: Version) -> Port:
+    ops = jsonpatch.validate(ops)
+    nodes.check_patch_paths(PORT_FIELDS, ops, version, "port")
+    port = find(session, uuid, for_update=True)
+    _check(who, port, write=True)
+    before = editable_document(port, version)
+    changes = nodes.changed_values(before, jsonpatch.apply(before, ops))
+    if not changes:
+        return port
+    values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in changes.items()}  # type: ignore[misc]
+    values.pop("portgroup_uuid", None)
+    rewired = any(k in values for k in _WIRING_FIELDS)
+    was_smartnic = port.is_smartnic
+    if "node_uuid" in values:
+        new_node = _writable_node(session, who, values.pop("node_uuid"))
+        if was_smartnic or values.get("is_smartnic", was_smartnic):
+            nodes.require_wiring_state(port.node, f"The node of smart NIC port {port.uuid}")
+            nodes.require_wiring_state(new_node, f"The node of smart NIC port {port.uuid}")
+        port.node = new_node
+    if rewired:
+        nodes.require_wiring_state(port.node, f"is_smartnic/local_link_connection of port {port.uuid}")
+    if "address" in values:
+        values["address"] = ids.normalize_mac(values["address"])
+        _check_mac_free(session, values["address"], port.id)
+    is_smartnic = values.get("is_smartnic", port.is_smartnic)
+    values["local_link_connection"] = smartnic.validate(
+        values.get("local_link_connection", port.local_link_connection), is_smartnic
+    )
+    for key, value in values.items():
+        setattr(port, key, value)
+    session.flush()
+    return port
+
+
+def delete(session: Session, who: Principal, uuid: str) -> None:
+    port = find(session, uuid, for_update=True)
+    _check(who, port, write=True)
+    if port.is_smartnic:
+        nodes.require_wiring_state(port.node, f"Smart NIC port {port.uuid}")
+    session.delete(port)

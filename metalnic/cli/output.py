@@ -1,0 +1,40 @@
+"""Rendering command results as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |", line]
+    out += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |" for r in cells]
+    out.append(line)
+    return "\n".join(out)
+
+
+def record(item: dict[str, Any]) -> str:
+    rows = [{"Field": k, "Value": v} for k, v in sorted(item.items()) if k != "links"]
+    return table(rows, ["Field", "Value"])
+
+
+def emit(data: Any, fmt: str, columns: Sequence[str] | None = None) -> None:
+    if fmt == "json":
+        print(json.dumps(data, indent=2, sort_keys=True))
+    elif isinstance(data, list):
+        cols = list(columns or (data[0].keys() if data else []))
+        print(table(data, cols))
+    elif isinstance(data, dict):
+        print(record(data))

@@ -1,0 +1,115 @@
+"""The one error tree of metalnic.
+
+Every error raised by business code is a ``MetalnicError``.  Each class carries
+a stable ``code`` (the name clients see as the error type), the HTTP status the
+APIs answer with, and whether retrying the same request can help.  The APIs
+turn these into Ironic's body on ``/v1`` and Neutron's on ``/v2.0``; business
+code never builds HTTP responses itself.
+
+    MetalnicError
+    ├── InvalidInput            400  the request is malformed or breaks a rule
+    │   └── InvalidPatch        400  a JSON patch that cannot be applied
+    ├── NotAuthenticated        401  no or wrong credentials
+    ├── Forbidden               403  the caller's role does not allow it
+    ├── NotFound                404
+    │   ├── NodeNotFound
+    │   ├── PortNotFound
+    │   └── DriverNotFound
+    ├── NotAcceptable           406  microversion out of range / field too new
+    ├── Conflict                409
+    │   ├── DuplicateName
+    │   ├── MACAlreadyExists
+    │   ├── NodeHasPorts
+    │   └── InvalidStateForChange   (retry may help once the node moves)
+    ├── PayloadTooLarge         413
+    └── Unavailable             503  a dependency is down (retry helps)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MetalnicError(Exception):
+    """Base class: a message for the user plus how to answer over HTTP."""
+
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class InvalidInput(MetalnicError):
+    status = 400
+
+
+class InvalidPatch(InvalidInput):
+    pass
+
+
+class NotAuthenticated(MetalnicError):
+    status = 401
+
+
+class Forbidden(MetalnicError):
+    status = 403
+
+
+class NotFound(MetalnicError):
+    status = 404
+
+
+class NodeNotFound(NotFound):
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Node {ident} could not be found.")
+
+
+class PortNotFound(NotFound):
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Port {ident} could not be found.")
+
+
+class DriverNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Could not find the following driver(s) or hardware type(s): {name}.")
+
+
+class NotAcceptable(MetalnicError):
+    status = 406
+
+
+class Conflict(MetalnicError):
+    status = 409
+
+
+class DuplicateName(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A node with name {name} already exists.")
+
+
+class MACAlreadyExists(Conflict):
+    def __init__(self, mac: str) -> None:
+        super().__init__(f"A port with MAC address {mac} already exists.")
+
+
+class NodeHasPorts(Conflict):
+    pass
+
+
+class InvalidStateForChange(Conflict):
+    retryable = True
+
+
+class PayloadTooLarge(MetalnicError):
+    status = 413
+
+
+class Unavailable(MetalnicError):
+    status = 503
+    retryable = True

@@ -1,0 +1,100 @@
+"""RFC 6902 JSON patches (add, replace, remove, test) applied to plain data.
+
+Used by the bare-metal API's PATCH routes.  The caller decides which
+top-level paths may be touched; this module only moves values around and
+reports a precise error for a patch that does not apply.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from metalnic.errors import InvalidPatch
+
+OPS = ("add", "replace", "remove", "test")
+
+
+def parse_pointer(path: object) -> list[str]:
+    if not isinstance(path, str) or not path.startswith("/") or path == "/":
+        raise InvalidPatch(f"Invalid patch path {path!r}: it must start with '/' and name a field.")
+    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+
+
+def validate(patch: object) -> list[dict[str, Any]]:
+    """Check the document's shape; return it as a list of operations."""
+    if not isinstance(patch, list) or not patch:
+        raise InvalidPatch("A patch must be a non-empty JSON list of operations.")
+    for op in patch:
+        if not isinstance(op, dict) or op.get("op") not in OPS:
+            raise InvalidPatch(f"Invalid patch operation {op!r}: 'op' must be one of {', '.join(OPS)}.")
+        parse_pointer(op.get("path"))
+        unknown = set(op) - {"op", "path", "value"}
+        if unknown:
+            raise InvalidPatch(f"Unknown keys in patch operation: {', '.join(sorted(unknown))}.")
+        if op["op"] in ("add", "replace", "test") and "value" not in op:
+            raise InvalidPatch(f"Patch operation {op['op']} on {op['path']} needs a 'value'.")
+        if op["op"] == "remove" and "value" in op:
+            raise InvalidPatch(f"Patch operation remove on {op['path']} takes no 'value'.")
+    return patch
+
+
+def _container(doc: Any, parts: list[str], path: str) -> Any:
+    target = doc
+    for part in parts[:-1]:
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            raise InvalidPatch(f"Cannot apply the patch: {path} does not exist.")
+    return target
+
+
+def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    path: str = op["path"]
+    parts = parse_pointer(path)
+    target = _container(doc, parts, path)
+    key = parts[-1]
+    kind = op["op"]
+    if isinstance(target, dict):
+        if kind in ("replace", "remove", "test") and key not in target:
+            raise InvalidPatch(f"Cannot {kind} {path}: it does not exist.")
+        if kind == "remove":
+            del target[key]
+        elif kind == "test":
+            if target[key] != op["value"]:
+                raise InvalidPatch(f"Patch test failed: {path} is not the expected value.")
+        else:
+            target[key] = copy.deepcopy(op["value"])
+        return
+    if isinstance(target, list):
+        if key == "-" and kind == "add":
+            target.append(copy.deepcopy(op["value"]))
+            return
+        limit = len(target) + (1 if kind == "add" else 0)
+        if not key.isdigit() or int(key) >= limit:
+            raise InvalidPatch(f"Cannot apply the patch: {path} is not a valid list index.")
+        index = int(key)
+        if kind == "add":
+            target.insert(index, copy.deepcopy(op["value"]))
+        elif kind == "remove":
+            del target[index]
+        elif kind == "replace":
+            target[index] = copy.deepcopy(op["value"])
+        elif target[index] != op["value"]:
+            raise InvalidPatch(f"Patch test failed: {path} is not the expected value.")
+        return
+    raise InvalidPatch(f"Cannot apply the patch: the parent of {path} is not an object or list.")
+
+
+def apply(doc: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a patched deep copy of ``doc``; ``doc`` itself is left alone."""
+    result = copy.deepcopy(doc)
+    for op in patch:
+        _apply_one(result, op)
+    return result
+
+
+def top_level_fields(patch: list[dict[str, Any]]) -> set[str]:
+    return {parse_pointer(op["path"])[0] for op in patch}

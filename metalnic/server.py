@@ -1,0 +1,144 @@
+"""Builds the metalnic HTTP application from settings, and runs it.
+
+The bare-metal API lives at ``/`` (discovery) and ``/v1``.  Later services
+mount under their own roots (the network API under ``/network``), each with
+its own error format.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from metalnic.auth import make_authenticator
+from metalnic.baremetal.api import drivers, microversion, nodes, ports, root
+from metalnic.baremetal.api.deps import AppContext
+from metalnic.baremetal.api.errors import error_response
+from metalnic.baremetal.drivers.registry import default_registry
+from metalnic.db import migrate
+from metalnic.db.session import Database
+from metalnic.errors import MetalnicError
+from metalnic.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class IronicVersionHeaders:
+    """Adds the microversion headers to every answer under /v1 (errors included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                for key, value in microversion.range_headers().items():
+                    if key.lower().encode() not in names:
+                        headers.append((key.encode(), value.encode()))
+                chosen = scope.get("state", {}).get("api_version")
+                if chosen is not None:
+                    headers.append((microversion.HEADER.encode(), microversion.fmt(chosen).encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MetalnicError)
+    async def metalnic_error(request: Request, exc: MetalnicError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "The resource could not be found.", 405: "Method not allowed."}
+        message = messages.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return error_response(400, f"Invalid request: {problems}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unexpected error while serving %s %s", request.method, request.url.path)
+        return error_response(500, "Internal error; the server log has the details.")
+
+
+def build_context(settings: Settings, database: Database | None = None) -> AppContext:
+    db = database or Database(settings.resolved_database_url())
+    return AppContext(
+        settings=settings,
+        db=db,
+        authenticator=make_authenticator(settings.auth, settings.users_file),
+        registry=default_registry(),
+        hostname=socket.gethostname(),
+    )
+
+
+def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI:
+    """The ASGI app; migrations are applied before the first request is served."""
+    ctx = context or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate.upgrade(ctx.db.engine)
+        yield
+        ctx.db.dispose()
+
+    app = FastAPI(
+        title="metalnic",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    for module in (root, nodes, ports, drivers):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    app.add_middleware(IronicVersionHeaders)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        server_header=False,
+    )

@@ -1,0 +1,43 @@
+"""Process settings, read once from arguments and ``METALNIC_*`` variables.
+
+A ``Settings`` object is built by the CLI and handed to whatever needs it;
+nothing reads configuration from module globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AuthStrategy = Literal["noauth", "http_basic"]
+
+DEFAULT_STATE_DIR = Path("/var/lib/metalnic")
+
+
+def default_database_url(state_dir: Path) -> str:
+    return f"sqlite:///{state_dir / 'metalnic.sqlite'}"
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to start."""
+
+    model_config = SettingsConfigDict(env_prefix="METALNIC_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6385, ge=0, le=65535)
+    state_dir: Path = Path("./metalnic-state")
+    database_url: str = ""
+    auth: AuthStrategy = "noauth"
+    users_file: Path | None = None
+    # The same ceiling oslo.middleware's sizelimit applies in front of Ironic.
+    max_request_body_size: int = Field(default=114_688, gt=0)
+    # Ironic caps list pages at 1000 items by default.
+    max_page_size: int = Field(default=1000, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or default_database_url(self.state_dir)
