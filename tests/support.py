@@ -1,0 +1,231 @@
+"""Test support: real metalnic servers, PEM material and a private PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+H153 = {"X-OpenStack-Ironic-API-Version": "1.53"}
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip a test whose prerequisite is missing — but never in CI, where it must run."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"missing in CI: {why}")
+    pytest.skip(why)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    state_dir: Path
+    log_path: Path
+    database_url: str
+    auth: tuple[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, version: str | None = "1.53", auth: tuple[str, str] | None = None) -> httpx.Client:
+        headers = {"X-OpenStack-Ironic-API-Version": version} if version else {}
+        return httpx.Client(base_url=self.url, headers=headers, auth=auth or self.auth, timeout=30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def sqlite_count(self, table: str) -> int:
+        path = self.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def sqlite_exec(self, sql: str, *params: Any) -> None:
+        path = self.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            conn.execute(sql, params)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(
+    tmp: Path,
+    *args: str,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    db_url = database_url or f"sqlite:///{tmp / 'metalnic.sqlite'}"
+    log_path = tmp / "server.log"
+    cmd = [
+        str(VENV_BIN / "metalnic"), "serve", "--port", str(port), "--state-dir", str(tmp),
+        "--database-url", db_url, "--log-level", "info", "--access-log", *args,
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, tmp, log_path, db_url)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"metalnic serve exited early:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"metalnic serve did not answer:\n{server.log()}")
+
+
+def add_user(users_file: Path, name: str, password: str, role: str, project: str | None) -> None:
+    cmd = [str(VENV_BIN / "metalnic"), "users", "add", name, "--role", role,
+           "--users-file", str(users_file), "--password-stdin"]
+    if project:
+        cmd += ["--project", project]
+    subprocess.run(cmd, input=password.encode(), check=True, capture_output=True)
+
+
+# --- PEM material ------------------------------------------------------------
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca(cn: str = "nic-ca") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn)).issuer_name(_name(cn))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def make_cert(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], cn: str) -> x509.Certificate:
+    ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn)).issuer_name(ca_cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def ssh_public_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode() + " nic@test"
+
+
+def remote_llc(hostname: str = "nic-remote-1", port_id: str = "pf0hpf") -> dict[str, str]:
+    ca = make_ca()
+    return {
+        "hostname": hostname,
+        "port_id": port_id,
+        "ssh_public_key": ssh_public_key(),
+        "ovsdb_ca_cert": pem(ca[0]),
+        "ovsdb_cert": pem(make_cert(ca, hostname)),
+    }
+
+
+# --- a private PostgreSQL ------------------------------------------------------
+
+def postgres_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    return None
+
+
+@dataclass
+class Postgres:
+    url_base: str
+    data: Path
+    bin: Path
+    socket_dir: Path
+    port: int
+
+    def create_database(self, name: str) -> str:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / "createdb"),
+             "-h", str(self.socket_dir), "-p", str(self.port), name],
+            check=True, capture_output=True,
+        )
+        return f"{self.url_base}/{name}?host={self.socket_dir}&port={self.port}"
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.data),
+             "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def start_postgres() -> Postgres:
+    """A throw-away cluster on a Unix socket only; pytest's own tmp dirs are root-only."""
+    bindir = postgres_bin()
+    require(bindir is not None, "PostgreSQL server binaries (Debian package postgresql)")
+    assert bindir is not None
+    require(shutil.which("runuser") is not None and os.geteuid() == 0, "root to run postgres")
+    tmp = Path(tempfile.mkdtemp(prefix="metalnic-pg-"))
+    shutil.chown(tmp, "postgres")
+    tmp.chmod(0o700)
+    data, sock = tmp / "data", tmp
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "pg.log"), "-w", "start",
+         "-o", f"-k {sock} -p {port} -c listen_addresses=''"],
+        check=True, capture_output=True,
+    )
+    return Postgres("postgresql+psycopg://postgres@", data, bindir, sock, port)
