@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import threading
 import tomllib
 from collections.abc import Iterable
@@ -34,6 +35,8 @@ from metalnic.errors import InvalidInput, NotAuthenticated
 
 ROLES = ("admin", "member", "observer")
 REALM = "metalnic"
+# bcrypt looks at no more than 72 bytes of a password (bcrypt >= 5 refuses more).
+MAX_PASSWORD_BYTES = 72
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,25 @@ def load_users(path: Path) -> dict[str, UserRecord]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"Users file {path} is not valid TOML: {exc}") from None
+    table = data.get("users", {})
+    if not isinstance(table, dict):
+        raise InvalidInput(f"Users file {path}: 'users' must be a table of users.")
     users: dict[str, UserRecord] = {}
-    for name, entry in data.get("users", {}).items():
-        roles = tuple(entry.get("roles", ()))
-        bad = [r for r in roles if r not in ROLES]
-        if bad or not isinstance(entry.get("password_hash"), str):
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"Users file {path}: entry {name!r} must be a table.")
+        roles = entry.get("roles", ())
+        project = entry.get("project")
+        if (
+            not isinstance(roles, list)
+            or not roles
+            or any(r not in ROLES for r in roles)
+            or not isinstance(entry.get("password_hash"), str)
+            or not (project is None or isinstance(project, str))
+            or ("member" in roles and not project)
+        ):
             raise InvalidInput(f"Users file {path}: entry {name!r} is invalid.")
-        users[name] = UserRecord(entry["password_hash"], roles, entry.get("project"))
+        users[name] = UserRecord(entry["password_hash"], tuple(roles), project)
     return users
 
 
@@ -104,11 +119,16 @@ def save_users(path: Path, users: dict[str, UserRecord]) -> None:
         }
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(doc, fh)
-    os.replace(tmp, path)
+    # mkstemp creates a new file readable by the owner only; the rename makes
+    # the switch atomic for a server that is reading the file meanwhile.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            tomli_w.dump(doc, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def add_user(
@@ -121,6 +141,10 @@ def add_user(
         raise InvalidInput(f"Roles must be chosen from {', '.join(ROLES)}.")
     if not password:
         raise InvalidInput("The password must not be empty.")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InvalidInput(f"The password must not be longer than {MAX_PASSWORD_BYTES} bytes.")
+    if "member" in roles and not project:
+        raise InvalidInput("A member needs a project (--project): it manages that project's nodes.")
     users = load_users(path)
     users[name] = UserRecord(hash_password(password), roles, project)
     save_users(path, users)
@@ -134,7 +158,7 @@ class HttpBasic:
     def __init__(self, users_file: Path) -> None:
         self._path = users_file
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, UserRecord] = {}
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, bytes], str] = {}
@@ -143,7 +167,9 @@ class HttpBasic:
     def _refresh(self) -> None:
         try:
             st = self._path.stat()
-            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+            # The inode changes on every save (atomic rename), even when the
+            # size and a coarse timestamp do not.
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = None
         if stamp == self._stamp:
@@ -160,6 +186,8 @@ class HttpBasic:
         if user is None:
             # Spend the same time as a wrong password: no user enumeration.
             bcrypt.checkpw(b"x", _DUMMY_HASH)
+            raise NotAuthenticated("The request you have made requires authentication.")
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
             raise NotAuthenticated("The request you have made requires authentication.")
         tag = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
         if self._verified.get((name, tag)) != user.password_hash:
@@ -191,5 +219,7 @@ def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
     if users_file is None:
         raise InvalidInput("--auth http_basic needs --users-file.")
     if not users_file.exists():
-        raise InvalidInput(f"Users file {users_file} does not exist; create it with 'metalnic users add'.")
+        raise InvalidInput(
+            f"Users file {users_file} does not exist; create it with 'metalnic users add'."
+        )
     return HttpBasic(users_file)

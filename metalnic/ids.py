@@ -1,4 +1,7 @@
-"""Identifiers: UUIDs, logical names and MAC addresses, parsed strictly."""
+"""Identifiers: UUIDs, logical names and MAC addresses, parsed strictly.
+
+Patterns are applied with ``fullmatch``: ``$`` would also accept a trailing newline.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import uuid
 from metalnic.errors import InvalidInput
 
 # Ironic (API >= 1.10) allows RFC 3986 unreserved characters in node names.
-_NAME_RE = re.compile(r"^[A-Za-z0-9\-._~]{1,255}$")
-_MAC_RE = re.compile(r"^([0-9a-f]{2})([:-]?)([0-9a-f]{2})(\2[0-9a-f]{2}){4}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9\-._~]{1,255}")
+_MAC_RE = re.compile(r"([0-9a-f]{2})([:-]?)([0-9a-f]{2})(\2[0-9a-f]{2}){4}")
 
 
 def new_uuid() -> str:
@@ -32,7 +35,7 @@ def parse_uuid(value: object, what: str = "UUID") -> str:
 
 
 def validate_name(value: object) -> str:
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"Expected a logical name but received {value!r}: use 1-255 letters, "
             "digits or the characters '-', '.', '_' and '~'."
@@ -45,7 +48,7 @@ def validate_name(value: object) -> str:
 def normalize_mac(value: object) -> str:
     """Return ``aa:bb:cc:dd:ee:ff`` for a MAC given with ':' , '-' or no separator."""
     text = value.strip().lower() if isinstance(value, str) else ""
-    if not _MAC_RE.match(text):
+    if not _MAC_RE.fullmatch(text):
         raise InvalidInput(f"Expected a MAC address but received {value!r}.")
     digits = text.replace(":", "").replace("-", "")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))

@@ -8,11 +8,28 @@ reports a precise error for a patch that does not apply.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from metalnic.errors import InvalidPatch
 
 OPS = ("add", "replace", "remove", "test")
+_INDEX_RE = re.compile(r"0|[1-9][0-9]*")
+
+
+def _is_index(part: str) -> bool:
+    return _INDEX_RE.fullmatch(part) is not None
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON sees it: ``true`` is not ``1`` (RFC 6902 section 4.6)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def parse_pointer(path: object) -> list[str]:
@@ -27,7 +44,9 @@ def validate(patch: object) -> list[dict[str, Any]]:
         raise InvalidPatch("A patch must be a non-empty JSON list of operations.")
     for op in patch:
         if not isinstance(op, dict) or op.get("op") not in OPS:
-            raise InvalidPatch(f"Invalid patch operation {op!r}: 'op' must be one of {', '.join(OPS)}.")
+            raise InvalidPatch(
+                f"Invalid patch operation {op!r}: 'op' must be one of {', '.join(OPS)}."
+            )
         parse_pointer(op.get("path"))
         unknown = set(op) - {"op", "path", "value"}
         if unknown:
@@ -44,7 +63,7 @@ def _container(doc: Any, parts: list[str], path: str) -> Any:
     for part in parts[:-1]:
         if isinstance(target, dict) and part in target:
             target = target[part]
-        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+        elif isinstance(target, list) and _is_index(part) and int(part) < len(target):
             target = target[int(part)]
         else:
             raise InvalidPatch(f"Cannot apply the patch: {path} does not exist.")
@@ -63,7 +82,7 @@ def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
         if kind == "remove":
             del target[key]
         elif kind == "test":
-            if target[key] != op["value"]:
+            if not json_equal(target[key], op["value"]):
                 raise InvalidPatch(f"Patch test failed: {path} is not the expected value.")
         else:
             target[key] = copy.deepcopy(op["value"])
@@ -73,7 +92,7 @@ def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
             target.append(copy.deepcopy(op["value"]))
             return
         limit = len(target) + (1 if kind == "add" else 0)
-        if not key.isdigit() or int(key) >= limit:
+        if not _is_index(key) or int(key) >= limit:
             raise InvalidPatch(f"Cannot apply the patch: {path} is not a valid list index.")
         index = int(key)
         if kind == "add":
@@ -82,7 +101,7 @@ def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
             del target[index]
         elif kind == "replace":
             target[index] = copy.deepcopy(op["value"])
-        elif target[index] != op["value"]:
+        elif not json_equal(target[index], op["value"]):
             raise InvalidPatch(f"Patch test failed: {path} is not the expected value.")
         return
     raise InvalidPatch(f"Cannot apply the patch: the parent of {path} is not an object or list.")

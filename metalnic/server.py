@@ -63,7 +63,9 @@ class IronicVersionHeaders:
                         headers.append((key.encode(), value.encode()))
                 chosen = scope.get("state", {}).get("api_version")
                 if chosen is not None:
-                    headers.append((microversion.HEADER.encode(), microversion.fmt(chosen).encode()))
+                    headers.append(
+                        (microversion.HEADER.encode(), microversion.fmt(chosen).encode())
+                    )
                 message["headers"] = headers
             await send(message)
 
@@ -141,4 +143,6 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=settings.access_log,
         server_header=False,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthStrategy = Literal["noauth", "http_basic"]
@@ -32,12 +32,21 @@ class Settings(BaseSettings):
     database_url: str = ""
     auth: AuthStrategy = "noauth"
     users_file: Path | None = None
+    # Serve HTTPS with this certificate chain and key (PEM); plain HTTP when unset.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # The same ceiling oslo.middleware's sizelimit applies in front of Ironic.
     max_request_body_size: int = Field(default=114_688, gt=0)
     # Ironic caps list pages at 1000 items by default.
     max_page_size: int = Field(default=1000, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.state_dir)

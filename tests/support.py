@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,9 @@ class Server:
     auth: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def client(self, version: str | None = "1.53", auth: tuple[str, str] | None = None) -> httpx.Client:
+    def client(
+        self, version: str | None = "1.53", auth: tuple[str, str] | None = None
+    ) -> httpx.Client:
         headers = {"X-OpenStack-Ironic-API-Version": version} if version else {}
         return httpx.Client(base_url=self.url, headers=headers, auth=auth or self.auth, timeout=30)
 
@@ -85,26 +88,40 @@ def start_server(
     *args: str,
     database_url: str | None = None,
     env: dict[str, str] | None = None,
+    ca_file: Path | None = None,
 ) -> Server:
+    """Start `metalnic serve`; with ``ca_file`` it is HTTPS, checked against that CA."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     db_url = database_url or f"sqlite:///{tmp / 'metalnic.sqlite'}"
     log_path = tmp / "server.log"
     cmd = [
-        str(VENV_BIN / "metalnic"), "serve", "--port", str(port), "--state-dir", str(tmp),
-        "--database-url", db_url, "--log-level", "info", "--access-log", *args,
+        str(VENV_BIN / "metalnic"),
+        "serve",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(tmp),
+        "--database-url",
+        db_url,
+        "--log-level",
+        "info",
+        "--access-log",
+        *args,
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, tmp, log_path, db_url)
+    scheme = "https" if ca_file else "http"
+    server = Server(f"{scheme}://127.0.0.1:{port}", proc, tmp, log_path, db_url)
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"metalnic serve exited early:\n{server.log()}")
         try:
-            if httpx.get(server.url + "/", timeout=1).status_code == 200:
+            if httpx.get(server.url + "/", timeout=1, verify=verify).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
@@ -114,14 +131,24 @@ def start_server(
 
 
 def add_user(users_file: Path, name: str, password: str, role: str, project: str | None) -> None:
-    cmd = [str(VENV_BIN / "metalnic"), "users", "add", name, "--role", role,
-           "--users-file", str(users_file), "--password-stdin"]
+    cmd = [
+        str(VENV_BIN / "metalnic"),
+        "users",
+        "add",
+        name,
+        "--role",
+        role,
+        "--users-file",
+        str(users_file),
+        "--password-stdin",
+    ]
     if project:
         cmd += ["--project", project]
     subprocess.run(cmd, input=password.encode(), check=True, capture_output=True)
 
 
 # --- PEM material ------------------------------------------------------------
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -132,9 +159,12 @@ def make_ca(cn: str = "nic-ca") -> tuple[x509.Certificate, ec.EllipticCurvePriva
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(cn)).issuer_name(_name(cn))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -147,11 +177,44 @@ def make_cert(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], cn: str) 
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(cn)).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        .subject_name(_name(cn))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .sign(ca_key, hashes.SHA256())
     )
+
+
+def make_server_cert(
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], ip: str = "127.0.0.1"
+) -> tuple[str, str]:
+    """PEM certificate and key for a TLS server at ``ip``, signed by ``ca``."""
+    import ipaddress
+
+    ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(ip))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return pem(cert), key_pem
 
 
 def pem(cert: x509.Certificate) -> str:
@@ -177,6 +240,7 @@ def remote_llc(hostname: str = "nic-remote-1", port_id: str = "pf0hpf") -> dict[
 
 # --- a private PostgreSQL ------------------------------------------------------
 
+
 def postgres_bin() -> Path | None:
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (candidate / "initdb").exists():
@@ -194,16 +258,37 @@ class Postgres:
 
     def create_database(self, name: str) -> str:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self.bin / "createdb"),
-             "-h", str(self.socket_dir), "-p", str(self.port), name],
-            check=True, capture_output=True,
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "createdb"),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                name,
+            ],
+            check=True,
+            capture_output=True,
         )
         return f"{self.url_base}/{name}?host={self.socket_dir}&port={self.port}"
 
     def stop(self) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.data),
-             "-m", "immediate", "stop"],
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(self.socket_dir, ignore_errors=True)
@@ -221,11 +306,25 @@ def start_postgres() -> Postgres:
     data, sock = tmp / "data", tmp
     port = free_port()
     as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
     subprocess.run(
-        [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "pg.log"), "-w", "start",
-         "-o", f"-k {sock} -p {port} -c listen_addresses=''"],
-        check=True, capture_output=True,
+        [*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(tmp / "pg.log"),
+            "-w",
+            "start",
+            "-o",
+            f"-k {sock} -p {port} -c listen_addresses=''",
+        ],
+        check=True,
+        capture_output=True,
     )
     return Postgres("postgresql+psycopg://postgres@", data, bindir, sock, port)

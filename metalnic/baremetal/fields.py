@@ -90,7 +90,13 @@ NODE_FIELDS = _table(
 
 # What a node list shows without ``detail``.
 NODE_LIST_FIELDS = (
-    "uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance", "links",
+    "uuid",
+    "name",
+    "instance_uuid",
+    "power_state",
+    "provision_state",
+    "maintenance",
+    "links",
 )
 
 PORT_FIELDS = _table(

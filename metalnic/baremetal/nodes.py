@@ -31,7 +31,7 @@ from metalnic.errors import (
     NotAcceptable,
 )
 
-_CONDUCTOR_GROUP_RE = re.compile(r"^[A-Za-z0-9_.\-]{0,255}$")
+_CONDUCTOR_GROUP_RE = re.compile(r"[A-Za-z0-9_.\-]{0,255}")
 _INTERFACE_FIELDS = tuple(f"{kind}_interface" for kind in INTERFACE_KINDS)
 NODE_SORT_KEYS = ("id", "uuid", "name", "created_at", "provision_state", "driver")
 
@@ -59,7 +59,9 @@ def check_payload_fields(
                 f"the request used {version[0]}.{version[1]}."
             )
         if not f.writable or (creating and not f.on_create):
-            raise InvalidInput(f"'/{key}' is an internal or read-only attribute and can not be set.")
+            raise InvalidInput(
+                f"'/{key}' is an internal or read-only attribute and can not be set."
+            )
 
 
 def find(session: Session, ident: str, for_update: bool = False) -> Node:
@@ -79,9 +81,7 @@ def get(session: Session, who: Principal, ident: str) -> Node:
     return node
 
 
-def list_nodes(
-    session: Session, who: Principal, filters: NodeFilters, page: Page
-) -> list[Node]:
+def list_nodes(session: Session, who: Principal, filters: NodeFilters, page: Page) -> list[Node]:
     policy.require_reader(who)
     stmt = select(Node)
     scope = policy.owner_scope(who)
@@ -143,7 +143,7 @@ def _set_fields(
         policy.check_owner_change(who, coerced["owner"])
     group = coerced.get("conductor_group")
     if group is not None:
-        if not _CONDUCTOR_GROUP_RE.match(group):
+        if not _CONDUCTOR_GROUP_RE.fullmatch(group):
             raise InvalidInput(f"Invalid conductor_group {group!r}.")
         coerced["conductor_group"] = group.lower()
     if len(coerced.get("resource_class") or "") > 80:

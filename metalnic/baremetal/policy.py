@@ -15,6 +15,8 @@ from metalnic.errors import Forbidden, NodeNotFound
 def require_reader(who: Principal) -> None:
     if not who.roles & {"admin", "member", "observer"}:
         raise Forbidden(f"User {who.name} has no role that allows reading the bare-metal API.")
+    if who.roles == {"member"} and not who.project:
+        raise Forbidden(f"User {who.name} is a member of no project.")
 
 
 def require_writer(who: Principal) -> None:
@@ -35,7 +37,7 @@ def check_node(who: Principal, owner: str | None, ident: str, write: bool = Fals
     scope = owner_scope(who)
     if write:
         require_writer(who)
-        if not who.is_admin and owner != who.project:
+        if not who.is_admin and (not who.project or owner != who.project):
             if scope is None:  # it can see the node, just not change it
                 raise Forbidden(f"User {who.name} may not change node {ident}.")
             raise NodeNotFound(ident)
@@ -49,7 +51,7 @@ def check_owner_change(who: Principal, new_owner: str | None) -> None:
     """Members may only create or keep nodes owned by their own project."""
     if who.is_admin:
         return
-    if new_owner != who.project:
+    if not who.project or new_owner != who.project:
         raise Forbidden(
             f"User {who.name} may only manage nodes owned by project {who.project}; "
             f"owner {new_owner!r} is not allowed."

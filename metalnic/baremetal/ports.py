@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
@@ -61,7 +61,13 @@ def get(session: Session, who: Principal, uuid: str) -> Port:
 
 def list_ports(session: Session, who: Principal, filters: PortFilters, page: Page) -> list[Port]:
     policy.require_reader(who)
-    stmt = select(Port).join(Port.node)
+    # Views need each port's node uuid: load just that (and the owner, for
+    # RBAC) in the same query, not whole node rows with their JSON columns.
+    stmt = (
+        select(Port)
+        .join(Port.node)
+        .options(contains_eager(Port.node).load_only(Node.uuid, Node.owner))
+    )
     scope = policy.owner_scope(who)
     if scope is not None:
         stmt = stmt.where(Node.owner == scope)
@@ -142,7 +148,9 @@ def patch(session: Session, who: Principal, uuid: str, ops: Any, version: Versio
             nodes.require_wiring_state(new_node, f"The node of smart NIC port {port.uuid}")
         port.node = new_node
     if rewired:
-        nodes.require_wiring_state(port.node, f"is_smartnic/local_link_connection of port {port.uuid}")
+        nodes.require_wiring_state(
+            port.node, f"is_smartnic/local_link_connection of port {port.uuid}"
+        )
     if "address" in values:
         values["address"] = ids.normalize_mac(values["address"])
         _check_mac_free(session, values["address"], port.id)

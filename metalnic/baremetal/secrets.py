@@ -6,8 +6,16 @@ from typing import Any
 
 MASK = "******"
 _SECRET_MARKERS = (
-    "password", "passwd", "pswd", "secret", "token", "private_key", "passphrase",
-    "credential", "kg_key", "configdrive",
+    "password",
+    "passwd",
+    "pswd",
+    "secret",
+    "token",
+    "private_key",
+    "passphrase",
+    "credential",
+    "kg_key",
+    "configdrive",
 )
 
 

@@ -25,11 +25,11 @@ REMOTE_KEYS = frozenset({"ssh_public_key", "ovsdb_ca_cert", "ovsdb_cert"})
 MAX_VALUE_LENGTH = 16_384
 
 _HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_PORT_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
-_DATAPATH_ID_RE = re.compile(r"^(0x)?[0-9a-fA-F]{16}$")
+_PORT_NAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+_DATAPATH_ID_RE = re.compile(r"(0x)?[0-9a-fA-F]{16}")
 
 
 def is_remote(llc: dict[str, Any]) -> bool:
@@ -70,7 +70,7 @@ def validate(llc: Any, is_smartnic: bool) -> dict[str, str]:
 
 
 def _switch_id(value: str) -> str:
-    if _DATAPATH_ID_RE.match(value):
+    if _DATAPATH_ID_RE.fullmatch(value):
         return value.lower()
     try:
         return normalize_mac(value)
@@ -88,9 +88,11 @@ def _validate_smartnic(llc: dict[str, str]) -> None:
             "A smart NIC port's local_link_connection needs hostname (the NIC's agent host) "
             f"and port_id (the NIC port facing the server); missing: {', '.join(missing)}."
         )
-    if not _HOSTNAME_RE.match(llc["hostname"]):
-        raise InvalidInput(f"local_link_connection.hostname {llc['hostname']!r} is not a valid hostname.")
-    if not _PORT_NAME_RE.match(llc["port_id"]):
+    if not _HOSTNAME_RE.fullmatch(llc["hostname"]):
+        raise InvalidInput(
+            f"local_link_connection.hostname {llc['hostname']!r} is not a valid hostname."
+        )
+    if not _PORT_NAME_RE.fullmatch(llc["port_id"]):
         raise InvalidInput(
             f"local_link_connection.port_id {llc['port_id']!r} is not a valid port name "
             "(1-64 letters, digits or _ . : @ -)."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
@@ -43,11 +44,18 @@ class BaremetalClient:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        cacert: str | None = None,
     ) -> None:
         auth = httpx.BasicAuth(username, password or "") if username else None
+        # Certificates are always verified: against --cacert when given,
+        # else against the system's trusted CAs.
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=cacert) if cacert else True
+        )
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
             auth=auth,
+            verify=verify,
             timeout=timeout,
             headers={"X-OpenStack-Ironic-API-Version": API_VERSION},
         )

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metalnic.cli.client import ApiError, BaremetalClient
 from metalnic.cli.output import emit
+
+if TYPE_CHECKING:
+    from metalnic.cli.client import BaremetalClient
 
 SAMPLE_NODE = "sample-node-0"
 
@@ -32,6 +34,8 @@ def add_parser(sub: Any) -> None:
 
 
 def wait_ready(client: BaremetalClient, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    from metalnic.cli.client import ApiError
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -45,6 +49,8 @@ def wait_ready(client: BaremetalClient, proc: subprocess.Popen[bytes], timeout: 
 
 
 def enroll_sample(client: BaremetalClient) -> None:
+    from metalnic.cli.client import ApiError
+
     try:
         client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
         return
@@ -52,32 +58,58 @@ def enroll_sample(client: BaremetalClient) -> None:
         if exc.status != 404:
             raise
     node = client.request(
-        "POST", "/v1/nodes",
-        json={"name": SAMPLE_NODE, "driver": "fake-hardware", "network_interface": "smartnic",
-              "driver_info": {"deploy_kernel": "http://images/ipa.kernel"}},
+        "POST",
+        "/v1/nodes",
+        json={
+            "name": SAMPLE_NODE,
+            "driver": "fake-hardware",
+            "network_interface": "smartnic",
+            "driver_info": {"deploy_kernel": "http://images/ipa.kernel"},
+        },
     )
     client.request(
-        "POST", "/v1/ports",
+        "POST",
+        "/v1/ports",
         json={
-            "node_uuid": node["uuid"], "address": "52:54:00:12:34:56", "is_smartnic": True,
+            "node_uuid": node["uuid"],
+            "address": "52:54:00:12:34:56",
+            "is_smartnic": True,
             "local_link_connection": {"hostname": "nic-0", "port_id": "pf0hpf"},
         },
     )
 
 
 def run(a: argparse.Namespace) -> None:
+    from metalnic.cli.client import BaremetalClient
+
     url = f"http://127.0.0.1:{a.port}"
-    cmd = [sys.executable, "-m", "metalnic.cli.main", "serve", "--port", str(a.port),
-           "--state-dir", str(a.state_dir), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "metalnic.cli.main",
+        "serve",
+        "--port",
+        str(a.port),
+        "--state-dir",
+        str(a.state_dir),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd)
     client = BaremetalClient(url)
     try:
         wait_ready(client, proc, timeout=15)
         enroll_sample(client)
-        emit(client.list_all("/v1/nodes", "nodes", {"detail": "true"}), "table",
-             ["uuid", "name", "driver", "provision_state", "network_interface"])
-        emit(client.list_all("/v1/ports", "ports", {"detail": "true"}), "table",
-             ["uuid", "address", "is_smartnic", "local_link_connection"])
+        emit(
+            client.list_all("/v1/nodes", "nodes", {"detail": "true"}),
+            "table",
+            ["uuid", "name", "driver", "provision_state", "network_interface"],
+        )
+        emit(
+            client.list_all("/v1/ports", "ports", {"detail": "true"}),
+            "table",
+            ["uuid", "address", "is_smartnic", "local_link_connection"],
+        )
         print(f"\nmetalnic is serving the bare-metal API at {url} (SQLite in {a.state_dir}).")
         print(f"Try:  metalnic --url {url} node show {SAMPLE_NODE}")
         print(f"      openstack --os-auth-type none --os-endpoint {url} baremetal port list --long")

@@ -14,14 +14,24 @@ from pydantic import ValidationError
 
 from metalnic import __version__
 from metalnic.cli import demo, resources
-from metalnic.cli.client import ApiError, BaremetalClient
 from metalnic.errors import MetalnicError
 from metalnic.settings import Settings
 
 
 def _settings(a: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for key in ("host", "port", "database_url", "auth", "users_file", "state_dir", "log_level"):
+    keys = (
+        "host",
+        "port",
+        "database_url",
+        "auth",
+        "users_file",
+        "state_dir",
+        "log_level",
+        "tls_cert_file",
+        "tls_key_file",
+    )
+    for key in keys:
         value = getattr(a, key, None)
         if value is not None:
             overrides[key] = value
@@ -77,12 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metalnic", description=__doc__)
     parser.add_argument("--version", action="version", version=f"metalnic {__version__}")
     parser.add_argument(
-        "--url", default=os.environ.get("METALNIC_URL", "http://127.0.0.1:6385"),
+        "--url",
+        default=os.environ.get("METALNIC_URL", "http://127.0.0.1:6385"),
         help="API endpoint for node/port commands (env METALNIC_URL)",
     )
     parser.add_argument("--username", default=os.environ.get("METALNIC_USERNAME"))
     parser.add_argument(
-        "--password", default=os.environ.get("METALNIC_PASSWORD"),
+        "--cacert",
+        default=os.environ.get("METALNIC_CACERT"),
+        help="CA bundle that signed the server's certificate (env METALNIC_CACERT)",
+    )
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("METALNIC_PASSWORD"),
         help="prefer the METALNIC_PASSWORD variable: arguments are visible to other users",
     )
     parser.add_argument("-f", "--format", choices=["table", "json"], default="table")
@@ -95,10 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users-file", type=Path)
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--tls-cert-file", type=Path, help="serve HTTPS with this PEM certificate")
+    p.add_argument("--tls-key-file", type=Path, help="the PEM private key of --tls-cert-file")
     _server_options(p)
     p.set_defaults(func=cmd_serve, client=False)
 
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="action", required=True)
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="action", required=True
+    )
     p = db.add_parser("upgrade", help="apply the Alembic migrations")
     p.add_argument("revision", nargs="?", default="head")
     _server_options(p)
@@ -108,10 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     uacts = users.add_subparsers(dest="action", required=True)
     p = uacts.add_parser("add", help="add or replace a user")
     p.add_argument("name")
-    p.add_argument("--role", action="append", required=True, choices=["admin", "member", "observer"])
+    p.add_argument(
+        "--role", action="append", required=True, choices=["admin", "member", "observer"]
+    )
     p.add_argument("--project")
     p.add_argument(
-        "--users-file", type=Path,
+        "--users-file",
+        type=Path,
         default=Path(os.environ.get("METALNIC_USERS_FILE", "metalnic-users.toml")),
     )
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -124,21 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if getattr(args, "client", True):
-            client = BaremetalClient(args.url, args.username, args.password)
-            try:
-                args.func(client, args)
-            finally:
-                client.close()
-        else:
+    if not getattr(args, "client", True):
+        # Server-side commands: no HTTP client needed (keeps `serve` start-up lean).
+        try:
             args.func(args)
+        except MetalnicError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        return 0
+    from metalnic.cli.client import ApiError, BaremetalClient
+
+    client = BaremetalClient(args.url, args.username, args.password, cacert=args.cacert)
+    try:
+        args.func(client, args)
     except ApiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except MetalnicError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+    finally:
+        client.close()
     return 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metalnic.cli.client import BaremetalClient
 from metalnic.cli.output import emit
+
+if TYPE_CHECKING:
+    from metalnic.cli.client import BaremetalClient
 
 NODE_COLUMNS = ["uuid", "name", "power_state", "provision_state", "maintenance"]
 PORT_COLUMNS = ["uuid", "address"]
@@ -35,7 +37,9 @@ def _patch_ops(values: dict[str, Any], nested: dict[str, dict[str, Any]]) -> lis
 
 
 def add_parsers(sub: Any) -> None:
-    node = sub.add_parser("node", help="bare-metal nodes").add_subparsers(dest="action", required=True)
+    node = sub.add_parser("node", help="bare-metal nodes").add_subparsers(
+        dest="action", required=True
+    )
     p = node.add_parser("list", help="list nodes")
     p.add_argument("--detail", action="store_true")
     p.add_argument("--provision-state")
@@ -77,7 +81,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("nodes", nargs="+")
     p.set_defaults(func=node_delete)
 
-    port = sub.add_parser("port", help="bare-metal ports").add_subparsers(dest="action", required=True)
+    port = sub.add_parser("port", help="bare-metal ports").add_subparsers(
+        dest="action", required=True
+    )
     p = port.add_parser("list", help="list ports")
     p.add_argument("--node")
     p.add_argument("--address")
@@ -107,7 +113,9 @@ def _port_options(p: argparse.ArgumentParser) -> None:
     smart.add_argument("--is-smartnic", dest="is_smartnic", action="store_true", default=None)
     smart.add_argument("--no-smartnic", dest="is_smartnic", action="store_false")
     p.add_argument(
-        "--local-link-connection", action="append", metavar="KEY=VALUE",
+        "--local-link-connection",
+        action="append",
+        metavar="KEY=VALUE",
         help="e.g. hostname=nic-1, port_id=pf0hpf; a value @FILE is read from FILE",
     )
     p.add_argument("--pxe-enabled", choices=["true", "false"])
@@ -132,8 +140,11 @@ def node_show(c: BaremetalClient, a: argparse.Namespace) -> None:
 
 def _node_values(a: argparse.Namespace) -> dict[str, Any]:
     return {
-        "name": a.name, "owner": a.owner, "description": a.description,
-        "resource_class": a.resource_class, "network_interface": a.network_interface,
+        "name": a.name,
+        "owner": a.owner,
+        "description": a.description,
+        "resource_class": a.resource_class,
+        "network_interface": a.network_interface,
         "driver": a.driver,
     }
 

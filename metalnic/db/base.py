@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -42,5 +43,3 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value
-
-

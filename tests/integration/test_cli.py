@@ -14,7 +14,9 @@ from tests.support import VENV_BIN, Server, remote_llc
 def run(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "metalnic"), "--url", server.url, *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -25,8 +27,19 @@ def run_json(server: Server, *args: str) -> Any:
 
 
 def test_node_and_port_lifecycle(server: Server, tmp_path: Path) -> None:
-    node = run_json(server, "node", "create", "--driver", "fake-hardware", "--name", "cli-n1",
-                    "--driver-info", "redfish_password=pw-123", "--network-interface", "smartnic")
+    node = run_json(
+        server,
+        "node",
+        "create",
+        "--driver",
+        "fake-hardware",
+        "--name",
+        "cli-n1",
+        "--driver-info",
+        "redfish_password=pw-123",
+        "--network-interface",
+        "smartnic",
+    )
     assert node["driver_info"] == {"redfish_password": "******"}
     llc = remote_llc("nic-cli-remote")
     cert = tmp_path / "nic.pem"
@@ -35,20 +48,32 @@ def test_node_and_port_lifecycle(server: Server, tmp_path: Path) -> None:
     ca.write_text(llc["ovsdb_ca_cert"])
     mac = random_mac()
     port = run_json(
-        server, "port", "create", mac, "--node", "cli-n1", "--is-smartnic",
-        "--local-link-connection", "hostname=nic-cli-remote",
-        "--local-link-connection", "port_id=pf0hpf",
-        "--local-link-connection", f"ssh_public_key={llc['ssh_public_key']}",
-        "--local-link-connection", f"ovsdb_cert=@{cert}",
-        "--local-link-connection", f"ovsdb_ca_cert=@{ca}",
+        server,
+        "port",
+        "create",
+        mac,
+        "--node",
+        "cli-n1",
+        "--is-smartnic",
+        "--local-link-connection",
+        "hostname=nic-cli-remote",
+        "--local-link-connection",
+        "port_id=pf0hpf",
+        "--local-link-connection",
+        f"ssh_public_key={llc['ssh_public_key']}",
+        "--local-link-connection",
+        f"ovsdb_cert=@{cert}",
+        "--local-link-connection",
+        f"ovsdb_ca_cert=@{ca}",
     )
     assert port["is_smartnic"] is True
     assert port["local_link_connection"]["ovsdb_cert"] == llc["ovsdb_cert"]
     table = run(server, "port", "list", "--node", "cli-n1", "--detail")
     assert table.returncode == 0
     assert mac in table.stdout and "is_smartnic" in table.stdout
-    changed = run_json(server, "port", "set", port["uuid"],
-                       "--local-link-connection", "port_id=pf1hpf")
+    changed = run_json(
+        server, "port", "set", port["uuid"], "--local-link-connection", "port_id=pf1hpf"
+    )
     assert changed["local_link_connection"]["port_id"] == "pf1hpf"
     renamed = run_json(server, "node", "set", "cli-n1", "--name", "cli-n2", "--extra", "rack=r7")
     assert renamed["name"] == "cli-n2" and renamed["extra"] == {"rack": "r7"}
@@ -74,7 +99,11 @@ def test_cli_reports_api_errors(server: Server) -> None:
 
 
 def test_cli_unreachable_server() -> None:
-    r = subprocess.run([str(VENV_BIN / "metalnic"), "--url", "http://127.0.0.1:9", "node", "list"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(VENV_BIN / "metalnic"), "--url", "http://127.0.0.1:9", "node", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1
     assert "Cannot reach" in r.stderr

@@ -39,16 +39,24 @@ def test_head_constant_matches_alembic(tmp_path: Path) -> None:
 
 def test_sqlite_upgrade_from_empty_via_cli(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
-    r = subprocess.run([str(VENV_BIN / "metalnic"), "db", "upgrade", "--database-url", url],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(VENV_BIN / "metalnic"), "db", "upgrade", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert f"revision {migrate.HEAD}" in r.stdout
     db = Database(url)
     assert {"nodes", "ports", "alembic_version"} <= set(inspect(db.engine).get_table_names())
     _assert_models_match_migrations(db)
     # Running it again is a no-op.
-    again = subprocess.run([str(VENV_BIN / "metalnic"), "db", "upgrade", "--database-url", url],
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [str(VENV_BIN / "metalnic"), "db", "upgrade", "--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 0
 
 

@@ -39,9 +39,10 @@ def test_no_header_gets_minimum_version(server: Server) -> None:
 def test_latest_gets_maximum_version(server: Server) -> None:
     with server.client("latest") as c:
         r = c.get("/v1/nodes")
-    assert r.headers["X-OpenStack-Ironic-API-Version"] == r.headers[
-        "X-OpenStack-Ironic-API-Maximum-Version"
-    ]
+    assert (
+        r.headers["X-OpenStack-Ironic-API-Version"]
+        == r.headers["X-OpenStack-Ironic-API-Maximum-Version"]
+    )
 
 
 @pytest.mark.parametrize("version", ["1.999", "2.0", "1.0"])

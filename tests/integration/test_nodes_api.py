@@ -24,14 +24,23 @@ def test_create_show_list_patch_delete(server: Server) -> None:
         listed = c.get("/v1/nodes").json()["nodes"]
         assert node["uuid"] in [n["uuid"] for n in listed]
         assert set(listed[0]) == {
-            "uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance", "links"
+            "uuid",
+            "name",
+            "instance_uuid",
+            "power_state",
+            "provision_state",
+            "maintenance",
+            "links",
         }
-        r = c.patch(f"/v1/nodes/{node['uuid']}", json=[
-            {"op": "replace", "path": "/name", "value": "crud-2"},
-            {"op": "add", "path": "/extra/rack", "value": "r12"},
-            {"op": "add", "path": "/driver_info/redfish_username", "value": "root"},
-            {"op": "replace", "path": "/network_interface", "value": "smartnic"},
-        ])
+        r = c.patch(
+            f"/v1/nodes/{node['uuid']}",
+            json=[
+                {"op": "replace", "path": "/name", "value": "crud-2"},
+                {"op": "add", "path": "/extra/rack", "value": "r12"},
+                {"op": "add", "path": "/driver_info/redfish_username", "value": "root"},
+                {"op": "replace", "path": "/network_interface", "value": "smartnic"},
+            ],
+        )
         assert r.status_code == 200, r.text
         patched = r.json()
         assert patched["name"] == "crud-2"
@@ -90,9 +99,15 @@ def test_sort_desc_and_fields(server: Server) -> None:
     with server.client() as c:
         for i in range(3):
             make_node(c, name=f"sort-{tag}-{i}", owner=f"sort-{tag}")
-        r = c.get("/v1/nodes", params={
-            "owner": f"sort-{tag}", "sort_key": "name", "sort_dir": "desc", "fields": "name,owner",
-        })
+        r = c.get(
+            "/v1/nodes",
+            params={
+                "owner": f"sort-{tag}",
+                "sort_key": "name",
+                "sort_dir": "desc",
+                "fields": "name,owner",
+            },
+        )
         nodes = r.json()["nodes"]
     assert [n["name"] for n in nodes] == [f"sort-{tag}-2", f"sort-{tag}-1", f"sort-{tag}-0"]
     assert all(set(n) == {"name", "owner"} for n in nodes)

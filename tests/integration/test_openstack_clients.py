@@ -30,9 +30,16 @@ def sdk(server: Server, user: str) -> openstack.connection.Connection:
 def cli(server: Server, user: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     cmd = [
-        str(VENV_BIN / "openstack"), "--os-auth-type", "http_basic",
-        "--os-username", user, "--os-password", PASSWORDS[user],
-        "--os-endpoint", server.url, *args,
+        str(VENV_BIN / "openstack"),
+        "--os-auth-type",
+        "http_basic",
+        "--os-username",
+        user,
+        "--os-password",
+        PASSWORDS[user],
+        "--os-endpoint",
+        server.url,
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
@@ -42,7 +49,9 @@ def test_openstacksdk_creates_smartnic_port(basic_server: Server) -> None:
     node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-node")
     assert node.provision_state == "enroll"
     port = conn.baremetal.create_port(
-        node_id=node.id, address=random_mac(), is_smartnic=True,
+        node_id=node.id,
+        address=random_mac(),
+        is_smartnic=True,
         local_link_connection={"hostname": "nic-sdk", "port_id": "pf0hpf"},
     )
     assert port.is_smartnic is True
@@ -73,7 +82,9 @@ def test_openstacksdk_shows_ironic_error_message(basic_server: Server) -> None:
     node = conn.baremetal.create_node(driver="fake-hardware")
     with pytest.raises(openstack.exceptions.BadRequestException) as err:
         conn.baremetal.create_port(
-            node_id=node.id, address=random_mac(), is_smartnic=True,
+            node_id=node.id,
+            address=random_mac(),
+            is_smartnic=True,
             local_link_connection={"hostname": "nic-1"},
         )
     assert "port_id" in str(err.value)
@@ -85,45 +96,122 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 def test_openstack_cli_port_create_is_smartnic(basic_server: Server) -> None:
-    node = _json(cli(basic_server, "admin", "baremetal", "node", "create",
-                     "--driver", "fake-hardware", "--name", "cli-node", "-f", "json"))
+    node = _json(
+        cli(
+            basic_server,
+            "admin",
+            "baremetal",
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            "cli-node",
+            "-f",
+            "json",
+        )
+    )
     mac = random_mac()
-    port = _json(cli(
-        basic_server, "admin", "baremetal", "port", "create", mac, "--node", node["uuid"],
-        "--is-smartnic", "--local-link-connection", "hostname=nic-cli",
-        "--local-link-connection", "port_id=pf0hpf", "-f", "json",
-    ))
+    port = _json(
+        cli(
+            basic_server,
+            "admin",
+            "baremetal",
+            "port",
+            "create",
+            mac,
+            "--node",
+            node["uuid"],
+            "--is-smartnic",
+            "--local-link-connection",
+            "hostname=nic-cli",
+            "--local-link-connection",
+            "port_id=pf0hpf",
+            "-f",
+            "json",
+        )
+    )
     assert port["is_smartnic"] is True
     assert port["local_link_connection"] == {"hostname": "nic-cli", "port_id": "pf0hpf"}
-    listed = _json(cli(basic_server, "olga", "baremetal", "port", "list", "--node", node["uuid"],
-                       "--long", "-f", "json"))
+    listed = _json(
+        cli(
+            basic_server,
+            "olga",
+            "baremetal",
+            "port",
+            "list",
+            "--node",
+            node["uuid"],
+            "--long",
+            "-f",
+            "json",
+        )
+    )
     assert [p["address"] for p in listed] == [mac]
     assert listed[0]["is_smartnic"] is True
     refused = cli(basic_server, "olga", "baremetal", "port", "delete", port["uuid"])
     assert refused.returncode != 0
     assert "olga" in refused.stderr
-    plain = _json(cli(basic_server, "admin", "baremetal", "port", "create", random_mac(),
-                      "--node", node["uuid"], "-f", "json"))
+    plain = _json(
+        cli(
+            basic_server,
+            "admin",
+            "baremetal",
+            "port",
+            "create",
+            random_mac(),
+            "--node",
+            node["uuid"],
+            "-f",
+            "json",
+        )
+    )
     assert plain["is_smartnic"] is False
     # `port set --is-smartnic` sends the string "True"; without hostname/port_id it is refused.
     bad = cli(basic_server, "admin", "baremetal", "port", "set", plain["uuid"], "--is-smartnic")
     assert bad.returncode != 0
     assert "hostname" in bad.stderr
-    ok = cli(basic_server, "admin", "baremetal", "port", "set", plain["uuid"], "--is-smartnic",
-             "--local-link-connection", "hostname=nic-cli", "--local-link-connection",
-             "port_id=pf1hpf")
+    ok = cli(
+        basic_server,
+        "admin",
+        "baremetal",
+        "port",
+        "set",
+        plain["uuid"],
+        "--is-smartnic",
+        "--local-link-connection",
+        "hostname=nic-cli",
+        "--local-link-connection",
+        "port_id=pf1hpf",
+    )
     assert ok.returncode == 0, ok.stderr
-    shown = _json(cli(basic_server, "admin", "baremetal", "port", "show", plain["uuid"],
-                      "-f", "json"))
+    shown = _json(
+        cli(basic_server, "admin", "baremetal", "port", "show", plain["uuid"], "-f", "json")
+    )
     assert shown["is_smartnic"] is True
 
 
 def test_openstack_cli_wrong_password(basic_server: Server) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     r = subprocess.run(
-        [str(VENV_BIN / "openstack"), "--os-auth-type", "http_basic", "--os-username", "admin",
-         "--os-password", "wrong", "--os-endpoint", basic_server.url, "baremetal", "node", "list"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            str(VENV_BIN / "openstack"),
+            "--os-auth-type",
+            "http_basic",
+            "--os-username",
+            "admin",
+            "--os-password",
+            "wrong",
+            "--os-endpoint",
+            basic_server.url,
+            "baremetal",
+            "node",
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert r.returncode != 0
     assert "401" in r.stderr or "authentication" in r.stderr.lower()

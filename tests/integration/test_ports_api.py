@@ -21,10 +21,13 @@ def test_smartnic_port_crud(server: Server) -> None:
         assert [p["uuid"] for p in by_addr["ports"]] == [port["uuid"]]
         nested = c.get(f"/v1/nodes/{node['uuid']}/ports").json()["ports"]
         assert [p["uuid"] for p in nested] == [port["uuid"]]
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "replace", "path": "/local_link_connection/port_id", "value": "pf1hpf"},
-            {"op": "add", "path": "/physical_network", "value": "physnet1"},
-        ])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[
+                {"op": "replace", "path": "/local_link_connection/port_id", "value": "pf1hpf"},
+                {"op": "add", "path": "/physical_network", "value": "physnet1"},
+            ],
+        )
         assert r.status_code == 200, r.text
         assert r.json()["local_link_connection"]["port_id"] == "pf1hpf"
         assert c.delete(f"/v1/ports/{port['uuid']}").status_code == 204
@@ -45,15 +48,21 @@ def test_is_smartnic_hidden_below_153_and_406_when_sent(server: Server) -> None:
         shown = old.get(f"/v1/ports/{port['uuid']}").json()
         assert "is_smartnic" not in shown
         assert shown["local_link_connection"] == SMART_LLC
-        r = old.post("/v1/ports", json={
-            "node_uuid": port["node_uuid"], "address": random_mac(), "is_smartnic": True,
-            "local_link_connection": SMART_LLC,
-        })
+        r = old.post(
+            "/v1/ports",
+            json={
+                "node_uuid": port["node_uuid"],
+                "address": random_mac(),
+                "is_smartnic": True,
+                "local_link_connection": SMART_LLC,
+            },
+        )
         assert r.status_code == 406
         assert "1.53" in fault(r)
-        r = old.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "replace", "path": "/is_smartnic", "value": False}
-        ])
+        r = old.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[{"op": "replace", "path": "/is_smartnic", "value": False}],
+        )
         assert r.status_code == 406
 
 
@@ -61,7 +70,10 @@ def test_is_smartnic_hidden_below_153_and_406_when_sent(server: Server) -> None:
 def test_string_booleans_accepted(server: Server, value: str) -> None:
     with server.client() as c:
         port = make_port(
-            c, make_node(c)["uuid"], is_smartnic=value, local_link_connection=SMART_LLC,
+            c,
+            make_node(c)["uuid"],
+            is_smartnic=value,
+            local_link_connection=SMART_LLC,
             pxe_enabled="false",
         )
     assert port["is_smartnic"] is True
@@ -72,21 +84,26 @@ def test_patch_validates_smartnic_rules(server: Server) -> None:
     with server.client() as c:
         node = make_node(c)
         port = make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "remove", "path": "/local_link_connection/hostname"}
-        ])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[{"op": "remove", "path": "/local_link_connection/hostname"}],
+        )
         assert r.status_code == 400
         assert "hostname" in fault(r)
         plain = make_port(c, node["uuid"])
-        r = c.patch(f"/v1/ports/{plain['uuid']}", json=[
-            {"op": "replace", "path": "/is_smartnic", "value": True}
-        ])
+        r = c.patch(
+            f"/v1/ports/{plain['uuid']}",
+            json=[{"op": "replace", "path": "/is_smartnic", "value": True}],
+        )
         assert r.status_code == 400
         assert "port_id" in fault(r)
-        r = c.patch(f"/v1/ports/{plain['uuid']}", json=[
-            {"op": "replace", "path": "/is_smartnic", "value": "True"},
-            {"op": "add", "path": "/local_link_connection", "value": SMART_LLC},
-        ])
+        r = c.patch(
+            f"/v1/ports/{plain['uuid']}",
+            json=[
+                {"op": "replace", "path": "/is_smartnic", "value": "True"},
+                {"op": "add", "path": "/local_link_connection", "value": SMART_LLC},
+            ],
+        )
         assert r.status_code == 200, r.text
         assert r.json()["is_smartnic"] is True
         unchanged = c.get(f"/v1/ports/{port['uuid']}").json()
@@ -100,27 +117,43 @@ def test_wiring_frozen_outside_enroll_inspecting_manageable(server: Server, stat
         port = make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
         server.sqlite_exec("UPDATE nodes SET provision_state=? WHERE uuid=?", state, node["uuid"])
         attempts = [
-            c.patch(f"/v1/ports/{port['uuid']}", json=[
-                {"op": "replace", "path": "/local_link_connection/port_id", "value": "pf9"}]),
-            c.patch(f"/v1/ports/{port['uuid']}", json=[
-                {"op": "replace", "path": "/is_smartnic", "value": False}]),
-            c.post("/v1/ports", json={"node_uuid": node["uuid"], "address": random_mac(),
-                                      "is_smartnic": True, "local_link_connection": SMART_LLC}),
+            c.patch(
+                f"/v1/ports/{port['uuid']}",
+                json=[{"op": "replace", "path": "/local_link_connection/port_id", "value": "pf9"}],
+            ),
+            c.patch(
+                f"/v1/ports/{port['uuid']}",
+                json=[{"op": "replace", "path": "/is_smartnic", "value": False}],
+            ),
+            c.post(
+                "/v1/ports",
+                json={
+                    "node_uuid": node["uuid"],
+                    "address": random_mac(),
+                    "is_smartnic": True,
+                    "local_link_connection": SMART_LLC,
+                },
+            ),
             c.delete(f"/v1/ports/{port['uuid']}"),
-            c.patch(f"/v1/nodes/{node['uuid']}", json=[
-                {"op": "replace", "path": "/network_interface", "value": "noop"}]),
+            c.patch(
+                f"/v1/nodes/{node['uuid']}",
+                json=[{"op": "replace", "path": "/network_interface", "value": "noop"}],
+            ),
         ]
         for r in attempts:
             assert r.status_code == 409, r.text
             assert f"'{state}'" in fault(r)
         # Fields unrelated to wiring still change.
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "add", "path": "/extra/label", "value": "x"}])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}", json=[{"op": "add", "path": "/extra/label", "value": "x"}]
+        )
         assert r.status_code == 200
         # In maintenance the wiring may change.
         assert c.put(f"/v1/nodes/{node['uuid']}/maintenance").status_code == 202
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "replace", "path": "/local_link_connection/port_id", "value": "pf9"}])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[{"op": "replace", "path": "/local_link_connection/port_id", "value": "pf9"}],
+        )
         assert r.status_code == 200, r.text
     assert server.sqlite_count("ports") >= 1
 
@@ -131,9 +164,13 @@ def test_wiring_changes_allowed_states(server: Server, state: str) -> None:
         node = make_node(c)
         port = make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
         server.sqlite_exec("UPDATE nodes SET provision_state=? WHERE uuid=?", state, node["uuid"])
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "replace", "path": "/is_smartnic", "value": False},
-            {"op": "replace", "path": "/local_link_connection", "value": {}}])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[
+                {"op": "replace", "path": "/is_smartnic", "value": False},
+                {"op": "replace", "path": "/local_link_connection", "value": {}},
+            ],
+        )
         assert r.status_code == 200, r.text
         assert r.json()["is_smartnic"] is False
 
@@ -142,7 +179,9 @@ def test_move_port_between_nodes(server: Server) -> None:
     with server.client() as c:
         a, b = make_node(c), make_node(c)
         port = make_port(c, a["uuid"])
-        r = c.patch(f"/v1/ports/{port['uuid']}", json=[
-            {"op": "replace", "path": "/node_uuid", "value": b["uuid"]}])
+        r = c.patch(
+            f"/v1/ports/{port['uuid']}",
+            json=[{"op": "replace", "path": "/node_uuid", "value": b["uuid"]}],
+        )
         assert r.status_code == 200, r.text
         assert r.json()["node_uuid"] == b["uuid"]

@@ -19,7 +19,8 @@ def creds(name: str) -> tuple[str, str]:
 )
 def test_unauthenticated_is_401_with_challenge(basic_server: Server, auth: object) -> None:
     r = httpx.get(
-        basic_server.url + "/v1/nodes", auth=auth,  # type: ignore[arg-type]
+        basic_server.url + "/v1/nodes",
+        auth=auth,  # type: ignore[arg-type]
         headers={"X-OpenStack-Ironic-API-Version": "1.53"},
     )
     assert r.status_code == 401
@@ -33,13 +34,24 @@ def test_discovery_needs_no_credentials(basic_server: Server) -> None:
 
 
 ROUTES = [
-    ("GET", "/v1/nodes"), ("GET", "/v1/nodes/detail"), ("POST", "/v1/nodes"),
-    ("GET", "/v1/nodes/{node}"), ("PATCH", "/v1/nodes/{node}"), ("DELETE", "/v1/nodes/{node}"),
-    ("PUT", "/v1/nodes/{node}/maintenance"), ("DELETE", "/v1/nodes/{node}/maintenance"),
-    ("GET", "/v1/nodes/{node}/states"), ("GET", "/v1/nodes/{node}/ports"),
-    ("GET", "/v1/ports"), ("GET", "/v1/ports/detail"), ("POST", "/v1/ports"),
-    ("GET", "/v1/ports/{port}"), ("PATCH", "/v1/ports/{port}"), ("DELETE", "/v1/ports/{port}"),
-    ("GET", "/v1/drivers"), ("GET", "/v1/drivers/fake-hardware"),
+    ("GET", "/v1/nodes"),
+    ("GET", "/v1/nodes/detail"),
+    ("POST", "/v1/nodes"),
+    ("GET", "/v1/nodes/{node}"),
+    ("PATCH", "/v1/nodes/{node}"),
+    ("DELETE", "/v1/nodes/{node}"),
+    ("PUT", "/v1/nodes/{node}/maintenance"),
+    ("DELETE", "/v1/nodes/{node}/maintenance"),
+    ("GET", "/v1/nodes/{node}/states"),
+    ("GET", "/v1/nodes/{node}/ports"),
+    ("GET", "/v1/ports"),
+    ("GET", "/v1/ports/detail"),
+    ("POST", "/v1/ports"),
+    ("GET", "/v1/ports/{port}"),
+    ("PATCH", "/v1/ports/{port}"),
+    ("DELETE", "/v1/ports/{port}"),
+    ("GET", "/v1/drivers"),
+    ("GET", "/v1/drivers/fake-hardware"),
     ("GET", "/v1/drivers/fake-hardware/properties"),
 ]
 
@@ -62,12 +74,15 @@ def test_observer_reads_but_cannot_write(basic_server: Server) -> None:
         assert olga.get(f"/v1/ports/{port['uuid']}").json()["is_smartnic"] is True
         writes = [
             olga.post("/v1/nodes", json={"driver": "fake-hardware"}),
-            olga.patch(f"/v1/nodes/{node['uuid']}", json=[
-                {"op": "add", "path": "/extra/x", "value": 1}]),
+            olga.patch(
+                f"/v1/nodes/{node['uuid']}", json=[{"op": "add", "path": "/extra/x", "value": 1}]
+            ),
             olga.delete(f"/v1/nodes/{node['uuid']}"),
             olga.post("/v1/ports", json={"node_uuid": node["uuid"], "address": random_mac()}),
-            olga.patch(f"/v1/ports/{port['uuid']}", json=[
-                {"op": "replace", "path": "/is_smartnic", "value": False}]),
+            olga.patch(
+                f"/v1/ports/{port['uuid']}",
+                json=[{"op": "replace", "path": "/is_smartnic", "value": False}],
+            ),
             olga.delete(f"/v1/ports/{port['uuid']}"),
             olga.put(f"/v1/nodes/{node['uuid']}/maintenance"),
         ]
@@ -96,13 +111,16 @@ def test_member_sees_and_changes_only_its_project(basic_server: Server) -> None:
         assert alice.delete(f"/v1/ports/{their_port['uuid']}").status_code == 404
         r = alice.post("/v1/ports", json={"node_uuid": theirs["uuid"], "address": random_mac()})
         assert r.status_code == 404
-        r = alice.patch(f"/v1/nodes/{mine['uuid']}", json=[
-            {"op": "replace", "path": "/owner", "value": "project-b"}])
+        r = alice.patch(
+            f"/v1/nodes/{mine['uuid']}",
+            json=[{"op": "replace", "path": "/owner", "value": "project-b"}],
+        )
         assert r.status_code == 403
         r = alice.post("/v1/nodes", json={"driver": "fake-hardware", "owner": "project-b"})
         assert r.status_code == 403
-        r = alice.patch(f"/v1/nodes/{mine['uuid']}", json=[
-            {"op": "add", "path": "/extra/ok", "value": True}])
+        r = alice.patch(
+            f"/v1/nodes/{mine['uuid']}", json=[{"op": "add", "path": "/extra/ok", "value": True}]
+        )
         assert r.status_code == 200
     with basic_server.client() as admin:
         assert admin.get(f"/v1/ports/{their_port['uuid']}").status_code == 200
@@ -111,8 +129,11 @@ def test_member_sees_and_changes_only_its_project(basic_server: Server) -> None:
 def test_no_password_or_hash_in_log_or_responses(basic_server: Server, users_file: object) -> None:
     from pathlib import Path
 
-    hashes = [line.split('"')[1] for line in Path(str(users_file)).read_text().splitlines()
-              if line.startswith("password_hash")]
+    hashes = [
+        line.split('"')[1]
+        for line in Path(str(users_file)).read_text().splitlines()
+        if line.startswith("password_hash")
+    ]
     assert len(hashes) == 4
     with basic_server.client(auth=creds("bob")) as bob:
         bob.get("/v1/nodes")

@@ -107,7 +107,11 @@ def page_from_query(request: Request, max_limit: int, sort_keys: tuple[str, ...]
         raise InvalidInput(f"Expected an integer limit but received {limit!r}.")
     return make_page(
         int(limit) if limit is not None else None,
-        q.get("marker"), q.get("sort_key"), q.get("sort_dir"), max_limit, sort_keys,
+        q.get("marker"),
+        q.get("sort_key"),
+        q.get("sort_dir"),
+        max_limit,
+        sort_keys,
     )
 
 

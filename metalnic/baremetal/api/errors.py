@@ -1,8 +1,8 @@
 """Ironic's error body and the exception handlers that produce it for /v1.
 
-Ironic wraps its fault in a JSON *string*:
-``{"error_message": "{\\"faultcode\\": \\"Client\\", \\"faultstring\\": \\"...\\", \\"debuginfo\\": null}"}``;
-the OpenStack clients unpack it to show the message.
+Ironic wraps its fault in a JSON *string*: the body is ``{"error_message": S}``
+where S is the JSON text of ``{"faultcode": "Client", "faultstring": "...",
+"debuginfo": null}``; the OpenStack clients unpack it to show the message.
 """
 
 from __future__ import annotations

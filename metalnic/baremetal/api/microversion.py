@@ -21,7 +21,7 @@ MIN_VERSION: Version = (1, 1)
 # 1.53 adds is_smartnic to ports; nothing newer is implemented yet.
 MAX_VERSION: Version = (1, 53)
 
-_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
+_VERSION_RE = re.compile(r"\s*([0-9]+)\.([0-9]+)\s*")
 
 
 def fmt(version: Version) -> str:
@@ -33,7 +33,7 @@ def parse(value: str | None) -> Version:
         return MIN_VERSION
     if value.strip().lower() == "latest":
         return MAX_VERSION
-    match = _VERSION_RE.match(value)
+    match = _VERSION_RE.fullmatch(value)
     if not match:
         raise InvalidInput(
             f"Invalid value for {HEADER} header: {value!r}; expected 'latest' or 'MAJOR.MINOR'."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -47,7 +49,7 @@ def _list(
     base = base_url(request)
     with ctx.transaction() as s:
         found = nodes.list_nodes(s, who, filters, page)
-        body = {"nodes": [views.node(n, base, fields) for n in found]}
+        body: dict[str, Any] = {"nodes": [views.node(n, base, fields) for n in found]}
     body.update(next_link(request, "nodes", found, page.limit))
     return JSONResponse(body)
 
@@ -82,7 +84,9 @@ def show_node(
     ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
 ) -> JSONResponse:
     fields = views.select_fields(
-        NODE_FIELDS, request.query_params.get("fields"), version,
+        NODE_FIELDS,
+        request.query_params.get("fields"),
+        version,
         views.all_fields(NODE_FIELDS, version),
     )
     with ctx.transaction() as s:

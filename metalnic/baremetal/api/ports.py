@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from metalnic.auth import Principal
 from metalnic.baremetal import ports
 from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import (
@@ -18,7 +21,6 @@ from metalnic.baremetal.api.deps import (
     page_from_query,
     parse_bool_param,
 )
-from metalnic.auth import Principal
 from metalnic.baremetal.fields import PORT_FIELDS, PORT_LIST_FIELDS, Version
 from metalnic.errors import InvalidInput
 
@@ -44,7 +46,7 @@ def list_response(
     base = base_url(request)
     with ctx.transaction() as s:
         found = ports.list_ports(s, who, filters, page)
-        body = {"ports": [views.port(p, base, fields) for p in found]}
+        body: dict[str, Any] = {"ports": [views.port(p, base, fields) for p in found]}
     body.update(next_link(request, resource, found, page.limit))
     return JSONResponse(body)
 
@@ -84,7 +86,9 @@ def show_port(
     uuid: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
 ) -> JSONResponse:
     fields = views.select_fields(
-        PORT_FIELDS, request.query_params.get("fields"), version,
+        PORT_FIELDS,
+        request.query_params.get("fields"),
+        version,
         views.all_fields(PORT_FIELDS, version),
     )
     with ctx.transaction() as s:

@@ -84,7 +84,7 @@ def port(p: Port, base: str, fields: Iterable[str]) -> dict[str, Any]:
 
 
 def node_states(n: Node, version: Version) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "power_state": n.power_state,
         "target_power_state": n.target_power_state,
         "provision_state": n.provision_state,
@@ -118,4 +118,3 @@ def driver(hw: HardwareType, base: str, hosts: list[str], detail: bool) -> dict[
             out[f"default_{kind}_interface"] = hw.default(kind)
             out[f"enabled_{kind}_interfaces"] = list(hw.interfaces[kind])
     return out
-

@@ -7,13 +7,23 @@ registered until the real power and management drivers arrive.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 INTERFACE_KINDS = (
-    "bios", "boot", "console", "deploy", "inspect", "management",
-    "network", "power", "raid", "rescue", "storage", "vendor",
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
 )
 
 NETWORK_INTERFACES = ("flat", "noop", "smartnic")

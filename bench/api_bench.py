@@ -1,0 +1,225 @@
+"""Benchmark of a bare-metal API: metalnic or OpenStack Ironic, unchanged.
+
+Workload (issue 2): create N nodes, one smart NIC port each, list the ports
+with detail, then C concurrent clients GET one port.  With ``--start-cmd`` it
+also starts the server itself and reports start-up time (spawn to first
+answered request) and the resident memory of its process tree.
+
+    python bench/api_bench.py --url http://127.0.0.1:6385 --nodes 500
+    python bench/api_bench.py --start-cmd "metalnic serve --port 6390 --state-dir /tmp/b" \\
+        --url http://127.0.0.1:6390
+
+It prints a table and, with ``--json``, writes the numbers to a file.  It is
+a benchmark: it measures and reports, it asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HEADERS = {"X-OpenStack-Ironic-API-Version": "1.53", "Content-Type": "application/json"}
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "count": len(ms),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "per_s": round(len(ms) / sum(samples_s), 1) if sum(samples_s) else 0.0,
+    }
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def start_server(cmd: str, url: str, timeout: float) -> tuple[subprocess.Popen[bytes], float]:
+    began = time.perf_counter()
+    proc = subprocess.Popen(
+        shlex.split(cmd),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    with httpx.Client(timeout=1) as c:
+        while time.perf_counter() - began < timeout:
+            try:
+                if c.get(url + "/").status_code == 200:
+                    return proc, time.perf_counter() - began
+            except httpx.HTTPError:
+                time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit(f"server did not answer within {timeout}s")
+
+
+def timed(client: httpx.Client, method: str, path: str, **kw: Any) -> tuple[float, httpx.Response]:
+    t0 = time.perf_counter()
+    r = client.request(method, path, **kw)
+    elapsed = time.perf_counter() - t0
+    if r.status_code >= 400:
+        raise SystemExit(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+    return elapsed, r
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {"url": args.url, "nodes": args.nodes}
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    client = httpx.Client(base_url=args.url, headers=HEADERS, auth=auth, timeout=60)  # type: ignore[arg-type]
+    tag = secrets.token_hex(3)
+
+    node_times, node_ids = [], []
+    for i in range(args.nodes):
+        body = {"driver": "fake-hardware", "name": f"bench-{tag}-{i}"}
+        elapsed, r = timed(client, "POST", "/v1/nodes", json=body)
+        node_times.append(elapsed)
+        node_ids.append(r.json()["uuid"])
+    results["node_create"] = summary(node_times)
+
+    port_times, port_ids = [], []
+    for i, node in enumerate(node_ids):
+        body = {
+            "node_uuid": node,
+            "address": f"02:{tag[:2]}:{tag[2:4]}:{tag[4:6]}:{i // 256:02x}:{i % 256:02x}",
+            "is_smartnic": True,
+            "local_link_connection": {"hostname": f"nic-{i}", "port_id": "pf0hpf"},
+        }
+        elapsed, r = timed(client, "POST", "/v1/ports", json=body)
+        port_times.append(elapsed)
+        port_ids.append(r.json()["uuid"])
+    results["port_create"] = summary(port_times)
+
+    list_times = []
+    for _ in range(args.list_repeats):
+        elapsed, r = timed(client, "GET", "/v1/ports", params={"detail": "True", "limit": 1000})
+        list_times.append(elapsed)
+    listed = len(r.json()["ports"])
+    results["list_ports_detail"] = {**summary(list_times), "ports_listed": listed}
+
+    results["concurrent_get"] = concurrent_get(args, auth, port_ids[len(port_ids) // 2])
+
+    if args.cleanup:
+        for node in node_ids:
+            client.delete(f"/v1/nodes/{node}")
+    client.close()
+    return results
+
+
+def concurrent_get(args: argparse.Namespace, auth: Any, port: str) -> dict[str, Any]:
+    latencies: list[list[float]] = [[] for _ in range(args.concurrency)]
+    errors = [0] * args.concurrency
+    stop_at = time.perf_counter() + args.get_seconds
+    barrier = threading.Barrier(args.concurrency)
+
+    def worker(idx: int) -> None:
+        with httpx.Client(base_url=args.url, headers=HEADERS, auth=auth, timeout=30) as c:
+            c.get(f"/v1/ports/{port}")  # connect before the clock starts
+            barrier.wait()
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                r = c.get(f"/v1/ports/{port}")
+                latencies[idx].append(time.perf_counter() - t0)
+                errors[idx] += r.status_code != 200
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    flat = [x for per in latencies for x in per]
+    out = summary(flat)
+    out["per_s"] = round(len(flat) / wall, 1)
+    out.update(clients=args.concurrency, seconds=round(wall, 2), errors=sum(errors))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--url", default="http://127.0.0.1:6385")
+    p.add_argument("--auth", help="user:password for HTTP basic auth")
+    p.add_argument("--nodes", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--get-seconds", type=float, default=10.0)
+    p.add_argument("--list-repeats", type=int, default=20)
+    p.add_argument("--start-cmd", help="start the server with this command and measure it")
+    p.add_argument("--start-timeout", type=float, default=120.0)
+    p.add_argument("--cleanup", action="store_true", help="delete the nodes afterwards")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+
+    proc = None
+    startup = None
+    if args.start_cmd:
+        proc, startup = start_server(args.start_cmd, args.url, args.start_timeout)
+    try:
+        results = run(args)
+        if proc is not None:
+            results["startup_s"] = round(startup or 0.0, 3)
+            results["rss_mib"] = round(tree_rss_kib(proc.pid) / 1024, 1)
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    report(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, Any]) -> None:
+    print(f"API benchmark against {results['url']} with {results['nodes']} nodes")
+    print(f"{'operation':<22}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}{'per s':>10}")
+    for key in ("node_create", "port_create", "list_ports_detail", "concurrent_get"):
+        r = results[key]
+        print(f"{key:<22}{r['count']:>7}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['per_s']:>10}")
+    print(f"ports listed per list: {results['list_ports_detail']['ports_listed']}")
+    cg = results["concurrent_get"]
+    print(f"concurrent GET: {cg['clients']} clients, {cg['seconds']} s, errors {cg['errors']}")
+    if "startup_s" in results:
+        print(f"start-up to first answer: {results['startup_s']} s; RSS {results['rss_mib']} MiB")
+
+
+if __name__ == "__main__":
+    main()
