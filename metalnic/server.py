@@ -15,7 +15,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalnic.auth import make_authenticator
@@ -26,6 +25,7 @@ from metalnic.baremetal.drivers.registry import default_registry
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.errors import MetalnicError
+from metalnic.httpjson import JSONResponse
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        default_response_class=JSONResponse,
     )
     app.state.ctx = ctx
     for module in (root, nodes, ports, drivers):

@@ -90,3 +90,7 @@ class Port(Timestamped, Base):
     internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     node: Mapped[Node] = relationship(back_populates="ports")
+
+    @property
+    def node_uuid(self) -> str:
+        return self.node.uuid

@@ -8,11 +8,12 @@ connection is validated on create and on every PATCH.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
 
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
@@ -59,15 +60,16 @@ def get(session: Session, who: Principal, uuid: str) -> Port:
     return port
 
 
-def list_ports(session: Session, who: Principal, filters: PortFilters, page: Page) -> list[Port]:
+def list_ports(
+    session: Session, who: Principal, filters: PortFilters, page: Page
+) -> Sequence[Row[Any]]:
+    """Rows with every port column plus ``node_uuid``.
+
+    Plain rows, not ORM objects: building 1000 mapped instances costs ten
+    times more than the query, and a listing changes nothing.
+    """
     policy.require_reader(who)
-    # Views need each port's node uuid: load just that (and the owner, for
-    # RBAC) in the same query, not whole node rows with their JSON columns.
-    stmt = (
-        select(Port)
-        .join(Port.node)
-        .options(contains_eager(Port.node).load_only(Node.uuid, Node.owner))
-    )
+    stmt = select(*Port.__table__.c, Node.uuid.label("node_uuid")).join(Port.node)
     scope = policy.owner_scope(who)
     if scope is not None:
         stmt = stmt.where(Node.owner == scope)
@@ -78,7 +80,7 @@ def list_ports(session: Session, who: Principal, filters: PortFilters, page: Pag
     if filters.address is not None:
         stmt = stmt.where(Port.address == ids.normalize_mac(filters.address))
     marker = find(session, page.marker) if page.marker else None
-    return list(session.scalars(paginate(stmt, Port, page, marker)))
+    return session.execute(paginate(stmt, Port, page, marker)).all()
 
 
 def _check_mac_free(session: Session, address: str, port_id: int | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -90,7 +90,7 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def next_link(request: Request, resource: str, items: list[Any], limit: int) -> dict[str, str]:
+def next_link(request: Request, resource: str, items: Sequence[Any], limit: int) -> dict[str, str]:
     """Ironic's ``next`` link, present when a page came back full."""
     if not items or len(items) < limit:
         return {}

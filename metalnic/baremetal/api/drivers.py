@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from metalnic.baremetal import policy
 from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import ApiVersion, Caller, Context, base_url, parse_bool_param
 from metalnic.baremetal.drivers.registry import HardwareType
 from metalnic.errors import DriverNotFound, InvalidInput
+from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/drivers")
 

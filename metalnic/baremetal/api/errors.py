@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 
-from fastapi.responses import JSONResponse
-
 from metalnic.auth import REALM
 from metalnic.baremetal.api import microversion
+from metalnic.httpjson import JSONResponse
 
 
 def error_response(status: int, message: str) -> JSONResponse:

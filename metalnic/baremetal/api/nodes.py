@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from metalnic.baremetal import nodes
 from metalnic.baremetal.api import ports as port_routes
@@ -25,6 +24,7 @@ from metalnic.baremetal.coerce import as_text
 from metalnic.baremetal.fields import NODE_FIELDS, NODE_LIST_FIELDS
 from metalnic.baremetal.ports import PortFilters
 from metalnic.errors import InvalidInput
+from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/nodes")
 

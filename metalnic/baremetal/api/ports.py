@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from metalnic.auth import Principal
 from metalnic.baremetal import ports
@@ -23,6 +22,7 @@ from metalnic.baremetal.api.deps import (
 )
 from metalnic.baremetal.fields import PORT_FIELDS, PORT_LIST_FIELDS, Version
 from metalnic.errors import InvalidInput
+from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/ports")
 

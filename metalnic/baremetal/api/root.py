@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from metalnic.baremetal.api import microversion
 from metalnic.baremetal.api.deps import base_url
+from metalnic.httpjson import JSONResponse
 
 router = APIRouter()
 

@@ -1,14 +1,16 @@
 """JSON shapes of nodes, ports and drivers as Ironic renders them.
 
 Fields newer than the request's microversion are left out; secrets in
-driver_info and instance_info are masked.
+driver_info and instance_info are masked.  Timestamps stay datetime objects:
+the JSON response class renders them (see metalnic.httpjson).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import Row
 
 from metalnic.baremetal import secrets
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
@@ -22,10 +24,6 @@ def links(base: str, kind: str, ident: str, suffix: str = "") -> list[dict[str, 
         {"href": f"{base}/v1/{kind}/{ident}{suffix}", "rel": "self"},
         {"href": f"{base}/{kind}/{ident}{suffix}", "rel": "bookmark"},
     ]
-
-
-def timestamp(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def select_fields(
@@ -48,7 +46,8 @@ def all_fields(table: dict[str, Field], version: Version) -> list[str]:
     return [name for name, f in table.items() if f.since <= version]
 
 
-def node(n: Node, base: str, fields: Iterable[str]) -> dict[str, Any]:
+def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+    """A node (ORM object or listing row) as Ironic shows it."""
     out: dict[str, Any] = {}
     for name in fields:
         if name == "links":
@@ -63,23 +62,20 @@ def node(n: Node, base: str, fields: Iterable[str]) -> dict[str, Any]:
             # No chassis or allocations in metalnic; the conductor arrives later.
             out[name] = None
         else:
-            value = getattr(n, name)
-            out[name] = timestamp(value) if isinstance(value, dt.datetime) else value
+            out[name] = getattr(n, name)
     return out
 
 
-def port(p: Port, base: str, fields: Iterable[str]) -> dict[str, Any]:
+def port(p: Port | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+    """A port (ORM object or listing row with ``node_uuid``) as Ironic shows it."""
     out: dict[str, Any] = {}
     for name in fields:
         if name == "links":
             out[name] = links(base, "ports", p.uuid)
-        elif name == "node_uuid":
-            out[name] = p.node.uuid
         elif name == "portgroup_uuid":
             out[name] = None
         else:
-            value = getattr(p, name)
-            out[name] = timestamp(value) if isinstance(value, dt.datetime) else value
+            out[name] = getattr(p, name)
     return out
 
 
@@ -89,7 +85,7 @@ def node_states(n: Node, version: Version) -> dict[str, Any]:
         "target_power_state": n.target_power_state,
         "provision_state": n.provision_state,
         "target_provision_state": n.target_provision_state,
-        "provision_updated_at": timestamp(n.provision_updated_at),
+        "provision_updated_at": n.provision_updated_at,
         "last_error": n.last_error,
         "console_enabled": n.console_enabled,
     }
