@@ -110,11 +110,12 @@ def run(a: argparse.Namespace) -> None:
             "table",
             ["uuid", "address", "is_smartnic", "local_link_connection"],
         )
+        if a.exit:
+            print(f"\nEnrolled {SAMPLE_NODE}; the data stays in {a.state_dir}. Server stopped.")
+            return
         print(f"\nmetalnic is serving the bare-metal API at {url} (SQLite in {a.state_dir}).")
         print(f"Try:  metalnic --url {url} node show {SAMPLE_NODE}")
         print(f"      openstack --os-auth-type none --os-endpoint {url} baremetal port list --long")
-        if a.exit:
-            return
         print("Press Ctrl-C to stop.")
         proc.wait()
     except KeyboardInterrupt:
