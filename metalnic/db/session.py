@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from metalnic.errors import Conflict, Unavailable
+from metalnic.errors import Conflict, InvalidInput, Unavailable
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -61,6 +61,9 @@ class Database:
                 "The request conflicts with a concurrent change (a unique value "
                 "was taken meanwhile); retry it."
             ) from exc
+        except DataError as exc:
+            # Input checks should catch these first; never let one become a 500.
+            raise InvalidInput("A value does not fit the database column it is stored in.") from exc
         except OperationalError as exc:
             raise Unavailable("The database is unavailable; retry later.") from exc
 

@@ -200,6 +200,31 @@ CASES: dict[str, tuple[Callable[[httpx.Client, Ctx], httpx.Response], int, str]]
         400,
         "boolean",
     ),
+    "deeply nested json": (
+        lambda c, x: c.post(
+            "/v1/nodes",
+            content=b'{"driver": "fake-hardware", "extra": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}",
+        ),
+        400,
+        "nested deeper",
+    ),
+    "pathologically nested json": (
+        lambda c, x: c.post("/v1/nodes", content=b"[" * 50_000 + b"]" * 50_000),
+        400,
+        "nested deeper",
+    ),
+    "nan is not json": (
+        lambda c, x: c.post(
+            "/v1/nodes", content=b'{"driver": "fake-hardware", "extra": {"a": NaN}}'
+        ),
+        400,
+        "NaN",
+    ),
+    "nul character": (
+        lambda c, x: c.post("/v1/nodes", json={"driver": "fake-hardware", "description": "a\x00b"}),
+        400,
+        "NUL",
+    ),
     "oversized body": (
         lambda c, x: c.post(
             "/v1/nodes", json={"driver": "fake-hardware", "extra": {"blob": "x" * 200_000}}

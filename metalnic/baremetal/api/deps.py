@@ -81,9 +81,37 @@ async def get_optional_json_body(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        body = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"Malformed JSON in request body: {exc}.") from None
+    except RecursionError:
+        raise InvalidInput(f"JSON in request body is nested deeper than {MAX_DEPTH}.") from None
+    check_json(body)
+    return body
+
+
+MAX_DEPTH = 32
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInput(f"Malformed JSON in request body: {name} is not a JSON number.")
+
+
+def check_json(value: Any) -> None:
+    """Refuse what databases or the JSON encoder cannot hold: deep nesting, NUL characters."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"JSON in request body is nested deeper than {MAX_DEPTH}.")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidInput("Strings in the request body must not contain NUL characters.")
+        elif isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
 
 
 def base_url(request: Request) -> str:
