@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -63,11 +64,20 @@ class UserRecord:
 class Authenticator(Protocol):
     strategy: str
 
-    def authenticate(self, authorization: str | None) -> Principal: ...
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The caller if that needs no slow work (no bcrypt), else None."""
+        ...
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller, doing whatever work it takes; raises NotAuthenticated."""
+        ...
 
 
 class NoAuth:
     strategy = "noauth"
+
+    def cached(self, authorization: str | None) -> Principal | None:
+        return NOAUTH_PRINCIPAL
 
     def authenticate(self, authorization: str | None) -> Principal:
         return NOAUTH_PRINCIPAL
@@ -179,25 +189,40 @@ class HttpBasic:
             self._verified.clear()
             self._stamp = stamp
 
+    def _known(self, name: str, password: str, user: UserRecord) -> tuple[bytes, bool]:
+        """The cache key of this password, and whether bcrypt already accepted it."""
+        tag = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+        return tag, self._verified.get((name, tag)) == user.password_hash
+
+    def cached(self, authorization: str | None) -> Principal | None:
+        name, password = _parse_basic(authorization)
+        self._refresh()
+        user = self._users.get(name)
+        if user is None or len(password.encode()) > MAX_PASSWORD_BYTES:
+            return None  # authenticate() refuses these, taking as long as a bcrypt check
+        _tag, known = self._known(name, password, user)
+        return Principal(name, frozenset(user.roles), user.project) if known else None
+
     def authenticate(self, authorization: str | None) -> Principal:
         name, password = _parse_basic(authorization)
         self._refresh()
         user = self._users.get(name)
-        if user is None:
+        if user is None or len(password.encode()) > MAX_PASSWORD_BYTES:
             # Spend the same time as a wrong password: no user enumeration.
-            bcrypt.checkpw(b"x", _DUMMY_HASH)
+            bcrypt.checkpw(b"x", _dummy_hash())
             raise NotAuthenticated("The request you have made requires authentication.")
-        if len(password.encode()) > MAX_PASSWORD_BYTES:
-            raise NotAuthenticated("The request you have made requires authentication.")
-        tag = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
-        if self._verified.get((name, tag)) != user.password_hash:
+        tag, known = self._known(name, password, user)
+        if not known:
             if not bcrypt.checkpw(password.encode(), user.password_hash.encode()):
                 raise NotAuthenticated("The request you have made requires authentication.")
             self._verified[(name, tag)] = user.password_hash
         return Principal(name, frozenset(user.roles), user.project)
 
 
-_DUMMY_HASH = bcrypt.hashpw(b"metalnic-dummy", bcrypt.gensalt(4))
+@functools.cache
+def _dummy_hash() -> bytes:
+    """A hash at the default cost, made once, for checks of unknown users."""
+    return bcrypt.hashpw(b"metalnic-dummy", bcrypt.gensalt())
 
 
 def _parse_basic(authorization: str | None) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
@@ -37,7 +37,10 @@ class PortFilters:
 def find(session: Session, uuid: str, for_update: bool = False) -> Port:
     if not ids.is_uuid_like(uuid):
         raise InvalidInput(f"Expected a port UUID but received {uuid!r}.")
-    stmt = select(Port).where(Port.uuid == uuid.lower())
+    # Every caller needs the node too (RBAC, node_uuid, state rules): one query.
+    stmt = (
+        select(Port).where(Port.uuid == uuid.lower()).options(joinedload(Port.node, innerjoin=True))
+    )
     if for_update:
         stmt = stmt.with_for_update()
     port = session.scalars(stmt).first()

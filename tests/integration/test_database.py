@@ -90,6 +90,18 @@ def test_api_on_postgres(postgres: Postgres, tmp_path: Path) -> None:
             assert dup.status_code == 409
             listed = c.get("/v1/ports", params={"detail": True}).json()["ports"]
             assert [p["uuid"] for p in listed] == [port["uuid"]]
+            # PATCH and DELETE lock the port and its node (SELECT … FOR UPDATE with a join).
+            r = c.patch(
+                f"/v1/ports/{port['uuid']}",
+                json=[{"op": "replace", "path": "/local_link_connection/port_id", "value": "pf1"}],
+            )
+            assert r.status_code == 200, r.text
+            other = make_port(c, node["uuid"])
+            assert c.delete(f"/v1/ports/{other['uuid']}").status_code == 204
+            r = c.patch(
+                f"/v1/nodes/{node['uuid']}", json=[{"op": "add", "path": "/extra/a", "value": 1}]
+            )
+            assert r.status_code == 200, r.text
             assert c.delete(f"/v1/nodes/{node['uuid']}").status_code == 204
             assert c.get("/v1/ports").json()["ports"] == []
     finally:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from metalnic.auth import Authenticator, Principal
 from metalnic.baremetal.api import microversion
@@ -39,19 +40,26 @@ class AppContext:
             yield session
 
 
-def get_context(request: Request) -> AppContext:
+# The cheap dependencies are coroutines: FastAPI runs a plain function in a
+# worker thread, and the thread hops cost more than these do.
+
+
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
 
-def get_principal(request: Request) -> Principal:
-    # A sync dependency: FastAPI runs it in a worker thread, so a bcrypt
-    # check never blocks the event loop.
-    ctx = get_context(request)
-    return ctx.authenticator.authenticate(request.headers.get("authorization"))
+async def get_principal(request: Request) -> Principal:
+    authenticator = (await get_context(request)).authenticator
+    header = request.headers.get("authorization")
+    who = authenticator.cached(header)
+    if who is None:
+        # bcrypt takes a quarter of a second: never on the event loop.
+        who = await run_in_threadpool(authenticator.authenticate, header)
+    return who
 
 
-def get_version(request: Request) -> Version:
+async def get_version(request: Request) -> Version:
     version = microversion.parse(request.headers.get(microversion.HEADER))
     request.state.api_version = version
     return version
@@ -66,7 +74,7 @@ async def get_json_body(request: Request) -> Any:
 
 async def get_optional_json_body(request: Request) -> Any:
     """The parsed body, or None for an empty one; bounded in size while reading."""
-    limit = get_context(request).settings.max_request_body_size
+    limit = (await get_context(request)).settings.max_request_body_size
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
