@@ -228,6 +228,19 @@ def test_malformed_header(users_file: Path, header: str | None) -> None:
         HttpBasic(users_file).authenticate(header)
 
 
+def test_cached_answers_only_after_bcrypt_accepted_the_password(users_file: Path) -> None:
+    checker = HttpBasic(users_file)
+    assert checker.cached(basic("alice", "alice-pw")) is None
+    with pytest.raises(NotAuthenticated):
+        checker.authenticate(basic("alice", "nope"))
+    assert checker.cached(basic("alice", "nope")) is None
+    checker.authenticate(basic("alice", "alice-pw"))
+    who = checker.cached(basic("alice", "alice-pw"))
+    assert who == Principal("alice", frozenset({"member"}), "project-a")
+    assert checker.cached(basic("alice", "nope")) is None
+    assert checker.cached(basic("nobody", "alice-pw")) is None
+
+
 def test_success_is_cached_but_failures_are_not(users_file: Path) -> None:
     checker = HttpBasic(users_file)
     for _ in range(3):
