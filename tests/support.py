@@ -130,6 +130,19 @@ def start_server(
     raise RuntimeError(f"metalnic serve did not answer:\n{server.log()}")
 
 
+def openstack_cli(
+    endpoint: str, *args: str, auth: tuple[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `openstack` CLI against ``endpoint`` (no OS_* settings leak in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    if auth:
+        opts = ["--os-auth-type", "http_basic", "--os-username", auth[0], "--os-password", auth[1]]
+    else:
+        opts = ["--os-auth-type", "none"]
+    cmd = [str(VENV_BIN / "openstack"), *opts, "--os-endpoint", endpoint, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
 def add_user(users_file: Path, name: str, password: str, role: str, project: str | None) -> None:
     cmd = [
         str(VENV_BIN / "metalnic"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from tests.conftest import PASSWORDS
 from tests.integration.helpers import random_mac
-from tests.support import VENV_BIN, Server
+from tests.support import Server, openstack_cli
 
 
 def sdk(server: Server, user: str) -> openstack.connection.Connection:
@@ -28,20 +27,7 @@ def sdk(server: Server, user: str) -> openstack.connection.Connection:
 
 
 def cli(server: Server, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    cmd = [
-        str(VENV_BIN / "openstack"),
-        "--os-auth-type",
-        "http_basic",
-        "--os-username",
-        user,
-        "--os-password",
-        PASSWORDS[user],
-        "--os-endpoint",
-        server.url,
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    return openstack_cli(server.url, *args, auth=(user, PASSWORDS[user]))
 
 
 def test_openstacksdk_creates_smartnic_port(basic_server: Server) -> None:
@@ -192,26 +178,6 @@ def test_openstack_cli_port_create_is_smartnic(basic_server: Server) -> None:
 
 
 def test_openstack_cli_wrong_password(basic_server: Server) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    r = subprocess.run(
-        [
-            str(VENV_BIN / "openstack"),
-            "--os-auth-type",
-            "http_basic",
-            "--os-username",
-            "admin",
-            "--os-password",
-            "wrong",
-            "--os-endpoint",
-            basic_server.url,
-            "baremetal",
-            "node",
-            "list",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    r = openstack_cli(basic_server.url, "baremetal", "node", "list", auth=("admin", "wrong"))
     assert r.returncode != 0
     assert "401" in r.stderr or "authentication" in r.stderr.lower()

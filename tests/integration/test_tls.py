@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -11,7 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import VENV_BIN, Server, make_ca, make_server_cert, pem, start_server
+from tests.support import (
+    VENV_BIN,
+    Server,
+    make_ca,
+    make_server_cert,
+    openstack_cli,
+    pem,
+    start_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,28 +70,20 @@ def test_metalnic_cli_verifies(tls_server: tuple[Server, Path]) -> None:
 
 def test_openstack_cli_with_cacert(tls_server: tuple[Server, Path]) -> None:
     server, ca = tls_server
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    r = subprocess.run(
-        [
-            str(VENV_BIN / "openstack"),
-            "--os-auth-type",
-            "none",
-            "--os-endpoint",
-            server.url,
-            "--os-cacert",
-            str(ca),
-            "baremetal",
-            "driver",
-            "list",
-            "-f",
-            "value",
-            "-c",
-            "name",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    r = openstack_cli(
+        server.url,
+        "--os-cacert",
+        str(ca),
+        "baremetal",
+        "driver",
+        "list",
+        "-f",
+        "value",
+        "-c",
+        "name",
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "fake-hardware"
+    refused = openstack_cli(server.url, "baremetal", "driver", "list")
+    assert refused.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr or "SSL" in refused.stderr
