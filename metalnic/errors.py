@@ -8,7 +8,8 @@ code never builds HTTP responses itself.
 
     MetalnicError
     ├── InvalidInput            400  the request is malformed or breaks a rule
-    │   └── InvalidPatch        400  a JSON patch that cannot be applied
+    │   ├── InvalidPatch        400  a JSON patch that cannot be applied
+    │   └── InvalidStateRequested 400 a verb the node's state does not allow
     ├── NotAuthenticated        401  no or wrong credentials
     ├── Forbidden               403  the caller's role does not allow it
     ├── NotFound                404
@@ -20,8 +21,10 @@ code never builds HTTP responses itself.
     │   ├── DuplicateName
     │   ├── MACAlreadyExists
     │   ├── NodeHasPorts
+    │   ├── NodeLocked              (retry helps: another flow holds the node)
     │   └── InvalidStateForChange   (retry may help once the node moves)
     ├── PayloadTooLarge         413
+    ├── DriverError             500  (drivers/base.py) a BMC, agent or network step failed
     └── Unavailable             503  a dependency is down (retry helps)
 """
 
@@ -113,3 +116,14 @@ class PayloadTooLarge(MetalnicError):
 class Unavailable(MetalnicError):
     status = 503
     retryable = True
+
+
+class NodeLocked(Conflict):
+    retryable = True
+
+    def __init__(self, node: str, holder: str) -> None:
+        super().__init__(f"Node {node} is locked by {holder}; retry after it finishes.")
+
+
+class InvalidStateRequested(InvalidInput):
+    """A provision or power verb that the node's state does not allow."""

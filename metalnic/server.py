@@ -18,9 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalnic.auth import make_authenticator
-from metalnic.baremetal.api import drivers, microversion, nodes, ports, root
+from metalnic.baremetal.api import drivers, microversion, nodes, ports, root, states
 from metalnic.baremetal.api.deps import AppContext
 from metalnic.baremetal.api.errors import error_response
+from metalnic.baremetal.conductor import periodic
+from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.registry import default_registry
 from metalnic.db import migrate
 from metalnic.db.session import Database
@@ -98,12 +100,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def build_context(settings: Settings, database: Database | None = None) -> AppContext:
     db = database or Database(settings.resolved_database_url())
+    registry = default_registry()
     return AppContext(
         settings=settings,
         db=db,
         authenticator=make_authenticator(settings.auth, settings.users_file),
-        registry=default_registry(),
+        registry=registry,
         hostname=socket.gethostname(),
+        conductor=Conductor(settings, db, registry),
     )
 
 
@@ -114,7 +118,15 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(ctx.db.engine)
+        ctx.conductor.register()
+        # One pass before serving: a previous run of this server that died
+        # mid-flow has its nodes failed (and powered off) right away.
+        periodic.run_once(ctx.conductor)
+        loop = periodic.PeriodicLoop(ctx.conductor)
+        loop.start()
         yield
+        loop.stop()
+        ctx.conductor.shutdown()
         ctx.db.dispose()
 
     app = FastAPI(
@@ -126,7 +138,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         default_response_class=JSONResponse,
     )
     app.state.ctx = ctx
-    for module in (root, nodes, ports, drivers):
+    for module in (root, nodes, ports, drivers, states):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(IronicVersionHeaders)

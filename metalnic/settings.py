@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     max_request_body_size: int = Field(default=114_688, gt=0)
     # Ironic caps list pages at 1000 items by default.
     max_page_size: int = Field(default=1000, gt=0)
+    # Conductor.
+    conductor_workers: int = Field(default=8, gt=0)
+    periodic_interval: float = Field(default=10.0, gt=0)
+    power_timeout: float = Field(default=120.0, gt=0)
+    deploy_callback_timeout: float = Field(default=1800.0, gt=0)
+    conductor_dead_after: float = Field(default=60.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

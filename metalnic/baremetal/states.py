@@ -1,7 +1,7 @@
-"""Names of provision and power states, as Ironic spells them.
+"""Names of provision and power states and boot devices, as Ironic spells them.
 
-The conductor's transition table builds on these; the API uses the groups
-below to decide which changes a node's current state allows.
+The conductor's transition table (conductor/states.py) is built from these;
+the API uses the groups below to decide which changes a state allows.
 """
 
 from __future__ import annotations
@@ -9,17 +9,41 @@ from __future__ import annotations
 ENROLL = "enroll"
 VERIFYING = "verifying"
 MANAGEABLE = "manageable"
-AVAILABLE = "available"
-ACTIVE = "active"
 INSPECTING = "inspecting"
 INSPECTWAIT = "inspect wait"
 INSPECTFAIL = "inspect failed"
-ADOPTFAIL = "adopt failed"
+AVAILABLE = "available"
 DEPLOYING = "deploying"
+DEPLOYWAIT = "wait call-back"
+DEPLOYFAIL = "deploy failed"
+ACTIVE = "active"
+DELETING = "deleting"
+ERROR = "error"
 CLEANING = "cleaning"
+CLEANWAIT = "clean wait"
+CLEANFAIL = "clean failed"
+RESCUING = "rescuing"
+RESCUEWAIT = "rescue wait"
+RESCUEFAIL = "rescue failed"
+RESCUE = "rescue"
+UNRESCUING = "unrescuing"
+UNRESCUEFAIL = "unrescue failed"
+ADOPTING = "adopting"
+ADOPTFAIL = "adopt failed"
 
 POWER_ON = "power on"
 POWER_OFF = "power off"
+REBOOT = "rebooting"
+SOFT_POWER_OFF = "soft power off"
+SOFT_REBOOT = "soft rebooting"
+POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
+
+BOOT_PXE = "pxe"
+BOOT_DISK = "disk"
+BOOT_BIOS = "bios"
+BOOT_CDROM = "cdrom"
+BOOT_SAFE = "safe"
+BOOT_DEVICES = (BOOT_PXE, BOOT_DISK, BOOT_BIOS, BOOT_CDROM, BOOT_SAFE)
 
 # States in which the wiring of a node (smart NIC flags, local link
 # connections, its network interface) may change: nothing is plugged then.

@@ -64,16 +64,21 @@ def test_malformed_version_is_400(server: Server) -> None:
     assert "X-OpenStack-Ironic-API-Version" in json.loads(r.json()["error_message"])["faultstring"]
 
 
-def test_drivers_lists_fake_hardware(server: Server) -> None:
+def test_drivers_lists_hardware_types(server: Server) -> None:
     with server.client() as c:
         drivers = c.get("/v1/drivers").json()["drivers"]
-        assert [d["name"] for d in drivers] == ["fake-hardware"]
+        assert sorted(d["name"] for d in drivers) == ["fake-hardware", "ipmi", "redfish"]
         detail = c.get("/v1/drivers/fake-hardware").json()
         assert detail["default_power_interface"] == "fake"
         assert "smartnic" in detail["enabled_network_interfaces"]
-        missing = c.get("/v1/drivers/redfish")
+        redfish = c.get("/v1/drivers/redfish").json()
+        assert redfish["enabled_power_interfaces"] == ["redfish"]
+        assert "direct" in redfish["enabled_deploy_interfaces"]
+        props = c.get("/v1/drivers/redfish/properties").json()
+        assert "redfish_address" in props
+        missing = c.get("/v1/drivers/idrac")
     assert missing.status_code == 404
-    assert "redfish" in json.loads(missing.json()["error_message"])["faultstring"]
+    assert "idrac" in json.loads(missing.json()["error_message"])["faultstring"]
 
 
 def test_unknown_route_is_ironic_error(server: Server) -> None:

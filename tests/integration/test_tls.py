@@ -83,7 +83,7 @@ def test_openstack_cli_with_cacert(tls_server: tuple[Server, Path]) -> None:
         "name",
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "fake-hardware"
+    assert r.stdout.split() == ["fake-hardware", "ipmi", "redfish"]
     refused = openstack_cli(server.url, "baremetal", "driver", "list")
     assert refused.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr or "SSL" in refused.stderr

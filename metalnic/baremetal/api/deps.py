@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from metalnic.auth import Authenticator, Principal
 from metalnic.baremetal.api import microversion
 from metalnic.baremetal.coerce import as_bool
+from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page, make_page
@@ -33,6 +34,7 @@ class AppContext:
     authenticator: Authenticator
     registry: Registry
     hostname: str
+    conductor: Conductor
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -1,32 +1,26 @@
-"""Hardware types: which interface implementations each one supports.
+"""Hardware types and the interface implementations behind them.
 
-A hardware type is a list of supported implementations per interface kind,
-the first being the default, as in Ironic.  Only ``fake-hardware`` is
-registered until the real power and management drivers arrive.
+A hardware type lists, per interface kind, the implementations it supports
+(the first is the default), as in Ironic.  ``Registry`` owns one instance of
+each implementation for the process; real BMC drivers are imported on first
+use so that the API starts fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 INTERFACE_KINDS = (
-    "bios",
-    "boot",
-    "console",
-    "deploy",
-    "inspect",
-    "management",
-    "network",
-    "power",
-    "raid",
-    "rescue",
-    "storage",
-    "vendor",
-)
+    "bios", "boot", "console", "deploy", "inspect", "management",
+    "network", "power", "raid", "rescue", "storage", "vendor",
+)  # fmt: skip
 
-NETWORK_INTERFACES = ("flat", "noop", "smartnic")
+NETWORK_INTERFACES = ("flat", "noop", "smartnic", "fake")
+DEPLOY_INTERFACES = ("direct", "ramdisk", "ansible", "iscsi")
 
 
 @dataclass(frozen=True)
@@ -40,33 +34,121 @@ class HardwareType:
         return self.interfaces[kind][0]
 
 
+def _common(**overrides: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
+    base = {
+        "bios": ("no-bios",), "boot": ("pxe",), "console": ("no-console",),
+        "deploy": DEPLOY_INTERFACES, "inspect": ("no-inspect",),
+        "network": ("flat", "noop", "smartnic"), "raid": ("no-raid",),
+        "rescue": ("agent", "no-rescue"), "storage": ("noop",), "vendor": ("no-vendor",),
+    }  # fmt: skip
+    return MappingProxyType({**base, **overrides})
+
+
 FAKE_HARDWARE = HardwareType(
     name="fake-hardware",
-    interfaces=MappingProxyType(
+    interfaces=_common(
+        bios=("fake", "no-bios"),
+        boot=("fake", "pxe"),
+        console=("fake", "no-console"),
+        deploy=("fake", *DEPLOY_INTERFACES),
+        inspect=("fake", "no-inspect"),
+        management=("fake",),
+        network=NETWORK_INTERFACES,
+        power=("fake",),
+        raid=("fake", "no-raid"),
+        rescue=("fake", "agent", "no-rescue"),
+        vendor=("fake", "no-vendor"),
+    ),  # fmt: skip
+    properties=MappingProxyType(
         {
-            "bios": ("fake", "no-bios"),
-            "boot": ("fake",),
-            "console": ("fake", "no-console"),
-            "deploy": ("fake",),
-            "inspect": ("fake", "no-inspect"),
-            "management": ("fake",),
-            "network": NETWORK_INTERFACES,
-            "power": ("fake",),
-            "raid": ("fake", "no-raid"),
-            "rescue": ("fake", "no-rescue"),
-            "storage": ("noop",),
-            "vendor": ("fake", "no-vendor"),
+            "fake_power_fail": "Optional. Make this power action fail: 'power on' or 'power off'.",
+            "fake_no_bios": "Optional. Refuse the BIOS boot device.",
+            "fake_power_delay": "Optional. Seconds each power change takes.",
+            "fake_network_fail": "Optional (fake network). 'attach|detach|verify:<phase>' fails.",
         }
     ),
-    properties=MappingProxyType({}),
+)
+
+REDFISH = HardwareType(
+    name="redfish",
+    interfaces=_common(power=("redfish",), management=("redfish",)),
+    properties=MappingProxyType(
+        {
+            "redfish_address": "Required. The BMC's Redfish URL, e.g. https://bmc.example:8000.",
+            "redfish_system_id": "Optional. The system's path, e.g. /redfish/v1/Systems/1; "
+            "required when the BMC has more than one system.",
+            "redfish_username": "Optional. BMC user.",
+            "redfish_password": "Optional. BMC password (never shown).",
+            "redfish_verify_ca": "Optional. true (default), false, or a CA bundle path.",
+        }
+    ),
+)
+
+IPMI = HardwareType(
+    name="ipmi",
+    interfaces=_common(power=("ipmitool",), management=("ipmitool",)),
+    properties=MappingProxyType(
+        {
+            "ipmi_address": "Required. The BMC's IP address or host name.",
+            "ipmi_port": "Optional. UDP port, default 623.",
+            "ipmi_username": "Optional. BMC user.",
+            "ipmi_password": "Optional. BMC password (never shown).",
+        }
+    ),
 )
 
 
+def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
+    from metalnic.baremetal.drivers.deploy import interfaces as deploy
+    from metalnic.baremetal.drivers.network import simple
+    from metalnic.baremetal.drivers.power import fake
+
+    def redfish(kind: str) -> Callable[[Registry], Any]:
+        def make(_r: Registry) -> Any:
+            from metalnic.baremetal.drivers.power import redfish as rf
+
+            return rf.RedfishPower() if kind == "power" else rf.RedfishManagement()
+
+        return make
+
+    def ipmi(kind: str) -> Callable[[Registry], Any]:
+        def make(_r: Registry) -> Any:
+            from metalnic.baremetal.drivers.power import ipmi as im
+
+            return im.IpmiPower() if kind == "power" else im.IpmiManagement()
+
+        return make
+
+    return {
+        ("power", "fake"): lambda r: fake.FakePower(r.fake_bmcs),
+        ("management", "fake"): lambda r: fake.FakeManagement(r.fake_bmcs),
+        ("power", "redfish"): redfish("power"),
+        ("management", "redfish"): redfish("management"),
+        ("power", "ipmitool"): ipmi("power"),
+        ("management", "ipmitool"): ipmi("management"),
+        ("network", "noop"): lambda r: simple.NoopNetwork(),
+        ("network", "flat"): lambda r: simple.NoopNetwork(),
+        ("network", "fake"): lambda r: simple.FakeNetwork(),
+        ("network", "smartnic"): lambda r: simple.PendingSmartNicNetwork(),
+        ("deploy", "fake"): lambda r: deploy.FakeDeploy(),
+        ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
+        ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
+        ("deploy", "ansible"): lambda r: deploy.AnsibleDeploy(),
+        ("deploy", "iscsi"): lambda r: deploy.IscsiDeploy(),
+    }
+
+
 class Registry:
-    """The hardware types this server offers, by name."""
+    """The hardware types this server offers, and one instance per implementation."""
 
     def __init__(self, types: list[HardwareType]) -> None:
+        from metalnic.baremetal.drivers.power.fake import FakeBmcs
+
         self._types = {t.name: t for t in types}
+        self.fake_bmcs = FakeBmcs()
+        self._lock = threading.Lock()
+        self._instances: dict[tuple[str, str], Any] = {}
+        self._factories = _factories()
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)
@@ -74,6 +156,17 @@ class Registry:
     def all(self) -> list[HardwareType]:
         return list(self._types.values())
 
+    def implementation(self, kind: str, name: str) -> Any:
+        """The process's instance of interface ``name`` of ``kind`` (built on first use)."""
+        key = (kind, name)
+        with self._lock:
+            if key not in self._instances:
+                factory = self._factories.get(key)
+                if factory is None:
+                    raise KeyError(f"no implementation of {kind} interface {name!r}")
+                self._instances[key] = factory(self)
+            return self._instances[key]
+
 
 def default_registry() -> Registry:
-    return Registry([FAKE_HARDWARE])
+    return Registry([FAKE_HARDWARE, REDFISH, IPMI])

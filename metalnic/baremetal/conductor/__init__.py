@@ -1,0 +1,1 @@
+"""The conductor: moves nodes through the provisioning state machine."""

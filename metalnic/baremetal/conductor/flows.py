@@ -1,0 +1,196 @@
+"""The provisioning flows, shared by every deploy interface.
+
+Each flow takes a locked node (``Task``) and returns the machine event that
+ends it: ``done``, or ``wait`` when a ramdisk agent has to call back first.
+Every network call runs inside ``network_power`` (the smart NIC power rule),
+and every boot goes through ``boot`` (the boot gate) — no deploy interface
+carries its own copy of either.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from metalnic.baremetal import states
+from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor.powered import network_power
+from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
+
+
+def validate(task: Task) -> None:
+    d, ctx = task.drivers, task.ctx
+    for iface in (d.power, d.management, d.network, d.deploy):
+        iface.validate(ctx)
+
+
+def boot(task: Task, device: str, phase: str, persistent: bool = False) -> None:
+    """Set the boot device, check the network (boot gate), then (re)start the host."""
+    task.set_boot_device(device, persistent)
+    task.boot_gate(phase)
+    if task.power_state() == states.POWER_ON:
+        task.set_power(states.REBOOT)
+    else:
+        task.set_power(states.POWER_ON)
+
+
+def boot_agent(task: Task, phase: str) -> None:
+    """Boot the ramdisk agent on ``phase``'s network with a fresh one-time token."""
+    task.set_internal(
+        agent_token=secrets.token_urlsafe(32), agent_token_given=False, agent_url=None
+    )
+    boot(task, states.BOOT_PXE, phase)
+    task.log(history.AGENT, f"waiting for the ramdisk agent on the {phase} network")
+
+
+def forget_agent(task: Task) -> None:
+    task.set_internal(agent_token=None, agent_token_given=False, agent_url=None)
+
+
+def agent_url(task: Task) -> str:
+    url = task.ctx.driver_internal_info.get("agent_url")
+    if not url:
+        raise DriverError("the ramdisk agent has not called back with its URL")
+    return str(url)
+
+
+# --- manage / inspect / adopt ------------------------------------------------------------
+
+
+def verify(task: Task) -> str:
+    task.drivers.power.validate(task.ctx)
+    task.drivers.management.validate(task.ctx)
+    state = task.power_state()
+    task.log(history.POWER, f"BMC credentials verified; power is {state}")
+    return "done"
+
+
+def inspect(task: Task) -> str:
+    with task.node() as node:
+        iface = node.inspect_interface
+    if iface != "fake":
+        raise DriverConfigError(f"inspect interface {iface!r} cannot inspect hardware")
+    task.log(history.PROVISION, "inspection (fake): nothing to discover")
+    return "done"
+
+
+def adopt(task: Task) -> str:
+    validate(task)
+    task.power_state()
+    return "done"
+
+
+# --- deploy --------------------------------------------------------------------------------
+
+
+def deploy(task: Task) -> str:
+    validate(task)
+    d = task.drivers.deploy
+    phase = "tenant" if d.ramdisk_is_instance else "provisioning"
+    with network_power(task):
+        task.network("attach", phase)
+    if d.ramdisk_is_instance:
+        boot(task, states.BOOT_PXE, "tenant")
+        return "done"
+    if d.uses_agent:
+        boot_agent(task, "provisioning")
+        return "wait"
+    return finish_deploy(task)
+
+
+def continue_deploy(task: Task) -> str:
+    task.log(history.AGENT, "ramdisk agent called back; writing the image")
+    task.drivers.deploy.write_image(task.ctx, agent_url(task))
+    task.log(history.AGENT, "image written and its checksum verified")
+    return finish_deploy(task)
+
+
+def finish_deploy(task: Task) -> str:
+    """Ironic's reboot_and_finish_deploy: provisioning → tenant, then boot the disk."""
+    task.set_power(states.POWER_OFF)
+    forget_agent(task)
+    with network_power(task):
+        task.network("detach", "provisioning")
+        task.network("attach", "tenant")
+    boot(task, states.BOOT_DISK, "tenant", persistent=True)
+    return "done"
+
+
+def tear_down(task: Task) -> str:
+    task.set_power(states.POWER_OFF)
+    with network_power(task):
+        task.network("detach", "tenant")
+        task.network("detach", "rescuing")
+    return "done"
+
+
+# --- cleaning ------------------------------------------------------------------------------
+
+
+def clean(task: Task) -> str:
+    with network_power(task):
+        task.network("attach", "cleaning")
+    if task.drivers.deploy.uses_agent:
+        boot_agent(task, "cleaning")
+        return "wait"
+    task.log(history.PROVISION, "clean steps: none for this deploy interface")
+    return finish_clean(task)
+
+
+def continue_clean(task: Task) -> str:
+    task.drivers.deploy.clean_disk(task.ctx, agent_url(task))
+    task.log(history.AGENT, "disk metadata erased by the ramdisk agent")
+    return finish_clean(task)
+
+
+def finish_clean(task: Task) -> str:
+    task.set_power(states.POWER_OFF)
+    forget_agent(task)
+    with network_power(task):
+        task.network("detach", "cleaning")
+    return "done"
+
+
+# --- rescue --------------------------------------------------------------------------------
+
+
+def rescue(task: Task) -> str:
+    validate(task)
+    task.set_power(states.POWER_OFF)
+    with network_power(task):
+        task.network("detach", "tenant")
+        task.network("attach", "rescuing")
+    boot(task, states.BOOT_PXE, "rescuing")
+    return "done"
+
+
+def unrescue(task: Task) -> str:
+    task.set_power(states.POWER_OFF)
+    with network_power(task):
+        task.network("detach", "rescuing")
+        task.network("attach", "tenant")
+    boot(task, states.BOOT_DISK, "tenant", persistent=True)
+    return "done"
+
+
+# The flow that runs while a node is in each busy state (after an API verb or a
+# previous flow's "done" led there).
+FLOWS = {
+    states.VERIFYING: verify,
+    states.INSPECTING: inspect,
+    states.ADOPTING: adopt,
+    states.DEPLOYING: deploy,
+    states.DELETING: tear_down,
+    states.CLEANING: clean,
+    states.RESCUING: rescue,
+    states.UNRESCUING: unrescue,
+}
+# After an agent's heartbeat resumes a waiting node.
+RESUMED = {
+    states.DEPLOYING: continue_deploy,
+    states.CLEANING: continue_clean,
+}
+# Flows after whose failure the host is powered off (it may run a ramdisk).
+POWER_OFF_ON_FAILURE = frozenset(
+    {states.DEPLOYING, states.CLEANING, states.RESCUING, states.UNRESCUING, states.DELETING}
+)

@@ -1,0 +1,195 @@
+"""The conductor's periodic pass: liveness, dead workers, stuck waits, power sync.
+
+Level-triggered: each pass looks at the database as it is, so a pass that is
+missed or crashes is repaired by the next one.
+
+* stamps this conductor's heartbeat;
+* finds conductors that stopped (heartbeat older than ``conductor_dead_after``,
+  or a process on this host that no longer exists): their locks are released
+  and nodes they left mid-flow are failed with a clear last_error and powered
+  off, so that a server restart never leaves a node stuck or sitting in BIOS;
+* fails nodes that waited for a ramdisk agent longer than
+  ``deploy_callback_timeout``;
+* reads the power state of idle nodes from their BMCs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.conductor import task as tasks
+from metalnic.baremetal.conductor.service import Conductor, power_off_quietly, stamp_heartbeat
+from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.models import Conductor as ConductorRow
+from metalnic.baremetal.models import Node
+from metalnic.db.base import utcnow
+from metalnic.errors import NodeLocked
+
+log = logging.getLogger(__name__)
+
+
+def _pid_gone(name: str, hostname: str, local: str) -> bool:
+    host, _sep, rest = name.partition(":")
+    if host != local or hostname != local:
+        return False
+    pid = rest.split(":", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reap_dead_conductors(c: Conductor) -> list[str]:
+    """Release what stopped conductors held; fail the flows they left. Returns the reaped."""
+    cutoff = utcnow() - dt.timedelta(seconds=c.settings.conductor_dead_after)
+    with c.db.transaction() as s:
+        rows = s.scalars(select(ConductorRow).where(ConductorRow.name != c.name)).all()
+        dead = [
+            r.name
+            for r in rows
+            if r.heartbeat_at < cutoff or _pid_gone(r.name, r.hostname, c.hostname)
+        ]
+    for name in dead:
+        orphans: list[int] = []
+        with c.db.transaction() as s:
+            for node in s.scalars(select(Node).where(Node.reservation == name)).all():
+                node.reservation = None
+                if node.provision_state in machine.ACTIVE_FLOW_STATES:
+                    state = node.provision_state
+                    tasks.advance(node, "fail")
+                    node.last_error = (
+                        f"The conductor ({name}) stopped while the node was {state}; "
+                        f"the flow was failed and the node powered off."
+                    )
+                    history.record(
+                        s,
+                        node.id,
+                        history.ERROR,
+                        node.last_error,
+                        severity="ERROR",
+                        conductor=c.name,
+                    )
+                    orphans.append(node.id)
+                else:
+                    node.target_power_state = None
+            row = s.scalars(select(ConductorRow).where(ConductorRow.name == name)).first()
+            if row is not None:
+                s.delete(row)
+        for node_id in orphans:
+            _locked_side_flow(c, node_id, power_off_quietly)
+        log.warning("reaped stopped conductor %s (%d node(s) failed)", name, len(orphans))
+    return dead
+
+
+def _locked_side_flow(c: Conductor, node_id: int, work: Callable[[Task], None]) -> None:
+    with c.db.transaction() as s:
+        node = s.get_one(Node, node_id)
+        try:
+            tasks.acquire(s, node, c.name)
+        except NodeLocked:
+            return
+
+    def run(task: Task) -> str:
+        work(task)
+        return "none"
+
+    c.submit_side(node_id, run)
+
+
+def fail_stale_waits(c: Conductor) -> None:
+    cutoff = utcnow() - dt.timedelta(seconds=c.settings.deploy_callback_timeout)
+    with c.db.transaction() as s:
+        stale = s.scalars(
+            select(Node).where(
+                Node.provision_state.in_(machine.WAIT_STATES),
+                Node.provision_updated_at < cutoff,
+                Node.reservation.is_(None),
+            )
+        ).all()
+        ids = []
+        for node in stale:
+            state = node.provision_state
+            tasks.advance(node, "fail")
+            node.last_error = (
+                f"Timed out after {c.settings.deploy_callback_timeout:.0f} s in '{state}': "
+                "the ramdisk agent never called back."
+            )
+            history.record(
+                s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
+            )
+            ids.append(node.id)
+    for node_id in ids:
+        _locked_side_flow(c, node_id, power_off_quietly)
+
+
+def sync_power(c: Conductor) -> None:
+    with c.db.transaction() as s:
+        idle = s.scalars(
+            select(Node.id).where(
+                Node.reservation.is_(None),
+                Node.maintenance.is_(False),
+                Node.provision_state.in_(machine.STABLE_STATES | machine.WAIT_STATES),
+            )
+        ).all()
+    for node_id in idle:
+        with c.db.transaction() as s:
+            node = s.get_one(Node, node_id)
+            try:
+                tasks.acquire(s, node, c.name)
+            except NodeLocked:
+                continue
+        try:
+            task = Task(c.db, c.registry, c.name, node_id, c.settings.power_timeout)
+            before = task.ctx
+            with task.node() as n:
+                old = n.power_state
+            new = task.drivers.power.get_power_state(before)
+            if new != old:
+                task.update(power_state=new)
+                task.log(history.POWER, f"power state read from the BMC: {new} (was {old})")
+        except Exception as exc:  # a BMC being down must not stop the pass
+            log.info("power sync of node %s: %s", node_id, exc)
+        finally:
+            with c.db.transaction() as s:
+                tasks.release(s, node_id, c.name)
+
+
+def run_once(c: Conductor) -> None:
+    stamp_heartbeat(c.db, c.name)
+    reap_dead_conductors(c)
+    fail_stale_waits(c)
+    sync_power(c)
+
+
+class PeriodicLoop:
+    def __init__(self, conductor: Conductor) -> None:
+        self.conductor = conductor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="periodic", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.conductor.settings.periodic_interval):
+            try:
+                run_once(self.conductor)
+            except Exception:  # the loop's top: log and try again next time
+                log.exception("periodic pass failed")

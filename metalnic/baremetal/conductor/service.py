@@ -1,0 +1,345 @@
+"""The conductor: accepts verbs from the API, runs flows on worker threads.
+
+An API call checks the verb against the state machine, takes the node lock
+and moves the node into its busy state in one transaction, then hands the
+flow to a worker and answers 202.  The worker runs the flow and, in one last
+transaction, takes the flow's event (``done``/``wait``/``fail``), writes
+last_error and releases the lock.  A ``done`` that leads into another busy
+state (deleting → cleaning) runs that state's flow under the same lock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import select
+
+from metalnic import ids
+from metalnic.auth import Principal
+from metalnic.baremetal import nodes as inventory
+from metalnic.baremetal import policy, states
+from metalnic.baremetal.conductor import flows, history
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.conductor import task as tasks
+from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.registry import Registry
+from metalnic.baremetal.models import Conductor as ConductorRow
+from metalnic.baremetal.models import Node, Port
+from metalnic.db.base import utcnow
+from metalnic.db.session import Database
+from metalnic.errors import (
+    InvalidInput,
+    InvalidStateRequested,
+    MetalnicError,
+    NodeNotFound,
+    NotAuthenticated,
+)
+from metalnic.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Flow = Callable[[Task], str]
+
+
+class Conductor:
+    def __init__(self, settings: Settings, db: Database, registry: Registry) -> None:
+        self.settings = settings
+        self.db = db
+        self.registry = registry
+        self.hostname = socket.gethostname()
+        self.name = f"{self.hostname}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._pool = ThreadPoolExecutor(settings.conductor_workers, thread_name_prefix="flow")
+        self.futures: set[Future[None]] = set()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def register(self) -> None:
+        with self.db.transaction() as s:
+            s.add(ConductorRow(name=self.name, hostname=self.hostname))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        with self.db.transaction() as s:
+            row = s.scalars(select(ConductorRow).where(ConductorRow.name == self.name)).first()
+            if row is not None:
+                s.delete(row)
+
+    # --- running flows ----------------------------------------------------------------------
+
+    def _submit(self, node_id: int, flow: Flow) -> None:
+        future = self._pool.submit(self._run, node_id, flow)
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
+
+    def _run(self, node_id: int, flow: Flow) -> None:
+        while True:
+            try:
+                task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
+            except Exception:
+                log.exception("cannot prepare node %s", node_id)
+                self._finish(node_id, "fail", "internal error preparing the flow")
+                return
+            with task.node() as node:
+                busy_state = node.provision_state
+            try:
+                event = flow(task)
+                error = None
+            except Exception as exc:  # a worker's top: every failure ends the flow cleanly
+                event, error = "fail", _describe(flow, exc)
+                if not isinstance(exc, MetalnicError):
+                    log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
+                task.log(history.ERROR, error, severity="ERROR")
+                if busy_state in flows.POWER_OFF_ON_FAILURE:
+                    power_off_quietly(task)
+            next_state = self._finish(node_id, event, error)
+            follow = flows.FLOWS.get(next_state) if event == "done" else None
+            if follow is None:
+                return
+            flow = follow  # e.g. deleting → cleaning, under the same lock
+
+    def _finish(self, node_id: int, event: str, error: str | None) -> str:
+        with self.db.transaction() as s:
+            node = s.get_one(Node, node_id)
+            tasks.advance(node, event)
+            if error is not None:
+                node.last_error = error
+            elif event == "done":
+                node.last_error = None
+            history.record(
+                s,
+                node_id,
+                history.PROVISION,
+                f"{event}: now {node.provision_state}",
+                severity="ERROR" if error else "INFO",
+                conductor=self.name,
+            )
+            if node.provision_state not in machine.ACTIVE_FLOW_STATES or event != "done":
+                tasks.release(s, node_id, self.name)
+            return node.provision_state
+
+    # --- API entry points -------------------------------------------------------------------
+
+    def provision(self, who: Principal, ident: str, verb: Any, body: dict[str, Any]) -> None:
+        event = machine.VERBS.get(verb) if isinstance(verb, str) else None
+        if event is None:
+            raise InvalidInput(
+                f"Invalid provision target {verb!r}; use one of {', '.join(sorted(machine.VERBS))}."
+            )
+        with self.db.transaction() as s:
+            node = inventory.find(s, ident, for_update=True)
+            policy.check_node(who, node.owner, ident, write=True)
+            if event == "abort":
+                return self._abort(s, node)
+            if node.maintenance and event not in ("manage", "delete"):
+                raise InvalidStateRequested(f"Node {node.uuid} is in maintenance.")
+            tasks.check(node, event)  # raises naming the allowed verbs
+            _apply_options(node, event, body)
+            tasks.acquire(s, node, self.name)
+            tasks.advance(node, event)
+            history.record(
+                s,
+                node.id,
+                history.PROVISION,
+                f"{verb} requested: now {node.provision_state}",
+                conductor=self.name,
+                user=who.name,
+            )
+            node_id, state = node.id, node.provision_state
+        self._submit(node_id, flows.FLOWS[state])
+
+    def _abort(self, s: Any, node: Node) -> None:
+        if node.provision_state not in machine.WAIT_STATES:
+            raise InvalidStateRequested(
+                f"Node {node.uuid} in state '{node.provision_state}' cannot be aborted; "
+                "only a node waiting for its ramdisk agent can."
+            )
+        tasks.check(node, "abort")
+        tasks.acquire(s, node, self.name)
+        tasks.advance(node, "abort")
+        node.last_error = "Aborted by the user while waiting for the ramdisk agent."
+        history.record(
+            s,
+            node.id,
+            history.PROVISION,
+            f"aborted: now {node.provision_state}",
+            conductor=self.name,
+        )
+        node_id = node.id
+
+        def power_off(task: Task) -> str:
+            power_off_quietly(task)
+            flows.forget_agent(task)
+            return "none"
+
+        self.submit_side(node_id, power_off)
+
+    def submit_side(self, node_id: int, work: Flow) -> None:
+        """Run ``work`` on a locked node without a state transition, then unlock."""
+
+        def run() -> None:
+            try:
+                work(Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout))
+            except Exception as exc:
+                with self.db.transaction() as s:
+                    node = s.get_one(Node, node_id)
+                    node.last_error = str(exc)
+                    history.record(
+                        s, node_id, history.ERROR, str(exc), severity="ERROR", conductor=self.name
+                    )
+            finally:
+                with self.db.transaction() as s:
+                    tasks.release(s, node_id, self.name)
+
+        future = self._pool.submit(run)
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
+
+    def power(self, who: Principal, ident: str, target: Any) -> None:
+        if target not in states.POWER_TARGETS:
+            raise InvalidInput(
+                f"Invalid power target {target!r}; use one of {', '.join(states.POWER_TARGETS)}."
+            )
+        with self.db.transaction() as s:
+            node = inventory.find(s, ident, for_update=True)
+            policy.check_node(who, node.owner, ident, write=True)
+            if node.provision_state in machine.ACTIVE_FLOW_STATES:
+                raise InvalidStateRequested(
+                    f"Node {node.uuid} is {node.provision_state}; power actions wait until it "
+                    "is done."
+                )
+            tasks.acquire(s, node, self.name)
+            node.target_power_state = target
+            history.record(
+                s,
+                node.id,
+                history.POWER,
+                f"{target} requested by {who.name}",
+                conductor=self.name,
+                user=who.name,
+            )
+            node_id = node.id
+
+        def act(task: Task) -> str:
+            task.set_power(target)
+            return "none"
+
+        self.submit_side(node_id, act)
+
+    def with_lock(
+        self, who: Principal, ident: str, work: Callable[[Task], Any], write: bool = True
+    ) -> Any:
+        """Run ``work`` synchronously on the locked node (boot device, validate)."""
+        with self.db.transaction() as s:
+            node = inventory.find(s, ident, for_update=True)
+            policy.check_node(who, node.owner, ident, write=write)
+            tasks.acquire(s, node, self.name)
+            node_id = node.id
+        try:
+            task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
+            return work(task)
+        finally:
+            with self.db.transaction() as s:
+                tasks.release(s, node_id, self.name)
+
+    # --- the ramdisk agent ------------------------------------------------------------------
+
+    def lookup(self, addresses: list[str], node_uuid: str | None) -> dict[str, Any]:
+        macs = [ids.normalize_mac(a) for a in addresses if a.strip()]
+        with self.db.transaction() as s:
+            stmt = select(Node).join(Port).where(Port.address.in_(macs)) if macs else None
+            if node_uuid:
+                node = inventory.find(s, ids.parse_uuid(node_uuid, "node_uuid"))
+            elif stmt is not None:
+                node = s.scalars(stmt).first()  # type: ignore[assignment]
+            else:
+                raise InvalidInput("lookup needs addresses or node_uuid")
+            if node is None or node.provision_state not in _AGENT_STATES:
+                raise NodeNotFound(node_uuid or ",".join(macs))
+            info = dict(node.driver_internal_info)
+            config: dict[str, Any] = {"heartbeat_timeout": 30}
+            if info.get("agent_token") and not info.get("agent_token_given"):
+                config["agent_token"] = info["agent_token"]
+                node.driver_internal_info = {**info, "agent_token_given": True}
+            history.record(
+                s, node.id, history.AGENT, "ramdisk agent looked the node up", conductor=self.name
+            )
+            return {
+                "node": {"uuid": node.uuid, "properties": node.properties, "instance_info": {}},
+                "config": config,
+            }
+
+    def heartbeat(self, ident: str, callback_url: Any, token: Any) -> None:
+        if not isinstance(callback_url, str) or not callback_url.startswith(
+            ("http://", "https://")
+        ):
+            raise InvalidInput("A heartbeat needs callback_url (http or https).")
+        with self.db.transaction() as s:
+            node = inventory.find(s, ident, for_update=True)
+            expected = node.driver_internal_info.get("agent_token")
+            if (
+                not expected
+                or not isinstance(token, str)
+                or not hmac.compare_digest(expected.encode(), token.encode())
+            ):
+                raise NotAuthenticated("Invalid or missing agent_token.")
+            if node.provision_state not in machine.WAIT_STATES:
+                return  # heartbeats while the conductor works are fine and ignored
+            tasks.check(node, "resume")
+            tasks.acquire(s, node, self.name)
+            tasks.advance(node, "resume")
+            node.driver_internal_info = {**node.driver_internal_info, "agent_url": callback_url}
+            history.record(
+                s, node.id, history.AGENT, f"heartbeat from {callback_url}", conductor=self.name
+            )
+            node_id, state = node.id, node.provision_state
+        flow = flows.RESUMED.get(state)
+        if flow is None:
+            raise DriverError(f"no flow resumes {state}")
+        self._submit(node_id, flow)
+
+
+_AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING, states.CLEANWAIT})
+
+
+def _apply_options(node: Node, event: str, body: dict[str, Any]) -> None:
+    """Verb options Ironic accepts; unknown ones are refused before anything moves."""
+    allowed = {
+        "target",
+        "clean_steps",
+        "configdrive",
+        "rescue_password",
+        "disable_ramdisk",
+        "deploy_steps",
+    }
+    unknown = set(body) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
+    if event == "clean" and not body.get("clean_steps"):
+        raise InvalidInput("Manual cleaning needs clean_steps.")
+
+
+def _describe(flow: Flow, exc: Exception) -> str:
+    message = exc.message if isinstance(exc, MetalnicError) else f"internal error: {exc!r}"
+    return f"{flow.__name__.replace('_', ' ')} failed: {message}"
+
+
+def power_off_quietly(task: Task) -> None:
+    try:
+        task.set_power(states.POWER_OFF)
+    except Exception as exc:
+        task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
+
+
+def stamp_heartbeat(db: Database, name: str) -> None:
+    with db.transaction() as s:
+        row = s.scalars(select(ConductorRow).where(ConductorRow.name == name)).first()
+        if row is not None:
+            row.heartbeat_at = utcnow()

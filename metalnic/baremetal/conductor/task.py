@@ -1,0 +1,213 @@
+"""Node locks and the context a flow works in.
+
+A node is reserved by exactly one conductor at a time: a conditional UPDATE
+(``reservation IS NULL``) takes it, so two requests racing for one node get
+one winner and one 409 ``NodeLocked``.  ``Task`` is what a flow holds: the
+node's identity, a fresh immutable snapshot for drivers, the node's driver
+instances, and short transactions for state and history writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from metalnic.baremetal import states
+from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.drivers.base import (
+    DeployInterface,
+    ManagementInterface,
+    NetworkInterface,
+    NodeContext,
+    PortInfo,
+    PowerInterface,
+)
+from metalnic.baremetal.drivers.registry import Registry
+from metalnic.baremetal.models import Node, Port
+from metalnic.db.base import utcnow
+from metalnic.db.session import Database
+from metalnic.errors import InvalidStateRequested, NodeLocked
+
+
+def acquire(session: Session, node: Node, holder: str) -> None:
+    """Reserve ``node`` for ``holder`` or raise NodeLocked (the row is re-read)."""
+    result = session.execute(
+        update(Node)
+        .where(Node.id == node.id, Node.reservation.is_(None))
+        .values(reservation=holder)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(node)
+        raise NodeLocked(node.uuid, node.reservation or "another conductor")
+    session.refresh(node)
+
+
+def release(session: Session, node_id: int, holder: str) -> None:
+    session.execute(
+        update(Node)
+        .where(Node.id == node_id, Node.reservation == holder)
+        .values(reservation=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def check(node: Node, event: str) -> machine.Row:
+    """The table row for ``event`` in the node's state, or an error naming the allowed verbs."""
+    row = machine.lookup(node.provision_state, event)
+    if row is None:
+        verbs = ", ".join(machine.verbs_from(node.provision_state)) or "none"
+        raise InvalidStateRequested(
+            f"The requested action '{event}' can not be performed on node {node.uuid} while it "
+            f"is in state '{node.provision_state}'; allowed actions there: {verbs}."
+        )
+    return row
+
+
+def advance(node: Node, event: str) -> None:
+    """Take ``event`` in the state machine: the one place provision_state is written."""
+    row = check(node, event)
+    node.provision_state, node.target_provision_state = machine.resolve(
+        row, node.target_provision_state
+    )
+    node.provision_updated_at = utcnow()
+
+
+def snapshot(session: Session, node: Node) -> NodeContext:
+    ports = session.scalars(select(Port).where(Port.node_id == node.id).order_by(Port.id)).all()
+    return NodeContext(
+        uuid=node.uuid,
+        name=node.name,
+        driver=node.driver,
+        driver_info=dict(node.driver_info),
+        instance_info=dict(node.instance_info),
+        driver_internal_info=dict(node.driver_internal_info),
+        ports=tuple(
+            PortInfo(
+                uuid=p.uuid,
+                address=p.address,
+                is_smartnic=p.is_smartnic,
+                local_link_connection=dict(p.local_link_connection),
+                pxe_enabled=p.pxe_enabled,
+                physical_network=p.physical_network,
+            )
+            for p in ports
+        ),
+    )
+
+
+@dataclass
+class Drivers:
+    power: PowerInterface
+    management: ManagementInterface
+    network: NetworkInterface
+    deploy: DeployInterface
+
+
+def drivers_for(registry: Registry, node: Node) -> Drivers:
+    return Drivers(
+        power=registry.implementation("power", node.power_interface or ""),
+        management=registry.implementation("management", node.management_interface or ""),
+        network=registry.implementation("network", node.network_interface or ""),
+        deploy=registry.implementation("deploy", node.deploy_interface or ""),
+    )
+
+
+class Task:
+    """A flow's handle on one locked node."""
+
+    def __init__(
+        self, db: Database, registry: Registry, holder: str, node_id: int, power_timeout: float
+    ) -> None:
+        self.db = db
+        self.holder = holder
+        self.node_id = node_id
+        self.power_timeout = power_timeout
+        with db.transaction() as s:
+            node = s.get_one(Node, node_id)
+            self.uuid = node.uuid
+            self.drivers = drivers_for(registry, node)
+            self.ctx = snapshot(s, node)
+
+    @contextmanager
+    def node(self) -> Iterator[Node]:
+        """The node row in a short transaction of its own."""
+        with self.db.transaction() as s:
+            yield s.get_one(Node, self.node_id)
+
+    def refresh(self) -> None:
+        with self.db.transaction() as s:
+            self.ctx = snapshot(s, s.get_one(Node, self.node_id))
+
+    def log(self, event_type: str, event: str, severity: str = "INFO") -> None:
+        with self.db.transaction() as s:
+            history.record(
+                s, self.node_id, event_type, event, severity=severity, conductor=self.holder
+            )
+
+    def update(self, **values: Any) -> None:
+        with self.node() as node:
+            for key, value in values.items():
+                setattr(node, key, value)
+
+    def set_internal(self, **values: Any) -> None:
+        with self.node() as node:
+            node.driver_internal_info = {**node.driver_internal_info, **values}
+        self.refresh()
+
+    # --- BMC actions, each logged -----------------------------------------------------
+
+    def power_state(self) -> str:
+        state = self.drivers.power.get_power_state(self.ctx)
+        self.update(power_state=state)
+        return state
+
+    def set_power(self, target: str) -> None:
+        self.update(target_power_state=target)
+        self.log(history.POWER, f"{target} requested")
+        try:
+            if target in (states.REBOOT, states.SOFT_REBOOT):
+                self.drivers.power.reboot(
+                    self.ctx, self.power_timeout, soft=target == states.SOFT_REBOOT
+                )
+            else:
+                self.drivers.power.set_power_state(self.ctx, target, self.power_timeout)
+        except Exception:
+            self.update(target_power_state=None)
+            raise
+        now = (
+            states.POWER_OFF
+            if target in (states.POWER_OFF, states.SOFT_POWER_OFF)
+            else states.POWER_ON
+        )
+        self.update(power_state=now, target_power_state=None)
+        self.log(history.POWER, f"{now} (BMC confirmed)")
+
+    def set_boot_device(self, device: str, persistent: bool = False) -> None:
+        self.drivers.management.set_boot_device(self.ctx, device, persistent)
+        self.log(
+            history.BOOT_DEVICE,
+            f"next boot from {device}" + (" (persistent)" if persistent else ""),
+        )
+
+    def network(self, action: str, phase: str) -> None:
+        """attach/detach the ports for ``phase``, logged before and after."""
+        self.log(history.NETWORK, f"{action} {phase} network: started")
+        step: Callable[[NodeContext, str], None] = getattr(self.drivers.network, action)
+        step(self.ctx, phase)
+        self.log(
+            history.NETWORK,
+            f"{action} {phase} network: done"
+            + (" (ports ACTIVE)" if action == "attach" else " (ports removed)"),
+        )
+
+    def boot_gate(self, phase: str) -> None:
+        """Right before booting: every port must be up on the ``phase`` network."""
+        self.drivers.network.verify_active(self.ctx, phase)
+        self.log(history.BOOT_GATE, f"ports verified ACTIVE on the {phase} network")

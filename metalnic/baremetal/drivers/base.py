@@ -1,0 +1,137 @@
+"""The driver interfaces: one small ABC per concern, as Ironic splits them.
+
+Drivers receive an immutable ``NodeContext`` (a snapshot of the node and its
+ports) and return values or raise ``DriverError``; they never touch the
+database, the node lock or the state machine.  Vendor exceptions (sushy,
+pyghmi, HTTP) are translated into ``DriverError`` inside each driver module,
+with messages that never carry credentials.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from metalnic.errors import MetalnicError
+
+
+class DriverError(MetalnicError):
+    """A driver could not do what was asked; the message says why, without secrets."""
+
+    status = 500
+
+
+class DriverConfigError(DriverError):
+    """driver_info is incomplete or invalid (found by validate())."""
+
+    status = 400
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    uuid: str
+    address: str
+    is_smartnic: bool
+    local_link_connection: Mapping[str, str]
+    pxe_enabled: bool = True
+    physical_network: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    uuid: str
+    name: str | None
+    driver: str
+    # Secrets live in these: keep them out of reprs (tracebacks, logs).
+    driver_info: Mapping[str, Any] = field(repr=False)
+    instance_info: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    driver_internal_info: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    ports: tuple[PortInfo, ...] = ()
+
+    @property
+    def smartnic_ports(self) -> tuple[PortInfo, ...]:
+        return tuple(p for p in self.ports if p.is_smartnic)
+
+
+class PowerInterface(abc.ABC):
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None:
+        """Raise DriverConfigError when driver_info cannot work."""
+
+    @abc.abstractmethod
+    def get_power_state(self, ctx: NodeContext) -> str:
+        """``power on`` or ``power off``, as the BMC reports it now."""
+
+    @abc.abstractmethod
+    def set_power_state(self, ctx: NodeContext, target: str, timeout: float) -> None:
+        """Reach ``target`` (power on/off, soft power off) and wait until the BMC says so."""
+
+    @abc.abstractmethod
+    def reboot(self, ctx: NodeContext, timeout: float, soft: bool = False) -> None:
+        """Power cycle (or soft reboot) and wait until the node is on again."""
+
+
+class ManagementInterface(abc.ABC):
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None: ...
+
+    @abc.abstractmethod
+    def supported_boot_devices(self, ctx: NodeContext) -> list[str]: ...
+
+    @abc.abstractmethod
+    def get_boot_device(self, ctx: NodeContext) -> tuple[str | None, bool | None]:
+        """The next boot device and whether it is persistent (None when unknown)."""
+
+    @abc.abstractmethod
+    def set_boot_device(self, ctx: NodeContext, device: str, persistent: bool = False) -> None:
+        """Set and verify the next boot device (``bios`` included)."""
+
+
+class NetworkInterface(abc.ABC):
+    """Moves a node's ports between networks; phases are provisioning, cleaning,
+    rescuing, inspection and tenant."""
+
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None: ...
+
+    @abc.abstractmethod
+    def need_power_on(self, ctx: NodeContext) -> bool:
+        """True when the ports can only be configured with the host powered (smart NICs)."""
+
+    @abc.abstractmethod
+    def attach(self, ctx: NodeContext, phase: str) -> None:
+        """Put the node's ports on the network of ``phase`` and wait until they are up."""
+
+    @abc.abstractmethod
+    def detach(self, ctx: NodeContext, phase: str) -> None:
+        """Take the node's ports off the network of ``phase`` and wait until they are gone."""
+
+    @abc.abstractmethod
+    def verify_active(self, ctx: NodeContext, phase: str) -> None:
+        """The boot gate: raise unless every port is up on the network of ``phase``."""
+
+
+class DeployInterface(abc.ABC):
+    """How the image gets onto the disk; the conductor's flows do the rest."""
+
+    #: Whether deploying waits for a ramdisk agent to heartbeat (direct).
+    uses_agent: bool = False
+    #: Whether the booted ramdisk is the instance itself (ramdisk).
+    ramdisk_is_instance: bool = False
+
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None:
+        """Raise DriverConfigError when this node cannot be deployed this way."""
+
+    def write_image(self, ctx: NodeContext, agent_url: str) -> None:
+        """Have the ramdisk agent at ``agent_url`` write and verify the image."""
+        raise DriverError(f"{type(self).__name__} does not write images through an agent")
+
+    def clean_disk(self, ctx: NodeContext, agent_url: str) -> None:
+        """Have the ramdisk agent at ``agent_url`` erase the disk's metadata."""
+        raise DriverError(f"{type(self).__name__} does not clean through an agent")
+
+
+NETWORK_PHASES = ("provisioning", "cleaning", "rescuing", "inspection", "tenant")

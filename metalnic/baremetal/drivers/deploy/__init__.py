@@ -1,0 +1,1 @@
+"""Deploy interfaces: fake, direct (ramdisk agent), ramdisk, ansible, iscsi."""

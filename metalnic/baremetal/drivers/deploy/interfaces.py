@@ -1,0 +1,92 @@
+"""Deploy interfaces.  They differ only in how the image reaches the disk; the
+network sequencing (and the smart NIC power rule) lives in the conductor's
+flows, shared by all of them.
+
+* ``fake``: nothing to write (fake-hardware).
+* ``direct``: boots the ramdisk agent, which downloads the image from
+  ``instance_info.image_source``, checks it against ``image_os_hash_value``
+  (sha256) and writes it; the conductor checks the checksum it reports back.
+* ``ramdisk``: the booted ramdisk is the instance; nothing is written.
+* ``ansible``, ``iscsi``: same step sequence, but writing the image is not
+  supported here; ``validate`` says so before anything is touched.
+"""
+
+from __future__ import annotations
+
+from metalnic.baremetal.drivers.base import (
+    DeployInterface,
+    DriverConfigError,
+    DriverError,
+    NodeContext,
+)
+from metalnic.baremetal.drivers.deploy import agent_client
+
+
+class FakeDeploy(DeployInterface):
+    def validate(self, ctx: NodeContext) -> None:
+        return None
+
+
+class DirectDeploy(DeployInterface):
+    uses_agent = True
+
+    def validate(self, ctx: NodeContext) -> None:
+        info = ctx.instance_info
+        missing = [k for k in ("image_source", "image_os_hash_value") if not info.get(k)]
+        if missing:
+            raise DriverConfigError(
+                f"direct deploy needs instance_info {', '.join(missing)} (image URL and its sha256)"
+            )
+        if info.get("image_os_hash_algo", "sha256") != "sha256":
+            raise DriverConfigError("direct deploy supports image_os_hash_algo sha256 only")
+
+    def write_image(self, ctx: NodeContext, agent_url: str) -> None:
+        expected = str(ctx.instance_info["image_os_hash_value"]).lower()
+        result = agent_client.run_command(
+            agent_url,
+            "standby.prepare_image",
+            {
+                "image_info": {
+                    "urls": [ctx.instance_info["image_source"]],
+                    "os_hash_algo": "sha256",
+                    "os_hash_value": expected,
+                }
+            },
+        )
+        written = str(result.get("os_hash_value", "")).lower()
+        if written != expected:
+            raise DriverError(
+                f"image checksum mismatch: expected sha256 {expected}, the agent wrote {written}"
+            )
+
+    def clean_disk(self, ctx: NodeContext, agent_url: str) -> None:
+        agent_client.run_command(
+            agent_url,
+            "clean.execute_clean_step",
+            {"step": {"interface": "deploy", "step": "erase_devices_metadata"}},
+        )
+
+
+class RamdiskDeploy(DeployInterface):
+    ramdisk_is_instance = True
+
+    def validate(self, ctx: NodeContext) -> None:
+        return None
+
+
+class _UnsupportedImageDeploy(DeployInterface):
+    name = ""
+
+    def validate(self, ctx: NodeContext) -> None:
+        raise DriverConfigError(
+            f"the {self.name} deploy interface cannot write images in metalnic "
+            "(its network sequencing is implemented; image writing is not)"
+        )
+
+
+class AnsibleDeploy(_UnsupportedImageDeploy):
+    name = "ansible"
+
+
+class IscsiDeploy(_UnsupportedImageDeploy):
+    name = "iscsi"

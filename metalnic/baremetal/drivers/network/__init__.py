@@ -1,0 +1,1 @@
+"""Network interfaces: noop, flat, fake (tests) and smartnic."""

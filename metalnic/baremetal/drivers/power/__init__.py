@@ -1,0 +1,1 @@
+"""Power and management drivers: fake, redfish (sushy), ipmi (pyghmi)."""

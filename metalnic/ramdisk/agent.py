@@ -1,0 +1,191 @@
+"""A small ramdisk agent speaking a subset of Ironic Python Agent's protocol.
+
+It looks its node up by MAC (``GET /v1/lookup``), keeps the one-time agent
+token it receives, heartbeats ``POST /v1/heartbeat/{node}`` with its callback
+URL, and serves the commands the conductor sends to
+``POST /v1/commands/?wait=true``:
+
+* ``standby.prepare_image`` — download ``image_info.urls[0]``, check its
+  sha256 against ``os_hash_value`` while streaming, write it to the disk, and
+  report the checksum of what was written;
+* ``clean.execute_clean_step`` with ``erase_devices_metadata`` — zero the
+  first MiB of the disk.
+
+The "disk" is a path (a block device on real hardware, a file in the lab).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("metalnic.ramdisk")
+CHUNK = 1 << 20
+
+
+class CommandFailed(Exception):
+    pass
+
+
+def prepare_image(disk: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Stream the image onto the disk, then hash what the disk now holds."""
+    info = params.get("image_info") or {}
+    urls = info.get("urls") or []
+    expected = str(info.get("os_hash_value", "")).lower()
+    if not urls or not expected:
+        raise CommandFailed("image_info needs urls and os_hash_value")
+    downloaded = hashlib.sha256()
+    size = 0
+    try:
+        with httpx.stream("GET", urls[0], timeout=60) as r:
+            if r.status_code != 200:
+                raise CommandFailed(f"image download failed: HTTP {r.status_code}")
+            with disk.open("r+b" if disk.exists() else "wb") as out:
+                for chunk in r.iter_bytes(CHUNK):
+                    downloaded.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+    except httpx.HTTPError as exc:
+        raise CommandFailed(f"image download failed: {exc}") from exc
+    if downloaded.hexdigest() != expected:
+        raise CommandFailed(
+            f"image checksum mismatch: expected {expected}, downloaded {downloaded.hexdigest()}"
+        )
+    written = hashlib.sha256()
+    with disk.open("rb") as fh:
+        remaining = size
+        while remaining and (block := fh.read(min(CHUNK, remaining))):
+            written.update(block)
+            remaining -= len(block)
+    return {"os_hash_algo": "sha256", "os_hash_value": written.hexdigest()}
+
+
+def erase_metadata(disk: Path, params: dict[str, Any]) -> dict[str, Any]:
+    step = (params.get("step") or {}).get("step")
+    if step != "erase_devices_metadata":
+        raise CommandFailed(f"unknown clean step {step!r}")
+    with disk.open("r+b" if disk.exists() else "wb") as fh:
+        fh.write(b"\0" * CHUNK)
+    return {"clean_step": step}
+
+
+COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}
+
+
+def make_handler(disk: Path) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.info("%s " + fmt, self.client_address[0], *args)
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.rstrip("/") == "/v1/status":
+                self._reply(200, {"version": "metalnic-ramdisk"})
+            else:
+                self._reply(404, {"error": "not found"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if not self.path.startswith("/v1/commands"):
+                self._reply(404, {"error": "not found"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                command = COMMANDS[request["name"]]
+            except (ValueError, KeyError, TypeError):
+                self._reply(400, {"error": "unknown or malformed command"})
+                return
+            try:
+                result = command(disk, request.get("params") or {})
+                self._reply(
+                    200,
+                    {
+                        "command_name": request["name"],
+                        "command_status": "SUCCEEDED",
+                        "command_error": None,
+                        "command_result": result,
+                    },
+                )
+            except (CommandFailed, OSError) as exc:
+                self._reply(
+                    200,
+                    {
+                        "command_name": request["name"],
+                        "command_status": "FAILED",
+                        "command_error": str(exc),
+                        "command_result": None,
+                    },
+                )
+
+    return Handler
+
+
+def run(
+    api_url: str, macs: list[str], disk: Path, listen: str, advertise: str | None, interval: float
+) -> None:
+    host, _sep, port = listen.rpartition(":")
+    server = ThreadingHTTPServer((host, int(port)), make_handler(disk))
+    callback = advertise or f"http://{host}:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = httpx.Client(
+        base_url=api_url.rstrip("/"), timeout=10, headers={"X-OpenStack-Ironic-API-Version": "1.53"}
+    )
+    node, token = None, None
+    while True:
+        try:
+            if node is None:
+                r = client.get("/v1/lookup", params={"addresses": ",".join(macs)})
+                if r.status_code == 200:
+                    body = r.json()
+                    node = body["node"]["uuid"]
+                    token = body["config"].get("agent_token", token)
+                    log.info("looked up node %s", node)
+            if node is not None:
+                r = client.post(
+                    f"/v1/heartbeat/{node}",
+                    json={
+                        "callback_url": callback,
+                        "agent_token": token,
+                        "agent_version": "metalnic-ramdisk",
+                    },
+                )
+                if r.status_code == 404:
+                    node = None
+                elif r.status_code >= 400:
+                    log.warning("heartbeat refused: %s %s", r.status_code, r.text[:200])
+        except httpx.HTTPError as exc:
+            log.warning("server unreachable: %s", exc)
+        time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="metalnic-ramdisk", description=__doc__)
+    p.add_argument("--api-url", required=True, help="metalnic's bare-metal API")
+    p.add_argument("--mac", action="append", required=True, help="this host's MAC(s)")
+    p.add_argument("--disk", type=Path, required=True, help="the disk to write (path)")
+    p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for commands")
+    p.add_argument("--advertise", help="callback URL to report (default: the listen address)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s ramdisk: %(message)s")
+    run(a.api_url, a.mac, a.disk, a.listen, a.advertise, a.interval)
+
+
+if __name__ == "__main__":
+    main()

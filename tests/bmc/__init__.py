@@ -1,0 +1,1 @@
+"""Fake BMCs that speak the real protocols, for the driver tests."""

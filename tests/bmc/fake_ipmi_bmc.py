@@ -1,0 +1,199 @@
+"""A fake IPMI BMC: real RMCP+ (IPMI 2.0 lanplus) on UDP, state in memory.
+
+Built on ``pyghmi.ipmi.bmc.Bmc``; it keeps the chassis power state and the
+boot flags (device, persistent) of one machine.  Run it as its own process —
+pyghmi keeps client and server sessions in the same class-level tables, so a
+BMC and a client in one process would see each other's packets::
+
+    python -m tests.bmc.fake_ipmi_bmc --port 6230 --user admin --password pw \
+        [--power-delay 1.0]
+
+It listens on 127.0.0.1 only.  With ``--power-delay S`` a power change takes
+effect S seconds after it was asked for (a reset drops the power at once and
+restores it after S), so that a driver has to wait for it.
+
+What pyghmi's stock server lacks and this adds:
+
+* It only does cipher suite 3 (HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) but
+  answers every open-session request as if that suite had been proposed.
+  pyghmi's client proposes SHA-256 first and then fails on the SHA-1 sized
+  RAKP 2 (a struct error).  Here other proposals get RMCP+ status 0x11 (no
+  matching cipher suite), upon which pyghmi's client retries with SHA-1.
+* An unknown user gets RAKP 2 status 0x0d (unauthorized name) instead of
+  silence, so clients fail at once instead of after their retries.
+* A client that opens a new session from the port of an old one (pyghmi's
+  client does) is not taken for a replay of the old one.
+* The boot flags keep the "persistent" bit and can be cleared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any
+
+import pyghmi.ipmi.bmc as bmc  # type: ignore[import-untyped]
+import pyghmi.ipmi.private.constants as constants  # type: ignore[import-untyped]
+import pyghmi.ipmi.private.serversession as serversession  # type: ignore[import-untyped]
+
+# RMCP+ algorithm numbers of cipher suite 3, the only one pyghmi's server does.
+_AUTH_HMAC_SHA1 = 1
+_INTEGRITY_HMAC_SHA1_96 = 1
+_CONF_AES_CBC_128 = 1
+_NO_CIPHER_SUITE_MATCH = 0x11
+_UNAUTHORIZED_NAME = 0x0D
+
+# Boot flags parameter (5), data 1: valid, persistent; data 2 bits 5..2: device.
+_BOOT_VALID = 0x80
+_BOOT_PERSISTENT = 0x40
+
+
+class _Session(serversession.ServerSession):  # type: ignore[misc]
+    """A server session that refuses suites it cannot do and unknown users."""
+
+    def create_open_session_response(self, request: bytearray) -> bytearray:
+        # Open session request: tag, privilege, 2 reserved, console session id,
+        # then three 8-byte algorithm payloads with the algorithm in byte 4.
+        proposed = (request[12], request[20], request[28]) if len(request) >= 32 else ()
+        if proposed != (_AUTH_HMAC_SHA1, _INTEGRITY_HMAC_SHA1_96, _CONF_AES_CBC_128):
+            self.clientsessionid = request[4:8]
+            return bytearray([request[0], _NO_CIPHER_SUITE_MATCH, 0, 0]) + request[4:8]
+        # pyghmi's client reuses its UDP port for its next session, which then
+        # lands on this (old) session object: forget the old sequence number,
+        # or the new session's first packets would be dropped as replays.
+        self.remseqnumber = None
+        return bytearray(super().create_open_session_response(request))
+
+    def _got_rakp1(self, data: bytearray) -> None:
+        name = bytes(data[28:])
+        if data[27] and self.authdata.get(name.decode("utf-8", "replace")) is None:
+            reply = bytearray([data[0], _UNAUTHORIZED_NAME, 0, 0]) + self.clientsessionid
+            self.send_payload(reply, constants.payload_types["rakp2"], retry=False)
+            return
+        super()._got_rakp1(data)
+
+
+class FakeBmc(bmc.Bmc):  # type: ignore[misc]
+    def __init__(self, authdata: dict[str, str], port: int, power_delay: float = 0.0) -> None:
+        # An IPv6 socket bound to the v4-mapped loopback: reachable at
+        # 127.0.0.1 only, and pyghmi's internal wake-up packets (sent to ::1
+        # or ::ffff:127.0.0.1) can be sent from it.
+        super().__init__(authdata, port=port, address="::ffff:127.0.0.1")
+        self.power_delay = power_delay
+        self._lock = threading.Lock()
+        self._power = "off"
+        self._pending: tuple[str, float] | None = None  # (state, monotonic due time)
+        self._boot_device = 0  # pyghmi's device number; 0 = no override
+        self._boot_flags = 0
+
+    # --- power --------------------------------------------------------------
+
+    def _settle(self) -> None:
+        if self._pending is not None and time.monotonic() >= self._pending[1]:
+            self._power = self._pending[0]
+            self._pending = None
+
+    def _change(self, state: str) -> None:
+        with self._lock:
+            self._settle()
+            if self.power_delay <= 0:
+                self._power, self._pending = state, None
+            else:
+                self._pending = (state, time.monotonic() + self.power_delay)
+
+    def get_power_state(self) -> str:
+        with self._lock:
+            self._settle()
+            return self._power
+
+    def power_on(self) -> None:
+        self._change("on")
+
+    def power_off(self) -> None:
+        self._change("off")
+
+    def power_shutdown(self) -> None:
+        self._change("off")
+
+    def power_reset(self) -> None:
+        with self._lock:
+            self._settle()
+            if self._power != "on":
+                return  # resetting a machine that is off does nothing
+            if self.power_delay > 0:
+                self._power = "off"
+        self._change("on")
+
+    def power_cycle(self) -> None:
+        self.power_reset()
+
+    def pulse_diag(self) -> None:
+        return None
+
+    def cold_reset(self) -> int:
+        return 0
+
+    # --- boot flags -----------------------------------------------------------
+
+    def get_system_boot_options(self, request: dict[str, Any], session: Any) -> None:
+        if not request["data"] or request["data"][0] & 0x7F != 5:
+            session.send_ipmi_response(code=0x80)  # parameter not supported
+            return
+        with self._lock:
+            flags, device = self._boot_flags, self._boot_device
+        session.send_ipmi_response(data=[1, 5, flags, device << 2, 0, 0, 0])
+
+    def set_system_boot_options(self, request: dict[str, Any], session: Any) -> None:
+        data = request["data"]
+        if not data:
+            session.send_ipmi_response(code=0xCC)
+            return
+        param = data[0] & 0x7F
+        if param in (0, 3, 4):  # set-in-progress, info acknowledge, timer: nod
+            session.send_ipmi_response()
+            return
+        if param != 5 or len(data) < 3:
+            session.send_ipmi_response(code=0x80)
+            return
+        flags = data[1] & (_BOOT_VALID | _BOOT_PERSISTENT | 0x20)
+        device = (data[2] >> 2) & 0x0F
+        with self._lock:
+            if flags & _BOOT_VALID:
+                self._boot_flags, self._boot_device = flags, device
+            else:
+                self._boot_flags, self._boot_device = 0, 0
+        session.send_ipmi_response()
+
+    # --- sessions ---------------------------------------------------------------
+
+    def sessionless_data(self, data: bytes, sockaddr: Any) -> None:
+        raw = bytearray(data)
+        # An RMCP+ open session request (IPMI 2.0, payload type 0x10) starts a
+        # session: use ours, which can refuse cipher suites.
+        if len(raw) >= 22 and raw[0] == 6 and raw[2:4] == b"\xff\x07" and raw[4:6] == b"\x06\x10":
+            _Session(
+                self.authdata, self.kg, sockaddr, self.serversocket, raw[16:], self.uuid, bmc=self
+            )
+            return
+        super().sessionless_data(data, sockaddr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument(
+        "--power-delay", type=float, default=0.0, help="seconds before a power change takes effect"
+    )
+    args = parser.parse_args(argv)
+    fake = FakeBmc({args.user: args.password}, args.port, args.power_delay)
+    print(f"fake IPMI BMC on 127.0.0.1:{args.port}/udp", flush=True)
+    fake.listen(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Helpers for conductor tests: waiting for states and auditing the event log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+
+def wait_for(c: httpx.Client, node: str, state: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    shown: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        shown = c.get(f"/v1/nodes/{node}").json()
+        if shown["provision_state"] == state and shown["reservation"] is None:
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"node {node} not {state} (unlocked) within {timeout}s: {shown}")
+
+
+def provision(c: httpx.Client, node: str, verb: str, **extra: Any) -> None:
+    r = c.put(f"/v1/nodes/{node}/states/provision", json={"target": verb, **extra})
+    assert r.status_code == 202, r.text
+
+
+def history(c: httpx.Client, node: str) -> list[dict[str, Any]]:
+    r = c.get(f"/v1/nodes/{node}/history")
+    assert r.status_code == 200, r.text
+    return list(r.json()["history"])
+
+
+def audit_smartnic_order(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Check the spec's rule over a whole log; return counts of what was checked.
+
+    * every network step happens while the host is powered on with BIOS as its
+      boot device (set before the power-on that preceded it);
+    * every boot into something else (pxe/disk) is preceded by a boot-gate
+      check after that boot device was set;
+    * every BIOS session ends with the host powered off again (restored).
+    """
+    powered = False
+    device: str | None = None
+    bios_session = False
+    gate_since_device = False
+    counts = {"network": 0, "boots": 0, "bios_sessions": 0}
+    for e in events:
+        text, kind = e["event"], e["event_type"]
+        if kind == "boot_device":
+            device = text.split("next boot from ")[1].split()[0]
+            gate_since_device = False
+        elif kind == "boot_gate":
+            gate_since_device = True
+        elif kind == "power" and text.startswith("power on (BMC confirmed)"):
+            powered = True
+            if device == "bios":
+                bios_session = True
+                counts["bios_sessions"] += 1
+            else:
+                assert gate_since_device, f"booted {device} without a boot gate: {e}"
+                counts["boots"] += 1
+        elif kind == "power" and text.startswith("power off (BMC confirmed)"):
+            powered = False
+            bios_session = False
+        elif kind == "power" and text.startswith("rebooting requested"):
+            assert device != "bios" and gate_since_device, f"reboot without gate: {e}"
+            counts["boots"] += 1
+        elif kind == "network" and text.endswith("started"):
+            assert powered and bios_session, f"network step outside the BIOS: {e}"
+            counts["network"] += 1
+    return counts

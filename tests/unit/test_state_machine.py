@@ -1,0 +1,110 @@
+"""The provisioning state machine, tested over its whole table."""
+
+from __future__ import annotations
+
+import pytest
+
+from metalnic.baremetal import states
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.conductor import task as tasks
+from metalnic.baremetal.models import Node
+from metalnic.errors import InvalidStateRequested
+
+ALL_STATES = machine.STABLE_STATES | machine.ACTIVE_FLOW_STATES | machine.WAIT_STATES
+TARGETS = {
+    states.CLEANING: (states.AVAILABLE, states.MANAGEABLE),
+    states.CLEANWAIT: (states.AVAILABLE, states.MANAGEABLE),
+}
+
+
+def node_in(state: str, target: str | None = None) -> Node:
+    return Node(
+        uuid="00000000-0000-0000-0000-000000000001",
+        provision_state=state,
+        target_provision_state=target,
+        driver="fake-hardware",
+    )
+
+
+def test_state_groups_are_disjoint() -> None:
+    groups = [machine.STABLE_STATES, machine.ACTIVE_FLOW_STATES, machine.WAIT_STATES]
+    assert sum(len(g) for g in groups) == len(ALL_STATES)
+
+
+def test_every_state_is_reachable_and_can_move() -> None:
+    reached = {r.to for r in machine.TABLE} | {states.AVAILABLE, states.MANAGEABLE, states.ENROLL}
+    assert reached >= ALL_STATES
+    for state in ALL_STATES:
+        assert any(r.state == state for r in machine.TABLE), state
+
+
+def test_no_duplicate_rows() -> None:
+    keys = [(r.state, r.event) for r in machine.TABLE]
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("row", machine.TABLE, ids=lambda r: f"{r.state}--{r.event}")
+def test_each_row_moves_the_node(row: machine.Row) -> None:
+    recorded = TARGETS.get(row.state, (row.target or states.AVAILABLE,))
+    for target in recorded:
+        node = node_in(
+            row.state, target if row.to == machine.TARGET or row.target == machine.TARGET else None
+        )
+        tasks.advance(node, row.event)
+        expected = target if row.to == machine.TARGET else row.to
+        assert node.provision_state == expected
+        if expected in machine.STABLE_STATES:
+            assert node.target_provision_state is None
+        else:
+            assert node.target_provision_state is not None
+        assert node.provision_updated_at is not None
+
+
+@pytest.mark.parametrize("state", sorted(ALL_STATES))
+def test_events_not_in_the_table_are_refused_naming_the_allowed_verbs(state: str) -> None:
+    allowed = {r.event for r in machine.TABLE if r.state == state}
+    for event in sorted(set(machine.VERBS.values()) | machine.INTERNAL_EVENTS):
+        if event in allowed:
+            continue
+        node = node_in(state)
+        with pytest.raises(InvalidStateRequested) as err:
+            tasks.advance(node, event)
+        assert f"'{state}'" in err.value.message
+        for verb in machine.verbs_from(state):
+            assert verb in err.value.message
+        assert node.provision_state == state
+
+
+def test_cleaning_ends_where_its_starter_wanted() -> None:
+    provided = node_in(states.MANAGEABLE)
+    tasks.advance(provided, "provide")
+    assert (provided.provision_state, provided.target_provision_state) == (
+        states.CLEANING,
+        states.AVAILABLE,
+    )
+    tasks.advance(provided, "done")
+    assert provided.provision_state == states.AVAILABLE
+    manual = node_in(states.MANAGEABLE)
+    tasks.advance(manual, "clean")
+    tasks.advance(manual, "wait")
+    assert manual.provision_state == states.CLEANWAIT
+    tasks.advance(manual, "resume")
+    tasks.advance(manual, "done")
+    assert manual.provision_state == states.MANAGEABLE
+
+
+def test_undeploy_goes_through_cleaning_to_available() -> None:
+    node = node_in(states.ACTIVE)
+    for event, state in [
+        ("delete", states.DELETING),
+        ("done", states.CLEANING),
+        ("done", states.AVAILABLE),
+    ]:
+        tasks.advance(node, event)
+        assert node.provision_state == state
+
+
+def test_verbs_from_enroll_is_manage_only() -> None:
+    assert machine.verbs_from(states.ENROLL) == ["manage"]
+    assert "active" in machine.verbs_from(states.AVAILABLE)
+    assert "deleted" in machine.verbs_from(states.ACTIVE)
