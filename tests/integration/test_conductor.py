@@ -72,6 +72,7 @@ def test_lifecycle_keeps_every_network_step_in_bios(conductor: Server) -> None:
     assert network_steps(events) == [
         "attach cleaning network",
         "detach cleaning network",  # provide
+        "detach tenant network",
         "attach provisioning network",  # deploy: prepare
         "detach provisioning network",
         "attach tenant network",  # reboot_and_finish
@@ -81,7 +82,7 @@ def test_lifecycle_keeps_every_network_step_in_bios(conductor: Server) -> None:
         "detach cleaning network",  # automated clean
     ]
     counts = audit_smartnic_order(events)
-    assert counts["network"] == 9
+    assert counts["network"] == 10
     assert counts["bios_sessions"] == 7  # one per network_power block
     assert counts["boots"] >= 1
 
@@ -118,6 +119,42 @@ def test_bios_refused_fails_before_any_network_step(conductor: Server) -> None:
     assert "bios" in failed["last_error"]
     assert failed["power_state"] == "power off"
     assert network_steps(events) == []
+
+
+def test_ramdisk_deploy_boots_the_ramdisk_on_the_tenant_network(conductor: Server) -> None:
+    with conductor.client() as c:
+        node = make_node(c, network_interface="fake", deploy_interface="ramdisk")["uuid"]
+        make_port(c, node, is_smartnic=True, local_link_connection=SMART_LLC)
+        conductor.sqlite_exec("UPDATE nodes SET provision_state='available' WHERE uuid=?", node)
+        provision(c, node, "active")
+        active = wait_for(c, node, "active")
+        events = history(c, node)
+    assert active["power_state"] == "power on"
+    assert network_steps(events) == ["detach tenant network", "attach tenant network"]
+    texts = [e["event"] for e in events]
+    boot = texts.index("next boot from pxe")
+    assert texts[boot + 1] == "ports verified ACTIVE on the tenant network"
+    assert audit_smartnic_order(events)["boots"] == 1
+
+
+def test_manual_clean_runs_the_requested_steps(conductor: Server) -> None:
+    with conductor.client() as c:
+        node = make_node(c)["uuid"]
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        r = c.put(f"/v1/nodes/{node}/states/provision", json={"target": "clean"})
+        assert r.status_code == 400
+        assert "clean_steps" in fault(r)
+        assert c.get(f"/v1/nodes/{node}").json()["reservation"] is None
+        steps = [
+            {"interface": "deploy", "step": "erase_devices_metadata"},
+            {"interface": "raid", "step": "delete_configuration"},
+        ]
+        provision(c, node, "clean", clean_steps=steps)
+        wait_for(c, node, "manageable")
+        texts = [e["event"] for e in history(c, node)]
+    assert any("clean step deploy.erase_devices_metadata" in t for t in texts)
+    assert any("clean step raid.delete_configuration" in t for t in texts)
 
 
 def test_invalid_transitions_name_the_allowed_verbs(conductor: Server) -> None:

@@ -74,10 +74,19 @@ class HostSimulator:
             self._agent = None
 
     def _loop(self) -> None:
+        # Each ramdisk boot is in the node's event log: a new one means the host
+        # was PXE-booted again, so the agent is (re)started.
+        booted = 0
         with httpx.Client(base_url=self.server.url, timeout=5) as c:
             while not self._stop.wait(0.1):
                 state = c.get(f"/v1/nodes/{self.node}").json()["provision_state"]
-                if state in AGENT_STATES and self._agent is None:
+                boots = sum(
+                    e["event"].startswith("waiting for the ramdisk agent")
+                    for e in c.get(f"/v1/nodes/{self.node}/history").json()["history"]
+                )
+                if state in AGENT_STATES and boots != booted:
+                    self._kill()
+                    booted = boots
                     self.boots += 1
                     self._agent = subprocess.Popen(
                         [
@@ -94,10 +103,8 @@ class HostSimulator:
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
-                elif state not in AGENT_STATES and state not in ("deploying", "cleaning"):
-                    self._kill()
-                elif state in ("deploying", "cleaning") and self._agent is not None:
-                    pass  # the conductor is talking to it
+                elif state not in (*AGENT_STATES, "deploying", "cleaning"):
+                    self._kill()  # the conductor is done with the ramdisk
 
 
 def direct_node(c: httpx.Client, image_url: str, checksum: str) -> tuple[str, str]:
@@ -128,14 +135,20 @@ def test_direct_deploy_writes_and_verifies_the_image(
             provision(c, node, "active")
             active = wait_for(c, node, "active", timeout=60)
             assert host.boots == 2
+            assert active["last_error"] is None
+            assert disk.read_bytes()[: len(image)] == image
+            provision(c, node, "deleted")  # undeploy, then automated cleaning by the agent
+            cleaned = wait_for(c, node, "available", timeout=60)
+            assert host.boots == 3
         events = history(c, node)
-    assert active["last_error"] is None
-    assert disk.read_bytes()[: len(image)] == image
+    assert cleaned["power_state"] == "power off"
+    assert disk.read_bytes()[: 1 << 20] == b"\0" * (1 << 20)
     texts = [e["event"] for e in events]
     assert "image written and its checksum verified" in texts
-    assert "disk metadata erased by the ramdisk agent" in texts
+    assert texts.count("disk metadata erased by the ramdisk agent") == 2
     counts = audit_smartnic_order(events)
-    assert counts["network"] == 5 and counts["boots"] == 3  # clean, ramdisk, disk
+    # provide: 2, deploy: 2 + 2, undeploy: 2, cleaning: 2; boots: 3 ramdisks + the disk
+    assert counts["network"] == 10 and counts["boots"] == 4
 
 
 def test_checksum_mismatch_fails_the_deploy(
@@ -181,6 +194,8 @@ def test_heartbeat_needs_the_agent_token(server: Server, images: tuple[str, byte
         assert forged.status_code == 401
         looked = c.get("/v1/lookup", params={"addresses": mac}).json()
         token = looked["config"]["agent_token"]
+        shown = c.get(f"/v1/nodes/{node}").json()
+        assert shown["driver_internal_info"]["agent_token"] == "******"  # never shown
         again = c.get("/v1/lookup", params={"addresses": mac}).json()
         assert "agent_token" not in again["config"]  # handed out once
         assert c.get("/v1/nodes/" + node).json()["provision_state"] == "wait call-back"

@@ -56,7 +56,7 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
             out[name] = links(base, "nodes", n.uuid, "/ports")
         elif name == "states":
             out[name] = links(base, "nodes", n.uuid, "/states")
-        elif name in ("driver_info", "instance_info"):
+        elif name in ("driver_info", "instance_info", "driver_internal_info"):
             out[name] = secrets.mask(getattr(n, name))
         elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
             # No chassis or allocations in metalnic; the conductor arrives later.

@@ -84,11 +84,16 @@ def adopt(task: Task) -> str:
 
 
 def deploy(task: Task) -> str:
+    """Prepare and boot; a rebuild starts from a running instance, so power off first."""
     validate(task)
     d = task.drivers.deploy
-    phase = "tenant" if d.ramdisk_is_instance else "provisioning"
+    task.set_power(states.POWER_OFF)
     with network_power(task):
-        task.network("attach", phase)
+        task.network("detach", "tenant")
+        if not d.ramdisk_is_instance:
+            task.network("attach", "provisioning")
+        else:
+            task.network("attach", "tenant")
     if d.ramdisk_is_instance:
         boot(task, states.BOOT_PXE, "tenant")
         return "done"
@@ -128,24 +133,38 @@ def tear_down(task: Task) -> str:
 
 
 def clean(task: Task) -> str:
+    task.set_power(states.POWER_OFF)
     with network_power(task):
         task.network("attach", "cleaning")
     if task.drivers.deploy.uses_agent:
         boot_agent(task, "cleaning")
         return "wait"
-    task.log(history.PROVISION, "clean steps: none for this deploy interface")
+    for step in _clean_steps(task):
+        task.log(history.PROVISION, f"clean step {step} (nothing to do for this deploy interface)")
     return finish_clean(task)
 
 
+def _clean_steps(task: Task) -> list[str]:
+    """The requested manual steps, or the automated default."""
+    steps = task.ctx.driver_internal_info.get("clean_steps") or [
+        {"interface": "deploy", "step": "erase_devices_metadata"}
+    ]
+    return [f"{s['interface']}.{s['step']}" for s in steps]
+
+
 def continue_clean(task: Task) -> str:
-    task.drivers.deploy.clean_disk(task.ctx, agent_url(task))
-    task.log(history.AGENT, "disk metadata erased by the ramdisk agent")
+    for step in _clean_steps(task):
+        if step != "deploy.erase_devices_metadata":
+            raise DriverError(f"clean step {step} is not supported by the ramdisk agent")
+        task.drivers.deploy.clean_disk(task.ctx, agent_url(task))
+        task.log(history.AGENT, "disk metadata erased by the ramdisk agent")
     return finish_clean(task)
 
 
 def finish_clean(task: Task) -> str:
     task.set_power(states.POWER_OFF)
     forget_agent(task)
+    task.set_internal(clean_steps=None)
     with network_power(task):
         task.network("detach", "cleaning")
     return "done"

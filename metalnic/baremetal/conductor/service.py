@@ -141,9 +141,9 @@ class Conductor:
             if node.maintenance and event not in ("manage", "delete"):
                 raise InvalidStateRequested(f"Node {node.uuid} is in maintenance.")
             tasks.check(node, event)  # raises naming the allowed verbs
-            _apply_options(node, event, body)
-            tasks.acquire(s, node, self.name)
+            tasks.acquire(s, node, self.name)  # (re-reads the row)
             tasks.advance(node, event)
+            _apply_options(node, event, body)  # a refusal rolls all of this back
             history.record(
                 s,
                 node.id,
@@ -322,8 +322,22 @@ def _apply_options(node: Node, event: str, body: dict[str, Any]) -> None:
     unknown = set(body) - allowed
     if unknown:
         raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
-    if event == "clean" and not body.get("clean_steps"):
-        raise InvalidInput("Manual cleaning needs clean_steps.")
+    if event == "clean":
+        steps = body.get("clean_steps")
+        if (
+            not isinstance(steps, list)
+            or not steps
+            or not all(
+                isinstance(s, dict)
+                and isinstance(s.get("interface"), str)
+                and isinstance(s.get("step"), str)
+                for s in steps
+            )
+        ):
+            raise InvalidInput(
+                'Manual cleaning needs clean_steps: [{"interface": "deploy", "step": "..."}].'
+            )
+        node.driver_internal_info = {**node.driver_internal_info, "clean_steps": steps}
 
 
 def _describe(flow: Flow, exc: Exception) -> str:

@@ -38,7 +38,7 @@ def _common(**overrides: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
     base = {
         "bios": ("no-bios",), "boot": ("pxe",), "console": ("no-console",),
         "deploy": DEPLOY_INTERFACES, "inspect": ("no-inspect",),
-        "network": ("flat", "noop", "smartnic"), "raid": ("no-raid",),
+        "network": NETWORK_INTERFACES, "raid": ("no-raid",),
         "rescue": ("agent", "no-rescue"), "storage": ("noop",), "vendor": ("no-vendor",),
     }  # fmt: skip
     return MappingProxyType({**base, **overrides})

@@ -19,6 +19,11 @@ credentials would be handed the old session — hanging forever if that one is
 still logged in, failing with a TypeError if it was logged out.  So
 ``_session`` drops that entry before and after each use, and serialises the
 operations on one BMC, which must not share a session half-way.
+
+Timing is pyghmi's and has no settings: a BMC that does not answer the login
+fails it after about 5 s; one that stops answering mid-session is given up
+after retries and a re-login, about 27 s, so a power wait can overrun its
+timeout by that much when the BMC vanishes.
 """
 
 from __future__ import annotations
