@@ -157,6 +157,60 @@ def test_manual_clean_runs_the_requested_steps(conductor: Server) -> None:
     assert any("clean step raid.delete_configuration" in t for t in texts)
 
 
+def test_rebuild_rescue_unrescue_and_adopt(conductor: Server) -> None:
+    with conductor.client() as c:
+        node = smartnic_node(c)
+        conductor.sqlite_exec("UPDATE nodes SET provision_state='available' WHERE uuid=?", node)
+        provision(c, node, "active")
+        wait_for(c, node, "active")
+        start = len(history(c, node))
+        provision(c, node, "rebuild")
+        wait_for(c, node, "active")
+        rebuild = history(c, node)[start:]
+        assert rebuild[0]["event"].startswith("rebuild requested")
+        assert network_steps(rebuild) == [
+            "detach tenant network",
+            "attach provisioning network",
+            "detach provisioning network",
+            "attach tenant network",
+        ]
+        # The running instance was powered off before its network was touched.
+        first_network = next(i for i, e in enumerate(rebuild) if e["event_type"] == "network")
+        powers = [e["event"] for e in rebuild[:first_network] if e["event_type"] == "power"]
+        assert powers[:2] == ["power off requested", "power off (BMC confirmed)"]
+        start = len(history(c, node))
+        provision(c, node, "rescue", rescue_password="s3cret-rescue")
+        assert wait_for(c, node, "rescue")["power_state"] == "power on"
+        provision(c, node, "unrescue")
+        wait_for(c, node, "active")
+        events = history(c, node)
+        assert network_steps(events[start:]) == [
+            "detach tenant network",
+            "attach rescuing network",
+            "detach rescuing network",
+            "attach tenant network",
+        ]
+        audit_smartnic_order(events)
+        assert "s3cret-rescue" not in c.get(f"/v1/nodes/{node}").text
+
+        adopted = make_node(c)["uuid"]
+        provision(c, adopted, "manage")
+        wait_for(c, adopted, "manageable")
+        provision(c, adopted, "adopt")
+        assert wait_for(c, adopted, "active")["last_error"] is None
+
+
+def test_maintenance_blocks_provisioning(conductor: Server) -> None:
+    with conductor.client() as c:
+        node = make_node(c)["uuid"]
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        assert c.put(f"/v1/nodes/{node}/maintenance", json={"reason": "x"}).status_code == 202
+        r = c.put(f"/v1/nodes/{node}/states/provision", json={"target": "provide"})
+        assert r.status_code == 400
+        assert "maintenance" in fault(r)
+
+
 def test_invalid_transitions_name_the_allowed_verbs(conductor: Server) -> None:
     with conductor.client() as c:
         node = make_node(c)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -90,3 +91,25 @@ def test_power_and_boot_device_through_the_api(server: Server, bmc: RedfishEmula
             c.put(f"/v1/nodes/{node}/states/power", json={"target": "power off"}).status_code == 202
         )
         assert wait_for(c, node, "enroll", timeout=60)["power_state"] == "power off"
+
+
+def test_power_changed_behind_our_back_is_noticed(server: Server, bmc: RedfishEmulator) -> None:
+    with server.client() as c:
+        node = redfish_node(c, bmc, redfish_system_id=bmc.system_path())
+        provision(c, node, "manage")
+        assert wait_for(c, node, "manageable")["power_state"] == "power off"
+        with bmc.client() as raw:
+            r = raw.post(
+                bmc.system_path() + "/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+            )
+            assert r.status_code < 300, r.text
+        deadline = time.monotonic() + 40
+        shown = {}
+        while time.monotonic() < deadline:
+            shown = c.get(f"/v1/nodes/{node}").json()
+            if shown["power_state"] == "power on":
+                break
+            time.sleep(0.5)
+        assert shown["power_state"] == "power on"
+        texts = [e["event"] for e in history(c, node)]
+    assert "power state read from the BMC: power on (was power off)" in texts

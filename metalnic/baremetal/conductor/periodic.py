@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor import states as machine
@@ -136,35 +136,48 @@ def fail_stale_waits(c: Conductor) -> None:
 
 
 def sync_power(c: Conductor) -> None:
+    """Read idle nodes' power from their BMCs without locking them (a sync must
+    never make a user's request fail with NodeLocked); write only if the node
+    is still unlocked."""
     with c.db.transaction() as s:
         idle = s.scalars(
-            select(Node.id).where(
+            select(Node).where(
                 Node.reservation.is_(None),
                 Node.maintenance.is_(False),
                 Node.provision_state.in_(machine.STABLE_STATES | machine.WAIT_STATES),
             )
         ).all()
-    for node_id in idle:
-        with c.db.transaction() as s:
-            node = s.get_one(Node, node_id)
-            try:
-                tasks.acquire(s, node, c.name)
-            except NodeLocked:
-                continue
+        work = [
+            (n.id, n.power_state, tasks.snapshot(s, n), tasks.drivers_for(c.registry, n))
+            for n in idle
+        ]
+    for node_id, old, ctx, drivers in work:
         try:
-            task = Task(c.db, c.registry, c.name, node_id, c.settings.power_timeout)
-            before = task.ctx
-            with task.node() as n:
-                old = n.power_state
-            new = task.drivers.power.get_power_state(before)
-            if new != old:
-                task.update(power_state=new)
-                task.log(history.POWER, f"power state read from the BMC: {new} (was {old})")
+            new = drivers.power.get_power_state(ctx)
         except Exception as exc:  # a BMC being down must not stop the pass
-            log.info("power sync of node %s: %s", node_id, exc)
-        finally:
-            with c.db.transaction() as s:
-                tasks.release(s, node_id, c.name)
+            log.info("power sync of node %s: %s", ctx.uuid, exc)
+            continue
+        if new == old:
+            continue
+        with c.db.transaction() as s:
+            changed = s.execute(
+                update(Node)
+                .where(
+                    Node.id == node_id,
+                    Node.reservation.is_(None),
+                    Node.power_state.is_not_distinct_from(old),
+                )
+                .values(power_state=new)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount == 1:  # type: ignore[attr-defined]
+                history.record(
+                    s,
+                    node_id,
+                    history.POWER,
+                    f"power state read from the BMC: {new} (was {old})",
+                    conductor=c.name,
+                )
 
 
 def run_once(c: Conductor) -> None:
