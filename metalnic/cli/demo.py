@@ -1,9 +1,11 @@
-"""``metalnic demo``: the server on SQLite with a sample smart NIC node enrolled.
+"""``metalnic demo``: the server on SQLite with a sample smart NIC node deployed.
 
-It starts ``metalnic serve`` as a child process, enrolls a node with a smart
-NIC port through the API, prints what is there and how to explore it, and
-keeps the server running until interrupted.  (The lab issue grows this into
-the full virtual data centre.)
+It starts ``metalnic serve`` as a child process, enrolls a fake-hardware node
+with a smart NIC port through the API, takes it through manage → provide →
+deploy, prints the node's event log (every network step inside a BIOS window,
+every boot behind a boot gate) and keeps the server running until
+interrupted.  The node uses the ``fake`` network interface until the network
+service exists; the lab issue grows this into the full virtual data centre.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def enroll_sample(client: BaremetalClient) -> None:
         json={
             "name": SAMPLE_NODE,
             "driver": "fake-hardware",
-            "network_interface": "smartnic",
+            "network_interface": "fake",
             "driver_info": {"deploy_kernel": "http://images/ipa.kernel"},
         },
     )
@@ -77,6 +79,32 @@ def enroll_sample(client: BaremetalClient) -> None:
             "local_link_connection": {"hostname": "nic-0", "port_id": "pf0hpf"},
         },
     )
+
+
+def deploy_sample(client: BaremetalClient) -> None:
+    """manage → provide → deploy, waiting for each step (skipped when already active)."""
+    for verb, wanted in (("manage", "manageable"), ("provide", "available"), ("active", "active")):
+        node = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
+        if node["provision_state"] == "active":
+            return
+        if node["provision_state"] != wanted:
+            print(f"  {verb} ...", flush=True)
+            client.request(
+                "PUT", f"/v1/nodes/{SAMPLE_NODE}/states/provision", json={"target": verb}
+            )
+            _wait(client, wanted)
+
+
+def _wait(client: BaremetalClient, state: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        node = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
+        if node["provision_state"] == state and not node["reservation"]:
+            return
+        if node["provision_state"].endswith("failed"):
+            raise SystemExit(f"error: {node['last_error']}")
+        time.sleep(0.1)
+    raise SystemExit(f"error: {SAMPLE_NODE} did not reach {state}")
 
 
 def run(a: argparse.Namespace) -> None:
@@ -100,6 +128,10 @@ def run(a: argparse.Namespace) -> None:
     try:
         wait_ready(client, proc, timeout=15)
         enroll_sample(client)
+        print(f"Deploying {SAMPLE_NODE} (fake hardware, smart NIC port, fake network):")
+        deploy_sample(client)
+        events = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}/history")["history"]
+        emit(events, "table", ["created_at", "event_type", "event"])
         emit(
             client.list_all("/v1/nodes", "nodes", {"detail": "true"}),
             "table",
@@ -111,7 +143,7 @@ def run(a: argparse.Namespace) -> None:
             ["uuid", "address", "is_smartnic", "local_link_connection"],
         )
         if a.exit:
-            print(f"\nEnrolled {SAMPLE_NODE}; the data stays in {a.state_dir}. Server stopped.")
+            print(f"\nDeployed {SAMPLE_NODE}; the data stays in {a.state_dir}. Server stopped.")
             return
         print(f"\nmetalnic is serving the bare-metal API at {url} (SQLite in {a.state_dir}).")
         print(f"Try:  metalnic --url {url} node show {SAMPLE_NODE}")
