@@ -2,9 +2,9 @@
 
 Each flow takes a locked node (``Task``) and returns the machine event that
 ends it: ``done``, or ``wait`` when a ramdisk agent has to call back first.
-Every network call runs inside ``network_power`` (the smart NIC power rule),
-and every boot goes through ``boot`` (the boot gate) — no deploy interface
-carries its own copy of either.
+Every network change goes through ``rewire`` (host off, then the smart NIC
+power rule of ``network_power``), and every boot through ``boot`` (the boot
+gate) — no deploy interface carries its own copy of either.
 """
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ def validate(task: Task) -> None:
     d, ctx = task.drivers, task.ctx
     for iface in (d.power, d.management, d.network, d.deploy):
         iface.validate(ctx)
+
+
+def rewire(task: Task, detach: tuple[str, ...] = (), attach: tuple[str, ...] = ()) -> None:
+    """Power the host off, then move its ports between networks inside a BIOS window.
+
+    The only way flows touch the network: nothing the host runs can see a
+    network while it changes, and a smart NIC is powered just for the change.
+    """
+    task.set_power(states.POWER_OFF)
+    with network_power(task):
+        for phase in detach:
+            task.network("detach", phase)
+        for phase in attach:
+            task.network("attach", phase)
 
 
 def boot(task: Task, device: str, phase: str, persistent: bool = False) -> None:
@@ -87,13 +101,8 @@ def deploy(task: Task) -> str:
     """Prepare and boot; a rebuild starts from a running instance, so power off first."""
     validate(task)
     d = task.drivers.deploy
-    task.set_power(states.POWER_OFF)
-    with network_power(task):
-        task.network("detach", "tenant")
-        if not d.ramdisk_is_instance:
-            task.network("attach", "provisioning")
-        else:
-            task.network("attach", "tenant")
+    rewire(task, detach=("tenant",),
+           attach=("tenant",) if d.ramdisk_is_instance else ("provisioning",))
     if d.ramdisk_is_instance:
         boot(task, states.BOOT_PXE, "tenant")
         return "done"
@@ -112,20 +121,14 @@ def continue_deploy(task: Task) -> str:
 
 def finish_deploy(task: Task) -> str:
     """Ironic's reboot_and_finish_deploy: provisioning → tenant, then boot the disk."""
-    task.set_power(states.POWER_OFF)
     forget_agent(task)
-    with network_power(task):
-        task.network("detach", "provisioning")
-        task.network("attach", "tenant")
+    rewire(task, detach=("provisioning",), attach=("tenant",))
     boot(task, states.BOOT_DISK, "tenant", persistent=True)
     return "done"
 
 
 def tear_down(task: Task) -> str:
-    task.set_power(states.POWER_OFF)
-    with network_power(task):
-        task.network("detach", "tenant")
-        task.network("detach", "rescuing")
+    rewire(task, detach=("tenant", "rescuing"))
     return "done"
 
 
@@ -133,9 +136,7 @@ def tear_down(task: Task) -> str:
 
 
 def clean(task: Task) -> str:
-    task.set_power(states.POWER_OFF)
-    with network_power(task):
-        task.network("attach", "cleaning")
+    rewire(task, attach=("cleaning",))
     if task.drivers.deploy.uses_agent:
         boot_agent(task, "cleaning")
         return "wait"
@@ -162,11 +163,9 @@ def continue_clean(task: Task) -> str:
 
 
 def finish_clean(task: Task) -> str:
-    task.set_power(states.POWER_OFF)
     forget_agent(task)
     task.set_internal(clean_steps=None)
-    with network_power(task):
-        task.network("detach", "cleaning")
+    rewire(task, detach=("cleaning",))
     return "done"
 
 
@@ -175,19 +174,13 @@ def finish_clean(task: Task) -> str:
 
 def rescue(task: Task) -> str:
     validate(task)
-    task.set_power(states.POWER_OFF)
-    with network_power(task):
-        task.network("detach", "tenant")
-        task.network("attach", "rescuing")
+    rewire(task, detach=("tenant",), attach=("rescuing",))
     boot(task, states.BOOT_PXE, "rescuing")
     return "done"
 
 
 def unrescue(task: Task) -> str:
-    task.set_power(states.POWER_OFF)
-    with network_power(task):
-        task.network("detach", "rescuing")
-        task.network("attach", "tenant")
+    rewire(task, detach=("rescuing",), attach=("tenant",))
     boot(task, states.BOOT_DISK, "tenant", persistent=True)
     return "done"
 
