@@ -55,6 +55,23 @@ def test_wrong_credentials_fail_manage_without_leaking(
     assert "not-the-password" not in server.log()
 
 
+def test_unreachable_bmc_fails_manage_cleanly(server: Server) -> None:
+    with server.client() as c:
+        node = make_node(
+            c,
+            driver="redfish",
+            driver_info={
+                "redfish_address": "http://127.0.0.1:9",
+                "redfish_password": "pw-unreachable",
+            },
+        )
+        provision(c, node["uuid"], "manage")
+        back = wait_for(c, node["uuid"], "enroll", timeout=60)
+    assert "unreachable" in back["last_error"]
+    assert "pw-unreachable" not in back["last_error"]
+    assert back["reservation"] is None
+
+
 def test_smartnic_cleaning_on_a_real_bmc(server: Server, bmc: RedfishEmulator) -> None:
     with server.client() as c:
         node = redfish_node(c, bmc)

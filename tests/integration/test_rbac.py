@@ -53,6 +53,13 @@ ROUTES = [
     ("GET", "/v1/drivers"),
     ("GET", "/v1/drivers/fake-hardware"),
     ("GET", "/v1/drivers/fake-hardware/properties"),
+    ("PUT", "/v1/nodes/{node}/states/provision"),
+    ("PUT", "/v1/nodes/{node}/states/power"),
+    ("PUT", "/v1/nodes/{node}/management/boot_device"),
+    ("GET", "/v1/nodes/{node}/management/boot_device"),
+    ("GET", "/v1/nodes/{node}/management/boot_device/supported"),
+    ("GET", "/v1/nodes/{node}/validate"),
+    ("GET", "/v1/nodes/{node}/history"),
 ]
 
 
@@ -85,13 +92,22 @@ def test_observer_reads_but_cannot_write(basic_server: Server) -> None:
             ),
             olga.delete(f"/v1/ports/{port['uuid']}"),
             olga.put(f"/v1/nodes/{node['uuid']}/maintenance"),
+            olga.put(f"/v1/nodes/{node['uuid']}/states/provision", json={"target": "manage"}),
+            olga.put(f"/v1/nodes/{node['uuid']}/states/power", json={"target": "power on"}),
+            olga.put(
+                f"/v1/nodes/{node['uuid']}/management/boot_device", json={"boot_device": "pxe"}
+            ),
         ]
     for r in writes:
         assert r.status_code == 403, r.text
         assert "olga" in fault(r)
     with basic_server.client() as admin:
         assert admin.get(f"/v1/ports/{port['uuid']}").json()["is_smartnic"] is True
-        assert admin.get(f"/v1/nodes/{node['uuid']}").json()["maintenance"] is False
+        shown = admin.get(f"/v1/nodes/{node['uuid']}").json()
+        assert shown["maintenance"] is False
+        assert shown["provision_state"] == "enroll" and shown["reservation"] is None
+    with basic_server.client(auth=creds("olga")) as olga:
+        assert olga.get(f"/v1/nodes/{node['uuid']}/history").status_code == 200
 
 
 def test_member_sees_and_changes_only_its_project(basic_server: Server) -> None:
