@@ -34,7 +34,7 @@ import tomli_w
 
 from metalnic.errors import InvalidInput, NotAuthenticated
 
-ROLES = ("admin", "member", "observer")
+ROLES = ("admin", "member", "observer", "agent")
 REALM = "metalnic"
 # bcrypt looks at no more than 72 bytes of a password (bcrypt >= 5 refuses more).
 MAX_PASSWORD_BYTES = 72

@@ -38,6 +38,8 @@ class MetalnicError(Exception):
 
     status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
+    # The "type" Neutron's error body would carry; None: derived from the status.
+    neutron_type: ClassVar[str | None] = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -127,3 +129,47 @@ class NodeLocked(Conflict):
 
 class InvalidStateRequested(InvalidInput):
     """A provision or power verb that the node's state does not allow."""
+
+
+class NetworkNotFound(NotFound):
+    neutron_type = "NetworkNotFound"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Network {ident} could not be found.")
+
+
+class NetworkPortNotFound(NotFound):
+    neutron_type = "PortNotFound"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Port {ident} could not be found.")
+
+
+class SecurityGroupNotFound(NotFound):
+    neutron_type = "SecurityGroupNotFound"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Security group {ident} does not exist")
+
+
+class AgentNotFound(NotFound):
+    neutron_type = "AgentNotFound"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Agent {ident} could not be found.")
+
+
+class SegmentInUse(Conflict):
+    neutron_type = "VlanIdInUse"
+
+
+class NoSegmentAvailable(Conflict):
+    neutron_type = "NoNetworkAvailable"
+
+
+class NetworkMacInUse(Conflict):
+    neutron_type = "MacAddressInUse"
+
+
+class NetworkInUse(Conflict):
+    neutron_type = "NetworkInUse"

@@ -28,6 +28,12 @@ from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.errors import MetalnicError
 from metalnic.httpjson import JSONResponse
+from metalnic.network.api import agents as network_agents
+from metalnic.network.api import errors as network_errors
+from metalnic.network.api import routes as network_routes
+from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
+from metalnic.network.api.deps import NetworkContext
+from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,28 +80,35 @@ class IronicVersionHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _error(request: Request, status: int, message: str, kind: str | None = None) -> JSONResponse:
+    """Each API answers errors in its own format: Neutron's under /network, else Ironic's."""
+    if request.url.path.startswith(NETWORK_PREFIX):
+        return network_errors.error_response(status, message, kind)
+    return error_response(status, message)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MetalnicError)
     async def metalnic_error(request: Request, exc: MetalnicError) -> JSONResponse:
-        return error_response(exc.status, exc.message)
+        return _error(request, exc.status, exc.message, exc.neutron_type)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "The resource could not be found.", 405: "Method not allowed."}
         message = messages.get(exc.status_code, str(exc.detail))
-        return error_response(exc.status_code, message)
+        return _error(request, exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        return error_response(400, f"Invalid request: {problems}")
+        return _error(request, 400, f"Invalid request: {problems}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("Unexpected error while serving %s %s", request.method, request.url.path)
-        return error_response(500, "Internal error; the server log has the details.")
+        return _error(request, 500, "Internal error; the server log has the details.")
 
 
 def build_context(settings: Settings, database: Database | None = None) -> AppContext:
@@ -114,6 +127,7 @@ def build_context(settings: Settings, database: Database | None = None) -> AppCo
 def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI:
     """The ASGI app; migrations are applied before the first request is served."""
     ctx = context or build_context(settings)
+    network_service = NetworkService(ctx.settings, ctx.db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,8 +152,11 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         default_response_class=JSONResponse,
     )
     app.state.ctx = ctx
+    app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
     for module in (root, nodes, ports, drivers, states):
         app.include_router(module.router)
+    app.include_router(network_routes.router)
+    app.include_router(network_agents.router)
     _install_error_handlers(app)
     app.add_middleware(IronicVersionHeaders)
     return app

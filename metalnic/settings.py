@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     power_timeout: float = Field(default=120.0, gt=0)
     deploy_callback_timeout: float = Field(default=1800.0, gt=0)
     conductor_dead_after: float = Field(default=60.0, gt=0)
+    # Network service.
+    # "physnet:first:last" VLAN ranges tenant networks are allocated from.
+    network_vlan_ranges: list[str] = Field(default_factory=lambda: ["physnet1:100:199"])
+    agent_down_time: float = Field(default=15.0, gt=0)
+    # How long the bare-metal side waits for a smart NIC port to be plugged/unplugged.
+    port_active_timeout: float = Field(default=60.0, gt=0)
+    port_removed_timeout: float = Field(default=60.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

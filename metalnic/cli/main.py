@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from metalnic import __version__
+from metalnic.auth import ROLES
 from metalnic.cli import demo, resources
 from metalnic.errors import MetalnicError
 from metalnic.settings import Settings
@@ -129,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     uacts = users.add_subparsers(dest="action", required=True)
     p = uacts.add_parser("add", help="add or replace a user")
     p.add_argument("name")
-    p.add_argument(
-        "--role", action="append", required=True, choices=["admin", "member", "observer"]
-    )
+    p.add_argument("--role", action="append", required=True, choices=list(ROLES))
     p.add_argument("--project")
     p.add_argument(
         "--users-file",

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 import metalnic.baremetal.models  # noqa: F401  (registers the tables)
+import metalnic.network.models  # noqa: F401
 from metalnic.db import migrate
 from metalnic.db.base import Base
 from metalnic.db.session import Database

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,8 +10,8 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from metalnic import web
 from metalnic.auth import Authenticator, Principal
 from metalnic.baremetal.api import microversion
 from metalnic.baremetal.coerce import as_bool
@@ -21,7 +20,7 @@ from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page, make_page
 from metalnic.db.session import Database
-from metalnic.errors import InvalidInput, PayloadTooLarge
+from metalnic.errors import InvalidInput
 from metalnic.settings import Settings
 
 
@@ -52,13 +51,7 @@ async def get_context(request: Request) -> AppContext:
 
 
 async def get_principal(request: Request) -> Principal:
-    authenticator = (await get_context(request)).authenticator
-    header = request.headers.get("authorization")
-    who = authenticator.cached(header)
-    if who is None:
-        # bcrypt takes a quarter of a second: never on the event loop.
-        who = await run_in_threadpool(authenticator.authenticate, header)
-    return who
+    return await web.authenticate(request, (await get_context(request)).authenticator)
 
 
 async def get_version(request: Request) -> Version:
@@ -76,56 +69,11 @@ async def get_json_body(request: Request) -> Any:
 
 async def get_optional_json_body(request: Request) -> Any:
     """The parsed body, or None for an empty one; bounded in size while reading."""
-    limit = (await get_context(request)).settings.max_request_body_size
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        return None
-    try:
-        body = json.loads(raw, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"Malformed JSON in request body: {exc}.") from None
-    except RecursionError:
-        raise InvalidInput(f"JSON in request body is nested deeper than {MAX_DEPTH}.") from None
-    check_json(body)
-    return body
-
-
-MAX_DEPTH = 32
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput(f"Malformed JSON in request body: {name} is not a JSON number.")
-
-
-def check_json(value: Any) -> None:
-    """Refuse what databases or the JSON encoder cannot hold: deep nesting, NUL characters."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InvalidInput(f"JSON in request body is nested deeper than {MAX_DEPTH}.")
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise InvalidInput("Strings in the request body must not contain NUL characters.")
-        elif isinstance(item, dict):
-            stack.extend((k, depth) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+    return await web.read_json(request, (await get_context(request)).settings.max_request_body_size)
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    return web.base_url(request)
 
 
 def next_link(request: Request, resource: str, items: Sequence[Any], limit: int) -> dict[str, str]:

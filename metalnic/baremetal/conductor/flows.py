@@ -101,8 +101,9 @@ def deploy(task: Task) -> str:
     """Prepare and boot; a rebuild starts from a running instance, so power off first."""
     validate(task)
     d = task.drivers.deploy
-    rewire(task, detach=("tenant",),
-           attach=("tenant",) if d.ramdisk_is_instance else ("provisioning",))
+    rewire(
+        task, detach=("tenant",), attach=("tenant",) if d.ramdisk_is_instance else ("provisioning",)
+    )
     if d.ramdisk_is_instance:
         boot(task, states.BOOT_PXE, "tenant")
         return "done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import metalnic.baremetal.models  # noqa: F401  (registers the tables)
+import metalnic.network.models  # noqa: F401
 from metalnic.db.base import Base
 
 config = context.config

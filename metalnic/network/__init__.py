@@ -1,0 +1,1 @@
+"""The network service: a Neutron v2.0-compatible subset with smart NIC binding."""

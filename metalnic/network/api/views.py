@@ -1,0 +1,134 @@
+"""JSON shapes of networks, ports, security groups and agents as Neutron renders them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
+
+
+def stamp(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def network(n: Network) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "name": n.name,
+        "description": n.description,
+        "project_id": n.project_id,
+        "tenant_id": n.project_id,
+        "admin_state_up": n.admin_state_up,
+        "status": "ACTIVE",
+        "shared": n.shared,
+        "subnets": [],
+        "mtu": n.mtu,
+        "router:external": False,
+        "provider:network_type": n.network_type,
+        "provider:physical_network": n.physical_network,
+        "provider:segmentation_id": n.segmentation_id,
+        "port_security_enabled": n.port_security_enabled,
+        "availability_zones": [],
+        "availability_zone_hints": [],
+        "ipv4_address_scope": None,
+        "ipv6_address_scope": None,
+        "tags": [],
+        "revision_number": n.revision_number,
+        "created_at": stamp(n.created_at),
+        "updated_at": stamp(n.updated_at),
+    }
+
+
+def port(p: NetworkPort) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "network_id": p.network_id,
+        "project_id": p.project_id,
+        "tenant_id": p.project_id,
+        "mac_address": p.mac_address,
+        "admin_state_up": p.admin_state_up,
+        "status": p.status,
+        "device_id": p.device_id,
+        "device_owner": p.device_owner,
+        "fixed_ips": [],
+        "allowed_address_pairs": [],
+        "extra_dhcp_opts": [],
+        "security_groups": [g.id for g in p.security_groups],
+        "binding:vnic_type": p.vnic_type,
+        "binding:profile": p.profile,
+        "binding:host_id": p.host_id,
+        "binding:vif_type": p.vif_type,
+        "binding:vif_details": (
+            {**p.vif_details, "reason": p.status_reason} if p.status_reason else p.vif_details
+        ),
+        "port_security_enabled": p.port_security_enabled,
+        "tags": [],
+        "revision_number": p.revision_number,
+        "created_at": stamp(p.created_at),
+        "updated_at": stamp(p.updated_at),
+    }
+
+
+def rule(r: SecurityGroupRule) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "security_group_id": r.security_group_id,
+        "project_id": r.project_id,
+        "tenant_id": r.project_id,
+        "direction": r.direction,
+        "ethertype": r.ethertype,
+        "protocol": r.protocol,
+        "port_range_min": r.port_range_min,
+        "port_range_max": r.port_range_max,
+        "remote_ip_prefix": r.remote_ip_prefix,
+        "remote_group_id": r.remote_group_id,
+        "remote_address_group_id": None,
+        "normalized_cidr": r.remote_ip_prefix,
+        "description": r.description,
+        "revision_number": r.revision_number,
+        "tags": [],
+        "created_at": stamp(r.created_at),
+        "updated_at": stamp(r.updated_at),
+    }
+
+
+def security_group(g: SecurityGroup) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "description": g.description,
+        "project_id": g.project_id,
+        "tenant_id": g.project_id,
+        "stateful": True,
+        "shared": False,
+        "security_group_rules": [rule(r) for r in g.rules],
+        "tags": [],
+        "revision_number": g.revision_number,
+        "created_at": stamp(g.created_at),
+        "updated_at": stamp(g.updated_at),
+    }
+
+
+def agent(a: Agent, alive: bool) -> dict[str, Any]:
+    def plain(value: dt.datetime) -> str:  # Neutron's agent timestamps have no T/Z
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    return {
+        "id": a.id,
+        "agent_type": a.agent_type,
+        "binary": a.binary,
+        "host": a.host,
+        "topic": "N/A",
+        "admin_state_up": a.admin_state_up,
+        "alive": alive,
+        "availability_zone": None,
+        "description": None,
+        "resources_synced": None,
+        "configurations": a.configurations,
+        "created_at": plain(a.created_at),
+        "started_at": plain(a.started_at),
+        "heartbeat_timestamp": plain(a.heartbeat_timestamp),
+    }

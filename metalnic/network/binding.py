@@ -1,0 +1,72 @@
+"""Port binding: which agent plugs a port, decided from the port and live agents.
+
+A ``smart-nic`` port binds only to a live Open vSwitch agent that serves
+exactly its ``binding:host_id`` (the NIC host from the bare-metal port's
+``local_link_connection.hostname``) and declares smart NIC support, and only
+when the binding profile carries ``local_link_information``.  The decision is
+pure; ``NetworkService.bind`` commits it if the port did not change meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from metalnic.network.models import Agent, Network, NetworkPort
+
+
+@dataclass(frozen=True)
+class Decision:
+    vif_type: str  # unbound | ovs | binding_failed
+    vif_details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def _serves(agent: Agent, host: str) -> bool:
+    return host in agent.configurations.get("nic_hosts", [agent.host])
+
+
+def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decision:
+    if not port.host_id:
+        return Decision("unbound")
+    if port.vnic_type != "smart-nic":
+        return Decision("unbound")  # only smart NIC ports are bound by metalnic's agents
+    links = port.profile.get("local_link_information")
+    if not isinstance(links, list) or not links or not isinstance(links[0], dict):
+        return Decision("binding_failed", reason="binding:profile has no local_link_information")
+    link = links[0]
+    if link.get("hostname") != port.host_id or not link.get("port_id"):
+        return Decision(
+            "binding_failed",
+            reason=(
+                "local_link_information must name this host (hostname) and the NIC port (port_id)"
+            ),
+        )
+    agents = [a for a in live if _serves(a, port.host_id)]
+    if not agents:
+        return Decision(
+            "binding_failed", reason=f"no live Open vSwitch agent serves NIC host {port.host_id}"
+        )
+    agent = agents[0]
+    if not agent.configurations.get("smartnic", False):
+        return Decision(
+            "binding_failed", reason=f"agent on {agent.host} does not declare smart NIC support"
+        )
+    physnets = agent.configurations.get("bridge_mappings", {})
+    if net.physical_network and physnets and net.physical_network not in physnets:
+        return Decision(
+            "binding_failed",
+            reason=(
+                f"agent on {agent.host} has no bridge for physical network {net.physical_network}"
+            ),
+        )
+    remote = any(k in link for k in ("ovsdb_cert", "ssh_public_key"))
+    return Decision(
+        "ovs",
+        {
+            "agent_host": agent.host,
+            "mode": agent.configurations.get("mode", "local"),
+            "remote_nic": remote,
+            "port_filter": True,
+        },
+    )

@@ -1,0 +1,147 @@
+"""Tables of the network service: networks, ports, security groups, agents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from metalnic.db.base import Base, UTCDateTime, utcnow
+
+
+class Stamped:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Network(Stamped, Base):
+    __tablename__ = "networks"
+    __table_args__ = (
+        UniqueConstraint("physical_network", "segmentation_id", name="uq_networks_segment"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    mtu: Mapped[int] = mapped_column(Integer, default=1500)
+    network_type: Mapped[str] = mapped_column(String(32))
+    physical_network: Mapped[str | None] = mapped_column(String(64))
+    segmentation_id: Mapped[int | None] = mapped_column(Integer)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+port_security_groups = Table(
+    "port_security_groups",
+    Base.metadata,
+    Column("port_id", ForeignKey("network_ports.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "security_group_id", ForeignKey("security_groups.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+
+class NetworkPort(Stamped, Base):
+    __tablename__ = "network_ports"
+    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uq_ports_network_mac"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    mac_address: Mapped[str] = mapped_column(String(18))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    vnic_type: Mapped[str] = mapped_column(String(32), default="normal")
+    host_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    vif_type: Mapped[str] = mapped_column(String(32), default="unbound")
+    vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    security_groups: Mapped[list[SecurityGroup]] = relationship(secondary=port_security_groups)
+
+
+class SecurityGroup(Stamped, Base):
+    __tablename__ = "security_groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    rules: Mapped[list[SecurityGroupRule]] = relationship(
+        back_populates="group",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        foreign_keys="SecurityGroupRule.security_group_id",
+    )
+
+
+class SecurityGroupRule(Stamped, Base):
+    __tablename__ = "security_group_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(8))
+    ethertype: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str | None] = mapped_column(String(40))
+    port_range_min: Mapped[int | None] = mapped_column(Integer)
+    port_range_max: Mapped[int | None] = mapped_column(Integer)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(64))
+    remote_group_id: Mapped[str | None] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE")
+    )
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    group: Mapped[SecurityGroup] = relationship(
+        back_populates="rules", foreign_keys=[security_group_id]
+    )
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("agent_type", "host", name="uq_agents_type_host"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(64))
+    binary: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    configurations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FeedRevision(Base):
+    """One row per NIC host: ``revision`` is bumped on every change an agent serving
+    the host must see; ``applied`` is the revision the agent last reported as
+    programmed on the NIC (so "the port is gone from the NIC" is checkable)."""
+
+    __tablename__ = "feed_revisions"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    applied: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,274 @@
+"""Security groups and rules, with a project's ``default`` group made on first use."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic import ids
+from metalnic.auth import Principal
+from metalnic.db.session import Database
+from metalnic.errors import Conflict, Forbidden, InvalidInput, SecurityGroupNotFound
+from metalnic.network import feed
+from metalnic.network.models import NetworkPort, SecurityGroup, SecurityGroupRule
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+
+
+class SecurityGroups:
+    def __init__(self, db: Database, after_change: Callable[[set[str]], None]) -> None:
+        self.db = db
+        self.after_change = after_change
+
+    def default(self, s: Session, project: str) -> SecurityGroup:
+        group = s.scalars(
+            select(SecurityGroup).where(
+                SecurityGroup.project_id == project, SecurityGroup.name == "default"
+            )
+        ).first()
+        if group is None:
+            group = SecurityGroup(
+                id=ids.new_uuid(),
+                name="default",
+                project_id=project,
+                description="Default security group",
+            )
+            s.add(group)
+            s.flush()
+            for ethertype in ("IPv4", "IPv6"):
+                s.add(
+                    SecurityGroupRule(
+                        id=ids.new_uuid(),
+                        security_group_id=group.id,
+                        project_id=project,
+                        direction="egress",
+                        ethertype=ethertype,
+                    )
+                )
+                s.add(
+                    SecurityGroupRule(
+                        id=ids.new_uuid(),
+                        security_group_id=group.id,
+                        project_id=project,
+                        direction="ingress",
+                        ethertype=ethertype,
+                        remote_group_id=group.id,
+                    )
+                )
+            s.flush()
+        return group
+
+    def for_port(self, s: Session, project: str, wanted: Any, enabled: bool) -> list[SecurityGroup]:
+        if not enabled:
+            if wanted:
+                raise InvalidInput("Port security must be enabled to have security groups.")
+            return []
+        if wanted is None:
+            return [self.default(s, project)]
+        if not isinstance(wanted, list):
+            raise InvalidInput("security_groups must be a list of ids.")
+        groups = []
+        for gid in wanted:
+            group = s.get(SecurityGroup, gid) if isinstance(gid, str) else None
+            if group is None:
+                raise SecurityGroupNotFound(str(gid))
+            groups.append(group)
+        return groups
+
+    def get(self, who: Principal, s: Session, gid: str) -> SecurityGroup:
+        group = s.get(SecurityGroup, gid)
+        if group is None or (
+            not who.roles & {"admin", "observer", "agent"} and group.project_id != who.project
+        ):
+            raise SecurityGroupNotFound(gid)
+        return group
+
+    def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[SecurityGroup]:
+        if who.project and not who.is_admin:
+            self.default(s, who.project)
+        stmt = select(SecurityGroup).order_by(SecurityGroup.created_at, SecurityGroup.id)
+        if not who.roles & {"admin", "observer", "agent"}:
+            stmt = stmt.where(SecurityGroup.project_id == who.project)
+        for key, column in (
+            ("name", SecurityGroup.name),
+            ("id", SecurityGroup.id),
+            ("project_id", SecurityGroup.project_id),
+        ):
+            if key in filters:
+                stmt = stmt.where(column == filters[key])
+        return list(s.scalars(stmt))
+
+    def create(self, who: Principal, body: dict[str, Any]) -> SecurityGroup:
+        _writer(who)
+        unknown = set(body) - {"name", "description", "project_id", "tenant_id", "stateful"}
+        if unknown:
+            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
+        name = body.get("name", "")
+        if not isinstance(name, str) or name == "default":
+            raise InvalidInput("Invalid security group name (the name 'default' is reserved).")
+        project = body.get("project_id") or body.get("tenant_id") or who.project or "admin"
+        if project != who.project and not who.is_admin:
+            raise Forbidden("Only admins may create security groups for another project.")
+        with self.db.transaction() as s:
+            self.default(s, project)
+            group = SecurityGroup(
+                id=ids.new_uuid(),
+                name=name,
+                project_id=project,
+                description=str(body.get("description", "")),
+            )
+            s.add(group)
+            s.flush()
+            for ethertype in ("IPv4", "IPv6"):
+                s.add(
+                    SecurityGroupRule(
+                        id=ids.new_uuid(),
+                        security_group_id=group.id,
+                        project_id=project,
+                        direction="egress",
+                        ethertype=ethertype,
+                    )
+                )
+            s.flush()
+            s.refresh(group)
+            group.rules  # noqa: B018 - load before the session closes
+            return group
+
+    def delete(self, who: Principal, gid: str) -> None:
+        _writer(who)
+        with self.db.transaction() as s:
+            group = self.get(who, s, gid)
+            if group.name == "default" and not who.is_admin:
+                raise Conflict("The default security group cannot be deleted.")
+            in_use = s.scalar(
+                select(NetworkPort.id).where(
+                    NetworkPort.security_groups.any(SecurityGroup.id == gid)
+                )
+            )
+            if in_use is not None:
+                raise Conflict(f"Security Group {gid} in use.")
+            s.delete(group)
+
+    def create_rule(self, who: Principal, body: dict[str, Any]) -> SecurityGroupRule:
+        _writer(who)
+        allowed = {
+            "security_group_id",
+            "direction",
+            "ethertype",
+            "protocol",
+            "port_range_min",
+            "port_range_max",
+            "remote_ip_prefix",
+            "remote_group_id",
+            "description",
+            "project_id",
+            "tenant_id",
+        }
+        unknown = set(body) - allowed
+        if unknown:
+            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
+        direction = body.get("direction")
+        if direction not in ("ingress", "egress"):
+            raise InvalidInput("direction must be ingress or egress.")
+        ethertype = body.get("ethertype", "IPv4")
+        if ethertype not in ("IPv4", "IPv6"):
+            raise InvalidInput("ethertype must be IPv4 or IPv6.")
+        protocol = body.get("protocol")
+        if protocol is not None:
+            protocol = str(protocol).lower()
+            if protocol not in PROTOCOLS and not (protocol.isdigit() and int(protocol) < 256):
+                raise InvalidInput(f"Security group rule protocol {protocol} not supported.")
+        pmin, pmax = body.get("port_range_min"), body.get("port_range_max")
+        for value in (pmin, pmax):
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= 65535):
+                raise InvalidInput(f"Invalid port {value!r}.")
+        ported = ("tcp", "udp", "6", "17", "icmp", "icmpv6", "1", "58")
+        if (pmin is not None or pmax is not None) and protocol not in ported:
+            raise InvalidInput("Port ranges need protocol tcp or udp (or icmp type/code).")
+        if pmin is not None and pmax is not None and pmin > pmax and protocol in ("tcp", "udp"):
+            raise InvalidInput("port_range_min must be <= port_range_max.")
+        prefix = body.get("remote_ip_prefix")
+        if prefix is not None:
+            try:
+                net = ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                raise InvalidInput(f"Invalid remote_ip_prefix {prefix!r}.") from None
+            if (net.version == 4) != (ethertype == "IPv4"):
+                raise InvalidInput("remote_ip_prefix does not match the ethertype.")
+            prefix = str(net)
+        if prefix is not None and body.get("remote_group_id"):
+            raise InvalidInput("Only one of remote_ip_prefix and remote_group_id may be given.")
+        with self.db.transaction() as s:
+            group = self.get(who, s, str(body.get("security_group_id", "")))
+            if body.get("remote_group_id"):
+                self.get(who, s, str(body["remote_group_id"]))
+            rule = SecurityGroupRule(
+                id=ids.new_uuid(),
+                security_group_id=group.id,
+                project_id=group.project_id,
+                direction=direction,
+                ethertype=ethertype,
+                protocol=protocol,
+                port_range_min=pmin,
+                port_range_max=pmax,
+                remote_ip_prefix=prefix,
+                remote_group_id=body.get("remote_group_id"),
+                description=str(body.get("description", "")),
+            )
+            s.add(rule)
+            s.flush()
+            hosts = self._touch_hosts(s, group.id)
+        self.after_change(hosts)
+        return rule
+
+    def delete_rule(self, who: Principal, rule_id: str) -> None:
+        _writer(who)
+        with self.db.transaction() as s:
+            rule = s.get(SecurityGroupRule, rule_id)
+            if rule is None:
+                raise SecurityGroupNotFound(f"rule {rule_id}")
+            self.get(who, s, rule.security_group_id)
+            gid = rule.security_group_id
+            s.delete(rule)
+            s.flush()
+            hosts = self._touch_hosts(s, gid)
+        self.after_change(hosts)
+
+    def _touch_hosts(self, s: Session, gid: str) -> set[str]:
+        ports = s.scalars(
+            select(NetworkPort).where(NetworkPort.security_groups.any(SecurityGroup.id == gid))
+        ).all()
+        hosts = {p.host_id for p in ports if p.host_id}
+        for host in hosts:
+            feed.bump(s, host)
+        return hosts
+
+    def rules_for(self, s: Session, gids: set[str]) -> dict[str, Any]:
+        """Rules of ``gids`` plus member MACs of remote groups, for the agent."""
+        out: dict[str, Any] = {}
+        for gid in sorted(gids):
+            group = s.get(SecurityGroup, gid)
+            if group is None:
+                continue
+            out[gid] = [
+                {
+                    "direction": r.direction,
+                    "ethertype": r.ethertype,
+                    "protocol": r.protocol,
+                    "port_range_min": r.port_range_min,
+                    "port_range_max": r.port_range_max,
+                    "remote_ip_prefix": r.remote_ip_prefix,
+                    "remote_group_id": r.remote_group_id,
+                }
+                for r in group.rules
+            ]
+        return out
+
+
+def _writer(who: Principal) -> None:
+    if not who.roles & {"admin", "member"}:
+        raise Forbidden(f"User {who.name} may only read security groups.")

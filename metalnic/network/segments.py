@@ -1,0 +1,103 @@
+"""Segmentation: VLAN ranges per physical network and their allocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic.errors import InvalidInput, NoSegmentAvailable, SegmentInUse
+from metalnic.network.models import Network
+
+NETWORK_TYPES = ("vlan", "flat")
+
+
+@dataclass(frozen=True)
+class VlanRange:
+    physical_network: str
+    first: int
+    last: int
+
+
+def parse_ranges(specs: list[str]) -> list[VlanRange]:
+    ranges = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise InvalidInput(f"Bad VLAN range {spec!r}: expected physnet:first:last")
+        first, last = int(parts[1]), int(parts[2])
+        if not 1 <= first <= last <= 4094:
+            raise InvalidInput(f"Bad VLAN range {spec!r}: VLANs are 1-4094")
+        ranges.append(VlanRange(parts[0], first, last))
+    return ranges
+
+
+def allocate(
+    session: Session,
+    ranges: list[VlanRange],
+    network_type: str,
+    physical_network: str | None,
+    segmentation_id: int | None,
+) -> tuple[str | None, int | None]:
+    """The (physical_network, segmentation_id) a new network gets, or a clear error."""
+    if network_type not in NETWORK_TYPES:
+        raise InvalidInput(
+            f"Invalid network type {network_type!r}; supported: {', '.join(NETWORK_TYPES)} "
+            "(vxlan is planned)."
+        )
+    known = {r.physical_network for r in ranges}
+    if network_type == "flat":
+        if segmentation_id is not None:
+            raise InvalidInput("A flat network has no segmentation_id.")
+        physnet = physical_network or (ranges[0].physical_network if ranges else None)
+        if physnet is None:
+            raise InvalidInput("A flat network needs provider:physical_network.")
+        taken = session.scalar(
+            select(Network.id).where(
+                Network.network_type == "flat", Network.physical_network == physnet
+            )
+        )
+        if taken is not None:
+            raise SegmentInUse(f"Physical network {physnet} is in use by flat network {taken}.")
+        return physnet, None
+    if physical_network is not None and physical_network not in known:
+        raise InvalidInput(
+            f"Unknown physical network {physical_network!r}; "
+            f"configured: {', '.join(sorted(known)) or 'none'}."
+        )
+    if segmentation_id is not None:
+        if not 1 <= segmentation_id <= 4094:
+            raise InvalidInput(f"Invalid VLAN {segmentation_id}: VLANs are 1-4094.")
+        physnet = physical_network or (ranges[0].physical_network if ranges else None)
+        if physnet is None:
+            raise InvalidInput("provider:physical_network is required for a VLAN network.")
+        if (
+            session.scalar(
+                select(Network.id).where(
+                    Network.physical_network == physnet, Network.segmentation_id == segmentation_id
+                )
+            )
+            is not None
+        ):
+            raise SegmentInUse(
+                f"The VLAN {segmentation_id} on physical network {physnet} is in use."
+            )
+        return physnet, segmentation_id
+    for r in ranges:
+        if physical_network is not None and r.physical_network != physical_network:
+            continue
+        used = set(
+            session.scalars(
+                select(Network.segmentation_id).where(
+                    Network.physical_network == r.physical_network,
+                    Network.segmentation_id.is_not(None),
+                )
+            ).all()
+        )
+        for vlan in range(r.first, r.last + 1):
+            if vlan not in used:
+                return r.physical_network, vlan
+    raise NoSegmentAvailable(
+        "Unable to create the network. No tenant network is available for allocation."
+    )

@@ -1,0 +1,578 @@
+"""The network service's rules: networks, ports and their binding, agents, feed.
+
+Every method runs its own transaction(s) and raises ``metalnic.errors``; the
+HTTP layer (``network/api``) only parses and renders.  Changes that an agent
+must see bump the feed revision of the NIC host in the same transaction and
+notify waiters after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic import ids
+from metalnic.auth import Principal
+from metalnic.db.base import utcnow
+from metalnic.db.session import Database
+from metalnic.errors import (
+    AgentNotFound,
+    Forbidden,
+    InvalidInput,
+    NetworkInUse,
+    NetworkMacInUse,
+    NetworkNotFound,
+    NetworkPortNotFound,
+)
+from metalnic.network import feed, segments
+from metalnic.network.binding import bind_decision
+from metalnic.network.models import Agent, FeedRevision, Network, NetworkPort
+from metalnic.network.secgroups import SecurityGroups
+from metalnic.settings import Settings
+
+VNIC_TYPES = ("normal", "baremetal", "smart-nic")
+PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
+OVS_AGENT = "Open vSwitch agent"
+
+
+def require_reader(who: Principal) -> None:
+    if not who.roles & {"admin", "member", "observer", "agent"}:
+        raise Forbidden(f"User {who.name} has no role that allows reading the network API.")
+
+
+def require_writer(who: Principal) -> None:
+    require_reader(who)
+    if not who.roles & {"admin", "member"}:
+        raise Forbidden(f"User {who.name} may only read networks and ports.")
+
+
+def sees_all(who: Principal) -> bool:
+    return bool(who.roles & {"admin", "observer", "agent"})
+
+
+def _check_project(who: Principal, project_id: str, what: Exception) -> None:
+    if not sees_all(who) and project_id != who.project:
+        raise what
+
+
+def _mac() -> str:
+    tail = secrets.token_bytes(3)
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
+
+
+class NetworkService:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.ranges = segments.parse_ranges(settings.network_vlan_ranges)
+        self.notifier = feed.Notifier()
+        self.secgroups = SecurityGroups(db, self._after_change)
+
+    def _after_change(self, hosts: set[str]) -> None:
+        if hosts:
+            self.notifier.notify()
+
+    # --- networks ---------------------------------------------------------------------
+
+    def create_network(self, who: Principal, body: dict[str, Any]) -> Network:
+        require_writer(who)
+        allowed = {
+            "name",
+            "description",
+            "admin_state_up",
+            "shared",
+            "mtu",
+            "project_id",
+            "tenant_id",
+            "provider:network_type",
+            "provider:physical_network",
+            "provider:segmentation_id",
+            "port_security_enabled",
+        }
+        _unknown(body, allowed, "network")
+        provider = {k for k in body if k.startswith("provider:")}
+        if provider and not who.is_admin:
+            raise Forbidden(
+                "((rule:create_network and rule:create_network:provider:network_type)) "
+                "is disallowed by policy: provider attributes are admin-only."
+            )
+        project = _project(who, body)
+        with self.db.transaction() as s:
+            physnet, seg = segments.allocate(
+                s,
+                self.ranges,
+                _str(body.get("provider:network_type", "vlan"), "network_type"),
+                body.get("provider:physical_network"),
+                _opt_int(body.get("provider:segmentation_id"), "provider:segmentation_id"),
+            )
+            net = Network(
+                id=ids.new_uuid(),
+                name=_str(body.get("name", ""), "name"),
+                description=_str(body.get("description", ""), "description"),
+                project_id=project,
+                admin_state_up=_bool(body.get("admin_state_up", True)),
+                shared=_bool(body.get("shared", False)),
+                mtu=_opt_int(body.get("mtu", 1500), "mtu") or 1500,
+                network_type=body.get("provider:network_type", "vlan"),
+                physical_network=physnet,
+                segmentation_id=seg,
+                port_security_enabled=_bool(body.get("port_security_enabled", True)),
+            )
+            s.add(net)
+            s.flush()
+            return net
+
+    def get_network(self, who: Principal, net_id: str, s: Session) -> Network:
+        require_reader(who)
+        net = s.get(Network, net_id)
+        if net is None or (not sees_all(who) and not net.shared and net.project_id != who.project):
+            raise NetworkNotFound(net_id)
+        return net
+
+    def list_networks(self, who: Principal, s: Session, filters: dict[str, str]) -> list[Network]:
+        require_reader(who)
+        stmt = select(Network).order_by(Network.created_at, Network.id)
+        if not sees_all(who):
+            stmt = stmt.where((Network.project_id == who.project) | Network.shared.is_(True))
+        for key, column in (
+            ("name", Network.name),
+            ("id", Network.id),
+            ("project_id", Network.project_id),
+            ("provider:network_type", Network.network_type),
+        ):
+            if key in filters:
+                stmt = stmt.where(column == filters[key])
+        return list(s.scalars(stmt))
+
+    def update_network(self, who: Principal, net_id: str, body: dict[str, Any]) -> Network:
+        require_writer(who)
+        _unknown(
+            body,
+            {"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled"},
+            "network",
+        )
+        with self.db.transaction() as s:
+            net = self.get_network(who, net_id, s)
+            _check_project(who, net.project_id, NetworkNotFound(net_id))
+            for key in ("name", "description"):
+                if key in body:
+                    setattr(net, key, _str(body[key], key))
+            for key in ("admin_state_up", "shared", "port_security_enabled"):
+                if key in body:
+                    setattr(net, key, _bool(body[key]))
+            net.revision_number += 1
+            s.flush()
+            return net
+
+    def delete_network(self, who: Principal, net_id: str) -> None:
+        require_writer(who)
+        with self.db.transaction() as s:
+            net = self.get_network(who, net_id, s)
+            _check_project(who, net.project_id, NetworkNotFound(net_id))
+            used = s.scalar(select(NetworkPort.id).where(NetworkPort.network_id == net_id))
+            if used is not None:
+                raise NetworkInUse(
+                    f"Unable to complete operation on network {net_id}. There are one or more "
+                    "ports still in use on the network."
+                )
+            s.delete(net)
+
+    # --- ports ------------------------------------------------------------------------
+
+    def create_port(self, who: Principal, body: dict[str, Any]) -> NetworkPort:
+        require_writer(who)
+        allowed = {
+            "name",
+            "description",
+            "network_id",
+            "mac_address",
+            "admin_state_up",
+            "device_id",
+            "device_owner",
+            "binding:vnic_type",
+            "binding:host_id",
+            "binding:profile",
+            "security_groups",
+            "port_security_enabled",
+            "project_id",
+            "tenant_id",
+            "fixed_ips",
+        }
+        _unknown(body, allowed, "port")
+        if ("binding:profile" in body or "binding:host_id" in body) and not who.is_admin:
+            raise Forbidden(
+                "Setting binding:profile or binding:host_id is reserved to admins "
+                "(Neutron's default policy)."
+            )
+        if body.get("fixed_ips"):
+            raise InvalidInput("fixed_ips are not supported: metalnic networks have no subnets.")
+        vnic = _str(body.get("binding:vnic_type", "normal"), "binding:vnic_type")
+        if vnic not in VNIC_TYPES:
+            raise InvalidInput(f"Invalid binding:vnic_type {vnic!r}; use {', '.join(VNIC_TYPES)}.")
+        profile = body.get("binding:profile") or {}
+        if not isinstance(profile, dict):
+            raise InvalidInput("binding:profile must be a JSON object.")
+        net_id = _str(body.get("network_id", ""), "network_id")
+        with self.db.transaction() as s:
+            net = self.get_network(who, net_id, s)
+            mac = ids.normalize_mac(body["mac_address"]) if body.get("mac_address") else _mac()
+            if s.scalar(
+                select(NetworkPort.id).where(
+                    NetworkPort.network_id == net.id, NetworkPort.mac_address == mac
+                )
+            ):
+                raise NetworkMacInUse(
+                    f"Unable to complete operation for network {net.id}. The mac address {mac} "
+                    "is in use."
+                )
+            port = NetworkPort(
+                id=ids.new_uuid(),
+                name=_str(body.get("name", ""), "name"),
+                description=_str(body.get("description", ""), "description"),
+                network_id=net.id,
+                project_id=_project(who, body)
+                if not who.is_admin or ("project_id" in body or "tenant_id" in body)
+                else net.project_id,
+                mac_address=mac,
+                admin_state_up=_bool(body.get("admin_state_up", True)),
+                device_id=_str(body.get("device_id", ""), "device_id"),
+                device_owner=_str(body.get("device_owner", ""), "device_owner"),
+                vnic_type=vnic,
+                host_id=_str(body.get("binding:host_id", ""), "binding:host_id"),
+                profile=profile,
+                port_security_enabled=_bool(
+                    body.get("port_security_enabled", net.port_security_enabled)
+                ),
+            )
+            port.security_groups = self.secgroups.for_port(
+                s, port.project_id, body.get("security_groups"), port.port_security_enabled
+            )
+            s.add(port)
+            s.flush()
+            port_id = port.id
+        self.bind(port_id)
+        with self.db.transaction() as s:
+            return self._port(s, port_id)
+
+    def _port(self, s: Session, port_id: str) -> NetworkPort:
+        port = s.get(NetworkPort, port_id)
+        if port is None:
+            raise NetworkPortNotFound(port_id)
+        port.security_groups  # noqa: B018 - load before the session closes
+        return port
+
+    def get_port(self, who: Principal, port_id: str, s: Session) -> NetworkPort:
+        require_reader(who)
+        port = self._port(s, port_id)
+        _check_project(who, port.project_id, NetworkPortNotFound(port_id))
+        return port
+
+    def list_ports(self, who: Principal, s: Session, filters: dict[str, str]) -> list[NetworkPort]:
+        require_reader(who)
+        stmt = select(NetworkPort).order_by(NetworkPort.created_at, NetworkPort.id)
+        if not sees_all(who):
+            stmt = stmt.where(NetworkPort.project_id == who.project)
+        for key, column in (
+            ("network_id", NetworkPort.network_id),
+            ("id", NetworkPort.id),
+            ("device_id", NetworkPort.device_id),
+            ("device_owner", NetworkPort.device_owner),
+            ("mac_address", NetworkPort.mac_address),
+            ("binding:host_id", NetworkPort.host_id),
+            ("status", NetworkPort.status),
+            ("name", NetworkPort.name),
+        ):
+            if key in filters:
+                stmt = stmt.where(column == filters[key])
+        return list(s.scalars(stmt))
+
+    def update_port(self, who: Principal, port_id: str, body: dict[str, Any]) -> NetworkPort:
+        require_writer(who)
+        _unknown(
+            body,
+            {
+                "name",
+                "description",
+                "admin_state_up",
+                "device_id",
+                "device_owner",
+                "binding:host_id",
+                "binding:profile",
+                "binding:vnic_type",
+                "security_groups",
+                "port_security_enabled",
+            },
+            "port",
+        )
+        if ({"binding:profile", "binding:host_id"} & body.keys()) and not who.is_admin:
+            raise Forbidden("Changing the binding is reserved to admins.")
+        with self.db.transaction() as s:
+            port = self.get_port(who, port_id, s)
+            old_host = port.host_id
+            for key, attr in (
+                ("name", "name"),
+                ("description", "description"),
+                ("device_id", "device_id"),
+                ("device_owner", "device_owner"),
+                ("binding:host_id", "host_id"),
+            ):
+                if key in body:
+                    setattr(port, attr, _str(body[key], key))
+            if "binding:vnic_type" in body:
+                if body["binding:vnic_type"] not in VNIC_TYPES:
+                    raise InvalidInput("Invalid binding:vnic_type.")
+                port.vnic_type = body["binding:vnic_type"]
+            if "binding:profile" in body:
+                if not isinstance(body["binding:profile"], dict):
+                    raise InvalidInput("binding:profile must be a JSON object.")
+                port.profile = body["binding:profile"]
+            if "admin_state_up" in body:
+                port.admin_state_up = _bool(body["admin_state_up"])
+            if "port_security_enabled" in body:
+                port.port_security_enabled = _bool(body["port_security_enabled"])
+            if "security_groups" in body or "port_security_enabled" in body:
+                port.security_groups = self.secgroups.for_port(
+                    s,
+                    port.project_id,
+                    body.get("security_groups", [g.id for g in port.security_groups]),
+                    port.port_security_enabled,
+                )
+            port.revision_number += 1
+            hosts = {h for h in (old_host, port.host_id) if h}
+            for host in hosts:
+                feed.bump(s, host)
+        self._after_change(hosts)
+        self.bind(port_id)
+        with self.db.transaction() as s:
+            return self._port(s, port_id)
+
+    def delete_port(self, who: Principal, port_id: str) -> int | None:
+        """Delete; returns the feed revision of its NIC host after the deletion (or None)."""
+        require_writer(who)
+        with self.db.transaction() as s:
+            port = self.get_port(who, port_id, s)
+            host = port.host_id if port.vif_type != "unbound" else ""
+            s.delete(port)
+            revision = feed.bump(s, host) if host else None
+        self._after_change({host} if host else set())
+        return revision
+
+    # --- binding ----------------------------------------------------------------------
+
+    def bind(self, port_id: str, attempts: int = 3) -> None:
+        """Decide outside the transaction, commit inside it, retry if the port changed."""
+        for _ in range(attempts):
+            with self.db.transaction() as s:
+                port = self._port(s, port_id)
+                seen = port.revision_number
+                agents = self.live_agents(s)
+                net = s.get_one(Network, port.network_id)
+                decision = bind_decision(port, net, agents)
+            with self.db.transaction() as s:
+                port = self._port(s, port_id)
+                if port.revision_number != seen:
+                    continue
+                port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
+                if decision.vif_type == "binding_failed":
+                    port.status_reason = decision.reason
+                elif decision.vif_type == "ovs":
+                    port.status_reason = None
+                    if port.status == "ERROR":
+                        port.status = "DOWN"
+                port.revision_number += 1
+                if port.host_id and decision.vif_type != "unbound":
+                    feed.bump(s, port.host_id)
+                host = port.host_id
+            self._after_change({host} if host else set())
+            return
+        raise InvalidInput(f"Port {port_id} kept changing while it was being bound; retry.")
+
+    # --- agents -----------------------------------------------------------------------
+
+    def alive(self, agent: Agent) -> bool:
+        age = utcnow() - agent.heartbeat_timestamp
+        return agent.admin_state_up and age < dt.timedelta(seconds=self.settings.agent_down_time)
+
+    def live_agents(self, s: Session) -> list[Agent]:
+        return [a for a in s.scalars(select(Agent)) if self.alive(a)]
+
+    def agent_for_host(self, s: Session, nic_host: str) -> Agent | None:
+        """The agent that serves exactly this NIC host (any agent type that declares it)."""
+        for agent in s.scalars(select(Agent).where(Agent.agent_type == OVS_AGENT)):
+            if nic_host in agent.configurations.get("nic_hosts", [agent.host]):
+                return agent
+        return None
+
+    def heartbeat(self, who: Principal, body: dict[str, Any]) -> tuple[Agent, bool]:
+        if not who.roles & {"admin", "agent"}:
+            raise Forbidden(f"User {who.name} is not an agent.")
+        host = _str(body.get("host", ""), "host")
+        if not host:
+            raise InvalidInput("An agent heartbeat needs host.")
+        config = body.get("configurations") or {}
+        if not isinstance(config, dict):
+            raise InvalidInput("configurations must be a JSON object.")
+        mode = config.get("mode", "local")
+        if mode not in ("local", "remote"):
+            raise InvalidInput("configurations.mode must be local or remote.")
+        nic_hosts = config.setdefault("nic_hosts", [host])
+        if not isinstance(nic_hosts, list) or not all(isinstance(h, str) for h in nic_hosts):
+            raise InvalidInput("configurations.nic_hosts must be a list of host names.")
+        with self.db.transaction() as s:
+            agent = s.scalars(
+                select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
+            ).first()
+            revived = agent is None or not self.alive(agent)
+            if agent is None:
+                agent = Agent(
+                    id=ids.new_uuid(),
+                    agent_type=OVS_AGENT,
+                    binary=_str(body.get("binary", "metalnic-agent"), "binary"),
+                    host=host,
+                )
+                s.add(agent)
+            if revived:
+                agent.started_at = utcnow()
+            agent.configurations = config
+            agent.heartbeat_timestamp = utcnow()
+            s.flush()
+        if revived:  # ports waiting for this agent can bind now
+            self.rebind_hosts(set(nic_hosts))
+        return agent, revived
+
+    def rebind_hosts(self, hosts: set[str]) -> None:
+        with self.db.transaction() as s:
+            ids_ = list(
+                s.scalars(
+                    select(NetworkPort.id).where(
+                        NetworkPort.host_id.in_(hosts), NetworkPort.vnic_type == "smart-nic"
+                    )
+                )
+            )
+        for port_id in ids_:
+            self.bind(port_id)
+
+    def delete_agent(self, who: Principal, agent_id: str) -> None:
+        if not who.is_admin:
+            raise Forbidden("Deleting agents is reserved to admins.")
+        with self.db.transaction() as s:
+            agent = s.get(Agent, agent_id)
+            if agent is None:
+                raise AgentNotFound(agent_id)
+            s.delete(agent)
+
+    # --- the agent contract: desired state and status reports --------------------------
+
+    def desired(self, nic_host: str) -> dict[str, Any]:
+        """Everything an agent needs to program ``nic_host``, with its revision."""
+        with self.db.transaction() as s:
+            revision, applied = feed.revisions(s, nic_host)
+            ports = s.scalars(
+                select(NetworkPort).where(
+                    NetworkPort.host_id == nic_host, NetworkPort.vif_type == "ovs"
+                )
+            ).all()
+            out = []
+            for p in ports:
+                net = s.get_one(Network, p.network_id)
+                out.append(
+                    {
+                        "id": p.id,
+                        "mac_address": p.mac_address,
+                        "admin_state_up": p.admin_state_up,
+                        "device_id": p.device_id,
+                        "network_id": net.id,
+                        "network_type": net.network_type,
+                        "physical_network": net.physical_network,
+                        "segmentation_id": net.segmentation_id,
+                        "local_link_information": p.profile.get("local_link_information", []),
+                        "port_security_enabled": p.port_security_enabled,
+                        "security_groups": [g.id for g in p.security_groups],
+                        "status": p.status,
+                    }
+                )
+            groups = self.secgroups.rules_for(s, {g for p in out for g in p["security_groups"]})
+            return {
+                "host": nic_host,
+                "revision": revision,
+                "applied": applied,
+                "ports": out,
+                "security_groups": groups,
+            }
+
+    def revision(self, nic_host: str) -> tuple[int, int]:
+        with self.db.transaction() as s:
+            return feed.revisions(s, nic_host)
+
+    def report(self, who: Principal, nic_host: str, body: dict[str, Any]) -> None:
+        """An agent's report: per-port status and the revision it has programmed."""
+        if not who.roles & {"admin", "agent"}:
+            raise Forbidden(f"User {who.name} is not an agent.")
+        statuses = body.get("ports", {})
+        if not isinstance(statuses, dict):
+            raise InvalidInput("ports must map port ids to {status, reason}.")
+        with self.db.transaction() as s:
+            for port_id, report in statuses.items():
+                port = s.get(NetworkPort, port_id)
+                if port is None or port.host_id != nic_host:
+                    continue  # deleted meanwhile: nothing to update
+                status = report.get("status") if isinstance(report, dict) else None
+                if status not in PORT_STATUSES:
+                    raise InvalidInput(f"Invalid status {status!r} for port {port_id}.")
+                port.status = status
+                port.status_reason = report.get("reason")
+            applied = body.get("applied_revision")
+            if isinstance(applied, int):
+                row = s.get(FeedRevision, nic_host)
+                if row is not None and applied > row.applied:
+                    row.applied = min(applied, row.revision)
+        self.notifier.notify()
+
+    # --- waits for the bare-metal side ------------------------------------------------
+
+    def wait(self, check: Callable[[Session], bool], timeout: float) -> bool:
+        def probe() -> bool:
+            with self.db.transaction() as s:
+                return check(s)
+
+        return self.notifier.wait_for(probe, timeout)
+
+
+def _unknown(body: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(unknown)}' for {what}.")
+
+
+def _project(who: Principal, body: dict[str, Any]) -> str:
+    asked = body.get("project_id") or body.get("tenant_id")
+    if asked and asked != who.project and not who.is_admin:
+        raise Forbidden("Only admins may create resources for another project.")
+    return str(asked or who.project or "admin")
+
+
+def _str(value: Any, field: str) -> str:
+    if not isinstance(value, str) or len(value) > 255:
+        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not a valid string.")
+    return value
+
+
+def _opt_int(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not an integer.")
+    return int(value)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidInput(f"Invalid input: '{value}' is not a valid boolean value.")
