@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,16 @@ from tests.support import Server, add_user, openstack_cli, start_server
 
 @pytest.fixture(scope="module")
 def net_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> Iterator[Server]:
-    add_user(users_file, "nic-agent", "agent-secret-5", "agent", None)
+    tmp = tmp_path_factory.mktemp("network")
+    own_users = tmp / "users.toml"  # the shared file stays as other tests expect it
+    shutil.copy(users_file, own_users)
+    add_user(own_users, "nic-agent", "agent-secret-5", "agent", None)
     srv = start_server(
-        tmp_path_factory.mktemp("network"),
+        tmp,
         "--auth",
         "http_basic",
         "--users-file",
-        str(users_file),
+        str(own_users),
         env={
             "METALNIC_NETWORK_VLAN_RANGES": '["physnet1:100:102"]',
             "METALNIC_AGENT_DOWN_TIME": "3",
