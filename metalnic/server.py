@@ -18,11 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalnic.auth import make_authenticator
-from metalnic.baremetal.api import drivers, microversion, nodes, ports, root, states
+from metalnic.baremetal.api import drivers, microversion, nodes, ports, root, states, vifs
 from metalnic.baremetal.api.deps import AppContext
 from metalnic.baremetal.api.errors import error_response
 from metalnic.baremetal.conductor import periodic
 from metalnic.baremetal.conductor.service import Conductor
+from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
 from metalnic.db import migrate
 from metalnic.db.session import Database
@@ -33,6 +34,7 @@ from metalnic.network.api import errors as network_errors
 from metalnic.network.api import routes as network_routes
 from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
 from metalnic.network.api.deps import NetworkContext
+from metalnic.network.client import EmbeddedNetworkClient
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
@@ -128,6 +130,17 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     """The ASGI app; migrations are applied before the first request is served."""
     ctx = context or build_context(settings)
     network_service = NetworkService(ctx.settings, ctx.db)
+    # The bare-metal side reaches the network service only through its client.
+    ctx.registry.network_client = EmbeddedNetworkClient(network_service)
+    ctx.registry.smartnic_config = SmartNicConfig(
+        networks={
+            "provisioning": settings.provisioning_network,
+            "cleaning": settings.cleaning_network,
+            "rescuing": settings.rescuing_network,
+        },
+        active_timeout=settings.port_active_timeout,
+        removed_timeout=settings.port_removed_timeout,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +166,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     )
     app.state.ctx = ctx
     app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
-    for module in (root, nodes, ports, drivers, states):
+    for module in (root, nodes, ports, drivers, states, vifs):
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # How long the bare-metal side waits for a smart NIC port to be plugged/unplugged.
     port_active_timeout: float = Field(default=60.0, gt=0)
     port_removed_timeout: float = Field(default=60.0, gt=0)
+    # Networks (names or ids) the smartnic interface puts hosts on while provisioning.
+    provisioning_network: str = "provisioning"
+    cleaning_network: str = "provisioning"
+    rescuing_network: str = "provisioning"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

@@ -96,6 +96,7 @@ def snapshot(session: Session, node: Node) -> NodeContext:
                 local_link_connection=dict(p.local_link_connection),
                 pxe_enabled=p.pxe_enabled,
                 physical_network=p.physical_network,
+                vif=p.internal_info.get("tenant_vif_port_id"),
             )
             for p in ports
         ),

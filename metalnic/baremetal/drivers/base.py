@@ -37,6 +37,7 @@ class PortInfo:
     local_link_connection: Mapping[str, str]
     pxe_enabled: bool = True
     physical_network: str | None = None
+    vif: str | None = None  # the tenant network port attached through /v1/nodes/{id}/vifs
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from metalnic.baremetal.drivers.network.client import NetworkClient
+from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
+
 INTERFACE_KINDS = (
     "bios", "boot", "console", "deploy", "inspect", "management",
     "network", "power", "raid", "rescue", "storage", "vendor",
@@ -100,7 +103,7 @@ IPMI = HardwareType(
 
 def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
     from metalnic.baremetal.drivers.deploy import interfaces as deploy
-    from metalnic.baremetal.drivers.network import simple
+    from metalnic.baremetal.drivers.network import simple, smartnic
     from metalnic.baremetal.drivers.power import fake
 
     def redfish(kind: str) -> Callable[[Registry], Any]:
@@ -129,7 +132,9 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("network", "noop"): lambda r: simple.NoopNetwork(),
         ("network", "flat"): lambda r: simple.NoopNetwork(),
         ("network", "fake"): lambda r: simple.FakeNetwork(),
-        ("network", "smartnic"): lambda r: simple.PendingSmartNicNetwork(),
+        ("network", "smartnic"): lambda r: smartnic.SmartNicNetwork(
+            lambda: r.network_client, r.smartnic_config
+        ),
         ("deploy", "fake"): lambda r: deploy.FakeDeploy(),
         ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
         ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
@@ -149,6 +154,17 @@ class Registry:
         self._lock = threading.Lock()
         self._instances: dict[tuple[str, str], Any] = {}
         self._factories = _factories()
+        # Set by server.py: the network service the smartnic interface talks to.
+        self.network_client: NetworkClient | None = None
+        self.smartnic_config = SmartNicConfig(
+            networks={
+                "provisioning": "provisioning",
+                "cleaning": "provisioning",
+                "rescuing": "provisioning",
+            },
+            active_timeout=60.0,
+            removed_timeout=60.0,
+        )
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)

@@ -62,17 +62,3 @@ class FakeNetwork(NetworkInterface):
         with self._lock:
             if phase not in self.attached.get(ctx.uuid, set()):
                 raise DriverError(f"ports are not active on the {phase} network")
-
-
-class PendingSmartNicNetwork(NoopNetwork):
-    """The ``smartnic`` interface until the network service exists: it knows the
-    node needs power for its NICs, and refuses to pretend it can program them."""
-
-    def validate(self, ctx: NodeContext) -> None:
-        raise DriverError(
-            "the smartnic network interface needs metalnic's network service, "
-            "which is not built yet; use 'fake', 'flat' or 'noop' meanwhile"
-        )
-
-    def need_power_on(self, ctx: NodeContext) -> bool:
-        return bool(ctx.smartnic_ports)

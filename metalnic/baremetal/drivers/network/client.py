@@ -1,0 +1,49 @@
+"""What the bare-metal side needs from a network service, as a small protocol.
+
+``server.py`` wires the embedded network service (``metalnic.network.client``);
+an adapter for a real Neutron through openstacksdk can implement the same
+protocol.  Ports are plain dicts in Neutron's shape (``id``, ``status``,
+``binding:vif_type``, ``binding:vif_details``, ``binding:host_id``, ``name``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class NetworkClient(Protocol):
+    def network_id(self, name_or_id: str) -> str:
+        """Resolve a network; raises DriverError when it does not exist."""
+
+    def agent_alive(self, nic_host: str) -> bool:
+        """True when a live agent serves exactly ``nic_host``."""
+
+    def get_port(self, port_id: str) -> dict[str, Any] | None: ...
+
+    def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]: ...
+
+    def create_port(
+        self,
+        network_id: str,
+        name: str,
+        mac: str,
+        nic_host: str,
+        profile: dict[str, Any],
+        device_id: str,
+    ) -> dict[str, Any]: ...
+
+    def bind_port(
+        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str
+    ) -> dict[str, Any]: ...
+
+    def unbind_port(self, port_id: str, nic_host: str) -> int | None:
+        """Take the port off its NIC host; returns the host revision to wait for."""
+
+    def delete_port(self, port_id: str) -> int | None:
+        """Delete; returns the NIC host revision that no longer has it (None if unbound)."""
+
+    def wait_port_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
+        """Wait for ACTIVE: (True, "") or (False, why)."""
+
+    def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
+        """Wait until the agent of ``nic_host`` has programmed ``revision``."""

@@ -1,0 +1,128 @@
+"""The embedded network service as the bare-metal side's NetworkClient.
+
+Calls go straight to ``NetworkService`` in this process, as the internal
+``metalnic-conductor`` admin; waits are woken by the service's notifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from metalnic.auth import Principal
+from metalnic.errors import MetalnicError, NetworkNotFound
+from metalnic.network import feed
+from metalnic.network.api import views
+from metalnic.network.models import Network, NetworkPort
+from metalnic.network.service import NetworkService
+
+CONDUCTOR = Principal("metalnic-conductor", frozenset({"admin"}), "admin")
+
+
+class EmbeddedNetworkClient:
+    def __init__(self, service: NetworkService) -> None:
+        self.service = service
+
+    def network_id(self, name_or_id: str) -> str:
+        with self.service.db.transaction() as s:
+            net = (
+                s.get(Network, name_or_id)
+                or s.scalars(select(Network).where(Network.name == name_or_id)).first()
+            )
+            if net is None:
+                raise NetworkNotFound(name_or_id)
+            return net.id
+
+    def agent_alive(self, nic_host: str) -> bool:
+        with self.service.db.transaction() as s:
+            agent = self.service.agent_for_host(s, nic_host)
+            return agent is not None and self.service.alive(agent)
+
+    def get_port(self, port_id: str) -> dict[str, Any] | None:
+        with self.service.db.transaction() as s:
+            port = s.get(NetworkPort, port_id)
+            if port is None:
+                return None
+            port.security_groups  # noqa: B018
+            return views.port(port)
+
+    def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
+        with self.service.db.transaction() as s:
+            ports = self.service.list_ports(CONDUCTOR, s, {"device_id": device_id})
+            return [views.port(p) for p in ports if p.name.startswith(name_prefix)]
+
+    def create_port(
+        self,
+        network_id: str,
+        name: str,
+        mac: str,
+        nic_host: str,
+        profile: dict[str, Any],
+        device_id: str,
+    ) -> dict[str, Any]:
+        port = self.service.create_port(
+            CONDUCTOR,
+            {
+                "network_id": network_id,
+                "name": name,
+                "mac_address": mac,
+                "binding:vnic_type": "smart-nic",
+                "binding:host_id": nic_host,
+                "binding:profile": profile,
+                "device_id": device_id,
+                "device_owner": "baremetal:none",
+            },
+        )
+        return views.port(port)
+
+    def bind_port(
+        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str
+    ) -> dict[str, Any]:
+        port = self.service.update_port(
+            CONDUCTOR,
+            port_id,
+            {
+                "binding:vnic_type": "smart-nic",
+                "binding:host_id": nic_host,
+                "binding:profile": profile,
+                "device_id": device_id,
+                "device_owner": "baremetal:none",
+            },
+        )
+        return views.port(port)
+
+    def unbind_port(self, port_id: str, nic_host: str) -> int | None:
+        self.service.update_port(CONDUCTOR, port_id, {"binding:host_id": "", "binding:profile": {}})
+        with self.service.db.transaction() as s:
+            return feed.revisions(s, nic_host)[0]
+
+    def delete_port(self, port_id: str) -> int | None:
+        try:
+            return self.service.delete_port(CONDUCTOR, port_id)
+        except MetalnicError:
+            return None
+
+    def wait_port_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
+        last: dict[str, Any] = {}
+
+        def check(s: Any) -> bool:
+            port = s.get(NetworkPort, port_id)
+            if port is None:
+                last["why"] = "the port was deleted"
+                return True
+            last["why"] = port.status_reason or f"status {port.status}"
+            if port.vif_type == "binding_failed" or port.status == "ERROR":
+                return True
+            return bool(port.status == "ACTIVE")
+
+        done = self.service.wait(check, timeout)
+        port = self.get_port(port_id)
+        if done and port is not None and port["status"] == "ACTIVE":
+            return True, ""
+        return False, last.get("why", "") if done else (
+            f"timed out after {timeout:.0f} s waiting for ACTIVE ({last.get('why', '')})"
+        )
+
+    def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
+        return self.service.wait(lambda s: feed.revisions(s, nic_host)[1] >= revision, timeout)

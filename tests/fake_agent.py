@@ -1,0 +1,70 @@
+"""A fake smart NIC agent speaking metalnic's real HTTP agent contract.
+
+It heartbeats, long-polls the desired state of its NIC host, and reports every
+desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
+— without any OVS.  ``--error REASON`` reports ports in ERROR instead;
+``--silent`` never reports (an agent that is alive but stuck).  It appends
+``seen <port> <monotonic time>`` lines to ``--log`` when it first sees a port.
+
+    python -m tests.fake_agent --url http://127.0.0.1:6385 --host nic-a
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--error")
+    p.add_argument("--silent", action="store_true")
+    p.add_argument("--log", type=Path)
+    p.add_argument("--auth", help="user:password")
+    a = p.parse_args()
+    auth = tuple(a.auth.split(":", 1)) if a.auth else None
+    client = httpx.Client(base_url=a.url.rstrip("/") + "/network/v2.0", timeout=30, auth=auth)  # type: ignore[arg-type]
+
+    def heartbeat() -> None:
+        while True:
+            client.post(
+                "/metalnic/agents/heartbeat",
+                json={"host": a.host, "configurations": {"mode": "local", "smartnic": True}},
+            )
+            time.sleep(0.5)
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    seen: set[str] = set()
+    revision = -1
+    while True:
+        params = {"since": revision, "wait": 10} if revision >= 0 else {}
+        state = client.get(f"/metalnic/hosts/{a.host}/desired", params=params).json()
+        revision = state["revision"]
+        for port in state["ports"]:
+            if port["id"] not in seen:
+                seen.add(port["id"])
+                if a.log:
+                    with a.log.open("a") as fh:
+                        fh.write(f"seen {port['id']} {time.monotonic()}\n")
+        if a.silent:
+            continue
+        time.sleep(a.delay)
+        reports = {
+            p["id"]: ({"status": "ERROR", "reason": a.error} if a.error else {"status": "ACTIVE"})
+            for p in state["ports"]
+        }
+        client.post(
+            f"/metalnic/hosts/{a.host}/report",
+            json={"ports": reports, "applied_revision": revision},
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The smartnic network interface against the embedded network service, with fake
+agent processes that heartbeat and ack through the real HTTP contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
+from tests.integration.helpers import make_node, make_port
+from tests.support import ROOT, Server, start_server
+
+ENV = {
+    "METALNIC_PERIODIC_INTERVAL": "0.3",
+    "METALNIC_PORT_ACTIVE_TIMEOUT": "4",
+    "METALNIC_PORT_REMOVED_TIMEOUT": "4",
+    "METALNIC_AGENT_DOWN_TIME": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("smartnic"), env=ENV)
+    with srv.client(None) as c:
+        for name in ("provisioning", "tenant-a"):
+            r = c.post("/network/v2.0/networks", json={"network": {"name": name}})
+            assert r.status_code == 201, r.text
+    yield srv
+    srv.stop()
+
+
+class Agents:
+    def __init__(self, server: Server, tmp: Path) -> None:
+        self.server, self.tmp = server, tmp
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, host: str, *args: str) -> None:
+        self.procs[host] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.fake_agent",
+                "--url",
+                self.server.url,
+                "--host",
+                host,
+                "--log",
+                str(self.tmp / f"{host}.log"),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self, host: str) -> None:
+        proc = self.procs.pop(host)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    def seen(self, host: str) -> list[float]:
+        path = self.tmp / f"{host}.log"
+        return [float(line.split()[2]) for line in path.read_text().splitlines()]
+
+    def wait_alive(self, c: httpx.Client, *hosts: str) -> None:
+        for _ in range(100):
+            agents = c.get("/network/v2.0/agents").json()["agents"]
+            if {h for h in hosts} <= {a["host"] for a in agents if a["alive"]}:
+                return
+            import time
+
+            time.sleep(0.1)
+        raise AssertionError(f"agents {hosts} never became alive")
+
+    def close(self) -> None:
+        for host in list(self.procs):
+            self.stop(host)
+
+
+@pytest.fixture
+def agents(server: Server, tmp_path: Path) -> Iterator[Agents]:
+    fleet = Agents(server, tmp_path)
+    yield fleet
+    fleet.close()
+
+
+def smartnic_node(c: httpx.Client, hosts: list[str]) -> tuple[str, str]:
+    """A node with one smart NIC port per host and a tenant VIF; returns (node, vif)."""
+    node = make_node(c, network_interface="smartnic", deploy_interface="fake")["uuid"]
+    for i, host in enumerate(hosts):
+        make_port(
+            c,
+            node,
+            is_smartnic=True,
+            local_link_connection={"hostname": host, "port_id": f"pf{i}hpf"},
+        )
+    net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
+    vif = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()["port"]
+    r = c.post(f"/v1/nodes/{node}/vifs", json={"id": vif["id"]})
+    assert r.status_code == 204, r.text
+    return node, vif["id"]
+
+
+def node_ports(c: httpx.Client, node: str) -> list[dict[str, Any]]:
+    return list(c.get("/network/v2.0/ports", params={"device_id": node}).json()["ports"])
+
+
+def test_deploy_plugs_both_ports_in_parallel(server: Server, agents: Agents) -> None:
+    agents.start("nic-a", "--delay", "1.0")
+    agents.start("nic-b", "--delay", "1.0")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-a", "nic-b")
+        node, vif = smartnic_node(c, ["nic-a", "nic-b"])
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        provision(c, node, "provide")
+        wait_for(c, node, "available", timeout=60)
+        provision(c, node, "active")
+        active = wait_for(c, node, "active", timeout=60)
+        events = history(c, node)
+        bound = c.get(f"/network/v2.0/ports/{vif}").json()["port"]
+        leftovers = [p for p in node_ports(c, node) if p["id"] != vif]
+    assert active["last_error"] is None
+    assert bound["status"] == "ACTIVE" and bound["binding:host_id"] in ("nic-a", "nic-b")
+    assert bound["binding:profile"]["baremetal_node"] == node
+    assert leftovers == []  # provisioning and cleaning ports were deleted again
+    audit_smartnic_order(events)
+    # Each agent saw its first (cleaning) port within the other's 1 s ack delay: parallel.
+    assert abs(agents.seen("nic-a")[0] - agents.seen("nic-b")[0]) < 0.9
+
+
+def test_dead_agent_fails_cleanly(server: Server, agents: Agents) -> None:
+    agents.start("nic-c")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-c")
+        node, _vif = smartnic_node(c, ["nic-c", "nic-d"])  # nobody serves nic-d
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        provision(c, node, "provide")
+        failed = wait_for(c, node, "clean failed", timeout=60)
+        leftovers = [p for p in node_ports(c, node) if p["name"].startswith("metalnic-")]
+    assert "nic-d" in failed["last_error"] and "no live agent" in failed["last_error"]
+    assert failed["power_state"] == "power off"
+    assert leftovers == []  # nic-c's cleaning port was rolled back
+
+
+def test_timeout_rolls_back_every_port(server: Server, agents: Agents) -> None:
+    agents.start("nic-e")
+    agents.start("nic-f", "--silent")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-e", "nic-f")
+        node, _vif = smartnic_node(c, ["nic-e", "nic-f"])
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        provision(c, node, "provide")
+        failed = wait_for(c, node, "clean failed", timeout=60)
+        leftovers = [p for p in node_ports(c, node) if p["name"].startswith("metalnic-")]
+    assert "nic-f" in failed["last_error"] and "timed out" in failed["last_error"]
+    assert leftovers == []
+
+
+def test_agent_error_is_reported(server: Server, agents: Agents) -> None:
+    agents.start("nic-g", "--error", "port pf0hpf missing on the NIC")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-g")
+        node, _vif = smartnic_node(c, ["nic-g"])
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        provision(c, node, "provide")
+        failed = wait_for(c, node, "clean failed", timeout=60)
+    assert "port pf0hpf missing on the NIC" in failed["last_error"]
+
+
+def test_vif_api(server: Server) -> None:
+    with server.client() as c:
+        node = make_node(c)["uuid"]
+        make_port(
+            c, node, is_smartnic=True, local_link_connection={"hostname": "nic-x", "port_id": "p0"}
+        )
+        r = c.post(f"/v1/nodes/{node}/vifs", json={"id": "00000000-0000-0000-0000-00000000abcd"})
+        assert r.status_code == 400 and "does not exist" in r.text
+        net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
+        vif = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()
+        vif_id = vif["port"]["id"]
+        assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif_id}).status_code == 204
+        assert c.get(f"/v1/nodes/{node}/vifs").json() == {"vifs": [{"id": vif_id}]}
+        assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif_id}).status_code == 409
+        assert c.delete(f"/v1/nodes/{node}/vifs/{vif_id}").status_code == 204
+        assert c.get(f"/v1/nodes/{node}/vifs").json() == {"vifs": []}
