@@ -23,11 +23,12 @@ from metalnic.baremetal.api.deps import AppContext
 from metalnic.baremetal.api.errors import error_response
 from metalnic.baremetal.conductor import periodic
 from metalnic.baremetal.conductor.service import Conductor
+from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
 from metalnic.db import migrate
 from metalnic.db.session import Database
-from metalnic.errors import MetalnicError
+from metalnic.errors import InvalidInput, MetalnicError
 from metalnic.httpjson import JSONResponse
 from metalnic.network.api import agents as network_agents
 from metalnic.network.api import errors as network_errors
@@ -126,12 +127,29 @@ def build_context(settings: Settings, database: Database | None = None) -> AppCo
     )
 
 
+def _neutron_client(settings: Settings) -> NetworkClient:
+    from metalnic.baremetal.drivers.network.neutron import NeutronClient
+
+    if not settings.neutron_endpoint:
+        raise InvalidInput("network_client=neutron needs neutron_endpoint")
+    return NeutronClient(
+        settings.neutron_endpoint,
+        settings.neutron_username,
+        settings.neutron_password,
+        settings.neutron_cacert,
+    )
+
+
 def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI:
     """The ASGI app; migrations are applied before the first request is served."""
     ctx = context or build_context(settings)
     network_service = NetworkService(ctx.settings, ctx.db)
     # The bare-metal side reaches the network service only through its client.
-    ctx.registry.network_client = EmbeddedNetworkClient(network_service)
+    ctx.registry.network_client = (
+        EmbeddedNetworkClient(network_service)
+        if settings.network_client == "embedded"
+        else _neutron_client(settings)
+    )
     ctx.registry.smartnic_config = SmartNicConfig(
         networks={
             "provisioning": settings.provisioning_network,

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # How long the bare-metal side waits for a smart NIC port to be plugged/unplugged.
     port_active_timeout: float = Field(default=60.0, gt=0)
     port_removed_timeout: float = Field(default=60.0, gt=0)
+    # Which network service the bare-metal side uses: the embedded one, or any
+    # Neutron-compatible endpoint through openstacksdk.
+    network_client: Literal["embedded", "neutron"] = "embedded"
+    neutron_endpoint: str = ""
+    neutron_username: str | None = None
+    neutron_password: str | None = None
+    neutron_cacert: str | None = None
     # Networks (names or ids) the smartnic interface puts hosts on while provisioning.
     provisioning_network: str = "provisioning"
     cleaning_network: str = "provisioning"

@@ -89,10 +89,11 @@ def start_server(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
     ca_file: Path | None = None,
+    port: int | None = None,
 ) -> Server:
     """Start `metalnic serve`; with ``ca_file`` it is HTTPS, checked against that CA."""
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     db_url = database_url or f"sqlite:///{tmp / 'metalnic.sqlite'}"
     log_path = tmp / "server.log"
     cmd = [

@@ -114,6 +114,10 @@ class EmbeddedNetworkClient:
             last["why"] = port.status_reason or f"status {port.status}"
             if port.vif_type == "binding_failed" or port.status == "ERROR":
                 return True
+            agent = self.service.agent_for_host(s, port.host_id)
+            if port.status != "ACTIVE" and (agent is None or not self.service.alive(agent)):
+                last["why"] = f"the agent serving NIC host {port.host_id} stopped meanwhile"
+                return True  # no point waiting for a dead agent
             return bool(port.status == "ACTIVE")
 
         done = self.service.wait(check, timeout)

@@ -193,3 +193,58 @@ def test_vif_api(server: Server) -> None:
         assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif_id}).status_code == 409
         assert c.delete(f"/v1/nodes/{node}/vifs/{vif_id}").status_code == 204
         assert c.get(f"/v1/nodes/{node}/vifs").json() == {"vifs": []}
+
+
+def test_agent_dying_mid_wait_fails_fast(server: Server, agents: Agents) -> None:
+    agents.start("nic-h", "--silent")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-h")
+        node, _vif = smartnic_node(c, ["nic-h"])
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        r = c.patch(
+            f"/v1/nodes/{node}",
+            json=[{"op": "add", "path": "/driver_info/fake_power_delay", "value": "0.2"}],
+        )
+        assert r.status_code == 200
+        provision(c, node, "provide")
+        for _ in range(50):  # until the cleaning port exists and the wait has begun
+            if [p for p in node_ports(c, node) if p["name"].startswith("metalnic-cleaning")]:
+                break
+            import time
+
+            time.sleep(0.1)
+        agents.stop("nic-h")
+        failed = wait_for(c, node, "clean failed", timeout=30)
+    assert "nic-h stopped meanwhile" in failed["last_error"]
+
+
+def test_missing_provisioning_network_is_a_clear_error(tmp_path: Path, agents: Agents) -> None:
+    srv = start_server(
+        tmp_path,
+        env={
+            **ENV,
+            "METALNIC_PROVISIONING_NETWORK": "no-such-net",
+            "METALNIC_CLEANING_NETWORK": "no-such-net",
+        },
+    )
+    try:
+        agents.server = srv
+        agents.start("nic-i")
+        with srv.client() as c:
+            agents.wait_alive(c, "nic-i")
+            node = make_node(c, network_interface="smartnic")["uuid"]
+            make_port(
+                c,
+                node,
+                is_smartnic=True,
+                local_link_connection={"hostname": "nic-i", "port_id": "p0"},
+            )
+            provision(c, node, "manage")
+            wait_for(c, node, "manageable")
+            provision(c, node, "provide")
+            failed = wait_for(c, node, "clean failed")
+        assert "Network no-such-net could not be found" in failed["last_error"]
+    finally:
+        agents.close()
+        srv.stop()
