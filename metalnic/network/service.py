@@ -102,26 +102,29 @@ class NetworkService:
                 "is disallowed by policy: provider attributes are admin-only."
             )
         project = _project(who, body)
+        # Check every field before a segment is allocated: bad input must not
+        # be reported as an exhausted pool.
+        fields = {
+            "name": _str(body.get("name", ""), "name"),
+            "description": _str(body.get("description", ""), "description"),
+            "admin_state_up": _bool(body.get("admin_state_up", True)),
+            "shared": _bool(body.get("shared", False)),
+            "mtu": _opt_int(body.get("mtu", 1500), "mtu") or 1500,
+            "port_security_enabled": _bool(body.get("port_security_enabled", True)),
+        }
+        network_type = _str(body.get("provider:network_type", "vlan"), "network_type")
+        wanted_seg = _opt_int(body.get("provider:segmentation_id"), "provider:segmentation_id")
         with self.db.transaction() as s:
             physnet, seg = segments.allocate(
-                s,
-                self.ranges,
-                _str(body.get("provider:network_type", "vlan"), "network_type"),
-                body.get("provider:physical_network"),
-                _opt_int(body.get("provider:segmentation_id"), "provider:segmentation_id"),
+                s, self.ranges, network_type, body.get("provider:physical_network"), wanted_seg
             )
             net = Network(
                 id=ids.new_uuid(),
-                name=_str(body.get("name", ""), "name"),
-                description=_str(body.get("description", ""), "description"),
                 project_id=project,
-                admin_state_up=_bool(body.get("admin_state_up", True)),
-                shared=_bool(body.get("shared", False)),
-                mtu=_opt_int(body.get("mtu", 1500), "mtu") or 1500,
-                network_type=body.get("provider:network_type", "vlan"),
+                network_type=network_type,
                 physical_network=physnet,
                 segmentation_id=seg,
-                port_security_enabled=_bool(body.get("port_security_enabled", True)),
+                **fields,
             )
             s.add(net)
             s.flush()

@@ -283,3 +283,62 @@ def test_security_groups_with_the_cli(net_server: Server) -> None:
         auth=("alice", PASSWORDS["alice"]),
     )
     assert bad.returncode != 0
+
+
+def test_agents_with_the_cli(net_server: Server) -> None:
+    with agent_client(net_server) as agent:
+        agent.post(
+            "/metalnic/agents/heartbeat",
+            json={
+                "host": "nic-cli",
+                "configurations": {
+                    "mode": "remote",
+                    "smartnic": True,
+                    "nic_hosts": ["nic-r1", "nic-r2"],
+                },
+            },
+        )
+    listed = os_cli(net_server, "olga", "network", "agent", "list", "-f", "json")
+    row = next(a for a in listed if a["Host"] == "nic-cli")
+    assert row["Agent Type"] == "Open vSwitch agent" and row["Alive"] in (True, ":-)")
+    refused = openstack_cli(
+        net_server.url + "/network",
+        "network",
+        "agent",
+        "delete",
+        row["ID"],
+        auth=("olga", PASSWORDS["olga"]),
+    )
+    assert refused.returncode != 0
+    os_cli(net_server, "admin", "network", "agent", "delete", row["ID"])
+    after = os_cli(net_server, "admin", "network", "agent", "list", "-f", "json")
+    assert "nic-cli" not in {a["Host"] for a in after}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"network": ', "Malformed JSON"),
+        (b'{"network": {"colour": "red"}}', "colour"),
+        (b'{"net": {}}', "expected"),
+        (b'{"network": {"provider:network_type": "vxlan"}}', "vxlan"),
+        (b'{"network": {"name": 7}}', "not a valid string"),
+    ],
+)
+def test_bad_input_gets_neutron_errors(net_server: Server, body: bytes, needle: str) -> None:
+    with net_server.client(None) as c:
+        before = len(c.get("/network/v2.0/networks").json()["networks"])
+        r = c.post(
+            "/network/v2.0/networks", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400, r.text
+        assert needle in neutron_error(r)["message"]
+        assert len(c.get("/network/v2.0/networks").json()["networks"]) == before
+
+
+def test_unauthenticated_network_calls_are_refused(net_server: Server) -> None:
+    r = httpx.get(net_server.url + "/network/v2.0/networks")
+    assert r.status_code == 401 and neutron_error(r)["type"] == "HTTPUnauthorized"
+    with agent_client(net_server) as agent:
+        r = agent.post("/networks", json={"network": {"name": "x"}})
+        assert r.status_code == 403 and neutron_error(r)["type"] == "PolicyNotAuthorized"
