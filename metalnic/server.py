@@ -164,9 +164,10 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(ctx.db.engine)
         ctx.conductor.register()
-        # One pass before serving: a previous run of this server that died
-        # mid-flow has its nodes failed (and powered off) right away.
-        periodic.run_once(ctx.conductor)
+        # Before serving: a previous run of this server that died mid-flow has
+        # its nodes failed (and powered off) right away.  Power sync waits for
+        # the loop: with many BMCs it must not delay start-up.
+        periodic.recover(ctx.conductor)
         loop = periodic.PeriodicLoop(ctx.conductor)
         loop.start()
         yield

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
 
@@ -27,13 +28,16 @@ from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.service import Conductor, power_off_quietly, stamp_heartbeat
-from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.conductor.task import Drivers, Task
+from metalnic.baremetal.drivers.base import NodeContext
 from metalnic.baremetal.models import Conductor as ConductorRow
 from metalnic.baremetal.models import Node
 from metalnic.db.base import utcnow
 from metalnic.errors import NodeLocked
 
 log = logging.getLogger(__name__)
+# BMCs read at once by a power sync pass (each read may take seconds).
+SYNC_WORKERS = 8
 
 
 def _pid_gone(name: str, hostname: str, local: str) -> bool:
@@ -151,11 +155,18 @@ def sync_power(c: Conductor) -> None:
             (n.id, n.power_state, tasks.snapshot(s, n), tasks.drivers_for(c.registry, n))
             for n in idle
         ]
-    for node_id, old, ctx, drivers in work:
+
+    def read(item: tuple[int, str | None, NodeContext, Drivers]) -> tuple[int, str | None, str]:
+        node_id, old, ctx, drivers = item
+        return node_id, old, drivers.power.get_power_state(ctx)
+
+    with ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="power-sync") as pool:
+        futures = [pool.submit(read, item) for item in work]
+    for future, item in zip(futures, work, strict=True):
         try:
-            new = drivers.power.get_power_state(ctx)
+            node_id, old, new = future.result()
         except Exception as exc:  # a BMC being down must not stop the pass
-            log.info("power sync of node %s: %s", ctx.uuid, exc)
+            log.info("power sync of node %s: %s", item[2].uuid, exc)
             continue
         if new == old:
             continue
@@ -180,10 +191,14 @@ def sync_power(c: Conductor) -> None:
                 )
 
 
-def run_once(c: Conductor) -> None:
+def recover(c: Conductor) -> None:
     stamp_heartbeat(c.db, c.name)
     reap_dead_conductors(c)
     fail_stale_waits(c)
+
+
+def run_once(c: Conductor) -> None:
+    recover(c)
     sync_power(c)
 
 
