@@ -31,35 +31,9 @@ class SecurityGroups:
             )
         ).first()
         if group is None:
-            group = SecurityGroup(
-                id=ids.new_uuid(),
-                name="default",
-                project_id=project,
-                description="Default security group",
+            group = _new_group(
+                s, project, "default", "Default security group", ingress_from_members=True
             )
-            s.add(group)
-            s.flush()
-            for ethertype in ("IPv4", "IPv6"):
-                s.add(
-                    SecurityGroupRule(
-                        id=ids.new_uuid(),
-                        security_group_id=group.id,
-                        project_id=project,
-                        direction="egress",
-                        ethertype=ethertype,
-                    )
-                )
-                s.add(
-                    SecurityGroupRule(
-                        id=ids.new_uuid(),
-                        security_group_id=group.id,
-                        project_id=project,
-                        direction="ingress",
-                        ethertype=ethertype,
-                        remote_group_id=group.id,
-                    )
-                )
-            s.flush()
         return group
 
     def for_port(self, s: Session, project: str, wanted: Any, enabled: bool) -> list[SecurityGroup]:
@@ -115,25 +89,9 @@ class SecurityGroups:
             raise Forbidden("Only admins may create security groups for another project.")
         with self.db.transaction() as s:
             self.default(s, project)
-            group = SecurityGroup(
-                id=ids.new_uuid(),
-                name=name,
-                project_id=project,
-                description=str(body.get("description", "")),
+            group = _new_group(
+                s, project, name, str(body.get("description", "")), ingress_from_members=False
             )
-            s.add(group)
-            s.flush()
-            for ethertype in ("IPv4", "IPv6"):
-                s.add(
-                    SecurityGroupRule(
-                        id=ids.new_uuid(),
-                        security_group_id=group.id,
-                        project_id=project,
-                        direction="egress",
-                        ethertype=ethertype,
-                    )
-                )
-            s.flush()
             s.refresh(group)
             group.rules  # noqa: B018 - load before the session closes
             return group
@@ -267,6 +225,32 @@ class SecurityGroups:
                 for r in group.rules
             ]
         return out
+
+
+def _new_group(
+    s: Session, project: str, name: str, description: str, ingress_from_members: bool
+) -> SecurityGroup:
+    """A group that allows all egress (and, for ``default``, ingress from its members)."""
+    group = SecurityGroup(id=ids.new_uuid(), name=name, project_id=project, description=description)
+    s.add(group)
+    s.flush()
+    for ethertype in ("IPv4", "IPv6"):
+        directions: list[tuple[str, str | None]] = [("egress", None)]
+        if ingress_from_members:
+            directions.append(("ingress", group.id))
+        for direction, remote in directions:
+            s.add(
+                SecurityGroupRule(
+                    id=ids.new_uuid(),
+                    security_group_id=group.id,
+                    project_id=project,
+                    direction=direction,
+                    ethertype=ethertype,
+                    remote_group_id=remote,
+                )
+            )
+    s.flush()
+    return group
 
 
 def _writer(who: Principal) -> None:
