@@ -133,6 +133,9 @@ class Agent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_timestamp: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The user the agent authenticated as when it registered: only that user
+    # may speak for the NIC hosts this agent serves.
+    registered_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class FeedRevision(Base):

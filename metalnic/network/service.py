@@ -430,6 +430,12 @@ class NetworkService:
             agent = s.scalars(
                 select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
             ).first()
+            if (
+                agent is not None
+                and agent.registered_by not in (None, who.name)
+                and not who.is_admin
+            ):
+                raise Forbidden(f"Agent host {host} is registered by another user.")
             revived = agent is None or not self.alive(agent)
             if agent is None:
                 agent = Agent(
@@ -443,6 +449,7 @@ class NetworkService:
                 agent.started_at = utcnow()
             agent.configurations = config
             agent.heartbeat_timestamp = utcnow()
+            agent.registered_by = agent.registered_by or who.name
             s.flush()
         if revived:  # ports waiting for this agent can bind now
             self.rebind_hosts(set(nic_hosts))
@@ -471,9 +478,20 @@ class NetworkService:
 
     # --- the agent contract: desired state and status reports --------------------------
 
-    def desired(self, nic_host: str) -> dict[str, Any]:
+    def speaks_for(self, who: Principal, s: Session, nic_host: str) -> None:
+        """Only the user whose agent serves ``nic_host`` (or an admin) may act for it."""
+        if who.is_admin:
+            return
+        if "agent" not in who.roles:
+            raise Forbidden(f"User {who.name} is not an agent.")
+        agent = self.agent_for_host(s, nic_host)
+        if agent is None or agent.registered_by != who.name:
+            raise Forbidden(f"User {who.name} runs no agent that serves NIC host {nic_host}.")
+
+    def desired(self, who: Principal, nic_host: str) -> dict[str, Any]:
         """Everything an agent needs to program ``nic_host``, with its revision."""
         with self.db.transaction() as s:
+            self.speaks_for(who, s, nic_host)
             revision, applied = feed.revisions(s, nic_host)
             ports = s.scalars(
                 select(NetworkPort).where(
@@ -514,12 +532,11 @@ class NetworkService:
 
     def report(self, who: Principal, nic_host: str, body: dict[str, Any]) -> None:
         """An agent's report: per-port status and the revision it has programmed."""
-        if not who.roles & {"admin", "agent"}:
-            raise Forbidden(f"User {who.name} is not an agent.")
         statuses = body.get("ports", {})
         if not isinstance(statuses, dict):
             raise InvalidInput("ports must map port ids to {status, reason}.")
         with self.db.transaction() as s:
+            self.speaks_for(who, s, nic_host)
             for port_id, report in statuses.items():
                 port = s.get(NetworkPort, port_id)
                 if port is None or port.host_id != nic_host:

@@ -22,6 +22,7 @@ def net_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> It
     own_users = tmp / "users.toml"  # the shared file stays as other tests expect it
     shutil.copy(users_file, own_users)
     add_user(own_users, "nic-agent", "agent-secret-5", "agent", None)
+    add_user(own_users, "other-agent", "agent-secret-6", "agent", None)
     srv = start_server(
         tmp,
         "--auth",
@@ -342,3 +343,30 @@ def test_unauthenticated_network_calls_are_refused(net_server: Server) -> None:
     with agent_client(net_server) as agent:
         r = agent.post("/networks", json={"network": {"name": "x"}})
         assert r.status_code == 403 and neutron_error(r)["type"] == "PolicyNotAuthorized"
+
+
+def test_an_agent_speaks_only_for_its_own_nic_hosts(net_server: Server) -> None:
+    with agent_client(net_server) as agent:
+        r = agent.post(
+            "/metalnic/agents/heartbeat",
+            json={"host": "nic-owned", "configurations": {"smartnic": True}},
+        )
+        assert r.status_code == 200
+        assert agent.get("/metalnic/hosts/nic-owned/desired").status_code == 200
+    other = httpx.Client(
+        base_url=net_server.url + "/network/v2.0",
+        timeout=30,
+        auth=("other-agent", "agent-secret-6"),
+    )
+    with other:
+        for r in (
+            other.get("/metalnic/hosts/nic-owned/desired"),
+            other.get("/metalnic/hosts/nic-owned/desired", params={"since": 0, "wait": 5}),
+            other.post("/metalnic/hosts/nic-owned/report", json={"ports": {}}),
+            other.post(
+                "/metalnic/agents/heartbeat",
+                json={"host": "nic-owned", "configurations": {"smartnic": True}},
+            ),
+        ):
+            assert r.status_code == 403, r.text
+            assert neutron_error(r)["type"] == "PolicyNotAuthorized"

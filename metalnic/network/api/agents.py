@@ -9,6 +9,9 @@ The contract (role ``agent`` or ``admin``):
   desired state of a NIC host; with ``since`` it long-polls up to ``wait``
   seconds until the revision passes N (changes arrive with no polling delay);
   without, it answers at once (full resync);
+Only the user whose agent registered for a NIC host (or an admin) may read
+its desired state or report for it.
+
 * ``POST /network/v2.0/metalnic/hosts/{nic_host}/report`` —
   ``{"ports": {"<id>": {"status": "ACTIVE|DOWN|ERROR", "reason": ...}},
   "applied_revision": N}``.
@@ -90,8 +93,7 @@ def heartbeat(ctx: Context, who: Caller, body: Body) -> JSONResponse:
 
 @router.get("/metalnic/hosts/{nic_host}/desired")
 async def desired(nic_host: str, request: Request, ctx: Context, who: Caller) -> JSONResponse:
-    if not who.roles & {"admin", "agent"}:
-        raise Forbidden(f"User {who.name} is not an agent.")
+    await run_in_threadpool(_check_speaks_for, ctx, who, nic_host)  # before any long wait
     q = request.query_params
     since = _int(q.get("since"), "since")
     wait = min(float(_int(q.get("wait"), "wait") or 0), 60.0)
@@ -104,7 +106,7 @@ async def desired(nic_host: str, request: Request, ctx: Context, who: Caller) ->
         # Woken by the commit that bumps the revision; the timeout is a safety net
         # for changes made by another server process.
         await ctx.service.notifier.wait_async(min(remaining, 1.0))
-    state: dict[str, Any] = await run_in_threadpool(ctx.service.desired, nic_host)
+    state: dict[str, Any] = await run_in_threadpool(ctx.service.desired, who, nic_host)
     return JSONResponse(state)
 
 
@@ -114,6 +116,11 @@ def report(nic_host: str, ctx: Context, who: Caller, body: Body) -> Response:
         raise InvalidInput("Body contains invalid data.")
     ctx.service.report(who, nic_host, body)
     return Response(status_code=204)
+
+
+def _check_speaks_for(ctx: Context, who: Caller, nic_host: str) -> None:
+    with ctx.service.db.transaction() as s:
+        ctx.service.speaks_for(who, s, nic_host)
 
 
 def _int(value: str | None, name: str) -> int | None:
