@@ -20,7 +20,6 @@ code never builds HTTP responses itself.
     ├── Conflict                409
     │   ├── DuplicateName
     │   ├── MACAlreadyExists
-    │   ├── NodeHasPorts
     │   ├── NodeLocked              (retry helps: another flow holds the node)
     │   └── InvalidStateForChange   (retry may help once the node moves)
     ├── PayloadTooLarge         413
@@ -101,10 +100,6 @@ class DuplicateName(Conflict):
 class MACAlreadyExists(Conflict):
     def __init__(self, mac: str) -> None:
         super().__init__(f"A port with MAC address {mac} already exists.")
-
-
-class NodeHasPorts(Conflict):
-    pass
 
 
 class InvalidStateForChange(Conflict):

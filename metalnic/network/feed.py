@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from metalnic.network.models import FeedRevision
@@ -33,10 +32,6 @@ def bump(session: Session, host: str) -> int:
 def revisions(session: Session, host: str) -> tuple[int, int]:
     row = session.get(FeedRevision, host)
     return (row.revision, row.applied) if row else (0, 0)
-
-
-def all_revisions(session: Session) -> dict[str, tuple[int, int]]:
-    return {r.host: (r.revision, r.applied) for r in session.scalars(select(FeedRevision))}
 
 
 class Notifier:

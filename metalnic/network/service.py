@@ -238,9 +238,7 @@ class NetworkService:
                 name=_str(body.get("name", ""), "name"),
                 description=_str(body.get("description", ""), "description"),
                 network_id=net.id,
-                project_id=_project(who, body)
-                if not who.is_admin or ("project_id" in body or "tenant_id" in body)
-                else net.project_id,
+                project_id=_project(who, body, default=net.project_id),
                 mac_address=mac,
                 admin_state_up=_bool(body.get("admin_state_up", True)),
                 device_id=_str(body.get("device_id", ""), "device_id"),
@@ -569,10 +567,14 @@ def _unknown(body: dict[str, Any], allowed: set[str], what: str) -> None:
         raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(unknown)}' for {what}.")
 
 
-def _project(who: Principal, body: dict[str, Any]) -> str:
+def _project(who: Principal, body: dict[str, Any], default: str | None = None) -> str:
+    """The project a new resource belongs to: the one asked for (only admins may
+    name another), else an admin's ``default`` (a port: its network's), else the caller's."""
     asked = body.get("project_id") or body.get("tenant_id")
     if asked and asked != who.project and not who.is_admin:
         raise Forbidden("Only admins may create resources for another project.")
+    if not asked and who.is_admin and default:
+        return default
     return str(asked or who.project or "admin")
 
 

@@ -236,18 +236,22 @@ class Conductor:
     def with_lock(
         self, who: Principal, ident: str, work: Callable[[Task], Any], write: bool = True
     ) -> Any:
-        """Run ``work`` synchronously on the locked node (boot device, validate)."""
+        """Run ``work`` on the node now: locked when it changes something
+        (set boot device); reads (boot device, validate) take no lock, so they never
+        fail with NodeLocked while a flow runs."""
         with self.db.transaction() as s:
-            node = inventory.find(s, ident, for_update=True)
+            node = inventory.find(s, ident, for_update=write)
             policy.check_node(who, node.owner, ident, write=write)
-            tasks.acquire(s, node, self.name)
+            if write:
+                tasks.acquire(s, node, self.name)
             node_id = node.id
         try:
             task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
             return work(task)
         finally:
-            with self.db.transaction() as s:
-                tasks.release(s, node_id, self.name)
+            if write:
+                with self.db.transaction() as s:
+                    tasks.release(s, node_id, self.name)
 
     # --- the ramdisk agent ------------------------------------------------------------------
 

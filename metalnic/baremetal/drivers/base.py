@@ -133,6 +133,3 @@ class DeployInterface(abc.ABC):
     def clean_disk(self, ctx: NodeContext, agent_url: str) -> None:
         """Have the ramdisk agent at ``agent_url`` erase the disk's metadata."""
         raise DriverError(f"{type(self).__name__} does not clean through an agent")
-
-
-NETWORK_PHASES = ("provisioning", "cleaning", "rescuing", "inspection", "tenant")
