@@ -79,6 +79,11 @@ class PortNotFound(NotFound):
         super().__init__(f"Port {ident} could not be found.")
 
 
+class PortGroupNotFound(NotFound):
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Portgroup {ident} could not be found.")
+
+
 class DriverNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"Could not find the following driver(s) or hardware type(s): {name}.")

@@ -18,7 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metalnic.auth import make_authenticator
-from metalnic.baremetal.api import drivers, microversion, nodes, ports, root, states, vifs
+from metalnic.baremetal.api import (
+    drivers,
+    microversion,
+    nodes,
+    portgroups,
+    ports,
+    root,
+    states,
+    vifs,
+)
 from metalnic.baremetal.api.deps import AppContext
 from metalnic.baremetal.api.errors import error_response
 from metalnic.baremetal.conductor import periodic
@@ -30,6 +39,7 @@ from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.errors import InvalidInput, MetalnicError
 from metalnic.httpjson import JSONResponse
+from metalnic.network import feed
 from metalnic.network.api import agents as network_agents
 from metalnic.network.api import errors as network_errors
 from metalnic.network.api import routes as network_routes
@@ -170,7 +180,14 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         periodic.recover(ctx.conductor)
         loop = periodic.PeriodicLoop(ctx.conductor)
         loop.start()
+        # Several servers on one PostgreSQL: wake this one's waiters on their changes.
+        listener = None
+        if ctx.db.engine.dialect.name == "postgresql":
+            listener = feed.PostgresListener(ctx.db.engine, network_service.notifier)
+            listener.start()
         yield
+        if listener is not None:
+            listener.stop()
         loop.stop()
         ctx.conductor.shutdown()
         ctx.db.dispose()
@@ -185,7 +202,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     )
     app.state.ctx = ctx
     app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
-    for module in (root, nodes, ports, drivers, states, vifs):
+    for module in (root, nodes, ports, portgroups, drivers, states, vifs):
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)

@@ -56,7 +56,7 @@ def as_dict(field: str, value: Any) -> dict[str, Any]:
 
 
 def as_null_only(field: str, value: Any) -> None:
-    """For fields of features metalnic does not have (chassis, port groups)."""
+    """For fields of features metalnic does not have (chassis)."""
     if value is not None:
         raise InvalidInput(f"Setting {field} is not supported by metalnic.")
     return None

@@ -1,4 +1,4 @@
-"""The API fields of nodes and ports: since which microversion, and who may set them.
+"""The API fields of nodes, ports and port groups: since which microversion, and who may set them.
 
 One table per resource serves the views (hiding fields newer than the
 request's microversion), the create and PATCH validation (which fields are
@@ -85,6 +85,7 @@ NODE_FIELDS = _table(
     Field("updated_at"),
     Field("links"),
     Field("ports"),
+    Field("portgroups", (1, 24)),
     Field("states"),
 )
 
@@ -107,7 +108,7 @@ PORT_FIELDS = _table(
     Field("internal_info", (1, 18)),
     Field("local_link_connection", (1, 19), coerce.as_dict),
     Field("pxe_enabled", (1, 19), coerce.as_bool),
-    Field("portgroup_uuid", (1, 24), coerce.as_null_only),
+    Field("portgroup_uuid", (1, 24), coerce.as_optional_str),
     Field("physical_network", (1, 34), coerce.as_optional_str),
     Field("is_smartnic", (1, 53), coerce.as_bool),
     Field("created_at"),
@@ -116,6 +117,26 @@ PORT_FIELDS = _table(
 )
 
 PORT_LIST_FIELDS = ("uuid", "address", "links")
+
+PORTGROUP_FIELDS = _table(
+    Field("uuid", coerce=lambda _f, v: v),
+    Field("address", coerce=coerce.as_optional_str),
+    Field("name", coerce=coerce.as_optional_str),
+    Field("node_uuid", coerce=coerce.as_str),
+    Field("standalone_ports_supported", coerce=coerce.as_bool),
+    Field("internal_info"),
+    Field("extra", coerce=coerce.as_dict),
+    Field("mode", (1, 26), coerce.as_optional_str),
+    Field("properties", (1, 26), coerce.as_dict),
+    Field("created_at"),
+    Field("updated_at"),
+    Field("links"),
+    Field("ports"),
+)
+
+PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
+# Port groups exist from this API version on (ports point at them from 1.24).
+PORTGROUPS_SINCE: Version = (1, 23)
 
 
 def visible(table: dict[str, Field], version: Version) -> list[str]:

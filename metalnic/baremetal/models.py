@@ -1,4 +1,4 @@
-"""Tables of the bare-metal service: nodes and their ports."""
+"""Tables of the bare-metal service: nodes, their ports and port groups (bonds)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from metalnic.db.base import Base, UTCDateTime, utcnow
+
+# Where a port's or port group's ``internal_info`` records its attached tenant VIF.
+VIF_KEY = "tenant_vif_port_id"
 
 
 class Timestamped:
@@ -73,6 +76,9 @@ class Node(Timestamped, Base):
     ports: Mapped[list[Port]] = relationship(
         back_populates="node", cascade="all, delete-orphan", passive_deletes=True
     )
+    portgroups: Mapped[list[PortGroup]] = relationship(
+        back_populates="node", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Port(Timestamped, Base):
@@ -88,8 +94,40 @@ class Port(Timestamped, Base):
     is_smartnic: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    portgroup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portgroups.id", ondelete="SET NULL"), index=True
+    )
 
     node: Mapped[Node] = relationship(back_populates="ports")
+    portgroup: Mapped[PortGroup | None] = relationship(back_populates="ports")
+
+    @property
+    def node_uuid(self) -> str:
+        return self.node.uuid
+
+    @property
+    def portgroup_uuid(self) -> str | None:
+        return self.portgroup.uuid if self.portgroup is not None else None
+
+
+class PortGroup(Timestamped, Base):
+    """A bond of a node's ports; one network port serves all its members."""
+
+    __tablename__ = "portgroups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    address: Mapped[str | None] = mapped_column(String(18), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    standalone_ports_supported: Mapped[bool] = mapped_column(Boolean, default=True)
+    mode: Mapped[str | None] = mapped_column(String(255))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    node: Mapped[Node] = relationship(back_populates="portgroups")
+    ports: Mapped[list[Port]] = relationship(back_populates="portgroup", order_by="Port.id")
 
     @property
     def node_uuid(self) -> str:

@@ -76,6 +76,14 @@ def find(session: Session, ident: str, for_update: bool = False) -> Node:
     return node
 
 
+def writable_by_uuid(session: Session, who: Principal, ident: Any) -> Node:
+    """The node a port or port group names in ``node_uuid``, locked, checked for writing."""
+    node_uuid = ids.parse_uuid(ident, "node_uuid")
+    node = find(session, node_uuid, for_update=True)
+    policy.check_node(who, node.owner, node_uuid, write=True)
+    return node
+
+
 def get(session: Session, who: Principal, ident: str) -> Node:
     node = find(session, ident)
     policy.check_node(who, node.owner, ident)

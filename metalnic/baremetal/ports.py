@@ -1,9 +1,10 @@
 """Bare-metal ports: a node's NICs, including the smart NIC ones.
 
 Smart NIC wiring (``is_smartnic``, ``local_link_connection``, and which node
-a smart NIC port belongs to) changes only while nothing can be plugged: the
-node in enroll, inspecting or manageable, or in maintenance.  The
-connection is validated on create and on every PATCH.
+and port group a smart NIC port belongs to) changes only while nothing can be
+plugged: the node in enroll, inspecting or manageable, or in maintenance.  The
+connection and the port group's bond rules are checked on create and on every
+PATCH.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
-from metalnic.baremetal import nodes, policy, smartnic
+from metalnic.baremetal import nodes, policy, portgroups, smartnic
 from metalnic.baremetal.fields import PORT_FIELDS, Version
 from metalnic.baremetal.listing import Page, paginate
-from metalnic.baremetal.models import Node, Port
+from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import Conflict, InvalidInput, MACAlreadyExists, NodeNotFound, PortNotFound
 
 PORT_SORT_KEYS = ("id", "uuid", "address", "created_at")
@@ -32,6 +33,7 @@ _WIRING_FIELDS = ("is_smartnic", "local_link_connection")
 class PortFilters:
     node: str | None = None
     address: str | None = None
+    portgroup: str | None = None
 
 
 def find(session: Session, uuid: str, for_update: bool = False) -> Port:
@@ -66,13 +68,21 @@ def get(session: Session, who: Principal, uuid: str) -> Port:
 def list_ports(
     session: Session, who: Principal, filters: PortFilters, page: Page
 ) -> Sequence[Row[Any]]:
-    """Rows with every port column plus ``node_uuid``.
+    """Rows with every port column plus ``node_uuid`` and ``portgroup_uuid``.
 
     Plain rows, not ORM objects: building 1000 mapped instances costs ten
     times more than the query, and a listing changes nothing.
     """
     policy.require_reader(who)
-    stmt = select(*Port.__table__.c, Node.uuid.label("node_uuid")).join(Port.node)
+    stmt = (
+        select(
+            *Port.__table__.c,
+            Node.uuid.label("node_uuid"),
+            PortGroup.uuid.label("portgroup_uuid"),
+        )
+        .join(Port.node)
+        .outerjoin(Port.portgroup)
+    )
     scope = policy.owner_scope(who)
     if scope is not None:
         stmt = stmt.where(Node.owner == scope)
@@ -80,6 +90,9 @@ def list_ports(
         node = nodes.find(session, filters.node)
         policy.check_node(who, node.owner, filters.node)
         stmt = stmt.where(Port.node_id == node.id)
+    if filters.portgroup is not None:
+        group = portgroups.get(session, who, filters.portgroup)
+        stmt = stmt.where(Port.portgroup_id == group.id)
     if filters.address is not None:
         stmt = stmt.where(Port.address == ids.normalize_mac(filters.address))
     marker = find(session, page.marker) if page.marker else None
@@ -92,13 +105,6 @@ def _check_mac_free(session: Session, address: str, port_id: int | None) -> None
         raise MACAlreadyExists(address)
 
 
-def _writable_node(session: Session, who: Principal, ident: Any) -> Node:
-    node_uuid = ids.parse_uuid(ident, "node_uuid")
-    node = nodes.find(session, node_uuid, for_update=True)
-    policy.check_node(who, node.owner, node_uuid, write=True)
-    return node
-
-
 def create(session: Session, who: Principal, payload: dict[str, Any], version: Version) -> Port:
     policy.require_writer(who)
     nodes.check_payload_fields(PORT_FIELDS, set(payload), version, "port", creating=True)
@@ -106,11 +112,11 @@ def create(session: Session, who: Principal, payload: dict[str, Any], version: V
         if required not in payload:
             raise InvalidInput(f"Mandatory field missing: {required}.")
     values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in payload.items()}  # type: ignore[misc]
-    node = _writable_node(session, who, values.pop("node_uuid"))
+    node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
     uuid = ids.parse_uuid(values.pop("uuid"), "uuid") if "uuid" in values else ids.new_uuid()
     if session.scalar(select(Port.id).where(Port.uuid == uuid)) is not None:
         raise Conflict(f"A port with UUID {uuid} already exists.")
-    values.pop("portgroup_uuid", None)
+    group = _group(session, who, values.pop("portgroup_uuid", None))
     values["address"] = ids.normalize_mac(values["address"])
     _check_mac_free(session, values["address"], None)
     is_smartnic = values.get("is_smartnic", False)
@@ -120,13 +126,24 @@ def create(session: Session, who: Principal, payload: dict[str, Any], version: V
     if is_smartnic:
         nodes.require_wiring_state(node, "A smart NIC port")
     port = Port(uuid=uuid, node=node, **values)
+    if group is not None:
+        portgroups.check_member(group, port)
+        port.portgroup = group
     session.add(port)
     session.flush()
     return port
 
 
+def _group(session: Session, who: Principal, ident: str | None) -> PortGroup | None:
+    if ident is None:
+        return None
+    group = portgroups.find(session, ids.parse_uuid(ident, "portgroup_uuid"), for_update=True)
+    policy.check_node(who, group.node.owner, group.node.uuid, write=True)
+    return group
+
+
 def editable_document(port: Port, version: Version) -> dict[str, Any]:
-    doc: dict[str, Any] = {"node_uuid": port.node.uuid, "portgroup_uuid": None}
+    doc: dict[str, Any] = {"node_uuid": port.node.uuid, "portgroup_uuid": port.portgroup_uuid}
     for name, f in PORT_FIELDS.items():
         if f.writable and f.since <= version and name not in doc and name != "uuid":
             doc[name] = getattr(port, name)
@@ -143,18 +160,20 @@ def patch(session: Session, who: Principal, uuid: str, ops: Any, version: Versio
     if not changes:
         return port
     values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in changes.items()}  # type: ignore[misc]
-    values.pop("portgroup_uuid", None)
-    rewired = any(k in values for k in _WIRING_FIELDS)
     was_smartnic = port.is_smartnic
+    rewired = any(k in values for k in _WIRING_FIELDS) or (
+        "portgroup_uuid" in values and (was_smartnic or values.get("is_smartnic", False))
+    )
     if "node_uuid" in values:
-        new_node = _writable_node(session, who, values.pop("node_uuid"))
+        new_node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
         if was_smartnic or values.get("is_smartnic", was_smartnic):
             nodes.require_wiring_state(port.node, f"The node of smart NIC port {port.uuid}")
             nodes.require_wiring_state(new_node, f"The node of smart NIC port {port.uuid}")
         port.node = new_node
     if rewired:
         nodes.require_wiring_state(
-            port.node, f"is_smartnic/local_link_connection of port {port.uuid}"
+            port.node,
+            f"The wiring (is_smartnic, local_link_connection, portgroup) of port {port.uuid}",
         )
     if "address" in values:
         values["address"] = ids.normalize_mac(values["address"])
@@ -163,8 +182,12 @@ def patch(session: Session, who: Principal, uuid: str, ops: Any, version: Versio
     values["local_link_connection"] = smartnic.validate(
         values.get("local_link_connection", port.local_link_connection), is_smartnic
     )
+    if "portgroup_uuid" in values:
+        port.portgroup = _group(session, who, values.pop("portgroup_uuid"))
     for key, value in values.items():
         setattr(port, key, value)
+    if port.portgroup is not None:
+        portgroups.check_member(port.portgroup, port)
     session.flush()
     return port
 

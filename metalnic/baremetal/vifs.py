@@ -1,9 +1,12 @@
 """VIFs: tenant network ports attached to a node, as Ironic's /v1/nodes/{id}/vifs.
 
-Attaching records the network port on a free smart NIC port of the node (on
-``internal_info.tenant_vif_port_id``); the conductor's tenant phase binds it
-to the NIC when the node is deployed and unbinds it on undeploy.  A VIF can
-change only while it is not plugged (not while the node is active or busy).
+Attaching records the network port on a free link of the node (on its
+``internal_info.tenant_vif_port_id``): as Ironic does, port groups first, then
+ports outside any group, smart NIC ones before the others.  The conductor's
+tenant phase binds it to the NIC when the node is deployed and unbinds it on
+undeploy.  On a deployed (``active``) node the conductor plugs or unplugs the
+one VIF at once, under the node lock (``Conductor.attach_vif``); while a flow
+is moving the node between networks VIFs cannot change.
 """
 
 from __future__ import annotations
@@ -17,64 +20,92 @@ from metalnic.auth import Principal
 from metalnic.baremetal import nodes, policy, states
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.drivers.network.client import NetworkClient
-from metalnic.baremetal.models import Port
+from metalnic.baremetal.models import VIF_KEY, Port, PortGroup
 from metalnic.errors import Conflict, InvalidInput, InvalidStateForChange, NotFound
 
-KEY = "tenant_vif_port_id"
+KEY = VIF_KEY
 
 
-def _ports(session: Session, node_id: int) -> list[Port]:
-    return list(session.scalars(select(Port).where(Port.node_id == node_id).order_by(Port.id)))
+def _links(session: Session, node_id: int) -> list[Port | PortGroup]:
+    """What can carry a VIF, in the order a free one is chosen."""
+    groups = list(
+        session.scalars(
+            select(PortGroup).where(PortGroup.node_id == node_id).order_by(PortGroup.id)
+        )
+    )
+    groups = [g for g in groups if g.ports]
+    ports = list(
+        session.scalars(
+            select(Port)
+            .where(Port.node_id == node_id, Port.portgroup_id.is_(None))
+            .order_by(Port.id)
+        )
+    )
+    smart: list[Port | PortGroup] = [g for g in groups if g.ports[0].is_smartnic]
+    smart += [p for p in ports if p.is_smartnic]
+    plain: list[Port | PortGroup] = [g for g in groups if not g.ports[0].is_smartnic]
+    plain += [p for p in ports if not p.is_smartnic]
+    return smart + plain
 
 
 def list_vifs(session: Session, who: Principal, ident: str) -> list[dict[str, str]]:
     node = nodes.get(session, who, ident)
     return [
-        {"id": p.internal_info[KEY]} for p in _ports(session, node.id) if p.internal_info.get(KEY)
+        {"id": link.internal_info[KEY]}
+        for link in _links(session, node.id)
+        if link.internal_info.get(KEY)
     ]
 
 
-def _require_unplugged(node_state: str, uuid: str) -> None:
-    if (
-        node_state == states.ACTIVE
-        or node_state in machine.ACTIVE_FLOW_STATES | machine.WAIT_STATES
-    ):
+def _require_settled(node_state: str, uuid: str) -> None:
+    if node_state in machine.ACTIVE_FLOW_STATES | machine.WAIT_STATES:
         raise InvalidStateForChange(
-            f"VIFs of node {uuid} can change only while it is not deployed or busy; "
+            f"VIFs of node {uuid} cannot change while it is busy; "
             f"it is in provision state '{node_state}'."
         )
 
 
-def attach(
-    session: Session, who: Principal, ident: str, body: Any, client: NetworkClient | None
-) -> None:
+def parse(body: Any) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("id"), str) or set(body) - {"id"}:
         raise InvalidInput('Expected {"id": "<network port id>"}.')
-    vif = body["id"]
+    return str(body["id"])
+
+
+def attach(
+    session: Session, who: Principal, ident: str, vif: str, client: NetworkClient | None
+) -> tuple[bool, str]:
+    """Record ``vif`` on a free link; (whether the node is deployed, the link's uuid)."""
     node = nodes.find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
-    _require_unplugged(node.provision_state, node.uuid)
+    _require_settled(node.provision_state, node.uuid)
     if client is None or client.get_port(vif) is None:
         raise InvalidInput(f"Network port {vif} does not exist.")
-    ports = _ports(session, node.id)
-    if any(p.internal_info.get(KEY) == vif for p in ports):
+    links = _links(session, node.id)
+    if any(link.internal_info.get(KEY) == vif for link in links):
         raise Conflict(f"VIF {vif} is already attached to node {node.uuid}.")
-    free = [p for p in ports if p.is_smartnic and not p.internal_info.get(KEY)] or [
-        p for p in ports if not p.internal_info.get(KEY)
-    ]
+    free = [link for link in links if not link.internal_info.get(KEY)]
     if not free:
-        raise Conflict(f"Node {node.uuid} has no free port for VIF {vif}.")
+        raise Conflict(f"Node {node.uuid} has no free port or port group for VIF {vif}.")
     free[0].internal_info = {**free[0].internal_info, KEY: vif}
+    return node.provision_state == states.ACTIVE, free[0].uuid
 
 
-def detach(session: Session, who: Principal, ident: str, vif: str) -> None:
+def find(session: Session, who: Principal, ident: str, vif: str) -> tuple[bool, str]:
+    """Where ``vif`` is recorded: (whether the node is deployed, the link's uuid)."""
     node = nodes.find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
-    _require_unplugged(node.provision_state, node.uuid)
-    for port in _ports(session, node.id):
-        if port.internal_info.get(KEY) == vif:
-            info = dict(port.internal_info)
-            del info[KEY]
-            port.internal_info = info
-            return
+    _require_settled(node.provision_state, node.uuid)
+    for link in _links(session, node.id):
+        if link.internal_info.get(KEY) == vif:
+            return node.provision_state == states.ACTIVE, link.uuid
     raise NotFound(f"VIF {vif} is not attached to node {node.uuid}.")
+
+
+def forget(session: Session, node_uuid: str, vif: str) -> None:
+    """Drop the record of ``vif`` (after an unplug, or when a hot plug failed)."""
+    node = nodes.find(session, node_uuid, for_update=True)
+    for link in _links(session, node.id):
+        if link.internal_info.get(KEY) == vif:
+            info = dict(link.internal_info)
+            del info[KEY]
+            link.internal_info = info

@@ -3,7 +3,8 @@
 A ``smart-nic`` port binds only to a live Open vSwitch agent that serves
 exactly its ``binding:host_id`` (the NIC host from the bare-metal port's
 ``local_link_connection.hostname``) and declares smart NIC support, and only
-when the binding profile carries ``local_link_information``.  The decision is
+when the binding profile carries ``local_link_information``: one entry per
+NIC port, several for a bond (then all on this host, each a distinct port).  The decision is
 pure; ``NetworkService.bind`` commits it if the port did not change meanwhile.
 """
 
@@ -32,16 +33,17 @@ def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decisio
     if port.vnic_type != "smart-nic":
         return Decision("unbound")  # only smart NIC ports are bound by metalnic's agents
     links = port.profile.get("local_link_information")
-    if not isinstance(links, list) or not links or not isinstance(links[0], dict):
+    if not isinstance(links, list) or not links or not all(isinstance(x, dict) for x in links):
         return Decision("binding_failed", reason="binding:profile has no local_link_information")
-    link = links[0]
-    if link.get("hostname") != port.host_id or not link.get("port_id"):
+    if any(x.get("hostname") != port.host_id or not x.get("port_id") for x in links):
         return Decision(
             "binding_failed",
             reason=(
                 "local_link_information must name this host (hostname) and the NIC port (port_id)"
             ),
         )
+    if len({x["port_id"] for x in links}) != len(links):
+        return Decision("binding_failed", reason="local_link_information names one NIC port twice")
     agents = [a for a in live if _serves(a, port.host_id)]
     if not agents:
         return Decision(
@@ -60,7 +62,7 @@ def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decisio
                 f"agent on {agent.host} has no bridge for physical network {net.physical_network}"
             ),
         )
-    remote = any(k in link for k in ("ovsdb_cert", "ssh_public_key"))
+    remote = any(k in links[0] for k in ("ovsdb_cert", "ssh_public_key"))
     return Decision(
         "ovs",
         {

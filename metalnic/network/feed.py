@@ -3,21 +3,32 @@
 Every change an agent must see bumps its NIC host's revision (in the same
 transaction as the change); after the commit, ``notify`` wakes whoever waits:
 agents long-polling the feed (asyncio) and conductor threads waiting for a
-port to become ACTIVE or to be gone from its NIC (threading).  Waiters also
-re-check the database on a slow timer, so a notification from another server
-process (PostgreSQL scale-out) is never required for correctness.
+port to become ACTIVE or to be gone from its NIC (threading).
+
+Several server processes on one PostgreSQL database: every feed change also
+sends ``NOTIFY metalnic_feed`` (delivered at commit), and each process runs a
+``PostgresListener`` that turns it into a local ``notify``, so an agent
+long-polling one server is woken by a change committed through another.
+Waiters still re-check the database on a slow timer, so a lost notification
+(a listener reconnecting) costs latency, never correctness.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from metalnic.network.models import FeedRevision
+
+log = logging.getLogger(__name__)
+CHANNEL = "metalnic_feed"
 
 
 def bump(session: Session, host: str) -> int:
@@ -26,7 +37,15 @@ def bump(session: Session, host: str) -> int:
         row = FeedRevision(host=host, revision=0, applied=0)
         session.add(row)
     row.revision += 1
+    announce(session)
     return row.revision
+
+
+def announce(session: Session) -> None:
+    """Tell the other server processes that a feed changed (sent when the transaction
+    commits; PostgreSQL folds repeats within one transaction).  SQLite: one process."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def revisions(session: Session, host: str) -> tuple[int, int]:
@@ -77,3 +96,57 @@ class Notifier:
             with self._cond:
                 if self._generation == seen:  # nothing happened since the check
                     self._cond.wait(min(remaining, recheck))
+
+
+class PostgresListener:
+    """A thread that LISTENs on its own connection and wakes this process's waiters."""
+
+    def __init__(self, engine: Engine, notifier: Notifier, poll: float = 1.0) -> None:
+        self.engine, self.notifier, self.poll = engine, notifier, poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        self.listening = threading.Event()  # set while LISTEN is active (tests, logs)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.poll + 5)
+
+    def _connect(self) -> Any:
+        raw = self.engine.raw_connection()
+        conn: Any = raw.driver_connection
+        raw.detach()  # a connection of its own for the process's life, not the pool's
+        if conn.info.transaction_status != conn.info.transaction_status.IDLE:
+            conn.rollback()  # the pool's pre-ping may have opened a transaction
+        conn.autocommit = True
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                conn = self._connect()
+            except Exception as exc:  # the database may be restarting: retry
+                log.warning("feed listener cannot connect (%s); retrying", type(exc).__name__)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            self.listening.set()
+            # Changes may have been missed while (re)connecting: let waiters re-check.
+            self.notifier.notify()
+            try:
+                while not self._stop.is_set():
+                    if any(True for _ in conn.notifies(timeout=self.poll)):
+                        self.notifier.notify()
+            except Exception as exc:
+                log.warning("feed listener lost its connection (%s)", type(exc).__name__)
+            finally:
+                self.listening.clear()
+                try:
+                    conn.close()
+                except Exception:
+                    log.debug("closing the feed listener connection failed", exc_info=True)

@@ -343,6 +343,8 @@ class NetworkService:
                     body.get("security_groups", [g.id for g in port.security_groups]),
                     port.port_security_enabled,
                 )
+            if port.host_id != old_host:
+                port.status = "DOWN"  # until the new host's agent reports it plugged
             port.revision_number += 1
             hosts = {h for h in (old_host, port.host_id) if h}
             for host in hosts:
@@ -379,7 +381,9 @@ class NetworkService:
                 if port.revision_number != seen:
                     continue
                 port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
-                if decision.vif_type == "binding_failed":
+                if decision.vif_type == "unbound":
+                    port.status, port.status_reason = "DOWN", None
+                elif decision.vif_type == "binding_failed":
                     port.status_reason = decision.reason
                 elif decision.vif_type == "ovs":
                     port.status_reason = None
@@ -510,6 +514,7 @@ class NetworkService:
                         "physical_network": net.physical_network,
                         "segmentation_id": net.segmentation_id,
                         "local_link_information": p.profile.get("local_link_information", []),
+                        "local_group_information": p.profile.get("local_group_information"),
                         "port_security_enabled": p.port_security_enabled,
                         "security_groups": [g.id for g in p.security_groups],
                         "status": p.status,
@@ -549,6 +554,7 @@ class NetworkService:
                 row = s.get(FeedRevision, nic_host)
                 if row is not None and applied > row.applied:
                     row.applied = min(applied, row.revision)
+            feed.announce(s)
         self.notifier.notify()
 
     # --- waits for the bare-metal side ------------------------------------------------

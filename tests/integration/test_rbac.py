@@ -50,6 +50,15 @@ ROUTES = [
     ("GET", "/v1/ports/{port}"),
     ("PATCH", "/v1/ports/{port}"),
     ("DELETE", "/v1/ports/{port}"),
+    ("GET", "/v1/portgroups"),
+    ("GET", "/v1/portgroups/detail"),
+    ("POST", "/v1/portgroups"),
+    ("GET", "/v1/portgroups/{pg}"),
+    ("PATCH", "/v1/portgroups/{pg}"),
+    ("DELETE", "/v1/portgroups/{pg}"),
+    ("GET", "/v1/portgroups/{pg}/ports"),
+    ("GET", "/v1/portgroups/{pg}/ports/detail"),
+    ("GET", "/v1/nodes/{node}/portgroups"),
     ("GET", "/v1/drivers"),
     ("GET", "/v1/drivers/fake-hardware"),
     ("GET", "/v1/drivers/fake-hardware/properties"),
@@ -66,7 +75,9 @@ ROUTES = [
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_every_route_requires_authentication(basic_server: Server, method: str, path: str) -> None:
     url = basic_server.url + path.format(
-        node="7b4c1a52-5c4f-4b59-9f57-2f1f07f3a0f1", port="7b4c1a52-5c4f-4b59-9f57-2f1f07f3a0f2"
+        node="7b4c1a52-5c4f-4b59-9f57-2f1f07f3a0f1",
+        port="7b4c1a52-5c4f-4b59-9f57-2f1f07f3a0f2",
+        pg="7b4c1a52-5c4f-4b59-9f57-2f1f07f3a0f3",
     )
     r = httpx.request(method, url, headers={"X-OpenStack-Ironic-API-Version": "1.53"})
     assert r.status_code == 401

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
-from tests.integration.helpers import make_node, make_port
+from tests.integration.helpers import fault, make_node, make_port, random_mac
 from tests.support import ROOT, Server, start_server
 
 ENV = {
@@ -73,10 +74,16 @@ class Agents:
             agents = c.get("/network/v2.0/agents").json()["agents"]
             if {h for h in hosts} <= {a["host"] for a in agents if a["alive"]}:
                 return
-            import time
-
             time.sleep(0.1)
         raise AssertionError(f"agents {hosts} never became alive")
+
+    def wait_dead(self, c: httpx.Client, host: str) -> None:
+        for _ in range(100):
+            agents = c.get("/network/v2.0/agents").json()["agents"]
+            if not any(a["host"] == host and a["alive"] for a in agents):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"agent {host} still alive")
 
     def close(self) -> None:
         for host in list(self.procs):
@@ -211,8 +218,6 @@ def test_agent_dying_mid_wait_fails_fast(server: Server, agents: Agents) -> None
         for _ in range(50):  # until the cleaning port exists and the wait has begun
             if [p for p in node_ports(c, node) if p["name"].startswith("metalnic-cleaning")]:
                 break
-            import time
-
             time.sleep(0.1)
         agents.stop("nic-h")
         failed = wait_for(c, node, "clean failed", timeout=30)
@@ -248,3 +253,140 @@ def test_missing_provisioning_network_is_a_clear_error(tmp_path: Path, agents: A
     finally:
         agents.close()
         srv.stop()
+
+
+def test_bond_of_smart_nic_ports_is_one_network_port(server: Server, agents: Agents) -> None:
+    """A port group of two smart NIC ports on one NIC plugs as one bonded network port;
+    a standalone smart NIC port on another NIC is plugged beside it, in parallel."""
+    agents.start("nic-bond", "--delay", "0.5")
+    agents.start("nic-solo", "--delay", "0.5")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-bond", "nic-solo")
+        node = make_node(c, network_interface="smartnic", deploy_interface="fake")["uuid"]
+        r = c.post(
+            "/v1/portgroups",
+            json={
+                "node_uuid": node,
+                "name": f"bond-{node[:8]}",
+                "mode": "802.3ad",
+                "address": random_mac(),
+                "properties": {"miimon": "100"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        group = r.json()
+        members = [
+            make_port(
+                c,
+                node,
+                is_smartnic=True,
+                portgroup_uuid=group["uuid"],
+                local_link_connection={"hostname": "nic-bond", "port_id": f"pf{i}hpf"},
+            )
+            for i in range(2)
+        ]
+        solo = make_port(
+            c,
+            node,
+            is_smartnic=True,
+            local_link_connection={"hostname": "nic-solo", "port_id": "pf0hpf"},
+        )
+        net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
+        vifs = [
+            c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()["port"]
+            for _ in range(2)
+        ]
+        for vif in vifs:
+            assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif["id"]}).status_code == 204
+        # Ironic's order: the port group takes the first VIF, the free port the second.
+        shown_group = c.get(f"/v1/portgroups/{group['uuid']}").json()
+        assert shown_group["internal_info"] == {"tenant_vif_port_id": vifs[0]["id"]}
+        assert c.get(f"/v1/ports/{solo['uuid']}").json()["internal_info"] == {
+            "tenant_vif_port_id": vifs[1]["id"]
+        }
+        provision(c, node, "manage")
+        wait_for(c, node, "manageable")
+        provision(c, node, "provide")
+        wait_for(c, node, "available", timeout=60)
+        provision(c, node, "active")
+        active = wait_for(c, node, "active", timeout=60)
+        bond = c.get(f"/network/v2.0/ports/{vifs[0]['id']}").json()["port"]
+        single = c.get(f"/network/v2.0/ports/{vifs[1]['id']}").json()["port"]
+        leftovers = [p for p in node_ports(c, node) if p["id"] not in {v["id"] for v in vifs}]
+        events = history(c, node)
+        # While deployed, bond membership and mode are wiring: refused.
+        r = c.patch(
+            f"/v1/portgroups/{group['uuid']}",
+            json=[{"op": "replace", "path": "/mode", "value": "active-backup"}],
+        )
+        assert r.status_code == 409, r.text
+        r = c.patch(
+            f"/v1/ports/{members[1]['uuid']}", json=[{"op": "remove", "path": "/portgroup_uuid"}]
+        )
+        assert r.status_code == 409, r.text
+    assert active["last_error"] is None
+    assert bond["status"] == "ACTIVE" and bond["binding:host_id"] == "nic-bond"
+    profile = bond["binding:profile"]
+    assert [x["port_id"] for x in profile["local_link_information"]] == ["pf0hpf", "pf1hpf"]
+    assert profile["local_group_information"] == {
+        "id": group["uuid"],
+        "name": group["name"],
+        "bond_mode": "802.3ad",
+        "bond_properties": {"miimon": "100"},
+    }
+    assert profile["baremetal_portgroup"] == group["uuid"]
+    assert single["status"] == "ACTIVE" and single["binding:host_id"] == "nic-solo"
+    assert single["binding:profile"]["baremetal_port"] == solo["uuid"]
+    assert leftovers == []
+    audit_smartnic_order(events)
+    # Cleaning and provisioning each made one network port per link: bond + solo.
+    assert len(agents.seen("nic-bond")) == 3 and len(agents.seen("nic-solo")) == 3
+
+
+def test_vif_hot_attach_and_detach_on_a_deployed_node(server: Server, agents: Agents) -> None:
+    """On an active node a VIF is plugged (ACTIVE on the NIC) before the API answers,
+    and unplugged before a detach answers; with the NIC's agent gone, attach fails
+    with a clear error and leaves neither a record nor a bound port."""
+    agents.start("nic-hot1")
+    agents.start("nic-hot2")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-hot1", "nic-hot2")
+        node, first = smartnic_node(c, ["nic-hot1", "nic-hot2"])
+        for verb, state in (("manage", "manageable"), ("provide", "available")):
+            provision(c, node, verb)
+            wait_for(c, node, state, timeout=60)
+        provision(c, node, "active")
+        wait_for(c, node, "active", timeout=60)
+        net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
+        second = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()
+        second_id = second["port"]["id"]
+        r = c.post(f"/v1/nodes/{node}/vifs", json={"id": second_id})
+        assert r.status_code == 204, r.text
+        plugged = c.get(f"/network/v2.0/ports/{second_id}").json()["port"]
+        hosts = {
+            plugged["binding:host_id"],
+            c.get(f"/network/v2.0/ports/{first}").json()["port"]["binding:host_id"],
+        }
+        assert plugged["status"] == "ACTIVE" and hosts == {"nic-hot1", "nic-hot2"}
+        assert {v["id"] for v in c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]} == {
+            first,
+            second_id,
+        }
+        r = c.delete(f"/v1/nodes/{node}/vifs/{second_id}")
+        assert r.status_code == 204, r.text
+        unplugged = c.get(f"/network/v2.0/ports/{second_id}").json()["port"]
+        assert unplugged["binding:host_id"] == "" and unplugged["status"] == "DOWN"
+        # The NIC that would take it loses its agent: attach fails, nothing stays.
+        agents.stop(plugged["binding:host_id"])
+        agents.wait_dead(c, plugged["binding:host_id"])
+        r = c.post(f"/v1/nodes/{node}/vifs", json={"id": second_id})
+        assert r.status_code == 503, r.text
+        assert "no live agent serves NIC host" in fault(r)
+        assert [v["id"] for v in c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]] == [first]
+        again = c.get(f"/network/v2.0/ports/{second_id}").json()["port"]
+        assert again["binding:host_id"] == "" and again["status"] == "DOWN"
+        shown = c.get(f"/v1/nodes/{node}").json()
+        assert shown["provision_state"] == "active" and shown["reservation"] is None
+        events = [e["event"] for e in history(c, node)]
+    assert any(f"tenant VIF {second_id} plugged" in e for e in events)
+    assert any(f"tenant VIF {second_id} not plugged" in e for e in events)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,14 +13,15 @@ from sqlalchemy.orm import Session
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
-from metalnic.baremetal.api import microversion
+from metalnic.baremetal.api import microversion, views
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.registry import Registry
-from metalnic.baremetal.fields import Version
+from metalnic.baremetal.fields import Field, Version
 from metalnic.baremetal.listing import Page, make_page
 from metalnic.db.session import Database
 from metalnic.errors import InvalidInput
+from metalnic.httpjson import JSONResponse
 from metalnic.settings import Settings
 
 
@@ -110,3 +111,41 @@ Caller = Annotated[Principal, Depends(get_principal)]
 ApiVersion = Annotated[Version, Depends(get_version)]
 JsonBody = Annotated[Any, Depends(get_json_body)]
 OptionalJsonBody = Annotated[Any, Depends(get_optional_json_body)]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """How one kind of resource is listed: its fields, its sort keys, its query and view."""
+
+    key: str  # the JSON key of the list: "ports", "portgroups"
+    fields: dict[str, Field]
+    list_fields: tuple[str, ...]  # shown without ``detail``
+    sort_keys: tuple[str, ...]
+    query: Callable[[Session, Principal, Any, Page], Sequence[Any]]
+    view: Callable[[Any, str, list[str]], dict[str, Any]]
+
+
+def list_response(
+    request: Request,
+    ctx: AppContext,
+    who: Principal,
+    version: Version,
+    what: Collection,
+    filters: Any,
+    resource: str,
+    detail: bool = False,
+) -> JSONResponse:
+    """A list route's answer: ``detail``/``fields`` chosen, one page, Ironic's next link."""
+    q = request.query_params
+    detail = detail or bool(parse_bool_param("detail", q.get("detail")))
+    if detail and q.get("fields"):
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
+    default = views.all_fields(what.fields, version) if detail else what.list_fields
+    fields = views.select_fields(what.fields, q.get("fields"), version, default)
+    page = page_from_query(request, ctx.settings.max_page_size, what.sort_keys)
+    base = base_url(request)
+    with ctx.transaction() as s:
+        found = what.query(s, who, filters, page)
+        body: dict[str, Any] = {what.key: [what.view(item, base, fields) for item in found]}
+    body.update(next_link(request, resource, found, page.limit))
+    return JSONResponse(body)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from metalnic.baremetal import nodes
+from metalnic.baremetal.api import portgroups as portgroup_routes
 from metalnic.baremetal.api import ports as port_routes
 from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import (
@@ -22,6 +23,7 @@ from metalnic.baremetal.api.deps import (
 )
 from metalnic.baremetal.coerce import as_text
 from metalnic.baremetal.fields import NODE_FIELDS, NODE_LIST_FIELDS
+from metalnic.baremetal.portgroups import PortGroupFilters
 from metalnic.baremetal.ports import PortFilters
 from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
@@ -142,4 +144,13 @@ def node_ports(
 ) -> JSONResponse:
     return port_routes.list_response(
         request, ctx, who, version, PortFilters(node=ident), f"nodes/{ident}/ports"
+    )
+
+
+@router.get("/{ident}/portgroups")
+def node_portgroups(
+    ident: str, request: Request, ctx: Context, who: Caller, version: portgroup_routes.GroupVersion
+) -> JSONResponse:
+    return portgroup_routes.list_response(
+        request, ctx, who, version, PortGroupFilters(node=ident), f"nodes/{ident}/portgroups"
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from metalnic.auth import Principal
@@ -13,18 +11,27 @@ from metalnic.baremetal.api.deps import (
     ApiVersion,
     AppContext,
     Caller,
+    Collection,
     Context,
     JsonBody,
     base_url,
-    next_link,
-    page_from_query,
-    parse_bool_param,
 )
+from metalnic.baremetal.api.deps import list_response as deps_list
 from metalnic.baremetal.fields import PORT_FIELDS, PORT_LIST_FIELDS, Version
 from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/ports")
+
+
+PORTS = Collection(
+    key="ports",
+    fields=PORT_FIELDS,
+    list_fields=PORT_LIST_FIELDS,
+    sort_keys=ports.PORT_SORT_KEYS,
+    query=ports.list_ports,
+    view=views.port,
+)
 
 
 def list_response(
@@ -36,24 +43,16 @@ def list_response(
     resource: str,
     detail: bool = False,
 ) -> JSONResponse:
-    q = request.query_params
-    detail = detail or bool(parse_bool_param("detail", q.get("detail")))
-    if detail and q.get("fields"):
-        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
-    default = views.all_fields(PORT_FIELDS, version) if detail else PORT_LIST_FIELDS
-    fields = views.select_fields(PORT_FIELDS, q.get("fields"), version, default)
-    page = page_from_query(request, ctx.settings.max_page_size, ports.PORT_SORT_KEYS)
-    base = base_url(request)
-    with ctx.transaction() as s:
-        found = ports.list_ports(s, who, filters, page)
-        body: dict[str, Any] = {"ports": [views.port(p, base, fields) for p in found]}
-    body.update(next_link(request, resource, found, page.limit))
-    return JSONResponse(body)
+    return deps_list(request, ctx, who, version, PORTS, filters, resource, detail)
 
 
 def _filters(request: Request) -> ports.PortFilters:
     q = request.query_params
-    return ports.PortFilters(node=q.get("node") or q.get("node_uuid"), address=q.get("address"))
+    return ports.PortFilters(
+        node=q.get("node") or q.get("node_uuid"),
+        address=q.get("address"),
+        portgroup=q.get("portgroup"),
+    )
 
 
 @router.get("")

@@ -12,7 +12,7 @@ from metalnic.httpjson import JSONResponse
 
 router = APIRouter()
 
-_RESOURCES = ("nodes", "ports", "drivers")
+_RESOURCES = ("nodes", "ports", "portgroups", "drivers")
 
 
 def _version(base: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""JSON shapes of nodes, ports and drivers as Ironic renders them.
+"""JSON shapes of nodes, ports, port groups and drivers as Ironic renders them.
 
 Fields newer than the request's microversion are left out; secrets in
 driver_info and instance_info are masked.  Timestamps stay datetime objects:
@@ -15,7 +15,7 @@ from sqlalchemy import Row
 from metalnic.baremetal import secrets
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
 from metalnic.baremetal.fields import Field, Version
-from metalnic.baremetal.models import Node, Port
+from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import InvalidInput, NotAcceptable
 
 
@@ -52,10 +52,8 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
     for name in fields:
         if name == "links":
             out[name] = links(base, "nodes", n.uuid)
-        elif name == "ports":
-            out[name] = links(base, "nodes", n.uuid, "/ports")
-        elif name == "states":
-            out[name] = links(base, "nodes", n.uuid, "/states")
+        elif name in ("ports", "portgroups", "states"):
+            out[name] = links(base, "nodes", n.uuid, f"/{name}")
         elif name in ("driver_info", "instance_info", "driver_internal_info"):
             out[name] = secrets.mask(getattr(n, name))
         elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
@@ -67,15 +65,26 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
 
 
 def port(p: Port | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
-    """A port (ORM object or listing row with ``node_uuid``) as Ironic shows it."""
+    """A port (ORM object or listing row with ``node_uuid``, ``portgroup_uuid``)."""
     out: dict[str, Any] = {}
     for name in fields:
         if name == "links":
             out[name] = links(base, "ports", p.uuid)
-        elif name == "portgroup_uuid":
-            out[name] = None
         else:
             out[name] = getattr(p, name)
+    return out
+
+
+def portgroup(g: PortGroup | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+    """A port group (ORM object or listing row with ``node_uuid``) as Ironic shows it."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name == "links":
+            out[name] = links(base, "portgroups", g.uuid)
+        elif name == "ports":
+            out[name] = links(base, "portgroups", g.uuid, "/ports")
+        else:
+            out[name] = getattr(g, name)
     return out
 
 

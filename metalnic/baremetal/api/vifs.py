@@ -21,13 +21,12 @@ def list_vifs(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSO
 def attach_vif(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> Response:
-    with ctx.transaction() as s:
-        vifs.attach(s, who, ident, body, ctx.registry.network_client)
+    vif = vifs.parse(body)
+    ctx.conductor.attach_vif(who, ident, vif)
     return Response(status_code=204)
 
 
 @router.delete("/{ident}/vifs/{vif}", status_code=204)
 def detach_vif(ident: str, vif: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
-    with ctx.transaction() as s:
-        vifs.detach(s, who, ident, vif)
+    ctx.conductor.detach_vif(who, ident, vif)
     return Response(status_code=204)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes as inventory
-from metalnic.baremetal import policy, states
+from metalnic.baremetal import policy, states, vifs
 from metalnic.baremetal.conductor import flows, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
@@ -41,6 +41,7 @@ from metalnic.errors import (
     MetalnicError,
     NodeNotFound,
     NotAuthenticated,
+    Unavailable,
 )
 from metalnic.settings import Settings
 
@@ -252,6 +253,50 @@ class Conductor:
             if write:
                 with self.db.transaction() as s:
                     tasks.release(s, node_id, self.name)
+
+    # --- VIFs -----------------------------------------------------------------------------
+
+    def attach_vif(self, who: Principal, ident: str, vif: str) -> None:
+        """Record ``vif`` on a free link; on a deployed node also plug it now, under the
+        node lock — and forget it again when plugging fails."""
+        client = self.registry.network_client
+
+        def work(task: Task) -> None:
+            with self.db.transaction() as s:
+                deployed, link = vifs.attach(s, who, ident, vif, client)
+            if not deployed:
+                return
+            task.refresh()
+            try:
+                task.drivers.network.plug_vif(task.ctx, link)
+            except DriverError as exc:
+                with self.db.transaction() as s:
+                    vifs.forget(s, task.uuid, vif)
+                task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
+                raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
+            task.log(history.NETWORK, f"tenant VIF {vif} plugged on {link}")
+
+        self.with_lock(who, ident, work)
+
+    def detach_vif(self, who: Principal, ident: str, vif: str) -> None:
+        """Forget ``vif``; on a deployed node unplug it first (the record stays if that fails)."""
+
+        def work(task: Task) -> None:
+            with self.db.transaction() as s:
+                deployed, link = vifs.find(s, who, ident, vif)
+            if deployed:
+                try:
+                    task.drivers.network.unplug_vif(task.ctx, link)
+                except DriverError as exc:
+                    task.log(
+                        history.NETWORK, f"tenant VIF {vif} not unplugged: {exc.message}", "ERROR"
+                    )
+                    raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
+                task.log(history.NETWORK, f"tenant VIF {vif} unplugged from {link}")
+            with self.db.transaction() as s:
+                vifs.forget(s, task.uuid, vif)
+
+        self.with_lock(who, ident, work)
 
     # --- the ramdisk agent ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
@@ -25,11 +25,12 @@ from metalnic.baremetal.drivers.base import (
     ManagementInterface,
     NetworkInterface,
     NodeContext,
+    PortGroupInfo,
     PortInfo,
     PowerInterface,
 )
 from metalnic.baremetal.drivers.registry import Registry
-from metalnic.baremetal.models import Node, Port
+from metalnic.baremetal.models import VIF_KEY, Node, Port, PortGroup
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import InvalidStateRequested, NodeLocked
@@ -80,7 +81,15 @@ def advance(node: Node, event: str) -> None:
 
 
 def snapshot(session: Session, node: Node) -> NodeContext:
-    ports = session.scalars(select(Port).where(Port.node_id == node.id).order_by(Port.id)).all()
+    ports = session.scalars(
+        select(Port)
+        .where(Port.node_id == node.id)
+        .options(joinedload(Port.portgroup))
+        .order_by(Port.id)
+    ).all()
+    groups = session.scalars(
+        select(PortGroup).where(PortGroup.node_id == node.id).order_by(PortGroup.id)
+    ).all()
     return NodeContext(
         uuid=node.uuid,
         name=node.name,
@@ -96,9 +105,21 @@ def snapshot(session: Session, node: Node) -> NodeContext:
                 local_link_connection=dict(p.local_link_connection),
                 pxe_enabled=p.pxe_enabled,
                 physical_network=p.physical_network,
-                vif=p.internal_info.get("tenant_vif_port_id"),
+                vif=p.internal_info.get(VIF_KEY),
+                portgroup=p.portgroup_uuid,
             )
             for p in ports
+        ),
+        portgroups=tuple(
+            PortGroupInfo(
+                uuid=g.uuid,
+                name=g.name,
+                address=g.address,
+                mode=g.mode,
+                properties=dict(g.properties),
+                vif=g.internal_info.get(VIF_KEY),
+            )
+            for g in groups
         ),
     )
 

@@ -38,6 +38,36 @@ class PortInfo:
     pxe_enabled: bool = True
     physical_network: str | None = None
     vif: str | None = None  # the tenant network port attached through /v1/nodes/{id}/vifs
+    portgroup: str | None = None  # the uuid of the port group (bond) it is a member of
+
+
+@dataclass(frozen=True)
+class PortGroupInfo:
+    uuid: str
+    name: str | None
+    address: str | None
+    mode: str | None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    vif: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """What one network port serves on a smart NIC: a port, or a bond of ports.
+
+    A bond's members share one NIC host (the port group rules guarantee it).
+    """
+
+    uuid: str  # of the bare-metal port or port group
+    kind: str  # "port" or "port group"
+    address: str
+    members: tuple[PortInfo, ...]
+    vif: str | None = None
+    group: PortGroupInfo | None = None
+
+    @property
+    def host(self) -> str:
+        return self.members[0].local_link_connection["hostname"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +80,25 @@ class NodeContext:
     instance_info: Mapping[str, Any] = field(default_factory=dict, repr=False)
     driver_internal_info: Mapping[str, Any] = field(default_factory=dict, repr=False)
     ports: tuple[PortInfo, ...] = ()
+    portgroups: tuple[PortGroupInfo, ...] = ()
 
     @property
     def smartnic_ports(self) -> tuple[PortInfo, ...]:
         return tuple(p for p in self.ports if p.is_smartnic)
+
+    @property
+    def smartnic_links(self) -> tuple[Link, ...]:
+        """Smart NIC port groups (bonds), then smart NIC ports outside any group."""
+        links: list[Link] = []
+        for group in self.portgroups:
+            members = tuple(p for p in self.smartnic_ports if p.portgroup == group.uuid)
+            if members:
+                address = group.address or members[0].address
+                links.append(Link(group.uuid, "port group", address, members, group.vif, group))
+        for port in self.smartnic_ports:
+            if port.portgroup is None:
+                links.append(Link(port.uuid, "port", port.address, (port,), port.vif))
+        return tuple(links)
 
 
 class PowerInterface(abc.ABC):
@@ -112,6 +157,16 @@ class NetworkInterface(abc.ABC):
     @abc.abstractmethod
     def verify_active(self, ctx: NodeContext, phase: str) -> None:
         """The boot gate: raise unless every port is up on the network of ``phase``."""
+
+    def plug_vif(self, ctx: NodeContext, link: str) -> None:
+        """Plug the tenant VIF recorded on ``link`` (a port or port group uuid) of a
+        deployed node now, and wait until it is up.  Interfaces that switch nothing
+        have nothing to do."""
+        return None
+
+    def unplug_vif(self, ctx: NodeContext, link: str) -> None:
+        """Take the tenant VIF on ``link`` off the NIC of a deployed node and wait."""
+        return None
 
 
 class DeployInterface(abc.ABC):

@@ -1,17 +1,20 @@
 """The ``smartnic`` network interface: plugs a node's smart NIC ports into networks.
 
-For every smart NIC port of the node — in parallel, one thread per port:
+The unit is a *link* (``drivers.base.Link``): a smart NIC port, or a port
+group bonding smart NIC ports of one NIC host — one network port each.  For
+every link of the node — in parallel, one thread per link:
 
 * attach: the agent serving exactly that NIC host must be alive → create the
-  network port (``smart-nic``, the NIC host, a binding profile carrying the
-  port's ``local_link_connection`` and the node) — or, for the tenant phase,
-  bind the VIF attached through ``/v1/nodes/{id}/vifs`` → wait, event-driven,
-  until the agent reports it ACTIVE;
+  network port (``smart-nic``, the NIC host, a binding profile carrying every
+  member's ``local_link_connection``, the bond and the node) — or, for the
+  tenant phase, bind the VIF attached through ``/v1/nodes/{id}/vifs`` → wait,
+  event-driven, until the agent reports it ACTIVE;
 * detach: the agent must be alive (only it can confirm) → delete the port (or
   unbind the VIF) → wait until the agent has programmed the revision without it.
 
-When any port fails, every port this call created is removed again (VIFs are
-unbound) and the error names the bare-metal port, the NIC host and the reason.
+When any link fails, every port this call created is removed again (VIFs are
+unbound) and the error names the bare-metal port or port group, the NIC host
+and the reason.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import Any
 from metalnic.baremetal.drivers.base import (
     DriverConfigError,
     DriverError,
+    Link,
     NetworkInterface,
     NodeContext,
-    PortInfo,
 )
 from metalnic.baremetal.drivers.network.client import NetworkClient
 
@@ -42,7 +45,7 @@ class SmartNicConfig:
 
 @dataclass
 class _Done:
-    port: PortInfo
+    link: Link
     network_port: str
     created: bool  # False: a tenant VIF that was bound
 
@@ -72,13 +75,13 @@ class SmartNicNetwork(NetworkInterface):
 
     def attach(self, ctx: NodeContext, phase: str) -> None:
         client = self.client()
-        ports = self._ports_for(ctx, phase)
-        if not ports:
+        links = self._links_for(ctx, phase)
+        if not links:
             return
         network = None if phase == "tenant" else client.network_id(self._network(phase))
         done: list[_Done] = []
         errors = self._parallel(
-            ports, lambda p: done.append(self._attach_one(client, ctx, p, phase, network))
+            links, lambda link: done.append(self._attach_one(client, ctx, link, phase, network))
         )
         if errors:
             self._rollback(client, done)
@@ -88,26 +91,21 @@ class SmartNicNetwork(NetworkInterface):
         self,
         client: NetworkClient,
         ctx: NodeContext,
-        port: PortInfo,
+        link: Link,
         phase: str,
         network: str | None,
     ) -> _Done:
-        host = port.local_link_connection["hostname"]
-        self._require_agent(client, host)
-        profile = {
-            "local_link_information": [dict(port.local_link_connection)],
-            "baremetal_node": ctx.uuid,
-            "baremetal_port": port.uuid,
-        }
+        self._require_agent(client, link.host)
+        profile = binding_profile(ctx, link)
         if network is None:
-            assert port.vif is not None
-            client.bind_port(port.vif, host, profile, ctx.uuid)
-            result = _Done(port, port.vif, created=False)
+            assert link.vif is not None
+            client.bind_port(link.vif, link.host, profile, ctx.uuid)
+            result = _Done(link, link.vif, created=False)
         else:
             made = client.create_port(
-                network, f"{NAME_PREFIX}{phase}-{port.uuid}", port.address, host, profile, ctx.uuid
+                network, _name(phase, link), link.address, link.host, profile, ctx.uuid
             )
-            result = _Done(port, made["id"], created=True)
+            result = _Done(link, made["id"], created=True)
         ok, why = client.wait_port_active(result.network_port, self.config.active_timeout)
         if not ok:
             self._rollback(client, [result])
@@ -116,7 +114,7 @@ class SmartNicNetwork(NetworkInterface):
 
     def _rollback(self, client: NetworkClient, done: list[_Done]) -> None:
         for item in done:
-            host = item.port.local_link_connection["hostname"]
+            host = item.link.host
             revision = (
                 client.delete_port(item.network_port)
                 if item.created
@@ -129,22 +127,16 @@ class SmartNicNetwork(NetworkInterface):
 
     def detach(self, ctx: NodeContext, phase: str) -> None:
         client = self.client()
-        if phase == "tenant":
-            targets = [(p, p.vif) for p in self._ports_for(ctx, phase)]
-        else:
-            mine = {p["name"]: p for p in client.find_ports(ctx.uuid, f"{NAME_PREFIX}{phase}-")}
-            targets = [
-                (p, mine[f"{NAME_PREFIX}{phase}-{p.uuid}"]["id"])
-                for p in ctx.smartnic_ports
-                if f"{NAME_PREFIX}{phase}-{p.uuid}" in mine
-            ]
-        if phase == "tenant":
-            targets = [(p, v) for p, v in targets if self._bound(client, v)]
+        ids = {
+            link.uuid: network_port
+            for link, network_port in self._network_ports(client, ctx, phase)
+            if network_port and (phase != "tenant" or self._bound(client, network_port))
+        }
+        targets = [link for link in ctx.smartnic_links if link.uuid in ids]
         if not targets:
             return
-        by_port = {p.uuid: str(v) for p, v in targets}  # PortInfo is not hashable
         errors = self._parallel(
-            [p for p, _ in targets], lambda p: self._detach_one(client, p, by_port[p.uuid], phase)
+            targets, lambda link: self._detach_one(client, link, ids[link.uuid], phase)
         )
         if errors:
             raise DriverError("; ".join(errors))
@@ -154,10 +146,8 @@ class SmartNicNetwork(NetworkInterface):
         port = client.get_port(vif) if vif else None
         return bool(port and port["binding:host_id"])
 
-    def _detach_one(
-        self, client: NetworkClient, port: PortInfo, network_port: str, phase: str
-    ) -> None:
-        host = port.local_link_connection["hostname"]
+    def _detach_one(self, client: NetworkClient, link: Link, network_port: str, phase: str) -> None:
+        host = link.host
         self._require_agent(client, host)
         revision = (
             client.unbind_port(network_port, host)
@@ -172,22 +162,46 @@ class SmartNicNetwork(NetworkInterface):
                 "the agent to remove it from the NIC"
             )
 
+    # --- one VIF of a deployed node ---------------------------------------------------
+
+    def plug_vif(self, ctx: NodeContext, link: str) -> None:
+        found = self._link(ctx, link)
+        if found is None or found.vif is None:
+            return  # not a smart NIC link: nothing to program
+        client = self.client()
+        errors = self._parallel(
+            [found], lambda item: self._attach_one(client, ctx, item, "tenant", None)
+        )
+        if errors:
+            raise DriverError(errors[0])
+
+    def unplug_vif(self, ctx: NodeContext, link: str) -> None:
+        found = self._link(ctx, link)
+        if found is None or found.vif is None:
+            return
+        client = self.client()
+        if not self._bound(client, found.vif):
+            return
+        vif = found.vif
+        errors = self._parallel([found], lambda item: self._detach_one(client, item, vif, "tenant"))
+        if errors:
+            raise DriverError(errors[0])
+
+    @staticmethod
+    def _link(ctx: NodeContext, uuid: str) -> Link | None:
+        return next((link for link in ctx.smartnic_links if link.uuid == uuid), None)
+
     # --- the boot gate ----------------------------------------------------------------
 
     def verify_active(self, ctx: NodeContext, phase: str) -> None:
         client = self.client()
-        if phase == "tenant":
-            ids = {p.uuid: p.vif for p in self._ports_for(ctx, phase)}
-        else:
-            mine = {
-                p["name"]: p["id"] for p in client.find_ports(ctx.uuid, f"{NAME_PREFIX}{phase}-")
-            }
-            ids = {p.uuid: mine.get(f"{NAME_PREFIX}{phase}-{p.uuid}") for p in ctx.smartnic_ports}
-        for bm_port, network_port in ids.items():
+        for link, network_port in self._network_ports(client, ctx, phase):
             found = client.get_port(network_port) if network_port else None
             if found is None or found["status"] != "ACTIVE":
                 state = found["status"] if found else "missing"
-                raise DriverError(f"boot gate: port {bm_port} is {state} on the {phase} network")
+                raise DriverError(
+                    f"boot gate: {link.kind} {link.uuid} is {state} on the {phase} network"
+                )
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -198,10 +212,20 @@ class SmartNicNetwork(NetworkInterface):
             raise DriverConfigError(f"no network is configured for the {phase} phase") from None
 
     @staticmethod
-    def _ports_for(ctx: NodeContext, phase: str) -> list[PortInfo]:
+    def _links_for(ctx: NodeContext, phase: str) -> list[Link]:
         if phase != "tenant":
-            return list(ctx.smartnic_ports)
-        return [p for p in ctx.smartnic_ports if p.vif]
+            return list(ctx.smartnic_links)
+        return [link for link in ctx.smartnic_links if link.vif]
+
+    @staticmethod
+    def _network_ports(
+        client: NetworkClient, ctx: NodeContext, phase: str
+    ) -> list[tuple[Link, str | None]]:
+        """Each link's network port in ``phase`` (None: it has none); tenant: links with VIFs."""
+        if phase == "tenant":
+            return [(link, link.vif) for link in ctx.smartnic_links if link.vif]
+        mine = {p["name"]: p["id"] for p in client.find_ports(ctx.uuid, f"{NAME_PREFIX}{phase}-")}
+        return [(link, mine.get(_name(phase, link))) for link in ctx.smartnic_links]
 
     @staticmethod
     def _require_agent(client: NetworkClient, host: str) -> None:
@@ -209,20 +233,45 @@ class SmartNicNetwork(NetworkInterface):
             raise DriverError(f"no live agent serves NIC host {host}")
 
     @staticmethod
-    def _parallel(ports: list[PortInfo], work: Callable[[PortInfo], Any]) -> list[str]:
-        """Run ``work`` for every port at once; the errors, each naming its port and host."""
+    def _parallel(links: list[Link], work: Callable[[Link], Any]) -> list[str]:
+        """Run ``work`` for every link at once; the errors, each naming its link and host."""
         errors: list[str] = []
 
-        def run(port: PortInfo) -> None:
+        def run(link: Link) -> None:
             try:
-                work(port)
+                work(link)
             except Exception as exc:  # collected: the caller rolls back and reports them all
                 message = exc.message if isinstance(exc, DriverError) else str(exc)
-                errors.append(
-                    f"port {port.uuid} (NIC host "
-                    f"{port.local_link_connection.get('hostname')}): {message}"
-                )
+                errors.append(f"{link.kind} {link.uuid} (NIC host {link.host}): {message}")
 
-        with ThreadPoolExecutor(max_workers=len(ports), thread_name_prefix="nic") as pool:
-            list(pool.map(run, ports))
+        with ThreadPoolExecutor(max_workers=len(links), thread_name_prefix="nic") as pool:
+            list(pool.map(run, links))
         return errors
+
+
+def _name(phase: str, link: Link) -> str:
+    return f"{NAME_PREFIX}{phase}-{link.uuid}"
+
+
+def binding_profile(ctx: NodeContext, link: Link) -> dict[str, Any]:
+    """The network port's ``binding:profile``: what the NIC's agent needs to plug the link.
+
+    ``local_link_information`` lists every member's connection (one for a plain
+    port); a bond adds ``local_group_information`` in the shape Neutron uses
+    for bare-metal port groups.
+    """
+    profile: dict[str, Any] = {
+        "local_link_information": [dict(p.local_link_connection) for p in link.members],
+        "baremetal_node": ctx.uuid,
+    }
+    if link.group is None:
+        profile["baremetal_port"] = link.uuid
+    else:
+        profile["baremetal_portgroup"] = link.uuid
+        profile["local_group_information"] = {
+            "id": link.group.uuid,
+            "name": link.group.name,
+            "bond_mode": link.group.mode,
+            "bond_properties": dict(link.group.properties),
+        }
+    return profile

@@ -1,0 +1,160 @@
+"""Routes for /v1/portgroups (API 1.23+): list, show, create, PATCH, delete, members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from metalnic.auth import Principal
+from metalnic.baremetal import portgroups
+from metalnic.baremetal.api import ports as port_routes
+from metalnic.baremetal.api import views
+from metalnic.baremetal.api.deps import (
+    AppContext,
+    Caller,
+    Collection,
+    Context,
+    JsonBody,
+    base_url,
+    get_version,
+)
+from metalnic.baremetal.api.deps import list_response as deps_list
+from metalnic.baremetal.fields import (
+    PORTGROUP_FIELDS,
+    PORTGROUP_LIST_FIELDS,
+    PORTGROUPS_SINCE,
+    Version,
+)
+from metalnic.baremetal.ports import PortFilters
+from metalnic.errors import InvalidInput, NotFound
+from metalnic.httpjson import JSONResponse
+
+router = APIRouter(prefix="/v1/portgroups")
+
+
+async def portgroup_version(version: Annotated[Version, Depends(get_version)]) -> Version:
+    """Port groups do not exist below 1.23: Ironic answers 404 there."""
+    if version < PORTGROUPS_SINCE:
+        raise NotFound(
+            f"Port groups need API version {PORTGROUPS_SINCE[0]}.{PORTGROUPS_SINCE[1]} or newer."
+        )
+    return version
+
+
+GroupVersion = Annotated[Version, Depends(portgroup_version)]
+
+
+PORTGROUPS = Collection(
+    key="portgroups",
+    fields=PORTGROUP_FIELDS,
+    list_fields=PORTGROUP_LIST_FIELDS,
+    sort_keys=portgroups.PORTGROUP_SORT_KEYS,
+    query=portgroups.list_portgroups,
+    view=views.portgroup,
+)
+
+
+def list_response(
+    request: Request,
+    ctx: AppContext,
+    who: Principal,
+    version: Version,
+    filters: portgroups.PortGroupFilters,
+    resource: str,
+    detail: bool = False,
+) -> JSONResponse:
+    return deps_list(request, ctx, who, version, PORTGROUPS, filters, resource, detail)
+
+
+def _filters(request: Request) -> portgroups.PortGroupFilters:
+    q = request.query_params
+    return portgroups.PortGroupFilters(
+        node=q.get("node") or q.get("node_uuid"), address=q.get("address")
+    )
+
+
+@router.get("")
+def list_portgroups(
+    request: Request, ctx: Context, who: Caller, version: GroupVersion
+) -> JSONResponse:
+    return list_response(request, ctx, who, version, _filters(request), "portgroups")
+
+
+@router.get("/detail")
+def list_portgroups_detail(
+    request: Request, ctx: Context, who: Caller, version: GroupVersion
+) -> JSONResponse:
+    return list_response(request, ctx, who, version, _filters(request), "portgroups/detail", True)
+
+
+@router.post("", status_code=201)
+def create_portgroup(
+    request: Request, ctx: Context, who: Caller, version: GroupVersion, body: JsonBody
+) -> JSONResponse:
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object describing a port group.")
+    base = base_url(request)
+    with ctx.transaction() as s:
+        group = portgroups.create(s, who, body, version)
+        out = views.portgroup(group, base, views.all_fields(PORTGROUP_FIELDS, version))
+    return JSONResponse(
+        out, status_code=201, headers={"Location": f"{base}/v1/portgroups/{group.uuid}"}
+    )
+
+
+@router.get("/{ident}")
+def show_portgroup(
+    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
+) -> JSONResponse:
+    fields = views.select_fields(
+        PORTGROUP_FIELDS,
+        request.query_params.get("fields"),
+        version,
+        views.all_fields(PORTGROUP_FIELDS, version),
+    )
+    with ctx.transaction() as s:
+        group = portgroups.get(s, who, ident)
+        return JSONResponse(views.portgroup(group, base_url(request), fields))
+
+
+@router.patch("/{ident}")
+def patch_portgroup(
+    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion, body: JsonBody
+) -> JSONResponse:
+    with ctx.transaction() as s:
+        group = portgroups.patch(s, who, ident, body, version)
+        return JSONResponse(
+            views.portgroup(group, base_url(request), views.all_fields(PORTGROUP_FIELDS, version))
+        )
+
+
+@router.delete("/{ident}", status_code=204)
+def delete_portgroup(ident: str, ctx: Context, who: Caller, version: GroupVersion) -> Response:
+    with ctx.transaction() as s:
+        portgroups.delete(s, who, ident)
+    return Response(status_code=204)
+
+
+@router.get("/{ident}/ports")
+def portgroup_ports(
+    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
+) -> JSONResponse:
+    return port_routes.list_response(
+        request, ctx, who, version, PortFilters(portgroup=ident), f"portgroups/{ident}/ports"
+    )
+
+
+@router.get("/{ident}/ports/detail")
+def portgroup_ports_detail(
+    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
+) -> JSONResponse:
+    return port_routes.list_response(
+        request,
+        ctx,
+        who,
+        version,
+        PortFilters(portgroup=ident),
+        f"portgroups/{ident}/ports/detail",
+        True,
+    )
