@@ -44,6 +44,32 @@ def _settings(a: argparse.Namespace) -> Settings:
         raise SystemExit(f"error: invalid settings: {exc}") from None
 
 
+def cmd_agent(a: argparse.Namespace) -> None:
+    import signal
+
+    from metalnic.agent.config import ConfigError, load
+    from metalnic.agent.service import Agent
+
+    logging.basicConfig(
+        level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "httpcore"):  # every long-poll would be a line
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        config = load(a.config)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    agent = Agent(config)
+    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
+    agent.start()
+    try:
+        agent.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()
+
+
 def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --state-dir)")
     p.add_argument("--state-dir", type=Path, help="where the default SQLite file lives")
@@ -139,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(func=cmd_users_add, client=False)
+
+    p = sub.add_parser("agent", help="run the smart NIC OVS agent")
+    p.add_argument("--config", type=Path, required=True, help="the agent's TOML file")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_agent, client=False)
 
     demo.add_parser(sub)
     resources.add_parsers(sub)

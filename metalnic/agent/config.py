@@ -1,0 +1,124 @@
+"""The agent's configuration file (TOML): the server, its credentials, the NICs it serves.
+
+    server = "https://metalnic.example:6385"
+    username = "agent-rack1"
+    password_file = "/etc/metalnic/agent.password"   # or METALNIC_AGENT_PASSWORD
+    cacert = "/etc/metalnic/ca.pem"                  # trust for the server's HTTPS
+    mode = "local"                                   # or "remote"
+    datapath_type = "system"                         # "netdev": userspace datapath
+    # remote mode: the agent's own identity towards the NICs
+    private_key = "/etc/metalnic/agent-key.pem"
+    certificate = "/etc/metalnic/agent-cert.pem"
+
+    [nics.nic-1]
+    ovsdb = "unix:/run/openvswitch/db.sock"          # remote: "ssl:192.0.2.10:6640"
+    openflow = { br-int = "unix:/run/openvswitch/br-int.mgmt",
+                 br-phys = "unix:/run/openvswitch/br-phys.mgmt" }
+    bridge_mappings = { physnet1 = "br-phys" }
+
+Which NICs an agent serves comes from this file; every one is announced in the
+heartbeat (``nic_hosts``), and the server hands the agent exactly those NICs'
+ports.  Secrets never go on the command line (visible to other users).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from metalnic.agent.nic import NicConfig
+from metalnic.agent.ovs import Endpoint
+from metalnic.agent.service import AgentConfig, NicSpec
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load(path: Path) -> AgentConfig:
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read agent config {path}: {exc}") from None
+    return parse(doc)
+
+
+def parse(doc: dict[str, Any]) -> AgentConfig:
+    known = {
+        "server",
+        "username",
+        "password_file",
+        "cacert",
+        "mode",
+        "datapath_type",
+        "private_key",
+        "certificate",
+        "host",
+        "nics",
+        "heartbeat_interval",
+        "resync_interval",
+        "state_dir",
+        "create_bridges",
+    }
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(f"unknown agent setting(s): {', '.join(unknown)}")
+    if not isinstance(doc.get("server"), str):
+        raise ConfigError("server (the metalnic URL) is required")
+    mode = doc.get("mode", "local")
+    if mode not in ("local", "remote"):
+        raise ConfigError("mode must be local or remote")
+    nics = doc.get("nics")
+    if not isinstance(nics, dict) or not nics:
+        raise ConfigError("at least one [nics.<host>] table is required")
+    if mode == "local" and len(nics) != 1:
+        raise ConfigError("a local-mode agent runs on its NIC and serves exactly one")
+    if mode == "remote" and not (doc.get("private_key") and doc.get("certificate")):
+        raise ConfigError(
+            "remote mode needs private_key and certificate (the agent's TLS identity)"
+        )
+    password = os.environ.get("METALNIC_AGENT_PASSWORD")
+    if doc.get("password_file"):
+        try:
+            password = Path(doc["password_file"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read password_file: {exc.strerror}") from None
+    specs = []
+    for host, raw in nics.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("ovsdb"), str):
+            raise ConfigError(f"nics.{host} needs ovsdb (unix:PATH or ssl:HOST:PORT)")
+        remote = mode == "remote"
+        if remote != raw["ovsdb"].startswith("ssl:"):
+            raise ConfigError(
+                f"nics.{host}: remote mode talks to NICs over ssl: only, local mode over unix:"
+            )
+        mappings = raw.get("bridge_mappings", {"physnet1": "br-phys"})
+        config = NicConfig(
+            host=host,
+            integration_bridge=raw.get("integration_bridge", "br-int"),
+            bridge_mappings=dict(mappings),
+            datapath_type=raw.get("datapath_type", doc.get("datapath_type", "system")),
+            create_bridges=bool(doc.get("create_bridges", True)),
+        )
+        openflow = dict(raw.get("openflow", {}))
+        for bridge in (config.integration_bridge, *mappings.values()):
+            if bridge not in openflow:
+                raise ConfigError(f"nics.{host}.openflow has no target for bridge {bridge}")
+        specs.append(NicSpec(config, Endpoint(raw["ovsdb"], openflow), remote))
+    return AgentConfig(
+        server=doc["server"],
+        nics=tuple(specs),
+        host=doc.get("host") or socket.gethostname(),
+        mode=mode,
+        username=doc.get("username"),
+        password=password,
+        cacert=doc.get("cacert"),
+        heartbeat_interval=float(doc.get("heartbeat_interval", 2.0)),
+        resync_interval=float(doc.get("resync_interval", 5.0)),
+        private_key=doc.get("private_key"),
+        certificate=doc.get("certificate"),
+        state_dir=doc.get("state_dir", "/var/lib/metalnic-agent"),
+    )

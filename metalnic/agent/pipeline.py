@@ -1,0 +1,346 @@
+"""The OpenFlow pipeline of a smart NIC, as data: desired state in, flow lines out.
+
+Pure functions, no OVS: ``nic.py`` applies what they return.  Every group of
+flows that changes together (the base pipeline, one network, one port) has a
+cookie of its own::
+
+    kind (8 bits) | key hash (24 bits) | content hash (32 bits)
+
+so that reconciling is comparing cookie sets: a group whose cookie (and flow
+count) is on the bridge is right and left alone — an agent restart touches
+nothing that is already correct — and a changed group is swapped in one
+OpenFlow bundle (``delete cookie=old/-1`` then ``add …``).
+
+br-int tables (``reg6`` carries the packet's local VLAN; each port's conntrack
+zone is its own, so a packet between two ports of one NIC is checked on the
+way out of the first *and* on the way into the second)::
+
+     0 classify  port B with its MAC → reg6, 10 (no port security: → 15);
+                 uplink patch, segment S → local VLAN: ARP/ND → NORMAL, IP → 20;
+                 unbound port → drop; anything else → drop
+    10 egress    IP → ct(zone=port) → 11; ARP/ND with the port's MAC → NORMAL
+    11 egress    est/rel → 15; new and allowed by an egress rule → commit → 15
+    15 local     destination is a port of this NIC on this network → ct_clear → 20;
+                 else NORMAL (the access tag and the patch carry it to the uplink)
+    20 ingress   IP for a port's MAC on reg6 → ct(zone=port) → 21
+    21 ingress   est/rel → output; new and allowed by an ingress rule → commit → output
+
+Each table ends in a drop (15 in NORMAL): deny by default.  The uplink bridge
+translates local VLAN ↔ segmentation id on the patch (vlan) or strips the tag
+(flat); table 250 holds a canary whose absence means ovs-vswitchd restarted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+CLASSIFY, EGRESS, EGRESS_RULES, LOCAL, INGRESS, INGRESS_RULES, CANARY = 0, 10, 11, 15, 20, 21, 250
+DEAD_VLAN = 4095
+
+KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_CANARY = 0x01, 0x02, 0x03, 0x04, 0xCA
+OUR_KINDS = frozenset({KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_CANARY})
+
+# Neighbour discovery (router/neighbour solicitation and advertisement) is IPv6's ARP.
+_ND_TYPES = (133, 134, 135, 136)
+
+
+def _hash(text: str, bits: int) -> int:
+    return zlib.crc32(text.encode()) & ((1 << bits) - 1)
+
+
+def kind_of(cookie: int) -> int:
+    return cookie >> 56
+
+
+@dataclass(frozen=True)
+class FlowGroup:
+    """Flows that change together, under one cookie."""
+
+    bridge: str
+    kind: int
+    key: str
+    flows: tuple[str, ...]
+
+    @property
+    def cookie(self) -> int:
+        content = _hash("\n".join(self.flows), 32)
+        return (self.kind << 56) | (_hash(self.key, 24) << 32) | content
+
+    def add_lines(self) -> list[str]:
+        return [f"add cookie={self.cookie:#x},{flow}" for flow in self.flows]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One security group rule, resolved: remote group → its members' MACs."""
+
+    direction: str  # ingress | egress
+    ethertype: str = "IPv4"  # IPv4 | IPv6
+    protocol: str | None = None  # tcp, udp, icmp, sctp, a number, or None for any
+    port_min: int | None = None
+    port_max: int | None = None
+    remote_ip_prefix: str | None = None
+    remote_macs: tuple[str, ...] | None = None  # None: any source/destination
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    network_id: str
+    local_vlan: int
+    network_type: str  # vlan | flat
+    segmentation_id: int | None
+    uplink: str  # the uplink bridge (its patch ports are int-<uplink> / phy-<uplink>)
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    port_id: str
+    mac: str
+    local_vlan: int
+    ofports: tuple[int, ...]  # one, or a bond's members
+    bond_mode: str | None = None
+    port_security: bool = True
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+
+def int_patch(uplink: str) -> str:
+    return f"int-{uplink}"[:15]
+
+
+def phy_patch(uplink: str) -> str:
+    return f"phy-{uplink}"[:15]
+
+
+# --- the fixed part --------------------------------------------------------------------
+
+
+def base_groups(integration: str, uplinks: Sequence[str]) -> list[FlowGroup]:
+    flows = [f"table={CLASSIFY},priority=150,dl_vlan={DEAD_VLAN},actions=drop"]
+    flows += [f"table={CLASSIFY},priority=40,in_port={int_patch(u)},actions=drop" for u in uplinks]
+    flows += [f"table={t},priority=0,actions=drop" for t in (CLASSIFY, EGRESS, EGRESS_RULES)]
+    flows += [f"table={t},priority=0,actions=drop" for t in (INGRESS, INGRESS_RULES)]
+    flows += [
+        f"table={t},priority=100,ct_state=+trk+inv,actions=drop"
+        for t in (EGRESS_RULES, INGRESS_RULES)
+    ]
+    flows.append(f"table={LOCAL},priority=0,actions=NORMAL")
+    groups = [FlowGroup(integration, KIND_BASE, integration, tuple(flows))]
+    for bridge in (integration, *uplinks):
+        canary = (f"table={CANARY},priority=0,actions=drop",)
+        groups.append(FlowGroup(bridge, KIND_CANARY, bridge, canary))
+    for uplink in uplinks:
+        phys = (
+            f"table={CLASSIFY},priority=2,in_port={phy_patch(uplink)},actions=drop",
+            f"table={CLASSIFY},priority=1,actions=NORMAL",
+        )
+        groups.append(FlowGroup(uplink, KIND_BASE, uplink, phys))
+    return groups
+
+
+def network_groups(integration: str, net: NetworkPlan) -> list[FlowGroup]:
+    local, patch = net.local_vlan, int_patch(net.uplink)
+    if net.network_type == "flat":
+        out_action, match_in = "strip_vlan", "vlan_tci=0x0000/0x1fff"
+    else:
+        out_action, match_in = (
+            f"mod_vlan_vid:{net.segmentation_id}",
+            f"dl_vlan={net.segmentation_id}",
+        )
+    into_local = f"table={CLASSIFY},priority=50,in_port={patch},{match_in}"
+    integration_flows = (
+        f"{into_local},arp,actions=mod_vlan_vid:{local},NORMAL",
+        *(
+            f"{into_local},icmp6,icmp_type={t},actions=mod_vlan_vid:{local},NORMAL"
+            for t in _ND_TYPES
+        ),
+        f"{into_local},ip,actions=strip_vlan,set_field:{local}->reg6,goto_table:{INGRESS}",
+        f"{into_local},ipv6,actions=strip_vlan,set_field:{local}->reg6,goto_table:{INGRESS}",
+    )
+    uplink_flows = (
+        f"table={CLASSIFY},priority=4,in_port={phy_patch(net.uplink)},dl_vlan={local},"
+        f"actions={out_action},NORMAL",
+    )
+    return [
+        FlowGroup(integration, KIND_NETWORK, net.network_id, integration_flows),
+        FlowGroup(net.uplink, KIND_NETWORK, net.network_id, uplink_flows),
+    ]
+
+
+# --- ports -----------------------------------------------------------------------------
+
+
+def unbound_group(integration: str, name: str, ofport: int) -> FlowGroup:
+    """A port of ours that is not bound: dropped whatever it sends (tag 4095 alone
+    does not isolate two unbound ports under NORMAL)."""
+    flow = f"table={CLASSIFY},priority=200,in_port={ofport},actions=drop"
+    return FlowGroup(integration, KIND_UNBOUND, name, (flow,))
+
+
+def _output(port: PortPlan) -> str:
+    if len(port.ofports) == 1:
+        return f"output:{port.ofports[0]}"
+    members = ",".join(str(p) for p in port.ofports)
+    if port.bond_mode in (None, "active-backup"):
+        return f"bundle(eth_src,0,active_backup,ofport,members:{members})"
+    return f"bundle(symmetric_l4,0,hrw,ofport,members:{members})"
+
+
+def port_group(integration: str, port: PortPlan) -> FlowGroup:
+    zone, mac, local = port.ofports[0], port.mac, port.local_vlan
+    to_port = f"reg6={local},dl_dst={mac}"
+    out = _output(port)
+    flows: list[str] = []
+    for ofport in port.ofports:
+        if port.port_security:
+            flows += [
+                f"table={CLASSIFY},priority=100,in_port={ofport},dl_src={mac},"
+                f"actions=set_field:{local}->reg6,goto_table:{EGRESS}",
+                f"table={CLASSIFY},priority=90,in_port={ofport},actions=drop",  # spoofed source
+                f"table={EGRESS},priority=100,ip,in_port={ofport},"
+                f"actions=ct(table={EGRESS_RULES},zone={zone})",
+                f"table={EGRESS},priority=100,ipv6,in_port={ofport},"
+                f"actions=ct(table={EGRESS_RULES},zone={zone})",
+                f"table={EGRESS},priority=110,arp,in_port={ofport},arp_sha={mac},actions=NORMAL",
+                *(
+                    f"table={EGRESS},priority=110,icmp6,in_port={ofport},icmp_type={t},"
+                    "actions=NORMAL"
+                    for t in _ND_TYPES
+                ),
+                f"table={EGRESS_RULES},priority=90,ct_state=+trk+est,in_port={ofport},"
+                f"actions=goto_table:{LOCAL}",
+                f"table={EGRESS_RULES},priority=90,ct_state=+trk+rel,in_port={ofport},"
+                f"actions=goto_table:{LOCAL}",
+            ]
+            for match in _rule_matches(port, "egress"):
+                flows.append(
+                    f"table={EGRESS_RULES},priority=70,ct_state=+trk+new,in_port={ofport},"
+                    f"{match},actions=ct(commit,zone={zone}),goto_table:{LOCAL}"
+                )
+        else:
+            flows.append(
+                f"table={CLASSIFY},priority=100,in_port={ofport},"
+                f"actions=set_field:{local}->reg6,goto_table:{LOCAL}"
+            )
+    flows.append(f"table={LOCAL},priority=90,{to_port},actions=ct_clear,goto_table:{INGRESS}")
+    if port.port_security:
+        for ip in ("ip", "ipv6"):
+            flows.append(
+                f"table={INGRESS},priority=90,{ip},{to_port},"
+                f"actions=ct(table={INGRESS_RULES},zone={zone})"
+            )
+        for state in ("est", "rel"):
+            flows.append(
+                f"table={INGRESS_RULES},priority=90,ct_state=+trk+{state},{to_port},actions={out}"
+            )
+        for match in _rule_matches(port, "ingress"):
+            flows.append(
+                f"table={INGRESS_RULES},priority=70,ct_state=+trk+new,{to_port},{match},"
+                f"actions=ct(commit,zone={zone}),{out}"
+            )
+    else:
+        flows.append(f"table={INGRESS},priority=90,{to_port},actions={out}")
+    return FlowGroup(integration, KIND_PORT, port.port_id, tuple(flows))
+
+
+# --- security group rules --------------------------------------------------------------
+
+_PROTOCOLS_V4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "sctp": "sctp"}
+_PROTOCOLS_V6 = {
+    "tcp": "tcp6",
+    "udp": "udp6",
+    "icmp": "icmp6",
+    "ipv6-icmp": "icmp6",
+    "icmpv6": "icmp6",
+    "sctp": "sctp6",
+}
+_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp", "132": "sctp"}
+
+
+def _rule_matches(port: PortPlan, direction: str) -> list[str]:
+    out: list[str] = []
+    for rule in port.rules:
+        if rule.direction == direction:
+            out += rule_matches(rule)
+    return sorted(set(out))
+
+
+def rule_matches(rule: Rule) -> list[str]:
+    """The OpenFlow matches one rule allows (several for port ranges and member MACs)."""
+    v6 = rule.ethertype == "IPv6"
+    proto = (rule.protocol or "").lower()
+    proto = _NUMBERS.get(proto, proto)
+    names = _PROTOCOLS_V6 if v6 else _PROTOCOLS_V4
+    if not proto:
+        base = ["ipv6" if v6 else "ip"]
+    elif proto in names:
+        base = [names[proto]]
+    elif proto.isdigit():
+        base = [f"{'ipv6' if v6 else 'ip'},nw_proto={int(proto)}"]
+    else:
+        return []  # a protocol this datapath cannot match: allows nothing
+    if names.get(proto, "") in ("tcp", "udp", "sctp", "tcp6", "udp6", "sctp6"):
+        if rule.port_min is not None:
+            high = rule.port_max if rule.port_max is not None else rule.port_min
+            base = [f"{b},tp_dst={m}" for b in base for m in port_masks(rule.port_min, high)]
+    elif names.get(proto, "") in ("icmp", "icmp6") and rule.port_min is not None:
+        base = [f"{b},icmp_type={rule.port_min}" for b in base]
+        if rule.port_max is not None:
+            base = [f"{b},icmp_code={rule.port_max}" for b in base]
+    if rule.remote_ip_prefix:
+        net = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
+        if net.version != (6 if v6 else 4):
+            return []
+        side = "src" if rule.direction == "ingress" else "dst"
+        key = f"ipv6_{side}" if v6 else f"nw_{side}"
+        if net.prefixlen:
+            base = [f"{b},{key}={net.with_prefixlen}" for b in base]
+    if rule.remote_macs is not None:
+        side = "dl_src" if rule.direction == "ingress" else "dl_dst"
+        base = [f"{b},{side}={mac}" for b in base for mac in rule.remote_macs]
+    return base
+
+
+def port_masks(low: int, high: int) -> list[str]:
+    """``low..high`` as value/mask pairs OpenFlow can match (at most ~30 for any range)."""
+    if not 0 <= low <= high <= 65535:
+        return []
+    out: list[str] = []
+    while low <= high:
+        size = low & -low if low else 1 << 16
+        while low + size - 1 > high:
+            size >>= 1
+        mask = 0xFFFF & ~(size - 1)
+        out.append(str(low) if size == 1 else f"{low:#x}/{mask:#x}")
+        low += size
+    return out
+
+
+def resolve_rules(
+    groups: Iterable[str], rules: dict[str, list[dict[str, object]]], members: dict[str, list[str]]
+) -> tuple[Rule, ...]:
+    """The server's rule dicts for a port's groups → ``Rule``s with remote groups resolved."""
+    out: list[Rule] = []
+    for gid in groups:
+        for raw in rules.get(gid, []):
+            remote = raw.get("remote_group_id")
+            out.append(
+                Rule(
+                    direction=str(raw.get("direction")),
+                    ethertype=str(raw.get("ethertype") or "IPv4"),
+                    protocol=str(raw["protocol"]) if raw.get("protocol") is not None else None,
+                    port_min=_int(raw.get("port_range_min")),
+                    port_max=_int(raw.get("port_range_max")),
+                    remote_ip_prefix=(
+                        str(raw["remote_ip_prefix"]) if raw.get("remote_ip_prefix") else None
+                    ),
+                    remote_macs=tuple(members.get(str(remote), [])) if remote else None,
+                )
+            )
+    return tuple(out)
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, int) else None

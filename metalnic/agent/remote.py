@@ -1,0 +1,125 @@
+"""Remote mode: programming a NIC over OVSDB-SSL and OpenFlow-SSL, after proving who it is.
+
+The identity to trust comes from the server, not from the agent's config: the
+bare-metal port of a remote NIC stores the certificate the NIC's OVSDB server
+presents (``ovsdb_cert``) and optionally the CA that issued it
+(``ovsdb_ca_cert``); both arrive in the binding's ``local_link_information``.
+Before any change the agent opens a TLS connection to the NIC's OVSDB with its
+own client certificate and requires that the NIC presents exactly the stored
+certificate, issued by the stored CA.  Otherwise the NIC is not touched and
+every port on it is reported ERROR with the reason.
+
+The OVS tools then run with that CA as their trust (``-C``), so the OpenFlow
+connections are verified too.  The SSH public key on the port is checked for
+form by the API but not used: this agent programs flows over OpenFlow-SSL, not
+over SSH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from metalnic.agent.nic import Nic, NicConfig, Pass
+from metalnic.agent.ovs import Ovs, Tls
+
+if TYPE_CHECKING:
+    from metalnic.agent.service import AgentConfig
+
+
+class IdentityError(Exception):
+    """The NIC is not the one its bare-metal port describes (or cannot be checked)."""
+
+
+class RemoteNic(Nic):
+    def __init__(self, ovs: Ovs, config: NicConfig, agent: AgentConfig) -> None:
+        super().__init__(ovs, config)
+        self.agent = agent
+        self.endpoint = ovs.endpoint
+        self.verified: str | None = None  # fingerprint of the identity last proven
+
+    def reconcile(self, desired: dict[str, Any]) -> Pass:
+        pinned, ca = stored_identity(desired)
+        if pinned is None:
+            if self.verified is None:
+                return Pass()  # nothing bound here yet and nothing known to trust: hands off
+        else:
+            self._prove(pinned, ca)
+        return super().reconcile(desired)
+
+    def _prove(self, pinned: str, ca: str | None) -> None:
+        if not (self.agent.private_key and self.agent.certificate):
+            raise IdentityError("remote mode needs the agent's private_key and certificate")
+        cert = x509.load_pem_x509_certificate(pinned.encode())
+        trust = ca or pinned
+        fingerprint = hashlib.sha256(trust.encode() + pinned.encode()).hexdigest()[:16]
+        directory = Path(self.agent.state_dir) / self.config.host
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ca_file = directory / f"trust-{fingerprint}.pem"
+        if not ca_file.exists():
+            tmp = ca_file.with_suffix(".tmp")
+            tmp.write_text(trust)
+            os.replace(tmp, ca_file)
+        presented = _presented_certificate(
+            self.endpoint.db, str(ca_file), self.agent.certificate, self.agent.private_key
+        )
+        if presented != cert.public_bytes(Encoding.DER):
+            raise IdentityError(
+                f"the OVSDB server at {self.endpoint.db} presents a certificate other than "
+                "the one stored on the bare-metal port (ovsdb_cert)"
+            )
+        tls = Tls(self.agent.private_key, self.agent.certificate, str(ca_file))
+        self.ovs = Ovs(replace(self.endpoint, tls=tls))
+        self.verified = fingerprint
+
+
+def stored_identity(desired: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The ``ovsdb_cert`` (and CA) the bare-metal ports of this NIC store; they must agree."""
+    found: set[tuple[str, str | None]] = set()
+    for port in desired.get("ports", []):
+        for link in port.get("local_link_information") or []:
+            if isinstance(link, dict) and link.get("ovsdb_cert"):
+                found.add((str(link["ovsdb_cert"]).strip(), link.get("ovsdb_ca_cert")))
+    if len(found) > 1:
+        raise IdentityError("the bare-metal ports of this NIC store different OVSDB certificates")
+    if not found:
+        return None, None
+    cert, ca = found.pop()
+    return cert + "\n", (str(ca).strip() + "\n") if ca else None
+
+
+def _presented_certificate(target: str, ca_file: str, cert: str, key: str) -> bytes:
+    """Handshake with ``ssl:HOST:PORT`` as the agent; the DER certificate the server showed."""
+    kind, _, rest = target.partition(":")
+    host, _, port = rest.rpartition(":")
+    if kind != "ssl" or not host or not port.isdigit():
+        raise IdentityError(f"remote NICs need an ssl:HOST:PORT OVSDB target, not {target!r}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # NICs are addressed by IP; the certificate is pinned instead
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_verify_locations(ca_file)
+        context.load_cert_chain(cert, key)
+        with (
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except ssl.SSLCertVerificationError as exc:
+        raise IdentityError(
+            f"the OVSDB server at {target} presents a certificate not issued by the CA "
+            f"stored on the bare-metal port ({exc.verify_message})"
+        ) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise IdentityError(f"cannot reach the OVSDB server at {target}: {exc}") from None
+    if not der:
+        raise IdentityError(f"the OVSDB server at {target} presented no certificate")
+    return der

@@ -1,0 +1,223 @@
+"""The agent process: heartbeats, one worker per NIC following its desired-state feed.
+
+A worker long-polls its NIC host's feed (woken by the server's commit), runs a
+reconcile pass, and reports port statuses with the revision it applied.  Even
+without changes it reconciles every ``resync_interval`` seconds (the long-poll
+timeout), which is how an OVS restart or a NIC reboot is noticed and repaired.
+When the server is unreachable the NIC keeps what is programmed and the worker
+retries with backoff, then resyncs in full; when the NIC's OVS is unreachable
+the reason is reported per port and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from metalnic.agent.nic import Nic, NicConfig, Pass
+from metalnic.agent.ovs import Endpoint, Ovs, OvsError
+from metalnic.agent.remote import IdentityError, RemoteNic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    config: NicConfig
+    endpoint: Endpoint
+    remote: bool = False
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    nics: tuple[NicSpec, ...]
+    host: str = field(default_factory=socket.gethostname)
+    mode: str = "local"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cacert: str | None = None
+    heartbeat_interval: float = 2.0
+    resync_interval: float = 5.0
+    # Remote mode: the agent's own TLS identity towards the NICs (files).
+    private_key: str | None = None
+    certificate: str | None = None
+    state_dir: str = "/var/lib/metalnic-agent"
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.passes: dict[str, Pass] = {}  # the last pass per NIC host (status, tests)
+        auth = (config.username, config.password or "") if config.username else None
+        self.http = httpx.Client(
+            base_url=config.server.rstrip("/") + "/network/v2.0",
+            auth=auth,
+            verify=config.cacert or True,
+            timeout=httpx.Timeout(10.0, read=config.resync_interval + 15),
+        )
+
+    # --- life -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._heartbeat()  # registered before the first desired-state read
+        beat = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
+        self._threads.append(beat)
+        for spec in self.config.nics:
+            worker = threading.Thread(
+                target=self._work, args=(spec,), name=f"nic-{spec.config.host}", daemon=True
+            )
+            self._threads.append(worker)
+        for thread in self._threads:
+            thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.config.resync_interval + 20)
+        self.http.close()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    # --- heartbeats -------------------------------------------------------------------
+
+    def _heartbeat(self) -> bool:
+        body = {
+            "host": self.config.host,
+            "binary": "metalnic-agent",
+            "configurations": {
+                "mode": self.config.mode,
+                "nic_hosts": [n.config.host for n in self.config.nics],
+                "smartnic": True,
+                "bridge_mappings": _mappings(self.config.nics),
+            },
+        }
+        try:
+            r = self.http.post("/metalnic/agents/heartbeat", json=body)
+        except httpx.HTTPError as exc:
+            log.warning("heartbeat failed: %s", type(exc).__name__)
+            return False
+        if r.status_code != 200:
+            log.error("heartbeat refused (%s): %s", r.status_code, _message(r))
+            return False
+        return True
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.config.heartbeat_interval):
+            self._heartbeat()
+
+    # --- one NIC ----------------------------------------------------------------------
+
+    def _work(self, spec: NicSpec) -> None:
+        host = spec.config.host
+        nic = self._nic(spec)
+        revision: int | None = None  # None: full resync next
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                params: dict[str, Any] = {}
+                if revision is not None:
+                    params = {"since": revision, "wait": int(max(1, self.config.resync_interval))}
+                r = self.http.get(f"/metalnic/hosts/{host}/desired", params=params)
+                if r.status_code != 200:
+                    raise ServerError(f"desired state of {host}: {r.status_code} {_message(r)}")
+                desired = r.json()
+            except (httpx.HTTPError, ServerError) as exc:
+                # Keep what is programmed; come back with a full resync.
+                log.warning("server unreachable for %s (%s); retrying", host, exc)
+                revision = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            done = self._pass(nic, spec, desired)
+            revision = desired["revision"] if done is not None else None
+            if done is None:
+                self._stop.wait(1.0)
+
+    def _nic(self, spec: NicSpec) -> Nic:
+        ovs = Ovs(spec.endpoint)
+        if spec.remote:
+            return RemoteNic(ovs, spec.config, self.config)
+        return Nic(ovs, spec.config)
+
+    def _pass(self, nic: Nic, spec: NicSpec, desired: dict[str, Any]) -> Pass | None:
+        """Reconcile and report; None when the NIC could not be programmed at all."""
+        host = spec.config.host
+        started = time.monotonic()
+        try:
+            done = nic.reconcile(desired)
+        except (OvsError, IdentityError) as exc:
+            log.error("NIC %s cannot be programmed: %s", host, exc)
+            reason = f"NIC {host}: {exc}"
+            self._report(
+                host,
+                {p["id"]: {"status": "ERROR", "reason": reason} for p in desired.get("ports", [])},
+                None,
+            )
+            return None
+        self.passes[host] = done
+        if done.restarted:
+            log.warning("NIC %s had lost its flows (OVS restarted?); reprogrammed", host)
+        if done.flows_added or done.groups_removed or done.ports_unplugged:
+            log.info(
+                "NIC %s revision %s: %d flows added, %d groups removed, %d ports unplugged "
+                "in %.1f ms",
+                host,
+                desired["revision"],
+                done.flows_added,
+                done.groups_removed,
+                len(done.ports_unplugged),
+                (time.monotonic() - started) * 1000,
+            )
+        current = {p["id"]: (p.get("status"), None) for p in desired.get("ports", [])}
+        changed = {
+            port_id: result.report()
+            for port_id, result in done.results.items()
+            if current.get(port_id, (None, None))[0] != result.status or result.reason
+        }
+        self._report(host, changed, desired["revision"])
+        return done
+
+    def _report(self, host: str, ports: dict[str, Any], revision: int | None) -> None:
+        body: dict[str, Any] = {"ports": ports}
+        if revision is not None:
+            body["applied_revision"] = revision
+        try:
+            r = self.http.post(f"/metalnic/hosts/{host}/report", json=body)
+            if r.status_code != 204:
+                log.error("report for %s refused (%s): %s", host, r.status_code, _message(r))
+        except httpx.HTTPError as exc:
+            log.warning("report for %s failed: %s", host, type(exc).__name__)
+
+
+class ServerError(Exception):
+    pass
+
+
+def _mappings(nics: tuple[NicSpec, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spec in nics:
+        out.update(spec.config.bridge_mappings)
+    return out
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+        return str(body.get("NeutronError", {}).get("message") or body)
+    except ValueError:
+        return r.text[:200]
