@@ -133,6 +133,53 @@ class Lab:
         netns.run(netns.in_ns(ns, "ethtool", "-K", spec.port_a, "tx", "off"))
         return spec
 
+    def expose_over_ssl(
+        self, name: str, ovsdb_port: int, private_key: Path, certificate: Path, ca_cert: Path
+    ) -> tuple[str, dict[str, str]]:
+        """Make NIC ``name`` remotely manageable: OVSDB on ``ssl:127.0.0.1:<port>`` and a
+        passive OpenFlow-SSL listener per bridge on a management link into its namespace.
+        The NIC presents ``certificate`` and accepts clients whose certificate ``ca_cert``
+        issued.  Returns (OVSDB target, bridge → OpenFlow target)."""
+        index = self.state.nics.index(name) + 1
+        nic = self.ovs(name)
+        nic.vsctl("set-ssl", str(private_key), str(certificate), str(ca_cert))
+        netns.run(
+            [
+                "ovs-appctl",
+                "-t",
+                f"{nic.dir}/ovsdb-server.ctl",
+                "ovsdb-server/add-remote",
+                f"pssl:{ovsdb_port}:127.0.0.1",
+            ]
+        )
+        root_ip, nic_ip = f"169.254.{index}.1", f"169.254.{index}.2"
+        outside, inside = f"{self.prefix}-{index}m", f"{self.prefix}-{index}mi"
+        netns.veth(outside, None, inside, self.ns(name))
+        netns.address(None, outside, f"{root_ip}/30")
+        netns.address(self.ns(name), inside, f"{nic_ip}/30")
+        targets: dict[str, str] = {}
+        for offset, bridge in enumerate(("br-int", "br-phys")):
+            port = 6653 + offset
+            # Passive listener, out of band: adding it leaves the bridge's flows alone
+            # (an *active* controller would flush them).
+            nic.vsctl(
+                "set-controller",
+                bridge,
+                f"pssl:{port}:{nic_ip}",
+                "--",
+                "set",
+                "Controller",
+                bridge,
+                "connection_mode=out-of-band",
+                "--",
+                "set",
+                "Bridge",
+                bridge,
+                "other_config:disable-in-band=true",
+            )
+            targets[bridge] = f"ssl:{nic_ip}:{port}"
+        return f"ssl:127.0.0.1:{ovsdb_port}", targets
+
     # --- tearing down -----------------------------------------------------------------
 
     def down(self) -> None:
@@ -147,4 +194,8 @@ def down(prefix: str, directory: Path) -> None:
                 OvsInstance(child.name, f"{prefix}-{child.name}", child).stop()
     for ns in netns.list_ns(f"{prefix}-"):
         netns.delete(ns)
+    for link in netns.run(["ip", "-o", "link", "show"], check=False).splitlines():
+        name = link.split(":")[1].strip().split("@")[0] if ":" in link else ""
+        if name.startswith(f"{prefix}-"):  # root ends of management links
+            netns.run(["ip", "link", "del", name], check=False)
     shutil.rmtree(directory, ignore_errors=True)
