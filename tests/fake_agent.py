@@ -2,7 +2,8 @@
 
 It heartbeats, long-polls the desired state of its NIC host, and reports every
 desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
-— without any OVS.  ``--error REASON`` reports ports in ERROR instead;
+— without any OVS — and answers boot-gate verifications from memory.
+``--error REASON`` reports ports in ERROR instead;
 ``--silent`` never reports (an agent that is alive but stuck).  It appends
 ``seen <port> <monotonic time>`` lines to ``--log`` when it first sees a port.
 
@@ -60,9 +61,15 @@ def main() -> None:
             p["id"]: ({"status": "ERROR", "reason": a.error} if a.error else {"status": "ACTIVE"})
             for p in state["ports"]
         }
+        # Boot-gate questions: a fake has no OVS to read back, it answers from what it saw.
+        desired = {p["id"] for p in state["ports"]}
+        verified = {
+            v["id"]: {p: {"plugged": p in desired and not a.error} for p in v["ports"]}
+            for v in state.get("verify", [])
+        }
         client.post(
             f"/metalnic/hosts/{a.host}/report",
-            json={"ports": reports, "applied_revision": revision},
+            json={"ports": reports, "applied_revision": revision, "verified": verified},
         )
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from metalnic.agent import pipeline
@@ -66,6 +67,8 @@ class Nic:
         self.ovs = ovs
         self.config = config
         self._ensured = False
+        self.expected: dict[str, Expected] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"ovs-{config.host}")
 
     # --- the pass ---------------------------------------------------------------------
 
@@ -75,56 +78,123 @@ class Nic:
         uplinks = sorted(set(self.config.bridge_mappings.values()))
         if not self._ensured:
             self._ensure_bridges(uplinks)
-        actual = {name: self._cookies(name) for name in (br, *uplinks)}
-        restarted = any(
+        # Read the NIC: flows of every bridge and the ports, at once (each read is a tool run).
+        reads = {name: self._pool.submit(self._cookies, name) for name in (br, *uplinks)}
+        state = self._pool.submit(self.ovs.state, br)
+        actual = {name: future.result() for name, future in reads.items()}
+        found = state.result()[1]
+        done.restarted = any(
             not any(pipeline.kind_of(c) == pipeline.KIND_CANARY for c in cookies)
             for cookies in actual.values()
         )
-        done.restarted = restarted
-        if restarted:
-            self._ensure_bridges(uplinks)
+        if done.restarted:
             # Deny by default before anything else: the base pipeline alone, now.
+            self._ensure_bridges(uplinks)
             self._apply(pipeline.base_groups(br, uplinks), actual, done, remove=False)
-        interfaces = {i.name: i for i in self.ovs.interfaces(br)}
+            found = self.ovs.state(br)[1]
+        interfaces = {i.name: i for i in found}
         ports = [p for p in desired.get("ports", []) if p.get("admin_state_up", True)]
         vlans = self._local_vlans(interfaces, ports)
-        rules, members = desired.get("security_groups", {}), desired.get("members", {})
 
-        groups = pipeline.base_groups(br, uplinks)
-        wanted_names: dict[str, str] = {}  # NIC port name → network port id
-        networks: dict[str, pipeline.NetworkPlan] = {}
+        # 1. OVSDB: every port B that is not plugged as wanted, in one transaction.
+        nets: dict[str, pipeline.NetworkPlan] = {}
+        todo: list[dict[str, Any]] = []
         for port in ports:
             try:
-                plan, net = self._plug(port, interfaces, vlans)
-            except (PlugError, OvsError) as exc:
+                net = self._network(port, vlans)
+                if not _members(port):
+                    raise PlugError("the binding names no NIC port (local_link_information)")
+            except PlugError as exc:
                 done.results[port["id"]] = PortResult("ERROR", str(exc))
                 continue
-            networks[net.network_id] = net
-            for name in _members(port):
-                wanted_names[name] = port["id"]
+            nets[port["id"]] = net
+            todo.append(port)
+        changes = [
+            cmd
+            for port in todo
+            for name in _members(port)
+            for cmd in [self._plug_command(port, name, nets[port["id"]], interfaces.get(name))]
+            if cmd
+        ]
+        if changes:
+            self._vsctl_each(changes, done)
+            interfaces = {i.name: i for i in self.ovs.state(br)[1]}
+
+        # 2. Flows: base, networks, remote-group members, each plugged port, parked ports.
+        rules = desired.get("security_groups", {})
+        referenced = {
+            str(r["remote_group_id"])
+            for port in todo
+            for gid in port.get("security_groups", [])
+            for r in rules.get(gid, [])
+            if r.get("remote_group_id")
+        }
+        bits, by_mac = pipeline.membership(referenced, desired.get("members", {}))
+        groups = pipeline.base_groups(br, uplinks)
+        groups += [pipeline.member_group(br, mac, value) for mac, value in sorted(by_mac.items())]
+        wanted_names: set[str] = set()
+        expected: dict[str, Expected] = {}
+        used_networks: dict[str, pipeline.NetworkPlan] = {}
+        for port in todo:
+            if port["id"] in done.results:
+                continue  # its OVSDB change failed
+            try:
+                plan = self._plan(port, nets[port["id"]], interfaces, bits)
+            except PlugError as exc:
+                done.results[port["id"]] = PortResult("ERROR", str(exc))
+                for name in _members(port):  # nothing half-plugged stays behind
+                    if interfaces.get(name) is not None and interfaces[name].ofport <= 0:
+                        self.ovs.vsctl("--if-exists", "del-port", br, name)
+                        del interfaces[name]
+                continue
+            rule_set = pipeline.resolve_rules(port.get("security_groups", []), rules)
+            group = pipeline.port_group(br, replace(plan, rules=rule_set))
+            groups.append(group)
+            expected[port["id"]] = Expected(tuple(_members(port)), plan.local_vlan, plan.mac, group)
+            used_networks[plan.port_id] = nets[port["id"]]
+            wanted_names.update(_members(port))
             done.ports_plugged.append(port["id"])
-            rule_set = pipeline.resolve_rules(port.get("security_groups", []), rules, members)
-            groups.append(pipeline.port_group(br, _with_rules(plan, rule_set)))
-        for net in networks.values():
+        for net in {n.network_id: n for n in used_networks.values()}.values():
             groups += pipeline.network_groups(br, net)
         # Ours but no longer wanted: dead VLAN, dropped.
-        interfaces = {i.name: i for i in self.ovs.interfaces(br)}
         unplug = [
             i
             for i in interfaces.values()
             if i.external_ids.get(OWNER) and i.name not in wanted_names
         ]
-        for iface in unplug:
-            if iface.ofport > 0:
-                groups.append(pipeline.unbound_group(br, iface.name, iface.ofport))
+        groups += [pipeline.unbound_group(br, i.name, i.ofport) for i in unplug if i.ofport > 0]
         self._apply(groups, actual, done, remove=True)
+
+        # 3. OVSDB again: park what was unplugged (its drop flow is already in).
         for iface in unplug:
             if iface.tag != pipeline.DEAD_VLAN or iface.external_ids.get("iface-id"):
                 self._park(iface.name)
                 done.ports_unplugged.append(iface.name)
         for port_id in done.ports_plugged:
             done.results[port_id] = PortResult("ACTIVE")
+        self.expected = expected
         return done
+
+    def verify(self, port_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The boot gate's question, answered from OVS read now — not from this object's
+        memory of what it did: each port B on br-int in its network's VLAN with the
+        port's external_ids, and every flow of the port on the bridge."""
+        br = self.config.integration_bridge
+        interfaces = {i.name: i for i in self.ovs.state(br)[1]}
+        cookies = self._cookies(br)
+        out: dict[str, dict[str, Any]] = {}
+        for port_id in port_ids:
+            want = self.expected.get(port_id)
+            out[port_id] = {
+                "plugged": want is not None
+                and not (why := want.missing(port_id, interfaces, cookies)),
+                "reason": None,
+            }
+            if want is None:
+                out[port_id]["reason"] = f"port {port_id} is not bound on {self.config.host}"
+            elif why:
+                out[port_id]["reason"] = why
+        return out
 
     # --- bridges ----------------------------------------------------------------------
 
@@ -203,66 +273,87 @@ class Nic:
             used.add(free)
         return vlans
 
-    def _plug(
-        self, port: dict[str, Any], interfaces: dict[str, Interface], vlans: dict[str, int]
-    ) -> tuple[pipeline.PortPlan, pipeline.NetworkPlan]:
-        net = self._network(port, vlans)
-        names = _members(port)
-        if not names:
-            raise PlugError("the binding names no NIC port (local_link_information.port_id)")
-        br = self.config.integration_bridge
+    def _plug_command(
+        self,
+        port: dict[str, Any],
+        name: str,
+        net: pipeline.NetworkPlan,
+        iface: Interface | None,
+    ) -> list[str]:
+        """The ovs-vsctl commands that plug NIC port ``name`` for ``port`` (none if it is)."""
+        ids = {
+            "iface-id": port["id"],
+            "iface-status": "active",
+            "attached-mac": port["mac_address"],
+            OWNER: "agent",
+        }
+        if port.get("device_id"):
+            ids["node-uuid"] = port["device_id"]
+        right = (
+            iface is not None
+            and iface.tag == net.local_vlan
+            and iface.ofport > 0
+            and all(iface.external_ids.get(k) == v for k, v in ids.items())
+            and iface.port_other_config.get(NET_KEY) == net.network_id
+        )
+        if right:
+            return []
+        return [
+            "--may-exist",
+            "add-port",
+            self.config.integration_bridge,
+            name,
+            "--",
+            "set",
+            "Port",
+            name,
+            f"tag={net.local_vlan}",
+            f"other_config:{NET_KEY}={net.network_id}",
+            "--",
+            "set",
+            "Interface",
+            name,
+            *[f"external_ids:{k}={v}" for k, v in ids.items()],
+        ]
+
+    def _vsctl_each(self, changes: list[list[str]], done: Pass) -> None:
+        """All changes in one transaction; if it fails, one by one to find the bad one
+        (a port B that cannot be added is then reported by ``_plan``)."""
+        try:
+            joined: list[str] = []
+            for cmd in changes:
+                joined += ["--", *cmd]
+            self.ovs.vsctl(*joined[1:])
+        except OvsError:
+            for cmd in changes:
+                try:
+                    self.ovs.vsctl(*cmd)
+                except OvsError as exc:
+                    log.warning("plugging %s failed: %s", cmd[3], exc)
+
+    def _plan(
+        self,
+        port: dict[str, Any],
+        net: pipeline.NetworkPlan,
+        interfaces: dict[str, Interface],
+        bits: dict[str, int],
+    ) -> pipeline.PortPlan:
         ofports: list[int] = []
-        for name in names:
+        for name in _members(port):
             iface = interfaces.get(name)
-            ids = {
-                "iface-id": port["id"],
-                "iface-status": "active",
-                "attached-mac": port["mac_address"],
-                OWNER: "agent",
-            }
-            if port.get("device_id"):
-                ids["node-uuid"] = port["device_id"]
-            right = (
-                iface is not None
-                and iface.tag == net.local_vlan
-                and iface.ofport > 0
-                and all(iface.external_ids.get(k) == v for k, v in ids.items())
-                and iface.port_other_config.get(NET_KEY) == net.network_id
-            )
-            if not right:
-                cmd = [
-                    "--may-exist",
-                    "add-port",
-                    br,
-                    name,
-                    "--",
-                    "set",
-                    "Port",
-                    name,
-                    f"tag={net.local_vlan}",
-                    f"other_config:{NET_KEY}={net.network_id}",
-                    "--",
-                    "set",
-                    "Interface",
-                    name,
-                    *[f"external_ids:{k}={v}" for k, v in ids.items()],
-                ]
-                self.ovs.vsctl(*cmd)
-                iface = next((i for i in self.ovs.interfaces(br) if i.name == name), None)
-            if iface is None or iface.ofport <= 0:
+            if iface is None or iface.ofport <= 0 or iface.tag != net.local_vlan:
                 why = iface.error if iface is not None and iface.error else "no such device"
-                self._park(name, remove_if_broken=True)
                 raise PlugError(f"NIC port {name} is missing on {self.config.host} ({why})")
             ofports.append(iface.ofport)
-        plan = pipeline.PortPlan(
+        return pipeline.PortPlan(
             port_id=port["id"],
             mac=port["mac_address"],
             local_vlan=net.local_vlan,
             ofports=tuple(ofports),
             bond_mode=(port.get("local_group_information") or {}).get("bond_mode"),
             port_security=bool(port.get("port_security_enabled", True)),
+            group_bits=bits,
         )
-        return plan, net
 
     def _network(self, port: dict[str, Any], vlans: dict[str, int]) -> pipeline.NetworkPlan:
         kind = port.get("network_type")
@@ -283,12 +374,8 @@ class Nic:
             uplink=uplink,
         )
 
-    def _park(self, name: str, remove_if_broken: bool = False) -> None:
+    def _park(self, name: str) -> None:
         """Back to the dead VLAN, no longer bound (still ours, still dropped)."""
-        br = self.config.integration_bridge
-        if remove_if_broken:
-            self.ovs.vsctl("--if-exists", "del-port", br, name)
-            return
         self.ovs.vsctl(
             "set",
             "Port",
@@ -345,6 +432,7 @@ class Nic:
         by_bridge: dict[str, list[pipeline.FlowGroup]] = {}
         for group in groups:
             by_bridge.setdefault(group.bridge, []).append(group)
+        bundles: dict[str, list[str]] = {}
         for bridge, cookies in actual.items():
             wanted = {g.cookie: g for g in by_bridge.get(bridge, [])}
             lines: list[str] = []
@@ -358,9 +446,46 @@ class Nic:
                 if cookies.get(cookie) != len(group.flows):
                     lines += group.add_lines()
                     done.flows_added += len(group.flows)
-            self.ovs.bundle(bridge, lines)
-            if lines:
-                actual[bridge] = self._cookies(bridge)
+            bundles[bridge] = lines
+            if lines:  # what the bridge will hold, without reading it back
+                for cookie in list(cookies):
+                    if pipeline.kind_of(cookie) in pipeline.OUR_KINDS and (
+                        remove or cookie in wanted
+                    ):
+                        del cookies[cookie]
+                for cookie, group in wanted.items():
+                    cookies[cookie] = len(group.flows)
+        # Each bridge's bundle is atomic; bridges are independent: apply them at once.
+        for future in [
+            self._pool.submit(self.ovs.bundle, bridge, lines) for bridge, lines in bundles.items()
+        ]:
+            future.result()
+
+
+@dataclass(frozen=True)
+class Expected:
+    """How a plugged port must look in OVS (for the boot gate's read-back)."""
+
+    names: tuple[str, ...]
+    local_vlan: int
+    mac: str
+    flows: pipeline.FlowGroup
+
+    def missing(
+        self, port_id: str, interfaces: dict[str, Interface], cookies: Counter[int]
+    ) -> str | None:
+        for name in self.names:
+            iface = interfaces.get(name)
+            if iface is None or iface.ofport <= 0:
+                return f"NIC port {name} is not on the integration bridge"
+            if iface.tag != self.local_vlan:
+                return f"NIC port {name} is in VLAN {iface.tag}, not {self.local_vlan}"
+            ids = iface.external_ids
+            if ids.get("iface-id") != port_id or ids.get("attached-mac") != self.mac:
+                return f"NIC port {name} does not carry this port's iface-id and MAC"
+        if cookies.get(self.flows.cookie) != len(self.flows.flows):
+            return "the port's flows are not (all) on the integration bridge"
+        return None
 
 
 class PlugError(Exception):
@@ -372,15 +497,3 @@ def _members(port: dict[str, Any]) -> list[str]:
     return [
         str(link["port_id"]) for link in links if isinstance(link, dict) and link.get("port_id")
     ]
-
-
-def _with_rules(plan: pipeline.PortPlan, rules: tuple[pipeline.Rule, ...]) -> pipeline.PortPlan:
-    return pipeline.PortPlan(
-        port_id=plan.port_id,
-        mac=plan.mac,
-        local_vlan=plan.local_vlan,
-        ofports=plan.ofports,
-        bond_mode=plan.bond_mode,
-        port_security=plan.port_security,
-        rules=rules,
-    )

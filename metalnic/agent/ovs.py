@@ -109,41 +109,66 @@ class Ovs:
 
     def bridges(self) -> dict[str, dict[str, str]]:
         """Bridge name → external_ids."""
-        rows = self._list("Bridge", ["name", "external_ids"])
+        rows = self._lists(("Bridge", "name,external_ids"))[0]
         return {r["name"]: r["external_ids"] for r in rows}
 
-    def interfaces(self, bridge: str) -> list[Interface]:
-        """The interfaces of ``bridge``'s ports, with their ports' tags."""
-        ports = {
-            r["name"]: r
-            for r in self._list("Port", ["name", "tag", "other_config", "interfaces", "_uuid"])
+    def state(self, bridge: str) -> tuple[set[str], list[Interface]]:
+        """The bridges, and the interfaces on ``bridge``'s ports with their tags: one read."""
+        bridges, ports, interfaces = self._lists(
+            ("Bridge", "name,ports"),
+            ("Port", "_uuid,name,tag,other_config,interfaces"),
+            ("Interface", "_uuid,name,ofport,external_ids,error"),
+        )
+        names = {r["name"] for r in bridges}
+        mine = next((r for r in bridges if r["name"] == bridge), None)
+        port_ids = set(_as_list(mine["ports"])) if mine else set()
+        by_iface = {
+            iface: port
+            for port in ports
+            if port["_uuid"] in port_ids
+            for iface in _as_list(port["interfaces"])
         }
-        names = set(self.vsctl("list-ports", bridge).split())
         out: list[Interface] = []
-        for row in self._list("Interface", ["name", "ofport", "external_ids", "error"]):
-            if row["name"] not in names:
+        for row in interfaces:
+            port = by_iface.get(row["_uuid"])
+            if port is None:
                 continue
-            port = ports.get(row["name"], {})
             tag = port.get("tag")
             out.append(
                 Interface(
                     name=row["name"],
                     ofport=row["ofport"] if isinstance(row["ofport"], int) else -1,
-                    external_ids=row["external_ids"],
+                    external_ids=row["external_ids"] or {},
                     error=row["error"] or None,
                     tag=tag if isinstance(tag, int) else None,
-                    port_other_config=port.get("other_config", {}),
+                    port_other_config=port.get("other_config") or {},
                 )
             )
-        return out
+        return names, out
 
-    def _list(self, table: str, columns: Sequence[str]) -> list[dict[str, Any]]:
-        raw = self.vsctl("--format=json", f"--columns={','.join(columns)}", "list", table)
-        doc = json.loads(raw)
-        return [
-            {name: _datum(value) for name, value in zip(doc["headings"], row, strict=True)}
-            for row in doc["data"]
-        ]
+    def interfaces(self, bridge: str) -> list[Interface]:
+        return self.state(bridge)[1]
+
+    def _lists(self, *tables: tuple[str, str]) -> list[list[dict[str, Any]]]:
+        """Several ``list`` commands in one ovs-vsctl run (one JSON document each)."""
+        args: list[str] = ["--format=json"]
+        for table, columns in tables:
+            args += ["--", f"--columns={columns}", "list", table]
+        raw = self.vsctl(*args)
+        decoder = json.JSONDecoder()
+        docs: list[list[dict[str, Any]]] = []
+        pos = 0
+        while len(docs) < len(tables):
+            while raw[pos].isspace():
+                pos += 1
+            doc, pos = decoder.raw_decode(raw, pos)
+            docs.append(
+                [
+                    {name: _datum(value) for name, value in zip(doc["headings"], row, strict=True)}
+                    for row in doc["data"]
+                ]
+            )
+        return docs
 
     # --- OpenFlow ---------------------------------------------------------------------
 
@@ -157,6 +182,12 @@ class Ovs:
     def dump_flows(self, bridge: str) -> list[str]:
         out = self.ofctl("dump-flows", bridge, "--no-stats")
         return [line.strip() for line in out.splitlines() if "cookie=" in line]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _datum(value: Any) -> Any:

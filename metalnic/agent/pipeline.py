@@ -15,15 +15,21 @@ br-int tables (``reg6`` carries the packet's local VLAN; each port's conntrack
 zone is its own, so a packet between two ports of one NIC is checked on the
 way out of the first *and* on the way into the second)::
 
-     0 classify  port B with its MAC → reg6, 10 (no port security: → 15);
-                 uplink patch, segment S → local VLAN: ARP/ND → NORMAL, IP → 20;
+     0 classify  port B with its MAC → reg6, 9 (no port security: → 15);
+                 uplink patch, segment S → local VLAN: ARP/ND → NORMAL, IP → 19;
                  unbound port → drop; anything else → drop
+     9 members   destination MAC → reg4 = bits of the remote groups it belongs to → 10
     10 egress    IP → ct(zone=port) → 11; ARP/ND with the port's MAC → NORMAL
     11 egress    est/rel → 15; new and allowed by an egress rule → commit → 15
-    15 local     destination is a port of this NIC on this network → ct_clear → 20;
+    15 local     destination is a port of this NIC on this network → ct_clear → 19;
                  else NORMAL (the access tag and the patch carry it to the uplink)
+    19 members   source MAC → reg5 = bits of the remote groups it belongs to → 20
     20 ingress   IP for a port's MAC on reg6 → ct(zone=port) → 21
     21 ingress   est/rel → output; new and allowed by an ingress rule → commit → output
+
+A remote-group rule matches a bit of reg5 (ingress) or reg4 (egress): a port
+joining a group changes one small flow group keyed by its MAC, not the rules
+of every port that names the group.
 
 Each table ends in a drop (15 in NORMAL): deny by default.  The uplink bridge
 translates local VLAN ↔ segmentation id on the patch (vlan) or strips the tag
@@ -38,10 +44,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 CLASSIFY, EGRESS, EGRESS_RULES, LOCAL, INGRESS, INGRESS_RULES, CANARY = 0, 10, 11, 15, 20, 21, 250
+DST_MEMBERS, SRC_MEMBERS = 9, 19
+MAX_REMOTE_GROUPS = 32  # one bit each in a 32-bit register
 DEAD_VLAN = 4095
 
-KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_CANARY = 0x01, 0x02, 0x03, 0x04, 0xCA
-OUR_KINDS = frozenset({KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_CANARY})
+KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_MEMBER = 0x01, 0x02, 0x03, 0x04, 0x05
+KIND_CANARY = 0xCA
+OUR_KINDS = frozenset({KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_MEMBER, KIND_CANARY})
 
 # Neighbour discovery (router/neighbour solicitation and advertisement) is IPv6's ARP.
 _ND_TYPES = (133, 134, 135, 136)
@@ -83,7 +92,7 @@ class Rule:
     port_min: int | None = None
     port_max: int | None = None
     remote_ip_prefix: str | None = None
-    remote_macs: tuple[str, ...] | None = None  # None: any source/destination
+    remote_group: str | None = None  # None: any source/destination
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ class PortPlan:
     bond_mode: str | None = None
     port_security: bool = True
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    group_bits: dict[str, int] = field(default_factory=dict)  # remote group → its bit
 
 
 def int_patch(uplink: str) -> str:
@@ -127,6 +137,8 @@ def base_groups(integration: str, uplinks: Sequence[str]) -> list[FlowGroup]:
         for t in (EGRESS_RULES, INGRESS_RULES)
     ]
     flows.append(f"table={LOCAL},priority=0,actions=NORMAL")
+    flows.append(f"table={DST_MEMBERS},priority=0,actions=goto_table:{EGRESS}")
+    flows.append(f"table={SRC_MEMBERS},priority=0,actions=goto_table:{INGRESS}")
     groups = [FlowGroup(integration, KIND_BASE, integration, tuple(flows))]
     for bridge in (integration, *uplinks):
         canary = (f"table={CANARY},priority=0,actions=drop",)
@@ -156,8 +168,8 @@ def network_groups(integration: str, net: NetworkPlan) -> list[FlowGroup]:
             f"{into_local},icmp6,icmp_type={t},actions=mod_vlan_vid:{local},NORMAL"
             for t in _ND_TYPES
         ),
-        f"{into_local},ip,actions=strip_vlan,set_field:{local}->reg6,goto_table:{INGRESS}",
-        f"{into_local},ipv6,actions=strip_vlan,set_field:{local}->reg6,goto_table:{INGRESS}",
+        f"{into_local},ip,actions=strip_vlan,set_field:{local}->reg6,goto_table:{SRC_MEMBERS}",
+        f"{into_local},ipv6,actions=strip_vlan,set_field:{local}->reg6,goto_table:{SRC_MEMBERS}",
     )
     uplink_flows = (
         f"table={CLASSIFY},priority=4,in_port={phy_patch(net.uplink)},dl_vlan={local},"
@@ -197,7 +209,7 @@ def port_group(integration: str, port: PortPlan) -> FlowGroup:
         if port.port_security:
             flows += [
                 f"table={CLASSIFY},priority=100,in_port={ofport},dl_src={mac},"
-                f"actions=set_field:{local}->reg6,goto_table:{EGRESS}",
+                f"actions=set_field:{local}->reg6,goto_table:{DST_MEMBERS}",
                 f"table={CLASSIFY},priority=90,in_port={ofport},actions=drop",  # spoofed source
                 f"table={EGRESS},priority=100,ip,in_port={ofport},"
                 f"actions=ct(table={EGRESS_RULES},zone={zone})",
@@ -224,7 +236,7 @@ def port_group(integration: str, port: PortPlan) -> FlowGroup:
                 f"table={CLASSIFY},priority=100,in_port={ofport},"
                 f"actions=set_field:{local}->reg6,goto_table:{LOCAL}"
             )
-    flows.append(f"table={LOCAL},priority=90,{to_port},actions=ct_clear,goto_table:{INGRESS}")
+    flows.append(f"table={LOCAL},priority=90,{to_port},actions=ct_clear,goto_table:{SRC_MEMBERS}")
     if port.port_security:
         for ip in ("ip", "ipv6"):
             flows.append(
@@ -263,11 +275,35 @@ def _rule_matches(port: PortPlan, direction: str) -> list[str]:
     out: list[str] = []
     for rule in port.rules:
         if rule.direction == direction:
-            out += rule_matches(rule)
+            out += rule_matches(rule, port.group_bits)
     return sorted(set(out))
 
 
-def rule_matches(rule: Rule) -> list[str]:
+def member_group(integration: str, mac: str, bits: int) -> FlowGroup:
+    """Which referenced remote groups ``mac`` belongs to, as register bits."""
+    flows = (
+        f"table={SRC_MEMBERS},priority=50,dl_src={mac},"
+        f"actions=load:{bits:#x}->NXM_NX_REG5[],goto_table:{INGRESS}",
+        f"table={DST_MEMBERS},priority=50,dl_dst={mac},"
+        f"actions=load:{bits:#x}->NXM_NX_REG4[],goto_table:{EGRESS}",
+    )
+    return FlowGroup(integration, KIND_MEMBER, mac, flows)
+
+
+def membership(
+    referenced: Iterable[str], members: dict[str, list[str]]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(remote group → bit, MAC → bits) for the remote groups this NIC's rules name."""
+    ordered = sorted(set(referenced))[:MAX_REMOTE_GROUPS]
+    bits = {gid: 1 << i for i, gid in enumerate(ordered)}
+    by_mac: dict[str, int] = {}
+    for gid, bit in bits.items():
+        for mac in members.get(gid, []):
+            by_mac[mac] = by_mac.get(mac, 0) | bit
+    return bits, by_mac
+
+
+def rule_matches(rule: Rule, group_bits: dict[str, int] | None = None) -> list[str]:
     """The OpenFlow matches one rule allows (several for port ranges and member MACs)."""
     v6 = rule.ethertype == "IPv6"
     proto = (rule.protocol or "").lower()
@@ -297,9 +333,12 @@ def rule_matches(rule: Rule) -> list[str]:
         key = f"ipv6_{side}" if v6 else f"nw_{side}"
         if net.prefixlen:
             base = [f"{b},{key}={net.with_prefixlen}" for b in base]
-    if rule.remote_macs is not None:
-        side = "dl_src" if rule.direction == "ingress" else "dl_dst"
-        base = [f"{b},{side}={mac}" for b in base for mac in rule.remote_macs]
+    if rule.remote_group is not None:
+        bit = (group_bits or {}).get(rule.remote_group)
+        if bit is None:
+            return []  # more remote groups than register bits: this rule allows nothing
+        reg = "reg5" if rule.direction == "ingress" else "reg4"
+        base = [f"{b},{reg}={bit:#x}/{bit:#x}" for b in base]
     return base
 
 
@@ -319,9 +358,9 @@ def port_masks(low: int, high: int) -> list[str]:
 
 
 def resolve_rules(
-    groups: Iterable[str], rules: dict[str, list[dict[str, object]]], members: dict[str, list[str]]
+    groups: Iterable[str], rules: dict[str, list[dict[str, object]]]
 ) -> tuple[Rule, ...]:
-    """The server's rule dicts for a port's groups → ``Rule``s with remote groups resolved."""
+    """The server's rule dicts for a port's groups → ``Rule``s."""
     out: list[Rule] = []
     for gid in groups:
         for raw in rules.get(gid, []):
@@ -336,7 +375,7 @@ def resolve_rules(
                     remote_ip_prefix=(
                         str(raw["remote_ip_prefix"]) if raw.get("remote_ip_prefix") else None
                     ),
-                    remote_macs=tuple(members.get(str(remote), [])) if remote else None,
+                    remote_group=str(remote) if remote else None,
                 )
             )
     return tuple(out)

@@ -4,9 +4,11 @@ The identity to trust comes from the server, not from the agent's config: the
 bare-metal port of a remote NIC stores the certificate the NIC's OVSDB server
 presents (``ovsdb_cert``) and optionally the CA that issued it
 (``ovsdb_ca_cert``); both arrive in the binding's ``local_link_information``.
-Before any change the agent opens a TLS connection to the NIC's OVSDB with its
+Before changing a NIC the agent opens a TLS connection to its OVSDB with its
 own client certificate and requires that the NIC presents exactly the stored
-certificate, issued by the stored CA.  Otherwise the NIC is not touched and
+certificate, issued by the stored CA (again whenever the stored certificate
+changes, after an OVS failure, and every ``REPROVE_AFTER`` seconds; every
+tool run in between verifies the NIC against the same CA).  Otherwise the NIC is not touched and
 every port on it is reported ERROR with the reason.
 
 The OVS tools then run with that CA as their trust (``-C``), so the OpenFlow
@@ -21,6 +23,7 @@ import hashlib
 import os
 import socket
 import ssl
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +32,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from metalnic.agent.nic import Nic, NicConfig, Pass
-from metalnic.agent.ovs import Ovs, Tls
+from metalnic.agent.ovs import Ovs, OvsError, Tls
 
 if TYPE_CHECKING:
     from metalnic.agent.service import AgentConfig
+
+
+# The NIC's identity is proven with a TLS handshake before the first change, whenever
+# the stored certificate changes, after any OVS failure, and at least this often.
+REPROVE_AFTER = 60.0
 
 
 class IdentityError(Exception):
@@ -45,22 +53,30 @@ class RemoteNic(Nic):
         self.agent = agent
         self.endpoint = ovs.endpoint
         self.verified: str | None = None  # fingerprint of the identity last proven
+        self.proven_at = 0.0
 
     def reconcile(self, desired: dict[str, Any]) -> Pass:
         pinned, ca = stored_identity(desired)
         if pinned is None:
             if self.verified is None:
                 return Pass()  # nothing bound here yet and nothing known to trust: hands off
-        else:
+        elif (
+            self.verified != _fingerprint(pinned, ca)
+            or time.monotonic() - self.proven_at > REPROVE_AFTER
+        ):
             self._prove(pinned, ca)
-        return super().reconcile(desired)
+        try:
+            return super().reconcile(desired)
+        except OvsError:
+            self.verified = None  # a NIC that fails may have been replaced: prove it again
+            raise
 
     def _prove(self, pinned: str, ca: str | None) -> None:
         if not (self.agent.private_key and self.agent.certificate):
             raise IdentityError("remote mode needs the agent's private_key and certificate")
         cert = x509.load_pem_x509_certificate(pinned.encode())
         trust = ca or pinned
-        fingerprint = hashlib.sha256(trust.encode() + pinned.encode()).hexdigest()[:16]
+        fingerprint = _fingerprint(pinned, ca)
         directory = Path(self.agent.state_dir) / self.config.host
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         ca_file = directory / f"trust-{fingerprint}.pem"
@@ -79,6 +95,11 @@ class RemoteNic(Nic):
         tls = Tls(self.agent.private_key, self.agent.certificate, str(ca_file))
         self.ovs = Ovs(replace(self.endpoint, tls=tls))
         self.verified = fingerprint
+        self.proven_at = time.monotonic()
+
+
+def _fingerprint(pinned: str, ca: str | None) -> str:
+    return hashlib.sha256((ca or pinned).encode() + pinned.encode()).hexdigest()[:16]
 
 
 def stored_identity(desired: dict[str, Any]) -> tuple[str | None, str | None]:

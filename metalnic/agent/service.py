@@ -189,11 +189,26 @@ class Agent:
             for port_id, result in done.results.items()
             if current.get(port_id, (None, None))[0] != result.status or result.reason
         }
-        self._report(host, changed, desired["revision"])
+        verified = {}
+        for question in desired.get("verify", []):
+            try:
+                verified[question["id"]] = nic.verify(list(question["ports"]))
+            except OvsError as exc:
+                verified[question["id"]] = {
+                    p: {"plugged": False, "reason": f"OVS cannot be read: {exc}"}
+                    for p in question["ports"]
+                }
+        self._report(host, changed, desired["revision"], verified)
         return done
 
-    def _report(self, host: str, ports: dict[str, Any], revision: int | None) -> None:
-        body: dict[str, Any] = {"ports": ports}
+    def _report(
+        self,
+        host: str,
+        ports: dict[str, Any],
+        revision: int | None,
+        verified: dict[str, Any] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"ports": ports, "verified": verified or {}}
         if revision is not None:
             body["applied_revision"] = revision
         try:

@@ -29,6 +29,11 @@ class OvsInstance:
         return f"unix:{self.dir}/{bridge}.mgmt"
 
     def start(self, remotes: tuple[str, ...] = ()) -> None:
+        self.start_ovsdb(remotes)
+        self.vsctl("--no-wait", "init")
+        self.start_vswitchd()
+
+    def start_ovsdb(self, remotes: tuple[str, ...] = ()) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         Path("/var/run/openvswitch").mkdir(parents=True, exist_ok=True)
         conf = self.dir / "conf.db"
@@ -50,8 +55,6 @@ class OvsInstance:
                 "--detach",
             ]
         )
-        self.vsctl("--no-wait", "init")
-        self.start_vswitchd()
 
     def start_vswitchd(self) -> None:
         run(
@@ -79,6 +82,9 @@ class OvsInstance:
 
     def stop(self) -> None:
         self.stop_vswitchd()
+        self.stop_ovsdb()
+
+    def stop_ovsdb(self) -> None:
         pidfile = self.dir / "ovsdb-server.pid"
         if pidfile.exists():
             run(["ovs-appctl", "-t", f"{self.dir}/ovsdb-server.ctl", "exit"], check=False)

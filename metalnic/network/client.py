@@ -14,7 +14,7 @@ from metalnic.auth import Principal
 from metalnic.errors import MetalnicError, NetworkNotFound
 from metalnic.network import feed
 from metalnic.network.api import views
-from metalnic.network.models import Network, NetworkPort
+from metalnic.network.models import Network, NetworkPort, Verification
 from metalnic.network.service import NetworkService
 
 CONDUCTOR = Principal("metalnic-conductor", frozenset({"admin"}), "admin")
@@ -127,6 +127,30 @@ class EmbeddedNetworkClient:
         return False, last.get("why", "") if done else (
             f"timed out after {timeout:.0f} s waiting for ACTIVE ({last.get('why', '')})"
         )
+
+    def verify_plugged(
+        self, nic_host: str, port_ids: list[str], timeout: float
+    ) -> dict[str, tuple[bool, str]]:
+        ident = self.service.request_verification(nic_host, port_ids)
+        try:
+            answered = self.service.wait(
+                lambda s: (
+                    (row := s.get(Verification, ident)) is not None and row.result is not None
+                ),
+                timeout,
+            )
+            result = self.service.verification(ident) if answered else None
+        finally:
+            self.service.forget_verification(ident)
+        if result is None:
+            why = f"the agent of {nic_host} did not confirm within {timeout:.0f} s"
+            return {p: (False, why) for p in port_ids}
+        out: dict[str, tuple[bool, str]] = {}
+        for p in port_ids:
+            answer = result.get(p, {})
+            ok = bool(answer.get("plugged"))
+            out[p] = (ok, "" if ok else str(answer.get("reason") or "not confirmed"))
+        return out
 
     def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
         return self.service.wait(lambda s: feed.revisions(s, nic_host)[1] >= revision, timeout)

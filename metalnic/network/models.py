@@ -148,3 +148,17 @@ class FeedRevision(Base):
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     revision: Mapped[int] = mapped_column(Integer, default=0)
     applied: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Verification(Base):
+    """A boot-gate question to a NIC's agent: are these ports plugged as desired —
+    answered from OVS itself, not from the agent's memory.  ``result`` maps each
+    port id to ``{"plugged": bool, "reason": str | None}``; None while unanswered."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    ports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -196,6 +196,33 @@ class SecurityGroups:
             hosts = self._touch_hosts(s, gid)
         self.after_change(hosts)
 
+    def touch_watchers(self, s: Session, gids: set[str]) -> set[str]:
+        """Membership of ``gids`` changed: bump the NIC hosts whose ports have rules naming
+        one of them as remote group (their allowed MACs change).  Returns the hosts."""
+        if not gids:
+            return set()
+        watching = set(
+            s.scalars(
+                select(SecurityGroupRule.security_group_id).where(
+                    SecurityGroupRule.remote_group_id.in_(gids)
+                )
+            )
+        )
+        hosts: set[str] = set()
+        for gid in watching:
+            hosts |= self._touch_hosts(s, gid)
+        return hosts
+
+    def members(self, s: Session, gids: set[str]) -> dict[str, tuple[str, ...]]:
+        """group id → the MAC addresses of its ports (what a remote-group rule allows)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for gid in gids:
+            ports = s.scalars(
+                select(NetworkPort).where(NetworkPort.security_groups.any(SecurityGroup.id == gid))
+            ).all()
+            out[gid] = tuple(sorted({p.mac_address for p in ports}))
+        return out
+
     def _touch_hosts(self, s: Session, gid: str) -> set[str]:
         ports = s.scalars(
             select(NetworkPort).where(NetworkPort.security_groups.any(SecurityGroup.id == gid))

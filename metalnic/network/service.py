@@ -31,7 +31,7 @@ from metalnic.errors import (
 )
 from metalnic.network import feed, segments
 from metalnic.network.binding import bind_decision
-from metalnic.network.models import Agent, FeedRevision, Network, NetworkPort
+from metalnic.network.models import Agent, FeedRevision, Network, NetworkPort, Verification
 from metalnic.network.secgroups import SecurityGroups
 from metalnic.settings import Settings
 
@@ -256,7 +256,10 @@ class NetworkService:
             s.add(port)
             s.flush()
             port_id = port.id
-        self.bind(port_id)
+            members_of = {g.id for g in port.security_groups}
+        # One feed revision per host for the new port and its new memberships: an
+        # agent woken twice would program the NIC twice for one port.
+        self.bind(port_id, members_of=members_of)
         with self.db.transaction() as s:
             return self._port(s, port_id)
 
@@ -315,6 +318,7 @@ class NetworkService:
         with self.db.transaction() as s:
             port = self.get_port(who, port_id, s)
             old_host = port.host_id
+            watchers: set[str] = set()
             for key, attr in (
                 ("name", "name"),
                 ("description", "description"),
@@ -337,16 +341,19 @@ class NetworkService:
             if "port_security_enabled" in body:
                 port.port_security_enabled = _bool(body["port_security_enabled"])
             if "security_groups" in body or "port_security_enabled" in body:
+                before = {g.id for g in port.security_groups}
                 port.security_groups = self.secgroups.for_port(
                     s,
                     port.project_id,
                     body.get("security_groups", [g.id for g in port.security_groups]),
                     port.port_security_enabled,
                 )
+                moved = before ^ {g.id for g in port.security_groups}
+                watchers = self.secgroups.touch_watchers(s, moved)
             if port.host_id != old_host:
                 port.status = "DOWN"  # until the new host's agent reports it plugged
             port.revision_number += 1
-            hosts = {h for h in (old_host, port.host_id) if h}
+            hosts = {h for h in (old_host, port.host_id) if h} | watchers
             for host in hosts:
                 feed.bump(s, host)
         self._after_change(hosts)
@@ -360,15 +367,19 @@ class NetworkService:
         with self.db.transaction() as s:
             port = self.get_port(who, port_id, s)
             host = port.host_id if port.vif_type != "unbound" else ""
+            groups = {g.id for g in port.security_groups}
             s.delete(port)
+            s.flush()
+            watchers = self.secgroups.touch_watchers(s, groups)
             revision = feed.bump(s, host) if host else None
-        self._after_change({host} if host else set())
+        self._after_change(({host} if host else set()) | watchers)
         return revision
 
     # --- binding ----------------------------------------------------------------------
 
-    def bind(self, port_id: str, attempts: int = 3) -> None:
-        """Decide outside the transaction, commit inside it, retry if the port changed."""
+    def bind(self, port_id: str, attempts: int = 3, members_of: set[str] | None = None) -> None:
+        """Decide outside the transaction, commit inside it, retry if the port changed.
+        ``members_of``: groups the port just joined (their watchers' feeds bump too)."""
         for _ in range(attempts):
             with self.db.transaction() as s:
                 port = self._port(s, port_id)
@@ -390,10 +401,11 @@ class NetworkService:
                     if port.status == "ERROR":
                         port.status = "DOWN"
                 port.revision_number += 1
-                if port.host_id and decision.vif_type != "unbound":
+                hosts = self.secgroups.touch_watchers(s, members_of or set())
+                if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
                     feed.bump(s, port.host_id)
-                host = port.host_id
-            self._after_change({host} if host else set())
+                    hosts.add(port.host_id)
+            self._after_change(hosts)
             return
         raise InvalidInput(f"Port {port_id} kept changing while it was being bound; retry.")
 
@@ -521,12 +533,25 @@ class NetworkService:
                     }
                 )
             groups = self.secgroups.rules_for(s, {g for p in out for g in p["security_groups"]})
+            remote = {
+                str(r["remote_group_id"])
+                for rules in groups.values()
+                for r in rules
+                if r["remote_group_id"]
+            }
+            pending = s.scalars(
+                select(Verification).where(
+                    Verification.host == nic_host, Verification.result.is_(None)
+                )
+            ).all()
             return {
                 "host": nic_host,
                 "revision": revision,
                 "applied": applied,
                 "ports": out,
                 "security_groups": groups,
+                "members": self.secgroups.members(s, remote),
+                "verify": [{"id": v.id, "ports": list(v.ports)} for v in pending],
             }
 
     def revision(self, nic_host: str) -> tuple[int, int]:
@@ -554,8 +579,50 @@ class NetworkService:
                 row = s.get(FeedRevision, nic_host)
                 if row is not None and applied > row.applied:
                     row.applied = min(applied, row.revision)
+            self._answer(s, nic_host, body.get("verified", {}))
             feed.announce(s)
         self.notifier.notify()
+
+    # --- boot-gate verifications --------------------------------------------------------
+
+    def request_verification(self, nic_host: str, port_ids: list[str]) -> str:
+        """Ask the agent of ``nic_host`` to confirm from OVS that the ports are plugged."""
+        with self.db.transaction() as s:
+            ident = ids.new_uuid()
+            s.add(Verification(id=ident, host=nic_host, ports=list(port_ids)))
+            feed.bump(s, nic_host)
+        self._after_change({nic_host})
+        return ident
+
+    def verification(self, ident: str) -> dict[str, Any] | None:
+        with self.db.transaction() as s:
+            row = s.get(Verification, ident)
+            return dict(row.result) if row is not None and row.result is not None else None
+
+    def forget_verification(self, ident: str) -> None:
+        with self.db.transaction() as s:
+            row = s.get(Verification, ident)
+            if row is not None:
+                s.delete(row)
+
+    @staticmethod
+    def _answer(s: Session, nic_host: str, verified: Any) -> None:
+        if not isinstance(verified, dict):
+            raise InvalidInput("verified must map verification ids to per-port answers.")
+        for ident, answer in verified.items():
+            row = s.get(Verification, ident)
+            if row is None or row.host != nic_host or row.result is not None:
+                continue  # not asked of this host, or answered already
+            if not isinstance(answer, dict):
+                raise InvalidInput(f"Invalid answer for verification {ident}.")
+            row.result = {
+                port: {
+                    "plugged": bool(isinstance(a, dict) and a.get("plugged") is True),
+                    "reason": str(a.get("reason") or "") if isinstance(a, dict) else "bad answer",
+                }
+                for port, a in answer.items()
+                if port in row.ports
+            }
 
     # --- waits for the bare-metal side ------------------------------------------------
 

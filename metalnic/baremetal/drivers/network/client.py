@@ -47,3 +47,9 @@ class NetworkClient(Protocol):
 
     def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
         """Wait until the agent of ``nic_host`` has programmed ``revision``."""
+
+    def verify_plugged(
+        self, nic_host: str, port_ids: list[str], timeout: float
+    ) -> dict[str, tuple[bool, str]]:
+        """Ask the agent of ``nic_host`` to confirm, read from OVS, that the ports are
+        plugged as desired: per port (confirmed, reason if not)."""

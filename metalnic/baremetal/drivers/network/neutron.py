@@ -167,3 +167,10 @@ class NeutronClient:
 
     def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
         return True  # Neutron cannot confirm an unplug; nothing to wait for
+
+    def verify_plugged(
+        self, nic_host: str, port_ids: list[str], timeout: float
+    ) -> dict[str, tuple[bool, str]]:
+        # Neutron has no way to ask an agent to read OVS back: the port status (checked
+        # by the boot gate before this) is all there is.
+        return {p: (True, "") for p in port_ids}

@@ -195,6 +195,7 @@ class SmartNicNetwork(NetworkInterface):
 
     def verify_active(self, ctx: NodeContext, phase: str) -> None:
         client = self.client()
+        by_host: dict[str, dict[str, Link]] = {}
         for link, network_port in self._network_ports(client, ctx, phase):
             found = client.get_port(network_port) if network_port else None
             if found is None or found["status"] != "ACTIVE":
@@ -202,6 +203,26 @@ class SmartNicNetwork(NetworkInterface):
                 raise DriverError(
                     f"boot gate: {link.kind} {link.uuid} is {state} on the {phase} network"
                 )
+            by_host.setdefault(link.host, {})[found["id"]] = link
+        # The status is what the agent last said; now it reads OVS back, per NIC at once.
+        hosts = sorted(by_host)
+        with ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="gate") as pool:
+            answers = list(
+                pool.map(
+                    lambda h: client.verify_plugged(
+                        h, sorted(by_host[h]), self.config.active_timeout
+                    ),
+                    hosts,
+                )
+            )
+        for host, answer in zip(hosts, answers, strict=True):
+            for network_port, (ok, why) in sorted(answer.items()):
+                if not ok:
+                    link = by_host[host][network_port]
+                    raise DriverError(
+                        f"boot gate: {link.kind} {link.uuid} is not plugged on NIC host {host} "
+                        f"as the {phase} network needs ({why})"
+                    )
 
     # --- helpers ----------------------------------------------------------------------
 
