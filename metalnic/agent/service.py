@@ -83,9 +83,12 @@ class Agent:
         self._stop.set()
 
     def stop(self) -> None:
+        """Stop following the feeds; what is programmed on the NICs stays as it is."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=self.config.resync_interval + 20)
+            # A worker in a long-poll finishes within resync_interval; don't wait longer
+            # than a moment for it (daemon threads end with the process).
+            thread.join(timeout=2.0)
         self.http.close()
 
     def wait(self) -> None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from metalnic import __version__
 from metalnic.auth import ROLES
-from metalnic.cli import demo, resources
+from metalnic.cli import demo, lab, resources
 from metalnic.errors import MetalnicError
 from metalnic.settings import Settings
 
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_agent, client=False)
 
     demo.add_parser(sub)
+    lab.add_parser(sub)
     resources.add_parsers(sub)
     return parser
 

@@ -26,7 +26,7 @@ class HostSpec:
     name: str
     nic: str
     mac: str
-    ip: str  # CIDR
+    ip: str | None  # CIDR; None: the host simulator configures it
     port_b: str
     port_a: str
 
@@ -119,7 +119,7 @@ class Lab:
         )
         return nic
 
-    def add_host(self, name: str, nic: str, mac: str, ip: str) -> HostSpec:
+    def add_host(self, name: str, nic: str, mac: str, ip: str | None) -> HostSpec:
         """A host namespace whose port A faces port B on ``nic`` (B stays off br-int:
         the agent plugs it)."""
         spec = HostSpec(name, nic, mac, ip, f"{self.prefix}-{name}b", f"{self.prefix}-{name}a")
@@ -128,7 +128,10 @@ class Lab:
         ns = self.ns(name)
         netns.add(ns)
         netns.veth(spec.port_a, ns, spec.port_b, self.ns(nic))
-        netns.address(ns, spec.port_a, ip, mac)
+        if ip is None:
+            netns.run(netns.in_ns(ns, "ip", "link", "set", spec.port_a, "address", mac))
+        else:
+            netns.address(ns, spec.port_a, ip, mac)
         # TCP fails silently through the userspace datapath with checksum offload on.
         netns.run(netns.in_ns(ns, "ethtool", "-K", spec.port_a, "tx", "off"))
         return spec

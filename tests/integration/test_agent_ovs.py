@@ -156,6 +156,10 @@ def test_tenant_networks_are_isolated(world: World) -> None:
     assert not ping(lab, "h3", IPS["h1"])
     assert not ping(lab, "h1", IPS["h3"])
     assert not ping(lab, "h3", IPS["h2"])
+    # TCP 22 is allowed by the group of h1 and h2: only the network keeps h3 out.
+    assert tcp(lab, "h2", "h1", IPS["h1"], 22)
+    assert not tcp(lab, "h3", "h1", IPS["h1"], 22)
+    assert not tcp(lab, "h3", "h2", IPS["h2"], 22)
     # A host whose port was never bound reaches nobody, and nobody reaches it.
     assert not ping(lab, "h4", IPS["h2"])
     assert not ping(lab, "h2", IPS["h4"])

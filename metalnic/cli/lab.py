@@ -1,0 +1,86 @@
+"""``metalnic lab up|status|down``: the virtual data centre (see metalnic.lab.datacentre)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="the virtual data centre: smart NICs, fabric, hosts (root)")
+    acts = lab.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("up", "build it (idempotent; a broken one is rebuilt)"),
+        ("status", "show it and what is wrong with it"),
+        ("down", "remove everything it made, and nothing else"),
+    ):
+        p = acts.add_parser(action, help=text)
+        p.add_argument("--name", default="demo", help="the lab's name (default: demo)")
+        p.add_argument(
+            "--dir",
+            type=Path,
+            help="its state directory "
+            "(default: $METALNIC_LAB_DIR/<name> or /var/lib/metalnic-lab/<name>)",
+        )
+        p.add_argument("--json", action="store_true", help="print the description as JSON")
+        if action == "up":
+            p.add_argument("--local-nics", type=int, default=2)
+            p.add_argument("--remote-nics", type=int, default=2)
+        p.set_defaults(func=run, client=False)
+
+
+def run(a: argparse.Namespace) -> None:
+    from metalnic.lab import datacentre
+    from metalnic.lab.netns import LabError
+    from metalnic.lab.topology import down
+
+    if os.geteuid() != 0:
+        raise SystemExit("error: the lab needs root (network namespaces, Open vSwitch)")
+    directory = a.dir or datacentre.default_dir(a.name)
+    spec = datacentre.LabSpec(a.name, getattr(a, "local_nics", 2), getattr(a, "remote_nics", 2))
+    if a.action == "down":
+        down(spec.prefix, directory)
+        print(f"lab {a.name} is down")
+        return
+    if a.action == "status":
+        description = datacentre.describe(directory)
+        if description is None:
+            print(f"lab {a.name} is not up")
+            sys.exit(3)
+        problems = datacentre.problems(description)
+        _show(description, a.json)
+        for problem in problems:
+            print(f"problem: {problem}")
+        sys.exit(1 if problems else 0)
+    try:
+        description = datacentre.up(spec, directory)
+    except LabError as exc:
+        raise SystemExit(
+            f"error: the lab could not be built (nothing left behind): {exc}"
+        ) from None
+    if description.get("already_up"):
+        print(f"lab {a.name} is already up")
+    _show(description, a.json)
+
+
+def _show(description: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(description, indent=1))
+        return
+    print(f"lab {description['name']} (prefix {description['prefix']}, {description['dir']})")
+    prov = description["provisioning"]
+    print(
+        f"  provisioning: VLAN {prov['vlan']}, server side {prov['server_ip']}/{prov['prefix']} "
+        f"on {prov['leg']}"
+    )
+    for nic in description["nics"]:
+        print(f"  {nic['name']:6} {nic['mode']:6} ovsdb {nic['ovsdb']}")
+    for host in description["hosts"]:
+        print(
+            f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  "
+            f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
+        )

@@ -1,0 +1,260 @@
+"""``metalnic lab``: the virtual data centre the demo and the end-to-end tests run in.
+
+What ``up`` builds (every name starts with the lab's prefix; everything is
+recorded in ``<dir>/lab.json`` before it is made, so ``down`` — also after a
+crash — removes exactly this lab and nothing else):
+
+* a fabric switch (OVS, own namespace) trunking the tenant VLANs;
+* a provisioning leg: an access port of the fabric on the provisioning VLAN,
+  ending in the root namespace with the server's provisioning address, so a
+  host reaches the server only through its NIC once its NIC port is on the
+  provisioning network;
+* smart NICs — local ones (their agent uses the unix sockets) and remote ones
+  (OVSDB-SSL and OpenFlow-SSL with their own certificates, trusting the lab's
+  agent CA) — each with br-int, br-phys and its uplink port C on the fabric;
+* one host namespace per NIC, its port A facing the NIC's port B (not plugged:
+  the agent does that), with the MAC its bare-metal port will carry.
+
+``up`` is idempotent: a lab that is fully there is left alone; a broken or
+half-built one (a crash) is torn down and built again.  Needs root.
+
+Not built yet (issue 6): the BMC emulators and the host simulators that follow
+them, and the demo that deploys nodes through the conductor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from metalnic.lab import netns
+from metalnic.lab.topology import Lab, down
+
+PROVISIONING_VLAN = 100
+TENANT_VLANS = range(101, 200)
+PROVISIONING_SERVER_IP = "10.99.0.1"
+PROVISIONING_PREFIX = 24
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str = "demo"
+    local_nics: int = 2
+    remote_nics: int = 2
+
+    @property
+    def prefix(self) -> str:
+        digest = hashlib.sha256(self.name.encode()).hexdigest()[:3]
+        letters = "".join(c for c in self.name.lower() if c.isalnum())[:3] or "lab"
+        return f"{letters}{digest}"
+
+
+def default_dir(name: str) -> Path:
+    base = Path(os.environ.get("METALNIC_LAB_DIR", "/var/lib/metalnic-lab"))
+    return base / name
+
+
+def up(spec: LabSpec, directory: Path) -> dict[str, Any]:
+    """Build the lab (or find it already built); returns its description."""
+    existing = describe(directory)
+    if existing is not None and healthy(existing):
+        existing["already_up"] = True
+        return existing
+    down(spec.prefix, directory)  # a half-built or crashed lab: start clean
+    lab = Lab(spec.prefix, directory)
+    try:
+        return _build(spec, lab)
+    except Exception:
+        down(spec.prefix, directory)
+        raise
+
+
+def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
+    lab.add_fabric([])
+    fab = lab.ovs("fab")
+    # The provisioning leg: the server's side of the provisioning VLAN.
+    leg, leg_fab = f"{lab.prefix}-pv", f"{lab.prefix}-pvf"
+    netns.veth(leg, None, leg_fab, lab.ns("fab"))
+    netns.address(None, leg, f"{PROVISIONING_SERVER_IP}/{PROVISIONING_PREFIX}")
+    fab.vsctl("add-port", "br-fab", leg_fab, f"tag={PROVISIONING_VLAN}")
+    trunks = [PROVISIONING_VLAN, *TENANT_VLANS]
+    certs = lab.dir / "certs"
+    certs.mkdir(mode=0o700, exist_ok=True)
+    agent_ca = _ca("metalnic lab agents")
+    _write(certs / "agent-ca.pem", _pem(agent_ca[0]))
+    agent_cert, agent_key = _issue(agent_ca, "metalnic lab agent")
+    _write(certs / "agent-cert.pem", agent_cert)
+    _write(certs / "agent-key.pem", agent_key)
+    nics: list[dict[str, Any]] = []
+    for index in range(spec.local_nics + spec.remote_nics):
+        remote = index >= spec.local_nics
+        name = f"nic{index + 1}"
+        nic = lab.add_nic(name, trunks)
+        entry: dict[str, Any] = {
+            "name": name,
+            "mode": "remote" if remote else "local",
+            "ovsdb": nic.db,
+            "openflow": {b: nic.mgmt(b) for b in ("br-int", "br-phys")},
+        }
+        if remote:
+            ca = _ca(f"{name} CA")
+            cert, key = _issue(ca, name)
+            _write(certs / f"{name}-cert.pem", cert)
+            _write(certs / f"{name}-key.pem", key)
+            ovsdb, openflow = lab.expose_over_ssl(
+                name,
+                _free_port(),
+                certs / f"{name}-key.pem",
+                certs / f"{name}-cert.pem",
+                certs / "agent-ca.pem",
+            )
+            entry.update(ovsdb=ovsdb, openflow=openflow, ovsdb_cert=cert, ovsdb_ca_cert=_pem(ca[0]))
+        nics.append(entry)
+    hosts = []
+    for index, nic_entry in enumerate(nics):
+        name = f"host{index + 1}"
+        mac = f"52:54:00:{int(lab.prefix[-3:], 16) % 256:02x}:{index + 1:02x}:01"
+        spec_host = lab.add_host(name, nic_entry["name"], mac, None)
+        hosts.append(
+            {
+                "name": name,
+                "nic": nic_entry["name"],
+                "mac": mac,
+                "port_a": spec_host.port_a,
+                "port_b": spec_host.port_b,
+                "netns": lab.ns(name),
+            }
+        )
+    description = {
+        "name": spec.name,
+        "prefix": lab.prefix,
+        "dir": str(lab.dir),
+        "provisioning": {
+            "vlan": PROVISIONING_VLAN,
+            "server_ip": PROVISIONING_SERVER_IP,
+            "prefix": PROVISIONING_PREFIX,
+            "leg": leg,
+        },
+        "tenant_vlans": [TENANT_VLANS.start, TENANT_VLANS.stop - 1],
+        "nics": nics,
+        "hosts": hosts,
+        "agent_tls": {
+            "private_key": str(certs / "agent-key.pem"),
+            "certificate": str(certs / "agent-cert.pem"),
+        },
+    }
+    (lab.dir / "description.json").write_text(json.dumps(description, indent=1))
+    return description
+
+
+def describe(directory: Path) -> dict[str, Any] | None:
+    try:
+        doc: dict[str, Any] = json.loads((directory / "description.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc
+
+
+def healthy(description: dict[str, Any]) -> bool:
+    """True when every namespace and every OVS daemon of the lab is there."""
+    return not problems(description)
+
+
+def problems(description: dict[str, Any]) -> list[str]:
+    prefix, directory = description["prefix"], Path(description["dir"])
+    found: list[str] = []
+    present = set(netns.list_ns(f"{prefix}-"))
+    wanted = [f"{prefix}-fab"] + [f"{prefix}-{n['name']}" for n in description["nics"]]
+    wanted += [h["netns"] for h in description["hosts"]]
+    found += [f"namespace {ns} is missing" for ns in wanted if ns not in present]
+    for name in ["fab"] + [n["name"] for n in description["nics"]]:
+        for daemon in ("ovsdb-server", "ovs-vswitchd"):
+            if not _alive(directory / name / f"{daemon}.pid"):
+                found.append(f"{daemon} of {name} is not running")
+    return found
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pidfile: Path) -> bool:
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+# --- certificates (the lab's own, made here) ---------------------------------------------
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    import datetime as dt
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _issue(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], cn: str) -> tuple[str, str]:
+    import datetime as dt
+
+    ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return _pem(cert), key_pem
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)

@@ -1,0 +1,88 @@
+"""``metalnic lab up|status|down`` as a user runs it: idempotent, repairs a broken lab,
+and ``down`` removes everything it made (namespaces, links, daemons, files) and no more."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from metalnic.lab import netns
+from metalnic.lab.datacentre import LabSpec
+from tests.ovslab import require_ovs
+from tests.support import VENV_BIN
+
+
+def lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "metalnic"), "lab", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def root_links(prefix: str) -> list[str]:
+    out = netns.run(["ip", "-o", "link", "show"])
+    return [
+        line.split(":")[1].strip()
+        for line in out.splitlines()
+        if line.split(":")[1].strip().startswith(f"{prefix}-")
+    ]
+
+
+def test_lab_up_status_down() -> None:
+    require_ovs()
+    name = f"t{os.getpid() % 100000}"
+    prefix = LabSpec(name).prefix
+    directory = Path(tempfile.mkdtemp(prefix="metalnic-labcli-")) / name
+    where = ["--name", name, "--dir", str(directory)]
+    other = netns.run(["ip", "netns", "list"])  # what was there before us stays
+    try:
+        r = lab("up", *where, "--local-nics", "1", "--remote-nics", "1", "--json")
+        assert r.returncode == 0, r.stderr
+        desc = json.loads(r.stdout)
+        assert [n["mode"] for n in desc["nics"]] == ["local", "remote"]
+        assert desc["nics"][1]["ovsdb"].startswith("ssl:127.0.0.1:")
+        assert "BEGIN CERTIFICATE" in desc["nics"][1]["ovsdb_cert"]
+        assert oct((directory / "certs" / "agent-key.pem").stat().st_mode & 0o777) == "0o600"
+        spaces = set(netns.list_ns(f"{prefix}-"))
+        assert {
+            f"{prefix}-fab",
+            f"{prefix}-nic1",
+            f"{prefix}-nic2",
+            f"{prefix}-host1",
+            f"{prefix}-host2",
+        } <= spaces
+        # A host whose NIC port is not programmed reaches nothing, not even the
+        # provisioning network: port B is not on any bridge yet.
+        host = desc["hosts"][0]
+        netns.run(
+            netns.in_ns(host["netns"], "ip", "addr", "add", "10.99.0.50/24", "dev", host["port_a"])
+        )
+        ping = subprocess.run(
+            netns.in_ns(
+                host["netns"], "ping", "-c", "1", "-W", "1", desc["provisioning"]["server_ip"]
+            ),
+            capture_output=True,
+        )
+        assert ping.returncode != 0
+        assert lab("status", *where).returncode == 0
+        again = lab("up", *where)
+        assert again.returncode == 0 and "already up" in again.stdout
+        # Break it (stop one NIC's switch, ours): status says so, up repairs it.
+        pid = int((directory / "nic1" / "ovs-vswitchd.pid").read_text())
+        netns.run(["ovs-appctl", "-t", str(directory / "nic1" / "ovs-vswitchd.ctl"), "exit"])
+        status = lab("status", *where)
+        assert status.returncode == 1 and "ovs-vswitchd of nic1 is not running" in status.stdout
+        repaired = lab("up", *where)
+        assert repaired.returncode == 0 and "already up" not in repaired.stdout, repaired.stderr
+        assert lab("status", *where).returncode == 0
+        assert int((directory / "nic1" / "ovs-vswitchd.pid").read_text()) != pid
+    finally:
+        down = lab("down", *where)
+    assert down.returncode == 0, down.stderr
+    assert netns.list_ns(f"{prefix}-") == [] and root_links(prefix) == []
+    assert not directory.exists()
+    assert lab("down", *where).returncode == 0  # again: nothing to do, no error
+    assert lab("status", *where).returncode == 3
+    assert set(other.split()) <= set(netns.run(["ip", "netns", "list"]).split())
