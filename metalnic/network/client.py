@@ -77,12 +77,13 @@ class EmbeddedNetworkClient:
         return views.port(port)
 
     def bind_port(
-        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str
+        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
     ) -> dict[str, Any]:
         port = self.service.update_port(
             CONDUCTOR,
             port_id,
             {
+                "mac_address": mac,
                 "binding:vnic_type": "smart-nic",
                 "binding:host_id": nic_host,
                 "binding:profile": profile,

@@ -22,6 +22,7 @@ from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import (
     AgentNotFound,
+    Conflict,
     Forbidden,
     InvalidInput,
     NetworkInUse,
@@ -224,15 +225,7 @@ class NetworkService:
         with self.db.transaction() as s:
             net = self.get_network(who, net_id, s)
             mac = ids.normalize_mac(body["mac_address"]) if body.get("mac_address") else _mac()
-            if s.scalar(
-                select(NetworkPort.id).where(
-                    NetworkPort.network_id == net.id, NetworkPort.mac_address == mac
-                )
-            ):
-                raise NetworkMacInUse(
-                    f"Unable to complete operation for network {net.id}. The mac address {mac} "
-                    "is in use."
-                )
+            self._check_mac_free(s, net.id, mac)
             port = NetworkPort(
                 id=ids.new_uuid(),
                 name=_str(body.get("name", ""), "name"),
@@ -262,6 +255,18 @@ class NetworkService:
         self.bind(port_id, members_of=members_of)
         with self.db.transaction() as s:
             return self._port(s, port_id)
+
+    @staticmethod
+    def _check_mac_free(s: Session, network_id: str, mac: str) -> None:
+        if s.scalar(
+            select(NetworkPort.id).where(
+                NetworkPort.network_id == network_id, NetworkPort.mac_address == mac
+            )
+        ):
+            raise NetworkMacInUse(
+                f"Unable to complete operation for network {network_id}. The mac address {mac} "
+                "is in use."
+            )
 
     def _port(self, s: Session, port_id: str) -> NetworkPort:
         port = s.get(NetworkPort, port_id)
@@ -310,11 +315,14 @@ class NetworkService:
                 "binding:vnic_type",
                 "security_groups",
                 "port_security_enabled",
+                "mac_address",
             },
             "port",
         )
-        if ({"binding:profile", "binding:host_id"} & body.keys()) and not who.is_admin:
-            raise Forbidden("Changing the binding is reserved to admins.")
+        if ({"binding:profile", "binding:host_id", "mac_address"} & body.keys()) and not (
+            who.is_admin
+        ):
+            raise Forbidden("Changing the binding or the MAC address is reserved to admins.")
         with self.db.transaction() as s:
             port = self.get_port(who, port_id, s)
             old_host = port.host_id
@@ -328,6 +336,20 @@ class NetworkService:
             ):
                 if key in body:
                     setattr(port, attr, _str(body[key], key))
+            if "mac_address" in body:
+                mac = ids.normalize_mac(body["mac_address"])
+                stays_bound = port.vif_type == "ovs" and body.get("binding:host_id", old_host)
+                if mac != port.mac_address:
+                    if stays_bound:
+                        raise Conflict(
+                            f"Port {port.id} is bound: unbind it before changing its MAC address."
+                        )
+                    self._check_mac_free(s, port.network_id, mac)
+                    port.mac_address = mac
+                    # Members' MACs are what remote-group rules match: watchers must know.
+                    watchers |= self.secgroups.touch_watchers(
+                        s, {g.id for g in port.security_groups}
+                    )
             if "binding:vnic_type" in body:
                 if body["binding:vnic_type"] not in VNIC_TYPES:
                     raise InvalidInput("Invalid binding:vnic_type.")
@@ -349,7 +371,7 @@ class NetworkService:
                     port.port_security_enabled,
                 )
                 moved = before ^ {g.id for g in port.security_groups}
-                watchers = self.secgroups.touch_watchers(s, moved)
+                watchers |= self.secgroups.touch_watchers(s, moved)
             if port.host_id != old_host:
                 port.status = "DOWN"  # until the new host's agent reports it plugged
             port.revision_number += 1

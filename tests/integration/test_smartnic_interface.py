@@ -335,6 +335,8 @@ def test_bond_of_smart_nic_ports_is_one_network_port(server: Server, agents: Age
         "bond_properties": {"miimon": "100"},
     }
     assert profile["baremetal_portgroup"] == group["uuid"]
+    # The VIFs took the MACs the host sends with (Ironic's rule): the bond's, the port's.
+    assert bond["mac_address"] == group["address"] and single["mac_address"] == solo["address"]
     assert single["status"] == "ACTIVE" and single["binding:host_id"] == "nic-solo"
     assert single["binding:profile"]["baremetal_port"] == solo["uuid"]
     assert leftovers == []

@@ -33,8 +33,10 @@ class NetworkClient(Protocol):
     ) -> dict[str, Any]: ...
 
     def bind_port(
-        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str
-    ) -> dict[str, Any]: ...
+        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
+    ) -> dict[str, Any]:
+        """Bind a tenant VIF to ``nic_host``; its MAC becomes the bare-metal link's
+        (the host sends with that MAC, and the NIC lets only it out), as Ironic does."""
 
     def unbind_port(self, port_id: str, nic_host: str) -> int | None:
         """Take the port off its NIC host; returns the host revision to wait for."""

@@ -125,12 +125,13 @@ class NeutronClient:
             )
 
     def bind_port(
-        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str
+        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
     ) -> dict[str, Any]:
         with _translated(self.endpoint, f"bind port {port_id}"):
             return _port(
                 self.conn.network.update_port(
                     port_id,
+                    mac_address=mac,
                     binding_vnic_type="smart-nic",
                     binding_host_id=nic_host,
                     binding_profile=profile,

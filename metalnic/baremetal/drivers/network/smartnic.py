@@ -99,7 +99,7 @@ class SmartNicNetwork(NetworkInterface):
         profile = binding_profile(ctx, link)
         if network is None:
             assert link.vif is not None
-            client.bind_port(link.vif, link.host, profile, ctx.uuid)
+            client.bind_port(link.vif, link.host, profile, ctx.uuid, link.address)
             result = _Done(link, link.vif, created=False)
         else:
             made = client.create_port(
