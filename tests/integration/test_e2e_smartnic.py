@@ -32,6 +32,7 @@ class E2E:
     lab: dict[str, Any]
     nodes: dict[str, str]  # host → node uuid
     nets: dict[str, str]
+    agents: list[AgentProcess]
 
 
 def _agents(tmp: Path, server: Server, lab: dict[str, Any], password: Path) -> list[AgentProcess]:
@@ -163,7 +164,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
                 )
                 assert r.status_code == 201, r.text
                 nodes[host["name"]] = node
-        yield E2E(server, lab, nodes, nets)
+        yield E2E(server, lab, nodes, nets, agents)
     finally:
         for agent in agents:
             agent.stop()
@@ -239,3 +240,53 @@ def test_deploy_two_tenants_and_check_packets(e2e: E2E) -> None:
         wait_for(c, e2e.nodes["host2"], "available", timeout=120)
     assert not ping(lab, "host1", TENANT_IPS["host2"])
     assert not ping(lab, "host2", TENANT_IPS["host1"])
+
+
+def test_dead_agent_fails_the_deploy_cleanly_then_redeploy_works(e2e: E2E) -> None:
+    """host2 (available after the previous test) is deployed while its NIC's agent is
+    stopped: the deploy fails with a clear last_error, the host is off, and nothing is
+    plugged on its NIC; with the agent back, the same deploy succeeds."""
+    agent = next(a for a in e2e.agents if a.path.name == "agent-nic2.toml")
+    node = e2e.nodes["host2"]
+    lab = Lab(e2e.lab["prefix"], Path(e2e.lab["dir"]))
+    nic = lab.ovs("nic2")
+    port_b = _host(e2e, "host2")["port_b"]
+    with httpx.Client(
+        base_url=e2e.server.url,
+        auth=ADMIN,
+        timeout=30,
+        headers={"X-OpenStack-Ironic-API-Version": "1.53"},
+    ) as c:
+        assert c.get(f"/v1/nodes/{node}").json()["provision_state"] == "available"
+        agent.stop()
+        wait_until(
+            lambda: (
+                not any(
+                    a["host"] == "agent-nic2" and a["alive"]
+                    for a in c.get("/network/v2.0/agents").json()["agents"]
+                )
+            ),
+            20,
+            "agent-nic2 seen dead",
+        )
+        provision(c, node, "active")
+        failed = wait_for(c, node, "deploy failed", timeout=120)
+        assert "no live agent serves NIC host nic2" in failed["last_error"], failed["last_error"]
+        assert failed["power_state"] == "power off"
+        leftovers = c.get("/network/v2.0/ports", params={"device_id": node}).json()["ports"]
+        assert [p for p in leftovers if p["binding:host_id"]] == []
+        tag = nic.vsctl("--if-exists", "get", "Port", port_b, "tag").strip()
+        assert tag in ("", "4095")  # never plugged into a network while the agent was away
+        agent.start()
+        wait_until(
+            lambda: any(
+                a["host"] == "agent-nic2" and a["alive"]
+                for a in c.get("/network/v2.0/agents").json()["agents"]
+            ),
+            20,
+            "agent-nic2 back",
+        )
+        provision(c, node, "active")
+        assert wait_for(c, node, "active", timeout=120)["last_error"] is None
+    _instance(e2e, "host2")
+    wait_until(lambda: ping(lab, "host2", TENANT_IPS["host1"]), 15, "host2 reaches host1 again")
