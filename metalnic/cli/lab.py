@@ -36,14 +36,13 @@ def add_parser(sub: Any) -> None:
 def run(a: argparse.Namespace) -> None:
     from metalnic.lab import datacentre
     from metalnic.lab.netns import LabError
-    from metalnic.lab.topology import down
 
     if os.geteuid() != 0:
         raise SystemExit("error: the lab needs root (network namespaces, Open vSwitch)")
     directory = a.dir or datacentre.default_dir(a.name)
     spec = datacentre.LabSpec(a.name, getattr(a, "local_nics", 2), getattr(a, "remote_nics", 2))
     if a.action == "down":
-        down(spec.prefix, directory)
+        datacentre.teardown(spec.prefix, directory)
         print(f"lab {a.name} is down")
         return
     if a.action == "status":
@@ -77,6 +76,11 @@ def _show(description: dict[str, Any], as_json: bool) -> None:
         f"  provisioning: VLAN {prov['vlan']}, server side {prov['server_ip']}/{prov['prefix']} "
         f"on {prov['leg']}"
     )
+    if "bmc" in description:
+        print(
+            f"  BMC: Redfish at {description['bmc']['url']} (user "
+            f"{description['bmc']['username']}, password in {description['bmc']['password_file']})"
+        )
     for nic in description["nics"]:
         print(f"  {nic['name']:6} {nic['mode']:6} ovsdb {nic['ovsdb']}")
     for host in description["hosts"]:

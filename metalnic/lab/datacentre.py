@@ -18,8 +18,11 @@ crash — removes exactly this lab and nothing else):
 ``up`` is idempotent: a lab that is fully there is left alone; a broken or
 half-built one (a crash) is torn down and built again.  Needs root.
 
-Not built yet (issue 6): the BMC emulators and the host simulators that follow
-them, and the demo that deploys nodes through the conductor.
+* a Redfish BMC (sushy-tools, fake systems) with one system per host; its
+  password is generated and kept in ``<dir>/certs/bmc-password`` (mode 0600).
+
+Not built yet (issue 6): the IPMI BMC, the host simulators that follow the
+BMC, and the demo that deploys nodes through the conductor.
 """
 
 from __future__ import annotations
@@ -27,19 +30,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import signal
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from metalnic.lab import netns, pki
+from metalnic.lab import netns, pki, redfish
 from metalnic.lab.topology import Lab, down
 
 PROVISIONING_VLAN = 100
 TENANT_VLANS = range(101, 200)
 PROVISIONING_SERVER_IP = "10.99.0.1"
 PROVISIONING_PREFIX = 24
+BMC_USER = "lab-admin"
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,12 @@ def up(spec: LabSpec, directory: Path) -> dict[str, Any]:
     if existing is not None and healthy(existing):
         existing["already_up"] = True
         return existing
-    down(spec.prefix, directory)  # a half-built or crashed lab: start clean
+    teardown(spec.prefix, directory)  # a half-built or crashed lab: start clean
     lab = Lab(spec.prefix, directory)
     try:
         return _build(spec, lab)
     except Exception:
-        down(spec.prefix, directory)
+        teardown(spec.prefix, directory)
         raise
 
 
@@ -109,7 +117,7 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
             _write(certs / f"{name}-key.pem", key)
             ovsdb, openflow = lab.expose_over_ssl(
                 name,
-                _free_port(),
+                netns.free_port(),
                 certs / f"{name}-key.pem",
                 certs / f"{name}-cert.pem",
                 certs / "agent-ca.pem",
@@ -131,7 +139,9 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 "netns": lab.ns(name),
             }
         )
+    description_bmc = _start_bmc(lab, hosts)
     description = {
+        "bmc": description_bmc,
         "name": spec.name,
         "prefix": lab.prefix,
         "dir": str(lab.dir),
@@ -151,6 +161,51 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
     }
     (lab.dir / "description.json").write_text(json.dumps(description, indent=1))
     return description
+
+
+def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One Redfish BMC (sushy-tools, fake systems) with a system per host."""
+    password = secrets.token_urlsafe(18)
+    _write(lab.dir / "certs" / "bmc-password", password + "\n")
+    systems = tuple(
+        {
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
+            "name": h["name"],
+            "mac": h["mac"],
+        }
+        for h in hosts
+    )
+    emulator = redfish.start_redfish_emulator(
+        lab.dir / "bmc", systems, auth=(BMC_USER, password), detach=True
+    )
+    (lab.dir / "bmc" / "emulator.pid").write_text(str(emulator.proc.pid))
+    for host, system in zip(hosts, systems, strict=True):
+        host["redfish_system_id"] = f"/redfish/v1/Systems/{system['uuid']}"
+    return {
+        "kind": "redfish",
+        "url": emulator.url,
+        "username": BMC_USER,
+        "password_file": str(lab.dir / "certs" / "bmc-password"),
+    }
+
+
+def teardown(prefix: str, directory: Path) -> None:
+    """``down``: the BMC (our process, checked by its command line), then the rest."""
+    pidfile = directory / "bmc" / "emulator.pid"
+    try:
+        pid = int(pidfile.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        pid, cmdline = 0, b""
+    if pid and str(directory / "bmc").encode() in cmdline:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not alive_pid(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    down(prefix, directory)
 
 
 def describe(directory: Path) -> dict[str, Any] | None:
@@ -173,6 +228,8 @@ def problems(description: dict[str, Any]) -> list[str]:
     wanted = [f"{prefix}-fab"] + [f"{prefix}-{n['name']}" for n in description["nics"]]
     wanted += [h["netns"] for h in description["hosts"]]
     found += [f"namespace {ns} is missing" for ns in wanted if ns not in present]
+    if "bmc" in description and not _alive(directory / "bmc" / "emulator.pid"):
+        found.append("the Redfish BMC is not running")
     for name in ["fab"] + [n["name"] for n in description["nics"]]:
         for daemon in ("ovsdb-server", "ovs-vswitchd"):
             if not _alive(directory / name / f"{daemon}.pid"):
@@ -180,20 +237,19 @@ def problems(description: dict[str, Any]) -> list[str]:
     return found
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _alive(pidfile: Path) -> bool:
     try:
-        os.kill(int(pidfile.read_text()), 0)
+        return alive_pid(int(pidfile.read_text()))
     except (OSError, ValueError):
         return False
-    return True
+
+
+def alive_pid(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie is gone
+    except OSError:
+        return False
 
 
 # --- certificates -------------------------------------------------------------------------

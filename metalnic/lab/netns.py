@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Sequence
 
@@ -56,3 +57,10 @@ def list_ns(prefix: str) -> list[str]:
 
 def delete(ns: str) -> None:
     run(["ip", "netns", "del", ns], check=False)  # veth ends inside go with it
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the caller retries if it is taken meanwhile)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from metalnic.lab import datacentre, netns
-from metalnic.lab.topology import Lab, down
+from metalnic.lab.topology import Lab
 from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
 from tests.ovslab import AgentProcess, ping, require_ovs, wait_until
 from tests.support import Server, add_user, ssh_public_key, start_server
@@ -168,7 +168,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     finally:
         for agent in agents:
             agent.stop()
-        down(spec.prefix, lab_dir)
+        datacentre.teardown(spec.prefix, lab_dir)
         server.stop()
 
 

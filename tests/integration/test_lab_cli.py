@@ -9,8 +9,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from metalnic.lab import netns
-from metalnic.lab.datacentre import LabSpec
+from metalnic.lab.datacentre import LabSpec, alive_pid
 from tests.ovslab import require_ovs
 from tests.support import VENV_BIN
 
@@ -67,6 +69,20 @@ def test_lab_up_status_down() -> None:
         )
         assert ping.returncode != 0
         assert lab("status", *where).returncode == 0
+        # The BMC: one Redfish system per host, behind a generated password that is
+        # in a 0600 file and nowhere in what `lab up` printed.
+        bmc = desc["bmc"]
+        password = Path(bmc["password_file"]).read_text().strip()
+        assert password not in r.stdout and password not in r.stderr
+        assert oct(Path(bmc["password_file"]).stat().st_mode & 0o777) == "0o600"
+        systems = httpx.get(
+            bmc["url"] + "/redfish/v1/Systems", auth=(bmc["username"], password), timeout=10
+        ).json()["Members"]
+        assert sorted(m["@odata.id"] for m in systems) == sorted(
+            h["redfish_system_id"] for h in desc["hosts"]
+        )
+        assert httpx.get(bmc["url"] + "/redfish/v1/Systems", timeout=10).status_code == 401
+        bmc_pid = int((directory / "bmc" / "emulator.pid").read_text())
         again = lab("up", *where)
         assert again.returncode == 0 and "already up" in again.stdout
         # Break it (stop one NIC's switch, ours): status says so, up repairs it.
@@ -83,6 +99,7 @@ def test_lab_up_status_down() -> None:
     assert down.returncode == 0, down.stderr
     assert netns.list_ns(f"{prefix}-") == [] and root_links(prefix) == []
     assert not directory.exists()
+    assert not alive_pid(bmc_pid)  # the BMC (ours) is gone too
     assert lab("down", *where).returncode == 0  # again: nothing to do, no error
     assert lab("status", *where).returncode == 3
     assert set(other.split()) <= set(netns.run(["ip", "netns", "list"]).split())
