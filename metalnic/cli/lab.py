@@ -87,4 +87,13 @@ def _show(description: dict[str, Any], as_json: bool) -> None:
         print(
             f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  "
             f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
+            + _bmc(host)
         )
+
+
+def _bmc(host: dict[str, Any]) -> str:
+    if host.get("bmc") == "ipmi":
+        return f", IPMI BMC {host['ipmi_address']}:{host['ipmi_port']}/udp"
+    if host.get("bmc") == "redfish":
+        return f", Redfish system {host['redfish_system_id']}"
+    return ""

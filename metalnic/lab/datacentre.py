@@ -18,11 +18,12 @@ crash — removes exactly this lab and nothing else):
 ``up`` is idempotent: a lab that is fully there is left alone; a broken or
 half-built one (a crash) is torn down and built again.  Needs root.
 
-* a Redfish BMC (sushy-tools, fake systems) with one system per host; its
-  password is generated and kept in ``<dir>/certs/bmc-password`` (mode 0600).
+* BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
+  with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
+  generated password in ``<dir>/certs/bmc-password`` (mode 0600).
 
-Not built yet (issue 6): the IPMI BMC, the host simulators that follow the
-BMC, and the demo that deploys nodes through the conductor.
+Not built yet (issue 6): the host simulators that follow the BMCs, and the
+demo that deploys nodes through the conductor.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ import json
 import os
 import secrets
 import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -164,47 +168,117 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
 
 
 def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One Redfish BMC (sushy-tools, fake systems) with a system per host."""
-    password = secrets.token_urlsafe(18)
-    _write(lab.dir / "certs" / "bmc-password", password + "\n")
+    """The BMCs: with two hosts or more the last one has an IPMI BMC (pyghmi, lanplus on
+    127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools)."""
+    password = secrets.token_urlsafe(12)  # 16 characters: IPMI 2.0 allows at most 20
+    password_file = lab.dir / "certs" / "bmc-password"
+    _write(password_file, password + "\n")
+    (lab.dir / "bmc").mkdir(exist_ok=True)
+    redfish_hosts, ipmi_hosts = (hosts[:-1], hosts[-1:]) if len(hosts) > 1 else (hosts, [])
     systems = tuple(
         {
             "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
             "name": h["name"],
             "mac": h["mac"],
         }
-        for h in hosts
+        for h in redfish_hosts
     )
     emulator = redfish.start_redfish_emulator(
-        lab.dir / "bmc", systems, auth=(BMC_USER, password), detach=True
+        lab.dir / "bmc" / "redfish", systems, auth=(BMC_USER, password), detach=True
     )
     (lab.dir / "bmc" / "emulator.pid").write_text(str(emulator.proc.pid))
-    for host, system in zip(hosts, systems, strict=True):
+    for host, system in zip(redfish_hosts, systems, strict=True):
+        host["bmc"] = "redfish"
         host["redfish_system_id"] = f"/redfish/v1/Systems/{system['uuid']}"
+    for host in ipmi_hosts:
+        port = _start_ipmi(lab.dir / "bmc", password_file)
+        host["bmc"] = "ipmi"
+        host["ipmi_address"], host["ipmi_port"] = "127.0.0.1", port
     return {
         "kind": "redfish",
         "url": emulator.url,
         "username": BMC_USER,
-        "password_file": str(lab.dir / "certs" / "bmc-password"),
+        "password_file": str(password_file),
     }
 
 
-def teardown(prefix: str, directory: Path) -> None:
-    """``down``: the BMC (our process, checked by its command line), then the rest."""
-    pidfile = directory / "bmc" / "emulator.pid"
+def _start_ipmi(directory: Path, password_file: Path) -> int:
+    for _attempt in range(3):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        with (directory / "ipmi.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "metalnic.lab.ipmi_bmc",
+                    "--port",
+                    str(port),
+                    "--user",
+                    BMC_USER,
+                    "--password-file",
+                    str(password_file),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (directory / "ipmi.pid").write_text(str(proc.pid))
+        for _ in range(100):
+            ready = subprocess.run(
+                [
+                    "ipmitool",
+                    "-I",
+                    "lanplus",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    BMC_USER,
+                    "-f",
+                    str(password_file),
+                    "-N",
+                    "1",
+                    "-R",
+                    "1",
+                    "chassis",
+                    "power",
+                    "status",
+                ],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return port
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        _stop(directory / "ipmi.pid", directory)
+    raise netns.LabError("the IPMI BMC did not start (see its log in the lab directory)")
+
+
+def _stop(pidfile: Path, owner: Path) -> None:
+    """Stop the process in ``pidfile`` if its command line names ``owner`` (ours)."""
     try:
         pid = int(pidfile.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
-        pid, cmdline = 0, b""
-    if pid and str(directory / "bmc").encode() in cmdline:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not alive_pid(pid):
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, signal.SIGKILL)
+        return
+    if str(owner).encode() not in cmdline:
+        return
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not alive_pid(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def teardown(prefix: str, directory: Path) -> None:
+    """``down``: the BMC processes (ours: checked by their command lines), then the rest."""
+    _stop(directory / "bmc" / "emulator.pid", directory / "bmc")
+    _stop(directory / "bmc" / "ipmi.pid", directory)
     down(prefix, directory)
 
 
@@ -230,6 +304,10 @@ def problems(description: dict[str, Any]) -> list[str]:
     found += [f"namespace {ns} is missing" for ns in wanted if ns not in present]
     if "bmc" in description and not _alive(directory / "bmc" / "emulator.pid"):
         found.append("the Redfish BMC is not running")
+    if any(h.get("bmc") == "ipmi" for h in description["hosts"]) and not _alive(
+        directory / "bmc" / "ipmi.pid"
+    ):
+        found.append("the IPMI BMC is not running")
     for name in ["fab"] + [n["name"] for n in description["nics"]]:
         for daemon in ("ovsdb-server", "ovs-vswitchd"):
             if not _alive(directory / name / f"{daemon}.pid"):

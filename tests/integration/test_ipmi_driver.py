@@ -1,6 +1,6 @@
 """The IPMI power and management driver against a fake BMC on the real protocol.
 
-The BMC (tests/bmc/fake_ipmi_bmc.py) runs as its own process and applies
+The BMC (metalnic/lab/ipmi_bmc.py, the lab's) runs as its own process and applies
 every power change ``POWER_DELAY`` seconds late, so a driver that only sent
 the request would be caught.  ``ipmitool -I lanplus`` checks that the fake is
 a real IPMI endpoint and agrees with what the driver set.
@@ -95,10 +95,16 @@ class FakeBmc:
 def bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeBmc]:
     port = free_udp_port()
     log = tmp_path_factory.mktemp("ipmi-bmc") / "bmc.log"
-    cmd = [sys.executable, "-m", "tests.bmc.fake_ipmi_bmc", "--port", str(port),
-           "--user", USER, "--password", PASSWORD, "--power-delay", str(POWER_DELAY)]  # fmt: skip
+    cmd = [sys.executable, "-m", "metalnic.lab.ipmi_bmc", "--port", str(port),
+           "--user", USER, "--power-delay", str(POWER_DELAY)]  # fmt: skip
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "METALNIC_BMC_PASSWORD": PASSWORD},
+        )
     try:
         deadline = time.monotonic() + 20
         while not ipmi_ping(port):

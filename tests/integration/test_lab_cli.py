@@ -78,9 +78,32 @@ def test_lab_up_status_down() -> None:
         systems = httpx.get(
             bmc["url"] + "/redfish/v1/Systems", auth=(bmc["username"], password), timeout=10
         ).json()["Members"]
-        assert sorted(m["@odata.id"] for m in systems) == sorted(
-            h["redfish_system_id"] for h in desc["hosts"]
+        assert [h["bmc"] for h in desc["hosts"]] == ["redfish", "ipmi"]
+        assert sorted(m["@odata.id"] for m in systems) == [desc["hosts"][0]["redfish_system_id"]]
+        ipmi = desc["hosts"][1]
+        power = subprocess.run(
+            [
+                "ipmitool",
+                "-I",
+                "lanplus",
+                "-H",
+                ipmi["ipmi_address"],
+                "-p",
+                str(ipmi["ipmi_port"]),
+                "-U",
+                bmc["username"],
+                "-f",
+                bmc["password_file"],
+                "chassis",
+                "power",
+                "status",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
+        assert power.returncode == 0 and "Chassis Power is off" in power.stdout, power.stderr
+        ipmi_pid = int((directory / "bmc" / "ipmi.pid").read_text())
         assert httpx.get(bmc["url"] + "/redfish/v1/Systems", timeout=10).status_code == 401
         bmc_pid = int((directory / "bmc" / "emulator.pid").read_text())
         again = lab("up", *where)
@@ -99,7 +122,7 @@ def test_lab_up_status_down() -> None:
     assert down.returncode == 0, down.stderr
     assert netns.list_ns(f"{prefix}-") == [] and root_links(prefix) == []
     assert not directory.exists()
-    assert not alive_pid(bmc_pid)  # the BMC (ours) is gone too
+    assert not alive_pid(bmc_pid) and not alive_pid(ipmi_pid)  # the BMCs (ours) are gone too
     assert lab("down", *where).returncode == 0  # again: nothing to do, no error
     assert lab("status", *where).returncode == 3
     assert set(other.split()) <= set(netns.run(["ip", "netns", "list"]).split())

@@ -5,8 +5,11 @@ boot flags (device, persistent) of one machine.  Run it as its own process —
 pyghmi keeps client and server sessions in the same class-level tables, so a
 BMC and a client in one process would see each other's packets::
 
-    python -m tests.bmc.fake_ipmi_bmc --port 6230 --user admin --password pw \
-        [--power-delay 1.0]
+    METALNIC_BMC_PASSWORD=… python -m metalnic.lab.ipmi_bmc --port 6230 --user admin \
+        [--password-file F] [--power-delay 1.0]
+
+The password comes from ``--password-file`` or ``METALNIC_BMC_PASSWORD``, never
+from the command line (other users can read that).
 
 It listens on 127.0.0.1 only.  With ``--power-delay S`` a power change takes
 effect S seconds after it was asked for (a reset drops the power at once and
@@ -29,14 +32,15 @@ What pyghmi's stock server lacks and this adds:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
 from typing import Any
 
-import pyghmi.ipmi.bmc as bmc  # type: ignore[import-untyped]
-import pyghmi.ipmi.private.constants as constants  # type: ignore[import-untyped]
-import pyghmi.ipmi.private.serversession as serversession  # type: ignore[import-untyped]
+import pyghmi.ipmi.bmc as bmc
+import pyghmi.ipmi.private.constants as constants
+import pyghmi.ipmi.private.serversession as serversession
 
 # RMCP+ algorithm numbers of cipher suite 3, the only one pyghmi's server does.
 _AUTH_HMAC_SHA1 = 1
@@ -184,12 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--user", required=True)
-    parser.add_argument("--password", required=True)
+    parser.add_argument("--password-file", help="else METALNIC_BMC_PASSWORD")
     parser.add_argument(
         "--power-delay", type=float, default=0.0, help="seconds before a power change takes effect"
     )
     args = parser.parse_args(argv)
-    fake = FakeBmc({args.user: args.password}, args.port, args.power_delay)
+    if args.password_file:
+        with open(args.password_file) as fh:
+            password = fh.read().strip()
+    else:
+        password = os.environ.get("METALNIC_BMC_PASSWORD", "")
+    if not password:
+        parser.error("no password: give --password-file or set METALNIC_BMC_PASSWORD")
+    fake = FakeBmc({args.user: password}, args.port, args.power_delay)
     print(f"fake IPMI BMC on 127.0.0.1:{args.port}/udp", flush=True)
     fake.listen(timeout=30)
     return 0
