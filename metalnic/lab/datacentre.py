@@ -254,7 +254,7 @@ def _start_ipmi(directory: Path, password_file: Path) -> int:
             if proc.poll() is not None:
                 break
             time.sleep(0.1)
-        _stop(directory / "ipmi.pid", directory)
+        _stop(directory / "ipmi.pid", password_file)  # its command line names that file
     raise netns.LabError("the IPMI BMC did not start (see its log in the lab directory)")
 
 

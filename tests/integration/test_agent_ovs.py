@@ -135,7 +135,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     f"{host}'s port ACTIVE",
                     show=lambda p=port: port_status(c, p),
                 )
-        yield World(server, lab, agents, nets, group, ports)
+        world = World(server, lab, agents, nets, group, ports)
+        yield world
+        server = world.server  # a test may have replaced it with a restarted one
     finally:
         for agent in agents.values():
             agent.stop()
