@@ -185,15 +185,11 @@ class Nic:
         out: dict[str, dict[str, Any]] = {}
         for port_id in port_ids:
             want = self.expected.get(port_id)
-            out[port_id] = {
-                "plugged": want is not None
-                and not (why := want.missing(port_id, interfaces, cookies)),
-                "reason": None,
-            }
             if want is None:
-                out[port_id]["reason"] = f"port {port_id} is not bound on {self.config.host}"
-            elif why:
-                out[port_id]["reason"] = why
+                why: str | None = f"port {port_id} is not bound on {self.config.host}"
+            else:
+                why = want.missing(port_id, interfaces, cookies)
+            out[port_id] = {"plugged": why is None, "reason": why}
         return out
 
     # --- bridges ----------------------------------------------------------------------

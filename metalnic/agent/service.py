@@ -186,11 +186,12 @@ class Agent:
                 len(done.ports_unplugged),
                 (time.monotonic() - started) * 1000,
             )
-        current = {p["id"]: (p.get("status"), None) for p in desired.get("ports", [])}
+        # Report what the server does not know yet (and every error, with its reason).
+        known = {p["id"]: p.get("status") for p in desired.get("ports", [])}
         changed = {
             port_id: result.report()
             for port_id, result in done.results.items()
-            if current.get(port_id, (None, None))[0] != result.status or result.reason
+            if known.get(port_id) != result.status or result.reason
         }
         verified = {}
         for question in desired.get("verify", []):

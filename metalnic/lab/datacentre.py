@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-
 from metalnic.lab import netns, pki, redfish
 from metalnic.lab.topology import Lab, down
 
@@ -98,8 +96,8 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
     trunks = [PROVISIONING_VLAN, *TENANT_VLANS]
     certs = lab.dir / "certs"
     certs.mkdir(mode=0o700, exist_ok=True)
-    agent_ca = _ca("metalnic lab agents")
-    _write(certs / "agent-ca.pem", _pem(agent_ca[0]))
+    agent_ca = pki.make_ca("metalnic lab agents")
+    _write(certs / "agent-ca.pem", pki.pem(agent_ca[0]))
     agent_cert, agent_key = _issue(agent_ca, "metalnic lab agent")
     _write(certs / "agent-cert.pem", agent_cert)
     _write(certs / "agent-key.pem", agent_key)
@@ -115,7 +113,7 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
             "openflow": {b: nic.mgmt(b) for b in ("br-int", "br-phys")},
         }
         if remote:
-            ca = _ca(f"{name} CA")
+            ca = pki.make_ca(f"{name} CA")
             cert, key = _issue(ca, name)
             _write(certs / f"{name}-cert.pem", cert)
             _write(certs / f"{name}-key.pem", key)
@@ -126,7 +124,9 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 certs / f"{name}-cert.pem",
                 certs / "agent-ca.pem",
             )
-            entry.update(ovsdb=ovsdb, openflow=openflow, ovsdb_cert=cert, ovsdb_ca_cert=_pem(ca[0]))
+            entry.update(
+                ovsdb=ovsdb, openflow=openflow, ovsdb_cert=cert, ovsdb_ca_cert=pki.pem(ca[0])
+            )
         nics.append(entry)
     hosts = []
     for index, nic_entry in enumerate(nics):
@@ -333,17 +333,10 @@ def alive_pid(pid: int) -> bool:
 # --- certificates -------------------------------------------------------------------------
 
 
-def _ca(cn: str) -> pki.CA:
-    return pki.make_ca(cn)
-
-
 def _issue(ca: pki.CA, cn: str) -> tuple[str, str]:
+    """PEM certificate and key, as the lab writes them to files."""
     cert, key = pki.issue(ca, cn)
     return pki.pem(cert), key
-
-
-def _pem(cert: x509.Certificate) -> str:
-    return pki.pem(cert)
 
 
 def _write(path: Path, text: str) -> None:
