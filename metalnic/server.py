@@ -166,6 +166,11 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
             "cleaning": settings.cleaning_network,
             "rescuing": settings.rescuing_network,
         },
+        security_groups={
+            "provisioning": settings.provisioning_network_security_groups,
+            "cleaning": settings.cleaning_network_security_groups,
+            "rescuing": settings.rescuing_network_security_groups,
+        },
         active_timeout=settings.port_active_timeout,
         removed_timeout=settings.port_removed_timeout,
     )

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     provisioning_network: str = "provisioning"
     cleaning_network: str = "provisioning"
     rescuing_network: str = "provisioning"
+    # Security group ids for the ports on those networks (Ironic's option names).
+    # Empty: port security is off there — the ramdisk must take the conductor's
+    # calls, and the default group admits only its members.
+    provisioning_network_security_groups: list[str] = []
+    cleaning_network_security_groups: list[str] = []
+    rescuing_network_security_groups: list[str] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

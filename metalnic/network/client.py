@@ -6,6 +6,7 @@ Calls go straight to ``NetworkService`` in this process, as the internal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -60,6 +61,7 @@ class EmbeddedNetworkClient:
         nic_host: str,
         profile: dict[str, Any],
         device_id: str,
+        security_groups: Sequence[str] = (),
     ) -> dict[str, Any]:
         port = self.service.create_port(
             CONDUCTOR,
@@ -72,6 +74,8 @@ class EmbeddedNetworkClient:
                 "binding:profile": profile,
                 "device_id": device_id,
                 "device_owner": "baremetal:none",
+                "port_security_enabled": bool(security_groups),
+                "security_groups": list(security_groups),
             },
         )
         return views.port(port)

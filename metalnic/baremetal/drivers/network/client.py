@@ -8,6 +8,7 @@ protocol.  Ports are plain dicts in Neutron's shape (``id``, ``status``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -30,7 +31,10 @@ class NetworkClient(Protocol):
         nic_host: str,
         profile: dict[str, Any],
         device_id: str,
-    ) -> dict[str, Any]: ...
+        security_groups: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """A bound smart-nic port.  With ``security_groups`` those groups filter it;
+        without, port security is off (the phase networks' default, see settings)."""
 
     def bind_port(
         self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str

@@ -11,7 +11,7 @@ here into ``DriverError``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,6 +109,7 @@ class NeutronClient:
         nic_host: str,
         profile: dict[str, Any],
         device_id: str,
+        security_groups: Sequence[str] = (),
     ) -> dict[str, Any]:
         with _translated(self.endpoint, f"create port {name}"):
             return _port(
@@ -121,6 +122,8 @@ class NeutronClient:
                     binding_profile=profile,
                     device_id=device_id,
                     device_owner="baremetal:none",
+                    is_port_security_enabled=bool(security_groups),
+                    security_group_ids=list(security_groups),
                 )
             )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from metalnic.baremetal.drivers.base import (
@@ -41,6 +41,8 @@ class SmartNicConfig:
     networks: dict[str, str]  # phase -> network name or id (tenant uses VIFs)
     active_timeout: float
     removed_timeout: float
+    # phase -> security group ids for its ports; none: port security off there
+    security_groups: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,7 +105,13 @@ class SmartNicNetwork(NetworkInterface):
             result = _Done(link, link.vif, created=False)
         else:
             made = client.create_port(
-                network, _name(phase, link), link.address, link.host, profile, ctx.uuid
+                network,
+                _name(phase, link),
+                link.address,
+                link.host,
+                profile,
+                ctx.uuid,
+                self.config.security_groups.get(phase, []),
             )
             result = _Done(link, made["id"], created=True)
         ok, why = client.wait_port_active(result.network_port, self.config.active_timeout)
