@@ -7,11 +7,15 @@ URL, and serves the commands the conductor sends to
 
 * ``standby.prepare_image`` — download ``image_info.urls[0]``, check its
   sha256 against ``os_hash_value`` while streaming, write it to the disk, and
-  report the checksum of what was written;
+  report the checksum of what was written; a ``configdrive`` in the params
+  (the OpenStack metadata keys as an object, or an encoded image as a string)
+  is written to the config drive;
 * ``clean.execute_clean_step`` with ``erase_devices_metadata`` — zero the
-  first MiB of the disk.
+  first MiB of the disk and empty the config drive.
 
-The "disk" is a path (a block device on real hardware, a file in the lab).
+The "disk" and the "config drive" are paths (block devices on real hardware —
+IPA makes a ``config-2`` partition — files in the lab; the config drive holds
+JSON: ``{"meta_data": …, "network_data": …, "user_data": …}``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,8 +41,15 @@ class CommandFailed(Exception):
     pass
 
 
-def prepare_image(disk: Path, params: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Storage:
+    disk: Path
+    config_drive: Path
+
+
+def prepare_image(storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
     """Stream the image onto the disk, then hash what the disk now holds."""
+    disk = storage.disk
     info = params.get("image_info") or {}
     urls = info.get("urls") or []
     expected = str(info.get("os_hash_value", "")).lower()
@@ -66,22 +78,29 @@ def prepare_image(disk: Path, params: dict[str, Any]) -> dict[str, Any]:
         while remaining and (block := fh.read(min(CHUNK, remaining))):
             written.update(block)
             remaining -= len(block)
+    drive = params.get("configdrive")
+    if drive is not None:
+        if not isinstance(drive, dict | str):
+            raise CommandFailed("configdrive must be an object or a string")
+        storage.config_drive.write_text(drive if isinstance(drive, str) else json.dumps(drive))
     return {"os_hash_algo": "sha256", "os_hash_value": written.hexdigest()}
 
 
-def erase_metadata(disk: Path, params: dict[str, Any]) -> dict[str, Any]:
+def erase_metadata(storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
     step = (params.get("step") or {}).get("step")
     if step != "erase_devices_metadata":
         raise CommandFailed(f"unknown clean step {step!r}")
-    with disk.open("r+b" if disk.exists() else "wb") as fh:
+    with storage.disk.open("r+b" if storage.disk.exists() else "wb") as fh:
         fh.write(b"\0" * CHUNK)
+    if storage.config_drive.exists():
+        storage.config_drive.write_bytes(b"")
     return {"clean_step": step}
 
 
 COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}
 
 
-def make_handler(disk: Path) -> type[BaseHTTPRequestHandler]:
+def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt: str, *args: Any) -> None:
             log.info("%s " + fmt, self.client_address[0], *args)
@@ -112,7 +131,7 @@ def make_handler(disk: Path) -> type[BaseHTTPRequestHandler]:
                 self._reply(400, {"error": "unknown or malformed command"})
                 return
             try:
-                result = command(disk, request.get("params") or {})
+                result = command(storage, request.get("params") or {})
                 self._reply(
                     200,
                     {
@@ -137,10 +156,15 @@ def make_handler(disk: Path) -> type[BaseHTTPRequestHandler]:
 
 
 def run(
-    api_url: str, macs: list[str], disk: Path, listen: str, advertise: str | None, interval: float
+    api_url: str,
+    macs: list[str],
+    storage: Storage,
+    listen: str,
+    advertise: str | None,
+    interval: float,
 ) -> None:
     host, _sep, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), make_handler(disk))
+    server = ThreadingHTTPServer((host, int(port)), make_handler(storage))
     callback = advertise or f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = httpx.Client(
@@ -179,12 +203,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--api-url", required=True, help="metalnic's bare-metal API")
     p.add_argument("--mac", action="append", required=True, help="this host's MAC(s)")
     p.add_argument("--disk", type=Path, required=True, help="the disk to write (path)")
+    p.add_argument(
+        "--config-drive", type=Path, help="where the config drive goes (default: DISK.config-2)"
+    )
     p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for commands")
     p.add_argument("--advertise", help="callback URL to report (default: the listen address)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ramdisk: %(message)s")
-    run(a.api_url, a.mac, a.disk, a.listen, a.advertise, a.interval)
+    drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
+    run(a.api_url, a.mac, Storage(a.disk, drive), a.listen, a.advertise, a.interval)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,22 @@ from tests.integration.test_conductor import FAST
 from tests.support import VENV_BIN, Server, start_server
 
 AGENT_STATES = ("clean wait", "wait call-back")
+CONFIGDRIVE = {
+    "meta_data": {"uuid": "instance-1", "hostname": "web-1"},
+    "network_data": {
+        "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": "52:54:00:aa:bb:cc"}],
+        "networks": [
+            {
+                "id": "net0",
+                "link": "port0",
+                "type": "ipv4",
+                "ip_address": "10.50.0.7",
+                "netmask": "255.255.255.0",
+            }
+        ],
+    },
+    "user_data": "#cloud-config\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +141,7 @@ def test_direct_deploy_writes_and_verifies_the_image(
     url, image = images
     disk = tmp_path / "disk"
     disk.write_bytes(b"OLD-CONTENT" * 200_000)
+    drive = tmp_path / "disk.config-2"
     with server.client() as c:
         node, mac = direct_node(c, url, hashlib.sha256(image).hexdigest())
         with HostSimulator(server, node, mac, disk) as host:
@@ -132,17 +150,21 @@ def test_direct_deploy_writes_and_verifies_the_image(
             provision(c, node, "provide")  # cleaning runs through the agent too
             wait_for(c, node, "available", timeout=60)
             assert disk.read_bytes()[: 1 << 20] == b"\0" * (1 << 20)
-            provision(c, node, "active")
+            provision(c, node, "active", configdrive=CONFIGDRIVE)
             active = wait_for(c, node, "active", timeout=60)
             assert host.boots == 2
             assert active["last_error"] is None
+            assert active["instance_info"]["configdrive"] == "******"  # never shown
             assert disk.read_bytes()[: len(image)] == image
+            assert json.loads(drive.read_text()) == CONFIGDRIVE
             provision(c, node, "deleted")  # undeploy, then automated cleaning by the agent
             cleaned = wait_for(c, node, "available", timeout=60)
             assert host.boots == 3
+            assert "configdrive" not in cleaned["instance_info"]
         events = history(c, node)
     assert cleaned["power_state"] == "power off"
     assert disk.read_bytes()[: 1 << 20] == b"\0" * (1 << 20)
+    assert drive.read_bytes() == b""  # cleaning empties the config drive too
     texts = [e["event"] for e in events]
     assert "image written and its checksum verified" in texts
     assert texts.count("disk metadata erased by the ramdisk agent") == 2
@@ -209,3 +231,32 @@ def test_heartbeat_needs_the_agent_token(server: Server, images: tuple[str, byte
 def conductor_skip_clean(server: Server, node: str) -> None:
     """Put a fresh node straight into available (these tests are about deploying)."""
     server.sqlite_exec("UPDATE nodes SET provision_state='available' WHERE uuid=?", node)
+
+
+@pytest.mark.parametrize(
+    ("target", "drive", "message"),
+    [
+        ("active", {"network_data": {}, "secrets": 1}, "Unknown configdrive key(s): secrets"),
+        ("active", {"meta_data": "x"}, "configdrive meta_data must be an object"),
+        ("active", 42, "configdrive must be an object or a non-empty string"),
+        ("manage", {"meta_data": {}}, "configdrive is accepted only with the active"),
+    ],
+)
+def test_bad_configdrive_is_refused_and_nothing_moves(
+    server: Server, images: tuple[str, bytes], target: str, drive: object, message: str
+) -> None:
+    url, image = images
+    with server.client() as c:
+        node, _mac = direct_node(c, url, hashlib.sha256(image).hexdigest())
+        if target == "active":
+            conductor_skip_clean(server, node)
+        before = c.get(f"/v1/nodes/{node}").json()
+        r = c.put(
+            f"/v1/nodes/{node}/states/provision", json={"target": target, "configdrive": drive}
+        )
+        assert r.status_code == 400, r.text
+        assert message in json.loads(r.json()["error_message"])["faultstring"]
+        after = c.get(f"/v1/nodes/{node}").json()
+    assert after["provision_state"] == before["provision_state"]
+    assert after["instance_info"] == before["instance_info"]
+    assert after["reservation"] is None

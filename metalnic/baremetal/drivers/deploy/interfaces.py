@@ -5,7 +5,8 @@ flows, shared by all of them.
 * ``fake``: nothing to write (fake-hardware).
 * ``direct``: boots the ramdisk agent, which downloads the image from
   ``instance_info.image_source``, checks it against ``image_os_hash_value``
-  (sha256) and writes it; the conductor checks the checksum it reports back.
+  (sha256) and writes it, with the config drive when the deploy gave one; the
+  conductor checks the checksum it reports back.
 * ``ramdisk``: the booted ramdisk is the instance; nothing is written.
 * ``ansible``, ``iscsi``: same step sequence, but writing the image is not
   supported here; ``validate`` says so before anything is touched.
@@ -42,17 +43,16 @@ class DirectDeploy(DeployInterface):
 
     def write_image(self, ctx: NodeContext, agent_url: str) -> None:
         expected = str(ctx.instance_info["image_os_hash_value"]).lower()
-        result = agent_client.run_command(
-            agent_url,
-            "standby.prepare_image",
-            {
-                "image_info": {
-                    "urls": [ctx.instance_info["image_source"]],
-                    "os_hash_algo": "sha256",
-                    "os_hash_value": expected,
-                }
-            },
-        )
+        params: dict[str, object] = {
+            "image_info": {
+                "urls": [ctx.instance_info["image_source"]],
+                "os_hash_algo": "sha256",
+                "os_hash_value": expected,
+            }
+        }
+        if "configdrive" in ctx.instance_info:
+            params["configdrive"] = ctx.instance_info["configdrive"]
+        result = agent_client.run_command(agent_url, "standby.prepare_image", params)
         written = str(result.get("os_hash_value", "")).lower()
         if written != expected:
             raise DriverError(
