@@ -1,159 +1,172 @@
-"""``metalnic demo``: the server on SQLite with a sample smart NIC node deployed.
+"""``metalnic demo``: the whole product on this machine (root).
 
-It starts ``metalnic serve`` as a child process, enrolls a fake-hardware node
-with a smart NIC port through the API, takes it through manage → provide →
-deploy, prints the node's event log (every network step inside a BIOS window,
-every boot behind a boot gate) and keeps the server running until
-interrupted.  The node uses the ``fake`` network interface until the network
-service exists; the lab issue grows this into the full virtual data centre.
+It brings up the lab (``metalnic lab``: 2 local-mode and 2 remote-mode smart
+NICs, a fabric, 4 hosts with Redfish and IPMI BMCs), starts the server (SQLite)
+and the smart NIC agents, enrolls the 4 hosts as nodes, cleans them (the
+ramdisk boots through each NIC on the provisioning network), and lets two
+tenants each deploy two nodes onto their own network — showing every step of
+every node and host as it happens.  At the end: tables of nodes, bare-metal
+ports and network ports, and a connectivity matrix measured with pings.
+
+Without ``--keep`` everything is removed again at the end; with it, it stays
+up for you to explore (``metalnic demo --down`` removes it later).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from metalnic.cli.output import emit
 
-if TYPE_CHECKING:
-    from metalnic.cli.client import BaremetalClient
-
-SAMPLE_NODE = "sample-node-0"
+LAB_NAME = "demo"
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the server with a sample smart NIC node")
-    p.add_argument("--port", type=int, default=6385)
-    p.add_argument("--state-dir", type=Path, default=Path("./metalnic-demo"))
-    p.add_argument("--exit", action="store_true", help="stop after enrolling instead of serving")
+    p = sub.add_parser("demo", help="the lab, the server and agents, 4 nodes for 2 tenants")
+    p.add_argument("--port", type=int, default=6385, help="the API's port (default 6385)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("./metalnic-demo"),
+        help="server database, credentials, logs, the lab (default ./metalnic-demo)",
+    )
+    p.add_argument(
+        "--provisioning-subnet", default="10.99.0.0/24", help="the lab's provisioning subnet"
+    )
+    p.add_argument("--keep", action="store_true", help="leave everything running at the end")
+    p.add_argument("--down", action="store_true", help="remove a demo left up by --keep")
     p.set_defaults(func=run, client=False)
 
 
-def wait_ready(client: BaremetalClient, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    from metalnic.cli.client import ApiError
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the server exited with status {proc.returncode}")
-        try:
-            client.request("GET", "/")
-            return
-        except ApiError:
-            time.sleep(0.05)
-    raise SystemExit("error: the server did not answer in time")
-
-
-def enroll_sample(client: BaremetalClient) -> None:
-    from metalnic.cli.client import ApiError
-
-    try:
-        client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
-        return
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-    node = client.request(
-        "POST",
-        "/v1/nodes",
-        json={
-            "name": SAMPLE_NODE,
-            "driver": "fake-hardware",
-            "network_interface": "fake",
-            "driver_info": {"deploy_kernel": "http://images/ipa.kernel"},
-        },
-    )
-    client.request(
-        "POST",
-        "/v1/ports",
-        json={
-            "node_uuid": node["uuid"],
-            "address": "52:54:00:12:34:56",
-            "is_smartnic": True,
-            "local_link_connection": {"hostname": "nic-0", "port_id": "pf0hpf"},
-        },
-    )
-
-
-def deploy_sample(client: BaremetalClient) -> None:
-    """manage → provide → deploy, waiting for each step (skipped when already active)."""
-    for verb, wanted in (("manage", "manageable"), ("provide", "available"), ("active", "active")):
-        node = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
-        if node["provision_state"] == "active":
-            return
-        if node["provision_state"] != wanted:
-            print(f"  {verb} ...", flush=True)
-            client.request(
-                "PUT", f"/v1/nodes/{SAMPLE_NODE}/states/provision", json={"target": verb}
-            )
-            _wait(client, wanted)
-
-
-def _wait(client: BaremetalClient, state: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        node = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}")
-        if node["provision_state"] == state and not node["reservation"]:
-            return
-        if node["provision_state"].endswith("failed"):
-            raise SystemExit(f"error: {node['last_error']}")
-        time.sleep(0.1)
-    raise SystemExit(f"error: {SAMPLE_NODE} did not reach {state}")
-
-
 def run(a: argparse.Namespace) -> None:
-    from metalnic.cli.client import BaremetalClient
+    from metalnic.lab import datacentre
+    from metalnic.lab.netns import LabError
+    from metalnic.lab.scenario import ScenarioError, Stack
 
-    url = f"http://127.0.0.1:{a.port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "metalnic.cli.main",
-        "serve",
-        "--port",
-        str(a.port),
-        "--state-dir",
-        str(a.state_dir),
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd)
-    client = BaremetalClient(url)
+    if os.geteuid() != 0:
+        raise SystemExit("error: the demo needs root (network namespaces, Open vSwitch)")
+    state = a.state_dir.resolve()
+    spec = datacentre.LabSpec(
+        LAB_NAME, 2, 2, provisioning_subnet=a.provisioning_subnet, api_port=a.port
+    )
+    lab_dir = state / "lab"
+    if a.down:
+        _down(state, spec.prefix, lab_dir)
+        print(f"demo in {state} is down")
+        return
+    ok = False
     try:
-        wait_ready(client, proc, timeout=15)
-        enroll_sample(client)
-        print(f"Deploying {SAMPLE_NODE} (fake hardware, smart NIC port, fake network):")
-        deploy_sample(client)
-        events = client.request("GET", f"/v1/nodes/{SAMPLE_NODE}/history")["history"]
-        emit(events, "table", ["created_at", "event_type", "event"])
-        emit(
-            client.list_all("/v1/nodes", "nodes", {"detail": "true"}),
-            "table",
-            ["uuid", "name", "driver", "provision_state", "network_interface"],
-        )
-        emit(
-            client.list_all("/v1/ports", "ports", {"detail": "true"}),
-            "table",
-            ["uuid", "address", "is_smartnic", "local_link_connection"],
-        )
-        if a.exit:
-            print(f"\nDeployed {SAMPLE_NODE}; the data stays in {a.state_dir}. Server stopped.")
-            return
-        print(f"\nmetalnic is serving the bare-metal API at {url} (SQLite in {a.state_dir}).")
-        print(f"Try:  metalnic --url {url} node show {SAMPLE_NODE}")
-        print(f"      openstack --os-auth-type none --os-endpoint {url} baremetal port list --long")
-        print("Press Ctrl-C to stop.")
-        proc.wait()
+        print("Bringing up the lab (smart NICs, fabric, hosts, BMCs) ...", flush=True)
+        lab = datacentre.up(spec, lab_dir)
+        stack = Stack(lab, state, say=lambda line: print(line, flush=True))
+        stack.start()
+        hosts = [h["name"] for h in lab["hosts"]]
+        stack.enroll()
+        print("\nCleaning every node (manage → provide; the ramdisk boots through its NIC):")
+        stack.make_available(hosts)
+        print("\nEach tenant deploys its two nodes onto its own network:")
+        stack.deploy(hosts)
+        _report(stack, hosts)
+        ok = True
+    except (LabError, ScenarioError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        print(f"(logs: {state}/*.log, {lab_dir}/hosts.log, {lab_dir}/hosts/*/)", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        print("\ninterrupted", file=sys.stderr)
     finally:
-        client.close()
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+        if a.keep:
+            _explain(state, lab_dir)
+        else:
+            _down(state, spec.prefix, lab_dir)
+            print("\nEverything the demo started is stopped and removed (--keep leaves it up).")
+    if not ok:
+        sys.exit(1)
+
+
+def _report(stack: Any, hosts: list[str]) -> None:
+    with stack.client() as c:
+        print("\nNodes:")
+        emit(
+            [n for n in c.get("/v1/nodes", params={"detail": "true"}).json()["nodes"]],
+            "table",
+            ["name", "driver", "owner", "power_state", "provision_state", "last_error"],
+        )
+        print("\nBare-metal ports (smart NIC links):")
+        ports = c.get("/v1/ports", params={"detail": "true"}).json()["ports"]
+        emit(
+            [
+                {
+                    "address": p["address"],
+                    "nic": p["local_link_connection"]["hostname"],
+                    "port_id": p["local_link_connection"]["port_id"],
+                    "vif": p["internal_info"].get("tenant_vif_port_id"),
+                }
+                for p in ports
+            ],
+            "table",
+            ["address", "nic", "port_id", "vif"],
+        )
+        print("\nNetworks and their ports:")
+        nets = {n["id"]: n for n in c.get("/network/v2.0/networks").json()["networks"]}
+        emit(
+            [
+                {
+                    "network": nets[p["network_id"]]["name"],
+                    "vlan": nets[p["network_id"]].get("provider:segmentation_id"),
+                    "project": p["project_id"],
+                    "mac": p["mac_address"],
+                    "nic": p["binding:host_id"],
+                    "status": p["status"],
+                }
+                for p in c.get("/network/v2.0/ports").json()["ports"]
+            ],
+            "table",
+            ["network", "vlan", "project", "mac", "nic", "status"],
+        )
+    matrix = stack.matrix(hosts)
+    print("\nConnectivity (ping from row to column's tenant address; ✓ reached, · not):")
+    print("        " + "".join(f"{h:>10}" for h in hosts))
+    for src in hosts:
+        cells = "".join(
+            f"{'—' if src == d else ('✓' if matrix[(src, d)] else '·'):>10}" for d in hosts
+        )
+        print(f"{src:8}{cells}   ({stack.tenant_of(src)}, {stack.tenant_ip(src)})")
+    wrong = [
+        f"{s}→{d}"
+        for (s, d), reached in matrix.items()
+        if reached != (stack.tenant_of(s) == stack.tenant_of(d))
+    ]
+    if wrong:
+        from metalnic.lab.scenario import ScenarioError
+
+        raise ScenarioError(f"connectivity differs from the tenants' networks: {', '.join(wrong)}")
+    print("Same tenant: reached; across tenants: nothing (same subnet, separate networks).")
+
+
+def _explain(state: Path, lab_dir: Path) -> None:
+    from metalnic.lab.datacentre import describe
+
+    lab = describe(lab_dir)
+    url = lab["provisioning"]["api_url"] if lab else "?"
+    print(f"\nThe demo stays up (state in {state}). Try:")
+    print(f"  export METALNIC_URL={url} METALNIC_USERNAME=admin")
+    print(f"  export METALNIC_PASSWORD=$(cat {state}/credentials/admin)")
+    print("  metalnic node list --detail")
+    print(
+        f"  openstack --os-auth-type http_basic --os-endpoint {url} "
+        '--os-username admin --os-password "$METALNIC_PASSWORD" baremetal node list'
+    )
+    print(f"  metalnic lab status --dir {lab_dir}")
+    print(f"Remove it all with:  metalnic demo --down --state-dir {state}")
+
+
+def _down(state: Path, prefix: str, lab_dir: Path) -> None:
+    from metalnic.lab import datacentre
+    from metalnic.lab.scenario import Stack
+
+    Stack({}, state).stop()  # the server and agents (pid files checked against this state)
+    datacentre.teardown(prefix, lab_dir)

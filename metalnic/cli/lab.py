@@ -30,6 +30,17 @@ def add_parser(sub: Any) -> None:
         if action == "up":
             p.add_argument("--local-nics", type=int, default=2)
             p.add_argument("--remote-nics", type=int, default=2)
+            p.add_argument(
+                "--provisioning-subnet",
+                default="10.99.0.0/24",
+                help="IPv4 subnet of the provisioning network (server: its first address)",
+            )
+            p.add_argument(
+                "--api-port",
+                type=int,
+                default=6385,
+                help="the server's port, as the hosts' ramdisk reaches it (default 6385)",
+            )
         p.set_defaults(func=run, client=False)
 
 
@@ -40,7 +51,13 @@ def run(a: argparse.Namespace) -> None:
     if os.geteuid() != 0:
         raise SystemExit("error: the lab needs root (network namespaces, Open vSwitch)")
     directory = a.dir or datacentre.default_dir(a.name)
-    spec = datacentre.LabSpec(a.name, getattr(a, "local_nics", 2), getattr(a, "remote_nics", 2))
+    spec = datacentre.LabSpec(
+        a.name,
+        getattr(a, "local_nics", 2),
+        getattr(a, "remote_nics", 2),
+        getattr(a, "provisioning_subnet", "10.99.0.0/24"),
+        getattr(a, "api_port", 6385),
+    )
     if a.action == "down":
         datacentre.teardown(spec.prefix, directory)
         print(f"lab {a.name} is down")
@@ -74,8 +91,10 @@ def _show(description: dict[str, Any], as_json: bool) -> None:
     prov = description["provisioning"]
     print(
         f"  provisioning: VLAN {prov['vlan']}, server side {prov['server_ip']}/{prov['prefix']} "
-        f"on {prov['leg']}"
+        f"on {prov['leg']}; the hosts' ramdisk calls {prov.get('api_url', '?')}"
     )
+    if "images" in description:
+        print(f"  image: {description['images']['url']} (sha256 {description['images']['sha256']})")
     if "bmc" in description:
         print(
             f"  BMC: Redfish at {description['bmc']['url']} (user "
@@ -87,7 +106,7 @@ def _show(description: dict[str, Any], as_json: bool) -> None:
         print(
             f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  "
             f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
-            + _bmc(host)
+            f", provisioning {host.get('provisioning_ip', '?')}" + _bmc(host)
         )
 
 

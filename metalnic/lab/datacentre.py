@@ -20,15 +20,22 @@ half-built one (a crash) is torn down and built again.  Needs root.
 
 * BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
   with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
-  generated password in ``<dir>/certs/bmc-password`` (mode 0600).
+  generated password in ``<dir>/certs/bmc-password`` (mode 0600);
+* the hosts' simulators (``metalnic.lab.hosts``, one process): each host
+  follows its BMC — off: nothing; BIOS: silent; PXE: the ramdisk agent in the
+  host's namespace, talking to the server at ``http://<server ip>:<api port>``
+  over the provisioning network through its NIC; disk: the instance, with the
+  addresses of its config drive — and the image server for ``<dir>/images``
+  (a sample ``disk.img`` with its sha256 in the description).
 
-Not built yet (issue 6): the host simulators that follow the BMCs, and the
-demo that deploys nodes through the conductor.
+The provisioning subnet (default 10.99.0.0/24: the server side is its first
+address, hosts get .10, .11, …) is an option, so that two labs can coexist.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
@@ -47,9 +54,8 @@ from metalnic.lab.topology import Lab, down
 
 PROVISIONING_VLAN = 100
 TENANT_VLANS = range(101, 200)
-PROVISIONING_SERVER_IP = "10.99.0.1"
-PROVISIONING_PREFIX = 24
 BMC_USER = "lab-admin"
+IMAGE_SIZE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,19 @@ class LabSpec:
     name: str = "demo"
     local_nics: int = 2
     remote_nics: int = 2
+    provisioning_subnet: str = "10.99.0.0/24"
+    api_port: int = 6385  # where the ramdisk finds the server, on the provisioning side
+
+    def provisioning(self) -> tuple[ipaddress.IPv4Network, list[ipaddress.IPv4Address]]:
+        """The subnet and its addresses: [server, host1, host2, …]."""
+        try:
+            net = ipaddress.IPv4Network(self.provisioning_subnet)
+        except ValueError as exc:
+            raise netns.LabError(f"provisioning subnet {self.provisioning_subnet}: {exc}") from None
+        hosts = self.local_nics + self.remote_nics
+        if net.num_addresses < 16 + hosts:
+            raise netns.LabError(f"provisioning subnet {net} is too small for {hosts} hosts")
+        return net, [net.network_address + 1] + [net.network_address + 10 + i for i in range(hosts)]
 
     @property
     def prefix(self) -> str:
@@ -86,12 +105,15 @@ def up(spec: LabSpec, directory: Path) -> dict[str, Any]:
 
 
 def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
+    subnet, addresses = spec.provisioning()
     lab.add_fabric([])
     fab = lab.ovs("fab")
     # The provisioning leg: the server's side of the provisioning VLAN.
     leg, leg_fab = f"{lab.prefix}-pv", f"{lab.prefix}-pvf"
     netns.veth(leg, None, leg_fab, lab.ns("fab"))
-    netns.address(None, leg, f"{PROVISIONING_SERVER_IP}/{PROVISIONING_PREFIX}")
+    netns.address(None, leg, f"{addresses[0]}/{subnet.prefixlen}")
+    # The server's TCP replies cross the userspace datapath: no checksum offload.
+    netns.run(["ethtool", "-K", leg, "tx", "off"])
     fab.vsctl("add-port", "br-fab", leg_fab, f"tag={PROVISIONING_VLAN}")
     trunks = [PROVISIONING_VLAN, *TENANT_VLANS]
     certs = lab.dir / "certs"
@@ -125,7 +147,11 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 certs / "agent-ca.pem",
             )
             entry.update(
-                ovsdb=ovsdb, openflow=openflow, ovsdb_cert=cert, ovsdb_ca_cert=pki.pem(ca[0])
+                ovsdb=ovsdb,
+                openflow=openflow,
+                ovsdb_cert=cert,
+                ovsdb_ca_cert=pki.pem(ca[0]),
+                ssh_public_key=pki.ssh_public_key(f"{name}@{lab.prefix}"),
             )
         nics.append(entry)
     hosts = []
@@ -141,9 +167,11 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 "port_a": spec_host.port_a,
                 "port_b": spec_host.port_b,
                 "netns": lab.ns(name),
+                "provisioning_ip": str(addresses[index + 1]),
             }
         )
     description_bmc = _start_bmc(lab, hosts)
+    server_ip = str(addresses[0])
     description = {
         "bmc": description_bmc,
         "name": spec.name,
@@ -151,10 +179,13 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
         "dir": str(lab.dir),
         "provisioning": {
             "vlan": PROVISIONING_VLAN,
-            "server_ip": PROVISIONING_SERVER_IP,
-            "prefix": PROVISIONING_PREFIX,
+            "subnet": str(subnet),
+            "server_ip": server_ip,
+            "prefix": subnet.prefixlen,
             "leg": leg,
+            "api_url": f"http://{server_ip}:{spec.api_port}",
         },
+        "images": _sample_image(lab.dir, server_ip),
         "tenant_vlans": [TENANT_VLANS.start, TENANT_VLANS.stop - 1],
         "nics": nics,
         "hosts": hosts,
@@ -164,7 +195,50 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
         },
     }
     (lab.dir / "description.json").write_text(json.dumps(description, indent=1))
+    _start_hosts(lab.dir)
     return description
+
+
+def _sample_image(directory: Path, server_ip: str) -> dict[str, Any]:
+    """A small disk image for deploys (deterministic, so its checksum is stable)."""
+    root = directory / "images"
+    root.mkdir(exist_ok=True)
+    block = b"METALNIC LAB DISK IMAGE\n" + bytes(range(256)) * 16
+    image = (block * (IMAGE_SIZE // len(block) + 1))[:IMAGE_SIZE]
+    (root / "disk.img").write_bytes(image)
+    port = _free_port_on(server_ip)
+    return {
+        "address": server_ip,
+        "port": port,
+        "url": f"http://{server_ip}:{port}/disk.img",
+        "sha256": hashlib.sha256(image).hexdigest(),
+    }
+
+
+def _free_port_on(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def _start_hosts(directory: Path) -> None:
+    """The host simulators and the image server (``metalnic.lab.hosts``), detached."""
+    log_path = directory / "hosts.log"
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "metalnic.lab.hosts", "--dir", str(directory)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (directory / "hosts.pid").write_text(str(proc.pid))
+    for _ in range(300):
+        if b"ready" in log_path.read_bytes():
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise netns.LabError(f"the host simulators did not start (see {log_path})")
 
 
 def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -254,11 +328,11 @@ def _start_ipmi(directory: Path, password_file: Path) -> int:
             if proc.poll() is not None:
                 break
             time.sleep(0.1)
-        _stop(directory / "ipmi.pid", password_file)  # its command line names that file
+        stop_process(directory / "ipmi.pid", password_file)  # its command line names that file
     raise netns.LabError("the IPMI BMC did not start (see its log in the lab directory)")
 
 
-def _stop(pidfile: Path, owner: Path) -> None:
+def stop_process(pidfile: Path, owner: Path) -> None:
     """Stop the process in ``pidfile`` if its command line names ``owner`` (ours)."""
     try:
         pid = int(pidfile.read_text())
@@ -276,9 +350,12 @@ def _stop(pidfile: Path, owner: Path) -> None:
 
 
 def teardown(prefix: str, directory: Path) -> None:
-    """``down``: the BMC processes (ours: checked by their command lines), then the rest."""
-    _stop(directory / "bmc" / "emulator.pid", directory / "bmc")
-    _stop(directory / "bmc" / "ipmi.pid", directory)
+    """``down``: the processes (ours: checked by their command lines), then the rest."""
+    stop_process(directory / "hosts.pid", directory)
+    for pidfile in sorted(directory.glob("hosts/*/ramdisk.pid")):  # if the simulators died
+        stop_process(pidfile, pidfile.parent)
+    stop_process(directory / "bmc" / "emulator.pid", directory / "bmc")
+    stop_process(directory / "bmc" / "ipmi.pid", directory)
     down(prefix, directory)
 
 
@@ -308,6 +385,8 @@ def problems(description: dict[str, Any]) -> list[str]:
         directory / "bmc" / "ipmi.pid"
     ):
         found.append("the IPMI BMC is not running")
+    if "images" in description and not _alive(directory / "hosts.pid"):
+        found.append("the host simulators are not running")
     for name in ["fab"] + [n["name"] for n in description["nics"]]:
         for daemon in ("ovsdb-server", "ovs-vswitchd"):
             if not _alive(directory / name / f"{daemon}.pid"):

@@ -12,7 +12,7 @@ import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 CA = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
@@ -68,3 +68,11 @@ def issue(ca: CA, cn: str, ip: str | None = None, days: int = 365) -> tuple[x509
 
 def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def ssh_public_key(comment: str) -> str:
+    """An OpenSSH ed25519 public key (a remote NIC's, as its bare-metal port records it;
+    the private half is not kept: metalnic programs NICs over OVSDB/OpenFlow-SSL)."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{raw.decode()} {comment}"

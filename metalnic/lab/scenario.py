@@ -1,0 +1,431 @@
+"""The demo's engine: metalnic running a lab — what ``metalnic demo`` does and what
+the end-to-end tests drive step by step.
+
+* ``Stack.start``: the server (SQLite, http_basic, listening on the lab's
+  provisioning address — where the hosts' ramdisk reaches it, and nowhere
+  else) and the smart NIC agents (one per local NIC, one for all remote NICs
+  over SSL), as detached processes with pid files, so ``--keep`` can leave
+  them running; users ``admin``, ``lab-agent`` and one member per tenant, with
+  generated passwords in ``<state>/credentials/`` (0600).
+* ``Stack.enroll``: the provisioning network, then one node per lab host:
+  its BMC (Redfish or IPMI), ``smartnic`` network, ``direct`` deploy of the
+  lab's image, one smart NIC port (remote NICs: with their OVSDB certificate
+  and CA), owned by its tenant's project; taken to ``available`` through
+  manage and provide (cleaning boots the ramdisk through the NIC).
+* ``Stack.deploy``: as each tenant's member: its network, a VIF attached to
+  its nodes, and ``active`` with a config drive giving the tenant address.
+* ``matrix``: pings between every pair of hosts' tenant addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from metalnic.auth import add_user
+from metalnic.lab import netns
+from metalnic.lab.datacentre import alive_pid, stop_process
+from metalnic.lab.hosts import bmc_driver_info
+
+API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
+TENANT_SUBNET = "10.50.0"  # both tenants use it: isolation must come from the NICs
+FAILED = ("clean failed", "deploy failed", "inspect failed", "error")
+
+
+class ScenarioError(Exception):
+    pass
+
+
+@dataclass
+class Stack:
+    lab: dict[str, Any]
+    state: Path
+    say: Callable[[str], None] = print
+    tenants: tuple[str, ...] = ("tenant-a", "tenant-b")
+    env: dict[str, str] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # host name → node uuid
+
+    # --- processes ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return str(self.lab["provisioning"]["api_url"])
+
+    def password(self, user: str) -> str:
+        return (self.state / "credentials" / user).read_text().strip()
+
+    def client(self, user: str = "admin") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, auth=(user, self.password(user)), timeout=30, headers=API_VERSION
+        )
+
+    def start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        creds = self.state / "credentials"
+        creds.mkdir(mode=0o700, exist_ok=True)
+        users = self.state / "users.toml"
+        wanted: list[tuple[str, str, str | None]] = [
+            ("admin", "admin", None),
+            ("lab-agent", "agent", None),
+        ]
+        wanted += [(t, "member", t) for t in self.tenants]
+        for name, role, project in wanted:
+            if not (creds / name).exists():
+                _write_secret(creds / name, secrets.token_urlsafe(18) + "\n")
+                add_user(users, name, self.password(name), (role,), project)
+        prov = self.lab["provisioning"]
+        port = prov["api_url"].rsplit(":", 1)[1]
+        self._spawn(
+            "server",
+            [
+                sys.executable, "-m", "metalnic.cli.main", "serve",
+                "--host", prov["server_ip"], "--port", port,
+                "--state-dir", str(self.state), "--auth", "http_basic",
+                "--users-file", str(users), "--log-level", "info",
+            ],
+            {"METALNIC_DEPLOY_CALLBACK_TIMEOUT": "300", "METALNIC_PERIODIC_INTERVAL": "1",
+             **self.env},
+        )  # fmt: skip
+        self._wait(lambda: _answers(self.url), 30, "the server to answer")
+        configs = agent_configs(self.lab, self.url, "lab-agent", creds / "lab-agent", self.state)
+        for name, text in configs.items():
+            path = self.state / f"{name}.toml"
+            path.write_text(text)
+            self._spawn(name, [sys.executable, "-m", "metalnic.cli.main", "agent", "--config",
+                               str(path)], {})  # fmt: skip
+        with self.client() as c:
+            self._wait(
+                lambda: _alive_agents(c) >= set(configs), 30, f"agents {', '.join(configs)} alive"
+            )
+        self.say(f"server at {self.url}; agents {', '.join(sorted(configs))} alive")
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        pidfile = self.state / f"{name}.pid"
+        if pidfile.exists() and _ours(pidfile, self.state):
+            return  # still running from an earlier --keep
+        with (self.state / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+                start_new_session=True,  # outlives `metalnic demo --keep`
+            )
+        pidfile.write_text(str(proc.pid))
+
+    def process_pids(self) -> dict[str, int]:
+        found = {}
+        for pidfile in self.state.glob("*.pid"):
+            if _ours(pidfile, self.state):
+                found[pidfile.stem] = int(pidfile.read_text())
+        return found
+
+    def stop(self, names: Iterable[str] | None = None) -> None:
+        for pidfile in sorted(self.state.glob("*.pid")):
+            if names is None or pidfile.stem in names:
+                stop_process(pidfile, self.state)
+                pidfile.unlink(missing_ok=True)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped agent again (its config is still in the state directory)."""
+        self._spawn(
+            name,
+            [sys.executable, "-m", "metalnic.cli.main", "agent", "--config",
+             str(self.state / f"{name}.toml")],
+            {},
+        )  # fmt: skip
+
+    @staticmethod
+    def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.2)
+        raise ScenarioError(f"timed out waiting for {what}")
+
+    # --- inventory ----------------------------------------------------------------------
+
+    def tenant_of(self, host: str) -> str:
+        index = [h["name"] for h in self.lab["hosts"]].index(host)
+        return self.tenants[index % len(self.tenants)]
+
+    def tenant_ip(self, host: str) -> str:
+        index = [h["name"] for h in self.lab["hosts"]].index(host)
+        return f"{TENANT_SUBNET}.{index + 11}"
+
+    def enroll(self) -> dict[str, str]:
+        password = Path(self.lab["bmc"]["password_file"]).read_text().strip()
+        with self.client() as c:
+            if not c.get("/network/v2.0/networks", params={"name": "provisioning"}).json()[
+                "networks"
+            ]:
+                _ok(
+                    c.post(
+                        "/network/v2.0/networks",
+                        json={
+                            "network": {
+                                "name": "provisioning",
+                                "provider:network_type": "vlan",
+                                "provider:physical_network": "physnet1",
+                                "provider:segmentation_id": self.lab["provisioning"]["vlan"],
+                            }
+                        },
+                    )
+                )
+            for host in self.lab["hosts"]:
+                name = f"node-{host['name']}"
+                r = c.get(f"/v1/nodes/{name}")
+                if r.status_code == 200:
+                    self.nodes[host["name"]] = r.json()["uuid"]
+                    continue
+                node = _ok(
+                    c.post(
+                        "/v1/nodes",
+                        json={
+                            "name": name,
+                            "driver": host["bmc"],
+                            "driver_info": bmc_driver_info(self.lab, host, password),
+                            "network_interface": "smartnic",
+                            "deploy_interface": "direct",
+                            "owner": self.tenant_of(host["name"]),
+                            "instance_info": {
+                                "image_source": self.lab["images"]["url"],
+                                "image_os_hash_value": self.lab["images"]["sha256"],
+                            },
+                        },
+                    )
+                )
+                self.nodes[host["name"]] = node["uuid"]
+                _ok(c.post("/v1/ports", json=smart_nic_port(self.lab, host, node["uuid"])))
+        self.say(f"enrolled {len(self.nodes)} nodes: {', '.join(sorted(self.nodes))}")
+        return self.nodes
+
+    def make_available(self, hosts: Iterable[str], timeout: float = 600) -> None:
+        """manage → provide (automated cleaning through the ramdisk) for each host."""
+        steps = {"enroll": "manage", "manageable": "provide"}
+        self.drive(hosts, "available", steps, "admin", timeout)
+
+    def deploy(self, hosts: Iterable[str], timeout: float = 600) -> None:
+        hosts = list(hosts)
+        for host in hosts:
+            self.attach_tenant_vif(host)
+        self.drive(hosts, "active", {"available": "active"}, None, timeout)
+
+    def undeploy(self, hosts: Iterable[str], timeout: float = 600) -> None:
+        self.drive(hosts, "available", {"active": "deleted"}, None, timeout)
+
+    def attach_tenant_vif(self, host: str) -> str:
+        tenant, node = self.tenant_of(host), self.nodes[host]
+        with self.client(tenant) as c:
+            if c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]:
+                return str(c.get(f"/v1/nodes/{node}/vifs").json()["vifs"][0]["id"])
+            nets = c.get("/network/v2.0/networks", params={"name": tenant}).json()["networks"]
+            if nets:
+                net = nets[0]
+            else:
+                made = c.post("/network/v2.0/networks", json={"network": {"name": tenant}})
+                net = _ok(made)["network"]
+            port = _ok(
+                c.post(
+                    "/network/v2.0/ports",
+                    json={"port": {"network_id": net["id"], "name": f"{host}-vif"}},
+                )
+            )["port"]
+            r = c.post(f"/v1/nodes/{node}/vifs", json={"id": port["id"]})
+            if r.status_code != 204:
+                raise ScenarioError(f"VIF attach to {host} refused: {r.status_code} {r.text}")
+            return str(port["id"])
+
+    def configdrive(self, host: str) -> dict[str, Any]:
+        mac = next(h["mac"] for h in self.lab["hosts"] if h["name"] == host)
+        return {
+            "meta_data": {"uuid": self.nodes[host], "hostname": host},
+            "network_data": {
+                "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": mac}],
+                "networks": [
+                    {
+                        "id": "tenant",
+                        "link": "port0",
+                        "type": "ipv4",
+                        "ip_address": self.tenant_ip(host),
+                        "netmask": "255.255.255.0",
+                    }
+                ],
+            },
+        }
+
+    def drive(
+        self,
+        hosts: Iterable[str],
+        goal: str,
+        steps: dict[str, str],
+        user: str | None,
+        timeout: float,
+    ) -> None:
+        """Move each host's node towards ``goal``: whenever one rests in a state of
+        ``steps`` (unlocked), ask for that verb; report every change as it happens."""
+        hosts = list(hosts)
+        seen: dict[str, str] = {}
+        events = {h: _EventTail(Path(self.lab["dir"]) / "hosts" / h / "events.log") for h in hosts}
+        began = time.monotonic()
+        clients = {h: self.client(user or self.tenant_of(h)) for h in hosts}
+        try:
+            while True:
+                pending = []
+                for host in hosts:
+                    c, node = clients[host], self.nodes[host]
+                    shown = c.get(f"/v1/nodes/{node}").json()
+                    state = shown["provision_state"]
+                    for line in events[host].new():
+                        self.say(f"{time.monotonic() - began:6.1f}s  {host:6} host: {line}")
+                    if seen.get(host) != state:
+                        seen[host] = state
+                        self.say(f"{time.monotonic() - began:6.1f}s  {host:6} node: {state}")
+                    if state in FAILED:
+                        raise ScenarioError(f"node-{host} {state}: {shown['last_error']}")
+                    if state == goal and shown["reservation"] is None:
+                        continue
+                    pending.append(host)
+                    verb = steps.get(state)
+                    if verb and shown["reservation"] is None:
+                        body: dict[str, Any] = {"target": verb}
+                        if verb == "active":
+                            body["configdrive"] = self.configdrive(host)
+                        r = c.put(f"/v1/nodes/{node}/states/provision", json=body)
+                        if r.status_code != 202:
+                            raise ScenarioError(f"{verb} of node-{host}: {r.status_code} {r.text}")
+                if not pending:
+                    return
+                if time.monotonic() - began > timeout:
+                    raise ScenarioError(f"{', '.join(pending)} did not reach {goal} in {timeout}s")
+                time.sleep(0.5)
+        finally:
+            for c in clients.values():
+                c.close()
+
+    # --- results ------------------------------------------------------------------------
+
+    def matrix(self, hosts: Iterable[str] | None = None) -> dict[tuple[str, str], bool]:
+        names = list(hosts or [h["name"] for h in self.lab["hosts"]])
+        ns = {h["name"]: h["netns"] for h in self.lab["hosts"]}
+        result = {}
+        for src in names:
+            for dst in names:
+                if src != dst:
+                    result[(src, dst)] = ping(ns[src], self.tenant_ip(dst))
+        return result
+
+
+def ping(namespace: str, address: str, count: int = 2) -> bool:
+    """True when ``address`` answers from ``namespace`` (ARP included: a retry or two)."""
+    cmd = netns.in_ns(namespace, "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1")
+    return subprocess.run([*cmd, address], capture_output=True).returncode == 0
+
+
+def smart_nic_port(lab: dict[str, Any], host: dict[str, Any], node: str) -> dict[str, Any]:
+    nic = next(n for n in lab["nics"] if n["name"] == host["nic"])
+    llc: dict[str, str] = {"hostname": nic["name"], "port_id": host["port_b"]}
+    if nic["mode"] == "remote":
+        llc.update(
+            ssh_public_key=nic["ssh_public_key"],
+            ovsdb_cert=nic["ovsdb_cert"],
+            ovsdb_ca_cert=nic["ovsdb_ca_cert"],
+        )
+    return {
+        "node_uuid": node,
+        "address": host["mac"],
+        "is_smartnic": True,
+        "pxe_enabled": True,
+        "local_link_connection": llc,
+    }
+
+
+def agent_configs(
+    lab: dict[str, Any], server: str, user: str, password_file: Path, state: Path
+) -> dict[str, str]:
+    """TOML for the lab's agents: one per local NIC, one for all remote NICs."""
+    common = (
+        f'server = "{server}"\nusername = "{user}"\npassword_file = "{password_file}"\n'
+        'datapath_type = "netdev"\nresync_interval = 5.0\nheartbeat_interval = 1.0\n'
+    )
+    configs = {}
+    remote = ""
+    for nic in lab["nics"]:
+        flows = ", ".join(f'{b} = "{t}"' for b, t in nic["openflow"].items())
+        block = (
+            f'[nics.{nic["name"]}]\novsdb = "{nic["ovsdb"]}"\nopenflow = {{ {flows} }}\n'
+            'bridge_mappings = { physnet1 = "br-phys" }\n'
+        )
+        if nic["mode"] == "local":
+            name = f"agent-{nic['name']}"
+            configs[name] = common + f'mode = "local"\nhost = "{name}"\n' + block
+        else:
+            remote += block
+    if remote:
+        tls = lab["agent_tls"]
+        configs["agent-remote"] = (
+            common + 'mode = "remote"\nhost = "agent-remote"\n'
+            f'private_key = "{tls["private_key"]}"\ncertificate = "{tls["certificate"]}"\n'
+            f'state_dir = "{state / "agent-remote-state"}"\n' + remote
+        )
+    return configs
+
+
+class _EventTail:
+    """New lines of a host simulator's events.log, as ``state: detail``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def new(self) -> list[str]:
+        try:
+            with self.path.open() as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+                self.offset = fh.tell()
+        except OSError:
+            return []
+        return [line.split(" ", 1)[1] for line in data.splitlines() if " " in line]
+
+
+def _ok(r: httpx.Response) -> dict[str, Any]:
+    if r.status_code >= 300:
+        raise ScenarioError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}")
+    return dict(r.json())
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive_agents(c: httpx.Client) -> set[str]:
+    r = c.get("/network/v2.0/agents")
+    return {a["host"] for a in r.json().get("agents", []) if a["alive"]} if r.is_success else set()
+
+
+def _ours(pidfile: Path, owner: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text())
+        return alive_pid(pid) and str(owner).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
