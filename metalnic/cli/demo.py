@@ -15,6 +15,7 @@ up for you to explore (``metalnic demo --down`` removes it later).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -50,8 +51,11 @@ def run(a: argparse.Namespace) -> None:
     if os.geteuid() != 0:
         raise SystemExit("error: the demo needs root (network namespaces, Open vSwitch)")
     state = a.state_dir.resolve()
+    # The lab's names derive from the state directory: demos in two directories
+    # (given two subnets and ports) do not touch each other.
+    name = f"{LAB_NAME}-{hashlib.sha256(str(state).encode()).hexdigest()[:6]}"
     spec = datacentre.LabSpec(
-        LAB_NAME, 2, 2, provisioning_subnet=a.provisioning_subnet, api_port=a.port
+        name, 2, 2, provisioning_subnet=a.provisioning_subnet, api_port=a.port
     )
     lab_dir = state / "lab"
     if a.down:

@@ -131,6 +131,8 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "name": name,
             "mode": "remote" if remote else "local",
+            "netns": lab.ns(name),
+            "uplink": lab.uplink(name),
             "ovsdb": nic.db,
             "openflow": {b: nic.mgmt(b) for b in ("br-int", "br-phys")},
         }

@@ -219,7 +219,22 @@ class Stack:
         hosts = list(hosts)
         for host in hosts:
             self.attach_tenant_vif(host)
-        self.drive(hosts, "active", {"available": "active"}, None, timeout)
+        # "active" means the BMC powered the host on from disk; the instance is up
+        # once the host has booted it (as a cloud user waits for SSH).
+        self.drive(
+            hosts,
+            "active",
+            {"available": "active"},
+            None,
+            timeout,
+            booted=lambda h: self.host_state(h).startswith("disk instance"),
+        )
+
+    def host_state(self, host: str) -> str:
+        """The host simulator's last boot: ``<state> <detail>`` (see lab.hosts)."""
+        path = Path(self.lab["dir"]) / "hosts" / host / "events.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return lines[-1].split(" ", 1)[1] if lines else ""
 
     def undeploy(self, hosts: Iterable[str], timeout: float = 600) -> None:
         self.drive(hosts, "available", {"active": "deleted"}, None, timeout)
@@ -271,9 +286,11 @@ class Stack:
         steps: dict[str, str],
         user: str | None,
         timeout: float,
+        booted: Callable[[str], bool] = lambda host: True,
     ) -> None:
         """Move each host's node towards ``goal``: whenever one rests in a state of
-        ``steps`` (unlocked), ask for that verb; report every change as it happens."""
+        ``steps`` (unlocked), ask for that verb; report every change as it happens.
+        A host is done when its node rests in ``goal`` and ``booted(host)``."""
         hosts = list(hosts)
         seen: dict[str, str] = {}
         events = {h: _EventTail(Path(self.lab["dir"]) / "hosts" / h / "events.log") for h in hosts}
@@ -293,7 +310,7 @@ class Stack:
                         self.say(f"{time.monotonic() - began:6.1f}s  {host:6} node: {state}")
                     if state in FAILED:
                         raise ScenarioError(f"node-{host} {state}: {shown['last_error']}")
-                    if state == goal and shown["reservation"] is None:
+                    if state == goal and shown["reservation"] is None and booted(host):
                         continue
                     pending.append(host)
                     verb = steps.get(state)

@@ -73,6 +73,10 @@ class Lab:
         self.trunks = trunks
         return fab
 
+    def uplink(self, nic: str) -> str:
+        """The NIC's port C (in its namespace), facing the fabric."""
+        return f"{self.prefix}-{self.state.nics.index(nic) + 1}c"
+
     def add_nic(self, name: str, uplink_trunks: list[int]) -> OvsInstance:
         """A NIC with br-int and br-phys; port C trunks into the fabric."""
         index = len(self.state.nics) + 1
@@ -82,7 +86,7 @@ class Lab:
         netns.add(ns)
         nic = self.ovs(name)
         nic.start()
-        port_c, fab_side = f"{self.prefix}-{index}c", f"{self.prefix}-{index}f"
+        port_c, fab_side = self.uplink(name), f"{self.prefix}-{index}f"
         netns.veth(port_c, ns, fab_side, self.ns("fab"))
         nic.vsctl(
             "--may-exist",

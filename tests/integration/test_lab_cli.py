@@ -3,6 +3,7 @@ and ``down`` removes everything it made (namespaces, links, daemons, files) and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import httpx
 
 from metalnic.lab import netns
 from metalnic.lab.datacentre import LabSpec, alive_pid
-from tests.ovslab import require_ovs
+from tests.ovslab import require_ovs, wait_until
 from tests.support import VENV_BIN
 
 
@@ -40,7 +41,10 @@ def test_lab_up_status_down() -> None:
     where = ["--name", name, "--dir", str(directory)]
     other = netns.run(["ip", "netns", "list"])  # what was there before us stays
     try:
-        r = lab("up", *where, "--local-nics", "1", "--remote-nics", "1", "--json")
+        r = lab(
+            "up", *where, "--local-nics", "1", "--remote-nics", "1", "--json",
+            "--provisioning-subnet", "10.95.0.0/24",
+        )  # fmt: skip
         assert r.returncode == 0, r.stderr
         desc = json.loads(r.stdout)
         assert [n["mode"] for n in desc["nics"]] == ["local", "remote"]
@@ -59,8 +63,10 @@ def test_lab_up_status_down() -> None:
         # provisioning network: port B is not on any bridge yet.
         host = desc["hosts"][0]
         netns.run(
-            netns.in_ns(host["netns"], "ip", "addr", "add", "10.99.0.50/24", "dev", host["port_a"])
+            netns.in_ns(host["netns"], "ip", "addr", "add", "10.95.0.50/24", "dev", host["port_a"])
         )
+        assert desc["provisioning"]["server_ip"] == "10.95.0.1"
+        assert [h["provisioning_ip"] for h in desc["hosts"]] == ["10.95.0.10", "10.95.0.11"]
         ping = subprocess.run(
             netns.in_ns(
                 host["netns"], "ping", "-c", "1", "-W", "1", desc["provisioning"]["server_ip"]
@@ -104,6 +110,10 @@ def test_lab_up_status_down() -> None:
         )
         assert power.returncode == 0 and "Chassis Power is off" in power.stdout, power.stderr
         ipmi_pid = int((directory / "bmc" / "ipmi.pid").read_text())
+        hosts_pid = int((directory / "hosts.pid").read_text())
+        _host_follows_its_bmc(directory, desc, ipmi, bmc)
+        image = httpx.get(desc["images"]["url"], timeout=10)
+        assert hashlib.sha256(image.content).hexdigest() == desc["images"]["sha256"]
         assert httpx.get(bmc["url"] + "/redfish/v1/Systems", timeout=10).status_code == 401
         bmc_pid = int((directory / "bmc" / "emulator.pid").read_text())
         again = lab("up", *where)
@@ -123,6 +133,47 @@ def test_lab_up_status_down() -> None:
     assert netns.list_ns(f"{prefix}-") == [] and root_links(prefix) == []
     assert not directory.exists()
     assert not alive_pid(bmc_pid) and not alive_pid(ipmi_pid)  # the BMCs (ours) are gone too
+    assert not alive_pid(hosts_pid)  # and the host simulators
     assert lab("down", *where).returncode == 0  # again: nothing to do, no error
     assert lab("status", *where).returncode == 3
     assert set(other.split()) <= set(netns.run(["ip", "netns", "list"]).split())
+
+
+def _ipmitool(host: dict[str, object], bmc: dict[str, str], *cmd: str) -> None:
+    subprocess.run(
+        ["ipmitool", "-I", "lanplus", "-H", str(host["ipmi_address"]), "-p",
+         str(host["ipmi_port"]), "-U", bmc["username"], "-f", bmc["password_file"], *cmd],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+
+
+def _host_follows_its_bmc(
+    directory: Path, desc: dict[str, object], host: dict[str, object], bmc: dict[str, str]
+) -> None:
+    """The host simulator does what the BMC says: BIOS → silent, PXE → the ramdisk
+    agent in the host's namespace with its provisioning address, off → nothing."""
+    events = directory / "hosts" / str(host["name"]) / "events.log"
+
+    def last() -> str:
+        lines = events.read_text().splitlines() if events.exists() else []
+        return lines[-1].split(" ", 1)[1] if lines else ""
+
+    wait_until(lambda: last() == "off powered off", 10, "the host seen off", show=last)
+    _ipmitool(host, bmc, "chassis", "bootdev", "bios")
+    _ipmitool(host, bmc, "chassis", "power", "on")
+    wait_until(lambda: last().startswith("bios"), 10, "the host in BIOS", show=last)
+    addresses = netns.run(netns.in_ns(str(host["netns"]), "ip", "-4", "-o", "addr"))
+    assert str(host["provisioning_ip"]) not in addresses  # silent: no address at all
+    _ipmitool(host, bmc, "chassis", "power", "off")
+    _ipmitool(host, bmc, "chassis", "bootdev", "pxe")
+    _ipmitool(host, bmc, "chassis", "power", "on")
+    wait_until(lambda: last().startswith("pxe ramdisk agent"), 10, "the ramdisk", show=last)
+    ramdisk = directory / "hosts" / str(host["name"]) / "ramdisk.pid"
+    pid = int(ramdisk.read_text())
+    assert alive_pid(pid)
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    addresses = netns.run(netns.in_ns(str(host["netns"]), "ip", "-4", "-o", "addr"))
+    assert f"{host['provisioning_ip']}/24" in addresses
+    _ipmitool(host, bmc, "chassis", "power", "off")
+    wait_until(lambda: last() == "off powered off", 10, "the host off again", show=last)
+    assert not alive_pid(pid)
