@@ -371,3 +371,40 @@ def test_an_agent_speaks_only_for_its_own_nic_hosts(net_server: Server) -> None:
         ):
             assert r.status_code == 403, r.text
             assert neutron_error(r)["type"] == "PolicyNotAuthorized"
+
+
+def test_a_bound_port_keeps_its_mac(net_server: Server) -> None:
+    """The NIC lets only the bound MAC out: changing it under a bound port is refused
+    (409, nothing changed); once unbound, an admin may change it (the conductor does)."""
+    with httpx.Client(base_url=net_server.url + "/network/v2.0", auth=net_server.auth) as c:
+        with agent_client(net_server) as agent:
+            r = agent.post(
+                "/metalnic/agents/heartbeat",
+                json={"host": "nic-mac", "configurations": {"mode": "local", "smartnic": True}},
+            )
+            assert r.status_code == 200, r.text
+        net = c.post("/networks", json={"network": {"name": "mac-net"}}).json()["network"]
+        profile = {"local_link_information": [{"hostname": "nic-mac", "port_id": "p0"}]}
+        port = c.post(
+            "/ports",
+            json={
+                "port": {
+                    "network_id": net["id"],
+                    "mac_address": "52:54:00:77:00:01",
+                    "binding:vnic_type": "smart-nic",
+                    "binding:host_id": "nic-mac",
+                    "binding:profile": profile,
+                }
+            },
+        ).json()["port"]
+        assert port["binding:vif_type"] == "ovs"
+        r = c.put(f"/ports/{port['id']}", json={"port": {"mac_address": "52:54:00:77:00:02"}})
+        assert r.status_code == 409, r.text
+        assert "is bound: unbind it" in neutron_error(r)["message"]
+        assert c.get(f"/ports/{port['id']}").json()["port"]["mac_address"] == "52:54:00:77:00:01"
+        r = c.put(
+            f"/ports/{port['id']}",
+            json={"port": {"binding:host_id": "", "mac_address": "52:54:00:77:00:02"}},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["port"]["mac_address"] == "52:54:00:77:00:02"
