@@ -261,3 +261,20 @@ def test_agent_killed_before_deploy_fails_cleanly_then_redeploy_works(e2e: E2E) 
     wait_until(
         lambda: ping(e2e.host("host2")["netns"], stack.tenant_ip("host4")), 20, "host2 → host4"
     )
+
+
+def test_no_secret_in_any_log(e2e: E2E) -> None:
+    """BMC and API passwords, and the NICs' and agents' private keys, appear in no log of
+    the server, the agents, the host simulators or the ramdisks."""
+    state, lab_dir = e2e.stack.state, Path(e2e.lab["dir"])
+    secrets = [Path(e2e.lab["bmc"]["password_file"]).read_text().strip()]
+    secrets += [p.read_text().strip() for p in (state / "credentials").iterdir()]
+    keys = [lab_dir / "certs" / "agent-key.pem", *sorted((lab_dir / "certs").glob("nic*-key.pem"))]
+    # a key's base64 body: any line of it would be a leak
+    secrets += [k.read_text().splitlines()[1] for k in keys]
+    logs = [*state.glob("*.log"), lab_dir / "hosts.log", *lab_dir.glob("hosts/*/ramdisk.log")]
+    assert len(logs) >= 4 + 1 + 4
+    for log in logs:
+        text = log.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret is in {log}"
