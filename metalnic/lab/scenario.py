@@ -98,10 +98,8 @@ class Stack:
         self._wait(lambda: _answers(self.url), 30, "the server to answer")
         configs = agent_configs(self.lab, self.url, "lab-agent", creds / "lab-agent", self.state)
         for name, text in configs.items():
-            path = self.state / f"{name}.toml"
-            path.write_text(text)
-            self._spawn(name, [sys.executable, "-m", "metalnic.cli.main", "agent", "--config",
-                               str(path)], {})  # fmt: skip
+            (self.state / f"{name}.toml").write_text(text)
+            self.restart(name)
         with self.client() as c:
             self._wait(
                 lambda: _alive_agents(c) >= set(configs), 30, f"agents {', '.join(configs)} alive"
@@ -122,13 +120,6 @@ class Stack:
             )
         pidfile.write_text(str(proc.pid))
 
-    def process_pids(self) -> dict[str, int]:
-        found = {}
-        for pidfile in self.state.glob("*.pid"):
-            if _ours(pidfile, self.state):
-                found[pidfile.stem] = int(pidfile.read_text())
-        return found
-
     def stop(self, names: Iterable[str] | None = None) -> None:
         for pidfile in sorted(self.state.glob("*.pid")):
             if names is None or pidfile.stem in names:
@@ -136,7 +127,7 @@ class Stack:
                 pidfile.unlink(missing_ok=True)
 
     def restart(self, name: str) -> None:
-        """Start a stopped agent again (its config is still in the state directory)."""
+        """Start agent ``name`` from its config in the state directory (if not running)."""
         self._spawn(
             name,
             [sys.executable, "-m", "metalnic.cli.main", "agent", "--config",
@@ -211,9 +202,16 @@ class Stack:
         return self.nodes
 
     def make_available(self, hosts: Iterable[str], timeout: float = 600) -> None:
-        """manage → provide (automated cleaning through the ramdisk) for each host."""
+        """manage → provide (automated cleaning through the ramdisk) for each host not
+        deployed already (a demo run again over one left up by ``--keep``)."""
+        with self.client() as c:
+            todo = [
+                h
+                for h in hosts
+                if c.get(f"/v1/nodes/{self.nodes[h]}").json()["provision_state"] != "active"
+            ]
         steps = {"enroll": "manage", "manageable": "provide"}
-        self.drive(hosts, "available", steps, "admin", timeout)
+        self.drive(todo, "available", steps, "admin", timeout)
 
     def deploy(self, hosts: Iterable[str], timeout: float = 600) -> None:
         hosts = list(hosts)

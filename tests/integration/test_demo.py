@@ -68,6 +68,12 @@ def test_demo_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         assert listed == [(f"node-host{i}", "active") for i in range(1, 5)], listed
         pids = [int(p.read_text()) for p in state.glob("*.pid")]
         assert len(pids) == 4  # the server and three agents
+        # Run again over what --keep left: nothing is rebuilt, restarted or redeployed.
+        again = _demo("--keep", "--port", str(port), *common, timeout=300)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert "Same tenant: reached; across tenants: nothing" in again.stdout
+        assert "ramdisk agent" not in again.stdout  # no host booted again
+        assert sorted(int(p.read_text()) for p in state.glob("*.pid")) == sorted(pids)
     finally:
         down = _demo("--down", *common, timeout=120)
     assert down.returncode == 0, down.stderr
