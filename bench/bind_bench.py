@@ -28,16 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metalnic.lab import netns  # noqa: E402
 from metalnic.lab.topology import Lab  # noqa: E402
-from tests.ovslab import AgentProcess, local_agent_config  # noqa: E402
+from tests.ovslab import AgentProcess, local_agent_config, start_agent_server  # noqa: E402
 from tests.support import (  # noqa: E402
     Server,
-    add_user,
     free_port,
     make_ca,
     make_server_cert,
     pem,
     ssh_public_key,
-    start_server,
 )
 
 ADMIN = ("admin", "bench-admin-1")
@@ -114,19 +112,9 @@ def groups(c: httpx.Client, default: bool) -> None:
 
 
 def setup(tmp: Path) -> tuple[Server, Path]:
-    users = tmp / "users.toml"
-    add_user(users, "admin", ADMIN[1], "admin", "ops")
-    add_user(users, "bench-agent", "bench-agent-2", "agent", None)
-    (tmp / "agent.password").write_text("bench-agent-2\n")
-    server = start_server(
-        tmp / "server",
-        "--auth",
-        "http_basic",
-        "--users-file",
-        str(users),
-        env={"METALNIC_LOG_LEVEL": "warning"},
+    return start_agent_server(
+        tmp, ADMIN, ("bench-agent", "bench-agent-2"), env={"METALNIC_LOG_LEVEL": "warning"}
     )
-    return server, tmp / "agent.password"
 
 
 def local(args: argparse.Namespace) -> None:

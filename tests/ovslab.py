@@ -21,7 +21,7 @@ import httpx
 
 from metalnic.lab import netns
 from metalnic.lab.topology import Lab
-from tests.support import VENV_BIN, Server, require
+from tests.support import VENV_BIN, Server, add_user, require, start_server
 
 
 def require_ovs() -> None:
@@ -38,6 +38,26 @@ def new_lab(tag: str) -> Lab:
     prefix = f"{tag}{os.getpid() % 10000}"[:6]
     directory = Path(tempfile.mkdtemp(prefix=f"metalnic-lab-{prefix}-"))
     return Lab(prefix, directory)
+
+
+def start_agent_server(
+    tmp: Path,
+    admin: tuple[str, str],
+    agent: tuple[str, str],
+    env: dict[str, str] | None = None,
+) -> tuple[Server, Path]:
+    """A server with http_basic: ``admin`` (project ops) and an agent user whose password
+    is in the returned file (what an agent config's ``password_file`` names)."""
+    users = tmp / "users.toml"
+    add_user(users, admin[0], admin[1], "admin", "ops")
+    add_user(users, agent[0], agent[1], "agent", None)
+    password_file = tmp / "agent.password"
+    password_file.write_text(agent[1] + "\n")
+    server = start_server(
+        tmp / "server", "--auth", "http_basic", "--users-file", str(users), env=env
+    )
+    server.auth = admin
+    return server, password_file
 
 
 def wait_until(

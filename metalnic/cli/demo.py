@@ -95,7 +95,7 @@ def _report(stack: Any, hosts: list[str]) -> None:
     with stack.client() as c:
         print("\nNodes:")
         emit(
-            [n for n in c.get("/v1/nodes", params={"detail": "true"}).json()["nodes"]],
+            c.get("/v1/nodes", params={"detail": "true"}).json()["nodes"],
             "table",
             ["name", "driver", "owner", "power_state", "provision_state", "last_error"],
         )

@@ -119,10 +119,10 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
     certs = lab.dir / "certs"
     certs.mkdir(mode=0o700, exist_ok=True)
     agent_ca = pki.make_ca("metalnic lab agents")
-    _write(certs / "agent-ca.pem", pki.pem(agent_ca[0]))
+    write_secret(certs / "agent-ca.pem", pki.pem(agent_ca[0]))
     agent_cert, agent_key = _issue(agent_ca, "metalnic lab agent")
-    _write(certs / "agent-cert.pem", agent_cert)
-    _write(certs / "agent-key.pem", agent_key)
+    write_secret(certs / "agent-cert.pem", agent_cert)
+    write_secret(certs / "agent-key.pem", agent_key)
     nics: list[dict[str, Any]] = []
     for index in range(spec.local_nics + spec.remote_nics):
         remote = index >= spec.local_nics
@@ -139,8 +139,8 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
         if remote:
             ca = pki.make_ca(f"{name} CA")
             cert, key = _issue(ca, name)
-            _write(certs / f"{name}-cert.pem", cert)
-            _write(certs / f"{name}-key.pem", key)
+            write_secret(certs / f"{name}-cert.pem", cert)
+            write_secret(certs / f"{name}-key.pem", key)
             ovsdb, openflow = lab.expose_over_ssl(
                 name,
                 netns.free_port(),
@@ -208,19 +208,13 @@ def _sample_image(directory: Path, server_ip: str) -> dict[str, Any]:
     block = b"METALNIC LAB DISK IMAGE\n" + bytes(range(256)) * 16
     image = (block * (IMAGE_SIZE // len(block) + 1))[:IMAGE_SIZE]
     (root / "disk.img").write_bytes(image)
-    port = _free_port_on(server_ip)
+    port = netns.free_port(server_ip)
     return {
         "address": server_ip,
         "port": port,
         "url": f"http://{server_ip}:{port}/disk.img",
         "sha256": hashlib.sha256(image).hexdigest(),
     }
-
-
-def _free_port_on(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def _start_hosts(directory: Path) -> None:
@@ -248,7 +242,7 @@ def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools)."""
     password = secrets.token_urlsafe(12)  # 16 characters: IPMI 2.0 allows at most 20
     password_file = lab.dir / "certs" / "bmc-password"
-    _write(password_file, password + "\n")
+    write_secret(password_file, password + "\n")
     (lab.dir / "bmc").mkdir(exist_ok=True)
     redfish_hosts, ipmi_hosts = (hosts[:-1], hosts[-1:]) if len(hosts) > 1 else (hosts, [])
     systems = tuple(
@@ -334,14 +328,20 @@ def _start_ipmi(directory: Path, password_file: Path) -> int:
     raise netns.LabError("the IPMI BMC did not start (see its log in the lab directory)")
 
 
-def stop_process(pidfile: Path, owner: Path) -> None:
-    """Stop the process in ``pidfile`` if its command line names ``owner`` (ours)."""
+def owned_pid(pidfile: Path, owner: Path) -> int | None:
+    """The live process in ``pidfile`` if its command line names ``owner`` (ours)."""
     try:
         pid = int(pidfile.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
-        return
-    if str(owner).encode() not in cmdline:
+        return None
+    return pid if alive_pid(pid) and str(owner).encode() in cmdline else None
+
+
+def stop_process(pidfile: Path, owner: Path) -> None:
+    """Stop the process in ``pidfile`` if it is ours (see ``owned_pid``)."""
+    pid = owned_pid(pidfile, owner)
+    if pid is None:
         return
     os.kill(pid, signal.SIGTERM)
     for _ in range(100):
@@ -420,7 +420,8 @@ def _issue(ca: pki.CA, cn: str) -> tuple[str, str]:
     return pki.pem(cert), key
 
 
-def _write(path: Path, text: str) -> None:
+def write_secret(path: Path, text: str) -> None:
+    """Write a file only its owner can read (keys, passwords)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text)

@@ -59,8 +59,8 @@ def delete(ns: str) -> None:
     run(["ip", "netns", "del", ns], check=False)  # veth ends inside go with it
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the caller retries if it is taken meanwhile)."""
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port free on ``address`` right now (the caller retries if it is taken meanwhile)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])

@@ -33,7 +33,7 @@ import httpx
 
 from metalnic.auth import add_user
 from metalnic.lab import netns
-from metalnic.lab.datacentre import alive_pid, stop_process
+from metalnic.lab.datacentre import owned_pid, stop_process, write_secret
 from metalnic.lab.hosts import bmc_driver_info
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
@@ -80,7 +80,7 @@ class Stack:
         wanted += [(t, "member", t) for t in self.tenants]
         for name, role, project in wanted:
             if not (creds / name).exists():
-                _write_secret(creds / name, secrets.token_urlsafe(18) + "\n")
+                write_secret(creds / name, secrets.token_urlsafe(18) + "\n")
                 add_user(users, name, self.password(name), (role,), project)
         prov = self.lab["provisioning"]
         port = prov["api_url"].rsplit(":", 1)[1]
@@ -102,13 +102,13 @@ class Stack:
             self.restart(name)
         with self.client() as c:
             self._wait(
-                lambda: _alive_agents(c) >= set(configs), 30, f"agents {', '.join(configs)} alive"
+                lambda: alive_agents(c) >= set(configs), 30, f"agents {', '.join(configs)} alive"
             )
         self.say(f"server at {self.url}; agents {', '.join(sorted(configs))} alive")
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         pidfile = self.state / f"{name}.pid"
-        if pidfile.exists() and _ours(pidfile, self.state):
+        if owned_pid(pidfile, self.state) is not None:
             return  # still running from an earlier --keep
         with (self.state / f"{name}.log").open("ab") as out:
             proc = subprocess.Popen(
@@ -240,8 +240,9 @@ class Stack:
     def attach_tenant_vif(self, host: str) -> str:
         tenant, node = self.tenant_of(host), self.nodes[host]
         with self.client(tenant) as c:
-            if c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]:
-                return str(c.get(f"/v1/nodes/{node}/vifs").json()["vifs"][0]["id"])
+            attached = c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]
+            if attached:
+                return str(attached[0]["id"])
             nets = c.get("/network/v2.0/networks", params={"name": tenant}).json()["networks"]
             if nets:
                 net = nets[0]
@@ -427,20 +428,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _alive_agents(c: httpx.Client) -> set[str]:
+def alive_agents(c: httpx.Client) -> set[str]:
+    """The NIC agents the network API reports alive (by host)."""
     r = c.get("/network/v2.0/agents")
     return {a["host"] for a in r.json().get("agents", []) if a["alive"]} if r.is_success else set()
-
-
-def _ours(pidfile: Path, owner: Path) -> bool:
-    try:
-        pid = int(pidfile.read_text())
-        return alive_pid(pid) and str(owner).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return False
-
-
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)

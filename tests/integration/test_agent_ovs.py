@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from metalnic.lab import netns
+from metalnic.lab.scenario import alive_agents
 from metalnic.lab.topology import Lab
 from tests.ovslab import (
     AgentProcess,
@@ -27,10 +28,11 @@ from tests.ovslab import (
     ping,
     port_status,
     require_ovs,
+    start_agent_server,
     tcp,
     wait_until,
 )
-from tests.support import Server, add_user, start_server
+from tests.support import Server, start_server
 
 ADMIN = ("admin", "admin-secret-1")
 IPS = {"h1": "10.77.0.1", "h2": "10.77.0.2", "h3": "10.77.0.3", "h4": "10.77.0.4"}
@@ -55,19 +57,9 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_ovs()
     tmp = tmp_path_factory.mktemp("agent")
-    users = tmp / "users.toml"
-    add_user(users, "admin", ADMIN[1], "admin", "ops")
-    add_user(users, "rack-agent", "agent-secret-9", "agent", None)
-    (tmp / "agent.password").write_text("agent-secret-9\n")
-    server = start_server(
-        tmp / "server",
-        "--auth",
-        "http_basic",
-        "--users-file",
-        str(users),
-        env={"METALNIC_AGENT_DOWN_TIME": "3"},
+    server, password = start_agent_server(
+        tmp, ADMIN, ("rack-agent", "agent-secret-9"), env={"METALNIC_AGENT_DOWN_TIME": "3"}
     )
-    server.auth = ADMIN
     lab = new_lab("ag")
     agents: dict[str, AgentProcess] = {}
     try:
@@ -78,21 +70,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             lab.add_host(host, nic, MACS[host], f"{IPS[host]}/24")
         for nic in ("nic1", "nic2"):
             agents[nic] = AgentProcess(
-                tmp, nic, local_agent_config(server, lab, nic, "rack-agent", tmp / "agent.password")
+                tmp, nic, local_agent_config(server, lab, nic, "rack-agent", password)
             )
             agents[nic].start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
             wait_until(
-                lambda: (
-                    {"agent-nic1", "agent-nic2"}
-                    <= {
-                        a["host"]
-                        for a in c.get("/network/v2.0/agents").json()["agents"]
-                        if a["alive"]
-                    }
-                ),
-                20,
-                "both agents alive",
+                lambda: {"agent-nic1", "agent-nic2"} <= alive_agents(c), 20, "both agents alive"
             )
             nets = {}
             for name in ("net-a", "net-b"):
@@ -239,14 +222,7 @@ def test_agent_restart_keeps_traffic_flowing(world: World) -> None:
     out, _ = pinger.communicate(timeout=60)
     assert " 0% packet loss" in out, out
     with world.client() as c:
-        wait_until(
-            lambda: any(
-                a["host"] == "agent-nic1" and a["alive"]
-                for a in c.get("/network/v2.0/agents").json()["agents"]
-            ),
-            10,
-            "agent back",
-        )
+        wait_until(lambda: "agent-nic1" in alive_agents(c), 10, "agent back")
     wait_until(lambda: "revision" in agent.log.read_text(), 10, "the new agent's first pass")
     assert flows(lab, "nic1") == before
 

@@ -14,17 +14,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from metalnic.lab.datacentre import write_secret
+from metalnic.lab.scenario import alive_agents
 from metalnic.lab.topology import Lab
-from tests.ovslab import AgentProcess, new_lab, ping, port_status, require_ovs, wait_until
+from tests.ovslab import (
+    AgentProcess,
+    new_lab,
+    ping,
+    port_status,
+    require_ovs,
+    start_agent_server,
+    wait_until,
+)
 from tests.support import (
     Server,
-    add_user,
     free_port,
     make_ca,
     make_server_cert,
     pem,
     ssh_public_key,
-    start_server,
 )
 
 ADMIN = ("admin", "admin-secret-1")
@@ -43,8 +51,7 @@ class Remote:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(0o600)
+    write_secret(path, text)
     return path
 
 
@@ -52,12 +59,7 @@ def _write(path: Path, text: str) -> Path:
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     require_ovs()
     tmp = tmp_path_factory.mktemp("remote")
-    users = tmp / "users.toml"
-    add_user(users, "admin", ADMIN[1], "admin", "ops")
-    add_user(users, "remote-agent", "agent-secret-8", "agent", None)
-    (tmp / "agent.password").write_text("agent-secret-8\n")
-    server = start_server(tmp / "server", "--auth", "http_basic", "--users-file", str(users))
-    server.auth = ADMIN
+    server, _password = start_agent_server(tmp, ADMIN, ("remote-agent", "agent-secret-8"))
     lab = new_lab("rm")
     agent_ca = make_ca("agents")
     agent_cert, agent_key = make_server_cert(agent_ca)
@@ -107,14 +109,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
         )
         agent.start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
-            wait_until(
-                lambda: any(
-                    a["host"] == "agent-remote" and a["alive"]
-                    for a in c.get("/network/v2.0/agents").json()["agents"]
-                ),
-                20,
-                "remote agent alive",
-            )
+            wait_until(lambda: "agent-remote" in alive_agents(c), 20, "remote agent alive")
             net = c.post("/network/v2.0/networks", json={"network": {"name": "remote-net"}})
             assert net.status_code == 201, net.text
         yield Remote(server, lab, agent, net.json()["network"]["id"], stored)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from metalnic.lab import datacentre, netns
 from metalnic.lab.capture import Capture, Frame
-from metalnic.lab.scenario import ScenarioError, Stack, ping
+from metalnic.lab.scenario import ScenarioError, Stack, alive_agents, ping
 from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.ovslab import require_ovs, wait_until
 from tests.support import free_port
@@ -87,6 +88,18 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         datacentre.teardown(spec.prefix, lab_dir)
 
 
+@contextmanager
+def _address(host: dict[str, Any], cidr: str) -> Iterator[None]:
+    """``cidr`` on the host's port A meanwhile: the host trying on its own what the NIC
+    should not let it do."""
+    ip = ("ip", "addr")
+    netns.run(netns.in_ns(host["netns"], *ip, "add", cidr, "dev", host["port_a"]))
+    try:
+        yield
+    finally:
+        netns.run(netns.in_ns(host["netns"], *ip, "del", cidr, "dev", host["port_a"]))
+
+
 def _time(event: dict[str, Any]) -> float:
     return dt.datetime.fromisoformat(event["created_at"]).replace(tzinfo=dt.UTC).timestamp()
 
@@ -138,21 +151,8 @@ def test_two_tenants_deploy_through_their_nics(e2e: E2E) -> None:
         assert "ports verified ACTIVE on the tenant network" in events
     # A deployed host is on its tenant network only: provisioning is gone.
     host1 = e2e.host("host1")
-    netns.run(
-        netns.in_ns(
-            host1["netns"], "ip", "addr", "add", f"{host1['provisioning_ip']}/24", "dev",
-            host1["port_a"],
-        )
-    )  # fmt: skip
-    try:
+    with _address(host1, f"{host1['provisioning_ip']}/24"):
         assert not ping(host1["netns"], lab["provisioning"]["server_ip"])
-    finally:
-        netns.run(
-            netns.in_ns(
-                host1["netns"], "ip", "addr", "del", f"{host1['provisioning_ip']}/24", "dev",
-                host1["port_a"],
-            )
-        )  # fmt: skip
 
 
 def test_packets_left_each_nic_only_on_the_network_it_was_active_on(e2e: E2E) -> None:
@@ -201,16 +201,8 @@ def test_undeploy_returns_the_nic_port_to_deny_by_default(e2e: E2E) -> None:
     stack.undeploy(["host2"])
     host2, host4 = e2e.host("host2"), e2e.host("host4")
     assert not ping(host4["netns"], stack.tenant_ip("host2"))
-    netns.run(
-        netns.in_ns(
-            host2["netns"], "ip", "addr", "add", f"{stack.tenant_ip('host2')}/24", "dev",
-            host2["port_a"],
-        )
-    )  # fmt: skip
-    try:
+    with _address(host2, f"{stack.tenant_ip('host2')}/24"):
         assert not ping(host2["netns"], stack.tenant_ip("host4"))
-    finally:
-        netns.run(netns.in_ns(host2["netns"], "ip", "addr", "flush", "dev", host2["port_a"]))
     # host1 ↔ host3 (tenant-a) are untouched.
     assert ping(e2e.host("host1")["netns"], stack.tenant_ip("host3"))
 
@@ -220,16 +212,7 @@ def test_agent_killed_before_deploy_fails_cleanly_then_redeploy_works(e2e: E2E) 
     node = stack.nodes["host2"]
     stack.stop(["agent-nic2"])
     with stack.client() as c:
-        wait_until(
-            lambda: (
-                not any(
-                    a["host"] == "agent-nic2" and a["alive"]
-                    for a in c.get("/network/v2.0/agents").json()["agents"]
-                )
-            ),
-            20,
-            "agent-nic2 seen dead",
-        )
+        wait_until(lambda: "agent-nic2" not in alive_agents(c), 20, "agent-nic2 seen dead")
         with pytest.raises(ScenarioError, match="deploy failed"):
             stack.deploy(["host2"], timeout=180)
         failed = c.get(f"/v1/nodes/{node}").json()
@@ -246,14 +229,7 @@ def test_agent_killed_before_deploy_fails_cleanly_then_redeploy_works(e2e: E2E) 
     assert tag in ("", "4095"), tag
     stack.restart("agent-nic2")
     with stack.client() as c:
-        wait_until(
-            lambda: any(
-                a["host"] == "agent-nic2" and a["alive"]
-                for a in c.get("/network/v2.0/agents").json()["agents"]
-            ),
-            20,
-            "agent-nic2 back",
-        )
+        wait_until(lambda: "agent-nic2" in alive_agents(c), 20, "agent-nic2 back")
         r = c.put(f"/v1/nodes/{node}/states/provision", json={"target": "active",
                   "configdrive": stack.configdrive("host2")})  # fmt: skip
         assert r.status_code == 202, r.text
