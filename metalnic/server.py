@@ -42,6 +42,7 @@ from metalnic.httpjson import JSONResponse
 from metalnic.network import feed
 from metalnic.network.api import agents as network_agents
 from metalnic.network.api import errors as network_errors
+from metalnic.network.api import grants as network_grants
 from metalnic.network.api import routes as network_routes
 from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
 from metalnic.network.api.deps import NetworkContext
@@ -211,6 +212,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)
+    app.include_router(network_grants.router)
     _install_error_handlers(app)
     app.add_middleware(IronicVersionHeaders)
     return app
