@@ -203,9 +203,14 @@ class HttpBasic:
 
     strategy = "http_basic"
 
-    def __init__(self, users_file: Path, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, users_file: Path, users: Backoff | None = None, sources: Backoff | None = None
+    ) -> None:
         self._path = users_file
-        self.backoff = backoff or Backoff()
+        # Failed logins back off per user name and per client address; an address
+        # may be a NAT or a proxy in front of many users: it gets more slack.
+        self.by_user = users or Backoff(free=5)
+        self.by_source = sources or Backoff(free=20)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, UserRecord] = {}
@@ -261,27 +266,30 @@ class HttpBasic:
         self._refuse_if_backing_off(name, source)
         if user is None or len(password.encode()) > MAX_PASSWORD_BYTES:
             # Spend the same time as a wrong password: no user enumeration.
-            bcrypt.checkpw(b"x", _dummy_hash())
+            self._bcrypt(b"x", _dummy_hash())
             ok = False
         else:
-            ok = bcrypt.checkpw(password.encode(), user.password_hash.encode())
+            ok = self._bcrypt(password.encode(), user.password_hash.encode())
         if not ok or user is None:
-            self.backoff.failed(_keys(name, source))
+            self.by_user.failed(name)
+            if source:
+                self.by_source.failed(source)
             raise NotAuthenticated("The request you have made requires authentication.")
         self._verified[(name, tag)] = user.password_hash
-        self.backoff.succeeded(_keys(name, None)[0])
+        self.by_user.succeeded(name)
         return user.principal(name)
 
+    @staticmethod
+    def _bcrypt(password: bytes, hashed: bytes) -> bool:
+        return bcrypt.checkpw(password, hashed)
+
     def _refuse_if_backing_off(self, name: str, source: str | None) -> None:
-        wait = self.backoff.wait(_keys(name, source))
+        wait = max(self.by_user.wait(name), self.by_source.wait(source) if source else 0.0)
         if wait > 0:
             raise NotAuthenticated(
-                f"Too many failed logins for this user or address; retry in {wait:.0f} s."
+                "Authentication refused: too many failed logins for this user or address; "
+                f"retry in {max(1, round(wait))} s."
             )
-
-
-def _keys(name: str, source: str | None) -> list[str]:
-    return [f"user:{name}"] + ([f"source:{source}"] if source else [])
 
 
 @functools.cache
@@ -303,7 +311,14 @@ def _parse_basic(authorization: str | None) -> tuple[str, str]:
     return name, password
 
 
-def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
+def make_authenticator(
+    strategy: str,
+    users_file: Path | None,
+    user_failures: int = 5,
+    source_failures: int = 20,
+    backoff_max: float = 60.0,
+) -> Authenticator:
+    """``*_failures``: failed logins allowed before each back-off begins."""
     if strategy == "noauth":
         return NoAuth()
     if users_file is None:
@@ -312,4 +327,8 @@ def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
         raise InvalidInput(
             f"Users file {users_file} does not exist; create it with 'metalnic users add'."
         )
-    return HttpBasic(users_file)
+    return HttpBasic(
+        users_file,
+        Backoff(free=user_failures, ceiling=backoff_max),
+        Backoff(free=source_failures, ceiling=backoff_max),
+    )

@@ -8,9 +8,10 @@ held every worker and a logged-in request waited 17 s.  So:
   worker per two cores, at most four), never on the event loop and never in
   the routes' threadpool; at most ``max_pending`` checks wait for it, more are
   refused at once with 503 (the server is busy; nothing is hashed);
-* ``Backoff``: after ``free`` failed logins for a user name, or from a source
-  address, each further failure shuts that key out for a doubling time (up to
-  ``ceiling`` seconds); while shut out, a login that needs bcrypt is refused
+* ``Backoff``: after ``free`` failed logins for a user name (5), or from a
+  client address (20: it may be a NAT or a proxy), each further failure shuts
+  that key out for a doubling time (1 s, 2 s, … up to ``ceiling``, 60 s);
+  while shut out, a login that needs bcrypt is refused
   at once with 401 and no hashing.  A password bcrypt already accepted (the
   authenticator's cache) is never refused: a flood against a user does not
   log out its working clients.  Success clears the user's count (not the
@@ -75,8 +76,8 @@ class _Failures:
 
 
 class Backoff:
-    """Failed-login counts per key (``user:NAME``, ``source:ADDR``), thread-safe and
-    bounded in memory (the oldest keys are forgotten first)."""
+    """Failed-login counts per key (a user name, or a client address), thread-safe
+    and bounded in memory (the least recently failed keys are forgotten first)."""
 
     def __init__(
         self,
@@ -92,24 +93,23 @@ class Backoff:
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, _Failures] = OrderedDict()
 
-    def wait(self, keys: list[str]) -> float:
-        """Seconds until every key may try again (0: now)."""
-        now = self.clock()
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
         with self._lock:
-            waits = [f.until - now for k in keys if (f := self._keys.get(k)) is not None]
-        return max([0.0, *waits])
+            f = self._keys.get(key)
+        return max(0.0, f.until - self.clock()) if f is not None else 0.0
 
-    def failed(self, keys: list[str]) -> None:
+    def failed(self, key: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in keys:
-                f = self._keys.pop(key, None) or _Failures()
-                if now - f.last > self.forget_after:
-                    f = _Failures()
-                f.count, f.last = f.count + 1, now
-                if f.count > self.free:
-                    f.until = now + min(self.ceiling, self.first * 2 ** (f.count - self.free - 1))
-                self._keys[key] = f  # most recent last
+            f = self._keys.pop(key, None) or _Failures()
+            if now - f.last > self.forget_after:
+                f = _Failures()
+            f.count, f.last = f.count + 1, now
+            if f.count > self.free:
+                exponent = min(f.count - self.free - 1, 32)
+                f.until = now + min(self.ceiling, self.first * 2**exponent)
+            self._keys[key] = f  # most recent last
             while len(self._keys) > self.max_keys:
                 self._keys.popitem(last=False)
 

@@ -31,6 +31,7 @@ def _settings(a: argparse.Namespace) -> Settings:
         "log_level",
         "tls_cert_file",
         "tls_key_file",
+        "tls_min_version",
     )
     for key in keys:
         value = getattr(a, key, None)
@@ -148,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--tls-cert-file", type=Path, help="serve HTTPS with this PEM certificate")
     p.add_argument("--tls-key-file", type=Path, help="the PEM private key of --tls-cert-file")
+    p.add_argument(
+        "--tls-min-version",
+        choices=["1.2", "1.3"],
+        help="the oldest TLS version to speak (default 1.2)",
+    )
     _server_options(p)
     p.set_defaults(func=cmd_serve, client=False)
 
