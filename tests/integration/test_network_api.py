@@ -32,7 +32,7 @@ def net_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> It
         str(own_users),
         env={
             "METALNIC_NETWORK_VLAN_RANGES": '["physnet1:100:102"]',
-            "METALNIC_AGENT_DOWN_TIME": "3",
+            "METALNIC_AGENT_DOWN_TIME": "30",  # a loaded machine: the CLI starts slowly
         },
     )
     srv.auth = ("admin", PASSWORDS["admin"])
