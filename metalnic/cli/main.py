@@ -108,7 +108,7 @@ def cmd_users_add(a: argparse.Namespace) -> None:
             # getpass would fall back to echoing, or fail with a traceback.
             raise SystemExit(
                 "error: no terminal to ask for the password; "
-                "pipe it in with --password-stdin (e.g. printf %s \"$PW\" | metalnic users "
+                'pipe it in with --password-stdin (e.g. printf %s "$PW" | metalnic users '
                 "add NAME --role ROLE --password-stdin)"
             )
         password = getpass.getpass(f"Password for {a.name}: ")
