@@ -111,15 +111,20 @@ def groups(c: httpx.Client, default: bool) -> None:
     GROUPS[:] = [group]
 
 
-def setup(tmp: Path) -> tuple[Server, Path]:
+def setup(tmp: Path, nics: list[str]) -> tuple[Server, Path]:
+    """A server whose agent user ``bench-agent`` is granted ``nics``."""
     return start_agent_server(
-        tmp, ADMIN, ("bench-agent", "bench-agent-2"), env={"METALNIC_LOG_LEVEL": "warning"}
+        tmp,
+        ADMIN,
+        ("bench-agent", "bench-agent-2"),
+        env={"METALNIC_LOG_LEVEL": "warning"},
+        nic_hosts=nics,
     )
 
 
 def local(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="metalnic-bench-"))
-    server, password = setup(tmp)
+    server, password = setup(tmp, ["nic1", "nic2"])
     lab = Lab(f"bl{time.time_ns() % 1000}", tmp / "lab")
     agents = []
     try:
@@ -157,7 +162,7 @@ def local(args: argparse.Namespace) -> None:
 
 def remote(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="metalnic-bench-"))
-    server, password = setup(tmp)
+    server, password = setup(tmp, [f"nic{n:02d}" for n in range(args.nics)])
     lab = Lab(f"br{time.time_ns() % 1000}", tmp / "lab")
     agent_ca = make_ca("agents")
     cert, key = make_server_cert(agent_ca)

@@ -33,6 +33,7 @@ import bcrypt
 import tomli_w
 
 from metalnic.errors import InvalidInput, NotAuthenticated
+from metalnic.login import Backoff
 
 ROLES = ("admin", "member", "observer", "agent")
 REALM = "metalnic"
@@ -45,6 +46,8 @@ class Principal:
     name: str
     roles: frozenset[str]
     project: str | None
+    # NIC hosts the users file grants this agent user (the API's grants add to these).
+    nic_hosts: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
@@ -59,28 +62,41 @@ class UserRecord:
     password_hash: str
     roles: tuple[str, ...]
     project: str | None
+    nic_hosts: tuple[str, ...] = ()
+
+    def principal(self, name: str) -> Principal:
+        return Principal(name, frozenset(self.roles), self.project, frozenset(self.nic_hosts))
 
 
 class Authenticator(Protocol):
     strategy: str
 
-    def cached(self, authorization: str | None) -> Principal | None:
-        """The caller if that needs no slow work (no bcrypt), else None."""
+    def cached(self, authorization: str | None, source: str | None = None) -> Principal | None:
+        """The caller if that needs no slow work (no bcrypt), else None; raises
+        NotAuthenticated when the answer is no without slow work (a back-off)."""
         ...
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The caller, doing whatever work it takes; raises NotAuthenticated."""
+    def authenticate(self, authorization: str | None, source: str | None = None) -> Principal:
+        """The caller, doing whatever work it takes; raises NotAuthenticated.
+        ``source``: the client's address (failed logins back off per source too)."""
+        ...
+
+    def user(self, name: str) -> Principal | None:
+        """What user ``name`` would be once authenticated; None if unknown."""
         ...
 
 
 class NoAuth:
     strategy = "noauth"
 
-    def cached(self, authorization: str | None) -> Principal | None:
+    def cached(self, authorization: str | None, source: str | None = None) -> Principal | None:
         return NOAUTH_PRINCIPAL
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    def authenticate(self, authorization: str | None, source: str | None = None) -> Principal:
         return NOAUTH_PRINCIPAL
+
+    def user(self, name: str) -> Principal | None:
+        return None  # noauth has no users
 
 
 def hash_password(password: str) -> str:
@@ -104,6 +120,7 @@ def load_users(path: Path) -> dict[str, UserRecord]:
             raise InvalidInput(f"Users file {path}: entry {name!r} must be a table.")
         roles = entry.get("roles", ())
         project = entry.get("project")
+        nic_hosts = entry.get("nic_hosts", [])
         if (
             not isinstance(roles, list)
             or not roles
@@ -111,9 +128,10 @@ def load_users(path: Path) -> dict[str, UserRecord]:
             or not isinstance(entry.get("password_hash"), str)
             or not (project is None or isinstance(project, str))
             or ("member" in roles and not project)
+            or not _valid_nic_hosts(nic_hosts, roles)
         ):
             raise InvalidInput(f"Users file {path}: entry {name!r} is invalid.")
-        users[name] = UserRecord(entry["password_hash"], tuple(roles), project)
+        users[name] = UserRecord(entry["password_hash"], tuple(roles), project, tuple(nic_hosts))
     return users
 
 
@@ -124,6 +142,7 @@ def save_users(path: Path, users: dict[str, UserRecord]) -> None:
                 "password_hash": rec.password_hash,
                 "roles": list(rec.roles),
                 **({"project": rec.project} if rec.project else {}),
+                **({"nic_hosts": list(rec.nic_hosts)} if rec.nic_hosts else {}),
             }
             for name, rec in sorted(users.items())
         }
@@ -141,10 +160,27 @@ def save_users(path: Path, users: dict[str, UserRecord]) -> None:
         raise
 
 
+def _valid_nic_hosts(nic_hosts: object, roles: Iterable[str]) -> bool:
+    """``nic_hosts``: a list of distinct non-empty names, only on an agent user."""
+    if not isinstance(nic_hosts, list):
+        return False
+    if nic_hosts and "agent" not in roles:
+        return False
+    return len(set(nic_hosts)) == len(nic_hosts) and all(
+        isinstance(h, str) and 0 < len(h) <= 255 for h in nic_hosts
+    )
+
+
 def add_user(
-    path: Path, name: str, password: str, roles: Iterable[str], project: str | None
+    path: Path,
+    name: str,
+    password: str,
+    roles: Iterable[str],
+    project: str | None,
+    nic_hosts: Iterable[str] = (),
 ) -> None:
     roles = tuple(roles)
+    nic_hosts = tuple(dict.fromkeys(nic_hosts))
     if not name or ":" in name:
         raise InvalidInput("A user name must be non-empty and contain no ':'.")
     if not roles or any(r not in ROLES for r in roles):
@@ -155,8 +191,10 @@ def add_user(
         raise InvalidInput(f"The password must not be longer than {MAX_PASSWORD_BYTES} bytes.")
     if "member" in roles and not project:
         raise InvalidInput("A member needs a project (--project): it manages that project's nodes.")
+    if not _valid_nic_hosts(list(nic_hosts), roles):
+        raise InvalidInput("--nic-host is for agent users: the NIC hosts that agent may serve.")
     users = load_users(path)
-    users[name] = UserRecord(hash_password(password), roles, project)
+    users[name] = UserRecord(hash_password(password), roles, project, nic_hosts)
     save_users(path, users)
 
 
@@ -165,8 +203,14 @@ class HttpBasic:
 
     strategy = "http_basic"
 
-    def __init__(self, users_file: Path) -> None:
+    def __init__(
+        self, users_file: Path, users: Backoff | None = None, sources: Backoff | None = None
+    ) -> None:
         self._path = users_file
+        # Failed logins back off per user name and per client address; an address
+        # may be a NAT or a proxy in front of many users: it gets more slack.
+        self.by_user = users or Backoff(free=5)
+        self.by_source = sources or Backoff(free=20)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, UserRecord] = {}
@@ -194,29 +238,58 @@ class HttpBasic:
         tag = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
         return tag, self._verified.get((name, tag)) == user.password_hash
 
-    def cached(self, authorization: str | None) -> Principal | None:
-        name, password = _parse_basic(authorization)
+    def user(self, name: str) -> Principal | None:
         self._refresh()
-        user = self._users.get(name)
-        if user is None or len(password.encode()) > MAX_PASSWORD_BYTES:
-            return None  # authenticate() refuses these, taking as long as a bcrypt check
-        _tag, known = self._known(name, password, user)
-        return Principal(name, frozenset(user.roles), user.project) if known else None
+        record = self._users.get(name)
+        return record.principal(name) if record is not None else None
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    def cached(self, authorization: str | None, source: str | None = None) -> Principal | None:
         name, password = _parse_basic(authorization)
         self._refresh()
         user = self._users.get(name)
+        if user is not None and len(password.encode()) <= MAX_PASSWORD_BYTES:
+            _tag, known = self._known(name, password, user)
+            if known:
+                return user.principal(name)  # never backed off: bcrypt accepted it
+        self._refuse_if_backing_off(name, source)
+        return None  # authenticate() decides, taking as long as a bcrypt check
+
+    def authenticate(self, authorization: str | None, source: str | None = None) -> Principal:
+        name, password = _parse_basic(authorization)
+        self._refresh()
+        user = self._users.get(name)
+        tag = b""
+        if user is not None and len(password.encode()) <= MAX_PASSWORD_BYTES:
+            tag, known = self._known(name, password, user)
+            if known:
+                return user.principal(name)
+        self._refuse_if_backing_off(name, source)
         if user is None or len(password.encode()) > MAX_PASSWORD_BYTES:
             # Spend the same time as a wrong password: no user enumeration.
-            bcrypt.checkpw(b"x", _dummy_hash())
+            self._bcrypt(b"x", _dummy_hash())
+            ok = False
+        else:
+            ok = self._bcrypt(password.encode(), user.password_hash.encode())
+        if not ok or user is None:
+            self.by_user.failed(name)
+            if source:
+                self.by_source.failed(source)
             raise NotAuthenticated("The request you have made requires authentication.")
-        tag, known = self._known(name, password, user)
-        if not known:
-            if not bcrypt.checkpw(password.encode(), user.password_hash.encode()):
-                raise NotAuthenticated("The request you have made requires authentication.")
-            self._verified[(name, tag)] = user.password_hash
-        return Principal(name, frozenset(user.roles), user.project)
+        self._verified[(name, tag)] = user.password_hash
+        self.by_user.succeeded(name)
+        return user.principal(name)
+
+    @staticmethod
+    def _bcrypt(password: bytes, hashed: bytes) -> bool:
+        return bcrypt.checkpw(password, hashed)
+
+    def _refuse_if_backing_off(self, name: str, source: str | None) -> None:
+        wait = max(self.by_user.wait(name), self.by_source.wait(source) if source else 0.0)
+        if wait > 0:
+            raise NotAuthenticated(
+                "Authentication refused: too many failed logins for this user or address; "
+                f"retry in {max(1, round(wait))} s."
+            )
 
 
 @functools.cache
@@ -238,7 +311,14 @@ def _parse_basic(authorization: str | None) -> tuple[str, str]:
     return name, password
 
 
-def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
+def make_authenticator(
+    strategy: str,
+    users_file: Path | None,
+    user_failures: int = 5,
+    source_failures: int = 20,
+    backoff_max: float = 60.0,
+) -> Authenticator:
+    """``*_failures``: failed logins allowed before each back-off begins."""
     if strategy == "noauth":
         return NoAuth()
     if users_file is None:
@@ -247,4 +327,8 @@ def make_authenticator(strategy: str, users_file: Path | None) -> Authenticator:
         raise InvalidInput(
             f"Users file {users_file} does not exist; create it with 'metalnic users add'."
         )
-    return HttpBasic(users_file)
+    return HttpBasic(
+        users_file,
+        Backoff(free=user_failures, ceiling=backoff_max),
+        Backoff(free=source_failures, ceiling=backoff_max),
+    )

@@ -159,6 +159,13 @@ class AgentNotFound(NotFound):
         super().__init__(f"Agent {ident} could not be found.")
 
 
+class AgentGrantNotFound(NotFound):
+    neutron_type = "AgentGrantNotFound"
+
+    def __init__(self, user: str) -> None:
+        super().__init__(f"User {user} has no agent grant.")
+
+
 class SegmentInUse(Conflict):
     neutron_type = "VlanIdInUse"
 
@@ -173,3 +180,9 @@ class NetworkMacInUse(Conflict):
 
 class NetworkInUse(Conflict):
     neutron_type = "NetworkInUse"
+
+
+class NicHostHeld(Conflict):
+    """Another live agent serves this NIC host."""
+
+    neutron_type = "NicHostInUse"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from metalnic import transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
     drivers,
@@ -42,6 +43,7 @@ from metalnic.httpjson import JSONResponse
 from metalnic.network import feed
 from metalnic.network.api import agents as network_agents
 from metalnic.network.api import errors as network_errors
+from metalnic.network.api import grants as network_grants
 from metalnic.network.api import routes as network_routes
 from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
 from metalnic.network.api.deps import NetworkContext
@@ -130,7 +132,13 @@ def build_context(settings: Settings, database: Database | None = None) -> AppCo
     return AppContext(
         settings=settings,
         db=db,
-        authenticator=make_authenticator(settings.auth, settings.users_file),
+        authenticator=make_authenticator(
+            settings.auth,
+            settings.users_file,
+            settings.login_user_failures,
+            settings.login_source_failures,
+            settings.login_backoff_max,
+        ),
         registry=registry,
         hostname=socket.gethostname(),
         conductor=Conductor(settings, db, registry),
@@ -211,6 +219,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)
+    app.include_router(network_grants.router)
     _install_error_handlers(app)
     app.add_middleware(IronicVersionHeaders)
     return app
@@ -219,8 +228,9 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    transport.check(settings)  # before anything is opened or migrated
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -230,3 +240,11 @@ def serve(settings: Settings) -> None:
         ssl_certfile=settings.tls_cert_file,
         ssl_keyfile=settings.tls_key_file,
     )
+    config.load()  # builds the TLS context, which then gets the minimum version
+    if config.ssl is not None:
+        transport.harden(config.ssl, settings)
+    server = uvicorn.Server(config)
+    with suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run: the port was taken, the lifespan failed…

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     # Serve HTTPS with this certificate chain and key (PEM); plain HTTP when unset.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # The oldest TLS version the server speaks.
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    # Failed logins allowed per user name / per client address before each back-off
+    # (doubling from 1 s up to login_backoff_max seconds) refuses their bcrypt checks.
+    login_user_failures: int = Field(default=5, ge=1)
+    login_source_failures: int = Field(default=20, ge=1)
+    login_backoff_max: float = Field(default=60.0, gt=0)
     # The same ceiling oslo.middleware's sizelimit applies in front of Ironic.
     max_request_body_size: int = Field(default=114_688, gt=0)
     # Ironic caps list pages at 1000 items by default.

@@ -6,20 +6,22 @@ import json
 from typing import Any
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from metalnic.auth import Authenticator, Principal
 from metalnic.errors import InvalidInput, PayloadTooLarge
+from metalnic.login import hashing_pool
 
 MAX_DEPTH = 32
 
 
 async def authenticate(request: Request, authenticator: Authenticator) -> Principal:
     header = request.headers.get("authorization")
-    who = authenticator.cached(header)
+    source = request.client.host if request.client else None
+    who = authenticator.cached(header, source)  # also refuses at once during a back-off
     if who is None:
-        # bcrypt takes a quarter of a second: never on the event loop.
-        who = await run_in_threadpool(authenticator.authenticate, header)
+        # bcrypt takes a quarter of a second: never on the event loop, and never in
+        # the routes' threadpool (a flood of wrong passwords would starve them).
+        who = await hashing_pool().run(authenticator.authenticate, header, source)
     return who
 
 

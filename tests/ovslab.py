@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,14 @@ def start_agent_server(
     admin: tuple[str, str],
     agent: tuple[str, str],
     env: dict[str, str] | None = None,
+    nic_hosts: Iterable[str] = (),
 ) -> tuple[Server, Path]:
-    """A server with http_basic: ``admin`` (project ops) and an agent user whose password
-    is in the returned file (what an agent config's ``password_file`` names)."""
+    """A server with http_basic: ``admin`` (project ops) and an agent user, granted
+    ``nic_hosts`` in the users file, whose password is in the returned file (what an
+    agent config's ``password_file`` names)."""
     users = tmp / "users.toml"
     add_user(users, admin[0], admin[1], "admin", "ops")
-    add_user(users, agent[0], agent[1], "agent", None)
+    add_user(users, agent[0], agent[1], "agent", None, nic_hosts=nic_hosts)
     password_file = tmp / "agent.password"
     password_file.write_text(agent[1] + "\n")
     server = start_server(

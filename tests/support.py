@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def start_server(
     scheme = "https" if ca_file else "http"
     server = Server(f"{scheme}://127.0.0.1:{port}", proc, tmp, log_path, db_url)
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded CI machine starts slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"metalnic serve exited early:\n{server.log()}")
@@ -144,7 +145,15 @@ def openstack_cli(
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
 
-def add_user(users_file: Path, name: str, password: str, role: str, project: str | None) -> None:
+def add_user(
+    users_file: Path,
+    name: str,
+    password: str,
+    role: str,
+    project: str | None,
+    nic_hosts: Iterable[str] = (),
+) -> None:
+    """``metalnic users add``; ``nic_hosts``: what an agent user is granted."""
     cmd = [
         str(VENV_BIN / "metalnic"),
         "users",
@@ -158,6 +167,8 @@ def add_user(users_file: Path, name: str, password: str, role: str, project: str
     ]
     if project:
         cmd += ["--project", project]
+    for host in nic_hosts:
+        cmd += ["--nic-host", host]
     subprocess.run(cmd, input=password.encode(), check=True, capture_output=True)
 
 

@@ -31,6 +31,7 @@ def _settings(a: argparse.Namespace) -> Settings:
         "log_level",
         "tls_cert_file",
         "tls_key_file",
+        "tls_min_version",
     )
     for key in keys:
         value = getattr(a, key, None)
@@ -103,10 +104,17 @@ def cmd_users_add(a: argparse.Namespace) -> None:
     if a.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
+        if not sys.stdin.isatty():
+            # getpass would fall back to echoing, or fail with a traceback.
+            raise SystemExit(
+                "error: no terminal to ask for the password; "
+                'pipe it in with --password-stdin (e.g. printf %s "$PW" | metalnic users '
+                "add NAME --role ROLE --password-stdin)"
+            )
         password = getpass.getpass(f"Password for {a.name}: ")
         if getpass.getpass("Repeat it: ") != password:
             raise SystemExit("error: the passwords differ")
-    add_user(a.users_file, a.name, password, a.role, a.project)
+    add_user(a.users_file, a.name, password, a.role, a.project, a.nic_host or ())
     print(f"User {a.name} ({', '.join(a.role)}) written to {a.users_file}")
 
 
@@ -141,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--tls-cert-file", type=Path, help="serve HTTPS with this PEM certificate")
     p.add_argument("--tls-key-file", type=Path, help="the PEM private key of --tls-cert-file")
+    p.add_argument(
+        "--tls-min-version",
+        choices=["1.2", "1.3"],
+        help="the oldest TLS version to speak (default 1.2)",
+    )
     _server_options(p)
     p.set_defaults(func=cmd_serve, client=False)
 
@@ -158,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", action="append", required=True, choices=list(ROLES))
     p.add_argument("--project")
+    p.add_argument(
+        "--nic-host",
+        action="append",
+        help="agent users: a NIC host it may serve (repeat for several)",
+    )
     p.add_argument(
         "--users-file",
         type=Path,

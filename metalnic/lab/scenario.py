@@ -5,7 +5,8 @@ the end-to-end tests drive step by step.
   provisioning address — where the hosts' ramdisk reaches it, and nowhere
   else) and the smart NIC agents (one per local NIC, one for all remote NICs
   over SSL), as detached processes with pid files, so ``--keep`` can leave
-  them running; users ``admin``, ``lab-agent`` and one member per tenant, with
+  them running; users ``admin``, ``lab-agent`` (granted every NIC host of the
+  lab: it runs all the agents) and one member per tenant, with
   generated passwords in ``<state>/credentials/`` (0600).
 * ``Stack.enroll``: the provisioning network, then one node per lab host:
   its BMC (Redfish or IPMI), ``smartnic`` network, ``direct`` deploy of the
@@ -31,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from metalnic.auth import add_user
+from metalnic.auth import add_user, load_users
 from metalnic.lab import netns
 from metalnic.lab.datacentre import owned_pid, stop_process, write_secret
 from metalnic.lab.hosts import bmc_driver_info
@@ -73,15 +74,20 @@ class Stack:
         creds = self.state / "credentials"
         creds.mkdir(mode=0o700, exist_ok=True)
         users = self.state / "users.toml"
-        wanted: list[tuple[str, str, str | None]] = [
-            ("admin", "admin", None),
-            ("lab-agent", "agent", None),
+        # lab-agent runs every NIC's agent: it is granted every NIC host of the lab.
+        nics = tuple(str(n["name"]) for n in self.lab["nics"])
+        wanted: list[tuple[str, str, str | None, tuple[str, ...]]] = [
+            ("admin", "admin", None, ()),
+            ("lab-agent", "agent", None, nics),
         ]
-        wanted += [(t, "member", t) for t in self.tenants]
-        for name, role, project in wanted:
-            if not (creds / name).exists():
+        wanted += [(t, "member", t, ()) for t in self.tenants]
+        for name, role, project, grant in wanted:
+            fresh = not (creds / name).exists()
+            if fresh:
                 write_secret(creds / name, secrets.token_urlsafe(18) + "\n")
-                add_user(users, name, self.password(name), (role,), project)
+            record = load_users(users).get(name)
+            if fresh or record is None or set(record.nic_hosts) != set(grant):
+                add_user(users, name, self.password(name), (role,), project, grant)
         prov = self.lab["provisioning"]
         port = prov["api_url"].rsplit(":", 1)[1]
         self._spawn(

@@ -1,11 +1,14 @@
-"""Port binding: which agent plugs a port, decided from the port and live agents.
+"""Port binding: which agent plugs a port, decided from the port and its NIC host's agent.
 
-A ``smart-nic`` port binds only to a live Open vSwitch agent that serves
-exactly its ``binding:host_id`` (the NIC host from the bare-metal port's
-``local_link_connection.hostname``) and declares smart NIC support, and only
-when the binding profile carries ``local_link_information``: one entry per
-NIC port, several for a bond (then all on this host, each a distinct port).  The decision is
-pure; ``NetworkService.bind`` commits it if the port did not change meanwhile.
+A ``smart-nic`` port binds only to the live Open vSwitch agent that serves
+its ``binding:host_id`` (the NIC host from the bare-metal port's
+``local_link_connection.hostname``; ``network/agents.py`` says which agent
+that is) and declares smart NIC support, and only when the binding profile
+carries ``local_link_information``: one entry per NIC port, several for a
+bond (then all on this host, each a distinct port).  A profile for a remote
+NIC (its links carry the NIC's ``ovsdb_cert``) needs an agent in remote mode,
+a local NIC one in local mode.  The decision is pure; ``NetworkService.bind``
+commits it if the port did not change meanwhile.
 """
 
 from __future__ import annotations
@@ -23,11 +26,8 @@ class Decision:
     reason: str | None = None
 
 
-def _serves(agent: Agent, host: str) -> bool:
-    return host in agent.configurations.get("nic_hosts", [agent.host])
-
-
-def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decision:
+def bind_decision(port: NetworkPort, net: Network, agent: Agent | None) -> Decision:
+    """``agent``: the live agent serving ``port.host_id`` (``agents.serving``), if any."""
     if not port.host_id:
         return Decision("unbound")
     if port.vnic_type != "smart-nic":
@@ -44,12 +44,19 @@ def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decisio
         )
     if len({x["port_id"] for x in links}) != len(links):
         return Decision("binding_failed", reason="local_link_information names one NIC port twice")
-    agents = [a for a in live if _serves(a, port.host_id)]
-    if not agents:
+    if agent is None:
         return Decision(
             "binding_failed", reason=f"no live Open vSwitch agent serves NIC host {port.host_id}"
         )
-    agent = agents[0]
+    remote = {bool(x.get("ovsdb_cert")) for x in links}
+    if len(remote) != 1:
+        return Decision(
+            "binding_failed",
+            reason="local_link_information mixes remote NIC ports (with ovsdb_cert) and local ones",
+        )
+    mismatch = _mode_mismatch(remote.pop(), agent, port.host_id)
+    if mismatch:
+        return Decision("binding_failed", reason=mismatch)
     if not agent.configurations.get("smartnic", False):
         return Decision(
             "binding_failed", reason=f"agent on {agent.host} does not declare smart NIC support"
@@ -62,13 +69,29 @@ def bind_decision(port: NetworkPort, net: Network, live: list[Agent]) -> Decisio
                 f"agent on {agent.host} has no bridge for physical network {net.physical_network}"
             ),
         )
-    remote = any(k in links[0] for k in ("ovsdb_cert", "ssh_public_key"))
+    mode = agent.configurations.get("mode", "local")
     return Decision(
         "ovs",
         {
             "agent_host": agent.host,
-            "mode": agent.configurations.get("mode", "local"),
-            "remote_nic": remote,
+            "mode": mode,
+            "remote_nic": mode == "remote",
             "port_filter": True,
         },
     )
+
+
+def _mode_mismatch(remote: bool, agent: Agent, nic_host: str) -> str | None:
+    """Why a remote NIC's port cannot go to a local-mode agent, or the reverse."""
+    mode = agent.configurations.get("mode", "local")
+    if remote and mode != "remote":
+        return (
+            f"binding:profile is for a remote NIC (local_link_information carries its "
+            f"ovsdb_cert) but agent {agent.host} serves NIC host {nic_host} in {mode} mode"
+        )
+    if not remote and mode == "remote":
+        return (
+            f"binding:profile is for a local NIC (local_link_information has no ovsdb_cert) "
+            f"but agent {agent.host} serves NIC host {nic_host} in remote mode"
+        )
+    return None

@@ -37,8 +37,7 @@ class EmbeddedNetworkClient:
 
     def agent_alive(self, nic_host: str) -> bool:
         with self.service.db.transaction() as s:
-            agent = self.service.agent_for_host(s, nic_host)
-            return agent is not None and self.service.alive(agent)
+            return self.service.serving(s, nic_host) is not None
 
     def get_port(self, port_id: str) -> dict[str, Any] | None:
         with self.service.db.transaction() as s:
@@ -119,8 +118,7 @@ class EmbeddedNetworkClient:
             last["why"] = port.status_reason or f"status {port.status}"
             if port.vif_type == "binding_failed" or port.status == "ERROR":
                 return True
-            agent = self.service.agent_for_host(s, port.host_id)
-            if port.status != "ACTIVE" and (agent is None or not self.service.alive(agent)):
+            if port.status != "ACTIVE" and self.service.serving(s, port.host_id) is None:
                 last["why"] = f"the agent serving NIC host {port.host_id} stopped meanwhile"
                 return True  # no point waiting for a dead agent
             return bool(port.status == "ACTIVE")

@@ -162,3 +162,27 @@ class Verification(Base):
     ports: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class NicHostClaim(Base):
+    """Which agent serves a NIC host: at most one row per NIC host (the primary key),
+    so two agents can never hold one at once.  ``renewed_at`` is the holder's last
+    heartbeat; a claim older than ``agent_down_time`` may be taken over, and the
+    takeover is one conditional UPDATE of this row (see ``network/agents.py``)."""
+
+    __tablename__ = "nic_host_claims"
+
+    nic_host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    renewed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AgentGrant(Base):
+    """An admin's grant, made over the API: agent user ``user_name`` may serve
+    ``nic_host``.  Grants in the users file (``nic_hosts``) add to these."""
+
+    __tablename__ = "agent_grants"
+
+    user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nic_host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,12 +8,11 @@ notify waiters after the commit.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from metalnic import ids
@@ -30,9 +29,16 @@ from metalnic.errors import (
     NetworkNotFound,
     NetworkPortNotFound,
 )
-from metalnic.network import feed, segments
+from metalnic.network import agents, feed, segments
 from metalnic.network.binding import bind_decision
-from metalnic.network.models import Agent, FeedRevision, Network, NetworkPort, Verification
+from metalnic.network.models import (
+    Agent,
+    FeedRevision,
+    Network,
+    NetworkPort,
+    NicHostClaim,
+    Verification,
+)
 from metalnic.network.secgroups import SecurityGroups
 from metalnic.settings import Settings
 
@@ -406,9 +412,9 @@ class NetworkService:
             with self.db.transaction() as s:
                 port = self._port(s, port_id)
                 seen = port.revision_number
-                agents = self.live_agents(s)
+                agent = self.serving(s, port.host_id) if port.host_id else None
                 net = s.get_one(Network, port.network_id)
-                decision = bind_decision(port, net, agents)
+                decision = bind_decision(port, net, agent)
             with self.db.transaction() as s:
                 port = self._port(s, port_id)
                 if port.revision_number != seen:
@@ -431,38 +437,29 @@ class NetworkService:
             return
         raise InvalidInput(f"Port {port_id} kept changing while it was being bound; retry.")
 
-    # --- agents -----------------------------------------------------------------------
+    # --- agents (who serves which NIC host: network/agents.py) -------------------------
 
     def alive(self, agent: Agent) -> bool:
-        age = utcnow() - agent.heartbeat_timestamp
-        return agent.admin_state_up and age < dt.timedelta(seconds=self.settings.agent_down_time)
+        return agents.alive(agent, self.settings.agent_down_time)
 
-    def live_agents(self, s: Session) -> list[Agent]:
-        return [a for a in s.scalars(select(Agent)) if self.alive(a)]
-
-    def agent_for_host(self, s: Session, nic_host: str) -> Agent | None:
-        """The agent that serves exactly this NIC host (any agent type that declares it)."""
-        for agent in s.scalars(select(Agent).where(Agent.agent_type == OVS_AGENT)):
-            if nic_host in agent.configurations.get("nic_hosts", [agent.host]):
-                return agent
-        return None
+    def serving(self, s: Session, nic_host: str) -> Agent | None:
+        """The live agent that serves ``nic_host`` (the one rule, in network/agents.py)."""
+        return agents.serving(s, nic_host, self.settings.agent_down_time)
 
     def heartbeat(self, who: Principal, body: dict[str, Any]) -> tuple[Agent, bool]:
+        """Register or stay alive, holding exactly the NIC hosts the heartbeat names:
+        403 for a host outside the caller's grant, 409 for one another live agent
+        holds; either way nothing is written."""
         if not who.roles & {"admin", "agent"}:
             raise Forbidden(f"User {who.name} is not an agent.")
-        host = _str(body.get("host", ""), "host")
-        if not host:
-            raise InvalidInput("An agent heartbeat needs host.")
-        config = body.get("configurations") or {}
-        if not isinstance(config, dict):
-            raise InvalidInput("configurations must be a JSON object.")
-        mode = config.get("mode", "local")
-        if mode not in ("local", "remote"):
-            raise InvalidInput("configurations.mode must be local or remote.")
-        nic_hosts = config.setdefault("nic_hosts", [host])
-        if not isinstance(nic_hosts, list) or not all(isinstance(h, str) for h in nic_hosts):
-            raise InvalidInput("configurations.nic_hosts must be a list of host names.")
+        host, config, nic_hosts = _heartbeat_body(body)
         with self.db.transaction() as s:
+            refused = agents.not_granted(s, who, nic_hosts)
+            if refused:
+                raise Forbidden(
+                    f"User {who.name} is not granted NIC host(s) {', '.join(refused)}; "
+                    "an admin grants them (users file nic_hosts or agent-grants)."
+                )
             agent = s.scalars(
                 select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
             ).first()
@@ -473,6 +470,8 @@ class NetworkService:
             ):
                 raise Forbidden(f"Agent host {host} is registered by another user.")
             revived = agent is None or not self.alive(agent)
+            # A new mode, bridge or smart NIC support changes how its ports bind.
+            reconfigured = agent is not None and agent.configurations != config
             if agent is None:
                 agent = Agent(
                     id=ids.new_uuid(),
@@ -487,8 +486,11 @@ class NetworkService:
             agent.heartbeat_timestamp = utcnow()
             agent.registered_by = agent.registered_by or who.name
             s.flush()
-        if revived:  # ports waiting for this agent can bind now
-            self.rebind_hosts(set(nic_hosts))
+            changed = agents.claim(s, agent, nic_hosts, self.settings.agent_down_time)
+        # Ports waiting for this agent can bind now; ports of hosts it let go fail.
+        rebind = set(nic_hosts) | changed if revived or reconfigured else changed
+        if rebind:
+            self.rebind_hosts(rebind)
         return agent, revived
 
     def rebind_hosts(self, hosts: set[str]) -> None:
@@ -510,19 +512,17 @@ class NetworkService:
             agent = s.get(Agent, agent_id)
             if agent is None:
                 raise AgentNotFound(agent_id)
+            held = agents.hosts_of(s, agent.id)
+            s.execute(delete(NicHostClaim).where(NicHostClaim.agent_id == agent.id))
             s.delete(agent)
+        if held:  # their ports have no agent any more
+            self.rebind_hosts(held)
 
     # --- the agent contract: desired state and status reports --------------------------
 
     def speaks_for(self, who: Principal, s: Session, nic_host: str) -> None:
         """Only the user whose agent serves ``nic_host`` (or an admin) may act for it."""
-        if who.is_admin:
-            return
-        if "agent" not in who.roles:
-            raise Forbidden(f"User {who.name} is not an agent.")
-        agent = self.agent_for_host(s, nic_host)
-        if agent is None or agent.registered_by != who.name:
-            raise Forbidden(f"User {who.name} runs no agent that serves NIC host {nic_host}.")
+        agents.speaks_for(s, who, nic_host)
 
     def desired(self, who: Principal, nic_host: str) -> dict[str, Any]:
         """Everything an agent needs to program ``nic_host``, with its revision."""
@@ -660,6 +660,26 @@ def _unknown(body: dict[str, Any], allowed: set[str], what: str) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(unknown)}' for {what}.")
+
+
+def _heartbeat_body(body: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
+    """The agent host, its configurations and the NIC hosts it claims."""
+    host = _str(body.get("host", ""), "host")
+    if not host:
+        raise InvalidInput("An agent heartbeat needs host.")
+    config = body.get("configurations") or {}
+    if not isinstance(config, dict):
+        raise InvalidInput("configurations must be a JSON object.")
+    if config.get("mode", "local") not in ("local", "remote"):
+        raise InvalidInput("configurations.mode must be local or remote.")
+    nic_hosts = config.setdefault("nic_hosts", [host])
+    if (
+        not isinstance(nic_hosts, list)
+        or not all(isinstance(h, str) and 0 < len(h) <= 255 for h in nic_hosts)
+        or len(nic_hosts) > 1000
+    ):
+        raise InvalidInput("configurations.nic_hosts must be a list of host names.")
+    return host, config, list(nic_hosts)
 
 
 def _project(who: Principal, body: dict[str, Any], default: str | None = None) -> str:

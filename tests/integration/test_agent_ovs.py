@@ -58,7 +58,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_ovs()
     tmp = tmp_path_factory.mktemp("agent")
     server, password = start_agent_server(
-        tmp, ADMIN, ("rack-agent", "agent-secret-9"), env={"METALNIC_AGENT_DOWN_TIME": "3"}
+        tmp,
+        ADMIN,
+        ("rack-agent", "agent-secret-9"),
+        env={"METALNIC_AGENT_DOWN_TIME": "3"},
+        nic_hosts=("nic1", "nic2"),
     )
     lab = new_lab("ag")
     agents: dict[str, AgentProcess] = {}

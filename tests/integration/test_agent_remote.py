@@ -59,7 +59,9 @@ def _write(path: Path, text: str) -> Path:
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     require_ovs()
     tmp = tmp_path_factory.mktemp("remote")
-    server, _password = start_agent_server(tmp, ADMIN, ("remote-agent", "agent-secret-8"))
+    server, _password = start_agent_server(
+        tmp, ADMIN, ("remote-agent", "agent-secret-8"), nic_hosts=("nic3", "nic4")
+    )
     lab = new_lab("rm")
     agent_ca = make_ca("agents")
     agent_cert, agent_key = make_server_cert(agent_ca)

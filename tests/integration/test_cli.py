@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,33 @@ def test_cli_unreachable_server() -> None:
     )
     assert r.returncode == 1
     assert "Cannot reach" in r.stderr
+
+
+def test_users_add_without_a_terminal_says_what_to_do(tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    r = subprocess.run(
+        [str(VENV_BIN / "metalnic"), "users", "add", "olga", "--role", "observer",
+         "--users-file", str(users)],
+        stdin=subprocess.DEVNULL,  # not a terminal, and no --password-stdin
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--password-stdin" in lines[0], r.stderr
+    assert not users.exists()
+
+
+def test_users_add_grants_nic_hosts(tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    cmd = [str(VENV_BIN / "metalnic"), "users", "add", "rack1", "--role", "agent",
+           "--nic-host", "nic1", "--nic-host", "nic2", "--users-file", str(users),
+           "--password-stdin"]  # fmt: skip
+    r = subprocess.run(cmd, input="pw\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert tomllib.loads(users.read_text())["users"]["rack1"]["nic_hosts"] == ["nic1", "nic2"]
+    bad = [*cmd[:3], "olga", "--role", "observer", "--nic-host", "nic1", *cmd[10:]]
+    r = subprocess.run(bad, input="pw\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "--nic-host is for agent users" in r.stderr

@@ -21,7 +21,8 @@ def net_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> It
     tmp = tmp_path_factory.mktemp("network")
     own_users = tmp / "users.toml"  # the shared file stays as other tests expect it
     shutil.copy(users_file, own_users)
-    add_user(own_users, "nic-agent", "agent-secret-5", "agent", None)
+    granted = ("nic-sdk", "nic-poll", "nic-r1", "nic-r2", "nic-owned", "nic-mac")
+    add_user(own_users, "nic-agent", "agent-secret-5", "agent", None, nic_hosts=granted)
     add_user(own_users, "other-agent", "agent-secret-6", "agent", None)
     srv = start_server(
         tmp,
@@ -31,7 +32,7 @@ def net_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> It
         str(own_users),
         env={
             "METALNIC_NETWORK_VLAN_RANGES": '["physnet1:100:102"]',
-            "METALNIC_AGENT_DOWN_TIME": "3",
+            "METALNIC_AGENT_DOWN_TIME": "30",  # a loaded machine: the CLI starts slowly
         },
     )
     srv.auth = ("admin", PASSWORDS["admin"])

@@ -80,11 +80,12 @@ class NeutronClient:
 
     def agent_alive(self, nic_host: str) -> bool:
         with _translated(self.endpoint, "list agents"):
-            for agent in self.conn.network.agents(agent_type="Open vSwitch agent"):
-                hosts = (agent.configuration or {}).get("nic_hosts", [agent.host])
-                if nic_host in hosts:
-                    return bool(agent.is_alive)
-        return False
+            # A dead agent that served the host before may still list it: any live one counts.
+            return any(
+                bool(agent.is_alive)
+                for agent in self.conn.network.agents(agent_type="Open vSwitch agent")
+                if nic_host in (agent.configuration or {}).get("nic_hosts", [agent.host])
+            )
 
     def get_port(self, port_id: str) -> dict[str, Any] | None:
         with _translated(self.endpoint, f"read port {port_id}"):

@@ -1,0 +1,109 @@
+"""Agent grants: which NIC hosts an agent user may serve (admins only).
+
+metalnic's extension under ``/network/v2.0/metalnic/agent-grants``:
+
+* ``GET /metalnic/agent-grants`` — every grant made over the API:
+  ``{"agent_grants": [{"user": "rack1", "nic_hosts": ["nic1", "nic2"]}]}``;
+* ``GET /metalnic/agent-grants/{user}`` — one user's (404 when it has none);
+* ``PUT /metalnic/agent-grants/{user}`` with ``{"agent_grant": {"nic_hosts": [...]}}``
+  — replaces that user's API grant (an empty list revokes all of it);
+* ``DELETE /metalnic/agent-grants/{user}`` — revokes it.
+
+A user's grant is the union of these and the ``nic_hosts`` of its entry in
+the users file.  A revoked NIC host is released at once by that user's agents
+(unless the users file still grants it) and its ports are bound again.  With
+``http_basic`` the user must be an agent user of the users file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from metalnic.auth import Principal
+from metalnic.errors import AgentGrantNotFound, Forbidden, InvalidInput
+from metalnic.httpjson import JSONResponse
+from metalnic.network import agents
+from metalnic.network.api.deps import PREFIX, Body, Caller, Context, NetworkContext
+
+router = APIRouter(prefix=PREFIX + "/v2.0/metalnic/agent-grants")
+MAX_HOSTS = 1000
+
+
+def _admin(who: Principal) -> None:
+    if not who.is_admin:
+        raise Forbidden("Agent grants are reserved to admins.")
+
+
+def _user(ctx: NetworkContext, user: str) -> str:
+    if not user or len(user) > 255 or ":" in user:
+        raise InvalidInput(f"Invalid user name {user!r}.")
+    if ctx.authenticator.strategy == "http_basic":
+        known = ctx.authenticator.user(user)
+        if known is None or "agent" not in known.roles:
+            raise InvalidInput(f"User {user} is not an agent user of the users file.")
+    return user
+
+
+def _hosts(body: Any) -> list[str]:
+    grant = body.get("agent_grant") if isinstance(body, dict) and len(body) == 1 else None
+    hosts = grant.get("nic_hosts") if isinstance(grant, dict) and set(grant) == {"nic_hosts"} else 0
+    if (
+        not isinstance(hosts, list)
+        or len(hosts) > MAX_HOSTS
+        or not all(isinstance(h, str) and 0 < len(h) <= 255 and "\x00" not in h for h in hosts)
+    ):
+        raise InvalidInput(
+            'Body contains invalid data: expected {"agent_grant": {"nic_hosts": [<NIC host>, …]}}.'
+        )
+    return sorted(set(hosts))
+
+
+def _view(user: str, hosts: list[str]) -> dict[str, Any]:
+    return {"user": user, "nic_hosts": hosts}
+
+
+@router.get("")
+def list_grants(ctx: Context, who: Caller) -> JSONResponse:
+    _admin(who)
+    with ctx.service.db.transaction() as s:
+        found = agents.grants(s)
+    return JSONResponse({"agent_grants": [_view(u, h) for u, h in found.items()]})
+
+
+@router.get("/{user}")
+def show_grant(user: str, ctx: Context, who: Caller) -> JSONResponse:
+    _admin(who)
+    with ctx.service.db.transaction() as s:
+        hosts = agents.grants(s, user).get(user)
+    if not hosts:
+        raise AgentGrantNotFound(user)
+    return JSONResponse({"agent_grant": _view(user, hosts)})
+
+
+@router.put("/{user}")
+def set_grant(user: str, ctx: Context, who: Caller, body: Body) -> JSONResponse:
+    _admin(who)
+    hosts = _hosts(body)
+    _change(ctx, _user(ctx, user), hosts)
+    return JSONResponse({"agent_grant": _view(user, hosts)})
+
+
+@router.delete("/{user}", status_code=204)
+def delete_grant(user: str, ctx: Context, who: Caller) -> Response:
+    _admin(who)
+    with ctx.service.db.transaction() as s:
+        if not agents.grants(s, user):
+            raise AgentGrantNotFound(user)
+    _change(ctx, user, [])
+    return Response(status_code=204)
+
+
+def _change(ctx: NetworkContext, user: str, hosts: list[str]) -> None:
+    known = ctx.authenticator.user(user)
+    kept = known.nic_hosts if known is not None else frozenset()
+    with ctx.service.db.transaction() as s:
+        released = agents.set_grants(s, user, hosts, kept)
+    if released:
+        ctx.service.rebind_hosts(released)
