@@ -1,8 +1,9 @@
 """JSON shapes of nodes, ports, port groups and drivers as Ironic renders them.
 
-Fields newer than the request's microversion are left out; secrets in
-driver_info and instance_info are masked.  Timestamps stay datetime objects:
-the JSON response class renders them (see metalnic.httpjson).
+Fields newer than the request's microversion are left out.  Secrets are
+masked by the JSON response class (metalnic.httpjson, through metalnic.redact),
+which also renders timestamps, so views hand over datetime objects and raw
+values alike.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from metalnic.baremetal import secrets
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
 from metalnic.baremetal.fields import Field, Version
 from metalnic.baremetal.models import Node, Port, PortGroup
@@ -54,8 +54,6 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
             out[name] = links(base, "nodes", n.uuid)
         elif name in ("ports", "portgroups", "states"):
             out[name] = links(base, "nodes", n.uuid, f"/{name}")
-        elif name in ("driver_info", "instance_info", "driver_internal_info"):
-            out[name] = secrets.mask(getattr(n, name))
         elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
             # No chassis or allocations in metalnic; the conductor arrives later.
             out[name] = None
