@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import threading
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -84,7 +85,26 @@ def _quoted_mask(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every credential-shaped part replaced by ``******``."""
+    """``text`` with every credential-shaped part replaced by ``******``.
+
+    Percent-encoded credentials (a URL quoted into a request path, as access
+    logs show it) are found in the decoded text, which is then what is shown.
+    """
+    clean = _redact_plain(text)
+    if "%" not in text:
+        return clean
+    decoded = text
+    for _ in range(3):  # nested quoting: %2540 is a quoted %40
+        decoded = urllib.parse.unquote(decoded)
+        redacted = _redact_plain(decoded)
+        if redacted != decoded:
+            return redacted
+        if "%" not in decoded:
+            break
+    return clean
+
+
+def _redact_plain(text: str) -> str:
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
         text = _BARE_USERINFO.sub(f"{MASK}@", text)

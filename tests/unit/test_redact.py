@@ -148,6 +148,11 @@ def test_mask_non_objects(value: Any, expected: Any) -> None:
             f"['https://a:{PW}@h1', 'https://b:{PW}@h2']",
             f"['https://{MASK}@h1', 'https://{MASK}@h2']",
         ),
+        (
+            f"GET /v1/nodes/https%3A//u%3A{PW}%40bmc HTTP/1.1",
+            f"GET /v1/nodes/https://{MASK}@bmc HTTP/1.1",
+        ),
+        (f"https%253A%252F%252Fu%253A{PW}%2540bmc", f"https://{MASK}@bmc"),  # quoted twice
         (f"ipmi_password={PW}&ipmi_username=u", f"ipmi_password={MASK}&ipmi_username=u"),
         (
             f"{{'ipmi_password': '{PW}', 'port': 623}}",
@@ -185,6 +190,7 @@ def test_credentials_in_strings_are_masked(text: str, shown: str) -> None:
         "ipmi_username",
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
         "fe80::1%eth0",
+        "100% of 50%40 nodes",
         "",
     ],
 )
