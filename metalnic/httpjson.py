@@ -3,10 +3,11 @@
 orjson writes datetimes as RFC 3339 (``2026-11-25T16:54:41.321795+00:00``),
 the same text as ``isoformat()``, so views hand over datetime objects as is.
 
-Every answer of both APIs, errors included, is redacted here by
-``metalnic.redact`` — one place, so no view, error path or future route can
-forget it.  The serialised bytes are scanned first; only an answer that
-might hold a secret (a secret-named key, an ``@``, a PEM block …) is walked.
+No answer of either API, errors included, carries credentials inside a URL:
+the serialised bytes are scanned for ``@`` and ``%`` (two memchr calls) and
+only an answer holding one is walked by ``metalnic.redact`` — so no view,
+error path or future route can leak one.  Secret-named keys are masked by
+the views, where free-form objects are rendered (see ``metalnic.redact``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from metalnic import redact
 
 
 class JSONResponse(_StarletteJSONResponse):
-    #: Whether values under secret-named keys are masked (see SecretKeysJSONResponse).
+    #: Whether the safety-net walk masks secret-named keys (see SecretKeysJSONResponse).
     mask_keys: ClassVar[bool] = True
 
     def render(self, content: Any) -> bytes:
         raw = orjson.dumps(content)
-        if redact.might_hold_secrets(raw):
+        if redact.might_hold_credentials(raw):
             raw = orjson.dumps(redact.redact(content, mask_keys=self.mask_keys))
         return raw
 

@@ -1,10 +1,11 @@
 """What a secret looks like, and how it is hidden: the one redaction rule of metalnic.
 
-Both APIs' answers (through ``metalnic.httpjson``), every error message
-(``metalnic.errors``), a node's ``last_error`` and history (the model), the
-JSON patch ``test`` operation and every log record of the server, the NIC
-agent and the ramdisk go through this module, so a secret is recognised the
-same way everywhere:
+Both APIs' views (every free-form object and text field they render), the
+JSON response class (a safety net for URL credentials in any answer), every
+error message (``metalnic.errors``), a node's ``last_error`` and history (the
+model), the JSON patch ``test`` operation and every log record of the server,
+the NIC agent and the ramdisk go through this module, so a secret is
+recognised the same way everywhere:
 
 - the value of any key whose name looks secret (``password``, ``token``,
   ``configdrive`` … case-insensitive, at any depth) becomes ``******``;
@@ -49,10 +50,6 @@ _SECRET_MARKERS = (
     "configdrive",
 )
 _MARKERS = "|".join(_SECRET_MARKERS)
-# Bytes whose absence in a serialised answer proves there is nothing to redact.
-_BYTE_HINTS = (b"@", b"-----begin", b"basic ", b"bearer ") + tuple(
-    m.encode() for m in _SECRET_MARKERS
-)
 
 # scheme://userinfo@ — greedy up to the last '@' of the word: a password may hold '@' or '/'.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s<>`]*@")
@@ -90,9 +87,23 @@ def redact_text(text: str) -> str:
     Percent-encoded credentials (a URL quoted into a request path, as access
     logs show it) are found in the decoded text, which is then what is shown.
     """
-    clean = _redact_plain(text)
+    if len(text) <= _CACHED_LENGTH:
+        return _redact_short(text)
+    return _redact_text(text)
+
+
+_CACHED_LENGTH = 256  # names, addresses, states: the same few strings in every answer
+
+
+@functools.lru_cache(maxsize=16384)
+def _redact_short(text: str) -> str:
+    return _redact_text(text)
+
+
+def _redact_text(text: str) -> str:
     if "%" not in text:
-        return clean
+        return _redact_plain(text)
+    clean = _redact_plain(text)
     decoded = text
     for _ in range(3):  # nested quoting: %2540 is a quoted %40
         decoded = urllib.parse.unquote(decoded)
@@ -105,6 +116,7 @@ def redact_text(text: str) -> str:
 
 
 def _redact_plain(text: str) -> str:
+    # Cheap membership tests first: most strings (names, UUIDs, states) need none of this.
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
         text = _BARE_USERINFO.sub(f"{MASK}@", text)
@@ -112,9 +124,11 @@ def _redact_plain(text: str) -> str:
         text = _PRIVATE_KEY.sub(
             lambda m: f"-----BEGIN {m['label']}-----{MASK}-----END {m['label']}-----", text
         )
-    if _HAS_MARKER.search(text):
+    separated = ":" in text or "=" in text  # a key=value needs one, a header a blank
+    if (separated or " " in text) and _HAS_MARKER.search(text):
         text = _AUTH_HEADER.sub(lambda m: f"{m['scheme']} {MASK}", text)
-        text = _KEY_VALUE.sub(_quoted_mask, text)
+        if separated:
+            text = _KEY_VALUE.sub(_quoted_mask, text)
     return text
 
 
@@ -127,29 +141,31 @@ def redact(data: Any, mask_keys: bool = True) -> Any:
     if isinstance(data, str):
         return redact_text(data)
     if isinstance(data, dict):
-        return {
-            (redact_text(k) if isinstance(k, str) else k): (
-                MASK
-                if mask_keys and v is not None and isinstance(k, str) and is_secret_key(k)
-                else redact(v, mask_keys)
-            )
-            for k, v in data.items()
-        }
+        out = {}
+        for k, v in data.items():
+            if isinstance(k, str):
+                if mask_keys and v is not None and is_secret_key(k):
+                    v = MASK
+                k = redact_text(k)
+            if isinstance(v, str):
+                v = redact_text(v)
+            elif isinstance(v, dict | list | tuple):
+                v = redact(v, mask_keys)
+            out[k] = v
+        return out
     if isinstance(data, list | tuple):
         return [redact(v, mask_keys) for v in data]
     return data
 
 
-def might_hold_secrets(serialised: bytes) -> bool:
-    """False only when ``serialised`` (JSON) certainly has nothing :func:`redact` would hide.
+def might_hold_credentials(serialised: bytes) -> bool:
+    """False only when serialised JSON certainly holds no URL credentials (none quoted either).
 
-    A few byte scans instead of walking the document: most answers (port
-    lists, network ports without a profile) skip the walk entirely.
+    Two ``memchr`` scans: the answer-wide safety net stays cheap enough for
+    every answer; secret-named keys are masked where free-form objects are
+    rendered (the views), which is where they can occur.
     """
-    if not serialised.isascii():  # non-ASCII may lower-case into a marker ('K' → 'k')
-        return True
-    lowered = serialised.lower()
-    return any(hint in lowered for hint in _BYTE_HINTS)
+    return b"@" in serialised or b"%" in serialised
 
 
 def holds_private_key(data: Any) -> bool:

@@ -2,8 +2,9 @@
 
 The rule is checked in every shape it must catch (URL userinfo with and
 without a scheme, reprs, query strings, PEM keys, nested data, any case), in
-what it must leave alone, and where it is applied: the JSON response class,
-errors, the node model, JSON patch ``test`` and the log record factory.
+what it must leave alone, and where it is applied: the views, the JSON
+response class, errors, the node model, JSON patch ``test`` and the log
+record factory.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import orjson
 import pytest
 
 from metalnic import jsonpatch, redact
+from metalnic.baremetal.api import views
 from metalnic.baremetal.drivers.base import DriverConfigError
-from metalnic.baremetal.models import Node, NodeHistory
+from metalnic.baremetal.models import Node, NodeHistory, Port
 from metalnic.errors import InvalidInput, InvalidPatch
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
+from metalnic.network.api import views as network_views
+from metalnic.network.models import NetworkPort
 
 MASK = "******"
 PW = "Hunter2-pw"
@@ -227,31 +231,50 @@ def test_secret_values_and_private_keys_are_found_at_any_depth() -> None:
 # --- where the rule is applied ------------------------------------------------------------
 
 
-def test_every_json_answer_is_redacted() -> None:
+def test_every_json_answer_loses_url_credentials() -> None:
     body = {
-        "driver_info": {"ipmi_password": PW, "redfish_address": f"https://u:{PW}@bmc"},
-        "binding:profile": {"Password": PW},
+        "anything": [{"deep": f"https://u:{PW}@bmc"}],
+        "quoted": f"/v1/nodes/https%3A%2F%2Fu%3A{PW}%40bmc",
         "error_message": f"Redfish BMC u:{PW}@bmc is unreachable",
     }
     raw = JSONResponse(body).body
     assert PW.encode() not in raw
-    assert orjson.loads(raw)["driver_info"]["redfish_address"] == f"https://{MASK}@bmc"
+    assert orjson.loads(raw)["anything"][0]["deep"] == f"https://{MASK}@bmc"
+
+
+def test_answers_without_at_or_percent_skip_the_walk() -> None:
+    assert not redact.might_hold_credentials(orjson.dumps({"ports": [{"address": "52:54"}]}))
+    assert redact.might_hold_credentials(b'{"a":"x@y"}')
+    assert redact.might_hold_credentials(b'{"a":"x%40y"}')
+
+
+def _node(**values: Any) -> Node:
+    fields = {"uuid": "2f9b6b1e-1f0e-4a43-9d4a-7d5ad5a5e0aa", "driver": "fake-hardware"}
+    return Node(**fields, **values)
 
 
 @pytest.mark.parametrize(
-    "key", ["TO\u212aEN", "pass\u0131word_\u212a"]
-)  # Kelvin sign lower-cases to 'k'
-def test_non_ascii_answers_are_always_walked(key: str) -> None:
-    body = {"extra": {key: PW}}
-    expected = MASK if redact.is_secret_key(key) else PW
-    assert orjson.loads(JSONResponse(body).body)["extra"][key] == expected
-    assert redact.might_hold_secrets(orjson.dumps(body))
+    "field", ["driver_info", "instance_info", "driver_internal_info", "extra", "properties"]
+)
+def test_node_views_mask_secret_keys_in_every_free_form_field(field: str) -> None:
+    value = {"Nested": [{"IPMI_Password": PW}], "api_key": PW, "note": f"password={PW}"}
+    shown = views.node(_node(**{field: value}), "http://h", [field, "uuid"])
+    assert shown[field] == {
+        "Nested": [{"IPMI_Password": MASK}],
+        "api_key": MASK,
+        "note": f"password={MASK}",
+    }
 
 
-def test_answers_without_hints_skip_the_walk() -> None:
-    assert not redact.might_hold_secrets(orjson.dumps({"ports": [{"address": "52:54:00:aa"}]}))
-    assert redact.might_hold_secrets(b'{"a":"x@y"}')
-    assert redact.might_hold_secrets(b'{"IPMI_PASSWORD":1}')
+def test_port_and_network_port_views_mask_secret_keys() -> None:
+    port = Port(uuid="u", address="52:54:00:00:00:01", extra={"db": {"Secret": PW}})
+    assert views.port(port, "http://h", ["extra"])["extra"] == {"db": {"Secret": MASK}}
+    network_port = NetworkPort(
+        id="p", profile={"password": PW, "x": [{"token": PW}]}, vif_details={}
+    )
+    network_port.security_groups = []
+    shown = network_views.port(network_port)
+    assert shown["binding:profile"] == {"password": MASK, "x": [{"token": MASK}]}
 
 
 def test_secret_keys_answer_keeps_keys_for_their_caller_only() -> None:
