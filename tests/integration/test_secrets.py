@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -35,6 +37,7 @@ from tests.integration.conductor_helpers import provision, wait_for
 from tests.integration.helpers import SMART_LLC, fault, make_node, make_port, random_mac
 from tests.integration.test_conductor import FAST
 from tests.support import (
+    VENV_BIN,
     Server,
     free_port,
     make_ca,
@@ -356,3 +359,41 @@ def test_no_secret_leaves_an_http_basic_server_for_any_role(basic: Server) -> No
         f"{u} basic": base64.b64encode(f"{u}:{p}".encode()).decode() for u, p in PASSWORDS.items()
     }
     assert_hidden(planted | login, rec)
+
+
+def test_the_nic_agent_logs_neither_its_password_nor_url_credentials(tmp_path: Path) -> None:
+    """The agent's own log (debug level) while its server is unreachable: every retry
+    is logged, never the password (from the environment) nor the one in the URL."""
+    password, in_url = _secret("agent-password"), _secret("agent-url-password")
+    closed = free_port()
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'server = "http://nic-agent:{in_url}@127.0.0.1:{closed}"\n'
+        'username = "nic-agent"\n'
+        f'state_dir = "{tmp_path / "state"}"\n'
+        "heartbeat_interval = 0.2\n"
+        '[nics.nic-secret]\novsdb = "unix:/nonexistent/db.sock"\n'
+        'openflow = { br-int = "unix:/nonexistent/i.mgmt", br-phys = "unix:/nonexistent/p.mgmt" }\n'
+    )
+    log_path = tmp_path / "agent.log"
+    cmd = [str(VENV_BIN / "metalnic"), "agent", "--config", str(config), "--log-level", "debug"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "METALNIC_AGENT_PASSWORD": password},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and log_path.read_text().count("heartbeat failed") < 3:
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log_path.read_text()
+    assert text.count("heartbeat failed") >= 3, text  # it did log its failing calls
+    for secret in (password, in_url):
+        for form in _forms(secret):
+            assert form not in text, f"{form!r} in the agent log:\n{text[:3000]}"
