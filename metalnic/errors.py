@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from metalnic import redact
+
 
 class MetalnicError(Exception):
     """Base class: a message for the user plus how to answer over HTTP."""
@@ -41,6 +43,9 @@ class MetalnicError(Exception):
     neutron_type: ClassVar[str | None] = None
 
     def __init__(self, message: str) -> None:
+        # Messages often quote what they were given (a URL, a driver's text):
+        # redacted once, here, they are safe for answers, last_error and logs.
+        message = redact.redact_text(message)
         super().__init__(message)
         self.message = message
 

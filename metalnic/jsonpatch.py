@@ -3,6 +3,13 @@
 Used by the bare-metal API's PATCH routes.  The caller decides which
 top-level paths may be touched; this module only moves values around and
 reports a precise error for a patch that does not apply.
+
+A ``test`` compares against the document *as a GET shows it* (redacted by
+``metalnic.redact``): ``/driver_info/ipmi_password`` reads ``******`` and a
+``redfish_address`` with credentials reads ``https://******@bmc``, so a test
+answers the same for a right and a wrong guess and can tell nothing a GET
+does not.  ``copy`` and ``move`` are not offered (they could lift a secret
+into a field that is shown).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import copy
 import re
 from typing import Any
 
+from metalnic import redact
 from metalnic.errors import InvalidPatch
 
 OPS = ("add", "replace", "remove", "test")
@@ -111,7 +119,7 @@ def apply(doc: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a patched deep copy of ``doc``; ``doc`` itself is left alone."""
     result = copy.deepcopy(doc)
     for op in patch:
-        _apply_one(result, op)
+        _apply_one(redact.redact(result) if op["op"] == "test" else result, op)
     return result
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from metalnic import transport
+from metalnic import redact, transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
     drivers,
@@ -228,6 +228,9 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    # Before anything logs: no record of this process carries a secret.
+    redact.install_logging()
+    redact.remember(settings.neutron_password)
     transport.check(settings)  # before anything is opened or migrated
     app = create_app(settings)
     config = uvicorn.Config(

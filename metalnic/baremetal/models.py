@@ -1,4 +1,9 @@
-"""Tables of the bare-metal service: nodes, their ports and port groups (bonds)."""
+"""Tables of the bare-metal service: nodes, their ports and port groups (bonds).
+
+A node's ``last_error`` and its history events are written by many flows from
+many error texts (drivers quote vendor messages); the model redacts them on
+assignment (``metalnic.redact``), so no writer can store a credential.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from metalnic import redact
 from metalnic.db.base import Base, UTCDateTime, utcnow
 
 # Where a port's or port group's ``internal_info`` records its attached tenant VIF.
@@ -80,6 +86,10 @@ class Node(Timestamped, Base):
         back_populates="node", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @validates("last_error")
+    def _redact_last_error(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else redact.redact_text(value)
+
 
 class Port(Timestamped, Base):
     __tablename__ = "ports"
@@ -148,6 +158,10 @@ class NodeHistory(Base):
     event: Mapped[str] = mapped_column(Text)
     conductor: Mapped[str | None] = mapped_column(String(255))
     user: Mapped[str | None] = mapped_column(String(255))
+
+    @validates("event")
+    def _redact_event(self, _key: str, value: str) -> str:
+        return redact.redact_text(value)
 
 
 class Conductor(Base):

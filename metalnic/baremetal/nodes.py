@@ -191,7 +191,7 @@ def create(
 
 
 def editable_document(node: Node, version: Version) -> dict[str, Any]:
-    """The fields a PATCH may address, as the patch sees them (secrets unmasked)."""
+    """The fields a PATCH may address (secrets unmasked: a ``test`` op sees them redacted)."""
     doc: dict[str, Any] = {}
     for name, f in NODE_FIELDS.items():
         if f.writable and f.since <= version and name not in ("uuid", "chassis_uuid"):

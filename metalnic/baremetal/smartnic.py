@@ -6,6 +6,10 @@ B).  A remotely managed NIC also carries the NIC's SSH public key and the
 certificate its OVSDB server presents (and optionally the CA that issued it):
 their presence is what marks the NIC as remote, so they must really parse.
 Any other port describes a switch port the way Ironic does.
+
+Private key material is refused in every value (the key stays on the NIC; a
+stored key would be shown to every reader of the port), and a certificate
+field holds PEM ``CERTIFICATE`` blocks and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from metalnic import redact
 from metalnic.errors import InvalidInput
 from metalnic.ids import normalize_mac
 
@@ -30,6 +35,9 @@ _HOSTNAME_RE = re.compile(
 )
 _PORT_NAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 _DATAPATH_ID_RE = re.compile(r"(0x)?[0-9a-fA-F]{16}")
+_CERTIFICATE_BLOCK = re.compile(
+    r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]*-----END CERTIFICATE-----"
+)
 
 
 def is_remote(llc: dict[str, Any]) -> bool:
@@ -47,6 +55,11 @@ def validate(llc: Any, is_smartnic: bool) -> dict[str, str]:
             raise InvalidInput(f"local_link_connection.{key} must be a non-empty string.")
         if len(value) > MAX_VALUE_LENGTH:
             raise InvalidInput(f"local_link_connection.{key} is too long.")
+        if redact.holds_private_key(value):
+            raise InvalidInput(
+                f"local_link_connection.{key} contains a private key; store only the "
+                "certificate (the private key stays on the NIC)."
+            )
     allowed = SWITCH_KEYS | REMOTE_KEYS if is_smartnic else SWITCH_KEYS
     unknown = sorted(set(llc) - allowed)
     if unknown:
@@ -122,12 +135,17 @@ def _validate_remote(llc: dict[str, str]) -> None:
 
 
 def _certificates(key: str, pem: str) -> list[x509.Certificate]:
+    # The loader skips blocks it does not know: only certificates and blank lines may remain.
+    leftover = _CERTIFICATE_BLOCK.sub("", pem).strip()
     try:
-        certs = x509.load_pem_x509_certificates(pem.strip().encode())
+        certs = [] if leftover else x509.load_pem_x509_certificates(pem.strip().encode())
     except ValueError:
         certs = []
     if not certs:
-        raise InvalidInput(f"local_link_connection.{key} is not a PEM X.509 certificate.")
+        raise InvalidInput(
+            f"local_link_connection.{key} is not a PEM X.509 certificate "
+            "(only CERTIFICATE blocks are accepted)."
+        )
     return certs
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from metalnic import __version__
+from metalnic import __version__, redact
 from metalnic.auth import ROLES
 from metalnic.cli import demo, lab, resources
 from metalnic.errors import MetalnicError
@@ -56,10 +56,12 @@ def cmd_agent(a: argparse.Namespace) -> None:
     )
     for noisy in ("httpx", "httpcore"):  # every long-poll would be a line
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    redact.install_logging()
     try:
         config = load(a.config)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
+    redact.remember(config.password)
     agent = Agent(config)
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     agent.start()

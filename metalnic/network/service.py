@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from metalnic import ids
+from metalnic import ids, redact
 from metalnic.auth import Principal
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
@@ -65,6 +65,18 @@ def sees_all(who: Principal) -> bool:
 def _check_project(who: Principal, project_id: str, what: Exception) -> None:
     if not sees_all(who) and project_id != who.project:
         raise what
+
+
+def _profile(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput("binding:profile must be a JSON object.")
+    if redact.holds_private_key(value):
+        # It is shown to readers of the port and sent to agents: a key has no place in it.
+        raise InvalidInput(
+            "binding:profile contains a private key; store only certificates "
+            "(the private key stays on the NIC)."
+        )
+    return value
 
 
 def _mac() -> str:
@@ -224,9 +236,7 @@ class NetworkService:
         vnic = _str(body.get("binding:vnic_type", "normal"), "binding:vnic_type")
         if vnic not in VNIC_TYPES:
             raise InvalidInput(f"Invalid binding:vnic_type {vnic!r}; use {', '.join(VNIC_TYPES)}.")
-        profile = body.get("binding:profile") or {}
-        if not isinstance(profile, dict):
-            raise InvalidInput("binding:profile must be a JSON object.")
+        profile = _profile(body.get("binding:profile") or {})
         net_id = _str(body.get("network_id", ""), "network_id")
         with self.db.transaction() as s:
             net = self.get_network(who, net_id, s)
@@ -361,9 +371,7 @@ class NetworkService:
                     raise InvalidInput("Invalid binding:vnic_type.")
                 port.vnic_type = body["binding:vnic_type"]
             if "binding:profile" in body:
-                if not isinstance(body["binding:profile"], dict):
-                    raise InvalidInput("binding:profile must be a JSON object.")
-                port.profile = body["binding:profile"]
+                port.profile = _profile(body["binding:profile"])
             if "admin_state_up" in body:
                 port.admin_state_up = _bool(body["admin_state_up"])
             if "port_security_enabled" in body:

@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from metalnic import redact
+
 log = logging.getLogger("metalnic.ramdisk")
 CHUNK = 1 << 20
 
@@ -179,6 +181,7 @@ def run(
                     body = r.json()
                     node = body["node"]["uuid"]
                     token = body["config"].get("agent_token", token)
+                    redact.remember(token)
                     log.info("looked up node %s", node)
             if node is not None:
                 r = client.post(
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--advertise", help="callback URL to report (default: the listen address)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
     a = p.parse_args(argv)
+    redact.install_logging()  # no agent token, image URL credentials or config drive in logs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ramdisk: %(message)s")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
     run(a.api_url, a.mac, Storage(a.disk, drive), a.listen, a.advertise, a.interval)

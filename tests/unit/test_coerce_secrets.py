@@ -1,16 +1,13 @@
-"""metalnic.baremetal.coerce (lenient booleans, strings) and .secrets (masking)."""
+"""metalnic.baremetal.coerce (lenient booleans, strings); masking lives in test_redact."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from metalnic.baremetal import coerce, secrets
+from metalnic.baremetal import coerce
 from metalnic.errors import InvalidInput
-
-MASK = "******"
 
 # --- booleans ---------------------------------------------------------------------------
 
@@ -103,100 +100,3 @@ def test_as_null_only_accepts_null() -> None:
 def test_as_null_only_rejects_anything_else(value: Any) -> None:
     with pytest.raises(InvalidInput, match="Setting chassis_uuid is not supported"):
         coerce.as_null_only("chassis_uuid", value)
-
-
-# --- secrets ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "password",
-        "ipmi_password",
-        "redfish_password",
-        "IPMI_PASSWORD",
-        "passwd",
-        "sys_pswd",
-        "secret",
-        "client_secret",
-        "auth_token",
-        "Token",
-        "ssh_private_key",
-        "key_passphrase",
-        "keystone_credential",
-        "ipmi_kg_key",
-        "configdrive",
-    ],
-)
-def test_secret_keys(key: str) -> None:
-    assert secrets.is_secret_key(key)
-
-
-@pytest.mark.parametrize(
-    "key", ["ipmi_username", "ipmi_address", "deploy_kernel", "public_key", "port", "root_gb", ""]
-)
-def test_non_secret_keys(key: str) -> None:
-    assert not secrets.is_secret_key(key)
-
-
-def test_mask_constant() -> None:
-    assert secrets.MASK == MASK
-
-
-def test_mask_flat() -> None:
-    data = {"ipmi_username": "admin", "ipmi_password": "hunter2", "ipmi_port": 623}
-    assert secrets.mask(data) == {"ipmi_username": "admin", "ipmi_password": MASK, "ipmi_port": 623}
-
-
-def test_mask_nested_and_in_lists() -> None:
-    data = {
-        "driver_info": {
-            "redfish_password": "pw",
-            "nested": {"deeper": {"api_token": "t", "name": "n"}},
-            "hosts": [{"address": "10.0.0.1", "secret": "s"}, "plain", ["password"]],
-        },
-        "configdrive": {"meta_data": {"x": 1}},
-        "image_source": "http://example.com/img",
-    }
-    assert secrets.mask(data) == {
-        "driver_info": {
-            "redfish_password": MASK,
-            "nested": {"deeper": {"api_token": MASK, "name": "n"}},
-            "hosts": [{"address": "10.0.0.1", "secret": MASK}, "plain", ["password"]],
-        },
-        "configdrive": MASK,  # a secret key's whole value is hidden, even an object
-        "image_source": "http://example.com/img",
-    }
-
-
-@pytest.mark.parametrize("value", ["", 0, False, [], {}, "x"])
-def test_mask_hides_every_non_null_secret_value(value: Any) -> None:
-    assert secrets.mask({"password": value}) == {"password": MASK}
-
-
-def test_mask_keeps_null_secrets_visible() -> None:
-    # An unset secret is not a secret: clients may see that it is unset.
-    assert secrets.mask({"password": None, "token": None}) == {"password": None, "token": None}
-
-
-def test_mask_does_not_modify_its_input() -> None:
-    data = {"a": {"password": "pw", "l": [{"secret": "s"}]}}
-    snapshot = copy.deepcopy(data)
-    masked = secrets.mask(data)
-    assert data == snapshot
-    assert masked["a"] is not data["a"]
-    assert masked["a"]["l"] is not data["a"]["l"]
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        (1, 1),
-        ("password", "password"),
-        (["password"], ["password"]),
-        ([{"password": 1}, {"user": "u"}], [{"password": MASK}, {"user": "u"}]),
-    ],
-)
-def test_mask_non_objects(value: Any, expected: Any) -> None:
-    assert secrets.mask(value) == expected

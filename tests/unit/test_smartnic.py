@@ -329,7 +329,6 @@ def test_remote_keys_still_need_hostname_and_port_id(material: dict[str, str]) -
         "ssh-ed25519 AAAAnotbase64!!",
         "ssh-ed25519",
         "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
-        "ssh_private",
         "cert",
     ],
 )
@@ -351,7 +350,6 @@ def test_remote_rejects_truncated_ssh_public_key(material: dict[str, str]) -> No
     [
         "not a certificate",
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        "ca_key",  # a private key pasted where a certificate belongs
         "ssh",
     ],
 )
@@ -360,6 +358,40 @@ def test_remote_rejects_things_that_are_not_certificates(
 ) -> None:
     with pytest.raises(InvalidInput, match=rf"{key} is not a PEM X\.509 certificate"):
         smartnic.validate(remote(material, **{key: material.get(value, value)}), True)
+
+
+@pytest.mark.parametrize("key", ["ovsdb_cert", "ovsdb_ca_cert", "ssh_public_key"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{ca_key}",  # a private key pasted where a certificate belongs
+        "{cert}{ca_key}",  # a bundle: the certificate followed by its key
+        "{ca_key}{cert}",
+        "{ssh_private}",
+        "{cert}{ssh_private}",
+        "{cert}-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n-----END ENCRYPTED PRIVATE KEY-----",
+    ],
+)
+def test_remote_refuses_private_key_material_in_any_field(
+    material: dict[str, str], key: str, value: str
+) -> None:
+    with pytest.raises(InvalidInput, match=rf"{key} contains a private key"):
+        smartnic.validate(remote(material, **{key: value.format(**material)}), True)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n",
+        "trailing words\n",
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
+    ],
+)
+def test_remote_certificate_fields_hold_certificates_only(
+    material: dict[str, str], extra: str
+) -> None:
+    with pytest.raises(InvalidInput, match=r"only CERTIFICATE blocks are accepted"):
+        smartnic.validate(remote(material, ovsdb_cert=material["cert"] + extra), True)
 
 
 def test_remote_rejects_a_certificate_in_der_form(material: dict[str, str]) -> None:

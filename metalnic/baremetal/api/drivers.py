@@ -9,7 +9,7 @@ from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import ApiVersion, Caller, Context, base_url, parse_bool_param
 from metalnic.baremetal.drivers.registry import HardwareType
 from metalnic.errors import DriverNotFound, InvalidInput
-from metalnic.httpjson import JSONResponse
+from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
 router = APIRouter(prefix="/v1/drivers")
 
@@ -48,4 +48,5 @@ def show_driver(
 @router.get("/{name}/properties")
 def driver_properties(name: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     policy.require_reader(who)
-    return JSONResponse(dict(_get(ctx, name).properties))
+    # Keys such as ipmi_password name fields; their values are descriptions.
+    return SecretKeysJSONResponse(dict(_get(ctx, name).properties))

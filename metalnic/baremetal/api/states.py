@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from metalnic import redact
 from metalnic.baremetal import nodes, states
 from metalnic.baremetal.api.deps import (
     ApiVersion,
@@ -21,7 +22,7 @@ from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.errors import InvalidInput
-from metalnic.httpjson import JSONResponse
+from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
 router = APIRouter(prefix="/v1")
 
@@ -146,7 +147,11 @@ def node_history(
 def lookup(request: Request, ctx: Context) -> JSONResponse:
     q = request.query_params
     addresses = (q.get("addresses") or "").split(",")
-    return JSONResponse(ctx.conductor.lookup(addresses, q.get("node_uuid")))
+    found = ctx.conductor.lookup(addresses, q.get("node_uuid"))
+    # The one answer that carries a secret (config.agent_token) to its owner, the
+    # ramdisk; the node part is redacted like any other answer.
+    found["node"] = redact.redact(found["node"])
+    return SecretKeysJSONResponse(found)
 
 
 @router.post("/heartbeat/{ident}", status_code=202)

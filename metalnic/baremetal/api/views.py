@@ -1,8 +1,10 @@
 """JSON shapes of nodes, ports, port groups and drivers as Ironic renders them.
 
-Fields newer than the request's microversion are left out; secrets in
-driver_info and instance_info are masked.  Timestamps stay datetime objects:
-the JSON response class renders them (see metalnic.httpjson).
+Fields newer than the request's microversion are left out.  Every free-form
+value (objects such as driver_info or extra, lists, free text) is shown
+through ``metalnic.redact``: secret-named keys read ``******`` at any depth and
+credentials inside strings are masked.  Timestamps stay datetime objects: the
+JSON response class renders them (see metalnic.httpjson).
 """
 
 from __future__ import annotations
@@ -12,11 +14,42 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from metalnic.baremetal import secrets
+from metalnic import redact
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
 from metalnic.baremetal.fields import Field, Version
 from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import InvalidInput, NotAcceptable
+
+# Fields that hold whatever a client (or a driver) put there: objects where a
+# secret-named key may sit, and free text.  The other fields are validated
+# values (names, UUIDs, states, MACs); URL credentials anywhere are caught by
+# the JSON response class.  A port's local_link_connection has a fixed key set
+# and refuses private keys; internal_info is written by the server.
+_NODE_FREE_FORM = frozenset(
+    {
+        "driver_info",
+        "instance_info",
+        "driver_internal_info",
+        "extra",
+        "properties",
+        "clean_step",
+        "deploy_step",
+        "raid_config",
+        "target_raid_config",
+        "last_error",
+        "maintenance_reason",
+        "protected_reason",
+        "description",
+        "fault",
+    }
+)
+
+
+def shown(value: Any) -> Any:
+    """A stored value as answers show it: objects, lists and text through the redaction rule."""
+    if value and isinstance(value, dict | list | str):
+        return redact.redact(value)
+    return value
 
 
 def links(base: str, kind: str, ident: str, suffix: str = "") -> list[dict[str, str]]:
@@ -54,11 +87,11 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
             out[name] = links(base, "nodes", n.uuid)
         elif name in ("ports", "portgroups", "states"):
             out[name] = links(base, "nodes", n.uuid, f"/{name}")
-        elif name in ("driver_info", "instance_info", "driver_internal_info"):
-            out[name] = secrets.mask(getattr(n, name))
         elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
             # No chassis or allocations in metalnic; the conductor arrives later.
             out[name] = None
+        elif name in _NODE_FREE_FORM:
+            out[name] = shown(getattr(n, name))
         else:
             out[name] = getattr(n, name)
     return out
@@ -70,6 +103,8 @@ def port(p: Port | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
     for name in fields:
         if name == "links":
             out[name] = links(base, "ports", p.uuid)
+        elif name == "extra":
+            out[name] = shown(p.extra)
         else:
             out[name] = getattr(p, name)
     return out
@@ -83,6 +118,8 @@ def portgroup(g: PortGroup | Row[Any], base: str, fields: Iterable[str]) -> dict
             out[name] = links(base, "portgroups", g.uuid)
         elif name == "ports":
             out[name] = links(base, "portgroups", g.uuid, "/ports")
+        elif name in ("extra", "properties"):
+            out[name] = shown(getattr(g, name))
         else:
             out[name] = getattr(g, name)
     return out
@@ -95,12 +132,12 @@ def node_states(n: Node, version: Version) -> dict[str, Any]:
         "provision_state": n.provision_state,
         "target_provision_state": n.target_provision_state,
         "provision_updated_at": n.provision_updated_at,
-        "last_error": n.last_error,
+        "last_error": shown(n.last_error),
         "console_enabled": n.console_enabled,
     }
     if version >= (1, 12):
-        out["raid_config"] = n.raid_config
-        out["target_raid_config"] = n.target_raid_config
+        out["raid_config"] = shown(n.raid_config)
+        out["target_raid_config"] = shown(n.target_raid_config)
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
+from metalnic import redact
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor import states as machine
@@ -90,6 +91,12 @@ def snapshot(session: Session, node: Node) -> NodeContext:
     groups = session.scalars(
         select(PortGroup).where(PortGroup.node_id == node.id).order_by(PortGroup.id)
     ).all()
+    # The conductor is about to hand these to drivers: keep them out of every log line.
+    redact.remember(
+        *redact.secret_values(node.driver_info),
+        *redact.secret_values(node.instance_info),
+        *redact.secret_values(node.driver_internal_info),
+    )
     return NodeContext(
         uuid=node.uuid,
         name=node.name,

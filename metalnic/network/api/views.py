@@ -1,10 +1,16 @@
-"""JSON shapes of networks, ports, security groups and agents as Neutron renders them."""
+"""JSON shapes of networks, ports, security groups and agents as Neutron renders them.
+
+Free-form values (a port's ``binding:profile`` and ``binding:vif_details``,
+an agent's ``configurations``) are shown through ``metalnic.redact``:
+secret-named keys read ``******`` at any depth.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from metalnic import redact
 from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
 
 
@@ -58,10 +64,10 @@ def port(p: NetworkPort) -> dict[str, Any]:
         "extra_dhcp_opts": [],
         "security_groups": [g.id for g in p.security_groups],
         "binding:vnic_type": p.vnic_type,
-        "binding:profile": p.profile,
+        "binding:profile": redact.redact(p.profile) if p.profile else p.profile,
         "binding:host_id": p.host_id,
         "binding:vif_type": p.vif_type,
-        "binding:vif_details": (
+        "binding:vif_details": redact.redact(
             {**p.vif_details, "reason": p.status_reason} if p.status_reason else p.vif_details
         ),
         "port_security_enabled": p.port_security_enabled,
@@ -127,7 +133,7 @@ def agent(a: Agent, alive: bool) -> dict[str, Any]:
         "availability_zone": None,
         "description": None,
         "resources_synced": None,
-        "configurations": a.configurations,
+        "configurations": redact.redact(a.configurations),
         "created_at": plain(a.created_at),
         "started_at": plain(a.started_at),
         "heartbeat_timestamp": plain(a.heartbeat_timestamp),

@@ -6,7 +6,9 @@ path, optional when the BMC has one system), ``redfish_username``/
 bundle path).
 
 Every sushy exception is translated here, in ``_translated``, into
-``DriverError``; messages name the BMC address, never the credentials.  Each
+``DriverError``; messages name the BMC address (``where``: credentials an
+address may carry, ``https://user:pass@bmc``, are masked) and drop the
+password from sushy's text; ``DriverError`` redacts the rest.  Each
 call opens one sushy connection (a Redfish session when the BMC offers one,
 else basic auth) and closes it, session included, when done: BMCs have few
 session slots.  Power changes wait until the BMC reports the target (BMCs
@@ -30,6 +32,7 @@ from sushy.auth import AuthBase, SessionOrBasicAuth
 from sushy.connector import Connector
 from sushy.resources.system.system import System
 
+from metalnic import redact
 from metalnic.baremetal import states
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.drivers.base import (
@@ -58,6 +61,19 @@ class RedfishInfo:
     username: str | None
     password: str | None = field(repr=False)
     verify: bool | str
+
+    def __repr__(self) -> str:  # the address may carry credentials
+        return f"RedfishInfo(where={self.where!r}, system_id={self.system_id!r})"
+
+    @property
+    def where(self) -> str:
+        """The address as messages show it."""
+        return redact.redact_text(self.address)
+
+    def scrub(self, text: str) -> str:
+        """A vendor's message without this BMC's credentials."""
+        shown = text.replace(self.address, self.where)
+        return redact.redact_text(redact.scrub_values(shown, [self.password or ""]))
 
 
 def parse_info(info: Any) -> RedfishInfo:
@@ -106,19 +122,21 @@ def _translated(info: RedfishInfo, action: str) -> Iterator[None]:
         yield
     except sushy.exceptions.AccessError as exc:
         raise DriverError(
-            f"Redfish BMC {info.address} refused the credentials while trying to {action}"
+            f"Redfish BMC {info.where} refused the credentials while trying to {action}"
         ) from exc
     except sushy.exceptions.ConnectionError as exc:
         tls = _tls_failure(exc)
         if tls is not None:
             reason = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
             raise DriverError(
-                f"Redfish BMC {info.address}: TLS failed ({reason}) while trying to {action}; "
+                f"Redfish BMC {info.where}: TLS failed ({reason}) while trying to {action}; "
                 "is redfish_verify_ca the CA bundle of its certificate?"
             ) from exc
-        raise DriverError(f"Redfish BMC {info.address} is unreachable ({action})") from exc
+        raise DriverError(f"Redfish BMC {info.where} is unreachable ({action})") from exc
     except sushy.exceptions.SushyError as exc:
-        raise DriverError(f"Redfish BMC {info.address} failed to {action}: {exc}") from exc
+        raise DriverError(
+            f"Redfish BMC {info.where} failed to {action}: {info.scrub(str(exc))}"
+        ) from exc
 
 
 class _NoAuth(AuthBase):  # type: ignore[misc]
@@ -153,7 +171,7 @@ def _connected(info: RedfishInfo) -> Iterator[tuple[Connector, System]]:
             members = list(root.get_system_collection().members_identities)
             if len(members) != 1:
                 raise DriverConfigError(
-                    f"Redfish BMC {info.address} has {len(members)} systems; set redfish_system_id"
+                    f"Redfish BMC {info.where} has {len(members)} systems; set redfish_system_id"
                 )
             system_id = members[0]
         yield conn, root.get_system(system_id)
@@ -181,7 +199,7 @@ class RedfishPower(PowerInterface):
         with _translated(info, "read the power state"), _connected(info) as (_, system):
             state = _power_of(system)
         if state is None:
-            raise DriverError(f"Redfish BMC {info.address} reports a power transition in progress")
+            raise DriverError(f"Redfish BMC {info.where} reports a power transition in progress")
         return state
 
     def set_power_state(self, ctx: NodeContext, target: str, timeout: float) -> None:
@@ -220,7 +238,7 @@ class RedfishPower(PowerInterface):
                 return
             if time.monotonic() >= deadline:
                 raise DriverError(
-                    f"Redfish BMC {info.address} did not reach {wanted} within {timeout:.0f} s "
+                    f"Redfish BMC {info.where} did not reach {wanted} within {timeout:.0f} s "
                     f"(it reports {current or 'a transition'})"
                 )
             time.sleep(POLL_INTERVAL)
@@ -271,6 +289,6 @@ class RedfishManagement(ManagementInterface):
             got = getattr(system.boot.target, "value", system.boot.target)
         if got != target:
             raise DriverError(
-                f"Redfish BMC {info.address} did not accept boot device {device} "
+                f"Redfish BMC {info.where} did not accept boot device {device} "
                 f"(it reads back {got})"
             )
