@@ -180,6 +180,33 @@ _SUCCESS: dict[str, dict[str, Any]] = {
 }
 
 
+# What a created resource's uuid feeds (OpenAPI links: clients and stateful fuzzing follow them).
+_FOLLOWS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "create_node": (
+        "ident",
+        (
+            "show_node",
+            "patch_node",
+            "delete_node",
+            "node_states",
+            "node_ports",
+            "node_portgroups",
+            "list_vifs",
+            "attach_vif",
+            "set_maintenance",
+            "set_provision_state",
+            "set_power_state",
+            "node_history",
+            "validate",
+        ),
+    ),
+    "create_port": ("uuid", ("show_port", "patch_port", "delete_port")),
+    "create_portgroup": (
+        "ident",
+        ("show_portgroup", "patch_portgroup", "delete_portgroup", "portgroup_ports"),
+    ),
+}
+
 # --- the document ---------------------------------------------------------------------
 
 
@@ -232,6 +259,23 @@ def _complete(route: APIRoute, operation: dict[str, Any]) -> None:
         operation["security"] = [{"http_basic": []}, {}]
 
 
+def _add_links(doc: dict[str, Any], routes: dict[tuple[str, str], APIRoute]) -> None:
+    operations = {
+        routes[(method, path)].name: operation
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+    }
+    for creator, (parameter, targets) in _FOLLOWS.items():
+        links = {
+            target: {
+                "operationId": operations[target]["operationId"],
+                "parameters": {parameter: "$response.body#/uuid"},
+            }
+            for target in targets
+        }
+        operations[creator]["responses"]["201"]["links"] = links
+
+
 def _ours(path: str) -> bool:
     return path == "/" or path == "/v1" or path.startswith("/v1/")
 
@@ -262,6 +306,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in doc["paths"].items():
         for method, operation in item.items():
             _complete(routes[(method, path)], operation)
+    _add_links(doc, routes)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
