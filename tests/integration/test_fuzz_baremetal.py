@@ -39,7 +39,7 @@ from tests.support import Server, start_server
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = int(os.environ.get("METALNIC_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("METALNIC_FUZZ_EXAMPLES", "4"))
 STEPS = int(os.environ.get("METALNIC_FUZZ_STEPS", "12"))
 VERSION = "X-OpenStack-Ironic-API-Version"
 
