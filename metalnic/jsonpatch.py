@@ -22,7 +22,8 @@ from metalnic import redact
 from metalnic.errors import InvalidPatch
 
 OPS = ("add", "replace", "remove", "test")
-_INDEX_RE = re.compile(r"0|[1-9][0-9]*")
+# An index has at most 9 digits: no list here is longer, and int() of 4,301 digits raises.
+_INDEX_RE = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
 def _is_index(part: str) -> bool:

@@ -272,3 +272,272 @@ def test_bad_input(server: Server, ctx: Ctx, case: str) -> None:
         assert needle.lower() in fault(r).lower()
         assert _snapshot(c, ctx) == before
     assert (server.sqlite_count("nodes"), server.sqlite_count("ports")) == counts
+
+
+# --- values that used to become a 500 (and, once committed, broke every later list) ------
+
+_JSON = {"Content-Type": "application/json"}
+_BIG = "9" * 5000  # over Python's 4,300-digit int() limit
+
+
+def _raw(method: str, path: str, body: str) -> Callable[[httpx.Client, Ctx], httpx.Response]:
+    """A body sent as written (httpx would escape or refuse what these cases need); @node
+    in it stands for the node's uuid."""
+
+    def call(c: httpx.Client, ctx: Ctx) -> httpx.Response:
+        content = body.replace("@node", ctx["node"]).encode()
+        return c.request(method, path.format(**ctx), content=content, headers=_JSON)
+
+    return call
+
+
+def _query(path: str, **params: str) -> Callable[[httpx.Client, Ctx], httpx.Response]:
+    return lambda c, x: c.get(path.format(**x), params=params)
+
+
+def _version(value: bytes) -> Callable[[httpx.Client, Ctx], httpx.Response]:
+    return lambda c, x: c.get("/v1/nodes", headers={"X-OpenStack-Ironic-API-Version": value})
+
+
+def _node(extra: str) -> str:
+    return '{"driver": "fake-hardware", ' + extra + "}"
+
+
+def _port(extra: str) -> str:
+    return '{"node_uuid": "@node", "address": "52:54:00:aa:bb:01", ' + extra + "}"
+
+
+NASTY: dict[str, tuple[Callable[[httpx.Client, Ctx], httpx.Response], int, str]] = {
+    # lone UTF-16 surrogates: valid JSON escapes, no text
+    "surrogate in node description": (
+        _raw("POST", "/v1/nodes", _node('"description": "\\ud800"')),
+        400,
+        "surrogate",
+    ),
+    "surrogate in node name": (_raw("POST", "/v1/nodes", _node('"name": "a\\udfff"')), 400, "surr"),
+    "surrogate as extra key": (
+        _raw("POST", "/v1/nodes", _node('"extra": {"\\udc00": 1}')),
+        400,
+        "surrogate",
+    ),
+    "surrogate in port extra": (
+        _raw("POST", "/v1/ports", _port('"extra": {"k": "\\ud83d"}')),
+        400,
+        "surrogate",
+    ),
+    "surrogate in patch value": (
+        _raw(
+            "PATCH", "/v1/nodes/{node}", '[{"op": "add", "path": "/extra/k", "value": "\\ud800"}]'
+        ),
+        400,
+        "surrogate",
+    ),
+    "surrogate in patch path": (
+        _raw("PATCH", "/v1/ports/{port}", '[{"op": "add", "path": "/extra/\\ud800", "value": 1}]'),
+        400,
+        "surrogate",
+    ),
+    "surrogate in maintenance reason": (
+        _raw("PUT", "/v1/nodes/{node}/maintenance", '{"reason": "\\udbff"}'),
+        400,
+        "surrogate",
+    ),
+    # integers: over 4,300 digits, beyond signed 64 bits, non-finite floats
+    "4300+ digit integer in node extra": (
+        _raw("POST", "/v1/nodes", _node('"extra": {"a": ' + _BIG + "}")),
+        400,
+        "64 bits",
+    ),
+    "2**64 in node properties": (
+        _raw("POST", "/v1/nodes", _node('"properties": {"cpus": 18446744073709551616}')),
+        400,
+        "64 bits",
+    ),
+    "-2**63-1 in port extra": (
+        _raw(
+            "POST",
+            "/v1/ports",
+            _port('"extra": {"n": -9223372036854775809}'),
+        ),
+        400,
+        "64 bits",
+    ),
+    "huge integer in patch": (
+        _raw(
+            "PATCH",
+            "/v1/ports/{port}",
+            '[{"op": "add", "path": "/extra/n", "value": -' + _BIG + "}]",
+        ),
+        400,
+        "64 bits",
+    ),
+    "float overflow in extra": (
+        _raw("POST", "/v1/nodes", _node('"extra": {"f": 1e999}')),
+        400,
+        "range",
+    ),
+    "huge power timeout": (
+        _raw(
+            "PUT",
+            "/v1/nodes/{node}/states/power",
+            '{"target": "power on", "timeout": ' + _BIG + "}",
+        ),
+        400,
+        "64 bits",
+    ),
+    "huge patch list index": (
+        _raw(
+            "PATCH",
+            "/v1/nodes/{node}",
+            '[{"op": "add", "path": "/extra/l", "value": []}, '
+            '{"op": "add", "path": "/extra/l/' + _BIG + '", "value": 1}]',
+        ),
+        400,
+        "path",
+    ),
+    # an object (or list) where a string belongs
+    "object as node name": (
+        lambda c, x: c.post("/v1/nodes", json={"driver": "fake-hardware", "name": {"a": 1}}),
+        400,
+        "name",
+    ),
+    "object as driver": (
+        lambda c, x: c.post("/v1/nodes", json={"driver": {"x": 1}}),
+        400,
+        "driver",
+    ),
+    "list as description": (
+        lambda c, x: c.post("/v1/nodes", json={"driver": "fake-hardware", "description": [1]}),
+        400,
+        "description",
+    ),
+    "object as port address": (
+        lambda c, x: c.post("/v1/ports", json={"node_uuid": x["node"], "address": {"a": 1}}),
+        400,
+        "address",
+    ),
+    "object as port node_uuid": (
+        lambda c, x: c.post("/v1/ports", json={"node_uuid": {}, "address": "52:54:00:00:00:09"}),
+        400,
+        "node_uuid",
+    ),
+    "object as portgroup name": (
+        lambda c, x: c.post("/v1/portgroups", json={"node_uuid": x["node"], "name": {"n": 1}}),
+        400,
+        "name",
+    ),
+    "string as local_link_connection": (
+        _post_port({"local_link_connection": "x"}),
+        400,
+        "local_link_connection",
+    ),
+    "object as provision target": (
+        lambda c, x: c.put(f"/v1/nodes/{x['node']}/states/provision", json={"target": {}}),
+        400,
+        "target",
+    ),
+    "object as boot device": (
+        lambda c, x: c.put(
+            f"/v1/nodes/{x['node']}/management/boot_device", json={"boot_device": {"a": 1}}
+        ),
+        400,
+        "boot_device",
+    ),
+    "object as vif id": (
+        lambda c, x: c.post(f"/v1/nodes/{x['node']}/vifs", json={"id": {"a": 1}}),
+        400,
+        "id",
+    ),
+    "object as maintenance reason": (
+        lambda c, x: c.put(f"/v1/nodes/{x['node']}/maintenance", json={"reason": {"r": 1}}),
+        400,
+        "reason",
+    ),
+    "object as heartbeat url": (
+        lambda c, x: c.post(f"/v1/heartbeat/{x['node']}", json={"callback_url": {}}),
+        400,
+        "callback_url",
+    ),
+    "object as clean step": (
+        lambda c, x: c.put(
+            f"/v1/nodes/{x['node']}/states/provision", json={"target": "clean", "clean_steps": [1]}
+        ),
+        400,
+        "clean_steps",
+    ),
+    "patch op not an object": (_patch("node", ["replace"]), 400, "patch"),
+    "patch path an object": (_patch("port", [{"op": "remove", "path": {"p": 1}}]), 400, "path"),
+    # query parameters: unicode digits, double signs, huge and out-of-range numbers, NUL
+    "limit ²": (_query("/v1/nodes", limit="²"), 400, "limit"),
+    "limit ٣ (arabic-indic)": (_query("/v1/ports", limit="٣"), 400, "limit"),
+    "limit --5": (_query("/v1/nodes", limit="--5"), 400, "limit"),
+    "limit -5": (_query("/v1/ports/detail", limit="-5"), 400, "limit"),
+    "limit 4300+ digits": (_query("/v1/nodes/detail", limit=_BIG), 400, "limit"),
+    "limit 2**64": (_query("/v1/portgroups", limit="18446744073709551616"), 400, "limit"),
+    "history limit ²": (_query("/v1/nodes/{node}/history", limit="²"), 400, "limit"),
+    "history marker 2**64": (
+        _query("/v1/nodes/{node}/history", marker="18446744073709551616"),
+        400,
+        "marker",
+    ),
+    "history marker --1": (_query("/v1/nodes/{node}/history", marker="--1"), 400, "marker"),
+    "maintenance filter ²": (_query("/v1/nodes", maintenance="²"), 400, "maintenance"),
+    "detail maybe": (_query("/v1/ports", detail="maybe"), 400, "detail"),
+    "sort_dir sideways": (_query("/v1/nodes", sort_dir="sideways"), 400, "sort_dir"),
+    "NUL in owner filter": (_query("/v1/nodes", owner="a\x00b"), 400, "NUL"),
+    "NUL in node path": (lambda c, x: c.get("/v1/nodes/a%00b"), 400, "NUL"),
+    "NUL in port filter": (_query("/v1/ports", address="52:54:00:00:00:01\x00"), 400, "NUL"),
+    "unicode digits in port path": (lambda c, x: c.get("/v1/ports/²"), 400, "UUID"),
+    # the microversion header
+    "version 1.²": (_version(b"1.\xb2"), 400, "X-OpenStack-Ironic-API-Version"),
+    "version 4300+ digits": (_version(b"1." + _BIG.encode()), 400, "at most 64"),
+    "version 60 digits": (_version(b"1." + b"9" * 60), 406, "not supported"),
+    "version 2**64": (_version(b"18446744073709551616.1"), 406, "not supported"),
+    "version minor 2**64": (_version(b"1.18446744073709551616"), 406, "not supported"),
+}
+
+
+def _counts(server: Server) -> tuple[int, ...]:
+    tables = ("nodes", "ports", "portgroups", "node_history")
+    return tuple(server.sqlite_count(t) for t in tables)
+
+
+@pytest.mark.parametrize("case", sorted(NASTY))
+def test_value_that_was_a_500_is_refused_and_stores_nothing(
+    server: Server, ctx: Ctx, case: str
+) -> None:
+    call, status, needle = NASTY[case]
+    counts = _counts(server)
+    with server.client() as c:
+        before = _snapshot(c, ctx)
+        r = call(c, ctx)
+        assert r.status_code == status, r.text
+        assert needle.lower() in fault(r).lower()
+        assert _snapshot(c, ctx) == before
+        for listing in ("/v1/nodes/detail", "/v1/ports/detail", "/v1/portgroups/detail"):
+            assert c.get(listing).status_code == 200, listing
+    assert _counts(server) == counts
+
+
+def test_a_stored_value_the_encoder_refuses_does_not_break_reads(server: Server) -> None:
+    """Rows written before these rules (or by hand) are shown repaired, not a 500 for all."""
+    with server.client() as c:
+        node = make_node(c, name="planted-bad-json")
+        port = make_port(c, node["uuid"])
+        server.sqlite_exec(
+            "UPDATE nodes SET extra = ? WHERE uuid = ?",
+            '{"s": "\\ud800", "n": ' + "7" * 30 + "}",
+            node["uuid"],
+        )
+        server.sqlite_exec(
+            "UPDATE ports SET extra = ? WHERE uuid = ?", '{"\\udfff": 1}', port["uuid"]
+        )
+        try:
+            for path in ("/v1/nodes/detail", "/v1/ports/detail", f"/v1/nodes/{node['uuid']}"):
+                r = c.get(path)
+                assert r.status_code == 200, (path, r.text)
+            shown = c.get(f"/v1/nodes/{node['uuid']}").json()["extra"]
+            assert shown == {"s": "?", "n": "<integer of 100 bits>"}
+        finally:
+            assert c.delete(f"/v1/ports/{port['uuid']}").status_code == 204
+            assert c.delete(f"/v1/nodes/{node['uuid']}").status_code == 204

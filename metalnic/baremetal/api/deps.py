@@ -1,4 +1,10 @@
-"""Request plumbing shared by the routes: context, caller, version, body, paging."""
+"""Request plumbing shared by the routes: context, caller, version, body, paging.
+
+Everything a request brings is checked here or in ``params``/``bodies`` before a
+route opens a transaction: the microversion header, the query parameters (typed),
+every path and query string (no NUL: PostgreSQL cannot store or compare one),
+and the body (metalnic.web).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
-from metalnic.baremetal.api import microversion, views
-from metalnic.baremetal.coerce import as_bool
+from metalnic.baremetal.api import microversion, params, views
 from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Field, Version
@@ -55,8 +60,19 @@ async def get_principal(request: Request) -> Principal:
     return await web.authenticate(request, (await get_context(request)).authenticator)
 
 
-async def get_version(request: Request) -> Version:
-    version = microversion.parse(request.headers.get(microversion.HEADER))
+async def get_version(
+    request: Request,
+    header: Annotated[
+        str | None,
+        Header(
+            alias=microversion.HEADER,
+            max_length=64,
+            description="API microversion: MAJOR.MINOR or latest (default: the minimum).",
+            json_schema_extra={"pattern": microversion.PATTERN},
+        ),
+    ] = None,
+) -> Version:
+    version = microversion.parse(header)
     request.state.api_version = version
     return version
 
@@ -87,29 +103,48 @@ def next_link(request: Request, resource: str, items: Sequence[Any], limit: int)
     return {"next": f"{base_url(request)}/v1/{resource}?{urlencode(params)}"}
 
 
-def page_from_query(request: Request, max_limit: int, sort_keys: tuple[str, ...]) -> Page:
-    q = request.query_params
-    limit = q.get("limit")
-    if limit is not None and not limit.lstrip("-").isdigit():
-        raise InvalidInput(f"Expected an integer limit but received {limit!r}.")
-    return make_page(
-        int(limit) if limit is not None else None,
-        q.get("marker"),
-        q.get("sort_key"),
-        q.get("sort_dir"),
-        max_limit,
-        sort_keys,
-    )
+async def check_url(request: Request) -> None:
+    """Every /v1 router's first dependency: path and query strings must be storable text."""
+    for value in request.path_params.values():
+        if isinstance(value, str):
+            web.check_text(value, "The URL path")
+    for key, value in request.query_params.multi_items():
+        web.check_text(key, "Query parameters")
+        web.check_text(value, "Query parameters")
 
 
-def parse_bool_param(name: str, value: str | None) -> bool | None:
-    return None if value is None else as_bool(name, value)
+@dataclass(frozen=True)
+class ListQuery:
+    """The query parameters every list route takes (sort_key is per resource)."""
+
+    limit: int | None = None
+    marker: str | None = None
+    sort_dir: str | None = None
+    fields: str | None = None
+    detail: bool | None = None
+
+
+async def get_list_query(
+    limit: params.Limit = None,
+    marker: params.Marker = None,
+    sort_dir: params.SortDir = None,
+    fields: params.Fields = None,
+    detail: params.Detail = None,
+) -> ListQuery:
+    return ListQuery(limit, marker, sort_dir, fields, detail)
+
+
+def page_from_query(
+    q: ListQuery, sort_key: str | None, max_limit: int, sort_keys: tuple[str, ...]
+) -> Page:
+    return make_page(q.limit, q.marker, sort_key, q.sort_dir, max_limit, sort_keys)
 
 
 Context = Annotated[AppContext, Depends(get_context)]
 Caller = Annotated[Principal, Depends(get_principal)]
 ApiVersion = Annotated[Version, Depends(get_version)]
 JsonBody = Annotated[Any, Depends(get_json_body)]
+ListParams = Annotated[ListQuery, Depends(get_list_query)]
 OptionalJsonBody = Annotated[Any, Depends(get_optional_json_body)]
 
 
@@ -125,24 +160,36 @@ class Collection:
     view: Callable[[Any, str, list[str]], dict[str, Any]]
 
 
+def choose_fields(
+    table: dict[str, Field],
+    list_fields: tuple[str, ...],
+    q: ListQuery,
+    version: Version,
+    detail: bool,
+) -> list[str]:
+    """The fields a list shows: ``detail`` (or a /detail route), ``fields``, or the short set."""
+    detail = detail or bool(q.detail)
+    if detail and q.fields:
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
+    default = views.all_fields(table, version) if detail else list_fields
+    return views.select_fields(table, q.fields, version, default)
+
+
 def list_response(
     request: Request,
     ctx: AppContext,
     who: Principal,
     version: Version,
     what: Collection,
+    query: tuple[ListQuery, str | None],
     filters: Any,
     resource: str,
     detail: bool = False,
 ) -> JSONResponse:
     """A list route's answer: ``detail``/``fields`` chosen, one page, Ironic's next link."""
-    q = request.query_params
-    detail = detail or bool(parse_bool_param("detail", q.get("detail")))
-    if detail and q.get("fields"):
-        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
-    default = views.all_fields(what.fields, version) if detail else what.list_fields
-    fields = views.select_fields(what.fields, q.get("fields"), version, default)
-    page = page_from_query(request, ctx.settings.max_page_size, what.sort_keys)
+    q, sort_key = query
+    fields = choose_fields(what.fields, what.list_fields, q, version, detail)
+    page = page_from_query(q, sort_key, ctx.settings.max_page_size, what.sort_keys)
     base = base_url(request)
     with ctx.transaction() as s:
         found = what.query(s, who, filters, page)

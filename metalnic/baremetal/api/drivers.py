@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from metalnic.baremetal import policy
-from metalnic.baremetal.api import views
-from metalnic.baremetal.api.deps import ApiVersion, Caller, Context, base_url, parse_bool_param
+from metalnic.baremetal.api import params, views
+from metalnic.baremetal.api.deps import ApiVersion, Caller, Context, base_url, check_url
+from metalnic.baremetal.api.openapi import errors
 from metalnic.baremetal.drivers.registry import HardwareType
-from metalnic.errors import DriverNotFound, InvalidInput
+from metalnic.errors import DriverNotFound
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
-router = APIRouter(prefix="/v1/drivers")
+router = APIRouter(prefix="/v1/drivers", dependencies=[Depends(check_url)])
 
 
 def _get(ctx: Context, name: str) -> HardwareType:
@@ -22,13 +23,16 @@ def _get(ctx: Context, name: str) -> HardwareType:
 
 
 @router.get("")
-def list_drivers(request: Request, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
+def list_drivers(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    kind: params.DriverType = None,
+    detail: params.Detail = None,
+) -> JSONResponse:
     policy.require_reader(who)
-    q = request.query_params
-    kind = q.get("type")
-    if kind not in (None, "classic", "dynamic"):
-        raise InvalidInput(f"Invalid driver type {kind!r}; use classic or dynamic.")
-    detail = bool(parse_bool_param("detail", q.get("detail"))) and version >= (1, 30)
+    detail = bool(detail) and version >= (1, 30)
     types = [] if kind == "classic" else ctx.registry.all()
     base = base_url(request)
     return JSONResponse(
@@ -36,7 +40,7 @@ def list_drivers(request: Request, ctx: Context, who: Caller, version: ApiVersio
     )
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 def show_driver(
     name: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
 ) -> JSONResponse:
@@ -45,7 +49,7 @@ def show_driver(
     return JSONResponse(views.driver(hw, base_url(request), [ctx.hostname], version >= (1, 30)))
 
 
-@router.get("/{name}/properties")
+@router.get("/{name}/properties", responses=errors(404))
 def driver_properties(name: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     policy.require_reader(who)
     # Keys such as ipmi_password name fields; their values are descriptions.

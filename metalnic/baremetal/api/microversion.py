@@ -22,6 +22,8 @@ MIN_VERSION: Version = (1, 1)
 MAX_VERSION: Version = (1, 53)
 
 _VERSION_RE = re.compile(r"\s*([0-9]+)\.([0-9]+)\s*")
+# The same rule for the OpenAPI document.
+PATTERN = r"^\s*([0-9]+\.[0-9]+|[Ll][Aa][Tt][Ee][Ss][Tt])\s*$"
 
 
 def fmt(version: Version) -> str:
@@ -35,10 +37,18 @@ def parse(value: str | None) -> Version:
         return MAX_VERSION
     match = _VERSION_RE.fullmatch(value)
     if not match:
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
         raise InvalidInput(
-            f"Invalid value for {HEADER} header: {value!r}; expected 'latest' or 'MAJOR.MINOR'."
+            f"Invalid value for {HEADER} header: {shown}; expected 'latest' or 'MAJOR.MINOR'."
         )
-    version = (int(match.group(1)), int(match.group(2)))
+    # More than 9 digits cannot be in range (and 4,301 would make int() itself fail).
+    major, minor = match.group(1), match.group(2)
+    if len(major) > 9 or len(minor) > 9:
+        raise NotAcceptable(
+            f"Version {major[:12]}.{minor[:12]} was requested but is not supported by this "
+            f"service. The supported version range is: [{fmt(MIN_VERSION)}, {fmt(MAX_VERSION)}]."
+        )
+    version = (int(major), int(minor))
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise NotAcceptable(
             f"Version {fmt(version)} was requested but is not supported by this service. "

@@ -2,52 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from metalnic.baremetal import nodes
+from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api import portgroups as portgroup_routes
 from metalnic.baremetal.api import ports as port_routes
-from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import (
     ApiVersion,
     Caller,
     Context,
     JsonBody,
+    ListParams,
     OptionalJsonBody,
     base_url,
+    check_url,
+    choose_fields,
     next_link,
     page_from_query,
-    parse_bool_param,
 )
-from metalnic.baremetal.coerce import as_text
+from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import NODE_FIELDS, NODE_LIST_FIELDS
 from metalnic.baremetal.portgroups import PortGroupFilters
 from metalnic.baremetal.ports import PortFilters
-from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
 
-router = APIRouter(prefix="/v1/nodes")
+router = APIRouter(prefix="/v1/nodes", dependencies=[Depends(check_url)])
+
+
+@dataclass(frozen=True)
+class NodeQuery:
+    sort_key: str | None
+    filters: nodes.NodeFilters
+
+
+async def node_query(
+    sort_key: params.NodeSort = None,
+    provision_state: params.Text = None,
+    owner: params.Text = None,
+    maintenance: params.Flag = None,
+    driver: params.Text = None,
+    associated: params.Flag = None,
+) -> NodeQuery:
+    return NodeQuery(
+        sort_key, nodes.NodeFilters(provision_state, owner, maintenance, driver, associated)
+    )
+
+
+Filters = Annotated[NodeQuery, Depends(node_query)]
 
 
 def _list(
-    request: Request, ctx: Context, who: Caller, version: ApiVersion, detail: bool
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    q: ListParams,
+    nq: NodeQuery,
+    detail: bool,
 ) -> JSONResponse:
-    q = request.query_params
-    detail = detail or bool(parse_bool_param("detail", q.get("detail")))
-    if detail and q.get("fields"):
-        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
-    default = views.all_fields(NODE_FIELDS, version) if detail else NODE_LIST_FIELDS
-    fields = views.select_fields(NODE_FIELDS, q.get("fields"), version, default)
-    page = page_from_query(request, ctx.settings.max_page_size, nodes.NODE_SORT_KEYS)
-    filters = nodes.NodeFilters(
-        provision_state=q.get("provision_state"),
-        owner=q.get("owner"),
-        maintenance=parse_bool_param("maintenance", q.get("maintenance")),
-        driver=q.get("driver"),
-        associated=parse_bool_param("associated", q.get("associated")),
-    )
+    fields = choose_fields(NODE_FIELDS, NODE_LIST_FIELDS, q, version, detail)
+    page = page_from_query(q, nq.sort_key, ctx.settings.max_page_size, nodes.NODE_SORT_KEYS)
+    filters = nq.filters
     base = base_url(request)
     with ctx.transaction() as s:
         found = nodes.list_nodes(s, who, filters, page)
@@ -56,24 +75,25 @@ def _list(
     return JSONResponse(body)
 
 
-@router.get("")
-def list_nodes(request: Request, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    return _list(request, ctx, who, version, detail=False)
-
-
-@router.get("/detail")
-def list_nodes_detail(
-    request: Request, ctx: Context, who: Caller, version: ApiVersion
+@router.get("", responses=errors(404))
+def list_nodes(
+    request: Request, ctx: Context, who: Caller, version: ApiVersion, q: ListParams, nq: Filters
 ) -> JSONResponse:
-    return _list(request, ctx, who, version, detail=True)
+    return _list(request, ctx, who, version, q, nq, detail=False)
 
 
-@router.post("", status_code=201)
+@router.get("/detail", responses=errors(404))
+def list_nodes_detail(
+    request: Request, ctx: Context, who: Caller, version: ApiVersion, q: ListParams, nq: Filters
+) -> JSONResponse:
+    return _list(request, ctx, who, version, q, nq, detail=True)
+
+
+@router.post("", status_code=201, responses=errors(409), openapi_extra=body_doc(bodies.NodeCreate))
 def create_node(
     request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object describing a node.")
+    body = bodies.resource(bodies.NodeCreate, NODE_FIELDS, body, version, "node")
     base = base_url(request)
     with ctx.transaction() as s:
         node = nodes.create(s, who, ctx.registry, body, version)
@@ -81,24 +101,27 @@ def create_node(
     return JSONResponse(out, status_code=201, headers={"Location": f"{base}/v1/nodes/{node.uuid}"})
 
 
-@router.get("/{ident}")
+@router.get("/{ident}", responses=errors(404))
 def show_node(
-    ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    fields: params.Fields = None,
 ) -> JSONResponse:
-    fields = views.select_fields(
-        NODE_FIELDS,
-        request.query_params.get("fields"),
-        version,
-        views.all_fields(NODE_FIELDS, version),
+    shown = views.select_fields(
+        NODE_FIELDS, fields, version, views.all_fields(NODE_FIELDS, version)
     )
     with ctx.transaction() as s:
-        return JSONResponse(views.node(nodes.get(s, who, ident), base_url(request), fields))
+        return JSONResponse(views.node(nodes.get(s, who, ident), base_url(request), shown))
 
 
-@router.patch("/{ident}")
+@router.patch("/{ident}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_node(
     ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
+    body = bodies.patch(body)
     with ctx.transaction() as s:
         node = nodes.patch(s, who, ctx.registry, ident, body, version)
         return JSONResponse(
@@ -106,51 +129,74 @@ def patch_node(
         )
 
 
-@router.delete("/{ident}", status_code=204)
+@router.delete("/{ident}", status_code=204, responses=errors(404, 409))
 def delete_node(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
     with ctx.transaction() as s:
         nodes.delete(s, who, ident)
     return Response(status_code=204)
 
 
-@router.put("/{ident}/maintenance", status_code=202)
+@router.put(
+    "/{ident}/maintenance",
+    status_code=202,
+    responses=errors(404),
+    openapi_extra=body_doc(bodies.Maintenance, required=False),
+)
 def set_maintenance(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: OptionalJsonBody
 ) -> Response:
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if body is not None and (not isinstance(body, dict) or set(body) - {"reason"}):
-        raise InvalidInput('The body may only hold {"reason": "..."}.')
+    reason = None
+    if body is not None:
+        reason = bodies.check(bodies.Maintenance, body, "maintenance request").get("reason")
     with ctx.transaction() as s:
-        nodes.set_maintenance(s, who, ident, True, as_text("reason", reason))
+        nodes.set_maintenance(s, who, ident, True, reason)
     return Response(status_code=202)
 
 
-@router.delete("/{ident}/maintenance", status_code=202)
+@router.delete("/{ident}/maintenance", status_code=202, responses=errors(404))
 def unset_maintenance(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
     with ctx.transaction() as s:
         nodes.set_maintenance(s, who, ident, False, None)
     return Response(status_code=202)
 
 
-@router.get("/{ident}/states")
+@router.get("/{ident}/states", responses=errors(404))
 def node_states(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     with ctx.transaction() as s:
         return JSONResponse(views.node_states(nodes.get(s, who, ident), version))
 
 
-@router.get("/{ident}/ports")
+@router.get("/{ident}/ports", responses=errors(404))
 def node_ports(
-    ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    q: ListParams,
+    sort_key: port_routes.SortKey = None,
 ) -> JSONResponse:
     return port_routes.list_response(
-        request, ctx, who, version, PortFilters(node=ident), f"nodes/{ident}/ports"
+        request, ctx, who, version, (q, sort_key), PortFilters(node=ident), f"nodes/{ident}/ports"
     )
 
 
-@router.get("/{ident}/portgroups")
+@router.get("/{ident}/portgroups", responses=errors(404))
 def node_portgroups(
-    ident: str, request: Request, ctx: Context, who: Caller, version: portgroup_routes.GroupVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: portgroup_routes.GroupVersion,
+    q: ListParams,
+    sort_key: portgroup_routes.SortKey = None,
 ) -> JSONResponse:
     return portgroup_routes.list_response(
-        request, ctx, who, version, PortGroupFilters(node=ident), f"nodes/{ident}/portgroups"
+        request,
+        ctx,
+        who,
+        version,
+        (q, sort_key),
+        PortGroupFilters(node=ident),
+        f"nodes/{ident}/portgroups",
     )

@@ -8,18 +8,22 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from metalnic.auth import Principal
 from metalnic.baremetal import portgroups
+from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api import ports as port_routes
-from metalnic.baremetal.api import views
 from metalnic.baremetal.api.deps import (
     AppContext,
     Caller,
     Collection,
     Context,
     JsonBody,
+    ListParams,
+    ListQuery,
     base_url,
+    check_url,
     get_version,
 )
 from metalnic.baremetal.api.deps import list_response as deps_list
+from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import (
     PORTGROUP_FIELDS,
     PORTGROUP_LIST_FIELDS,
@@ -27,10 +31,11 @@ from metalnic.baremetal.fields import (
     Version,
 )
 from metalnic.baremetal.ports import PortFilters
-from metalnic.errors import InvalidInput, NotFound
+from metalnic.errors import NotFound
 from metalnic.httpjson import JSONResponse
 
-router = APIRouter(prefix="/v1/portgroups")
+router = APIRouter(prefix="/v1/portgroups", dependencies=[Depends(check_url)])
+SortKey = params.PortGroupSort
 
 
 async def portgroup_version(version: Annotated[Version, Depends(get_version)]) -> Version:
@@ -60,40 +65,61 @@ def list_response(
     ctx: AppContext,
     who: Principal,
     version: Version,
+    query: tuple[ListQuery, str | None],
     filters: portgroups.PortGroupFilters,
     resource: str,
     detail: bool = False,
 ) -> JSONResponse:
-    return deps_list(request, ctx, who, version, PORTGROUPS, filters, resource, detail)
+    return deps_list(request, ctx, who, version, PORTGROUPS, query, filters, resource, detail)
 
 
-def _filters(request: Request) -> portgroups.PortGroupFilters:
-    q = request.query_params
-    return portgroups.PortGroupFilters(
-        node=q.get("node") or q.get("node_uuid"), address=q.get("address")
+async def group_filters(
+    node: params.Text = None, node_uuid: params.Text = None, address: params.Text = None
+) -> portgroups.PortGroupFilters:
+    return portgroups.PortGroupFilters(node=node or node_uuid, address=address)
+
+
+Filters = Annotated[portgroups.PortGroupFilters, Depends(group_filters)]
+
+
+@router.get("", responses=errors(404))
+def list_portgroups(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: GroupVersion,
+    q: ListParams,
+    filters: Filters,
+    sort_key: SortKey = None,
+) -> JSONResponse:
+    return list_response(request, ctx, who, version, (q, sort_key), filters, "portgroups")
+
+
+@router.get("/detail", responses=errors(404))
+def list_portgroups_detail(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: GroupVersion,
+    q: ListParams,
+    filters: Filters,
+    sort_key: SortKey = None,
+) -> JSONResponse:
+    return list_response(
+        request, ctx, who, version, (q, sort_key), filters, "portgroups/detail", True
     )
 
 
-@router.get("")
-def list_portgroups(
-    request: Request, ctx: Context, who: Caller, version: GroupVersion
-) -> JSONResponse:
-    return list_response(request, ctx, who, version, _filters(request), "portgroups")
-
-
-@router.get("/detail")
-def list_portgroups_detail(
-    request: Request, ctx: Context, who: Caller, version: GroupVersion
-) -> JSONResponse:
-    return list_response(request, ctx, who, version, _filters(request), "portgroups/detail", True)
-
-
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses=errors(404, 409),
+    openapi_extra=body_doc(bodies.PortGroupCreate),
+)
 def create_portgroup(
     request: Request, ctx: Context, who: Caller, version: GroupVersion, body: JsonBody
 ) -> JSONResponse:
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object describing a port group.")
+    body = bodies.resource(bodies.PortGroupCreate, PORTGROUP_FIELDS, body, version, "port group")
     base = base_url(request)
     with ctx.transaction() as s:
         group = portgroups.create(s, who, body, version)
@@ -103,25 +129,28 @@ def create_portgroup(
     )
 
 
-@router.get("/{ident}")
+@router.get("/{ident}", responses=errors(404))
 def show_portgroup(
-    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: GroupVersion,
+    fields: params.Fields = None,
 ) -> JSONResponse:
-    fields = views.select_fields(
-        PORTGROUP_FIELDS,
-        request.query_params.get("fields"),
-        version,
-        views.all_fields(PORTGROUP_FIELDS, version),
+    shown = views.select_fields(
+        PORTGROUP_FIELDS, fields, version, views.all_fields(PORTGROUP_FIELDS, version)
     )
     with ctx.transaction() as s:
         group = portgroups.get(s, who, ident)
-        return JSONResponse(views.portgroup(group, base_url(request), fields))
+        return JSONResponse(views.portgroup(group, base_url(request), shown))
 
 
-@router.patch("/{ident}")
+@router.patch("/{ident}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_portgroup(
     ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion, body: JsonBody
 ) -> JSONResponse:
+    body = bodies.patch(body)
     with ctx.transaction() as s:
         group = portgroups.patch(s, who, ident, body, version)
         return JSONResponse(
@@ -129,31 +158,50 @@ def patch_portgroup(
         )
 
 
-@router.delete("/{ident}", status_code=204)
+@router.delete("/{ident}", status_code=204, responses=errors(404, 409))
 def delete_portgroup(ident: str, ctx: Context, who: Caller, version: GroupVersion) -> Response:
     with ctx.transaction() as s:
         portgroups.delete(s, who, ident)
     return Response(status_code=204)
 
 
-@router.get("/{ident}/ports")
+@router.get("/{ident}/ports", responses=errors(404))
 def portgroup_ports(
-    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
-) -> JSONResponse:
-    return port_routes.list_response(
-        request, ctx, who, version, PortFilters(portgroup=ident), f"portgroups/{ident}/ports"
-    )
-
-
-@router.get("/{ident}/ports/detail")
-def portgroup_ports_detail(
-    ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: GroupVersion,
+    q: ListParams,
+    sort_key: port_routes.SortKey = None,
 ) -> JSONResponse:
     return port_routes.list_response(
         request,
         ctx,
         who,
         version,
+        (q, sort_key),
+        PortFilters(portgroup=ident),
+        f"portgroups/{ident}/ports",
+    )
+
+
+@router.get("/{ident}/ports/detail", responses=errors(404))
+def portgroup_ports_detail(
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: GroupVersion,
+    q: ListParams,
+    sort_key: port_routes.SortKey = None,
+) -> JSONResponse:
+    return port_routes.list_response(
+        request,
+        ctx,
+        who,
+        version,
+        (q, sort_key),
         PortFilters(portgroup=ident),
         f"portgroups/{ident}/ports/detail",
         True,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from metalnic.auth import Principal
 from metalnic.baremetal import ports
-from metalnic.baremetal.api import views
+from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api.deps import (
     ApiVersion,
     AppContext,
@@ -14,14 +16,18 @@ from metalnic.baremetal.api.deps import (
     Collection,
     Context,
     JsonBody,
+    ListParams,
+    ListQuery,
     base_url,
+    check_url,
 )
 from metalnic.baremetal.api.deps import list_response as deps_list
+from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import PORT_FIELDS, PORT_LIST_FIELDS, Version
-from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
 
-router = APIRouter(prefix="/v1/ports")
+router = APIRouter(prefix="/v1/ports", dependencies=[Depends(check_url)])
+SortKey = params.PortSort
 
 
 PORTS = Collection(
@@ -39,40 +45,59 @@ def list_response(
     ctx: AppContext,
     who: Principal,
     version: Version,
+    query: tuple[ListQuery, str | None],
     filters: ports.PortFilters,
     resource: str,
     detail: bool = False,
 ) -> JSONResponse:
-    return deps_list(request, ctx, who, version, PORTS, filters, resource, detail)
+    return deps_list(request, ctx, who, version, PORTS, query, filters, resource, detail)
 
 
-def _filters(request: Request) -> ports.PortFilters:
-    q = request.query_params
-    return ports.PortFilters(
-        node=q.get("node") or q.get("node_uuid"),
-        address=q.get("address"),
-        portgroup=q.get("portgroup"),
-    )
+async def port_filters(
+    node: params.Text = None,
+    node_uuid: params.Text = None,
+    address: params.Text = None,
+    portgroup: params.Text = None,
+) -> ports.PortFilters:
+    return ports.PortFilters(node=node or node_uuid, address=address, portgroup=portgroup)
 
 
-@router.get("")
-def list_ports(request: Request, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    return list_response(request, ctx, who, version, _filters(request), "ports")
+Filters = Annotated[ports.PortFilters, Depends(port_filters)]
 
 
-@router.get("/detail")
-def list_ports_detail(
-    request: Request, ctx: Context, who: Caller, version: ApiVersion
+@router.get("", responses=errors(404))
+def list_ports(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    q: ListParams,
+    filters: Filters,
+    sort_key: SortKey = None,
 ) -> JSONResponse:
-    return list_response(request, ctx, who, version, _filters(request), "ports/detail", True)
+    return list_response(request, ctx, who, version, (q, sort_key), filters, "ports")
 
 
-@router.post("", status_code=201)
+@router.get("/detail", responses=errors(404))
+def list_ports_detail(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    q: ListParams,
+    filters: Filters,
+    sort_key: SortKey = None,
+) -> JSONResponse:
+    return list_response(request, ctx, who, version, (q, sort_key), filters, "ports/detail", True)
+
+
+@router.post(
+    "", status_code=201, responses=errors(404, 409), openapi_extra=body_doc(bodies.PortCreate)
+)
 def create_port(
     request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object describing a port.")
+    body = bodies.resource(bodies.PortCreate, PORT_FIELDS, body, version, "port")
     base = base_url(request)
     with ctx.transaction() as s:
         port = ports.create(s, who, body, version)
@@ -80,24 +105,27 @@ def create_port(
     return JSONResponse(out, status_code=201, headers={"Location": f"{base}/v1/ports/{port.uuid}"})
 
 
-@router.get("/{uuid}")
+@router.get("/{uuid}", responses=errors(404))
 def show_port(
-    uuid: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
+    uuid: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    fields: params.Fields = None,
 ) -> JSONResponse:
-    fields = views.select_fields(
-        PORT_FIELDS,
-        request.query_params.get("fields"),
-        version,
-        views.all_fields(PORT_FIELDS, version),
+    shown = views.select_fields(
+        PORT_FIELDS, fields, version, views.all_fields(PORT_FIELDS, version)
     )
     with ctx.transaction() as s:
-        return JSONResponse(views.port(ports.get(s, who, uuid), base_url(request), fields))
+        return JSONResponse(views.port(ports.get(s, who, uuid), base_url(request), shown))
 
 
-@router.patch("/{uuid}")
+@router.patch("/{uuid}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_port(
     uuid: str, request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
+    body = bodies.patch(body)
     with ctx.transaction() as s:
         port = ports.patch(s, who, uuid, body, version)
         return JSONResponse(
@@ -105,7 +133,7 @@ def patch_port(
         )
 
 
-@router.delete("/{uuid}", status_code=204)
+@router.delete("/{uuid}", status_code=204, responses=errors(404, 409))
 def delete_port(uuid: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
     with ctx.transaction() as s:
         ports.delete(s, who, uuid)

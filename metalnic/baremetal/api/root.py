@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from metalnic.baremetal.api import microversion
+from metalnic.baremetal.api import microversion, openapi
 from metalnic.baremetal.api.deps import base_url
 from metalnic.httpjson import JSONResponse
 
@@ -56,3 +56,12 @@ def v1(request: Request) -> JSONResponse:
             {"href": f"{base}/{name}/", "rel": "bookmark"},
         ]
     return JSONResponse(body)
+
+
+@router.get("/v1/openapi.json", include_in_schema=False)
+def openapi_document(request: Request) -> JSONResponse:
+    """This API's OpenAPI document (built once: the routes do not change)."""
+    state = request.app.state
+    if getattr(state, "v1_openapi", None) is None:
+        state.v1_openapi = openapi.document(request.app)
+    return JSONResponse(state.v1_openapi)

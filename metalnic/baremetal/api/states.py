@@ -6,70 +6,76 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from metalnic import redact
-from metalnic.baremetal import nodes, states
+from metalnic.baremetal import nodes
+from metalnic.baremetal.api import bodies, params
 from metalnic.baremetal.api.deps import (
     ApiVersion,
     Caller,
     Context,
     JsonBody,
     base_url,
+    check_url,
 )
+from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverError
-from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(check_url)])
+# A verb on a node: it may not exist, may be locked or in the wrong state, or a driver fails.
+_VERB_ERRORS = errors(404, 409, 500)
 
 
-def _object(body: Any, what: str) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInput(f"The request body must be a JSON object ({what}).")
-    return body
-
-
-@router.put("/nodes/{ident}/states/provision", status_code=202)
+@router.put(
+    "/nodes/{ident}/states/provision",
+    status_code=202,
+    responses=_VERB_ERRORS,
+    openapi_extra=body_doc(bodies.ProvisionState),
+)
 def set_provision_state(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> Response:
-    body = _object(body, '{"target": "manage|provide|active|deleted|…"}')
-    ctx.conductor.provision(who, ident, body.get("target"), body)
+    body = bodies.check(bodies.ProvisionState, body, "provision request")
+    ctx.conductor.provision(who, ident, body["target"], body)
     return Response(status_code=202)
 
 
-@router.put("/nodes/{ident}/states/power", status_code=202)
+@router.put(
+    "/nodes/{ident}/states/power",
+    status_code=202,
+    responses=_VERB_ERRORS,
+    openapi_extra=body_doc(bodies.PowerState),
+)
 def set_power_state(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> Response:
-    body = _object(body, '{"target": "power on|power off|rebooting|…"}')
-    unknown = set(body) - {"target", "timeout"}
-    if unknown:
-        raise InvalidInput(f"Unknown power option(s): {', '.join(sorted(unknown))}.")
-    ctx.conductor.power(who, ident, body.get("target"))
+    body = bodies.check(bodies.PowerState, body, "power request")
+    ctx.conductor.power(who, ident, body["target"])
     return Response(status_code=202)
 
 
-@router.put("/nodes/{ident}/management/boot_device", status_code=204)
+@router.put(
+    "/nodes/{ident}/management/boot_device",
+    status_code=204,
+    responses=_VERB_ERRORS,
+    openapi_extra=body_doc(bodies.BootDevice),
+)
 def set_boot_device(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> Response:
-    body = _object(body, '{"boot_device": "pxe|disk|bios|cdrom|safe", "persistent": false}')
-    device = body.get("boot_device")
-    if device not in states.BOOT_DEVICES:
-        raise InvalidInput(
-            f"Invalid boot_device {device!r}; use one of {', '.join(states.BOOT_DEVICES)}."
-        )
+    body = bodies.check(bodies.BootDevice, body, "boot device request")
+    device = body["boot_device"]
     persistent = as_bool("persistent", body.get("persistent", False))
     ctx.conductor.with_lock(who, ident, lambda t: t.set_boot_device(device, persistent))
     return Response(status_code=204)
 
 
-@router.get("/nodes/{ident}/management/boot_device")
+@router.get("/nodes/{ident}/management/boot_device", responses=_VERB_ERRORS)
 def get_boot_device(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     device, persistent = ctx.conductor.with_lock(
         who, ident, lambda t: t.drivers.management.get_boot_device(t.ctx), write=False
@@ -77,7 +83,7 @@ def get_boot_device(ident: str, ctx: Context, who: Caller, version: ApiVersion) 
     return JSONResponse({"boot_device": device, "persistent": persistent})
 
 
-@router.get("/nodes/{ident}/management/boot_device/supported")
+@router.get("/nodes/{ident}/management/boot_device/supported", responses=_VERB_ERRORS)
 def supported_boot_devices(
     ident: str, ctx: Context, who: Caller, version: ApiVersion
 ) -> JSONResponse:
@@ -87,7 +93,7 @@ def supported_boot_devices(
     return JSONResponse({"supported_boot_devices": devices})
 
 
-@router.get("/nodes/{ident}/validate")
+@router.get("/nodes/{ident}/validate", responses=errors(404, 409))
 def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     def check(task: Task) -> dict[str, Any]:
         results: dict[str, Any] = {}
@@ -108,20 +114,19 @@ def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSON
     return JSONResponse(ctx.conductor.with_lock(who, ident, check, write=False))
 
 
-@router.get("/nodes/{ident}/history")
+@router.get("/nodes/{ident}/history", responses=errors(404))
 def node_history(
-    ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion
+    ident: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ApiVersion,
+    limit: params.HistoryLimit = 1000,
+    marker: params.HistoryMarker = None,
 ) -> JSONResponse:
-    q = request.query_params
-    limit = q.get("limit", "1000")
-    marker = q.get("marker")
-    if not limit.isdigit() or (marker is not None and not marker.isdigit()):
-        raise InvalidInput("limit and marker must be whole numbers.")
     with ctx.transaction() as s:
         node = nodes.get(s, who, ident)
-        rows = history.for_node(
-            s, node.id, min(int(limit), 10_000), int(marker) if marker else None
-        )
+        rows = history.for_node(s, node.id, min(limit, 10_000), marker or None)
         base = base_url(request)
         events = [
             {
@@ -143,19 +148,24 @@ def node_history(
 # --- the ramdisk agent (no user credentials: it has none) -------------------------------
 
 
-@router.get("/lookup")
-def lookup(request: Request, ctx: Context) -> JSONResponse:
-    q = request.query_params
-    addresses = (q.get("addresses") or "").split(",")
-    found = ctx.conductor.lookup(addresses, q.get("node_uuid"))
+@router.get("/lookup", responses=errors(404))
+def lookup(
+    ctx: Context, addresses: params.Addresses = None, node_uuid: params.Text = None
+) -> JSONResponse:
+    found = ctx.conductor.lookup((addresses or "").split(","), node_uuid)
     # The one answer that carries a secret (config.agent_token) to its owner, the
     # ramdisk; the node part is redacted like any other answer.
     found["node"] = redact.redact(found["node"])
     return SecretKeysJSONResponse(found)
 
 
-@router.post("/heartbeat/{ident}", status_code=202)
+@router.post(
+    "/heartbeat/{ident}",
+    status_code=202,
+    responses=errors(401, 404, 409, 500),
+    openapi_extra=body_doc(bodies.Heartbeat),
+)
 def heartbeat(ident: str, ctx: Context, body: JsonBody) -> Response:
-    body = _object(body, '{"callback_url": "...", "agent_token": "..."}')
-    ctx.conductor.heartbeat(ident, body.get("callback_url"), body.get("agent_token"))
+    body = bodies.check(bodies.Heartbeat, body, "heartbeat")
+    ctx.conductor.heartbeat(ident, body["callback_url"], body.get("agent_token"))
     return Response(status_code=202)

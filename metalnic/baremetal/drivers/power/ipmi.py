@@ -28,6 +28,7 @@ timeout by that much when the BMC vanishes.
 
 from __future__ import annotations
 
+import re
 import struct
 import threading
 import time
@@ -112,7 +113,8 @@ def parse_info(info: Any) -> IpmiInfo:
     port: int | None = None
     if isinstance(raw_port, int) and not isinstance(raw_port, bool):
         port = raw_port
-    elif isinstance(raw_port, str) and raw_port.strip().isdigit():
+    elif isinstance(raw_port, str) and re.fullmatch(r"[0-9]{1,5}", raw_port.strip()):
+        # ASCII digits only: str.isdigit() also passes '²', which int() then refuses.
         port = int(raw_port.strip())
     if port is None or not 1 <= port <= 65535:
         raise DriverConfigError(f"ipmi_port {raw_port!r} is not a UDP port number (1-65535)")
