@@ -20,7 +20,9 @@ half-built one (a crash) is torn down and built again.  Needs root.
 
 * BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
   with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
-  generated password in ``<dir>/certs/bmc-password`` (mode 0600);
+  generated password in ``<dir>/certs/bmc-password`` (mode 0600); both push every
+  power or boot-device change to the host simulators and answer only after they
+  followed it, so "off" is never confirmed for a host that can still send;
 * the hosts' simulators (``metalnic.lab.hosts``, one process): each host
   follows its BMC — off: nothing; BIOS: silent; PXE: the ramdisk agent in the
   host's namespace, talking to the server at ``http://<server ip>:<api port>``
