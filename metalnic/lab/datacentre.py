@@ -20,7 +20,9 @@ half-built one (a crash) is torn down and built again.  Needs root.
 
 * BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
   with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
-  generated password in ``<dir>/certs/bmc-password`` (mode 0600);
+  generated password in ``<dir>/certs/bmc-password`` (mode 0600); both push every
+  power or boot-device change to the host simulators and answer only after they
+  followed it, so "off" is never confirmed for a host that can still send;
 * the hosts' simulators (``metalnic.lab.hosts``, one process): each host
   follows its BMC — off: nothing; BIOS: silent; PXE: the ramdisk agent in the
   host's namespace, talking to the server at ``http://<server ip>:<api port>``
@@ -172,7 +174,9 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 "provisioning_ip": str(addresses[index + 1]),
             }
         )
-    description_bmc = _start_bmc(lab, hosts)
+    # The BMCs tell the host simulators every change before they answer (lab.hosts).
+    control = {"url": f"http://127.0.0.1:{netns.free_port()}/power"}
+    description_bmc = _start_bmc(lab, hosts, control["url"])
     server_ip = str(addresses[0])
     description = {
         "bmc": description_bmc,
@@ -191,6 +195,7 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
         "tenant_vlans": [TENANT_VLANS.start, TENANT_VLANS.stop - 1],
         "nics": nics,
         "hosts": hosts,
+        "hosts_control": control,
         "agent_tls": {
             "private_key": str(certs / "agent-key.pem"),
             "certificate": str(certs / "agent-cert.pem"),
@@ -237,9 +242,10 @@ def _start_hosts(directory: Path) -> None:
     raise netns.LabError(f"the host simulators did not start (see {log_path})")
 
 
-def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
+def _start_bmc(lab: Lab, hosts: list[dict[str, Any]], notify_url: str) -> dict[str, Any]:
     """The BMCs: with two hosts or more the last one has an IPMI BMC (pyghmi, lanplus on
-    127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools)."""
+    127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools); both
+    push each change to ``notify_url`` (the host simulators) before answering."""
     password = secrets.token_urlsafe(12)  # 16 characters: IPMI 2.0 allows at most 20
     password_file = lab.dir / "certs" / "bmc-password"
     write_secret(password_file, password + "\n")
@@ -254,14 +260,18 @@ def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
         for h in redfish_hosts
     )
     emulator = redfish.start_redfish_emulator(
-        lab.dir / "bmc" / "redfish", systems, auth=(BMC_USER, password), detach=True
+        lab.dir / "bmc" / "redfish",
+        systems,
+        auth=(BMC_USER, password),
+        detach=True,
+        notify_url=notify_url,
     )
     (lab.dir / "bmc" / "emulator.pid").write_text(str(emulator.proc.pid))
     for host, system in zip(redfish_hosts, systems, strict=True):
         host["bmc"] = "redfish"
         host["redfish_system_id"] = f"/redfish/v1/Systems/{system['uuid']}"
     for host in ipmi_hosts:
-        port = _start_ipmi(lab.dir / "bmc", password_file)
+        port = _start_ipmi(lab.dir / "bmc", password_file, notify_url, host["name"])
         host["bmc"] = "ipmi"
         host["ipmi_address"], host["ipmi_port"] = "127.0.0.1", port
     return {
@@ -272,7 +282,7 @@ def _start_bmc(lab: Lab, hosts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _start_ipmi(directory: Path, password_file: Path) -> int:
+def _start_ipmi(directory: Path, password_file: Path, notify_url: str, host: str) -> int:
     for _attempt in range(3):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
@@ -289,6 +299,10 @@ def _start_ipmi(directory: Path, password_file: Path) -> int:
                     BMC_USER,
                     "--password-file",
                     str(password_file),
+                    "--notify-url",
+                    notify_url,
+                    "--host",
+                    host,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

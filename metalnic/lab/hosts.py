@@ -1,9 +1,9 @@
 """The lab's hosts: one simulator per host that follows what its BMC says.
 
 A real server does what its BMC's power state and boot device tell it; so does
-this one.  Each host's thread asks the host's BMC (through metalnic's own
-Redfish and IPMI drivers — the same code the conductor uses) twice a second
-and, whenever (power, boot device) changes, "boots":
+this one.  Each host follows what its BMC tells it (see below) and what it
+reads from it twice a second (through metalnic's own Redfish and IPMI drivers —
+the same code the conductor uses) and, whenever that changes, "boots":
 
 * powered off → nothing runs, port A has no address;
 * on, boot device BIOS → silent (firmware set-up: no address, no packet);
@@ -14,6 +14,18 @@ and, whenever (power, boot device) changes, "boots":
 * on, disk (or no override) → the instance: it reads ``network_data`` from the
   config drive the ramdisk wrote and configures those addresses on port A
   (the kernel then answers pings on the tenant network).
+
+A real host is dark the instant its power drops, so the BMCs do not leave it
+to the host to notice: every change of a host's power or boot device is pushed
+to this process (``PUT`` of ``{"name", "power_state", "boot_device"}`` on
+``<lab>["hosts_control"]["url"]``) *before the BMC answers the request that
+made it* — sushy-tools' fake driver through its ``external_notifier``, the IPMI
+BMC (``lab.ipmi_bmc``) itself.  On power-off the host's address is gone and its
+ramdisk killed (SIGKILL: a power cut, not a shutdown) before the reply leaves,
+so a BMC never confirms "off" for a host that can still send.  The twice-a-second
+poll stays as a reconciler (a notification that failed, and sushy-tools only
+applies a due power change when someone reads it); a poll whose read raced a
+notification is dropped, so it can never undo a newer pushed state.
 
 Every boot is a line in ``<dir>/hosts/<name>/events.log``
 (``<unix time> <state> <detail>``): the demo shows them, the packet test uses
@@ -37,9 +49,10 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
@@ -59,15 +72,19 @@ class HostSimulator:
         self.disk = self.dir / "disk"
         self.config_drive = self.dir / "disk.config-2"
         self.ctx, self.power, self.management = _bmc_of(lab, host, password)
-        self.state: tuple[str, str] | None = None
+        self.state: str | None = None
         self.ramdisk: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
+        self.lock = threading.Lock()  # one change of state at a time: poll or push
+        self.pushed = 0  # notifications received from the BMC
 
     # --- following the BMC ------------------------------------------------------------
 
     def run(self) -> None:
         failures = 0
         while not self.stopping.wait(POLL):
+            with self.lock:
+                seen = self.pushed
             try:
                 observed = self._observe()
                 failures = 0
@@ -76,24 +93,32 @@ class HostSimulator:
                 if failures in (1, 20):
                     log.warning("%s: cannot read its BMC: %s", self.host["name"], exc)
                 continue
-            if observed != self.state:
-                self.state = observed
-                self._boot(*observed)
-        self._stop_ramdisk()
+            with self.lock:
+                if self.pushed == seen:  # else the BMC told us something newer meanwhile
+                    self._follow(observed)
+        with self.lock:
+            self._stop_ramdisk()
 
-    def _observe(self) -> tuple[str, str]:
+    def pushed_state(self, power_state: str, boot_device: str | None) -> None:
+        """The BMC's word (Redfish vocabulary), given before it answers its caller."""
+        with self.lock:
+            self.pushed += 1
+            self._follow(observed_state(power_state, boot_device))
+
+    def _observe(self) -> str:
         if self.power.get_power_state(self.ctx) != states.POWER_ON:
-            return OFF, ""
+            return OFF
         device, _persistent = self.management.get_boot_device(self.ctx)
-        if device == states.BOOT_BIOS:
-            return BIOS, device
-        if device == states.BOOT_PXE:
-            return PXE, device
-        return DISK, device or "default"
+        return {states.BOOT_BIOS: BIOS, states.BOOT_PXE: PXE}.get(device or "", DISK)
 
-    def _boot(self, state: str, device: str) -> None:
+    def _follow(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._boot(state)
+
+    def _boot(self, state: str) -> None:
+        self._flush()  # first: nothing the dying ramdisk's sockets send can leave
         self._stop_ramdisk()
-        self._flush()
         if state == PXE:
             detail = self._start_ramdisk()
         elif state == DISK:
@@ -151,12 +176,8 @@ class HostSimulator:
     def _stop_ramdisk(self) -> None:
         if self.ramdisk is None:
             return
-        self.ramdisk.terminate()
-        try:
-            self.ramdisk.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.ramdisk.kill()
-            self.ramdisk.wait()
+        self.ramdisk.kill()  # the power is gone: no shutdown, no last words
+        self.ramdisk.wait()
         self.ramdisk = None
         (self.dir / "ramdisk.pid").unlink(missing_ok=True)
 
@@ -171,6 +192,13 @@ class HostSimulator:
         if not addresses:
             return "instance booted from disk: no network_data for its MAC"
         return f"instance booted from disk with {', '.join(addresses)}"
+
+
+def observed_state(power_state: str, boot_device: str | None) -> str:
+    """The state of a host whose BMC says ``power_state``/``boot_device`` (Redfish names)."""
+    if power_state != "On":
+        return OFF
+    return {"BiosSetup": BIOS, "Pxe": PXE}.get(boot_device or "", DISK)
 
 
 def instance_addresses(network_data: dict[str, Any], mac: str) -> list[str]:
@@ -230,6 +258,39 @@ def serve_images(lab: dict[str, Any]) -> ThreadingHTTPServer:
     return httpd
 
 
+def serve_control(lab: dict[str, Any], sims: dict[str, HostSimulator]) -> ThreadingHTTPServer:
+    """The BMCs' line to their hosts: each ``PUT`` is answered once the host follows it."""
+    url = urlsplit(lab["hosts_control"]["url"])  # chosen by `lab up` for the BMCs
+    handler = functools.partial(_ControlHandler, sims)
+    httpd = ThreadingHTTPServer((url.hostname or "127.0.0.1", url.port or 80), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+class _ControlHandler(BaseHTTPRequestHandler):
+    def __init__(self, sims: dict[str, HostSimulator], *args: Any) -> None:
+        self.sims = sims
+        super().__init__(*args)
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            name, power, device = str(body["name"]), str(body["power_state"]), body["boot_device"]
+        except (ValueError, KeyError, TypeError):
+            self.send_error(400, "expected JSON with name, power_state and boot_device")
+            return
+        sim = self.sims.get(name)
+        if sim is None:
+            self.send_error(404, f"no host {name!r} in this lab")
+            return
+        sim.pushed_state(power, None if device is None else str(device))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        return None  # every change is in the host's events.log already
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         log.info("image server: %s " + fmt, self.client_address[0], *args)
@@ -245,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     password = Path(lab["bmc"]["password_file"]).read_text().strip()
     sims = [HostSimulator(lab, host, password) for host in lab["hosts"]]
     httpd = serve_images(lab)
+    control = (
+        serve_control(lab, {s.host["name"]: s for s in sims}) if "hosts_control" in lab else None
+    )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     threads = [threading.Thread(target=s.run, name=s.host["name"], daemon=True) for s in sims]
@@ -261,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in threads:
         t.join(timeout=15)
     httpd.shutdown()
+    if control is not None:
+        control.shutdown()
     return 0
 
 

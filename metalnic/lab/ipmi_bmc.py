@@ -6,7 +6,7 @@ pyghmi keeps client and server sessions in the same class-level tables, so a
 BMC and a client in one process would see each other's packets::
 
     METALNIC_BMC_PASSWORD=… python -m metalnic.lab.ipmi_bmc --port 6230 --user admin \
-        [--password-file F] [--power-delay 1.0]
+        [--password-file F] [--power-delay 1.0] [--notify-url URL --host NAME]
 
 The password comes from ``--password-file`` or ``METALNIC_BMC_PASSWORD``, never
 from the command line (other users can read that).
@@ -14,6 +14,16 @@ from the command line (other users can read that).
 It listens on 127.0.0.1 only.  With ``--power-delay S`` a power change takes
 effect S seconds after it was asked for (a reset drops the power at once and
 restores it after S), so that a driver has to wait for it.
+
+With ``--notify-url`` every change of power or boot device that takes effect is
+``PUT`` to that URL as ``{"name": NAME, "power_state": "On"|"Off",
+"boot_device": <Redfish name>|null}`` (what sushy-tools' fake driver sends) and
+the request that caused it is answered only after that ``PUT`` returned: the
+lab's host simulator (``lab.hosts``) is dark by then, as a real host is the
+instant its power drops.  A reset is pushed as off, then on.  A notification
+that fails fails the request (completion code 0xFF): "off" is never confirmed
+for a host that was not told.  Each change is also a ``<unix time> power …``
+line on stdout.
 
 What pyghmi's stock server lacks and this adds:
 
@@ -32,10 +42,12 @@ What pyghmi's stock server lacks and this adds:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pyghmi.ipmi.bmc as bmc
@@ -52,6 +64,10 @@ _UNAUTHORIZED_NAME = 0x0D
 # Boot flags parameter (5), data 1: valid, persistent; data 2 bits 5..2: device.
 _BOOT_VALID = 0x80
 _BOOT_PERSISTENT = 0x40
+# The host simulator is on loopback: never through a proxy from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Device numbers (data 2 bits 5..2) as the Redfish names the host simulator reads.
+_REDFISH_DEVICE = {1: "Pxe", 2: "Hdd", 5: "Cd", 6: "BiosSetup"}
 
 
 class _Session(serversession.ServerSession):  # type: ignore[misc]
@@ -80,12 +96,19 @@ class _Session(serversession.ServerSession):  # type: ignore[misc]
 
 
 class FakeBmc(bmc.Bmc):  # type: ignore[misc]
-    def __init__(self, authdata: dict[str, str], port: int, power_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        authdata: dict[str, str],
+        port: int,
+        power_delay: float = 0.0,
+        notify: tuple[str, str] | None = None,  # (URL, host name)
+    ) -> None:
         # An IPv6 socket bound to the v4-mapped loopback: reachable at
         # 127.0.0.1 only, and pyghmi's internal wake-up packets (sent to ::1
         # or ::ffff:127.0.0.1) can be sent from it.
         super().__init__(authdata, port=port, address="::ffff:127.0.0.1")
         self.power_delay = power_delay
+        self.notify = notify
         self._lock = threading.Lock()
         self._power = "off"
         self._pending: tuple[str, float] | None = None  # (state, monotonic due time)
@@ -98,12 +121,32 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
         if self._pending is not None and time.monotonic() >= self._pending[1]:
             self._power = self._pending[0]
             self._pending = None
+            self._push()
+
+    def _push(self) -> None:
+        """Tell the host what it now is, and wait for it (called with the lock held)."""
+        print(f"{time.time():.6f} power {self._power} boot {self._boot_device}", flush=True)
+        if self.notify is None:
+            return
+        url, name = self.notify
+        body = {
+            "name": name,
+            "power_state": "On" if self._power == "on" else "Off",
+            "boot_device": _REDFISH_DEVICE.get(self._boot_device),
+        }
+        request = urllib.request.Request(
+            url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="PUT"
+        )
+        with _DIRECT.open(request, timeout=10):
+            pass  # raises on failure: pyghmi answers the request with 0xFF
+        print(f"{time.time():.6f} host {name} follows", flush=True)
 
     def _change(self, state: str) -> None:
         with self._lock:
             self._settle()
             if self.power_delay <= 0:
                 self._power, self._pending = state, None
+                self._push()
             else:
                 self._pending = (state, time.monotonic() + self.power_delay)
 
@@ -126,9 +169,14 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
             self._settle()
             if self._power != "on":
                 return  # resetting a machine that is off does nothing
-            if self.power_delay > 0:
-                self._power = "off"
-        self._change("on")
+            # The host goes dark and boots again: it is told both.
+            self._power = "off"
+            self._push()
+            if self.power_delay <= 0:
+                self._power = "on"
+                self._push()
+        if self.power_delay > 0:
+            self._change("on")
 
     def power_cycle(self) -> None:
         self.power_reset()
@@ -168,6 +216,7 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
                 self._boot_flags, self._boot_device = flags, device
             else:
                 self._boot_flags, self._boot_device = 0, 0
+            self._push()
         session.send_ipmi_response()
 
     # --- sessions ---------------------------------------------------------------
@@ -192,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--power-delay", type=float, default=0.0, help="seconds before a power change takes effect"
     )
+    parser.add_argument("--notify-url", help="PUT every power/boot change here before answering")
+    parser.add_argument("--host", default="", help="the host's name in those notifications")
     args = parser.parse_args(argv)
     if args.password_file:
         with open(args.password_file) as fh:
@@ -200,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         password = os.environ.get("METALNIC_BMC_PASSWORD", "")
     if not password:
         parser.error("no password: give --password-file or set METALNIC_BMC_PASSWORD")
-    fake = FakeBmc({args.user: password}, args.port, args.power_delay)
+    notify = (args.notify_url, args.host) if args.notify_url else None
+    fake = FakeBmc({args.user: password}, args.port, args.power_delay, notify)
     print(f"fake IPMI BMC on 127.0.0.1:{args.port}/udp", flush=True)
     fake.listen(timeout=30)
     return 0

@@ -13,6 +13,12 @@ Facts about sushy-tools 2.x this relies on (read from its source):
   (``$2a$/$2b$/$2y$``); every request re-checks bcrypt, so the cost factor is
   kept low here.  ``/``, ``/redfish`` and ``/redfish/v1`` need no auth.
 * ``--ssl-certificate``/``--ssl-key`` serve TLS 1.2 only.
+* With ``external_notifier`` set on a system, every change of it (a pending
+  power change included, when it is applied on a read) is ``PUT`` as the
+  system's JSON to ``EXTERNAL_NOTIFICATION_URL`` *before* the request that made
+  it is answered (``requests.put``; an exception fails that request with 500).
+  ``notify_url`` uses that: the lab's host simulator is dark before a caller
+  sees ``Off``.
 * The system always reports ``BootSourceOverrideEnabled: Continuous`` (the
   requested frequency is ignored) and advertises Pxe/Cd/Hdd(/UefiHttp) as
   allowed targets, yet a PATCH of any target string is stored and read back.
@@ -94,7 +100,10 @@ class RedfishEmulator:
 
 
 def _write_config(
-    workdir: Path, systems: tuple[dict[str, Any], ...], auth_file: Path | None
+    workdir: Path,
+    systems: tuple[dict[str, Any], ...],
+    auth_file: Path | None,
+    notify_url: str | None,
 ) -> Path:
     fake_systems = [
         {
@@ -102,7 +111,7 @@ def _write_config(
             "name": s["name"],
             "power_state": s.get("power_state", "Off"),
             "boot_device": s.get("boot_device", "Hdd"),
-            "external_notifier": False,
+            "external_notifier": notify_url is not None,
             "nics": [
                 {"mac": s.get("mac", f"52:54:00:00:00:{i + 1:02x}"), "ip": f"192.0.2.{i + 10}"}
             ],
@@ -118,6 +127,8 @@ def _write_config(
     ]
     if auth_file:
         lines.append(f"SUSHY_EMULATOR_AUTH_FILE = {str(auth_file)!r}")
+    if notify_url:
+        lines.append(f"EXTERNAL_NOTIFICATION_URL = {notify_url!r}")
     path = workdir / "emulator.conf"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -129,15 +140,18 @@ def start_redfish_emulator(
     auth: tuple[str, str] | None = (USERNAME, PASSWORD),
     tls: bool = False,
     detach: bool = False,
+    notify_url: str | None = None,
 ) -> RedfishEmulator:
-    """Start the emulator in ``workdir`` (fresh, empty) and wait until it answers."""
+    """Start the emulator in ``workdir`` (fresh, empty) and wait until it answers.
+
+    ``notify_url``: every change of a system is ``PUT`` there before it is answered."""
     workdir.mkdir(parents=True, exist_ok=True)
     auth_file = None
     if auth:
         auth_file = workdir / "htpasswd"
         hashed = bcrypt.hashpw(auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()
         auth_file.write_text(f"{auth[0]}:{hashed}\n")
-    config = _write_config(workdir, systems, auth_file)
+    config = _write_config(workdir, systems, auth_file, notify_url)
     tls_args: list[str] = []
     ca_file = None
     if tls:

@@ -12,8 +12,10 @@ crash — and nothing else (another lab or test run has another prefix)::
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -159,7 +161,7 @@ class Lab:
                 f"pssl:{ovsdb_port}:127.0.0.1",
             ]
         )
-        root_ip, nic_ip = f"169.254.{index}.1", f"169.254.{index}.2"
+        root_ip, nic_ip = management_link(self.prefix, index)
         outside, inside = f"{self.prefix}-{index}m", f"{self.prefix}-{index}mi"
         netns.veth(outside, None, inside, self.ns(name))
         netns.address(None, outside, f"{root_ip}/30")
@@ -191,6 +193,28 @@ class Lab:
 
     def down(self) -> None:
         down(self.prefix, self.dir)
+
+
+def management_link(prefix: str, index: int) -> tuple[str, str]:
+    """(root side, NIC side) of a /30 in 169.254.0.0/16 that no address in the root
+    namespace overlaps.  The root side is shared by every lab on the machine: with
+    ``169.254.<index>.0/30`` for every lab, a demo's nic4 and a test run's nic4 had the
+    same route, and one lab's agent reached the other's NIC (an SSL "Protocol error").
+    The search starts at a block picked from the prefix, so labs rarely even probe alike."""
+    taken = [
+        ipaddress.ip_interface(word).network
+        for line in netns.run(["ip", "-o", "-4", "addr", "show"]).splitlines()
+        for word in line.split()[3:4]
+    ]
+    first, count = 64, 16384 - 128  # /30 blocks, leaving out 169.254.0.0/24 and .255.0/24
+    start = zlib.crc32(prefix.encode()) % count
+    for step in range(count):
+        block = first + (start + index * 7 + step) % count
+        net = ipaddress.ip_network(f"169.254.{block // 64}.{block % 64 * 4}/30")
+        if not any(net.overlaps(other) for other in taken):
+            hosts = list(net.hosts())
+            return str(hosts[0]), str(hosts[1])
+    raise netns.LabError("no free /30 left in 169.254.0.0/16")
 
 
 def down(prefix: str, directory: Path) -> None:
