@@ -172,7 +172,8 @@ class Task:
 
     @contextmanager
     def node(self) -> Iterator[Node]:
-        """The node row in a short transaction of its own."""
+        """The node row in a short transaction of its own, for reading; writes go
+        through ``update``/``set_internal``, which retry on a concurrent change."""
         with self.db.transaction() as s:
             yield s.get_one(Node, self.node_id)
 
