@@ -99,18 +99,28 @@ class Database:
         """Run ``work`` in a transaction of its own; when a concurrent write won a
         row it changes (StaleRevision), run it again on a fresh read.  For internal
         writers only: ``work`` must read what it changes inside the transaction."""
-        for attempt in range(attempts):
-            try:
-                with self.transaction() as s:
-                    return work(s)
-            except StaleRevision:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-        raise AssertionError("unreachable")
+
+        def once() -> T:
+            with self.transaction() as s:
+                return work(s)
+
+        return retry_stale(once, attempts)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def retry_stale(call: Callable[[], T], attempts: int = 10) -> T:
+    """``call()`` again (after a short random pause) while it raises StaleRevision;
+    ``call`` must be a whole read-and-write that is safe to repeat."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except StaleRevision:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+    raise AssertionError("unreachable")
 
 
 def _stale(exc: StaleDataError) -> StaleRevision:
