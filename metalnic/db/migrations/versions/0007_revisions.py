@@ -4,8 +4,8 @@ Every ORM write checks the revision it read and bumps it (SQLAlchemy's
 ``version_id_col``); networks, network ports and security groups use their
 existing ``revision_number`` the same way, so they need no new column.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
