@@ -21,7 +21,9 @@ code never builds HTTP responses itself.
     │   ├── DuplicateName
     │   ├── MACAlreadyExists
     │   ├── NodeLocked              (retry helps: another flow holds the node)
+    │   ├── StaleRevision           (retry helps: a concurrent write won the row)
     │   └── InvalidStateForChange   (retry may help once the node moves)
+    ├── RevisionMismatch        412  ``If-Match: revision_number=N`` no longer holds
     ├── PayloadTooLarge         413
     ├── DriverError             500  (drivers/base.py) a BMC, agent or network step failed
     └── Unavailable             503  a dependency is down (retry helps)
@@ -114,6 +116,20 @@ class MACAlreadyExists(Conflict):
 
 class InvalidStateForChange(Conflict):
     retryable = True
+
+
+class StaleRevision(Conflict):
+    """Another request changed the row between this one's read and its write
+    (the row's revision moved on): nothing of this request was stored."""
+
+    retryable = True
+
+
+class RevisionMismatch(MetalnicError):
+    """Neutron's ``If-Match: revision_number=N`` precondition failed."""
+
+    status = 412
+    neutron_type = "RevisionNumberConstraintFailed"
 
 
 class PayloadTooLarge(MetalnicError):

@@ -25,8 +25,17 @@ class Timestamped:
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
 
 
+def revision_column() -> Mapped[int]:
+    """The row's revision: checked and bumped by every ORM write (``version_id_col``),
+    so a write based on an outdated read is refused, never lost (db/session.py)."""
+    return mapped_column(Integer, server_default="1")
+
+
 class Node(Timestamped, Base):
     __tablename__ = "nodes"
+
+    version: Mapped[int] = revision_column()
+    __mapper_args__ = {"version_id_col": version}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -94,6 +103,9 @@ class Node(Timestamped, Base):
 class Port(Timestamped, Base):
     __tablename__ = "ports"
 
+    version: Mapped[int] = revision_column()
+    __mapper_args__ = {"version_id_col": version}
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     address: Mapped[str] = mapped_column(String(18), unique=True)
@@ -124,6 +136,9 @@ class PortGroup(Timestamped, Base):
     """A bond of a node's ports; one network port serves all its members."""
 
     __tablename__ = "portgroups"
+
+    version: Mapped[int] = revision_column()
+    __mapper_args__ = {"version_id_col": version}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)

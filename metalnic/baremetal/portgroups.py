@@ -52,7 +52,11 @@ def find(session: Session, ident: str, for_update: bool = False) -> PortGroup:
     """By UUID or name, with its node loaded (RBAC and state rules need it)."""
     column = PortGroup.uuid if ids.is_uuid_like(ident) else PortGroup.name
     value = ident.lower() if column is PortGroup.uuid else ident
-    stmt = select(PortGroup).where(column == value).options(joinedload(PortGroup.node))
+    # A group always has a node: an inner join (PostgreSQL refuses FOR UPDATE on the
+    # nullable side of the outer join a plain joinedload makes).
+    stmt = (
+        select(PortGroup).where(column == value).options(joinedload(PortGroup.node, innerjoin=True))
+    )
     if for_update:
         stmt = stmt.with_for_update()
     group = session.scalars(stmt).first()

@@ -1,7 +1,10 @@
 """The embedded network service as the bare-metal side's NetworkClient.
 
 Calls go straight to ``NetworkService`` in this process, as the internal
-``metalnic-conductor`` admin; waits are woken by the service's notifier.
+``metalnic-conductor`` admin; waits are woken by the service's notifier.  The
+conductor's port updates are repeated when a concurrent write (a tenant's
+update, the agent's status report) won the port's revision: they set values,
+so repeating them is safe, and a flow must not fail on that race.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from metalnic.auth import Principal
+from metalnic.db.session import retry_stale
 from metalnic.errors import MetalnicError, NetworkNotFound
 from metalnic.network import feed
 from metalnic.network.api import views
@@ -82,28 +86,26 @@ class EmbeddedNetworkClient:
     def bind_port(
         self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
     ) -> dict[str, Any]:
-        port = self.service.update_port(
-            CONDUCTOR,
-            port_id,
-            {
-                "mac_address": mac,
-                "binding:vnic_type": "smart-nic",
-                "binding:host_id": nic_host,
-                "binding:profile": profile,
-                "device_id": device_id,
-                "device_owner": "baremetal:none",
-            },
-        )
+        body = {
+            "mac_address": mac,
+            "binding:vnic_type": "smart-nic",
+            "binding:host_id": nic_host,
+            "binding:profile": profile,
+            "device_id": device_id,
+            "device_owner": "baremetal:none",
+        }
+        port = retry_stale(lambda: self.service.update_port(CONDUCTOR, port_id, body))
         return views.port(port)
 
     def unbind_port(self, port_id: str, nic_host: str) -> int | None:
-        self.service.update_port(CONDUCTOR, port_id, {"binding:host_id": "", "binding:profile": {}})
+        unbound = {"binding:host_id": "", "binding:profile": {}}
+        retry_stale(lambda: self.service.update_port(CONDUCTOR, port_id, unbound))
         with self.service.db.transaction() as s:
             return feed.revisions(s, nic_host)[0]
 
     def delete_port(self, port_id: str) -> int | None:
         try:
-            return self.service.delete_port(CONDUCTOR, port_id)
+            return retry_stale(lambda: self.service.delete_port(CONDUCTOR, port_id))
         except MetalnicError:
             return None
 

@@ -32,13 +32,18 @@ CHANNEL = "metalnic_feed"
 
 
 def bump(session: Session, host: str) -> int:
+    """Bump ``host``'s revision in the database itself (``revision = revision + 1``):
+    two transactions bumping at once under READ COMMITTED both count — read, add
+    and write in Python would lose one, and an agent would miss that change."""
     row = session.get(FeedRevision, host)
     if row is None:
         row = FeedRevision(host=host, revision=0, applied=0)
         session.add(row)
-    row.revision += 1
+        session.flush()
+    row.revision = FeedRevision.revision + 1
+    session.flush()
     announce(session)
-    return row.revision
+    return row.revision  # read back: the value this transaction wrote
 
 
 def announce(session: Session) -> None:

@@ -16,15 +16,31 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from metalnic.db.base import Base, UTCDateTime, utcnow
+from metalnic.errors import RevisionMismatch
 
 
 class Stamped:
+    """Neutron's timestamps and ``revision_number``; the revision is also the row's
+    ``version_id_col``: every ORM write checks it against the value read and bumps
+    it, so a write based on an outdated read is refused (409), never lost."""
+
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.revision_number}
+
+    def require_revision(self, expected: int | None) -> None:
+        """Neutron's ``If-Match: revision_number=N``: refuse (412) unless the row is at N."""
+        if expected is not None and expected != self.revision_number:
+            raise RevisionMismatch(
+                f"Constrained to {expected}, but current revision is {self.revision_number}"
+            )
 
 
 class Network(Stamped, Base):

@@ -96,10 +96,37 @@ class SecurityGroups:
             group.rules  # noqa: B018 - load before the session closes
             return group
 
-    def delete(self, who: Principal, gid: str) -> None:
+    def update(
+        self, who: Principal, gid: str, body: dict[str, Any], revision: int | None = None
+    ) -> SecurityGroup:
+        """Neutron's PUT of a group: its name and description (rules have their own calls)."""
+        _writer(who)
+        unknown = set(body) - {"name", "description"}
+        if unknown:
+            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
+        for key in ("name", "description"):
+            if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
+                raise InvalidInput(f"Invalid input for {key}: a string of up to 255 characters.")
+        with self.db.transaction() as s:
+            group = self.get(who, s, gid)
+            _check_owner(who, group)
+            group.require_revision(revision)
+            if "name" in body and body["name"] != group.name:
+                if "default" in (body["name"], group.name):
+                    raise InvalidInput("The name 'default' is reserved to the default group.")
+                group.name = body["name"]
+            if "description" in body:
+                group.description = body["description"]
+            group.revision_number += 1
+            s.flush()
+            group.rules  # noqa: B018 - load before the session closes
+            return group
+
+    def delete(self, who: Principal, gid: str, revision: int | None = None) -> None:
         _writer(who)
         with self.db.transaction() as s:
             group = self.get(who, s, gid)
+            group.require_revision(revision)
             if group.name == "default" and not who.is_admin:
                 raise Conflict("The default security group cannot be deleted.")
             in_use = s.scalar(
@@ -278,6 +305,12 @@ def _new_group(
             )
     s.flush()
     return group
+
+
+def _check_owner(who: Principal, group: SecurityGroup) -> None:
+    """Observers and agents see every group; only its project (or an admin) changes it."""
+    if not who.is_admin and group.project_id != who.project:
+        raise SecurityGroupNotFound(group.id)
 
 
 def _writer(who: Principal) -> None:

@@ -8,6 +8,7 @@ notify waiters after the commit.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from metalnic.errors import (
     NetworkMacInUse,
     NetworkNotFound,
     NetworkPortNotFound,
+    StaleRevision,
 )
 from metalnic.network import agents, feed, segments
 from metalnic.network.binding import bind_decision
@@ -41,6 +43,8 @@ from metalnic.network.models import (
 )
 from metalnic.network.secgroups import SecurityGroups
 from metalnic.settings import Settings
+
+log = logging.getLogger(__name__)
 
 VNIC_TYPES = ("normal", "baremetal", "smart-nic")
 PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
@@ -171,7 +175,9 @@ class NetworkService:
                 stmt = stmt.where(column == filters[key])
         return list(s.scalars(stmt))
 
-    def update_network(self, who: Principal, net_id: str, body: dict[str, Any]) -> Network:
+    def update_network(
+        self, who: Principal, net_id: str, body: dict[str, Any], revision: int | None = None
+    ) -> Network:
         require_writer(who)
         _unknown(
             body,
@@ -181,6 +187,7 @@ class NetworkService:
         with self.db.transaction() as s:
             net = self.get_network(who, net_id, s)
             _check_project(who, net.project_id, NetworkNotFound(net_id))
+            net.require_revision(revision)
             for key in ("name", "description"):
                 if key in body:
                     setattr(net, key, _str(body[key], key))
@@ -191,11 +198,12 @@ class NetworkService:
             s.flush()
             return net
 
-    def delete_network(self, who: Principal, net_id: str) -> None:
+    def delete_network(self, who: Principal, net_id: str, revision: int | None = None) -> None:
         require_writer(who)
         with self.db.transaction() as s:
             net = self.get_network(who, net_id, s)
             _check_project(who, net.project_id, NetworkNotFound(net_id))
+            net.require_revision(revision)
             used = s.scalar(select(NetworkPort.id).where(NetworkPort.network_id == net_id))
             if used is not None:
                 raise NetworkInUse(
@@ -316,7 +324,9 @@ class NetworkService:
                 stmt = stmt.where(column == filters[key])
         return list(s.scalars(stmt))
 
-    def update_port(self, who: Principal, port_id: str, body: dict[str, Any]) -> NetworkPort:
+    def update_port(
+        self, who: Principal, port_id: str, body: dict[str, Any], revision: int | None = None
+    ) -> NetworkPort:
         require_writer(who)
         _unknown(
             body,
@@ -341,6 +351,7 @@ class NetworkService:
             raise Forbidden("Changing the binding or the MAC address is reserved to admins.")
         with self.db.transaction() as s:
             port = self.get_port(who, port_id, s)
+            port.require_revision(revision)
             old_host = port.host_id
             watchers: set[str] = set()
             for key, attr in (
@@ -397,11 +408,12 @@ class NetworkService:
         with self.db.transaction() as s:
             return self._port(s, port_id)
 
-    def delete_port(self, who: Principal, port_id: str) -> int | None:
+    def delete_port(self, who: Principal, port_id: str, revision: int | None = None) -> int | None:
         """Delete; returns the feed revision of its NIC host after the deletion (or None)."""
         require_writer(who)
         with self.db.transaction() as s:
             port = self.get_port(who, port_id, s)
+            port.require_revision(revision)
             host = port.host_id if port.vif_type != "unbound" else ""
             groups = {g.id for g in port.security_groups}
             s.delete(port)
@@ -413,37 +425,43 @@ class NetworkService:
 
     # --- binding ----------------------------------------------------------------------
 
-    def bind(self, port_id: str, attempts: int = 3, members_of: set[str] | None = None) -> None:
-        """Decide outside the transaction, commit inside it, retry if the port changed.
-        ``members_of``: groups the port just joined (their watchers' feeds bump too)."""
-        for _ in range(attempts):
-            with self.db.transaction() as s:
-                port = self._port(s, port_id)
-                seen = port.revision_number
-                agent = self.serving(s, port.host_id) if port.host_id else None
-                net = s.get_one(Network, port.network_id)
-                decision = bind_decision(port, net, agent)
-            with self.db.transaction() as s:
-                port = self._port(s, port_id)
-                if port.revision_number != seen:
-                    continue
-                port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
-                if decision.vif_type == "unbound":
-                    port.status, port.status_reason = "DOWN", None
-                elif decision.vif_type == "binding_failed":
-                    port.status_reason = decision.reason
-                elif decision.vif_type == "ovs":
-                    port.status_reason = None
-                    if port.status == "ERROR":
-                        port.status = "DOWN"
+    def bind(self, port_id: str, members_of: set[str] | None = None) -> None:
+        """Decide the binding from one read of the port, its network and the live agents
+        and write it in the same transaction; a concurrent change of the port (its
+        revision moved on) makes it read and decide again.  ``members_of``: groups the
+        port just joined (their watchers' feeds bump too)."""
+
+        def decide_and_write(s: Session) -> set[str]:
+            port = self._port(s, port_id)
+            net = s.get_one(Network, port.network_id)
+            agent = self.serving(s, port.host_id) if port.host_id else None
+            decision = bind_decision(port, net, agent)
+            before = _binding(port)
+            port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
+            if decision.vif_type == "unbound":
+                port.status, port.status_reason = "DOWN", None
+            elif decision.vif_type == "binding_failed":
+                port.status_reason = decision.reason
+            elif decision.vif_type == "ovs":
+                port.status_reason = None
+                if port.status == "ERROR":
+                    port.status = "DOWN"
+            if _binding(port) != before:  # an unchanged binding is no new revision
                 port.revision_number += 1
-                hosts = self.secgroups.touch_watchers(s, members_of or set())
-                if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
-                    feed.bump(s, port.host_id)
-                    hosts.add(port.host_id)
-            self._after_change(hosts)
+            hosts = self.secgroups.touch_watchers(s, members_of or set())
+            if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
+                feed.bump(s, port.host_id)
+                hosts.add(port.host_id)
+            return hosts
+
+        try:
+            hosts = self.db.retry(decide_and_write)
+        except StaleRevision:
+            # Still losing after every retry: other requests keep changing the port,
+            # and each of them binds it after its own commit, from a newer read.
+            log.warning("port %s kept changing while it was being bound", port_id)
             return
-        raise InvalidInput(f"Port {port_id} kept changing while it was being bound; retry.")
+        self._after_change(hosts)
 
     # --- agents (who serves which NIC host: network/agents.py) -------------------------
 
@@ -593,7 +611,8 @@ class NetworkService:
         statuses = body.get("ports", {})
         if not isinstance(statuses, dict):
             raise InvalidInput("ports must map port ids to {status, reason}.")
-        with self.db.transaction() as s:
+
+        def record(s: Session) -> None:
             self.speaks_for(who, s, nic_host)
             for port_id, report in statuses.items():
                 port = s.get(NetworkPort, port_id)
@@ -611,6 +630,9 @@ class NetworkService:
                     row.applied = min(applied, row.revision)
             self._answer(s, nic_host, body.get("verified", {}))
             feed.announce(s)
+
+        # A user's update of a port racing the report: read again and record it again.
+        self.db.retry(record)
         self.notifier.notify()
 
     # --- boot-gate verifications --------------------------------------------------------
@@ -662,6 +684,10 @@ class NetworkService:
                 return check(s)
 
         return self.notifier.wait_for(probe, timeout)
+
+
+def _binding(port: NetworkPort) -> tuple[Any, ...]:
+    return (port.vif_type, port.vif_details, port.status, port.status_reason)
 
 
 def _unknown(body: dict[str, Any], allowed: set[str], what: str) -> None:

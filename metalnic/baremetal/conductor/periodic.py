@@ -16,6 +16,7 @@ missed or crashes is repaired by the next one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor import states as machine
@@ -67,35 +69,36 @@ def reap_dead_conductors(c: Conductor) -> list[str]:
             if r.heartbeat_at < cutoff or _pid_gone(r.name, r.hostname, c.hostname)
         ]
     for name in dead:
-        orphans: list[int] = []
-        with c.db.transaction() as s:
-            for node in s.scalars(select(Node).where(Node.reservation == name)).all():
-                node.reservation = None
-                if node.provision_state in machine.ACTIVE_FLOW_STATES:
-                    state = node.provision_state
-                    tasks.advance(node, "fail")
-                    node.last_error = (
-                        f"The conductor ({name}) stopped while the node was {state}; "
-                        f"the flow was failed and the node powered off."
-                    )
-                    history.record(
-                        s,
-                        node.id,
-                        history.ERROR,
-                        node.last_error,
-                        severity="ERROR",
-                        conductor=c.name,
-                    )
-                    orphans.append(node.id)
-                else:
-                    node.target_power_state = None
-            row = s.scalars(select(ConductorRow).where(ConductorRow.name == name)).first()
-            if row is not None:
-                s.delete(row)
+        # Retried on a fresh read when a request changed one of the nodes meanwhile.
+        orphans = c.db.retry(functools.partial(_release_dead, c, name=name))
         for node_id in orphans:
             _locked_side_flow(c, node_id, power_off_quietly)
         log.warning("reaped stopped conductor %s (%d node(s) failed)", name, len(orphans))
     return dead
+
+
+def _release_dead(c: Conductor, s: Session, *, name: str) -> list[int]:
+    """Free what conductor ``name`` held, fail the flows it left; the failed nodes' ids."""
+    orphans: list[int] = []
+    for node in s.scalars(select(Node).where(Node.reservation == name)).all():
+        node.reservation = None
+        if node.provision_state in machine.ACTIVE_FLOW_STATES:
+            state = node.provision_state
+            tasks.advance(node, "fail")
+            node.last_error = (
+                f"The conductor ({name}) stopped while the node was {state}; "
+                f"the flow was failed and the node powered off."
+            )
+            history.record(
+                s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
+            )
+            orphans.append(node.id)
+        else:
+            node.target_power_state = None
+    row = s.scalars(select(ConductorRow).where(ConductorRow.name == name)).first()
+    if row is not None:
+        s.delete(row)
+    return orphans
 
 
 def _locked_side_flow(c: Conductor, node_id: int, work: Callable[[Task], None]) -> None:
@@ -115,7 +118,8 @@ def _locked_side_flow(c: Conductor, node_id: int, work: Callable[[Task], None]) 
 
 def fail_stale_waits(c: Conductor) -> None:
     cutoff = utcnow() - dt.timedelta(seconds=c.settings.deploy_callback_timeout)
-    with c.db.transaction() as s:
+
+    def fail(s: Session) -> list[int]:
         stale = s.scalars(
             select(Node).where(
                 Node.provision_state.in_(machine.WAIT_STATES),
@@ -123,7 +127,6 @@ def fail_stale_waits(c: Conductor) -> None:
                 Node.reservation.is_(None),
             )
         ).all()
-        ids = []
         for node in stale:
             state = node.provision_state
             tasks.advance(node, "fail")
@@ -134,7 +137,10 @@ def fail_stale_waits(c: Conductor) -> None:
             history.record(
                 s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
             )
-            ids.append(node.id)
+        return [n.id for n in stale]
+
+    # Retried on a fresh read when a request changed one of the nodes meanwhile.
+    ids = c.db.retry(fail)
     for node_id in ids:
         _locked_side_flow(c, node_id, power_off_quietly)
 

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
@@ -107,24 +108,28 @@ class Conductor:
             flow = follow  # e.g. deleting → cleaning, under the same lock
 
     def _finish(self, node_id: int, event: str, error: str | None) -> str:
-        with self.db.transaction() as s:
-            node = s.get_one(Node, node_id)
-            tasks.advance(node, event)
-            if error is not None:
-                node.last_error = error
-            elif event == "done":
-                node.last_error = None
-            history.record(
-                s,
-                node_id,
-                history.PROVISION,
-                f"{event}: now {node.provision_state}",
-                severity="ERROR" if error else "INFO",
-                conductor=self.name,
-            )
-            if node.provision_state not in machine.ACTIVE_FLOW_STATES or event != "done":
-                tasks.release(s, node_id, self.name)
-            return node.provision_state
+        """Take the flow's event, record it and unlock — retried on a fresh read if a
+        request changed the node meanwhile (the flow's outcome must never be lost)."""
+        return self.db.retry(lambda s: self._finish_in(s, node_id, event, error))
+
+    def _finish_in(self, s: Session, node_id: int, event: str, error: str | None) -> str:
+        node = s.get_one(Node, node_id)
+        tasks.advance(node, event)
+        if error is not None:
+            node.last_error = error
+        elif event == "done":
+            node.last_error = None
+        history.record(
+            s,
+            node_id,
+            history.PROVISION,
+            f"{event}: now {node.provision_state}",
+            severity="ERROR" if error else "INFO",
+            conductor=self.name,
+        )
+        if node.provision_state not in machine.ACTIVE_FLOW_STATES or event != "done":
+            tasks.release(s, node_id, self.name)
+        return node.provision_state
 
     # --- API entry points -------------------------------------------------------------------
 
@@ -189,12 +194,8 @@ class Conductor:
             try:
                 work(Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout))
             except Exception as exc:
-                with self.db.transaction() as s:
-                    node = s.get_one(Node, node_id)
-                    node.last_error = str(exc)
-                    history.record(
-                        s, node_id, history.ERROR, str(exc), severity="ERROR", conductor=self.name
-                    )
+                error = str(exc)
+                self.db.retry(lambda s: self._record_error(s, node_id, error))
             finally:
                 with self.db.transaction() as s:
                     tasks.release(s, node_id, self.name)
@@ -202,6 +203,10 @@ class Conductor:
         future = self._pool.submit(run)
         self.futures.add(future)
         future.add_done_callback(self.futures.discard)
+
+    def _record_error(self, s: Session, node_id: int, error: str) -> None:
+        s.get_one(Node, node_id).last_error = error
+        history.record(s, node_id, history.ERROR, error, severity="ERROR", conductor=self.name)
 
     def power(self, who: Principal, ident: str, target: Any) -> None:
         if target not in states.POWER_TARGETS:
@@ -270,8 +275,7 @@ class Conductor:
             try:
                 task.drivers.network.plug_vif(task.ctx, link)
             except DriverError as exc:
-                with self.db.transaction() as s:
-                    vifs.forget(s, task.uuid, vif)
+                self.db.retry(lambda s: vifs.forget(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
                 raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
             task.log(history.NETWORK, f"tenant VIF {vif} plugged on {link}")
@@ -302,28 +306,32 @@ class Conductor:
 
     def lookup(self, addresses: list[str], node_uuid: str | None) -> dict[str, Any]:
         macs = [ids.normalize_mac(a) for a in addresses if a.strip()]
-        with self.db.transaction() as s:
-            stmt = select(Node).join(Port).where(Port.address.in_(macs)) if macs else None
-            if node_uuid:
-                node = inventory.find(s, ids.parse_uuid(node_uuid, "node_uuid"))
-            elif stmt is not None:
-                node = s.scalars(stmt).first()  # type: ignore[assignment]
-            else:
-                raise InvalidInput("lookup needs addresses or node_uuid")
-            if node is None or node.provision_state not in _AGENT_STATES:
-                raise NodeNotFound(node_uuid or ",".join(macs))
-            info = dict(node.driver_internal_info)
-            config: dict[str, Any] = {"heartbeat_timeout": 30}
-            if info.get("agent_token") and not info.get("agent_token_given"):
-                config["agent_token"] = info["agent_token"]
-                node.driver_internal_info = {**info, "agent_token_given": True}
-            history.record(
-                s, node.id, history.AGENT, "ramdisk agent looked the node up", conductor=self.name
-            )
-            return {
-                "node": {"uuid": node.uuid, "properties": node.properties, "instance_info": {}},
-                "config": config,
-            }
+        if not macs and not node_uuid:
+            raise InvalidInput("lookup needs addresses or node_uuid")
+        # Retried on a fresh read when the flow wrote the node meanwhile: the agent's
+        # lookup must not fail on that race, and the token is handed out only once.
+        return self.db.retry(lambda s: self._lookup_in(s, macs, node_uuid))
+
+    def _lookup_in(self, s: Session, macs: list[str], node_uuid: str | None) -> dict[str, Any]:
+        if node_uuid:
+            node: Node | None = inventory.find(s, ids.parse_uuid(node_uuid, "node_uuid"))
+        else:
+            node = s.scalars(select(Node).join(Port).where(Port.address.in_(macs))).first()
+        if node is None or node.provision_state not in _AGENT_STATES:
+            raise NodeNotFound(node_uuid or ",".join(macs))
+        info = dict(node.driver_internal_info)
+        config: dict[str, Any] = {"heartbeat_timeout": 30}
+        if info.get("agent_token") and not info.get("agent_token_given"):
+            config["agent_token"] = info["agent_token"]
+            node.driver_internal_info = {**info, "agent_token_given": True}
+        history.record(
+            s, node.id, history.AGENT, "ramdisk agent looked the node up", conductor=self.name
+        )
+        s.flush()  # a stale revision shows here, before the token leaves
+        return {
+            "node": {"uuid": node.uuid, "properties": node.properties, "instance_info": {}},
+            "config": config,
+        }
 
     def heartbeat(self, ident: str, callback_url: Any, token: Any) -> None:
         if not isinstance(callback_url, str) or not callback_url.startswith(

@@ -5,6 +5,12 @@ A node is reserved by exactly one conductor at a time: a conditional UPDATE
 one winner and one 409 ``NodeLocked``.  ``Task`` is what a flow holds: the
 node's identity, a fresh immutable snapshot for drivers, the node's driver
 instances, and short transactions for state and history writes.
+
+The lock is a compare-and-set on ``reservation`` alone (a Core UPDATE that
+leaves the row's revision as it is: it changes no field a request edits);
+every other write of a node goes through the ORM and is revision-checked
+(db/session.py).  A flow's own writes retry on a fresh read (``Database.retry``)
+when a request won the row meanwhile.
 """
 
 from __future__ import annotations
@@ -166,7 +172,8 @@ class Task:
 
     @contextmanager
     def node(self) -> Iterator[Node]:
-        """The node row in a short transaction of its own."""
+        """The node row in a short transaction of its own, for reading; writes go
+        through ``update``/``set_internal``, which retry on a concurrent change."""
         with self.db.transaction() as s:
             yield s.get_one(Node, self.node_id)
 
@@ -181,13 +188,24 @@ class Task:
             )
 
     def update(self, **values: Any) -> None:
-        with self.node() as node:
+        """Set fields of the node; retried on a fresh read when a request changed the
+        node meanwhile (its revision moved on), so a flow never fails on that race."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
             for key, value in values.items():
                 setattr(node, key, value)
 
+        self.db.retry(write)
+
     def set_internal(self, **values: Any) -> None:
-        with self.node() as node:
+        """Merge ``values`` into driver_internal_info (on a fresh read, as ``update``)."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
             node.driver_internal_info = {**node.driver_internal_info, **values}
+
+        self.db.retry(write)
         self.refresh()
 
     # --- BMC actions, each logged -----------------------------------------------------

@@ -59,6 +59,20 @@ def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in wanted} if wanted else item
 
 
+def if_revision(request: Request) -> int | None:
+    """Neutron's ``If-Match: revision_number=N`` on an update or delete: the change
+    applies only while the resource is at revision N (else 412)."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        digits = sep and value.isascii() and value.isdigit() and len(value) <= 18
+        if key == "revision_number" and digits:
+            return int(value)
+    raise InvalidInput("If-Match must be revision_number=N with N a revision number.")
+
+
 def base(request: Request) -> str:
     return web.base_url(request) + PREFIX
 
@@ -66,3 +80,4 @@ def base(request: Request) -> str:
 Context = Annotated[NetworkContext, Depends(get_context)]
 Caller = Annotated[Principal, Depends(get_principal)]
 Body = Annotated[Any, Depends(get_body)]
+IfRevision = Annotated[int | None, Depends(if_revision)]

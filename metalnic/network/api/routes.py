@@ -12,6 +12,7 @@ from metalnic.network.api.deps import (
     Body,
     Caller,
     Context,
+    IfRevision,
     base,
     filters,
     resource,
@@ -114,14 +115,16 @@ def show_network(net_id: str, request: Request, ctx: Context, who: Caller) -> JS
 
 
 @router.put("/v2.0/networks/{net_id}")
-def update_network(net_id: str, ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    net = ctx.service.update_network(who, net_id, resource(body, "network"))
+def update_network(
+    net_id: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+) -> JSONResponse:
+    net = ctx.service.update_network(who, net_id, resource(body, "network"), revision)
     return JSONResponse({"network": views.network(net)})
 
 
 @router.delete("/v2.0/networks/{net_id}", status_code=204)
-def delete_network(net_id: str, ctx: Context, who: Caller) -> Response:
-    ctx.service.delete_network(who, net_id)
+def delete_network(net_id: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+    ctx.service.delete_network(who, net_id, revision)
     return Response(status_code=204)
 
 
@@ -149,14 +152,16 @@ def show_port(port_id: str, request: Request, ctx: Context, who: Caller) -> JSON
 
 
 @router.put("/v2.0/ports/{port_id}")
-def update_port(port_id: str, ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    port = ctx.service.update_port(who, port_id, resource(body, "port"))
+def update_port(
+    port_id: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+) -> JSONResponse:
+    port = ctx.service.update_port(who, port_id, resource(body, "port"), revision)
     return JSONResponse({"port": views.port(port)})
 
 
 @router.delete("/v2.0/ports/{port_id}", status_code=204)
-def delete_port(port_id: str, ctx: Context, who: Caller) -> Response:
-    ctx.service.delete_port(who, port_id)
+def delete_port(port_id: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+    ctx.service.delete_port(who, port_id, revision)
     return Response(status_code=204)
 
 
@@ -185,9 +190,17 @@ def show_security_group(gid: str, request: Request, ctx: Context, who: Caller) -
         return JSONResponse({"security_group": select_fields(request, views.security_group(group))})
 
 
+@router.put("/v2.0/security-groups/{gid}")
+def update_security_group(
+    gid: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+) -> JSONResponse:
+    group = ctx.service.secgroups.update(who, gid, resource(body, "security_group"), revision)
+    return JSONResponse({"security_group": views.security_group(group)})
+
+
 @router.delete("/v2.0/security-groups/{gid}", status_code=204)
-def delete_security_group(gid: str, ctx: Context, who: Caller) -> Response:
-    ctx.service.secgroups.delete(who, gid)
+def delete_security_group(gid: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+    ctx.service.secgroups.delete(who, gid, revision)
     return Response(status_code=204)
 
 

@@ -11,9 +11,9 @@ here into ``DriverError``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import keystoneauth1.exceptions
 import openstack
@@ -32,6 +32,23 @@ def _translated(endpoint: str, action: str) -> Iterator[None]:
         raise DriverError(f"network service at {endpoint} failed to {action}: {exc}") from exc
     except keystoneauth1.exceptions.ClientException as exc:  # discovery, connection
         raise DriverError(f"network service at {endpoint} is unreachable ({action})") from exc
+
+
+T = TypeVar("T")
+
+
+def _settled(call: Callable[[], T], attempts: int = 5) -> T:
+    """``call`` again when the port changed under it (409: metalnic's or Neutron's
+    revision check lost a race, e.g. to the agent's status report): the conductor's
+    updates set values and are safe to repeat; a flow must not fail on that race."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except openstack.exceptions.ConflictException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _port(p: Any) -> dict[str, Any]:
@@ -133,20 +150,26 @@ class NeutronClient:
     ) -> dict[str, Any]:
         with _translated(self.endpoint, f"bind port {port_id}"):
             return _port(
-                self.conn.network.update_port(
-                    port_id,
-                    mac_address=mac,
-                    binding_vnic_type="smart-nic",
-                    binding_host_id=nic_host,
-                    binding_profile=profile,
-                    device_id=device_id,
-                    device_owner="baremetal:none",
+                _settled(
+                    lambda: self.conn.network.update_port(
+                        port_id,
+                        mac_address=mac,
+                        binding_vnic_type="smart-nic",
+                        binding_host_id=nic_host,
+                        binding_profile=profile,
+                        device_id=device_id,
+                        device_owner="baremetal:none",
+                    )
                 )
             )
 
     def unbind_port(self, port_id: str, nic_host: str) -> int | None:
         with _translated(self.endpoint, f"unbind port {port_id}"):
-            self.conn.network.update_port(port_id, binding_host_id="", binding_profile={})
+            _settled(
+                lambda: self.conn.network.update_port(
+                    port_id, binding_host_id="", binding_profile={}
+                )
+            )
         return None
 
     def delete_port(self, port_id: str) -> int | None:
