@@ -17,7 +17,7 @@ from sqlalchemy import select
 from metalnic.auth import Principal
 from metalnic.db.session import retry_stale
 from metalnic.errors import MetalnicError, NetworkNotFound
-from metalnic.network import feed
+from metalnic.network import access, feed
 from metalnic.network.api import views
 from metalnic.network.models import Network, NetworkPort, Verification
 from metalnic.network.service import NetworkService
@@ -54,7 +54,13 @@ class EmbeddedNetworkClient:
     def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
         with self.service.db.transaction() as s:
             ports = self.service.list_ports(CONDUCTOR, s, {"device_id": device_id})
-            return [views.port(p) for p in ports if p.name.startswith(name_prefix)]
+            # Only ports the control plane made (a tenant cannot mark a port so).
+            return [
+                views.port(p)
+                for p in ports
+                if p.name.startswith(name_prefix)
+                and p.device_owner.startswith(access.RESERVED_DEVICE_OWNER_PREFIX)
+            ]
 
     def create_port(
         self,
