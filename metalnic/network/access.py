@@ -123,16 +123,17 @@ def ports_filter(who: Principal) -> Any:
     return None if sees_all(who) else NetworkPort.project_id == who.project
 
 
-def check_device_owner(who: Principal, device_owner: Any) -> None:
-    """``baremetal:*`` marks the conductor's ports; a tenant must not plant one."""
-    if (
-        isinstance(device_owner, str)
-        and device_owner.startswith(RESERVED_DEVICE_OWNER_PREFIX)
-        and not who.is_admin
-    ):
-        raise Forbidden(
-            f"device_owner {device_owner!r} is reserved to the bare-metal service (admins)."
-        )
+def check_device_owner(who: Principal, body: dict[str, Any], port: NetworkPort | None) -> None:
+    """``baremetal:*`` marks the conductor's ports (it finds its phase ports by it, with
+    ``device_id`` = the node): a tenant may neither mark a port so nor re-point one."""
+    if who.is_admin:
+        return
+    wanted = body.get("device_owner")
+    if isinstance(wanted, str) and wanted.startswith(RESERVED_DEVICE_OWNER_PREFIX):
+        raise Forbidden(f"device_owner {wanted!r} is reserved to the bare-metal service (admins).")
+    reserved = port is not None and port.device_owner.startswith(RESERVED_DEVICE_OWNER_PREFIX)
+    if reserved and body.keys() & {"device_id", "device_owner"}:
+        raise Forbidden("The device of a port the bare-metal service uses is set by it (admins).")
 
 
 # --- security groups --------------------------------------------------------------------

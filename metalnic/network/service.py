@@ -208,7 +208,7 @@ class NetworkService:
             "fixed_ips",
         }
         _unknown(body, allowed, "port")
-        access.check_device_owner(who, body.get("device_owner"))
+        access.check_device_owner(who, body, None)
         if ("binding:profile" in body or "binding:host_id" in body) and not who.is_admin:
             raise Forbidden(
                 "Setting binding:profile or binding:host_id is reserved to admins "
@@ -317,7 +317,6 @@ class NetworkService:
             },
             "port",
         )
-        access.check_device_owner(who, body.get("device_owner"))
         if ({"binding:profile", "binding:host_id", "mac_address"} & body.keys()) and not (
             who.is_admin
         ):
@@ -325,6 +324,7 @@ class NetworkService:
         with self.db.transaction() as s:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
+            access.check_device_owner(who, body, port)
             old_host = port.host_id
             watchers: set[str] = set()
             for key, attr in (

@@ -825,6 +825,16 @@ ROWS: list[Row] = [
         fixed("PUT", N + "/ports/{nport_a}", {"port": {"security_groups": [random_id()]}}),
     ),
     Row(
+        ("PUT", N + "/ports/{port_id}"),
+        "re-point a port the bare-metal service uses to another node",
+        lambda w: Req(
+            "PUT",
+            N + f"/ports/{w.net_port(device_owner='baremetal:none')}",
+            {"port": {"device_id": w.ids["node_b"]}},
+        ),
+        E(200, 403, 404, 403),
+    ),
+    Row(
         ("DELETE", N + "/ports/{port_id}"),
         "delete network port",
         lambda w: Req("DELETE", N + f"/ports/{w.net_port()}"),
