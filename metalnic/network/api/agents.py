@@ -1,5 +1,8 @@
 """Agents: Neutron's /v2.0/agents, and metalnic's agent contract.
 
+The agent list and each agent (hosts, NIC hosts, configuration) are shown to
+admins only, as in Neutron (``access.require_agents_reader``).
+
 The contract (role ``agent`` or ``admin``):
 
 * ``POST /network/v2.0/metalnic/agents/heartbeat`` — register or stay alive:
