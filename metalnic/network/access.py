@@ -90,6 +90,13 @@ def writable_network(s: Session, who: Principal, net_id: str) -> Network:
     return net
 
 
+def check_sharing(who: Principal, body: dict[str, Any]) -> None:
+    """Sharing a network opens it to every project's ports: admins only, as Neutron's
+    default policy (``create_network:shared``)."""
+    if "shared" in body and body["shared"] not in (False, "false", "False") and not who.is_admin:
+        raise Forbidden("Sharing a network with every project is reserved to admins.")
+
+
 def networks_filter(who: Principal) -> Any:
     """The WHERE clause of a network listing, or None for every network."""
     require_reader(who)

@@ -98,6 +98,7 @@ class NetworkService:
             "port_security_enabled",
         }
         _unknown(body, allowed, "network")
+        access.check_sharing(who, body)
         provider = {k for k in body if k.startswith("provider:")}
         if provider and not who.is_admin:
             raise Forbidden(
@@ -163,6 +164,7 @@ class NetworkService:
         with self.db.transaction() as s:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
+            access.check_sharing(who, body)
             for key in ("name", "description"):
                 if key in body:
                     setattr(net, key, _str(body[key], key))

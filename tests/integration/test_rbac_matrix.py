@@ -18,8 +18,10 @@ All against one real ``metalnic serve`` with http_basic.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 
 from metalnic.server import create_app
 from metalnic.settings import Settings
@@ -46,16 +49,20 @@ USERS: dict[str, tuple[str, str] | None] = {
     "agent_other": ("rbac-agent2", AGENT_PASSWORDS["rbac-agent2"]),
     "anonymous": None,
 }
-# The NIC hosts each agent user is granted.  Today a host belongs to the agent
-# user whose heartbeat registered it first (the world's setup does that); once
-# grants are configured in the users file or by the API, set them in grant().
+# The NIC hosts each agent user is granted: ``agent`` has NIC_HOST, ``agent_other``
+# does not.  grant() writes them as the users file's ``nic_hosts``; and each
+# agent's first heartbeat (World.register_agents) registers them, which is what
+# makes a host an agent's where grants are not known.
 AGENT_GRANTS = {"rbac-agent": ["nic-rbac-1"], "rbac-agent2": ["nic-rbac-2"]}
 NIC_HOST = "nic-rbac-1"
 
 
 def grant(users_file: Path) -> None:
-    """Give each agent user its NIC hosts (AGENT_GRANTS): registration by first
-    heartbeat today, see World.register_agents."""
+    """Give each agent user its NIC hosts (AGENT_GRANTS) in the users file."""
+    doc = tomllib.loads(users_file.read_text())
+    for name, hosts in AGENT_GRANTS.items():
+        doc["users"][name]["nic_hosts"] = hosts
+    users_file.write_text(tomli_w.dumps(doc))
 
 
 # --- the server and the objects the matrix acts on -------------------------------------
@@ -253,6 +260,65 @@ def _filled(value: Any, ids: dict[str, str]) -> Any:
 
 def random_id() -> str:
     return str(uuid.uuid4())
+
+
+# --- builders of the requests that need a fresh or prepared object ---------------------------
+
+
+def _attached_elsewhere(w: World) -> Req:
+    vif = w.net_port()
+    w.attach(w.node(ports=1), vif)
+    return Req("POST", f"/v1/nodes/{w.node(ports=1)}/vifs", {"id": vif})
+
+
+def _with_vif(w: World) -> Req:
+    node, vif = w.node(ports=1), w.net_port()
+    w.attach(node, vif)
+    return Req("DELETE", f"/v1/nodes/{node}/vifs/{vif}")
+
+
+def _on_active_port(w: World, op: dict[str, Any]) -> Req:
+    node = w.node()
+    port = w.port(node)
+    op = {**op, "value": w.portgroup(node)} if op["value"] == "{pg}" else op
+    w.set_state(node, "active")
+    return Req("PATCH", f"/v1/ports/{port}", [op])
+
+
+def _on_active_node(w: World, name: str, value: str, maintenance: bool) -> Req:
+    node = w.node()
+    if name == "driver":  # a real change: from another hardware type
+        r = w.admin.patch(
+            f"/v1/nodes/{node}", json=[{"op": "replace", "path": "/driver", "value": "redfish"}]
+        )
+        assert r.status_code == 200, r.text
+    w.set_state(node, "active")
+    if maintenance:
+        assert w.admin.put(f"/v1/nodes/{node}/maintenance").status_code == 202
+    return Req(
+        "PATCH", f"/v1/nodes/{node}", [{"op": "replace", "path": f"/{name}", "value": value}]
+    )
+
+
+def _in_state(w: World, state: str, name: str, value: str) -> Req:
+    node = w.node()
+    w.set_state(node, state)
+    return Req(
+        "PATCH", f"/v1/nodes/{node}", [{"op": "replace", "path": f"/{name}", "value": value}]
+    )
+
+
+def _smartnic_group(w: World, ops: list[dict[str, Any]]) -> Req:
+    node = w.node()
+    group = w.portgroup(node)
+    w.port(node, is_smartnic=True, local_link_connection=SMART_LLC, portgroup_uuid=group)
+    return Req("PATCH", f"/v1/portgroups/{group}", ops)
+
+
+def _fresh_agent(w: World) -> Req:
+    host = f"nic-gone-{uuid.uuid4().hex[:8]}"
+    assert w.heartbeat(USERS["admin"], host).status_code == 200
+    return Req("DELETE", N + f"/agents/{w.agent_id(host)}")
 
 
 V1 = "/v1"
@@ -576,7 +642,7 @@ ROWS: list[Row] = [
         Row(
             ("PATCH", "/v1/ports/{uuid}"),
             f"change {what} on an active node",
-            lambda w, op=op: _on_active_port(w, op),
+            functools.partial(_on_active_port, op=op),
             E(409, 409, 404, 403),
         )
         for what, op in (
@@ -675,7 +741,7 @@ ROWS: list[Row] = [
         Row(
             ("PATCH", "/v1/nodes/{ident}"),
             f"change {field_} on an active node{' in maintenance' if maint else ''}",
-            lambda w, f=field_, v=value, m=maint: _on_active_node(w, f, v, m),
+            functools.partial(_on_active_node, name=field_, value=value, maintenance=maint),
             E(200 if maint else 409, 409, 404, 403),
         )
         for field_, value in (
@@ -717,6 +783,18 @@ ROWS: list[Row] = [
         "create network",
         fixed("POST", N + "/networks", {"network": {"name": "m"}}),
         CREATE,
+    ),
+    Row(
+        ("POST", N + "/networks"),
+        "create a shared network (admin only)",
+        fixed("POST", N + "/networks", {"network": {"name": "m", "shared": True}}),
+        E(201, 403, 403, 403),
+    ),
+    Row(
+        ("PUT", N + "/networks/{net_id}"),
+        "share a network (admin only)",
+        lambda w: Req("PUT", N + f"/networks/{w.network()}", {"network": {"shared": True}}),
+        E(200, 403, 404, 403),
     ),
     Row(
         ("GET", N + "/networks/{net_id}"),
@@ -968,65 +1046,6 @@ ROWS: list[Row] = [
 ]
 
 
-# --- builders of the requests that need a fresh or prepared object ---------------------------
-
-
-def _attached_elsewhere(w: World) -> Req:
-    vif = w.net_port()
-    w.attach(w.node(ports=1), vif)
-    return Req("POST", f"/v1/nodes/{w.node(ports=1)}/vifs", {"id": vif})
-
-
-def _with_vif(w: World) -> Req:
-    node, vif = w.node(ports=1), w.net_port()
-    w.attach(node, vif)
-    return Req("DELETE", f"/v1/nodes/{node}/vifs/{vif}")
-
-
-def _on_active_port(w: World, op: dict[str, Any]) -> Req:
-    node = w.node()
-    port = w.port(node)
-    op = {**op, "value": w.portgroup(node)} if op["value"] == "{pg}" else op
-    w.set_state(node, "active")
-    return Req("PATCH", f"/v1/ports/{port}", [op])
-
-
-def _on_active_node(w: World, name: str, value: str, maintenance: bool) -> Req:
-    node = w.node()
-    if name == "driver":  # a real change: from another hardware type
-        r = w.admin.patch(
-            f"/v1/nodes/{node}", json=[{"op": "replace", "path": "/driver", "value": "redfish"}]
-        )
-        assert r.status_code == 200, r.text
-    w.set_state(node, "active")
-    if maintenance:
-        assert w.admin.put(f"/v1/nodes/{node}/maintenance").status_code == 202
-    return Req(
-        "PATCH", f"/v1/nodes/{node}", [{"op": "replace", "path": f"/{name}", "value": value}]
-    )
-
-
-def _in_state(w: World, state: str, name: str, value: str) -> Req:
-    node = w.node()
-    w.set_state(node, state)
-    return Req(
-        "PATCH", f"/v1/nodes/{node}", [{"op": "replace", "path": f"/{name}", "value": value}]
-    )
-
-
-def _smartnic_group(w: World, ops: list[dict[str, Any]]) -> Req:
-    node = w.node()
-    group = w.portgroup(node)
-    w.port(node, is_smartnic=True, local_link_connection=SMART_LLC, portgroup_uuid=group)
-    return Req("PATCH", f"/v1/portgroups/{group}", ops)
-
-
-def _fresh_agent(w: World) -> Req:
-    host = f"nic-gone-{uuid.uuid4().hex[:8]}"
-    assert w.heartbeat(USERS["admin"], host).status_code == 200
-    return Req("DELETE", N + f"/agents/{w.agent_id(host)}")
-
-
 # --- the tests ---------------------------------------------------------------------------------
 
 
@@ -1100,3 +1119,23 @@ def _hidden_ids(req: Req, absent: Req) -> list[str]:
     words = set(json.dumps([req.path, req.body]).replace("/", '"').split('"'))
     other = set(json.dumps([absent.path, absent.body]).replace("/", '"').split('"'))
     return sorted(words ^ other, key=len, reverse=True)
+
+
+def test_refused_references_write_nothing(world: World) -> None:
+    """The issue's reproductions: B's security group on A's port, B's port as A's VIF —
+    refused, and nothing of them is stored."""
+    alice = USERS["owner"]
+    ports_before = {p["id"] for p in world.net.get("/ports").json()["ports"]}
+    with httpx.Client(base_url=world.server.url, headers=H153, auth=alice, timeout=30) as c:
+        body = {"port": {"network_id": world.ids["net_a"], "security_groups": [world.ids["sg_b"]]}}
+        assert c.post(N + "/ports", json=body).status_code == 404
+        update = {"port": {"security_groups": [world.ids["sg_b"]]}}
+        assert c.put(N + f"/ports/{world.ids['nport_a']}", json=update).status_code == 404
+        node = world.node(ports=1)
+        r = c.post(f"/v1/nodes/{node}/vifs", json={"id": world.ids["nport_b"]})
+        assert r.status_code == 404
+        assert c.get(f"/v1/nodes/{node}/vifs").json() == {"vifs": []}
+    assert {p["id"] for p in world.net.get("/ports").json()["ports"]} == ports_before
+    shown = world.net.get(f"/ports/{world.ids['nport_a']}").json()["port"]
+    assert world.ids["sg_b"] not in shown["security_groups"]
+    assert world.net.get(f"/ports/{world.ids['nport_b']}").json()["port"]["device_id"] == ""
