@@ -105,11 +105,8 @@ def check_field_states(
             continue
         if node.maintenance and who.roles & f.maintenance_lifts:
             continue
-        lifted = (
-            " or in maintenance"
-            if f.maintenance_lifts == ANYONE
-            else (" (or, for an admin, in maintenance)")
-        )
+        anyone = f.maintenance_lifts == ANYONE
+        lifted = " or in maintenance" if anyone else " (or, for an admin, in maintenance)"
         raise InvalidStateForChange(
             f"'/{key}' of {what} on node {node.uuid} can only change while the node is in "
             f"{', '.join(sorted(f.change_states))}{lifted}; it is in provision state "
@@ -123,9 +120,9 @@ def check_field_states(
 def writable_node(session: Session, who: Principal, ident: Any) -> Node:
     """The node a port or port group names in ``node_uuid``, locked, writable by ``who``
     (a node it may not change is reported as not found, or Forbidden to an observer)."""
+    require_writer(who)
     node_uuid = ids.parse_uuid(ident, "node_uuid")
     node = session.scalars(select(Node).where(Node.uuid == node_uuid).with_for_update()).first()
-    require_writer(who)
     if node is None:
         raise NodeNotFound(node_uuid)
     check_node(who, node.owner, node_uuid, write=True)
@@ -163,8 +160,8 @@ def usable_vif(session: Session, node: Node, vif: str, port: dict[str, Any] | No
             .join(model.node)
             .where(model.internal_info[VIF_KEY].as_string() == vif, Node.id != node.id)
         ).first()
-        if holder is not None:
-            raise Conflict(f"Network port {vif} is already attached to node {holder}.")
+        if holder is not None:  # which node is not said: it may be one the caller cannot see
+            raise Conflict(f"Network port {vif} is already attached to another node.")
 
 
 def require_smartnic_wiring_writer(who: Principal, what: str) -> None:
