@@ -97,6 +97,14 @@ def check_sharing(who: Principal, body: dict[str, Any]) -> None:
         raise Forbidden("Sharing a network with every project is reserved to admins.")
 
 
+def check_network_name(who: Principal, body: dict[str, Any], reserved: set[str]) -> None:
+    """The bare-metal side finds its phase networks (provisioning, cleaning, rescuing)
+    by name: a tenant's network of that name could take another tenant's hosts."""
+    name = body.get("name")
+    if isinstance(name, str) and name in reserved and not who.is_admin:
+        raise Forbidden(f"The network name {name!r} is reserved to the bare-metal service.")
+
+
 def networks_filter(who: Principal) -> Any:
     """The WHERE clause of a network listing, or None for every network."""
     require_reader(who)

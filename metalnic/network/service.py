@@ -75,6 +75,12 @@ class NetworkService:
         self.ranges = segments.parse_ranges(settings.network_vlan_ranges)
         self.notifier = feed.Notifier()
         self.secgroups = SecurityGroups(db, self._after_change)
+        # Names the bare-metal side resolves its phase networks by (see access).
+        self.phase_networks = {
+            settings.provisioning_network,
+            settings.cleaning_network,
+            settings.rescuing_network,
+        }
 
     def _after_change(self, hosts: set[str]) -> None:
         if hosts:
@@ -99,6 +105,7 @@ class NetworkService:
         }
         _unknown(body, allowed, "network")
         access.check_sharing(who, body)
+        access.check_network_name(who, body, self.phase_networks)
         provider = {k for k in body if k.startswith("provider:")}
         if provider and not who.is_admin:
             raise Forbidden(
@@ -165,6 +172,7 @@ class NetworkService:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
             access.check_sharing(who, body)
+            access.check_network_name(who, body, self.phase_networks)
             for key in ("name", "description"):
                 if key in body:
                     setattr(net, key, _str(body[key], key))

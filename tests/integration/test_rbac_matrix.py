@@ -791,6 +791,18 @@ ROWS: list[Row] = [
         E(201, 403, 403, 403),
     ),
     Row(
+        ("POST", N + "/networks"),
+        "create a network named like a phase network (admin only)",
+        fixed("POST", N + "/networks", {"network": {"name": "provisioning"}}),
+        E(201, 403, 403, 403),
+    ),
+    Row(
+        ("PUT", N + "/networks/{net_id}"),
+        "rename a network like a phase network (admin only)",
+        lambda w: Req("PUT", N + f"/networks/{w.network()}", {"network": {"name": "provisioning"}}),
+        E(200, 403, 404, 403),
+    ),
+    Row(
         ("PUT", N + "/networks/{net_id}"),
         "share a network (admin only)",
         lambda w: Req("PUT", N + f"/networks/{w.network()}", {"network": {"shared": True}}),
