@@ -315,6 +315,23 @@ def _smartnic_group(w: World, ops: list[dict[str, Any]]) -> Req:
     return Req("PATCH", f"/v1/portgroups/{group}", ops)
 
 
+GRANT = {"agent_grant": {"nic_hosts": ["nic-rbac-3"]}}
+
+
+def _alive(w: World, req: Req) -> Req:
+    """``req`` after a heartbeat of the agent granted NIC_HOST (its claim is live)."""
+    r = w.heartbeat(("rbac-agent", AGENT_PASSWORDS["rbac-agent"]), NIC_HOST)
+    assert r.status_code == 200, r.text
+    return req
+
+
+def _granted(w: World, req: Req) -> Req:
+    """``req`` after an admin granted rbac-agent2 a NIC host through the API."""
+    r = w.net.put("/metalnic/agent-grants/rbac-agent2", json=GRANT)
+    assert r.status_code == 200, r.text
+    return req
+
+
 def _fresh_agent(w: World) -> Req:
     host = f"nic-gone-{uuid.uuid4().hex[:8]}"
     assert w.heartbeat(USERS["admin"], host).status_code == 200
@@ -1046,14 +1063,39 @@ ROWS: list[Row] = [
     Row(
         ("GET", N + "/metalnic/hosts/{nic_host}/desired"),
         "desired state of the granted NIC host",
-        fixed("GET", N + f"/metalnic/hosts/{NIC_HOST}/desired"),
+        lambda w: _alive(w, Req("GET", N + f"/metalnic/hosts/{NIC_HOST}/desired")),
         E(200, 403, 403, 403, agent=200, agent_other=403),
     ),
     Row(
         ("POST", N + "/metalnic/hosts/{nic_host}/report"),
         "report for the granted NIC host",
-        fixed("POST", N + f"/metalnic/hosts/{NIC_HOST}/report", {"ports": {}}),
+        lambda w: _alive(w, Req("POST", N + f"/metalnic/hosts/{NIC_HOST}/report", {"ports": {}})),
         E(204, 403, 403, 403, agent=204, agent_other=403),
+    ),
+    # --- agent grants (admin only) ---
+    Row(
+        ("GET", N + "/metalnic/agent-grants"),
+        "list grants",
+        fixed("GET", N + "/metalnic/agent-grants"),
+        ADMIN_ONLY,
+    ),
+    Row(
+        ("PUT", N + "/metalnic/agent-grants/{user}"),
+        "grant NIC hosts",
+        fixed("PUT", N + "/metalnic/agent-grants/rbac-agent2", GRANT),
+        ADMIN_ONLY,
+    ),
+    Row(
+        ("GET", N + "/metalnic/agent-grants/{user}"),
+        "show a grant",
+        lambda w: _granted(w, Req("GET", N + "/metalnic/agent-grants/rbac-agent2")),
+        ADMIN_ONLY,
+    ),
+    Row(
+        ("DELETE", N + "/metalnic/agent-grants/{user}"),
+        "revoke a grant",
+        lambda w: _granted(w, Req("DELETE", N + "/metalnic/agent-grants/rbac-agent2")),
+        E(204, 403, 403, 403),
     ),
 ]
 
