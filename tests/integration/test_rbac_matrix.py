@@ -968,6 +968,15 @@ ROWS: list[Row] = [
         fixed("GET", N + f"/security-groups/{random_id()}"),
     ),
     Row(
+        ("PUT", N + "/security-groups/{gid}"),
+        "update security group",
+        fixed("PUT", N + "/security-groups/{sg_a}", {"security_group": {"description": "d"}}),
+        WRITE_A,
+        fixed(
+            "PUT", N + f"/security-groups/{random_id()}", {"security_group": {"description": "d"}}
+        ),
+    ),
+    Row(
         ("DELETE", N + "/security-groups/{gid}"),
         "delete security group",
         lambda w: Req("DELETE", N + f"/security-groups/{w.secgroup()}"),
