@@ -13,21 +13,47 @@ from typing import Any
 
 from metalnic.baremetal import coerce
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS
+from metalnic.baremetal.states import INTERFACE_CHANGE_STATES, WIRING_CHANGE_STATES
 
 Version = tuple[int, int]
 Coercer = Callable[[str, Any], Any]
 
 
+ANYONE = frozenset({"admin", "member"})
+ADMINS = frozenset({"admin"})
+
+
 @dataclass(frozen=True)
 class Field:
+    """One API field.  ``writers``: the roles that may set it (on create, to a value
+    other than its default, and by PATCH).  ``change_states``: the provision states
+    in which a PATCH may change it (None: any); ``maintenance_lifts``: the roles for
+    whom a node in maintenance may change it in any state.  ``baremetal.policy``
+    enforces these; see docs/api.md "Who may change what"."""
+
     name: str
     since: Version = (1, 1)
     coerce: Coercer | None = None  # None: read-only
     on_create: bool = True  # accepted in POST when writable
+    writers: frozenset[str] = ANYONE
+    change_states: frozenset[str] | None = None
+    maintenance_lifts: frozenset[str] = ANYONE
 
     @property
     def writable(self) -> bool:
         return self.coerce is not None
+
+
+def _wiring(name: str, since: Version, coercer: Coercer, writers: frozenset[str] = ANYONE) -> Field:
+    """A connectivity field: it changes only while nothing can be plugged."""
+    return Field(name, since, coercer, writers=writers, change_states=WIRING_CHANGE_STATES)
+
+
+def _interface(name: str, since: Version, coercer: Coercer) -> Field:
+    """The driver or an interface: fixed while an instance is (or was) on the node."""
+    return Field(
+        name, since, coercer, change_states=INTERFACE_CHANGE_STATES, maintenance_lifts=ADMINS
+    )
 
 
 def _table(*fields: Field) -> dict[str, Field]:
@@ -37,7 +63,7 @@ def _table(*fields: Field) -> dict[str, Field]:
 NODE_FIELDS = _table(
     Field("uuid", coerce=lambda _f, v: v, on_create=True),
     Field("name", (1, 5), coerce.as_optional_str),
-    Field("driver", coerce=coerce.as_str),
+    _interface("driver", (1, 1), coerce.as_str),
     Field("driver_info", coerce=coerce.as_dict),
     Field("driver_internal_info"),
     Field("properties", coerce=coerce.as_dict),
@@ -60,17 +86,24 @@ NODE_FIELDS = _table(
     Field("clean_step", (1, 7)),
     Field("raid_config", (1, 12)),
     Field("target_raid_config", (1, 12)),
-    Field("network_interface", (1, 20), coerce.as_optional_str),
+    # Also a connectivity field: ports are plugged by it.
+    Field(
+        "network_interface",
+        (1, 20),
+        coerce.as_optional_str,
+        change_states=WIRING_CHANGE_STATES & INTERFACE_CHANGE_STATES,
+        maintenance_lifts=ADMINS,
+    ),
     Field("resource_class", (1, 21), coerce.as_optional_str),
     *(
-        Field(f"{kind}_interface", (1, 31), coerce.as_optional_str)
+        _interface(f"{kind}_interface", (1, 31), coerce.as_optional_str)
         for kind in INTERFACE_KINDS
         if kind not in ("network", "storage", "rescue", "bios")
     ),
-    Field("storage_interface", (1, 33), coerce.as_optional_str),
+    _interface("storage_interface", (1, 33), coerce.as_optional_str),
     Field("traits", (1, 37)),
-    Field("rescue_interface", (1, 38), coerce.as_optional_str),
-    Field("bios_interface", (1, 40), coerce.as_optional_str),
+    _interface("rescue_interface", (1, 38), coerce.as_optional_str),
+    _interface("bios_interface", (1, 40), coerce.as_optional_str),
     Field("fault", (1, 42)),
     Field("deploy_step", (1, 44)),
     Field("conductor_group", (1, 46), coerce.as_str),
@@ -106,11 +139,12 @@ PORT_FIELDS = _table(
     Field("node_uuid", coerce=coerce.as_str),
     Field("extra", coerce=coerce.as_dict),
     Field("internal_info", (1, 18)),
-    Field("local_link_connection", (1, 19), coerce.as_dict),
-    Field("pxe_enabled", (1, 19), coerce.as_bool),
-    Field("portgroup_uuid", (1, 24), coerce.as_optional_str),
-    Field("physical_network", (1, 34), coerce.as_optional_str),
-    Field("is_smartnic", (1, 53), coerce.as_bool),
+    # The spec: "readable by observer, writable by admin".
+    _wiring("local_link_connection", (1, 19), coerce.as_dict, ADMINS),
+    _wiring("pxe_enabled", (1, 19), coerce.as_bool),
+    _wiring("portgroup_uuid", (1, 24), coerce.as_optional_str),
+    _wiring("physical_network", (1, 34), coerce.as_optional_str),
+    _wiring("is_smartnic", (1, 53), coerce.as_bool, ADMINS),
     Field("created_at"),
     Field("updated_at"),
     Field("links"),

@@ -76,14 +76,6 @@ def find(session: Session, ident: str, for_update: bool = False) -> Node:
     return node
 
 
-def writable_by_uuid(session: Session, who: Principal, ident: Any) -> Node:
-    """The node a port or port group names in ``node_uuid``, locked, checked for writing."""
-    node_uuid = ids.parse_uuid(ident, "node_uuid")
-    node = find(session, node_uuid, for_update=True)
-    policy.check_node(who, node.owner, node_uuid, write=True)
-    return node
-
-
 def get(session: Session, who: Principal, ident: str) -> Node:
     node = find(session, ident)
     policy.check_node(who, node.owner, ident)
@@ -110,7 +102,7 @@ def list_nodes(
     if filters.associated is not None:
         cond = Node.instance_uuid.is_not(None)
         stmt = stmt.where(cond if filters.associated else ~cond)
-    marker = find(session, page.marker) if page.marker else None
+    marker = get(session, who, page.marker) if page.marker else None
     return session.execute(paginate(stmt, Node, page, marker)).all()
 
 
@@ -236,8 +228,8 @@ def patch(
     policy.check_node(who, node.owner, ident, write=True)
     before = editable_document(node, version)
     changes = changed_values(before, jsonpatch.apply(before, ops))
-    if "network_interface" in changes:
-        require_wiring_state(node, "network_interface")
+    policy.check_field_writers(who, NODE_FIELDS, changes)
+    policy.check_field_states(who, NODE_FIELDS, changes, node, "the node")
     if "protected" in changes and not changes["protected"]:
         changes.setdefault("protected_reason", None)
     if changes:

@@ -12,7 +12,8 @@ or the bond mode changes:
 * a smart NIC group's mode must be one Open vSwitch can bond with.
 
 Changing a smart NIC group (members, address, mode) follows the port rules:
-only while the node is in enroll, inspecting, manageable or maintenance.
+only while the node is in enroll, inspecting, manageable or maintenance, and
+only by admins (smart NIC wiring is admin-only, ``policy``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def list_portgroups(
         stmt = stmt.where(PortGroup.node_id == node.id)
     if filters.address is not None:
         stmt = stmt.where(PortGroup.address == ids.normalize_mac(filters.address))
-    marker = find(session, page.marker) if page.marker else None
+    marker = get(session, who, page.marker) if page.marker else None
     return session.execute(paginate(stmt, PortGroup, page, marker)).all()
 
 
@@ -170,7 +171,7 @@ def create(
     if "node_uuid" not in payload:
         raise InvalidInput("Mandatory field missing: node_uuid.")
     values = {k: PORTGROUP_FIELDS[k].coerce(k, v) for k, v in payload.items()}  # type: ignore[misc]
-    node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
+    node = policy.writable_node(session, who, values.pop("node_uuid"))
     uuid = ids.parse_uuid(values.pop("uuid"), "uuid") if "uuid" in values else ids.new_uuid()
     if session.scalar(select(PortGroup.id).where(PortGroup.uuid == uuid)) is not None:
         raise Conflict(f"A port group with UUID {uuid} already exists.")
@@ -202,7 +203,7 @@ def patch(session: Session, who: Principal, ident: str, ops: Any, version: Versi
         return group
     values = {k: PORTGROUP_FIELDS[k].coerce(k, v) for k, v in changes.items()}  # type: ignore[misc]
     if "node_uuid" in values:
-        new_node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
+        new_node = policy.writable_node(session, who, values.pop("node_uuid"))
         if group.ports:
             raise Conflict(
                 f"Port group {group.uuid} still has ports; move or delete them before "
@@ -217,6 +218,7 @@ def patch(session: Session, who: Principal, ident: str, ops: Any, version: Versi
         values["mode"] = values["mode"] or DEFAULT_MODE
     if is_smartnic(group):
         if any(k in values for k in _BOND_FIELDS):
+            policy.require_smartnic_wiring_writer(who, f"the bond of port group {group.uuid}")
             nodes.require_wiring_state(group.node, f"The bond of smart NIC port group {group.uuid}")
         _check_smartnic_mode(group, values.get("mode", group.mode))
     for key, value in values.items():

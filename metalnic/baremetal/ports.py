@@ -1,10 +1,13 @@
 """Bare-metal ports: a node's NICs, including the smart NIC ones.
 
-Smart NIC wiring (``is_smartnic``, ``local_link_connection``, and which node
-and port group a smart NIC port belongs to) changes only while nothing can be
-plugged: the node in enroll, inspecting or manageable, or in maintenance.  The
-connection and the port group's bond rules are checked on create and on every
-PATCH.
+A port's connectivity (``is_smartnic``, ``local_link_connection``,
+``pxe_enabled``, ``physical_network``, ``portgroup_uuid``, and which node a
+smart NIC port belongs to) changes only while nothing can be plugged: the node
+in enroll, inspecting or manageable, or in maintenance; ``is_smartnic``,
+``local_link_connection`` and a smart NIC port's node and group are set by
+admins only.  Those rules are data in ``fields.py``, enforced by ``policy``.
+The connection and the port group's bond rules are checked on create and on
+every PATCH.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import Conflict, InvalidInput, MACAlreadyExists, NodeNotFound, PortNotFound
 
 PORT_SORT_KEYS = ("id", "uuid", "address", "created_at")
-# Fields that describe how a port is wired to the network.
-_WIRING_FIELDS = ("is_smartnic", "local_link_connection")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def list_ports(
         stmt = stmt.where(Port.portgroup_id == group.id)
     if filters.address is not None:
         stmt = stmt.where(Port.address == ids.normalize_mac(filters.address))
-    marker = find(session, page.marker) if page.marker else None
+    marker = get(session, who, page.marker) if page.marker else None
     return session.execute(paginate(stmt, Port, page, marker)).all()
 
 
@@ -112,7 +113,8 @@ def create(session: Session, who: Principal, payload: dict[str, Any], version: V
         if required not in payload:
             raise InvalidInput(f"Mandatory field missing: {required}.")
     values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in payload.items()}  # type: ignore[misc]
-    node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
+    node = policy.writable_node(session, who, values.pop("node_uuid"))
+    policy.check_field_writers(who, PORT_FIELDS, policy.explicitly_set(values))
     uuid = ids.parse_uuid(values.pop("uuid"), "uuid") if "uuid" in values else ids.new_uuid()
     if session.scalar(select(Port.id).where(Port.uuid == uuid)) is not None:
         raise Conflict(f"A port with UUID {uuid} already exists.")
@@ -135,11 +137,7 @@ def create(session: Session, who: Principal, payload: dict[str, Any], version: V
 
 
 def _group(session: Session, who: Principal, ident: str | None) -> PortGroup | None:
-    if ident is None:
-        return None
-    group = portgroups.find(session, ids.parse_uuid(ident, "portgroup_uuid"), for_update=True)
-    policy.check_node(who, group.node.owner, group.node.uuid, write=True)
-    return group
+    return None if ident is None else policy.usable_portgroup(session, who, ident)
 
 
 def editable_document(port: Port, version: Version) -> dict[str, Any]:
@@ -160,21 +158,18 @@ def patch(session: Session, who: Principal, uuid: str, ops: Any, version: Versio
     if not changes:
         return port
     values = {k: PORT_FIELDS[k].coerce(k, v) for k, v in changes.items()}  # type: ignore[misc]
-    was_smartnic = port.is_smartnic
-    rewired = any(k in values for k in _WIRING_FIELDS) or (
-        "portgroup_uuid" in values and (was_smartnic or values.get("is_smartnic", False))
-    )
+    policy.check_field_writers(who, PORT_FIELDS, values)
+    smart = port.is_smartnic or values.get("is_smartnic", False)
+    if smart and values.keys() & {"node_uuid", "portgroup_uuid"}:
+        policy.require_smartnic_wiring_writer(who, f"the node or port group of port {port.uuid}")
+    policy.check_field_states(who, PORT_FIELDS, values, port.node, f"port {port.uuid}")
     if "node_uuid" in values:
-        new_node = nodes.writable_by_uuid(session, who, values.pop("node_uuid"))
-        if was_smartnic or values.get("is_smartnic", was_smartnic):
+        new_node = policy.writable_node(session, who, values.pop("node_uuid"))
+        if smart:
             nodes.require_wiring_state(port.node, f"The node of smart NIC port {port.uuid}")
             nodes.require_wiring_state(new_node, f"The node of smart NIC port {port.uuid}")
         port.node = new_node
-    if rewired:
-        nodes.require_wiring_state(
-            port.node,
-            f"The wiring (is_smartnic, local_link_connection, portgroup) of port {port.uuid}",
-        )
+        policy.check_field_states(who, PORT_FIELDS, values, new_node, f"port {port.uuid}")
     if "address" in values:
         values["address"] = ids.normalize_mac(values["address"])
         _check_mac_free(session, values["address"], port.id)

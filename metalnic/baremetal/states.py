@@ -49,5 +49,15 @@ BOOT_DEVICES = (BOOT_PXE, BOOT_DISK, BOOT_BIOS, BOOT_CDROM, BOOT_SAFE)
 # connections, its network interface) may change: nothing is plugged then.
 WIRING_CHANGE_STATES = frozenset({ENROLL, INSPECTING, MANAGEABLE})
 
+# States in which a node's driver and interfaces may change: no instance is on
+# it (or left on its disk) and no flow holds it.  Not available's neighbours
+# ``deploy failed``, ``clean failed``, ``error``, ``adopt failed``, the rescue
+# states and ``active``: there the disk may hold an instance, and the undeploy or
+# cleaning that follows runs with the interfaces of the moment (a deploy
+# interface that skips the wipe would leave the instance's data behind).
+# Maintenance lifts this for admins only (an operator repairing a broken BMC
+# driver); a member can put its own node in maintenance, so it cannot lift it.
+INTERFACE_CHANGE_STATES = frozenset({ENROLL, MANAGEABLE, AVAILABLE, INSPECTFAIL})
+
 # Ironic lets a node be deleted only in these states unless it is in maintenance.
 DELETE_STATES = frozenset({ENROLL, MANAGEABLE, AVAILABLE, ADOPTFAIL, INSPECTFAIL})

@@ -7,6 +7,10 @@ tenant phase binds it to the NIC when the node is deployed and unbinds it on
 undeploy.  On a deployed (``active``) node the conductor plugs or unplugs the
 one VIF at once, under the node lock (``Conductor.attach_vif``); while a flow
 is moving the node between networks VIFs cannot change.
+
+A VIF must be a network port of the node owner's project (``policy.usable_vif``:
+any other is reported as not found, to admins too) that no other node or
+device uses (409).
 """
 
 from __future__ import annotations
@@ -78,8 +82,7 @@ def attach(
     node = nodes.find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
     _require_settled(node.provision_state, node.uuid)
-    if client is None or client.get_port(vif) is None:
-        raise InvalidInput(f"Network port {vif} does not exist.")
+    policy.usable_vif(session, node, vif, client.get_port(vif) if client else None)
     links = _links(session, node.id)
     if any(link.internal_info.get(KEY) == vif for link in links):
         raise Conflict(f"VIF {vif} is already attached to node {node.uuid}.")

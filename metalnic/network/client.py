@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from metalnic.auth import Principal
 from metalnic.db.session import retry_stale
-from metalnic.errors import MetalnicError, NetworkNotFound
-from metalnic.network import feed
+from metalnic.errors import Conflict, MetalnicError, NetworkNotFound
+from metalnic.network import access, feed
 from metalnic.network.api import views
 from metalnic.network.models import Network, NetworkPort, Verification
 from metalnic.network.service import NetworkService
@@ -31,13 +31,17 @@ class EmbeddedNetworkClient:
 
     def network_id(self, name_or_id: str) -> str:
         with self.service.db.transaction() as s:
-            net = (
-                s.get(Network, name_or_id)
-                or s.scalars(select(Network).where(Network.name == name_or_id)).first()
-            )
-            if net is None:
+            net = s.get(Network, name_or_id)
+            if net is not None:
+                return net.id
+            named = list(s.scalars(select(Network.id).where(Network.name == name_or_id)))
+            if not named:
                 raise NetworkNotFound(name_or_id)
-            return net.id
+            if len(named) > 1:  # never guess which one carries the hosts
+                raise Conflict(
+                    f"{len(named)} networks are named {name_or_id}: configure the network's id."
+                )
+            return named[0]
 
     def agent_alive(self, nic_host: str) -> bool:
         with self.service.db.transaction() as s:
@@ -54,7 +58,13 @@ class EmbeddedNetworkClient:
     def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
         with self.service.db.transaction() as s:
             ports = self.service.list_ports(CONDUCTOR, s, {"device_id": device_id})
-            return [views.port(p) for p in ports if p.name.startswith(name_prefix)]
+            # Only ports the control plane made (a tenant cannot mark a port so).
+            return [
+                views.port(p)
+                for p in ports
+                if p.name.startswith(name_prefix)
+                and p.device_owner.startswith(access.RESERVED_DEVICE_OWNER_PREFIX)
+            ]
 
     def create_port(
         self,

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
-from metalnic.errors import Conflict, Forbidden, InvalidInput, SecurityGroupNotFound
-from metalnic.network import feed
+from metalnic.errors import Conflict, Forbidden, InvalidInput
+from metalnic.network import access, feed
 from metalnic.network.models import NetworkPort, SecurityGroup, SecurityGroupRule
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
@@ -45,28 +45,18 @@ class SecurityGroups:
             return [self.default(s, project)]
         if not isinstance(wanted, list):
             raise InvalidInput("security_groups must be a list of ids.")
-        groups = []
-        for gid in wanted:
-            group = s.get(SecurityGroup, gid) if isinstance(gid, str) else None
-            if group is None:
-                raise SecurityGroupNotFound(str(gid))
-            groups.append(group)
-        return groups
+        return access.usable_security_groups(s, project, wanted)
 
     def get(self, who: Principal, s: Session, gid: str) -> SecurityGroup:
-        group = s.get(SecurityGroup, gid)
-        if group is None or (
-            not who.roles & {"admin", "observer", "agent"} and group.project_id != who.project
-        ):
-            raise SecurityGroupNotFound(gid)
-        return group
+        return access.visible_security_group(s, who, gid)
 
     def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[SecurityGroup]:
-        if who.project and not who.is_admin:
+        where = access.groups_filter(who)
+        if who.project and who.roles & access.WRITERS and not who.is_admin:
             self.default(s, who.project)
         stmt = select(SecurityGroup).order_by(SecurityGroup.created_at, SecurityGroup.id)
-        if not who.roles & {"admin", "observer", "agent"}:
-            stmt = stmt.where(SecurityGroup.project_id == who.project)
+        if where is not None:
+            stmt = stmt.where(where)
         for key, column in (
             ("name", SecurityGroup.name),
             ("id", SecurityGroup.id),
@@ -108,8 +98,7 @@ class SecurityGroups:
             if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
                 raise InvalidInput(f"Invalid input for {key}: a string of up to 255 characters.")
         with self.db.transaction() as s:
-            group = self.get(who, s, gid)
-            _check_owner(who, group)
+            group = access.writable_security_group(s, who, gid)
             group.require_revision(revision)
             if "name" in body and body["name"] != group.name:
                 if "default" in (body["name"], group.name):
@@ -125,7 +114,7 @@ class SecurityGroups:
     def delete(self, who: Principal, gid: str, revision: int | None = None) -> None:
         _writer(who)
         with self.db.transaction() as s:
-            group = self.get(who, s, gid)
+            group = access.writable_security_group(s, who, gid)
             group.require_revision(revision)
             if group.name == "default" and not who.is_admin:
                 raise Conflict("The default security group cannot be deleted.")
@@ -188,9 +177,10 @@ class SecurityGroups:
         if prefix is not None and body.get("remote_group_id"):
             raise InvalidInput("Only one of remote_ip_prefix and remote_group_id may be given.")
         with self.db.transaction() as s:
-            group = self.get(who, s, str(body.get("security_group_id", "")))
-            if body.get("remote_group_id"):
-                self.get(who, s, str(body["remote_group_id"]))
+            group = access.writable_security_group(s, who, body.get("security_group_id"))
+            remote = body.get("remote_group_id")
+            if remote:
+                remote = access.usable_remote_group(s, group, remote)
             rule = SecurityGroupRule(
                 id=ids.new_uuid(),
                 security_group_id=group.id,
@@ -201,7 +191,7 @@ class SecurityGroups:
                 port_range_min=pmin,
                 port_range_max=pmax,
                 remote_ip_prefix=prefix,
-                remote_group_id=body.get("remote_group_id"),
+                remote_group_id=remote or None,
                 description=str(body.get("description", "")),
             )
             s.add(rule)
@@ -213,10 +203,7 @@ class SecurityGroups:
     def delete_rule(self, who: Principal, rule_id: str) -> None:
         _writer(who)
         with self.db.transaction() as s:
-            rule = s.get(SecurityGroupRule, rule_id)
-            if rule is None:
-                raise SecurityGroupNotFound(f"rule {rule_id}")
-            self.get(who, s, rule.security_group_id)
+            rule = access.writable_rule(s, who, rule_id)
             gid = rule.security_group_id
             s.delete(rule)
             s.flush()
@@ -307,12 +294,4 @@ def _new_group(
     return group
 
 
-def _check_owner(who: Principal, group: SecurityGroup) -> None:
-    """Observers and agents see every group; only its project (or an admin) changes it."""
-    if not who.is_admin and group.project_id != who.project:
-        raise SecurityGroupNotFound(group.id)
-
-
-def _writer(who: Principal) -> None:
-    if not who.roles & {"admin", "member"}:
-        raise Forbidden(f"User {who.name} may only read security groups.")
+_writer = access.require_writer

@@ -27,11 +27,11 @@ from metalnic.errors import (
     InvalidInput,
     NetworkInUse,
     NetworkMacInUse,
-    NetworkNotFound,
     NetworkPortNotFound,
     StaleRevision,
 )
-from metalnic.network import agents, feed, segments
+from metalnic.network import access, agents, feed, segments
+from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.models import (
     Agent,
@@ -49,26 +49,6 @@ log = logging.getLogger(__name__)
 VNIC_TYPES = ("normal", "baremetal", "smart-nic")
 PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
 OVS_AGENT = "Open vSwitch agent"
-
-
-def require_reader(who: Principal) -> None:
-    if not who.roles & {"admin", "member", "observer", "agent"}:
-        raise Forbidden(f"User {who.name} has no role that allows reading the network API.")
-
-
-def require_writer(who: Principal) -> None:
-    require_reader(who)
-    if not who.roles & {"admin", "member"}:
-        raise Forbidden(f"User {who.name} may only read networks and ports.")
-
-
-def sees_all(who: Principal) -> bool:
-    return bool(who.roles & {"admin", "observer", "agent"})
-
-
-def _check_project(who: Principal, project_id: str, what: Exception) -> None:
-    if not sees_all(who) and project_id != who.project:
-        raise what
 
 
 def _profile(value: Any) -> dict[str, Any]:
@@ -95,6 +75,12 @@ class NetworkService:
         self.ranges = segments.parse_ranges(settings.network_vlan_ranges)
         self.notifier = feed.Notifier()
         self.secgroups = SecurityGroups(db, self._after_change)
+        # Names the bare-metal side resolves its phase networks by (see access).
+        self.phase_networks = {
+            settings.provisioning_network,
+            settings.cleaning_network,
+            settings.rescuing_network,
+        }
 
     def _after_change(self, hosts: set[str]) -> None:
         if hosts:
@@ -118,6 +104,8 @@ class NetworkService:
             "port_security_enabled",
         }
         _unknown(body, allowed, "network")
+        access.check_sharing(who, body)
+        access.check_network_name(who, body, self.phase_networks)
         provider = {k for k in body if k.startswith("provider:")}
         if provider and not who.is_admin:
             raise Forbidden(
@@ -154,17 +142,13 @@ class NetworkService:
             return net
 
     def get_network(self, who: Principal, net_id: str, s: Session) -> Network:
-        require_reader(who)
-        net = s.get(Network, net_id)
-        if net is None or (not sees_all(who) and not net.shared and net.project_id != who.project):
-            raise NetworkNotFound(net_id)
-        return net
+        return access.visible_network(s, who, net_id)
 
     def list_networks(self, who: Principal, s: Session, filters: dict[str, str]) -> list[Network]:
-        require_reader(who)
         stmt = select(Network).order_by(Network.created_at, Network.id)
-        if not sees_all(who):
-            stmt = stmt.where((Network.project_id == who.project) | Network.shared.is_(True))
+        where = access.networks_filter(who)
+        if where is not None:
+            stmt = stmt.where(where)
         for key, column in (
             ("name", Network.name),
             ("id", Network.id),
@@ -185,9 +169,10 @@ class NetworkService:
             "network",
         )
         with self.db.transaction() as s:
-            net = self.get_network(who, net_id, s)
-            _check_project(who, net.project_id, NetworkNotFound(net_id))
+            net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
+            access.check_sharing(who, body)
+            access.check_network_name(who, body, self.phase_networks)
             for key in ("name", "description"):
                 if key in body:
                     setattr(net, key, _str(body[key], key))
@@ -201,8 +186,7 @@ class NetworkService:
     def delete_network(self, who: Principal, net_id: str, revision: int | None = None) -> None:
         require_writer(who)
         with self.db.transaction() as s:
-            net = self.get_network(who, net_id, s)
-            _check_project(who, net.project_id, NetworkNotFound(net_id))
+            net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
             used = s.scalar(select(NetworkPort.id).where(NetworkPort.network_id == net_id))
             if used is not None:
@@ -234,6 +218,7 @@ class NetworkService:
             "fixed_ips",
         }
         _unknown(body, allowed, "port")
+        access.check_device_owner(who, body, None)
         if ("binding:profile" in body or "binding:host_id" in body) and not who.is_admin:
             raise Forbidden(
                 "Setting binding:profile or binding:host_id is reserved to admins "
@@ -300,16 +285,13 @@ class NetworkService:
         return port
 
     def get_port(self, who: Principal, port_id: str, s: Session) -> NetworkPort:
-        require_reader(who)
-        port = self._port(s, port_id)
-        _check_project(who, port.project_id, NetworkPortNotFound(port_id))
-        return port
+        return access.visible_port(s, who, port_id)
 
     def list_ports(self, who: Principal, s: Session, filters: dict[str, str]) -> list[NetworkPort]:
-        require_reader(who)
         stmt = select(NetworkPort).order_by(NetworkPort.created_at, NetworkPort.id)
-        if not sees_all(who):
-            stmt = stmt.where(NetworkPort.project_id == who.project)
+        where = access.ports_filter(who)
+        if where is not None:
+            stmt = stmt.where(where)
         for key, column in (
             ("network_id", NetworkPort.network_id),
             ("id", NetworkPort.id),
@@ -350,8 +332,9 @@ class NetworkService:
         ):
             raise Forbidden("Changing the binding or the MAC address is reserved to admins.")
         with self.db.transaction() as s:
-            port = self.get_port(who, port_id, s)
+            port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
+            access.check_device_owner(who, body, port)
             old_host = port.host_id
             watchers: set[str] = set()
             for key, attr in (
@@ -412,7 +395,7 @@ class NetworkService:
         """Delete; returns the feed revision of its NIC host after the deletion (or None)."""
         require_writer(who)
         with self.db.transaction() as s:
-            port = self.get_port(who, port_id, s)
+            port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
             host = port.host_id if port.vif_type != "unbound" else ""
             groups = {g.id for g in port.security_groups}

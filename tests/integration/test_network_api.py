@@ -301,9 +301,18 @@ def test_agents_with_the_cli(net_server: Server) -> None:
                 },
             },
         )
-    listed = os_cli(net_server, "olga", "network", "agent", "list", "-f", "json")
+    listed = os_cli(net_server, "admin", "network", "agent", "list", "-f", "json")
     row = next(a for a in listed if a["Host"] == "nic-cli")
     assert row["Agent Type"] == "Open vSwitch agent" and row["Alive"] in (True, ":-)")
+    # Agents are shown to admins only, as in Neutron.
+    hidden = openstack_cli(
+        net_server.url + "/network",
+        "network",
+        "agent",
+        "list",
+        auth=("olga", PASSWORDS["olga"]),
+    )
+    assert hidden.returncode != 0 and "nic-cli" not in hidden.stdout
     refused = openstack_cli(
         net_server.url + "/network",
         "network",

@@ -128,7 +128,12 @@ def test_member_sees_and_changes_only_its_project(basic_server: Server) -> None:
     with basic_server.client(auth=creds("alice")) as alice:
         mine = make_node(alice)  # owner defaults to alice's project
         assert mine["owner"] == "project-a"
-        my_port = make_port(alice, mine["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
+        # Smart NIC wiring is the admin's (the spec: "readable by observer, writable by admin").
+        with basic_server.client() as admin:
+            my_port = make_port(
+                admin, mine["uuid"], is_smartnic=True, local_link_connection=SMART_LLC
+            )
+        assert alice.get(f"/v1/ports/{my_port['uuid']}").json()["is_smartnic"] is True
         listed = [n["uuid"] for n in alice.get("/v1/nodes").json()["nodes"]]
         assert mine["uuid"] in listed and theirs["uuid"] not in listed
         ports = [p["uuid"] for p in alice.get("/v1/ports").json()["ports"]]

@@ -191,7 +191,7 @@ def test_vif_api(server: Server) -> None:
             c, node, is_smartnic=True, local_link_connection={"hostname": "nic-x", "port_id": "p0"}
         )
         r = c.post(f"/v1/nodes/{node}/vifs", json={"id": "00000000-0000-0000-0000-00000000abcd"})
-        assert r.status_code == 400 and "does not exist" in r.text
+        assert r.status_code == 404 and "could not be found" in r.text
         net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
         vif = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()
         vif_id = vif["port"]["id"]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
 
 from metalnic.auth import NOAUTH_PRINCIPAL, Principal
 from metalnic.baremetal import policy
-from metalnic.errors import Forbidden, NodeNotFound, NotFound
+from metalnic.baremetal import states as st
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.fields import NODE_FIELDS, PORT_FIELDS
+from metalnic.baremetal.models import Node
+from metalnic.errors import Forbidden, InvalidStateForChange, NodeNotFound, NotFound
 
 
 def who(*roles: str, project: str | None = None, name: str = "u") -> Principal:
@@ -167,3 +172,58 @@ def test_member_may_not_give_nodes_away(owner: str | None) -> None:
 def test_observer_may_not_set_another_owner(principal: Principal, owner: str | None) -> None:
     with pytest.raises(Forbidden):
         policy.check_owner_change(principal, owner)
+
+
+# --- the field rules (fields.py data, enforced by check_field_writers/_states) ------------
+
+EVERY_STATE = sorted(
+    {row.state for row in machine.TABLE} | {row.to for row in machine.TABLE} - {machine.TARGET}
+)
+INTERFACES = sorted(k for k in NODE_FIELDS if k.endswith("_interface") or k == "driver")
+# States in which a node holds, or may still hold, an instance on its disk.
+DEPLOYED = {st.ACTIVE, st.DEPLOYFAIL, st.ERROR, st.CLEANFAIL, st.ADOPTFAIL, st.RESCUE,
+            st.RESCUEFAIL, st.UNRESCUEFAIL}  # fmt: skip
+HELD = machine.ACTIVE_FLOW_STATES | machine.WAIT_STATES
+CONNECTIVITY = ["is_smartnic", "local_link_connection", "pxe_enabled", "physical_network",
+                "portgroup_uuid"]  # fmt: skip
+
+
+def node_in(state: str, maintenance: bool) -> Node:
+    return Node(uuid="n-1", provision_state=state, maintenance=maintenance, owner="a")
+
+
+@pytest.mark.parametrize("key", ["is_smartnic", "local_link_connection"])
+def test_smartnic_wiring_is_writable_by_admins_only(key: str) -> None:
+    policy.check_field_writers(ADMIN, PORT_FIELDS, [key])
+    for caller in (MEMBER_A, OBSERVER):
+        with pytest.raises(Forbidden, match=key):
+            policy.check_field_writers(caller, PORT_FIELDS, [key])
+
+
+@pytest.mark.parametrize("state", EVERY_STATE)
+@pytest.mark.parametrize("key", INTERFACES)
+def test_driver_and_interfaces_never_change_while_deployed_or_held(key: str, state: str) -> None:
+    rule = NODE_FIELDS[key].change_states
+    assert rule is not None
+    for caller, maintenance in itertools.product((ADMIN, MEMBER_A), (False, True)):
+        may = (state not in DEPLOYED | HELD and state in rule) or (maintenance and caller.is_admin)
+        node = node_in(state, maintenance)
+        try:
+            policy.check_field_states(caller, NODE_FIELDS, [key], node, "the node")
+            refused = None
+        except InvalidStateForChange as exc:
+            refused = exc.message
+        assert (refused is None) == may, (caller.name, maintenance, refused)
+        assert refused is None or f"'{state}'" in refused
+
+
+@pytest.mark.parametrize("state", EVERY_STATE)
+@pytest.mark.parametrize("key", CONNECTIVITY)
+def test_connectivity_changes_only_while_nothing_is_plugged(key: str, state: str) -> None:
+    for maintenance in (False, True):
+        node = node_in(state, maintenance)
+        if maintenance or state in st.WIRING_CHANGE_STATES:
+            policy.check_field_states(MEMBER_A, PORT_FIELDS, [key], node, "port p")
+        else:
+            with pytest.raises(InvalidStateForChange, match=key):
+                policy.check_field_states(MEMBER_A, PORT_FIELDS, [key], node, "port p")

@@ -1,5 +1,8 @@
 """Agents: Neutron's /v2.0/agents, and metalnic's agent contract.
 
+The agent list and each agent (hosts, NIC hosts, configuration) are shown to
+admins only, as in Neutron (``access.require_agents_reader``).
+
 The contract (role ``agent`` or ``admin``):
 
 * ``POST /network/v2.0/metalnic/agents/heartbeat`` — register or stay alive:
@@ -27,17 +30,17 @@ from starlette.concurrency import run_in_threadpool
 
 from metalnic.errors import AgentNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
+from metalnic.network.access import require_agents_reader
 from metalnic.network.api import views
 from metalnic.network.api.deps import PREFIX, Body, Caller, Context, select_fields
 from metalnic.network.models import Agent
-from metalnic.network.service import require_reader
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
 
 @router.get("/agents")
 def list_agents(request: Request, ctx: Context, who: Caller) -> JSONResponse:
-    require_reader(who)
+    require_agents_reader(who)
     with ctx.service.db.transaction() as s:
         agents = s.query(Agent).order_by(Agent.host).all()
         items = [views.agent(a, ctx.service.alive(a)) for a in agents]
@@ -49,7 +52,7 @@ def list_agents(request: Request, ctx: Context, who: Caller) -> JSONResponse:
 
 @router.get("/agents/{agent_id}")
 def show_agent(agent_id: str, ctx: Context, who: Caller) -> JSONResponse:
-    require_reader(who)
+    require_agents_reader(who)
     with ctx.service.db.transaction() as s:
         agent = s.get(Agent, agent_id)
         if agent is None:

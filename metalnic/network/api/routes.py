@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from metalnic.errors import SecurityGroupNotFound
 from metalnic.httpjson import JSONResponse
+from metalnic.network import access
 from metalnic.network.api import views
 from metalnic.network.api.deps import (
     PREFIX,
@@ -18,7 +18,6 @@ from metalnic.network.api.deps import (
     resource,
     select_fields,
 )
-from metalnic.network.models import SecurityGroupRule
 
 router = APIRouter(prefix=PREFIX)
 
@@ -226,10 +225,7 @@ def list_rules(request: Request, ctx: Context, who: Caller) -> JSONResponse:
 @router.get("/v2.0/security-group-rules/{rule_id}")
 def show_rule(rule_id: str, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        rule = s.get(SecurityGroupRule, rule_id)
-        if rule is None:
-            raise SecurityGroupNotFound(f"rule {rule_id}")
-        ctx.service.secgroups.get(who, s, rule.security_group_id)
+        rule = access.visible_rule(s, who, rule_id)
         return JSONResponse({"security_group_rule": views.rule(rule)})
 
 

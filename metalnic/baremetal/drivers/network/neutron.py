@@ -61,6 +61,8 @@ def _port(p: Any) -> dict[str, Any]:
         "binding:vif_details": p.binding_vif_details or {},
         "binding:profile": p.binding_profile or {},
         "device_id": p.device_id,
+        "device_owner": p.device_owner or "",
+        "project_id": p.project_id,
     }
 
 
@@ -117,6 +119,7 @@ class NeutronClient:
                 _port(p)
                 for p in self.conn.network.ports(device_id=device_id)
                 if (p.name or "").startswith(name_prefix)
+                and (p.device_owner or "").startswith("baremetal:")
             ]
 
     def create_port(
