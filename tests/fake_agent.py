@@ -6,6 +6,8 @@ desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
 ``--error REASON`` reports ports in ERROR instead;
 ``--silent`` never reports (an agent that is alive but stuck).  It appends
 ``seen <port> <monotonic time>`` lines to ``--log`` when it first sees a port.
+It outlives its server: while the server is down (a crash test restarts it)
+it retries every 0.2 s, as a real agent would.
 
     python -m tests.fake_agent --url http://127.0.0.1:6385 --host nic-a
 """
@@ -13,6 +15,7 @@ desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -35,42 +38,53 @@ def main() -> None:
 
     def heartbeat() -> None:
         while True:
-            client.post(
-                "/metalnic/agents/heartbeat",
-                json={"host": a.host, "configurations": {"mode": "local", "smartnic": True}},
-            )
+            with contextlib.suppress(httpx.HTTPError):  # the server is down: try again
+                client.post(
+                    "/metalnic/agents/heartbeat",
+                    json={"host": a.host, "configurations": {"mode": "local", "smartnic": True}},
+                )
             time.sleep(0.5)
 
     threading.Thread(target=heartbeat, daemon=True).start()
     seen: set[str] = set()
     revision = -1
     while True:
-        params = {"since": revision, "wait": 10} if revision >= 0 else {}
-        state = client.get(f"/metalnic/hosts/{a.host}/desired", params=params).json()
-        revision = state["revision"]
-        for port in state["ports"]:
-            if port["id"] not in seen:
-                seen.add(port["id"])
-                if a.log:
-                    with a.log.open("a") as fh:
-                        fh.write(f"seen {port['id']} {time.monotonic()}\n")
-        if a.silent:
-            continue
-        time.sleep(a.delay)
-        reports = {
-            p["id"]: ({"status": "ERROR", "reason": a.error} if a.error else {"status": "ACTIVE"})
-            for p in state["ports"]
-        }
-        # Boot-gate questions: a fake has no OVS to read back, it answers from what it saw.
-        desired = {p["id"] for p in state["ports"]}
-        verified = {
-            v["id"]: {p: {"plugged": p in desired and not a.error} for p in v["ports"]}
-            for v in state.get("verify", [])
-        }
-        client.post(
-            f"/metalnic/hosts/{a.host}/report",
-            json={"ports": reports, "applied_revision": revision, "verified": verified},
-        )
+        try:
+            revision = serve_once(client, a, seen, revision)
+        except (httpx.HTTPError, ValueError, KeyError):
+            time.sleep(0.2)  # the server is down or restarting: start over
+            revision = -1
+
+
+def serve_once(client: httpx.Client, a: argparse.Namespace, seen: set[str], revision: int) -> int:
+    """One long poll of the desired state and its report; the revision now known."""
+    params = {"since": revision, "wait": 10} if revision >= 0 else {}
+    state = client.get(f"/metalnic/hosts/{a.host}/desired", params=params).json()
+    revision = state["revision"]
+    for port in state["ports"]:
+        if port["id"] not in seen:
+            seen.add(port["id"])
+            if a.log:
+                with a.log.open("a") as fh:
+                    fh.write(f"seen {port['id']} {time.monotonic()}\n")
+    if a.silent:
+        return revision
+    time.sleep(a.delay)
+    reports = {
+        p["id"]: ({"status": "ERROR", "reason": a.error} if a.error else {"status": "ACTIVE"})
+        for p in state["ports"]
+    }
+    # Boot-gate questions: a fake has no OVS to read back, it answers from what it saw.
+    desired = {p["id"] for p in state["ports"]}
+    verified = {
+        v["id"]: {p: {"plugged": p in desired and not a.error} for p in v["ports"]}
+        for v in state.get("verify", [])
+    }
+    client.post(
+        f"/metalnic/hosts/{a.host}/report",
+        json={"ports": reports, "applied_revision": revision, "verified": verified},
+    ).raise_for_status()
+    return revision
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from metalnic.errors import (
     Forbidden,
     InvalidInput,
     InvalidStateForChange,
+    NodeLocked,
     NodeNotFound,
     NotAcceptable,
 )
@@ -81,7 +82,15 @@ def writable_by_uuid(session: Session, who: Principal, ident: Any) -> Node:
     node_uuid = ids.parse_uuid(ident, "node_uuid")
     node = find(session, node_uuid, for_update=True)
     policy.check_node(who, node.owner, node_uuid, write=True)
+    require_unlocked(node)
     return node
+
+
+def require_unlocked(node: Node) -> None:
+    """Writes to a node, its ports and port groups wait while a flow holds the node
+    (409 NodeLocked, as Ironic: its port updates take the node's lock too)."""
+    if node.reservation:
+        raise NodeLocked(node.uuid, node.reservation)
 
 
 def get(session: Session, who: Principal, ident: str) -> Node:
@@ -234,6 +243,7 @@ def patch(
     check_patch_paths(NODE_FIELDS, ops, version, "node")
     node = find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
+    require_unlocked(node)
     before = editable_document(node, version)
     changes = changed_values(before, jsonpatch.apply(before, ops))
     if "network_interface" in changes:
@@ -261,6 +271,7 @@ def require_wiring_state(node: Node, what: str) -> None:
 def delete(session: Session, who: Principal, ident: str) -> None:
     node = find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
+    require_unlocked(node)
     if node.protected:
         raise Forbidden(f"Node {node.uuid} is protected and cannot be deleted.")
     if not node.maintenance and node.provision_state not in states.DELETE_STATES:
@@ -269,8 +280,6 @@ def delete(session: Session, who: Principal, ident: str) -> None:
             f"Can not delete node {node.uuid} in provision state '{node.provision_state}': "
             f"allowed in {allowed} or in maintenance."
         )
-    if node.reservation:
-        raise Conflict(f"Node {node.uuid} is locked by {node.reservation}; retry later.")
     session.delete(node)
 
 

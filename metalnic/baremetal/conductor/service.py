@@ -5,16 +5,25 @@ and moves the node into its busy state in one transaction, then hands the
 flow to a worker and answers 202.  The worker runs the flow and, in one last
 transaction, takes the flow's event (``done``/``wait``/``fail``), writes
 last_error and releases the lock.  A ``done`` that leads into another busy
-state (deleting → cleaning) runs that state's flow under the same lock.
+state (deleting → cleaning) runs that state's flow under the same lock.  A
+verb that leads straight to a stable state (``manage`` from ``available``)
+runs no flow and so leaves no lock behind.
+
+Stopping (``shutdown``): new work is refused (503), running flows end at their
+next step (``Task.checkpoint``) and are failed, their hosts powered off and
+unplugged (``recovery.unwire``); whatever is still reserved by this conductor
+afterwards is released through ``recovery.orphan`` before its row goes.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -26,10 +35,10 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes as inventory
 from metalnic.baremetal import policy, states, vifs
-from metalnic.baremetal.conductor import flows, history
+from metalnic.baremetal.conductor import flows, history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
-from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import Conductor as ConductorRow
@@ -37,6 +46,7 @@ from metalnic.baremetal.models import Node, Port
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import (
+    ConductorStopping,
     InvalidInput,
     InvalidStateRequested,
     MetalnicError,
@@ -60,6 +70,7 @@ class Conductor:
         self.name = f"{self.hostname}:{os.getpid()}:{secrets.token_hex(3)}"
         self._pool = ThreadPoolExecutor(settings.conductor_workers, thread_name_prefix="flow")
         self.futures: set[Future[None]] = set()
+        self._stopping = threading.Event()
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -68,11 +79,39 @@ class Conductor:
             s.add(ConductorRow(name=self.name, hostname=self.hostname))
 
     def shutdown(self) -> None:
+        """Refuse new work, let running flows end at their next step (failed, host off,
+        ports unplugged), release whatever is still held, then deregister."""
+        self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        with self.db.transaction() as s:
+            left = s.scalars(select(Node).where(Node.reservation == self.name)).all()
+            work = [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
+        for node_id, job in work:
+            if job is not None:
+                try:
+                    job(self.task(node_id))
+                except Exception as exc:  # stopping: record it, go on with the others
+                    self.db.retry(
+                        functools.partial(self._record_error, node_id=node_id, error=str(exc))
+                    )
         with self.db.transaction() as s:
             row = s.scalars(select(ConductorRow).where(ConductorRow.name == self.name)).first()
             if row is not None:
                 s.delete(row)
+
+    def task(self, node_id: int) -> Task:
+        return Task(
+            self.db,
+            self.registry,
+            self.name,
+            node_id,
+            self.settings.power_timeout,
+            self._stopping.is_set,
+        )
+
+    def _guard(self) -> None:
+        if self._stopping.is_set():
+            raise ConductorStopping("retry against another server or after the restart")
 
     # --- running flows ----------------------------------------------------------------------
 
@@ -84,7 +123,7 @@ class Conductor:
     def _run(self, node_id: int, flow: Flow) -> None:
         while True:
             try:
-                task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
+                task = self.task(node_id)
             except Exception:
                 log.exception("cannot prepare node %s", node_id)
                 self._finish(node_id, "fail", "internal error preparing the flow")
@@ -99,7 +138,9 @@ class Conductor:
                 if not isinstance(exc, MetalnicError):
                     log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
                 task.log(history.ERROR, error, severity="ERROR")
-                if busy_state in flows.POWER_OFF_ON_FAILURE:
+                if isinstance(exc, ConductorStopping):
+                    _unwire_quietly(task)
+                elif busy_state in flows.POWER_OFF_ON_FAILURE:
                     power_off_quietly(task)
             next_state = self._finish(node_id, event, error)
             follow = flows.FLOWS.get(next_state) if event == "done" else None
@@ -139,6 +180,7 @@ class Conductor:
             raise InvalidInput(
                 f"Invalid provision target {verb!r}; use one of {', '.join(sorted(machine.VERBS))}."
             )
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             policy.check_node(who, node.owner, ident, write=True)
@@ -150,6 +192,9 @@ class Conductor:
             tasks.acquire(s, node, self.name)  # (re-reads the row)
             tasks.advance(node, event)
             _apply_options(node, event, body)  # a refusal rolls all of this back
+            flow = flows.FLOWS.get(node.provision_state)
+            if flow is None:  # a move straight to a stable state: no flow, no lock
+                node.reservation = None
             history.record(
                 s,
                 node.id,
@@ -158,8 +203,9 @@ class Conductor:
                 conductor=self.name,
                 user=who.name,
             )
-            node_id, state = node.id, node.provision_state
-        self._submit(node_id, flows.FLOWS[state])
+            node_id = node.id
+        if flow is not None:
+            self._submit(node_id, flow)
 
     def _abort(self, s: Any, node: Node) -> None:
         if node.provision_state not in machine.WAIT_STATES:
@@ -192,7 +238,7 @@ class Conductor:
 
         def run() -> None:
             try:
-                work(Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout))
+                work(self.task(node_id))
             except Exception as exc:
                 error = str(exc)
                 self.db.retry(lambda s: self._record_error(s, node_id, error))
@@ -213,6 +259,7 @@ class Conductor:
             raise InvalidInput(
                 f"Invalid power target {target!r}; use one of {', '.join(states.POWER_TARGETS)}."
             )
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             policy.check_node(who, node.owner, ident, write=True)
@@ -245,6 +292,8 @@ class Conductor:
         """Run ``work`` on the node now: locked when it changes something
         (set boot device); reads (boot device, validate) take no lock, so they never
         fail with NodeLocked while a flow runs."""
+        if write:
+            self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=write)
             policy.check_node(who, node.owner, ident, write=write)
@@ -252,8 +301,7 @@ class Conductor:
                 tasks.acquire(s, node, self.name)
             node_id = node.id
         try:
-            task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
-            return work(task)
+            return work(self.task(node_id))
         finally:
             if write:
                 with self.db.transaction() as s:
@@ -263,42 +311,51 @@ class Conductor:
 
     def attach_vif(self, who: Principal, ident: str, vif: str) -> None:
         """Record ``vif`` on a free link; on a deployed node also plug it now, under the
-        node lock — and forget it again when plugging fails."""
+        node lock and the smart NIC power rule — and forget it again when that fails.
+
+        The record and a ``vif_pending`` journal entry are written in one transaction,
+        so a conductor that dies meanwhile leaves the next one enough to undo it."""
         client = self.registry.network_client
 
         def work(task: Task) -> None:
             with self.db.transaction() as s:
                 deployed, link = vifs.attach(s, who, ident, vif, client)
+                if deployed:
+                    _set_pending(s, task.uuid, {"op": "attach", "vif": vif, "link": link})
             if not deployed:
                 return
             task.refresh()
             try:
-                task.drivers.network.plug_vif(task.ctx, link)
+                flows.hot_plug(task, "plug", vif, link)
             except DriverError as exc:
-                self.db.retry(lambda s: vifs.forget(s, task.uuid, vif))
+                self.db.retry(lambda s: _forget_vif(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
                 raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
-            task.log(history.NETWORK, f"tenant VIF {vif} plugged on {link}")
+            task.journal(VIF_PENDING, None)
 
         self.with_lock(who, ident, work)
 
     def detach_vif(self, who: Principal, ident: str, vif: str) -> None:
-        """Forget ``vif``; on a deployed node unplug it first (the record stays if that fails)."""
+        """Forget ``vif``; on a deployed node unplug it first, under the power rule
+        (the record stays if that fails)."""
 
         def work(task: Task) -> None:
             with self.db.transaction() as s:
                 deployed, link = vifs.find(s, who, ident, vif)
+                if deployed:
+                    _set_pending(s, task.uuid, {"op": "detach", "vif": vif, "link": link})
             if deployed:
                 try:
-                    task.drivers.network.unplug_vif(task.ctx, link)
+                    flows.hot_plug(task, "unplug", vif, link)
                 except DriverError as exc:
+                    task.journal(VIF_PENDING, None)
                     task.log(
                         history.NETWORK, f"tenant VIF {vif} not unplugged: {exc.message}", "ERROR"
                     )
                     raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
-                task.log(history.NETWORK, f"tenant VIF {vif} unplugged from {link}")
             with self.db.transaction() as s:
                 vifs.forget(s, task.uuid, vif)
+                _set_pending(s, task.uuid, None)
 
         self.with_lock(who, ident, work)
 
@@ -338,6 +395,7 @@ class Conductor:
             ("http://", "https://")
         ):
             raise InvalidInput("A heartbeat needs callback_url (http or https).")
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             expected = node.driver_internal_info.get("agent_token")
@@ -430,6 +488,18 @@ def _apply_configdrive(node: Node, event: str, body: dict[str, Any]) -> None:
     node.instance_info = {**node.instance_info, "configdrive": drive}
 
 
+def _forget_vif(s: Session, node_uuid: str, vif: str) -> None:
+    vifs.forget(s, node_uuid, vif)
+    _set_pending(s, node_uuid, None)
+
+
+def _set_pending(s: Any, node_uuid: str, value: dict[str, str] | None) -> None:
+    """The VIF change of a deployed node under way (None: none), for crash recovery."""
+    node = inventory.find(s, node_uuid, for_update=True)
+    info = {k: v for k, v in node.driver_internal_info.items() if k != VIF_PENDING}
+    node.driver_internal_info = info if value is None else {**info, VIF_PENDING: value}
+
+
 def _describe(flow: Flow, exc: Exception) -> str:
     message = exc.message if isinstance(exc, MetalnicError) else f"internal error: {exc!r}"
     return f"{flow.__name__.replace('_', ' ')} failed: {message}"
@@ -438,8 +508,17 @@ def _describe(flow: Flow, exc: Exception) -> str:
 def power_off_quietly(task: Task) -> None:
     try:
         task.set_power(states.POWER_OFF)
+        task.journal(BIOS_WINDOW, None)
     except Exception as exc:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
+
+
+def _unwire_quietly(task: Task) -> None:
+    """A flow the stopping conductor ended: host off, ports off every network."""
+    try:
+        recovery.unwire(task)
+    except Exception as exc:
+        task.log(history.ERROR, f"could not clean up after the stop: {exc}", "ERROR")
 
 
 def stamp_heartbeat(db: Database, name: str) -> None:

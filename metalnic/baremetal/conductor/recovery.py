@@ -1,0 +1,116 @@
+"""Nodes a conductor left behind: what the next one (or it, while stopping) does with them.
+
+A conductor that stops — killed, crashed, or asked to stop — may leave nodes
+reserved, mid-flow, with a host held in BIOS or a tenant VIF half plugged.
+``orphan`` releases such a node in the caller's transaction and puts it in a
+clear state with a ``last_error`` that says what happened (as Ironic does when
+it takes over a dead conductor's nodes); the work it returns then runs under
+a fresh lock:
+
+* a node mid-flow goes to the flow's ``*failed`` state; its host is powered
+  off and its ports are taken off every network (``unwire``), so that no
+  network port stays bound;
+* a deployed node whose VIF change was under way (``vif_pending``) has that VIF
+  unplugged and forgotten again, inside the smart NIC power rule;
+* a host the journal says may sit in BIOS (``bios_window``) is powered off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from metalnic.baremetal import states, vifs
+from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import states as machine
+from metalnic.baremetal.conductor import task as tasks
+from metalnic.baremetal.conductor.powered import network_power
+from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
+from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.models import Node
+
+Work = Callable[[Task], None]
+# Every network a node's ports can be on; detaching one they are not on does nothing.
+PHASES = ("tenant", "provisioning", "cleaning", "rescuing", "inspection")
+
+
+def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
+    """Release ``node`` that conductor ``gone`` held; the work left to do (None: nothing)."""
+    node.reservation = None
+    node.target_power_state = None
+    info = node.driver_internal_info
+    pending = info.get(VIF_PENDING)
+    work: Work | None
+    if node.provision_state in machine.ACTIVE_FLOW_STATES:
+        state = node.provision_state
+        tasks.advance(node, "fail")
+        node.last_error = (
+            f"The conductor ({gone}) stopped while the node was {state}; the flow was failed, "
+            "the host powered off and its ports taken off every network."
+        )
+        work = unwire
+    elif isinstance(pending, dict):
+        node.last_error = (
+            f"The conductor ({gone}) stopped during the {pending.get('op')} of VIF "
+            f"{pending.get('vif')}; the VIF was unplugged and detached again."
+        )
+        work = undo_vif
+    elif info.get(BIOS_WINDOW):
+        node.last_error = (
+            f"The conductor ({gone}) stopped while the host was held in BIOS for a "
+            "network change; the host was powered off."
+        )
+        work = leave_bios
+    else:
+        return None
+    history.record(session, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=by)
+    return work
+
+
+def _power_off(task: Task) -> None:
+    task.set_power(states.POWER_OFF)
+    task.journal(BIOS_WINDOW, None)
+
+
+def unwire(task: Task) -> None:
+    """Power off and take every port off every network (each phase tried)."""
+    task.wind_down()
+    task.set_internal(agent_token=None, agent_token_given=False, agent_url=None)
+    _power_off(task)
+    errors: list[str] = []
+    with network_power(task):
+        for phase in PHASES:
+            try:
+                task.network("detach", phase)
+            except DriverError as exc:
+                errors.append(exc.message)
+    if errors:
+        raise DriverError("could not take the ports off the network: " + "; ".join(errors))
+
+
+def undo_vif(task: Task) -> None:
+    """Unplug and forget the VIF whose attach or detach was under way."""
+    task.wind_down()
+    pending: dict[str, Any] = dict(task.ctx.driver_internal_info.get(VIF_PENDING) or {})
+    if task.ctx.driver_internal_info.get(BIOS_WINDOW):
+        _power_off(task)
+    was_off = task.power_state() == states.POWER_OFF
+    with network_power(task):
+        task.drivers.network.unplug_vif(task.ctx, str(pending.get("link")))
+    task.log(history.NETWORK, f"tenant VIF {pending.get('vif')} unplugged after the stop")
+    with task.db.transaction() as s:
+        vifs.forget(s, task.uuid, str(pending.get("vif")))
+    task.journal(VIF_PENDING, None)
+    if was_off and task.drivers.network.need_power_on(task.ctx):
+        task.set_boot_device(states.BOOT_DISK, persistent=True)
+
+
+def leave_bios(task: Task) -> None:
+    task.wind_down()
+    _power_off(task)
+    with task.node() as node:
+        deployed = node.provision_state == states.ACTIVE
+    if deployed:
+        task.set_boot_device(states.BOOT_DISK, persistent=True)
