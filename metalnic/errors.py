@@ -147,6 +147,7 @@ class ConductorStopping(Unavailable):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"The conductor is stopping; {what}.")
+        self.what = what
 
 
 class NodeLocked(Conflict):

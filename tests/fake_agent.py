@@ -4,8 +4,10 @@ It heartbeats, long-polls the desired state of its NIC host, and reports every
 desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
 — without any OVS — and answers boot-gate verifications from memory.
 ``--error REASON`` reports ports in ERROR instead;
-``--silent`` never reports (an agent that is alive but stuck).  It appends
-``seen <port> <monotonic time>`` lines to ``--log`` when it first sees a port.
+``--silent`` never reports (an agent that is alive but stuck); ``--delay-file F``
+reads the delay from F before each report (a test slows it down at a chosen
+point).  It appends ``seen <port> <monotonic time>`` lines to ``--log`` when it
+first sees a port.
 It outlives its server: while the server is down (a crash test restarts it)
 it retries every 0.2 s, as a real agent would.
 
@@ -28,6 +30,7 @@ def main() -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--host", required=True)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--delay-file", type=Path)
     p.add_argument("--error")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--log", type=Path)
@@ -69,7 +72,10 @@ def serve_once(client: httpx.Client, a: argparse.Namespace, seen: set[str], revi
                     fh.write(f"seen {port['id']} {time.monotonic()}\n")
     if a.silent:
         return revision
-    time.sleep(a.delay)
+    delay = a.delay
+    if a.delay_file is not None and a.delay_file.exists():
+        delay = float(a.delay_file.read_text() or 0)
+    time.sleep(delay)
     reports = {
         p["id"]: ({"status": "ERROR", "reason": a.error} if a.error else {"status": "ACTIVE"})
         for p in state["ports"]

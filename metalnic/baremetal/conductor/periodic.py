@@ -10,6 +10,7 @@ missed or crashes is repaired by the next one.
   in a clear state by ``recovery.orphan`` (flows failed, hosts powered off and
   unplugged, half-done VIF changes undone), so that a server restart never
   leaves a node stuck, locked, sitting in BIOS or bound to a network;
+* retries clean-ups after a conductor stop that failed before;
 * fails nodes that waited for a ramdisk agent longer than
   ``deploy_callback_timeout``;
 * reads the power state of idle nodes from their BMCs.
@@ -22,6 +23,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -201,13 +203,28 @@ def sync_power(c: Conductor) -> None:
                 )
 
 
+def retry_clean_ups(c: Conductor) -> None:
+    """Clean-ups after a conductor stop that failed before (e.g. the NIC agents had not
+    reconnected yet) are tried again, on unlocked nodes still where they were left."""
+    now = time.time()
+    with c.db.transaction() as s:
+        rows = s.scalars(select(Node).where(Node.reservation.is_(None))).all()
+        due = [n.id for n in rows if recovery.due(n, now)]
+    for node_id in due:
+        _locked_side_flow(c, node_id, recovery.attempt)
+
+
 def recover(c: Conductor) -> None:
     stamp_heartbeat(c.db, c.name)
     reap_dead_conductors(c)
     fail_stale_waits(c)
+    retry_clean_ups(c)
 
 
 def run_once(c: Conductor) -> None:
+    if c.stopping:  # winding down: stay alive for the others, start nothing new
+        stamp_heartbeat(c.db, c.name)
+        return
     recover(c)
     sync_power(c)
 

@@ -13,10 +13,18 @@ a fresh lock:
 * a deployed node whose VIF change was under way (``vif_pending``) has that VIF
   unplugged and forgotten again, inside the smart NIC power rule;
 * a host the journal says may sit in BIOS (``bios_window``) is powered off.
+
+Until that work has succeeded the node carries
+``driver_internal_info.recovery_pending``; the periodic pass retries it every
+``RETRY_AFTER`` seconds (a restarted server usually runs before the smart NIC
+agents have reconnected) as long as the node stays in the state ``orphan``
+left it in — once a user moves it on, its flows own its ports again.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +39,11 @@ from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.models import Node
 
+log = logging.getLogger(__name__)
+
 Work = Callable[[Task], None]
+PENDING = "recovery_pending"
+RETRY_AFTER = 3.0  # seconds between attempts of a clean-up that failed
 # Every network a node's ports can be on; detaching one they are not on does nothing.
 PHASES = ("tenant", "provisioning", "cleaning", "rescuing", "inspection")
 
@@ -42,31 +54,68 @@ def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
     node.target_power_state = None
     info = node.driver_internal_info
     pending = info.get(VIF_PENDING)
-    work: Work | None
+    work: str
     if node.provision_state in machine.ACTIVE_FLOW_STATES:
         state = node.provision_state
         tasks.advance(node, "fail")
         node.last_error = (
             f"The conductor ({gone}) stopped while the node was {state}; the flow was failed, "
-            "the host powered off and its ports taken off every network."
+            "the host is powered off and its ports are taken off every network."
         )
-        work = unwire
+        work = "unwire"
     elif isinstance(pending, dict):
         node.last_error = (
             f"The conductor ({gone}) stopped during the {pending.get('op')} of VIF "
-            f"{pending.get('vif')}; the VIF was unplugged and detached again."
+            f"{pending.get('vif')}; the VIF is unplugged and detached again."
         )
-        work = undo_vif
+        work = "undo_vif"
     elif info.get(BIOS_WINDOW):
         node.last_error = (
             f"The conductor ({gone}) stopped while the host was held in BIOS for a "
-            "network change; the host was powered off."
+            "network change; the host is powered off."
         )
-        work = leave_bios
+        work = "leave_bios"
     else:
         return None
+    mark(node, work)
     history.record(session, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=by)
-    return work
+    return attempt
+
+
+def mark(node: Node, work: str, delay: float = 0.0) -> None:
+    """Write down the clean-up ``work`` still owed to ``node`` in its current state."""
+    node.driver_internal_info = {
+        **node.driver_internal_info,
+        PENDING: {"work": work, "state": node.provision_state, "not_before": time.time() + delay},
+    }
+
+
+def due(node: Node, now: float) -> bool:
+    """Whether the periodic pass should try the pending clean-up of ``node`` now."""
+    pending = node.driver_internal_info.get(PENDING)
+    return (
+        isinstance(pending, dict)
+        and node.reservation is None
+        and pending.get("state") == node.provision_state
+        and float(pending.get("not_before", 0)) <= now
+    )
+
+
+def attempt(task: Task) -> None:
+    """Run the pending clean-up; on failure it stays pending and is retried later."""
+    pending = task.ctx.driver_internal_info.get(PENDING)
+    if not isinstance(pending, dict):
+        return
+    try:
+        WORKS[str(pending.get("work"))](task)
+    except Exception as exc:  # retried by the periodic pass; the node stays where it is
+        message = exc.message if isinstance(exc, DriverError) else str(exc)
+        log.info("clean-up of node %s after a conductor stop: %s (retrying)", task.uuid, message)
+        with task.node() as node:
+            mark(node, str(pending.get("work")), RETRY_AFTER)
+        return
+    task.journal(PENDING, None)
+    task.log(history.PROVISION, f"clean-up after the conductor stop done ({pending.get('work')})")
 
 
 def _power_off(task: Task) -> None:
@@ -94,14 +143,20 @@ def undo_vif(task: Task) -> None:
     """Unplug and forget the VIF whose attach or detach was under way."""
     task.wind_down()
     pending: dict[str, Any] = dict(task.ctx.driver_internal_info.get(VIF_PENDING) or {})
+    vif, link = str(pending.get("vif")), str(pending.get("link"))
+    if not any(item.uuid == link and item.vif == vif for item in task.ctx.smartnic_links):
+        task.journal(VIF_PENDING, None)  # no longer recorded there: nothing to unplug
+        with task.db.transaction() as s:
+            vifs.forget(s, task.uuid, vif)
+        return
     if task.ctx.driver_internal_info.get(BIOS_WINDOW):
         _power_off(task)
     was_off = task.power_state() == states.POWER_OFF
     with network_power(task):
-        task.drivers.network.unplug_vif(task.ctx, str(pending.get("link")))
-    task.log(history.NETWORK, f"tenant VIF {pending.get('vif')} unplugged after the stop")
+        task.drivers.network.unplug_vif(task.ctx, link)
+    task.log(history.NETWORK, f"tenant VIF {vif} unplugged after the stop")
     with task.db.transaction() as s:
-        vifs.forget(s, task.uuid, str(pending.get("vif")))
+        vifs.forget(s, task.uuid, vif)
     task.journal(VIF_PENDING, None)
     if was_off and task.drivers.network.need_power_on(task.ctx):
         task.set_boot_device(states.BOOT_DISK, persistent=True)
@@ -114,3 +169,6 @@ def leave_bios(task: Task) -> None:
         deployed = node.provision_state == states.ACTIVE
     if deployed:
         task.set_boot_device(states.BOOT_DISK, persistent=True)
+
+
+WORKS: dict[str, Work] = {"unwire": unwire, "undo_vif": undo_vif, "leave_bios": leave_bios}

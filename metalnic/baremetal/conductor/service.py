@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -71,12 +72,26 @@ class Conductor:
         self._pool = ThreadPoolExecutor(settings.conductor_workers, thread_name_prefix="flow")
         self.futures: set[Future[None]] = set()
         self._stopping = threading.Event()
+        self._holding = 0  # with_lock calls under way (request threads)
+        self._holding_lock = threading.Lock()
 
     # --- life cycle -----------------------------------------------------------------------
 
     def register(self) -> None:
         with self.db.transaction() as s:
             s.add(ConductorRow(name=self.name, hostname=self.hostname))
+
+    def drain(self, timeout: float) -> bool:
+        """Start stopping while the API still serves (agents must be able to answer):
+        refuse new work, let flows end at their next step and requests holding a
+        node finish.  Whether everything ended within ``timeout`` seconds."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        while self.futures or self._holding:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def shutdown(self) -> None:
         """Refuse new work, let running flows end at their next step (failed, host off,
@@ -99,15 +114,21 @@ class Conductor:
             if row is not None:
                 s.delete(row)
 
-    def task(self, node_id: int) -> Task:
+    def task(self, node_id: int, stoppable: bool = True) -> Task:
+        """A task on a node this conductor holds; a stoppable one ends at its next
+        step once the conductor stops (flows), the others run to their end (requests)."""
         return Task(
             self.db,
             self.registry,
             self.name,
             node_id,
             self.settings.power_timeout,
-            self._stopping.is_set,
+            self._stopping.is_set if stoppable else lambda: False,
         )
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def _guard(self) -> None:
         if self._stopping.is_set():
@@ -132,30 +153,40 @@ class Conductor:
                 busy_state = node.provision_state
             try:
                 event = flow(task)
-                error = None
+                error, left_over = None, False
             except Exception as exc:  # a worker's top: every failure ends the flow cleanly
-                event, error = "fail", _describe(flow, exc)
+                event, error, left_over = "fail", _describe(flow, exc), False
                 if not isinstance(exc, MetalnicError):
                     log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
-                task.log(history.ERROR, error, severity="ERROR")
+                stopped = self._stopping.is_set()
                 if isinstance(exc, ConductorStopping):
-                    _unwire_quietly(task)
-                elif busy_state in flows.POWER_OFF_ON_FAILURE:
+                    error = f"The conductor stopped while the node was {busy_state}: {exc.what}."
+                elif stopped:
+                    error += f" (while the conductor stopped; the node was {busy_state})"
+                task.log(history.ERROR, error, severity="ERROR")
+                if stopped and not _unwire_quietly(task):
+                    error += "; its ports are taken off the network by the next conductor"
+                    left_over = True
+                elif not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
                     power_off_quietly(task)
-            next_state = self._finish(node_id, event, error)
+            next_state = self._finish(node_id, event, error, left_over)
             follow = flows.FLOWS.get(next_state) if event == "done" else None
             if follow is None:
                 return
             flow = follow  # e.g. deleting → cleaning, under the same lock
 
-    def _finish(self, node_id: int, event: str, error: str | None) -> str:
+    def _finish(self, node_id: int, event: str, error: str | None, left_over: bool = False) -> str:
         """Take the flow's event, record it and unlock — retried on a fresh read if a
         request changed the node meanwhile (the flow's outcome must never be lost)."""
-        return self.db.retry(lambda s: self._finish_in(s, node_id, event, error))
+        return self.db.retry(lambda s: self._finish_in(s, node_id, event, error, left_over))
 
-    def _finish_in(self, s: Session, node_id: int, event: str, error: str | None) -> str:
+    def _finish_in(
+        self, s: Session, node_id: int, event: str, error: str | None, left_over: bool
+    ) -> str:
         node = s.get_one(Node, node_id)
         tasks.advance(node, event)
+        if left_over:
+            recovery.mark(node, "unwire")  # the next conductor retries it
         if error is not None:
             node.last_error = error
         elif event == "done":
@@ -300,12 +331,16 @@ class Conductor:
             if write:
                 tasks.acquire(s, node, self.name)
             node_id = node.id
+        with self._holding_lock:
+            self._holding += 1
         try:
-            return work(self.task(node_id))
+            return work(self.task(node_id, stoppable=False))  # drain() waits for it
         finally:
             if write:
                 with self.db.transaction() as s:
                     tasks.release(s, node_id, self.name)
+            with self._holding_lock:
+                self._holding -= 1
 
     # --- VIFs -----------------------------------------------------------------------------
 
@@ -513,12 +548,15 @@ def power_off_quietly(task: Task) -> None:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
 
 
-def _unwire_quietly(task: Task) -> None:
-    """A flow the stopping conductor ended: host off, ports off every network."""
+def _unwire_quietly(task: Task) -> bool:
+    """A flow the stopping conductor ended: host off, ports off every network.
+    False when that failed: ``_finish`` then leaves the clean-up pending."""
     try:
         recovery.unwire(task)
     except Exception as exc:
         task.log(history.ERROR, f"could not clean up after the stop: {exc}", "ERROR")
+        return False
+    return True
 
 
 def stamp_heartbeat(db: Database, name: str) -> None:

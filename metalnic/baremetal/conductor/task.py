@@ -226,7 +226,7 @@ class Task:
         a stopping conductor ends the flow here, so that it fails cleanly.  Powering
         off never checks: it is how a flow winds down."""
         if self.stopping():
-            raise ConductorStopping(f"the flow stopped before {step}")
+            raise ConductorStopping(f"the flow ended before {step}")
 
     def wind_down(self) -> None:
         """From now on the task runs to its end even while the conductor stops (clean-up)."""
