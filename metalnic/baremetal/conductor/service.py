@@ -36,7 +36,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes as inventory
 from metalnic.baremetal import policy, states, vifs
-from metalnic.baremetal.conductor import flows, history, recovery
+from metalnic.baremetal.conductor import flows, history, options, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
@@ -155,25 +155,31 @@ class Conductor:
                 event = flow(task)
                 error, left_over = None, False
             except Exception as exc:  # a worker's top: every failure ends the flow cleanly
-                event, error, left_over = "fail", _describe(flow, exc), False
-                if not isinstance(exc, MetalnicError):
-                    log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
-                stopped = self._stopping.is_set()
-                if isinstance(exc, ConductorStopping):
-                    error = f"The conductor stopped while the node was {busy_state}: {exc.what}."
-                elif stopped:
-                    error += f" (while the conductor stopped; the node was {busy_state})"
-                task.log(history.ERROR, error, severity="ERROR")
-                if stopped and not _unwire_quietly(task):
-                    error += "; its ports are taken off the network by the next conductor"
-                    left_over = True
-                elif not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
-                    power_off_quietly(task)
+                event = "fail"
+                error, left_over = self._failed(task, flow, exc, busy_state)
             next_state = self._finish(node_id, event, error, left_over)
             follow = flows.FLOWS.get(next_state) if event == "done" else None
             if follow is None:
                 return
             flow = follow  # e.g. deleting → cleaning, under the same lock
+
+    def _failed(self, task: Task, flow: Flow, exc: Exception, busy_state: str) -> tuple[str, bool]:
+        """Wind a failed flow down; its last_error, and whether clean-up is left over.
+        While the conductor stops, the host is also taken off every network."""
+        error = _describe(flow, exc)
+        if not isinstance(exc, MetalnicError):
+            log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
+        stopped = self._stopping.is_set()
+        if isinstance(exc, ConductorStopping):
+            error = f"The conductor stopped while the node was {busy_state}: {exc.what}."
+        elif stopped:
+            error += f" (while the conductor stopped; the node was {busy_state})"
+        task.log(history.ERROR, error, severity="ERROR")
+        if stopped and not _unwire_quietly(task):
+            return error + "; its ports are taken off the network by the next conductor", True
+        if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
+            power_off_quietly(task)
+        return error, False
 
     def _finish(self, node_id: int, event: str, error: str | None, left_over: bool = False) -> str:
         """Take the flow's event, record it and unlock — retried on a fresh read if a
@@ -222,7 +228,7 @@ class Conductor:
             tasks.check(node, event)  # raises naming the allowed verbs
             tasks.acquire(s, node, self.name)  # (re-reads the row)
             tasks.advance(node, event)
-            _apply_options(node, event, body)  # a refusal rolls all of this back
+            options.apply(node, event, body)  # a refusal rolls all of this back
             flow = flows.FLOWS.get(node.provision_state)
             if flow is None:  # a move straight to a stable state: no flow, no lock
                 node.reservation = None
@@ -457,70 +463,6 @@ class Conductor:
 
 
 _AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING, states.CLEANWAIT})
-
-
-def _apply_options(node: Node, event: str, body: dict[str, Any]) -> None:
-    """Verb options Ironic accepts; unknown ones are refused before anything moves."""
-    allowed = {
-        "target",
-        "clean_steps",
-        "configdrive",
-        "rescue_password",
-        "disable_ramdisk",
-        "deploy_steps",
-    }
-    unknown = set(body) - allowed
-    if unknown:
-        raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
-    _apply_configdrive(node, event, body)
-    if event == "clean":
-        steps = body.get("clean_steps")
-        if (
-            not isinstance(steps, list)
-            or not steps
-            or not all(
-                isinstance(s, dict)
-                and isinstance(s.get("interface"), str)
-                and isinstance(s.get("step"), str)
-                for s in steps
-            )
-        ):
-            raise InvalidInput(
-                'Manual cleaning needs clean_steps: [{"interface": "deploy", "step": "..."}].'
-            )
-        node.driver_internal_info = {**node.driver_internal_info, "clean_steps": steps}
-
-
-CONFIGDRIVE_KEYS = frozenset({"meta_data", "network_data", "user_data", "vendor_data"})
-
-
-def _apply_configdrive(node: Node, event: str, body: dict[str, Any]) -> None:
-    """Ironic's ``configdrive`` on deploy/rebuild: the instance's metadata, network
-    configuration and user data, written by the ramdisk agent next to the image.
-
-    Kept in ``instance_info`` (a secret there: never shown) until the node is
-    undeployed.  Accepted: a dict of the OpenStack metadata keys (API 1.56's form)
-    or a string (an encoded ISO image, handed to the agent as it is)."""
-    drive = body.get("configdrive")
-    if event == "delete":
-        node.instance_info = {k: v for k, v in node.instance_info.items() if k != "configdrive"}
-    if drive is None:
-        return
-    if event not in ("deploy", "rebuild"):
-        raise InvalidInput("configdrive is accepted only with the active and rebuild targets.")
-    if isinstance(drive, dict):
-        unknown = set(drive) - CONFIGDRIVE_KEYS
-        if unknown:
-            raise InvalidInput(
-                f"Unknown configdrive key(s): {', '.join(sorted(unknown))}; "
-                f"use {', '.join(sorted(CONFIGDRIVE_KEYS))}."
-            )
-        for key in ("meta_data", "network_data", "vendor_data"):
-            if key in drive and not isinstance(drive[key], dict):
-                raise InvalidInput(f"configdrive {key} must be an object.")
-    elif not isinstance(drive, str) or not drive:
-        raise InvalidInput("configdrive must be an object or a non-empty string.")
-    node.instance_info = {**node.instance_info, "configdrive": drive}
 
 
 def _forget_vif(s: Session, node_uuid: str, vif: str) -> None:
