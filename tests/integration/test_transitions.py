@@ -131,3 +131,29 @@ def test_writes_to_a_node_a_flow_holds_are_409_node_locked(server: Server) -> No
     # Nothing was written meanwhile; once the flow is done the same write works.
     assert held["extra"] == {} and [p["uuid"] for p in ports] == [port] and len(groups) == 1
     assert after.status_code == 200 and after.json()["extra"] == {"k": "v"}
+
+
+def test_a_reservation_naming_no_conductor_is_freed_and_bios_left(server: Server) -> None:
+    """A node reserved by a conductor that has no row (it deregistered, or its row
+    was lost) is released by the periodic pass; a host its journal says was held in
+    BIOS is powered off, and the node says so."""
+    with server.client() as c:
+        node = fake_node(c)
+        r = c.put(f"/v1/nodes/{node}/states/power", json={"target": "power on"})
+        assert r.status_code == 202, r.text
+        wait_for(c, node, "enroll")
+    server.sqlite_exec(
+        "UPDATE nodes SET reservation = 'gone-host:1:ghost', "
+        "driver_internal_info = '{\"bios_window\": true}' WHERE uuid = ?",
+        node,
+    )
+    with server.client() as c:
+        deadline = time.monotonic() + 30
+        shown = c.get(f"/v1/nodes/{node}").json()
+        while shown["reservation"] or "recovery_pending" in shown["driver_internal_info"]:
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.1)
+            shown = c.get(f"/v1/nodes/{node}").json()
+    assert "gone-host:1:ghost" in shown["last_error"] and "held in BIOS" in shown["last_error"]
+    assert shown["power_state"] == states.POWER_OFF
+    assert shown["driver_internal_info"] == {}

@@ -7,9 +7,10 @@ clear state with a ``last_error`` that says what happened (as Ironic does when
 it takes over a dead conductor's nodes); the work it returns then runs under
 a fresh lock:
 
-* a node mid-flow goes to the flow's ``*failed`` state; its host is powered
-  off and its ports are taken off every network (``unwire``), so that no
-  network port stays bound;
+* a node mid-flow goes to the flow's ``*failed`` state; when the flow powers
+  the host and moves its ports (deploy, clean, rescue, unrescue, delete) the
+  host is powered off and its ports are taken off every network (``unwire``),
+  so that no network port stays bound;
 * a deployed node whose VIF change was under way (``vif_pending``) has that VIF
   unplugged and forgotten again, inside the smart NIC power rule;
 * a host the journal says may sit in BIOS (``bios_window``) is powered off.
@@ -31,7 +32,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from metalnic.baremetal import states, vifs
-from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import flows, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.powered import network_power
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Work = Callable[[Task], None]
 PENDING = "recovery_pending"
+# Flows that power the host and move its ports; the others (verify, inspect, adopt)
+# never do, and a host being adopted may run an instance: it is not touched.
+POWERED_FLOWS = flows.POWER_OFF_ON_FAILURE
 RETRY_AFTER = 3.0  # seconds between attempts of a clean-up that failed
 # Every network a node's ports can be on; detaching one they are not on does nothing.
 PHASES = ("tenant", "provisioning", "cleaning", "rescuing", "inspection")
@@ -58,6 +62,12 @@ def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
     if node.provision_state in machine.ACTIVE_FLOW_STATES:
         state = node.provision_state
         tasks.advance(node, "fail")
+        if state not in POWERED_FLOWS:  # verifying, inspecting, adopting: left as they are
+            node.last_error = f"The conductor ({gone}) stopped while the node was {state}."
+            history.record(
+                session, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=by
+            )
+            return None
         node.last_error = (
             f"The conductor ({gone}) stopped while the node was {state}; the flow was failed, "
             "the host is powered off and its ports are taken off every network."

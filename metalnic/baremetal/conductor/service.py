@@ -175,7 +175,7 @@ class Conductor:
         elif stopped:
             error += f" (while the conductor stopped; the node was {busy_state})"
         task.log(history.ERROR, error, severity="ERROR")
-        if stopped and not _unwire_quietly(task):
+        if stopped and busy_state in recovery.POWERED_FLOWS and not _unwire_quietly(task):
             return error + "; its ports are taken off the network by the next conductor", True
         if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
             power_off_quietly(task)
