@@ -87,7 +87,7 @@ def reap_dead_conductors(c: Conductor) -> list[str]:
         work = c.db.retry(functools.partial(_release_dead, c, name=name))
         for node_id, job in work:
             if job is not None:
-                _locked_side_flow(c, node_id, job)
+                _locked_side_flow(c, node_id, job, locked=True)
         log.warning(
             "reaped stopped conductor %s (%d node(s) released, %d to clean up)",
             name,
@@ -107,13 +107,18 @@ def _release_dead(c: Conductor, s: Session, *, name: str) -> list[tuple[int, rec
     return work
 
 
-def _locked_side_flow(c: Conductor, node_id: int, work: Callable[[Task], None]) -> None:
-    with c.db.transaction() as s:
-        node = s.get_one(Node, node_id)
-        try:
-            tasks.acquire(s, node, c.name)
-        except NodeLocked:
-            return
+def _locked_side_flow(
+    c: Conductor, node_id: int, work: Callable[[Task], None], locked: bool = False
+) -> None:
+    """Run ``work`` under the node's lock — taken here, or already (``locked``) in the
+    transaction that failed the node, so that nobody sees it failed but not yet off."""
+    if not locked:
+        with c.db.transaction() as s:
+            node = s.get_one(Node, node_id)
+            try:
+                tasks.acquire(s, node, c.name)
+            except NodeLocked:
+                return
 
     def run(task: Task) -> str:
         work(task)
@@ -133,7 +138,13 @@ def fail_stale_waits(c: Conductor) -> None:
                 Node.reservation.is_(None),
             )
         ).all()
+        failed: list[int] = []
         for node in stale:
+            try:
+                tasks.acquire(s, node, c.name)  # held until powered off
+            except NodeLocked:
+                continue
+            failed.append(node.id)
             state = node.provision_state
             tasks.advance(node, "fail")
             node.last_error = (
@@ -143,12 +154,12 @@ def fail_stale_waits(c: Conductor) -> None:
             history.record(
                 s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
             )
-        return [n.id for n in stale]
+        return failed
 
     # Retried on a fresh read when a request changed one of the nodes meanwhile.
     ids = c.db.retry(fail)
     for node_id in ids:
-        _locked_side_flow(c, node_id, power_off_quietly)
+        _locked_side_flow(c, node_id, power_off_quietly, locked=True)
 
 
 def sync_power(c: Conductor) -> None:

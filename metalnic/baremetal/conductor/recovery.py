@@ -53,7 +53,8 @@ PHASES = ("tenant", "provisioning", "cleaning", "rescuing", "inspection")
 
 
 def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
-    """Release ``node`` that conductor ``gone`` held; the work left to do (None: nothing)."""
+    """Take ``node`` over from conductor ``gone``: the work left to do, for which the
+    node stays reserved by ``by`` (who must run it and release), or None: released."""
     node.reservation = None
     node.target_power_state = None
     info = node.driver_internal_info
@@ -88,6 +89,7 @@ def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
     else:
         return None
     mark(node, work)
+    node.reservation = by
     history.record(session, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=by)
     return attempt
 

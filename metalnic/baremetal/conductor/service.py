@@ -109,6 +109,9 @@ class Conductor:
                     self.db.retry(
                         functools.partial(self._record_error, node_id=node_id, error=str(exc))
                     )
+                finally:
+                    with self.db.transaction() as s:
+                        tasks.release(s, node_id, self.name)
         with self.db.transaction() as s:
             row = s.scalars(select(ConductorRow).where(ConductorRow.name == self.name)).first()
             if row is not None:
