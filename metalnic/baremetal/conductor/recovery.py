@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from metalnic.baremetal import states, vifs
+from metalnic.baremetal import nodes, states, vifs
 from metalnic.baremetal.conductor import flows, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
@@ -123,8 +123,8 @@ def attempt(task: Task) -> None:
     except Exception as exc:  # retried by the periodic pass; the node stays where it is
         message = exc.message if isinstance(exc, DriverError) else str(exc)
         log.info("clean-up of node %s after a conductor stop: %s (retrying)", task.uuid, message)
-        with task.node() as node:
-            mark(node, str(pending.get("work")), RETRY_AFTER)
+        work = str(pending.get("work"))
+        task.db.retry(lambda s: mark(s.get_one(Node, task.node_id), work, RETRY_AFTER))
         return
     task.journal(PENDING, None)
     task.log(history.PROVISION, f"clean-up after the conductor stop done ({pending.get('work')})")
@@ -167,8 +167,7 @@ def undo_vif(task: Task) -> None:
     with network_power(task):
         task.drivers.network.unplug_vif(task.ctx, link)
     task.log(history.NETWORK, f"tenant VIF {vif} unplugged after the stop")
-    with task.db.transaction() as s:
-        vifs.forget(s, task.uuid, vif)
+    task.db.retry(lambda s: vifs.forget(s, task.uuid, vif))
     task.journal(VIF_PENDING, None)
     if was_off and task.drivers.network.need_power_on(task.ctx):
         task.set_boot_device(states.BOOT_DISK, persistent=True)
@@ -181,6 +180,29 @@ def leave_bios(task: Task) -> None:
         deployed = node.provision_state == states.ACTIVE
     if deployed:
         task.set_boot_device(states.BOOT_DISK, persistent=True)
+
+
+def forget_vif(s: Session, node_uuid: str, vif: str) -> None:
+    vifs.forget(s, node_uuid, vif)
+    set_vif_pending(s, node_uuid, None)
+
+
+def set_vif_pending(s: Any, node_uuid: str, value: dict[str, str] | None) -> None:
+    """The VIF change of a deployed node under way (None: none), for crash recovery."""
+    node = nodes.find(s, node_uuid, for_update=True)
+    info = {k: v for k, v in node.driver_internal_info.items() if k != VIF_PENDING}
+    node.driver_internal_info = info if value is None else {**info, VIF_PENDING: value}
+
+
+def unwire_quietly(task: Task) -> bool:
+    """A flow the stopping conductor ended: host off, ports off every network.
+    False when that failed: ``_finish`` then leaves the clean-up pending."""
+    try:
+        unwire(task)
+    except Exception as exc:
+        task.log(history.ERROR, f"could not clean up after the stop: {exc}", "ERROR")
+        return False
+    return True
 
 
 WORKS: dict[str, Work] = {"unwire": unwire, "undo_vif": undo_vif, "leave_bios": leave_bios}

@@ -98,9 +98,7 @@ class Conductor:
         ports unplugged), release whatever is still held, then deregister."""
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
-        with self.db.transaction() as s:
-            left = s.scalars(select(Node).where(Node.reservation == self.name)).all()
-            work = [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
+        work = self.db.retry(self._take_over_own)
         for node_id, job in work:
             if job is not None:
                 try:
@@ -116,6 +114,10 @@ class Conductor:
             row = s.scalars(select(ConductorRow).where(ConductorRow.name == self.name)).first()
             if row is not None:
                 s.delete(row)
+
+    def _take_over_own(self, s: Session) -> list[tuple[int, recovery.Work | None]]:
+        left = s.scalars(select(Node).where(Node.reservation == self.name)).all()
+        return [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
 
     def task(self, node_id: int, stoppable: bool = True) -> Task:
         """A task on a node this conductor holds; a stoppable one ends at its next
@@ -178,7 +180,7 @@ class Conductor:
         elif stopped:
             error += f" (while the conductor stopped; the node was {busy_state})"
         task.log(history.ERROR, error, severity="ERROR")
-        if stopped and busy_state in recovery.POWERED_FLOWS and not _unwire_quietly(task):
+        if stopped and busy_state in recovery.POWERED_FLOWS and not recovery.unwire_quietly(task):
             return error + "; its ports are taken off the network by the next conductor", True
         if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
             power_off_quietly(task)
@@ -365,14 +367,16 @@ class Conductor:
             with self.db.transaction() as s:
                 deployed, link = vifs.attach(s, who, ident, vif, client)
                 if deployed:
-                    _set_pending(s, task.uuid, {"op": "attach", "vif": vif, "link": link})
+                    recovery.set_vif_pending(
+                        s, task.uuid, {"op": "attach", "vif": vif, "link": link}
+                    )
             if not deployed:
                 return
             task.refresh()
             try:
                 flows.hot_plug(task, "plug", vif, link)
             except DriverError as exc:
-                self.db.retry(lambda s: _forget_vif(s, task.uuid, vif))
+                self.db.retry(lambda s: recovery.forget_vif(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
                 raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
             task.journal(VIF_PENDING, None)
@@ -387,7 +391,9 @@ class Conductor:
             with self.db.transaction() as s:
                 deployed, link = vifs.find(s, who, ident, vif)
                 if deployed:
-                    _set_pending(s, task.uuid, {"op": "detach", "vif": vif, "link": link})
+                    recovery.set_vif_pending(
+                        s, task.uuid, {"op": "detach", "vif": vif, "link": link}
+                    )
             if deployed:
                 try:
                     flows.hot_plug(task, "unplug", vif, link)
@@ -399,7 +405,7 @@ class Conductor:
                     raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
             with self.db.transaction() as s:
                 vifs.forget(s, task.uuid, vif)
-                _set_pending(s, task.uuid, None)
+                recovery.set_vif_pending(s, task.uuid, None)
 
         self.with_lock(who, ident, work)
 
@@ -468,18 +474,6 @@ class Conductor:
 _AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING, states.CLEANWAIT})
 
 
-def _forget_vif(s: Session, node_uuid: str, vif: str) -> None:
-    vifs.forget(s, node_uuid, vif)
-    _set_pending(s, node_uuid, None)
-
-
-def _set_pending(s: Any, node_uuid: str, value: dict[str, str] | None) -> None:
-    """The VIF change of a deployed node under way (None: none), for crash recovery."""
-    node = inventory.find(s, node_uuid, for_update=True)
-    info = {k: v for k, v in node.driver_internal_info.items() if k != VIF_PENDING}
-    node.driver_internal_info = info if value is None else {**info, VIF_PENDING: value}
-
-
 def _describe(flow: Flow, exc: Exception) -> str:
     message = exc.message if isinstance(exc, MetalnicError) else f"internal error: {exc!r}"
     return f"{flow.__name__.replace('_', ' ')} failed: {message}"
@@ -491,17 +485,6 @@ def power_off_quietly(task: Task) -> None:
         task.journal(BIOS_WINDOW, None)
     except Exception as exc:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
-
-
-def _unwire_quietly(task: Task) -> bool:
-    """A flow the stopping conductor ended: host off, ports off every network.
-    False when that failed: ``_finish`` then leaves the clean-up pending."""
-    try:
-        recovery.unwire(task)
-    except Exception as exc:
-        task.log(history.ERROR, f"could not clean up after the stop: {exc}", "ERROR")
-        return False
-    return True
 
 
 def stamp_heartbeat(db: Database, name: str) -> None:

@@ -233,10 +233,15 @@ class Task:
         self.stopping = lambda: False
 
     def journal(self, key: str, value: Any) -> None:
-        """Write (or, with None, drop) one crash-recovery key of driver_internal_info."""
-        with self.node() as node:
+        """Write (or, with None, drop) one crash-recovery key of driver_internal_info
+        (on a fresh read, as ``update``)."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
             info = {k: v for k, v in node.driver_internal_info.items() if k != key}
             node.driver_internal_info = info if value is None else {**info, key: value}
+
+        self.db.retry(write)
         self.refresh()
 
     # --- BMC actions, each logged -----------------------------------------------------
