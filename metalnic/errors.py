@@ -27,6 +27,7 @@ code never builds HTTP responses itself.
     ├── PayloadTooLarge         413
     ├── DriverError             500  (drivers/base.py) a BMC, agent or network step failed
     └── Unavailable             503  a dependency is down (retry helps)
+        └── ConductorStopping        the server is stopping: flows end, new work is refused
 """
 
 from __future__ import annotations
@@ -139,6 +140,14 @@ class PayloadTooLarge(MetalnicError):
 class Unavailable(MetalnicError):
     status = 503
     retryable = True
+
+
+class ConductorStopping(Unavailable):
+    """The server is stopping: a flow ends at its next step, new work is refused."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The conductor is stopping; {what}.")
+        self.what = what
 
 
 class NodeLocked(Conflict):

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager, suppress
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -225,9 +228,36 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     return app
 
 
-def serve(settings: Settings) -> None:
-    import uvicorn
+# How long a graceful stop waits for running flows to wind down while still serving.
+STOP_DRAIN_SECONDS = 60.0
 
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT the conductor first winds its flows down (failed, hosts off,
+    ports unplugged) while the API still serves — the NIC agents must be able to
+    confirm — and only then does uvicorn stop serving.  A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, conductor: Conductor) -> None:
+        super().__init__(config)
+        self.conductor = conductor
+        self.draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.draining:
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        log.warning("stopping: winding down running flows first")
+
+        def drain() -> None:
+            if not self.conductor.drain(STOP_DRAIN_SECONDS):
+                log.warning("flows still running after %.0f s; stopping", STOP_DRAIN_SECONDS)
+            super(DrainingServer, self).handle_exit(sig, frame)
+
+        threading.Thread(target=drain, name="drain", daemon=True).start()
+
+
+def serve(settings: Settings) -> None:
     # Before anything logs: no record of this process carries a secret.
     redact.install_logging()
     redact.remember(settings.neutron_password)
@@ -246,7 +276,7 @@ def serve(settings: Settings) -> None:
     config.load()  # builds the TLS context, which then gets the minimum version
     if config.ssl is not None:
         transport.harden(config.ssl, settings)
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.ctx.conductor)
     with suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -226,6 +226,7 @@ def patch(
     check_patch_paths(NODE_FIELDS, ops, version, "node")
     node = find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
+    policy.require_unlocked(node)
     before = editable_document(node, version)
     changes = changed_values(before, jsonpatch.apply(before, ops))
     policy.check_field_writers(who, NODE_FIELDS, changes)
@@ -253,6 +254,7 @@ def require_wiring_state(node: Node, what: str) -> None:
 def delete(session: Session, who: Principal, ident: str) -> None:
     node = find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
+    policy.require_unlocked(node)
     if node.protected:
         raise Forbidden(f"Node {node.uuid} is protected and cannot be deleted.")
     if not node.maintenance and node.provision_state not in states.DELETE_STATES:
@@ -261,8 +263,6 @@ def delete(session: Session, who: Principal, ident: str) -> None:
             f"Can not delete node {node.uuid} in provision state '{node.provision_state}': "
             f"allowed in {allowed} or in maintenance."
         )
-    if node.reservation:
-        raise Conflict(f"Node {node.uuid} is locked by {node.reservation}; retry later.")
     session.delete(node)
 
 

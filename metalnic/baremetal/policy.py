@@ -29,6 +29,7 @@ from metalnic.errors import (
     Conflict,
     Forbidden,
     InvalidStateForChange,
+    NodeLocked,
     NodeNotFound,
     NotFound,
     PortGroupNotFound,
@@ -126,7 +127,15 @@ def writable_node(session: Session, who: Principal, ident: Any) -> Node:
     if node is None:
         raise NodeNotFound(node_uuid)
     check_node(who, node.owner, node_uuid, write=True)
+    require_unlocked(node)
     return node
+
+
+def require_unlocked(node: Node) -> None:
+    """Writes to a node, its ports and port groups wait while a flow holds the node
+    (409 NodeLocked, as Ironic: its port updates take the node's lock too)."""
+    if node.reservation:
+        raise NodeLocked(node.uuid, node.reservation)
 
 
 def usable_portgroup(session: Session, who: Principal, ident: Any) -> PortGroup:

@@ -72,6 +72,8 @@ def _check(who: Principal, group: PortGroup, write: bool = False) -> None:
         policy.check_node(who, group.node.owner, group.node.uuid, write=write)
     except NodeNotFound:
         raise PortGroupNotFound(group.uuid) from None
+    if write:
+        policy.require_unlocked(group.node)
 
 
 def get(session: Session, who: Principal, ident: str) -> PortGroup:

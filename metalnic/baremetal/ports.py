@@ -58,6 +58,8 @@ def _check(who: Principal, port: Port, write: bool = False) -> None:
         policy.check_node(who, port.node.owner, port.node.uuid, write=write)
     except NodeNotFound:
         raise PortNotFound(port.uuid) from None
+    if write:
+        policy.require_unlocked(port.node)
 
 
 def get(session: Session, who: Principal, uuid: str) -> Port:

@@ -392,3 +392,79 @@ def test_vif_hot_attach_and_detach_on_a_deployed_node(server: Server, agents: Ag
         events = [e["event"] for e in history(c, node)]
     assert any(f"tenant VIF {second_id} plugged" in e for e in events)
     assert any(f"tenant VIF {second_id} not plugged" in e for e in events)
+
+
+def _since(events: list[dict[str, Any]], seen: int) -> list[str]:
+    return [f"{e['event_type']}: {e['event']}" for e in events[seen:]]
+
+
+def _power(c: httpx.Client, node: str, target: str) -> None:
+    r = c.put(f"/v1/nodes/{node}/states/power", json={"target": target})
+    assert r.status_code == 202, r.text
+    for _ in range(100):
+        shown = c.get(f"/v1/nodes/{node}").json()
+        if shown["reservation"] is None and shown["power_state"] == target:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"node {node} never reached {target}")
+
+
+def test_vif_hot_plug_follows_the_power_rule(server: Server, agents: Agents) -> None:
+    """On a deployed host that is off, a VIF attach or detach holds the host in BIOS
+    while its smart NIC changes, passes the boot gate before the NIC loses power and
+    gives the disk back as boot device; on a running host nothing is power cycled."""
+    agents.start("nic-rule1")
+    agents.start("nic-rule2")
+    with server.client() as c:
+        agents.wait_alive(c, "nic-rule1", "nic-rule2")
+        node, _first = smartnic_node(c, ["nic-rule1", "nic-rule2"])
+        for verb, state in (
+            ("manage", "manageable"),
+            ("provide", "available"),
+            ("active", "active"),
+        ):
+            provision(c, node, verb)
+            wait_for(c, node, state, timeout=60)
+        _power(c, node, "power off")
+        net = c.get("/network/v2.0/networks", params={"name": "tenant-a"}).json()["networks"][0]
+        vif = c.post("/network/v2.0/ports", json={"port": {"network_id": net["id"]}}).json()
+        vif_id = vif["port"]["id"]
+        seen = len(history(c, node))
+        assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif_id}).status_code == 204
+        attach_log = _since(history(c, node), seen)
+        shown = c.get(f"/v1/nodes/{node}").json()
+        seen = len(history(c, node))
+        assert c.delete(f"/v1/nodes/{node}/vifs/{vif_id}").status_code == 204
+        detach_log = _since(history(c, node), seen)
+        _power(c, node, "power on")
+        seen = len(history(c, node))
+        assert c.post(f"/v1/nodes/{node}/vifs", json={"id": vif_id}).status_code == 204
+        running_log = _since(history(c, node), seen)
+        plugged = c.get(f"/network/v2.0/ports/{vif_id}").json()["port"]
+
+    def at(log: list[str], text: str) -> int:
+        return next(i for i, e in enumerate(log) if text in e)
+
+    # Off: BIOS, power on, plug, gate, power off, disk again — in that order.
+    order = [
+        at(attach_log, "next boot from bios"),
+        at(attach_log, "power on (BMC confirmed)"),
+        at(attach_log, f"tenant VIF {vif_id}: plugging"),
+        at(attach_log, "boot_gate: ports verified ACTIVE on the tenant network"),
+        at(attach_log, f"tenant VIF {vif_id} plugged"),
+        at(attach_log, "power off (BMC confirmed)"),
+        at(attach_log, "next boot from disk (persistent)"),
+    ]
+    assert order == sorted(order), attach_log
+    assert shown["power_state"] == "power off" and shown["reservation"] is None
+    order = [
+        at(detach_log, "next boot from bios"),
+        at(detach_log, "power on (BMC confirmed)"),
+        at(detach_log, f"tenant VIF {vif_id} unplugged"),
+        at(detach_log, "power off (BMC confirmed)"),
+        at(detach_log, "next boot from disk (persistent)"),
+    ]
+    assert order == sorted(order), detach_log
+    # Running: plugged and gated without touching the power or the boot device.
+    assert not [e for e in running_log if e.startswith(("power:", "boot_device:"))], running_log
+    assert any("boot_gate" in e for e in running_log) and plugged["status"] == "ACTIVE"

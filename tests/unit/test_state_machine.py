@@ -108,3 +108,33 @@ def test_verbs_from_enroll_is_manage_only() -> None:
     assert machine.verbs_from(states.ENROLL) == ["manage"]
     assert "active" in machine.verbs_from(states.AVAILABLE)
     assert "deleted" in machine.verbs_from(states.ACTIVE)
+
+
+# Every verb's row either leads into a busy state that has a flow (which ends by
+# releasing the lock) or straight to a stable/failed state (no flow, no lock kept):
+# ``manage`` from ``available`` answered 500 and left the node locked when a row of
+# the first kind had no flow.
+VERB_ROWS = [r for r in machine.TABLE if r.event not in machine.INTERNAL_EVENTS]
+
+
+@pytest.mark.parametrize("row", VERB_ROWS, ids=lambda r: f"{r.state}--{r.event}")
+def test_every_verb_leads_to_a_flow_or_to_a_state_that_needs_none(row: machine.Row) -> None:
+    from metalnic.baremetal.conductor import flows
+
+    for target in TARGETS.get(row.state, (states.AVAILABLE,)):
+        to, _target = machine.resolve(row, target)
+        if to in machine.ACTIVE_FLOW_STATES:
+            assert to in flows.FLOWS, f"{row}: busy state {to} has no flow"
+        else:
+            assert to in machine.STABLE_STATES, f"{row}: leads to {to}, neither busy nor stable"
+
+
+def test_every_busy_state_has_a_flow_and_every_flow_a_busy_state() -> None:
+    from metalnic.baremetal.conductor import flows
+
+    assert set(flows.FLOWS) == set(machine.ACTIVE_FLOW_STATES)
+    assert set(flows.RESUMED) <= set(machine.ACTIVE_FLOW_STATES)
+    # A "done" that leads into another busy state continues under the same lock.
+    for row in machine.TABLE:
+        if row.event == "done" and row.to in machine.ACTIVE_FLOW_STATES:
+            assert row.to in flows.FLOWS

@@ -4,11 +4,14 @@ Each flow takes a locked node (``Task``) and returns the machine event that
 ends it: ``done``, or ``wait`` when a ramdisk agent has to call back first.
 Every network change goes through ``rewire`` (host off, then the smart NIC
 power rule of ``network_power``), and every boot through ``boot`` (the boot
-gate) — no deploy interface carries its own copy of either.
+gate) — no deploy interface carries its own copy of either.  A tenant VIF
+plugged into or unplugged from a deployed node goes through ``hot_plug``: the
+same power rule, without powering a running instance off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 from metalnic.baremetal import states
@@ -36,6 +39,35 @@ def rewire(task: Task, detach: tuple[str, ...] = (), attach: tuple[str, ...] = (
             task.network("detach", phase)
         for phase in attach:
             task.network("attach", phase)
+
+
+def hot_plug(task: Task, action: str, vif: str, link: str) -> None:
+    """Plug (``plug``) or unplug one tenant VIF of a deployed node under the power rule.
+
+    A running host keeps running (its NIC is powered); a host that is off is held in
+    BIOS for the change (``network_power``) and gets the disk back as its boot
+    device afterwards.  A plug passes the boot gate before the NIC loses power
+    again; when plug or gate fail, the VIF is unplugged again.
+    """
+    was_off = task.power_state() == states.POWER_OFF
+    network = task.drivers.network
+    with network_power(task):
+        task.checkpoint(f"{action}ging VIF {vif}")
+        task.log(history.NETWORK, f"tenant VIF {vif}: {action}ging on {link}")
+        if action == "plug":
+            try:
+                network.plug_vif(task.ctx, link)
+                task.boot_gate("tenant")
+            except DriverError:
+                with contextlib.suppress(DriverError):  # the first error is the one to report
+                    network.unplug_vif(task.ctx, link)
+                raise
+            task.log(history.NETWORK, f"tenant VIF {vif} plugged on {link}")
+        else:
+            network.unplug_vif(task.ctx, link)
+            task.log(history.NETWORK, f"tenant VIF {vif} unplugged from {link}")
+    if was_off and network.need_power_on(task.ctx):
+        task.set_boot_device(states.BOOT_DISK, persistent=True)
 
 
 def boot(task: Task, device: str, phase: str, persistent: bool = False) -> None:

@@ -5,9 +5,12 @@ missed or crashes is repaired by the next one.
 
 * stamps this conductor's heartbeat;
 * finds conductors that stopped (heartbeat older than ``conductor_dead_after``,
-  or a process on this host that no longer exists): their locks are released
-  and nodes they left mid-flow are failed with a clear last_error and powered
-  off, so that a server restart never leaves a node stuck or sitting in BIOS;
+  a process on this host that no longer exists, or a reservation naming no
+  registered conductor): their locks are released and what they left is put
+  in a clear state by ``recovery.orphan`` (flows failed, hosts powered off and
+  unplugged, half-done VIF changes undone), so that a server restart never
+  leaves a node stuck, locked, sitting in BIOS or bound to a network;
+* retries clean-ups after a conductor stop that failed before;
 * fails nodes that waited for a ramdisk agent longer than
   ``deploy_callback_timeout``;
 * reads the power state of idle nodes from their BMCs.
@@ -20,13 +23,14 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.service import Conductor, power_off_quietly, stamp_heartbeat
@@ -58,8 +62,9 @@ def _pid_gone(name: str, hostname: str, local: str) -> bool:
     return False
 
 
-def reap_dead_conductors(c: Conductor) -> list[str]:
-    """Release what stopped conductors held; fail the flows they left. Returns the reaped."""
+def _gone_conductors(c: Conductor) -> list[str]:
+    """Conductors that stopped: a stale heartbeat, a dead process on this host, or no
+    row at all any more (a node reserved by a name nobody registered)."""
     cutoff = utcnow() - dt.timedelta(seconds=c.settings.conductor_dead_after)
     with c.db.transaction() as s:
         rows = s.scalars(select(ConductorRow).where(ConductorRow.name != c.name)).all()
@@ -68,46 +73,52 @@ def reap_dead_conductors(c: Conductor) -> list[str]:
             for r in rows
             if r.heartbeat_at < cutoff or _pid_gone(r.name, r.hostname, c.hostname)
         ]
-    for name in dead:
-        # Retried on a fresh read when a request changed one of the nodes meanwhile.
-        orphans = c.db.retry(functools.partial(_release_dead, c, name=name))
-        for node_id in orphans:
-            _locked_side_flow(c, node_id, power_off_quietly)
-        log.warning("reaped stopped conductor %s (%d node(s) failed)", name, len(orphans))
+        known = {r.name for r in rows} | {c.name}
+        holders = s.scalars(select(Node.reservation).where(Node.reservation.is_not(None)))
+        dead += sorted({h for h in holders if h is not None and h not in known})
     return dead
 
 
-def _release_dead(c: Conductor, s: Session, *, name: str) -> list[int]:
-    """Free what conductor ``name`` held, fail the flows it left; the failed nodes' ids."""
-    orphans: list[int] = []
-    for node in s.scalars(select(Node).where(Node.reservation == name)).all():
-        node.reservation = None
-        if node.provision_state in machine.ACTIVE_FLOW_STATES:
-            state = node.provision_state
-            tasks.advance(node, "fail")
-            node.last_error = (
-                f"The conductor ({name}) stopped while the node was {state}; "
-                f"the flow was failed and the node powered off."
-            )
-            history.record(
-                s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
-            )
-            orphans.append(node.id)
-        else:
-            node.target_power_state = None
+def reap_dead_conductors(c: Conductor) -> list[str]:
+    """Release what stopped conductors held; fail the flows they left. Returns the reaped."""
+    dead = _gone_conductors(c)
+    for name in dead:
+        # Retried on a fresh read when a request changed one of the nodes meanwhile.
+        work = c.db.retry(functools.partial(_release_dead, c, name=name))
+        for node_id, job in work:
+            if job is not None:
+                _locked_side_flow(c, node_id, job, locked=True)
+        log.warning(
+            "reaped stopped conductor %s (%d node(s) released, %d to clean up)",
+            name,
+            len(work),
+            sum(job is not None for _, job in work),
+        )
+    return dead
+
+
+def _release_dead(c: Conductor, s: Session, *, name: str) -> list[tuple[int, recovery.Work | None]]:
+    """Take over what conductor ``name`` held (``recovery.orphan``); each node's work."""
+    left = s.scalars(select(Node).where(Node.reservation == name)).all()
+    work = [(n.id, recovery.orphan(s, n, name, c.name)) for n in left]
     row = s.scalars(select(ConductorRow).where(ConductorRow.name == name)).first()
     if row is not None:
         s.delete(row)
-    return orphans
+    return work
 
 
-def _locked_side_flow(c: Conductor, node_id: int, work: Callable[[Task], None]) -> None:
-    with c.db.transaction() as s:
-        node = s.get_one(Node, node_id)
-        try:
-            tasks.acquire(s, node, c.name)
-        except NodeLocked:
-            return
+def _locked_side_flow(
+    c: Conductor, node_id: int, work: Callable[[Task], None], locked: bool = False
+) -> None:
+    """Run ``work`` under the node's lock — taken here, or already (``locked``) in the
+    transaction that failed the node, so that nobody sees it failed but not yet off."""
+    if not locked:
+        with c.db.transaction() as s:
+            node = s.get_one(Node, node_id)
+            try:
+                tasks.acquire(s, node, c.name)
+            except NodeLocked:
+                return
 
     def run(task: Task) -> str:
         work(task)
@@ -127,7 +138,13 @@ def fail_stale_waits(c: Conductor) -> None:
                 Node.reservation.is_(None),
             )
         ).all()
+        failed: list[int] = []
         for node in stale:
+            try:
+                tasks.acquire(s, node, c.name)  # held until powered off
+            except NodeLocked:
+                continue
+            failed.append(node.id)
             state = node.provision_state
             tasks.advance(node, "fail")
             node.last_error = (
@@ -137,12 +154,12 @@ def fail_stale_waits(c: Conductor) -> None:
             history.record(
                 s, node.id, history.ERROR, node.last_error, severity="ERROR", conductor=c.name
             )
-        return [n.id for n in stale]
+        return failed
 
     # Retried on a fresh read when a request changed one of the nodes meanwhile.
     ids = c.db.retry(fail)
     for node_id in ids:
-        _locked_side_flow(c, node_id, power_off_quietly)
+        _locked_side_flow(c, node_id, power_off_quietly, locked=True)
 
 
 def sync_power(c: Conductor) -> None:
@@ -197,13 +214,28 @@ def sync_power(c: Conductor) -> None:
                 )
 
 
+def retry_clean_ups(c: Conductor) -> None:
+    """Clean-ups after a conductor stop that failed before (e.g. the NIC agents had not
+    reconnected yet) are tried again, on unlocked nodes still where they were left."""
+    now = time.time()
+    with c.db.transaction() as s:
+        rows = s.scalars(select(Node).where(Node.reservation.is_(None))).all()
+        due = [n.id for n in rows if recovery.due(n, now)]
+    for node_id in due:
+        _locked_side_flow(c, node_id, recovery.attempt)
+
+
 def recover(c: Conductor) -> None:
     stamp_heartbeat(c.db, c.name)
     reap_dead_conductors(c)
     fail_stale_waits(c)
+    retry_clean_ups(c)
 
 
 def run_once(c: Conductor) -> None:
+    if c.stopping:  # winding down: stay alive for the others, start nothing new
+        stamp_heartbeat(c.db, c.name)
+        return
     recover(c)
     sync_power(c)
 

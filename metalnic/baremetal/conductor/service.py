@@ -5,16 +5,26 @@ and moves the node into its busy state in one transaction, then hands the
 flow to a worker and answers 202.  The worker runs the flow and, in one last
 transaction, takes the flow's event (``done``/``wait``/``fail``), writes
 last_error and releases the lock.  A ``done`` that leads into another busy
-state (deleting → cleaning) runs that state's flow under the same lock.
+state (deleting → cleaning) runs that state's flow under the same lock.  A
+verb that leads straight to a stable state (``manage`` from ``available``)
+runs no flow and so leaves no lock behind.
+
+Stopping (``shutdown``): new work is refused (503), running flows end at their
+next step (``Task.checkpoint``) and are failed, their hosts powered off and
+unplugged (``recovery.unwire``); whatever is still reserved by this conductor
+afterwards is released through ``recovery.orphan`` before its row goes.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
 import secrets
 import socket
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -26,10 +36,10 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes as inventory
 from metalnic.baremetal import policy, states, vifs
-from metalnic.baremetal.conductor import flows, history
+from metalnic.baremetal.conductor import flows, history, options, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
-from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import Conductor as ConductorRow
@@ -37,6 +47,7 @@ from metalnic.baremetal.models import Node, Port
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import (
+    ConductorStopping,
     InvalidInput,
     InvalidStateRequested,
     MetalnicError,
@@ -60,6 +71,9 @@ class Conductor:
         self.name = f"{self.hostname}:{os.getpid()}:{secrets.token_hex(3)}"
         self._pool = ThreadPoolExecutor(settings.conductor_workers, thread_name_prefix="flow")
         self.futures: set[Future[None]] = set()
+        self._stopping = threading.Event()
+        self._holding = 0  # with_lock calls under way (request threads)
+        self._holding_lock = threading.Lock()
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -67,12 +81,63 @@ class Conductor:
         with self.db.transaction() as s:
             s.add(ConductorRow(name=self.name, hostname=self.hostname))
 
+    def drain(self, timeout: float) -> bool:
+        """Start stopping while the API still serves (agents must be able to answer):
+        refuse new work, let flows end at their next step and requests holding a
+        node finish.  Whether everything ended within ``timeout`` seconds."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        while self.futures or self._holding:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def shutdown(self) -> None:
+        """Refuse new work, let running flows end at their next step (failed, host off,
+        ports unplugged), release whatever is still held, then deregister."""
+        self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
+        work = self.db.retry(self._take_over_own)
+        for node_id, job in work:
+            if job is not None:
+                try:
+                    job(self.task(node_id))
+                except Exception as exc:  # stopping: record it, go on with the others
+                    self.db.retry(
+                        functools.partial(self._record_error, node_id=node_id, error=str(exc))
+                    )
+                finally:
+                    with self.db.transaction() as s:
+                        tasks.release(s, node_id, self.name)
         with self.db.transaction() as s:
             row = s.scalars(select(ConductorRow).where(ConductorRow.name == self.name)).first()
             if row is not None:
                 s.delete(row)
+
+    def _take_over_own(self, s: Session) -> list[tuple[int, recovery.Work | None]]:
+        left = s.scalars(select(Node).where(Node.reservation == self.name)).all()
+        return [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
+
+    def task(self, node_id: int, stoppable: bool = True) -> Task:
+        """A task on a node this conductor holds; a stoppable one ends at its next
+        step once the conductor stops (flows), the others run to their end (requests)."""
+        return Task(
+            self.db,
+            self.registry,
+            self.name,
+            node_id,
+            self.settings.power_timeout,
+            self._stopping.is_set if stoppable else lambda: False,
+        )
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def _guard(self) -> None:
+        if self._stopping.is_set():
+            raise ConductorStopping("retry against another server or after the restart")
 
     # --- running flows ----------------------------------------------------------------------
 
@@ -84,7 +149,7 @@ class Conductor:
     def _run(self, node_id: int, flow: Flow) -> None:
         while True:
             try:
-                task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
+                task = self.task(node_id)
             except Exception:
                 log.exception("cannot prepare node %s", node_id)
                 self._finish(node_id, "fail", "internal error preparing the flow")
@@ -93,28 +158,46 @@ class Conductor:
                 busy_state = node.provision_state
             try:
                 event = flow(task)
-                error = None
+                error, left_over = None, False
             except Exception as exc:  # a worker's top: every failure ends the flow cleanly
-                event, error = "fail", _describe(flow, exc)
-                if not isinstance(exc, MetalnicError):
-                    log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
-                task.log(history.ERROR, error, severity="ERROR")
-                if busy_state in flows.POWER_OFF_ON_FAILURE:
-                    power_off_quietly(task)
-            next_state = self._finish(node_id, event, error)
+                event = "fail"
+                error, left_over = self._failed(task, flow, exc, busy_state)
+            next_state = self._finish(node_id, event, error, left_over)
             follow = flows.FLOWS.get(next_state) if event == "done" else None
             if follow is None:
                 return
             flow = follow  # e.g. deleting → cleaning, under the same lock
 
-    def _finish(self, node_id: int, event: str, error: str | None) -> str:
+    def _failed(self, task: Task, flow: Flow, exc: Exception, busy_state: str) -> tuple[str, bool]:
+        """Wind a failed flow down; its last_error, and whether clean-up is left over.
+        While the conductor stops, the host is also taken off every network."""
+        error = _describe(flow, exc)
+        if not isinstance(exc, MetalnicError):
+            log.exception("flow %s of node %s crashed", flow.__name__, task.uuid)
+        stopped = self._stopping.is_set()
+        if isinstance(exc, ConductorStopping):
+            error = f"The conductor stopped while the node was {busy_state}: {exc.what}."
+        elif stopped:
+            error += f" (while the conductor stopped; the node was {busy_state})"
+        task.log(history.ERROR, error, severity="ERROR")
+        if stopped and busy_state in recovery.POWERED_FLOWS and not recovery.unwire_quietly(task):
+            return error + "; its ports are taken off the network by the next conductor", True
+        if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
+            power_off_quietly(task)
+        return error, False
+
+    def _finish(self, node_id: int, event: str, error: str | None, left_over: bool = False) -> str:
         """Take the flow's event, record it and unlock — retried on a fresh read if a
         request changed the node meanwhile (the flow's outcome must never be lost)."""
-        return self.db.retry(lambda s: self._finish_in(s, node_id, event, error))
+        return self.db.retry(lambda s: self._finish_in(s, node_id, event, error, left_over))
 
-    def _finish_in(self, s: Session, node_id: int, event: str, error: str | None) -> str:
+    def _finish_in(
+        self, s: Session, node_id: int, event: str, error: str | None, left_over: bool
+    ) -> str:
         node = s.get_one(Node, node_id)
         tasks.advance(node, event)
+        if left_over:
+            recovery.mark(node, "unwire")  # the next conductor retries it
         if error is not None:
             node.last_error = error
         elif event == "done":
@@ -139,6 +222,7 @@ class Conductor:
             raise InvalidInput(
                 f"Invalid provision target {verb!r}; use one of {', '.join(sorted(machine.VERBS))}."
             )
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             policy.check_node(who, node.owner, ident, write=True)
@@ -149,7 +233,10 @@ class Conductor:
             tasks.check(node, event)  # raises naming the allowed verbs
             tasks.acquire(s, node, self.name)  # (re-reads the row)
             tasks.advance(node, event)
-            _apply_options(node, event, body)  # a refusal rolls all of this back
+            options.apply(node, event, body)  # a refusal rolls all of this back
+            flow = flows.FLOWS.get(node.provision_state)
+            if flow is None:  # a move straight to a stable state: no flow, no lock
+                node.reservation = None
             history.record(
                 s,
                 node.id,
@@ -158,8 +245,9 @@ class Conductor:
                 conductor=self.name,
                 user=who.name,
             )
-            node_id, state = node.id, node.provision_state
-        self._submit(node_id, flows.FLOWS[state])
+            node_id = node.id
+        if flow is not None:
+            self._submit(node_id, flow)
 
     def _abort(self, s: Any, node: Node) -> None:
         if node.provision_state not in machine.WAIT_STATES:
@@ -192,7 +280,7 @@ class Conductor:
 
         def run() -> None:
             try:
-                work(Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout))
+                work(self.task(node_id))
             except Exception as exc:
                 error = str(exc)
                 self.db.retry(lambda s: self._record_error(s, node_id, error))
@@ -213,6 +301,7 @@ class Conductor:
             raise InvalidInput(
                 f"Invalid power target {target!r}; use one of {', '.join(states.POWER_TARGETS)}."
             )
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             policy.check_node(who, node.owner, ident, write=True)
@@ -245,60 +334,78 @@ class Conductor:
         """Run ``work`` on the node now: locked when it changes something
         (set boot device); reads (boot device, validate) take no lock, so they never
         fail with NodeLocked while a flow runs."""
+        if write:
+            self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=write)
             policy.check_node(who, node.owner, ident, write=write)
             if write:
                 tasks.acquire(s, node, self.name)
             node_id = node.id
+        with self._holding_lock:
+            self._holding += 1
         try:
-            task = Task(self.db, self.registry, self.name, node_id, self.settings.power_timeout)
-            return work(task)
+            return work(self.task(node_id, stoppable=False))  # drain() waits for it
         finally:
             if write:
                 with self.db.transaction() as s:
                     tasks.release(s, node_id, self.name)
+            with self._holding_lock:
+                self._holding -= 1
 
     # --- VIFs -----------------------------------------------------------------------------
 
     def attach_vif(self, who: Principal, ident: str, vif: str) -> None:
         """Record ``vif`` on a free link; on a deployed node also plug it now, under the
-        node lock — and forget it again when plugging fails."""
+        node lock and the smart NIC power rule — and forget it again when that fails.
+
+        The record and a ``vif_pending`` journal entry are written in one transaction,
+        so a conductor that dies meanwhile leaves the next one enough to undo it."""
         client = self.registry.network_client
 
         def work(task: Task) -> None:
             with self.db.transaction() as s:
                 deployed, link = vifs.attach(s, who, ident, vif, client)
+                if deployed:
+                    recovery.set_vif_pending(
+                        s, task.uuid, {"op": "attach", "vif": vif, "link": link}
+                    )
             if not deployed:
                 return
             task.refresh()
             try:
-                task.drivers.network.plug_vif(task.ctx, link)
+                flows.hot_plug(task, "plug", vif, link)
             except DriverError as exc:
-                self.db.retry(lambda s: vifs.forget(s, task.uuid, vif))
+                self.db.retry(lambda s: recovery.forget_vif(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
                 raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
-            task.log(history.NETWORK, f"tenant VIF {vif} plugged on {link}")
+            task.journal(VIF_PENDING, None)
 
         self.with_lock(who, ident, work)
 
     def detach_vif(self, who: Principal, ident: str, vif: str) -> None:
-        """Forget ``vif``; on a deployed node unplug it first (the record stays if that fails)."""
+        """Forget ``vif``; on a deployed node unplug it first, under the power rule
+        (the record stays if that fails)."""
 
         def work(task: Task) -> None:
             with self.db.transaction() as s:
                 deployed, link = vifs.find(s, who, ident, vif)
+                if deployed:
+                    recovery.set_vif_pending(
+                        s, task.uuid, {"op": "detach", "vif": vif, "link": link}
+                    )
             if deployed:
                 try:
-                    task.drivers.network.unplug_vif(task.ctx, link)
+                    flows.hot_plug(task, "unplug", vif, link)
                 except DriverError as exc:
+                    task.journal(VIF_PENDING, None)
                     task.log(
                         history.NETWORK, f"tenant VIF {vif} not unplugged: {exc.message}", "ERROR"
                     )
                     raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
-                task.log(history.NETWORK, f"tenant VIF {vif} unplugged from {link}")
             with self.db.transaction() as s:
                 vifs.forget(s, task.uuid, vif)
+                recovery.set_vif_pending(s, task.uuid, None)
 
         self.with_lock(who, ident, work)
 
@@ -338,6 +445,7 @@ class Conductor:
             ("http://", "https://")
         ):
             raise InvalidInput("A heartbeat needs callback_url (http or https).")
+        self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             expected = node.driver_internal_info.get("agent_token")
@@ -366,70 +474,6 @@ class Conductor:
 _AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING, states.CLEANWAIT})
 
 
-def _apply_options(node: Node, event: str, body: dict[str, Any]) -> None:
-    """Verb options Ironic accepts; unknown ones are refused before anything moves."""
-    allowed = {
-        "target",
-        "clean_steps",
-        "configdrive",
-        "rescue_password",
-        "disable_ramdisk",
-        "deploy_steps",
-    }
-    unknown = set(body) - allowed
-    if unknown:
-        raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
-    _apply_configdrive(node, event, body)
-    if event == "clean":
-        steps = body.get("clean_steps")
-        if (
-            not isinstance(steps, list)
-            or not steps
-            or not all(
-                isinstance(s, dict)
-                and isinstance(s.get("interface"), str)
-                and isinstance(s.get("step"), str)
-                for s in steps
-            )
-        ):
-            raise InvalidInput(
-                'Manual cleaning needs clean_steps: [{"interface": "deploy", "step": "..."}].'
-            )
-        node.driver_internal_info = {**node.driver_internal_info, "clean_steps": steps}
-
-
-CONFIGDRIVE_KEYS = frozenset({"meta_data", "network_data", "user_data", "vendor_data"})
-
-
-def _apply_configdrive(node: Node, event: str, body: dict[str, Any]) -> None:
-    """Ironic's ``configdrive`` on deploy/rebuild: the instance's metadata, network
-    configuration and user data, written by the ramdisk agent next to the image.
-
-    Kept in ``instance_info`` (a secret there: never shown) until the node is
-    undeployed.  Accepted: a dict of the OpenStack metadata keys (API 1.56's form)
-    or a string (an encoded ISO image, handed to the agent as it is)."""
-    drive = body.get("configdrive")
-    if event == "delete":
-        node.instance_info = {k: v for k, v in node.instance_info.items() if k != "configdrive"}
-    if drive is None:
-        return
-    if event not in ("deploy", "rebuild"):
-        raise InvalidInput("configdrive is accepted only with the active and rebuild targets.")
-    if isinstance(drive, dict):
-        unknown = set(drive) - CONFIGDRIVE_KEYS
-        if unknown:
-            raise InvalidInput(
-                f"Unknown configdrive key(s): {', '.join(sorted(unknown))}; "
-                f"use {', '.join(sorted(CONFIGDRIVE_KEYS))}."
-            )
-        for key in ("meta_data", "network_data", "vendor_data"):
-            if key in drive and not isinstance(drive[key], dict):
-                raise InvalidInput(f"configdrive {key} must be an object.")
-    elif not isinstance(drive, str) or not drive:
-        raise InvalidInput("configdrive must be an object or a non-empty string.")
-    node.instance_info = {**node.instance_info, "configdrive": drive}
-
-
 def _describe(flow: Flow, exc: Exception) -> str:
     message = exc.message if isinstance(exc, MetalnicError) else f"internal error: {exc!r}"
     return f"{flow.__name__.replace('_', ' ')} failed: {message}"
@@ -438,6 +482,7 @@ def _describe(flow: Flow, exc: Exception) -> str:
 def power_off_quietly(task: Task) -> None:
     try:
         task.set_power(states.POWER_OFF)
+        task.journal(BIOS_WINDOW, None)
     except Exception as exc:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
 

@@ -40,7 +40,13 @@ from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import VIF_KEY, Node, Port, PortGroup
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
-from metalnic.errors import InvalidStateRequested, NodeLocked
+from metalnic.errors import ConductorStopping, InvalidStateRequested, NodeLocked
+
+# driver_internal_info keys a crash may leave behind, read by conductor/recovery.py:
+# the host was powered on in BIOS for a network change (powered.py), and the
+# tenant VIF change of a deployed node that was under way (service.py).
+BIOS_WINDOW = "bios_window"
+VIF_PENDING = "vif_pending"
 
 
 def acquire(session: Session, node: Node, holder: str) -> None:
@@ -158,12 +164,19 @@ class Task:
     """A flow's handle on one locked node."""
 
     def __init__(
-        self, db: Database, registry: Registry, holder: str, node_id: int, power_timeout: float
+        self,
+        db: Database,
+        registry: Registry,
+        holder: str,
+        node_id: int,
+        power_timeout: float,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.db = db
         self.holder = holder
         self.node_id = node_id
         self.power_timeout = power_timeout
+        self.stopping = stopping
         with db.transaction() as s:
             node = s.get_one(Node, node_id)
             self.uuid = node.uuid
@@ -208,6 +221,29 @@ class Task:
         self.db.retry(write)
         self.refresh()
 
+    def checkpoint(self, step: str) -> None:
+        """Before each step that moves the host forward (network, boot device, power on):
+        a stopping conductor ends the flow here, so that it fails cleanly.  Powering
+        off never checks: it is how a flow winds down."""
+        if self.stopping():
+            raise ConductorStopping(f"the flow ended before {step}")
+
+    def wind_down(self) -> None:
+        """From now on the task runs to its end even while the conductor stops (clean-up)."""
+        self.stopping = lambda: False
+
+    def journal(self, key: str, value: Any) -> None:
+        """Write (or, with None, drop) one crash-recovery key of driver_internal_info
+        (on a fresh read, as ``update``)."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
+            info = {k: v for k, v in node.driver_internal_info.items() if k != key}
+            node.driver_internal_info = info if value is None else {**info, key: value}
+
+        self.db.retry(write)
+        self.refresh()
+
     # --- BMC actions, each logged -----------------------------------------------------
 
     def power_state(self) -> str:
@@ -216,6 +252,8 @@ class Task:
         return state
 
     def set_power(self, target: str) -> None:
+        if target not in (states.POWER_OFF, states.SOFT_POWER_OFF):
+            self.checkpoint(target)
         self.update(target_power_state=target)
         self.log(history.POWER, f"{target} requested")
         try:
@@ -237,6 +275,7 @@ class Task:
         self.log(history.POWER, f"{now} (BMC confirmed)")
 
     def set_boot_device(self, device: str, persistent: bool = False) -> None:
+        self.checkpoint(f"setting the boot device to {device}")
         self.drivers.management.set_boot_device(self.ctx, device, persistent)
         self.log(
             history.BOOT_DEVICE,
@@ -245,6 +284,7 @@ class Task:
 
     def network(self, action: str, phase: str) -> None:
         """attach/detach the ports for ``phase``, logged before and after."""
+        self.checkpoint(f"{action} {phase} network")
         self.log(history.NETWORK, f"{action} {phase} network: started")
         step: Callable[[NodeContext, str], None] = getattr(self.drivers.network, action)
         step(self.ctx, phase)
