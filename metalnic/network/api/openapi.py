@@ -67,7 +67,31 @@ def build(routers: Sequence[APIRouter]) -> dict[str, Any]:
             body = _request_model(route.dependant)
             if body is not None:
                 op["requestBody"] = _request_body(*body, schemas)
+    _link(doc)
     return doc
+
+
+def _link(doc: dict[str, Any]) -> None:
+    """OpenAPI links from each create to the operations on what it created (the fuzz
+    test's stateful phase follows them): ``POST /x`` → ``GET|PUT|DELETE /x/{id}``."""
+    paths = doc["paths"]
+    for path, ops in paths.items():
+        created = ops.get("post", {}).get("responses", {}).get("201")
+        schema = ops.get("post", {}).get("requestBody", {}).get("content", {})
+        envelope = schema.get("application/json", {}).get("schema", {}).get("required")
+        if not created or not envelope:
+            continue
+        for item, item_ops in paths.items():
+            head, _, param = item.rpartition("/")
+            if head != path or not param.startswith("{"):
+                continue
+            created["links"] = {
+                f"{method}-{item_ops[method]['operationId']}": {
+                    "operationId": item_ops[method]["operationId"],
+                    "parameters": {param.strip("{}"): f"$response.body#/{envelope[0]}/id"},
+                }
+                for method in item_ops
+            }
 
 
 def _request_model(dependant: Dependant) -> tuple[type[Any], str] | None:
