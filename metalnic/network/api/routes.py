@@ -35,7 +35,7 @@ RuleFilters = Annotated[sc.SecurityGroupRuleQuery, Query()]
 # Status codes per kind of route (every error in Neutron's body).
 READ = answers(400, 401, 403)
 SHOW = answers(400, 401, 403, 404)
-CREATE = answers(400, 401, 403, 404, 409, 413)
+CREATE = answers(400, 401, 403, 404, 409, 413)  # a port: its network, groups, MAC
 UPDATE = answers(400, 401, 403, 404, 409, 413)
 DELETE = answers(400, 401, 403, 404, 409)
 
@@ -117,7 +117,12 @@ def extensions(who: Caller) -> JSONResponse:
 # --- networks ---------------------------------------------------------------------------
 
 
-@router.post("/v2.0/networks", status_code=201, response_model=rp.NetworkReply, responses=CREATE)
+@router.post(
+    "/v2.0/networks",
+    status_code=201,
+    response_model=rp.NetworkReply,
+    responses=answers(400, 401, 403, 409, 413),  # 409: VLAN taken or none left
+)
 def create_network(ctx: Context, who: Caller, body: NetworkCreate) -> JSONResponse:
     net = ctx.service.create_network(who, body.values())
     return JSONResponse({"network": views.network(net)}, status_code=201)
@@ -193,7 +198,7 @@ def delete_port(port_id: PathId, ctx: Context, who: Caller) -> Response:
     "/v2.0/security-groups",
     status_code=201,
     response_model=rp.SecurityGroupReply,
-    responses=CREATE,
+    responses=answers(400, 401, 403, 413),
 )
 def create_security_group(ctx: Context, who: Caller, body: GroupCreate) -> JSONResponse:
     group = ctx.service.secgroups.create(who, body.values())
@@ -228,7 +233,7 @@ def delete_security_group(gid: PathId, ctx: Context, who: Caller) -> Response:
     "/v2.0/security-group-rules",
     status_code=201,
     response_model=rp.SecurityGroupRuleReply,
-    responses=CREATE,
+    responses=answers(400, 401, 403, 404, 413),
 )
 def create_rule(ctx: Context, who: Caller, body: RuleCreate) -> JSONResponse:
     rule = ctx.service.secgroups.create_rule(who, body.values())
@@ -262,7 +267,7 @@ def show_rule(rule_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
         return JSONResponse({"security_group_rule": views.rule(rule)})
 
 
-@router.delete("/v2.0/security-group-rules/{rule_id}", status_code=204, responses=DELETE)
+@router.delete("/v2.0/security-group-rules/{rule_id}", status_code=204, responses=SHOW)
 def delete_rule(rule_id: PathId, ctx: Context, who: Caller) -> Response:
     ctx.service.secgroups.delete_rule(who, rule_id)
     return Response(status_code=204)
