@@ -48,7 +48,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> I
     tmp = tmp_path_factory.mktemp("fuzz-network")
     users = tmp / "users.toml"
     shutil.copy(users_file, users)
-    add_user(users, *AGENT, "agent", None)
+    add_user(users, *AGENT, "agent", None, nic_hosts=(NIC,))
     srv = start_server(
         tmp,
         "--auth",

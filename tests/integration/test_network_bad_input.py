@@ -32,7 +32,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> Iterator[
     tmp = tmp_path_factory.mktemp("net-bad-input")
     users = tmp / "users.toml"
     shutil.copy(users_file, users)
-    add_user(users, *AGENT, "agent", None)
+    add_user(users, *AGENT, "agent", None, nic_hosts=(NIC,))
     server = start_server(
         tmp,
         "--auth",

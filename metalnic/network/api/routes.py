@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from metalnic.errors import SecurityGroupNotFound
 from metalnic.httpjson import JSONResponse
-from metalnic.network.api import agents, openapi, views
+from metalnic.network.api import agents, grants, openapi, views
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, base, body_of, select_fields
@@ -93,7 +93,7 @@ def resources(request: Request) -> JSONResponse:
 @router.get("/v2.0/openapi.json", response_model=dict[str, Any])
 def openapi_document(request: Request) -> JSONResponse:
     """This API's OpenAPI document (see network/api/openapi.py)."""
-    return JSONResponse(openapi.document(request.app, (router, agents.router)))
+    return JSONResponse(openapi.document(request.app, (router, agents.router, grants.router)))
 
 
 @router.get("/v2.0/extensions", response_model=rp.Extensions, responses=answers(401))

@@ -186,6 +186,10 @@ class Heartbeat(Model):
     configurations: AgentConfigurations = Field(default_factory=AgentConfigurations)
 
 
+class AgentGrant(Model):
+    nic_hosts: list[Id] = Field(max_length=1000)
+
+
 class PortStatus(Model):
     status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
     reason: LongText | None = None
