@@ -154,11 +154,14 @@ class SecurityGroups:
         protocol = body.get("protocol")
         if protocol is not None:
             protocol = str(protocol).lower()
-            if protocol not in PROTOCOLS and not (protocol.isdigit() and int(protocol) < 256):
+            number = protocol.isascii() and protocol.isdigit() and int(protocol) < 256
+            if protocol not in PROTOCOLS and not number:
                 raise InvalidInput(f"Security group rule protocol {protocol} not supported.")
         pmin, pmax = body.get("port_range_min"), body.get("port_range_max")
         for value in (pmin, pmax):
-            if value is not None and (not isinstance(value, int) or not 0 <= value <= 65535):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535
+            ):
                 raise InvalidInput(f"Invalid port {value!r}.")
         ported = ("tcp", "udp", "6", "17", "icmp", "icmpv6", "1", "58")
         if (pmin is not None or pmax is not None) and protocol not in ported:
@@ -167,6 +170,8 @@ class SecurityGroups:
             raise InvalidInput("port_range_min must be <= port_range_max.")
         prefix = body.get("remote_ip_prefix")
         if prefix is not None:
+            if not isinstance(prefix, str):
+                raise InvalidInput("remote_ip_prefix must be a string (an address or CIDR).")
             try:
                 net = ipaddress.ip_network(prefix, strict=False)
             except ValueError:

@@ -120,7 +120,7 @@ class NetworkService:
             "description": _str(body.get("description", ""), "description"),
             "admin_state_up": _bool(body.get("admin_state_up", True)),
             "shared": _bool(body.get("shared", False)),
-            "mtu": _opt_int(body.get("mtu", 1500), "mtu") or 1500,
+            "mtu": _opt_int(body.get("mtu", 1500), "mtu", 68, 65535) or 1500,
             "port_security_enabled": _bool(body.get("port_security_enabled", True)),
         }
         network_type = _str(body.get("provider:network_type", "vlan"), "network_type")
@@ -168,6 +168,7 @@ class NetworkService:
             {"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled"},
             "network",
         )
+        mtu = _opt_int(body["mtu"], "mtu", 68, 65535) if "mtu" in body else None
         with self.db.transaction() as s:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
@@ -179,6 +180,8 @@ class NetworkService:
             for key in ("admin_state_up", "shared", "port_security_enabled"):
                 if key in body:
                     setattr(net, key, _bool(body[key]))
+            if mtu is not None:
+                net.mtu = mtu
             net.revision_number += 1
             s.flush()
             return net
@@ -710,18 +713,36 @@ def _project(who: Principal, body: dict[str, Any], default: str | None = None) -
     return str(asked or who.project or "admin")
 
 
+# The coercion below is the service's own guard for callers inside the process (the
+# embedded client); HTTP requests arrive already validated by network/api/schemas.py.
+# Messages never echo the value: it may be huge, unprintable or a secret.
+
+
 def _str(value: Any, field: str) -> str:
-    if not isinstance(value, str) or len(value) > 255:
-        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not a valid string.")
+    if not isinstance(value, str) or len(value) > 255 or "\x00" in value or not _utf8(value):
+        raise InvalidInput(f"Invalid input for {field}. Reason: not a valid string.")
     return value
 
 
-def _opt_int(value: Any, field: str) -> int | None:
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _opt_int(value: Any, field: str, low: int = 0, high: int = 2**31 - 1) -> int | None:
+    """None, or an integer in ``low..high`` given as an integer or ASCII decimal digits."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise InvalidInput(f"Invalid input for {field}. Reason: '{value}' is not an integer.")
-    return int(value)
+    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20
+    if isinstance(value, bool) or not (isinstance(value, int) or digits):
+        raise InvalidInput(f"Invalid input for {field}. Reason: not an integer.")
+    number = int(value)
+    if not low <= number <= high:
+        raise InvalidInput(f"Invalid input for {field}. Reason: not in {low}..{high}.")
+    return number
 
 
 def _bool(value: Any) -> bool:
@@ -729,4 +750,4 @@ def _bool(value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise InvalidInput(f"Invalid input: '{value}' is not a valid boolean value.")
+    raise InvalidInput("Invalid input: not a valid boolean value.")

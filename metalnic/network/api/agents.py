@@ -23,35 +23,45 @@ its desired state or report for it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from metalnic.errors import AgentNotFound, Forbidden, InvalidInput
+from metalnic.errors import AgentNotFound, Forbidden
 from metalnic.httpjson import JSONResponse
 from metalnic.network.access import require_agents_reader
+from metalnic.network.api import replies as rp
+from metalnic.network.api import schemas as sc
 from metalnic.network.api import views
-from metalnic.network.api.deps import PREFIX, Body, Caller, Context, select_fields
+from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields
+from metalnic.network.api.replies import answers
 from metalnic.network.models import Agent
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
+AgentUpdate = Annotated[sc.AgentUpdate, Depends(body_of(sc.AgentUpdate, "agent"))]
+Heartbeat = Annotated[sc.Heartbeat, Depends(body_of(sc.Heartbeat, ""))]
+Report = Annotated[sc.Report, Depends(body_of(sc.Report, ""))]
 
-@router.get("/agents")
-def list_agents(request: Request, ctx: Context, who: Caller) -> JSONResponse:
+
+@router.get("/agents", response_model=rp.AgentsReply, responses=answers(400, 401, 403))
+def list_agents(
+    request: Request, ctx: Context, who: Caller, query: Annotated[sc.AgentQuery, Query()]
+) -> JSONResponse:
     require_agents_reader(who)
     with ctx.service.db.transaction() as s:
         agents = s.query(Agent).order_by(Agent.host).all()
         items = [views.agent(a, ctx.service.alive(a)) for a in agents]
-    for key in ("host", "agent_type", "binary"):
-        if key in request.query_params:
-            items = [a for a in items if a[key] == request.query_params[key]]
+    for key, wanted in query.filters().items():
+        items = [a for a in items if a[key] == wanted]
     return JSONResponse({"agents": [select_fields(request, a) for a in items]})
 
 
-@router.get("/agents/{agent_id}")
-def show_agent(agent_id: str, ctx: Context, who: Caller) -> JSONResponse:
+@router.get(
+    "/agents/{agent_id}", response_model=rp.AgentReply, responses=answers(400, 401, 403, 404)
+)
+def show_agent(agent_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
     require_agents_reader(who)
     with ctx.service.db.transaction() as s:
         agent = s.get(Agent, agent_id)
@@ -60,25 +70,27 @@ def show_agent(agent_id: str, ctx: Context, who: Caller) -> JSONResponse:
         return JSONResponse({"agent": views.agent(agent, ctx.service.alive(agent))})
 
 
-@router.put("/agents/{agent_id}")
-def update_agent(agent_id: str, ctx: Context, who: Caller, body: Body) -> JSONResponse:
+@router.put(
+    "/agents/{agent_id}",
+    response_model=rp.AgentReply,
+    responses=answers(400, 401, 403, 404, 413),
+)
+def update_agent(agent_id: PathId, ctx: Context, who: Caller, body: AgentUpdate) -> JSONResponse:
     if not who.is_admin:
         raise Forbidden("Changing agents is reserved to admins.")
-    change = body.get("agent") if isinstance(body, dict) else None
-    if not isinstance(change, dict) or set(change) - {"admin_state_up", "description"}:
-        raise InvalidInput('Body contains invalid data: expected {"agent": {"admin_state_up"}}.')
+    change = body.values()
     with ctx.service.db.transaction() as s:
         agent = s.get(Agent, agent_id)
         if agent is None:
             raise AgentNotFound(agent_id)
         if "admin_state_up" in change:
-            agent.admin_state_up = bool(change["admin_state_up"])
+            agent.admin_state_up = change["admin_state_up"]
         out = views.agent(agent, ctx.service.alive(agent))
     return JSONResponse({"agent": out})
 
 
-@router.delete("/agents/{agent_id}", status_code=204)
-def delete_agent(agent_id: str, ctx: Context, who: Caller) -> Response:
+@router.delete("/agents/{agent_id}", status_code=204, responses=answers(400, 401, 403, 404))
+def delete_agent(agent_id: PathId, ctx: Context, who: Caller) -> Response:
     ctx.service.delete_agent(who, agent_id)
     return Response(status_code=204)
 
@@ -86,20 +98,27 @@ def delete_agent(agent_id: str, ctx: Context, who: Caller) -> Response:
 # --- the agent contract -----------------------------------------------------------------
 
 
-@router.post("/metalnic/agents/heartbeat")
-def heartbeat(ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    if not isinstance(body, dict):
-        raise InvalidInput("Body contains invalid data.")
-    agent, revived = ctx.service.heartbeat(who, body)
+@router.post(
+    "/metalnic/agents/heartbeat",
+    response_model=rp.HeartbeatReply,
+    responses=answers(400, 401, 403, 409, 413),
+)
+def heartbeat(ctx: Context, who: Caller, body: Heartbeat) -> JSONResponse:
+    agent, revived = ctx.service.heartbeat(who, body.values())
     return JSONResponse({"agent": views.agent(agent, True), "resync": revived})
 
 
-@router.get("/metalnic/hosts/{nic_host}/desired")
-async def desired(nic_host: str, request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get(
+    "/metalnic/hosts/{nic_host}/desired",
+    response_model=rp.DesiredState,
+    responses=answers(400, 401, 403),
+)
+async def desired(
+    nic_host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
+) -> JSONResponse:
     await run_in_threadpool(_check_speaks_for, ctx, who, nic_host)  # before any long wait
-    q = request.query_params
-    since = _int(q.get("since"), "since")
-    wait = min(float(_int(q.get("wait"), "wait") or 0), 60.0)
+    since = query.since
+    wait = min(float(query.wait), 60.0)
     deadline = time.monotonic() + wait
     while since is not None:
         revision, _applied = await run_in_threadpool(ctx.service.revision, nic_host)
@@ -113,22 +132,16 @@ async def desired(nic_host: str, request: Request, ctx: Context, who: Caller) ->
     return JSONResponse(state)
 
 
-@router.post("/metalnic/hosts/{nic_host}/report", status_code=204)
-def report(nic_host: str, ctx: Context, who: Caller, body: Body) -> Response:
-    if not isinstance(body, dict):
-        raise InvalidInput("Body contains invalid data.")
-    ctx.service.report(who, nic_host, body)
+@router.post(
+    "/metalnic/hosts/{nic_host}/report",
+    status_code=204,
+    responses=answers(400, 401, 403, 413),
+)
+def report(nic_host: PathId, ctx: Context, who: Caller, body: Report) -> Response:
+    ctx.service.report(who, nic_host, body.values())
     return Response(status_code=204)
 
 
 def _check_speaks_for(ctx: Context, who: Caller, nic_host: str) -> None:
     with ctx.service.db.transaction() as s:
         ctx.service.speaks_for(who, s, nic_host)
-
-
-def _int(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise InvalidInput(f"{name} must be a whole number.")
-    return int(value)

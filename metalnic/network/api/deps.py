@@ -1,15 +1,26 @@
-"""Request plumbing of the network API."""
+"""Request plumbing of the network API: context, caller, and the edge's validation.
+
+``body(Model, "network")`` is the dependency a route takes its body from: the
+bounded JSON reader of ``metalnic.web``, Neutron's envelope
+(``{"network": {...}}``), then the request model; any failure is a 400 in
+Neutron's format before the route runs, so nothing is written.  Query filters
+and path parameters are typed in the routes' signatures (FastAPI validates them
+against the same value types; its errors are answered in Neutron's format too).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Path, Request
+from pydantic import BaseModel, ValidationError
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
 from metalnic.errors import InvalidInput
+from metalnic.network.api.types import Id
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
@@ -33,7 +44,11 @@ async def get_principal(request: Request) -> Principal:
 
 
 async def get_body(request: Request) -> Any:
-    body = await web.read_json(request, (await get_context(request)).settings.max_request_body_size)
+    limit = (await get_context(request)).settings.max_request_body_size
+    try:
+        body = await web.read_json(request, limit)
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InvalidInput(f"Malformed JSON in request body: {exc}.") from None
     if body is None:
         raise InvalidInput("Body contains invalid data: a JSON document was expected.")
     return body
@@ -46,12 +61,48 @@ def resource(body: Any, key: str) -> dict[str, Any]:
     return dict(body[key])
 
 
-def filters(request: Request) -> dict[str, str]:
-    return {
-        k: v
-        for k, v in request.query_params.items()
-        if k not in ("fields", "limit", "marker", "sort_key", "sort_dir")
-    }
+M = TypeVar("M", bound=BaseModel)
+
+
+def body_of(model: type[M], key: str) -> Callable[[Request], Awaitable[M]]:
+    """A dependency: the request body's ``key`` object validated as ``model``.
+    Without ``key`` the body itself is the model (the agent contract)."""
+
+    async def read(request: Request) -> M:
+        raw = await get_body(request)
+        inner = resource(raw, key) if key else raw
+        try:
+            return model.model_validate(inner)
+        except ValidationError as exc:
+            raise InvalidInput(describe(exc.errors(), (key,) if key else ())) from None
+
+    read.request_model = model  # type: ignore[attr-defined]  # for the OpenAPI document
+    read.envelope = key  # type: ignore[attr-defined]
+    return read
+
+
+def describe(errors: Any, prefix: tuple[str, ...] = ()) -> str:
+    """One message for all problems, in Neutron's words, naming each attribute.
+    The caller's values are never echoed (they may be secrets or unprintable)."""
+    unknown: list[str] = []
+    problems: list[str] = []
+    for error in errors:
+        loc = [str(p) for p in error["loc"] if p not in ("body", "query", "path")]
+        where = ".".join(loc) or ".".join(prefix) or "body"
+        if error["type"] == "extra_forbidden":
+            unknown.append(where)
+        elif error["type"] == "string_type":
+            problems.append(f"Invalid input for {where}. Reason: not a valid string.")
+        else:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"Invalid input for {where}. Reason: {reason}.")
+    if unknown:
+        problems.insert(0, f"Unrecognized attribute(s) '{', '.join(unknown)}'.")
+    return _printable(" ".join(problems))
+
+
+def _printable(message: str) -> str:
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")[:2000]
 
 
 def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
@@ -59,10 +110,11 @@ def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in wanted} if wanted else item
 
 
-def if_revision(request: Request) -> int | None:
+def if_revision(
+    header: Annotated[str | None, Header(alias="If-Match", max_length=256)] = None,
+) -> int | None:
     """Neutron's ``If-Match: revision_number=N`` on an update or delete: the change
     applies only while the resource is at revision N (else 412)."""
-    header = request.headers.get("if-match")
     if header is None:
         return None
     for part in header.split(","):
@@ -81,3 +133,4 @@ Context = Annotated[NetworkContext, Depends(get_context)]
 Caller = Annotated[Principal, Depends(get_principal)]
 Body = Annotated[Any, Depends(get_body)]
 IfRevision = Annotated[int | None, Depends(if_revision)]
+PathId = Annotated[Id, Path()]

@@ -17,15 +17,17 @@ the users file.  A revoked NIC host is released at once by that user's agents
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from metalnic.auth import Principal
 from metalnic.errors import AgentGrantNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
 from metalnic.network import agents
-from metalnic.network.api.deps import PREFIX, Body, Caller, Context, NetworkContext
+from metalnic.network.api import schemas as sc
+from metalnic.network.api.deps import PREFIX, Caller, Context, NetworkContext, PathId, body_of
+from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX + "/v2.0/metalnic/agent-grants")
 MAX_HOSTS = 1000
@@ -64,7 +66,10 @@ def _view(user: str, hosts: list[str]) -> dict[str, Any]:
     return {"user": user, "nic_hosts": hosts}
 
 
-@router.get("")
+GrantBody = Annotated[sc.AgentGrant, Depends(body_of(sc.AgentGrant, "agent_grant"))]
+
+
+@router.get("", response_model=dict[str, list[dict[str, Any]]], responses=answers(401, 403))
 def list_grants(ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
     with ctx.service.db.transaction() as s:
@@ -72,8 +77,10 @@ def list_grants(ctx: Context, who: Caller) -> JSONResponse:
     return JSONResponse({"agent_grants": [_view(u, h) for u, h in found.items()]})
 
 
-@router.get("/{user}")
-def show_grant(user: str, ctx: Context, who: Caller) -> JSONResponse:
+@router.get(
+    "/{user}", response_model=dict[str, dict[str, Any]], responses=answers(400, 401, 403, 404)
+)
+def show_grant(user: PathId, ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
     with ctx.service.db.transaction() as s:
         hosts = agents.grants(s, user).get(user)
@@ -82,16 +89,18 @@ def show_grant(user: str, ctx: Context, who: Caller) -> JSONResponse:
     return JSONResponse({"agent_grant": _view(user, hosts)})
 
 
-@router.put("/{user}")
-def set_grant(user: str, ctx: Context, who: Caller, body: Body) -> JSONResponse:
+@router.put(
+    "/{user}", response_model=dict[str, dict[str, Any]], responses=answers(400, 401, 403, 413)
+)
+def set_grant(user: PathId, ctx: Context, who: Caller, body: GrantBody) -> JSONResponse:
     _admin(who)
-    hosts = _hosts(body)
+    hosts = _hosts({"agent_grant": body.values()})
     _change(ctx, _user(ctx, user), hosts)
     return JSONResponse({"agent_grant": _view(user, hosts)})
 
 
-@router.delete("/{user}", status_code=204)
-def delete_grant(user: str, ctx: Context, who: Caller) -> Response:
+@router.delete("/{user}", status_code=204, responses=answers(400, 401, 403, 404))
+def delete_grant(user: PathId, ctx: Context, who: Caller) -> Response:
     _admin(who)
     with ctx.service.db.transaction() as s:
         if not agents.grants(s, user):

@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from metalnic.httpjson import JSONResponse
 from metalnic.network import access
-from metalnic.network.api import views
+from metalnic.network.api import agents, grants, openapi, views
+from metalnic.network.api import replies as rp
+from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import (
     PREFIX,
-    Body,
     Caller,
     Context,
     IfRevision,
+    PathId,
     base,
-    filters,
-    resource,
+    body_of,
     select_fields,
 )
+from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX)
+
+NetworkCreate = Annotated[sc.NetworkCreate, Depends(body_of(sc.NetworkCreate, "network"))]
+NetworkUpdate = Annotated[sc.NetworkUpdate, Depends(body_of(sc.NetworkUpdate, "network"))]
+PortCreate = Annotated[sc.PortCreate, Depends(body_of(sc.PortCreate, "port"))]
+PortUpdate = Annotated[sc.PortUpdate, Depends(body_of(sc.PortUpdate, "port"))]
+SecurityGroupUpdate = Annotated[
+    sc.SecurityGroupUpdate, Depends(body_of(sc.SecurityGroupUpdate, "security_group"))
+]
+GroupCreate = Annotated[
+    sc.SecurityGroupCreate, Depends(body_of(sc.SecurityGroupCreate, "security_group"))
+]
+RuleCreate = Annotated[
+    sc.SecurityGroupRuleCreate,
+    Depends(body_of(sc.SecurityGroupRuleCreate, "security_group_rule")),
+]
+NetworkFilters = Annotated[sc.NetworkQuery, Query()]
+PortFilters = Annotated[sc.PortQuery, Query()]
+GroupFilters = Annotated[sc.SecurityGroupQuery, Query()]
+RuleFilters = Annotated[sc.SecurityGroupRuleQuery, Query()]
+# Status codes per kind of route (every error in Neutron's body).
+READ = answers(400, 401, 403)
+SHOW = answers(400, 401, 403, 404)
+CREATE = answers(400, 401, 403, 404, 409, 413)  # a port: its network, groups, MAC
+UPDATE = answers(400, 401, 403, 404, 409, 412, 413)  # 412: If-Match revision_number
+DELETE = answers(400, 401, 403, 404, 409, 412)
 
 EXTENSIONS = (
     ("agent", "agent"),
@@ -35,8 +64,8 @@ EXTENSIONS = (
 )
 
 
-@router.get("/")
-@router.get("")
+@router.get("/", response_model=rp.Versions)
+@router.get("", response_model=rp.Versions)
 def versions(request: Request) -> JSONResponse:
     href = base(request) + "/v2.0/"
     return JSONResponse(
@@ -48,8 +77,8 @@ def versions(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/v2.0")
-@router.get("/v2.0/")
+@router.get("/v2.0", response_model=rp.Resources)
+@router.get("/v2.0/", response_model=rp.Resources)
 def resources(request: Request) -> JSONResponse:
     b = base(request)
     return JSONResponse(
@@ -72,7 +101,13 @@ def resources(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/v2.0/extensions")
+@router.get("/v2.0/openapi.json", response_model=dict[str, Any])
+def openapi_document(request: Request) -> JSONResponse:
+    """This API's OpenAPI document (see network/api/openapi.py)."""
+    return JSONResponse(openapi.document(request.app, (router, agents.router, grants.router)))
+
+
+@router.get("/v2.0/extensions", response_model=rp.Extensions, responses=answers(401))
 def extensions(who: Caller) -> JSONResponse:
     return JSONResponse(
         {
@@ -93,36 +128,43 @@ def extensions(who: Caller) -> JSONResponse:
 # --- networks ---------------------------------------------------------------------------
 
 
-@router.post("/v2.0/networks", status_code=201)
-def create_network(ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    net = ctx.service.create_network(who, resource(body, "network"))
+@router.post(
+    "/v2.0/networks",
+    status_code=201,
+    response_model=rp.NetworkReply,
+    responses=answers(400, 401, 403, 409, 413),  # 409: VLAN taken or none left
+)
+def create_network(ctx: Context, who: Caller, body: NetworkCreate) -> JSONResponse:
+    net = ctx.service.create_network(who, body.values())
     return JSONResponse({"network": views.network(net)}, status_code=201)
 
 
-@router.get("/v2.0/networks")
-def list_networks(request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/networks", response_model=rp.NetworksReply, responses=READ)
+def list_networks(
+    request: Request, ctx: Context, who: Caller, query: NetworkFilters
+) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        nets = ctx.service.list_networks(who, s, filters(request))
+        nets = ctx.service.list_networks(who, s, query.filters())
         return JSONResponse({"networks": [select_fields(request, views.network(n)) for n in nets]})
 
 
-@router.get("/v2.0/networks/{net_id}")
-def show_network(net_id: str, request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=SHOW)
+def show_network(net_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
         net = ctx.service.get_network(who, net_id, s)
         return JSONResponse({"network": select_fields(request, views.network(net))})
 
 
-@router.put("/v2.0/networks/{net_id}")
+@router.put("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=UPDATE)
 def update_network(
-    net_id: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+    net_id: PathId, ctx: Context, who: Caller, body: NetworkUpdate, revision: IfRevision
 ) -> JSONResponse:
-    net = ctx.service.update_network(who, net_id, resource(body, "network"), revision)
+    net = ctx.service.update_network(who, net_id, body.values(), revision)
     return JSONResponse({"network": views.network(net)})
 
 
-@router.delete("/v2.0/networks/{net_id}", status_code=204)
-def delete_network(net_id: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+@router.delete("/v2.0/networks/{net_id}", status_code=204, responses=DELETE)
+def delete_network(net_id: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
     ctx.service.delete_network(who, net_id, revision)
     return Response(status_code=204)
 
@@ -130,36 +172,36 @@ def delete_network(net_id: str, ctx: Context, who: Caller, revision: IfRevision)
 # --- ports ------------------------------------------------------------------------------
 
 
-@router.post("/v2.0/ports", status_code=201)
-def create_port(ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    port = ctx.service.create_port(who, resource(body, "port"))
+@router.post("/v2.0/ports", status_code=201, response_model=rp.PortReply, responses=CREATE)
+def create_port(ctx: Context, who: Caller, body: PortCreate) -> JSONResponse:
+    port = ctx.service.create_port(who, body.values())
     return JSONResponse({"port": views.port(port)}, status_code=201)
 
 
-@router.get("/v2.0/ports")
-def list_ports(request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/ports", response_model=rp.PortsReply, responses=READ)
+def list_ports(request: Request, ctx: Context, who: Caller, query: PortFilters) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        ports = ctx.service.list_ports(who, s, filters(request))
+        ports = ctx.service.list_ports(who, s, query.filters())
         return JSONResponse({"ports": [select_fields(request, views.port(p)) for p in ports]})
 
 
-@router.get("/v2.0/ports/{port_id}")
-def show_port(port_id: str, request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=SHOW)
+def show_port(port_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
         port = ctx.service.get_port(who, port_id, s)
         return JSONResponse({"port": select_fields(request, views.port(port))})
 
 
-@router.put("/v2.0/ports/{port_id}")
+@router.put("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=UPDATE)
 def update_port(
-    port_id: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+    port_id: PathId, ctx: Context, who: Caller, body: PortUpdate, revision: IfRevision
 ) -> JSONResponse:
-    port = ctx.service.update_port(who, port_id, resource(body, "port"), revision)
+    port = ctx.service.update_port(who, port_id, body.values(), revision)
     return JSONResponse({"port": views.port(port)})
 
 
-@router.delete("/v2.0/ports/{port_id}", status_code=204)
-def delete_port(port_id: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+@router.delete("/v2.0/ports/{port_id}", status_code=204, responses=DELETE)
+def delete_port(port_id: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
     ctx.service.delete_port(who, port_id, revision)
     return Response(status_code=204)
 
@@ -167,54 +209,70 @@ def delete_port(port_id: str, ctx: Context, who: Caller, revision: IfRevision) -
 # --- security groups ------------------------------------------------------------------------
 
 
-@router.post("/v2.0/security-groups", status_code=201)
-def create_security_group(ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    group = ctx.service.secgroups.create(who, resource(body, "security_group"))
+@router.post(
+    "/v2.0/security-groups",
+    status_code=201,
+    response_model=rp.SecurityGroupReply,
+    responses=answers(400, 401, 403, 413),
+)
+def create_security_group(ctx: Context, who: Caller, body: GroupCreate) -> JSONResponse:
+    group = ctx.service.secgroups.create(who, body.values())
     return JSONResponse({"security_group": views.security_group(group)}, status_code=201)
 
 
-@router.get("/v2.0/security-groups")
-def list_security_groups(request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/security-groups", response_model=rp.SecurityGroupsReply, responses=READ)
+def list_security_groups(
+    request: Request, ctx: Context, who: Caller, query: GroupFilters
+) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        groups = ctx.service.secgroups.list(who, s, filters(request))
+        groups = ctx.service.secgroups.list(who, s, query.filters())
         return JSONResponse(
             {"security_groups": [select_fields(request, views.security_group(g)) for g in groups]}
         )
 
 
-@router.get("/v2.0/security-groups/{gid}")
-def show_security_group(gid: str, request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=SHOW)
+def show_security_group(gid: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
         group = ctx.service.secgroups.get(who, s, gid)
         return JSONResponse({"security_group": select_fields(request, views.security_group(group))})
 
 
-@router.put("/v2.0/security-groups/{gid}")
+@router.put(
+    "/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=UPDATE
+)
 def update_security_group(
-    gid: str, ctx: Context, who: Caller, body: Body, revision: IfRevision
+    gid: PathId, ctx: Context, who: Caller, body: SecurityGroupUpdate, revision: IfRevision
 ) -> JSONResponse:
-    group = ctx.service.secgroups.update(who, gid, resource(body, "security_group"), revision)
+    group = ctx.service.secgroups.update(who, gid, body.values(), revision)
     return JSONResponse({"security_group": views.security_group(group)})
 
 
-@router.delete("/v2.0/security-groups/{gid}", status_code=204)
-def delete_security_group(gid: str, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+@router.delete("/v2.0/security-groups/{gid}", status_code=204, responses=DELETE)
+def delete_security_group(
+    gid: PathId, ctx: Context, who: Caller, revision: IfRevision
+) -> Response:
     ctx.service.secgroups.delete(who, gid, revision)
     return Response(status_code=204)
 
 
-@router.post("/v2.0/security-group-rules", status_code=201)
-def create_rule(ctx: Context, who: Caller, body: Body) -> JSONResponse:
-    rule = ctx.service.secgroups.create_rule(who, resource(body, "security_group_rule"))
+@router.post(
+    "/v2.0/security-group-rules",
+    status_code=201,
+    response_model=rp.SecurityGroupRuleReply,
+    responses=answers(400, 401, 403, 404, 413),
+)
+def create_rule(ctx: Context, who: Caller, body: RuleCreate) -> JSONResponse:
+    rule = ctx.service.secgroups.create_rule(who, body.values())
     return JSONResponse({"security_group_rule": views.rule(rule)}, status_code=201)
 
 
-@router.get("/v2.0/security-group-rules")
-def list_rules(request: Request, ctx: Context, who: Caller) -> JSONResponse:
+@router.get("/v2.0/security-group-rules", response_model=rp.SecurityGroupRulesReply, responses=READ)
+def list_rules(request: Request, ctx: Context, who: Caller, query: RuleFilters) -> JSONResponse:
     with ctx.service.db.transaction() as s:
         groups = ctx.service.secgroups.list(who, s, {})
         rules = [r for g in groups for r in g.rules]
-        wanted = request.query_params.get("security_group_id")
+        wanted = query.security_group_id
         if wanted:
             rules = [r for r in rules if r.security_group_id == wanted]
         return JSONResponse(
@@ -222,14 +280,18 @@ def list_rules(request: Request, ctx: Context, who: Caller) -> JSONResponse:
         )
 
 
-@router.get("/v2.0/security-group-rules/{rule_id}")
-def show_rule(rule_id: str, ctx: Context, who: Caller) -> JSONResponse:
+@router.get(
+    "/v2.0/security-group-rules/{rule_id}",
+    response_model=rp.SecurityGroupRuleReply,
+    responses=SHOW,
+)
+def show_rule(rule_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
         rule = access.visible_rule(s, who, rule_id)
         return JSONResponse({"security_group_rule": views.rule(rule)})
 
 
-@router.delete("/v2.0/security-group-rules/{rule_id}", status_code=204)
-def delete_rule(rule_id: str, ctx: Context, who: Caller) -> Response:
+@router.delete("/v2.0/security-group-rules/{rule_id}", status_code=204, responses=SHOW)
+def delete_rule(rule_id: PathId, ctx: Context, who: Caller) -> Response:
     ctx.service.secgroups.delete_rule(who, rule_id)
     return Response(status_code=204)

@@ -1,0 +1,223 @@
+"""What the network API answers, as models: the response schemas of its OpenAPI document.
+
+The routes render with ``views.py`` (plain dicts, fast); these models only
+describe those dicts and Neutron's error body for the published document, and
+the fuzz test checks every answer against them.  ``answers(...)`` is the
+``responses=`` of a route: the error statuses it can return, each with
+Neutron's error body.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class NeutronErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    message: str
+    detail: str
+
+
+class NeutronError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    NeutronError: NeutronErrorDetail
+
+
+_MEANING = {
+    400: "Bad request: the body, a path or a query parameter is invalid",
+    401: "No or wrong credentials",
+    403: "The caller's role does not allow it",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflict with the current state, or a concurrent write won the row",
+    412: "If-Match revision_number does not match the resource's revision",
+    413: "Request body larger than max_request_body_size",
+}
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": NeutronError, "description": _MEANING[code]} for code in codes}
+
+
+class Link(Reply):
+    href: str
+    rel: str
+
+
+class Version(Reply):
+    id: str
+    status: str
+    links: list[Link]
+
+
+class Versions(Reply):
+    versions: list[Version]
+
+
+class Resource(Reply):
+    name: str
+    collection: str
+    links: list[Link]
+
+
+class Resources(Reply):
+    resources: list[Resource]
+
+
+class Extension(Reply):
+    alias: str
+    name: str
+    description: str
+    links: list[Any]
+    updated: str
+
+
+class Extensions(Reply):
+    extensions: list[Extension]
+
+
+class Network(Reply):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    admin_state_up: bool
+    status: str
+    shared: bool
+    subnets: list[str]
+    mtu: int
+    network_type: str = Field(alias="provider:network_type")
+    physical_network: str | None = Field(alias="provider:physical_network")
+    segmentation_id: int | None = Field(alias="provider:segmentation_id")
+    port_security_enabled: bool
+    tags: list[str]
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class NetworkReply(Reply):
+    network: Network
+
+
+class NetworksReply(Reply):
+    networks: list[dict[str, Any]] = Field(description="networks, with only ?fields= if given")
+
+
+class Port(Reply):
+    id: str
+    name: str
+    description: str
+    network_id: str
+    project_id: str
+    tenant_id: str
+    mac_address: str
+    admin_state_up: bool
+    status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
+    device_id: str
+    device_owner: str
+    fixed_ips: list[Any]
+    security_groups: list[str]
+    vnic_type: str = Field(alias="binding:vnic_type")
+    profile: dict[str, Any] = Field(alias="binding:profile")
+    host_id: str = Field(alias="binding:host_id")
+    vif_type: Literal["unbound", "ovs", "binding_failed"] = Field(alias="binding:vif_type")
+    vif_details: dict[str, Any] = Field(alias="binding:vif_details")
+    port_security_enabled: bool
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class PortReply(Reply):
+    port: Port
+
+
+class PortsReply(Reply):
+    ports: list[dict[str, Any]] = Field(description="ports, with only ?fields= if given")
+
+
+class SecurityGroupRule(Reply):
+    id: str
+    security_group_id: str
+    project_id: str
+    direction: Literal["ingress", "egress"]
+    ethertype: Literal["IPv4", "IPv6"]
+    protocol: str | None
+    port_range_min: int | None
+    port_range_max: int | None
+    remote_ip_prefix: str | None
+    remote_group_id: str | None
+    description: str
+    revision_number: int
+
+
+class SecurityGroupRuleReply(Reply):
+    security_group_rule: SecurityGroupRule
+
+
+class SecurityGroupRulesReply(Reply):
+    security_group_rules: list[dict[str, Any]]
+
+
+class SecurityGroup(Reply):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    security_group_rules: list[SecurityGroupRule]
+    revision_number: int
+
+
+class SecurityGroupReply(Reply):
+    security_group: SecurityGroup
+
+
+class SecurityGroupsReply(Reply):
+    security_groups: list[dict[str, Any]]
+
+
+class Agent(Reply):
+    id: str
+    agent_type: str
+    binary: str
+    host: str
+    admin_state_up: bool
+    alive: bool
+    configurations: dict[str, Any]
+    created_at: str
+    started_at: str
+    heartbeat_timestamp: str
+
+
+class AgentReply(Reply):
+    agent: Agent
+
+
+class AgentsReply(Reply):
+    agents: list[dict[str, Any]]
+
+
+class HeartbeatReply(Reply):
+    agent: Agent
+    resync: bool = Field(description="true: the agent was new or dead; resync everything")
+
+
+class DesiredState(Reply):
+    host: str
+    revision: int
+    applied: int
+    ports: list[dict[str, Any]]
+    security_groups: dict[str, list[dict[str, Any]]]
+    members: dict[str, list[str]]
+    verify: list[dict[str, Any]]

@@ -1,0 +1,273 @@
+"""Request models of the network API: every body and query of ``/network/v2.0``.
+
+One pydantic model per resource and verb, built from the value types of
+``types.py``; unknown attributes are refused as Neutron does ("Unrecognized
+attribute(s)").  The routes validate once, here, and hand the service a dict
+of the attributes the caller gave (``values``), already of the right type: the
+service keeps its rules (policy, references, allocation), not the coercion.
+The same models are the request schemas of the published OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from metalnic.network.api.types import (
+    INT64_MAX,
+    MTU,
+    BoolLike,
+    Id,
+    JsonObject,
+    LongText,
+    Name,
+    PortNumber,
+    Protocol,
+    Revision,
+    Short,
+    StrictBool,
+    VlanId,
+    check_json,
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def values(self) -> dict[str, Any]:
+        """The attributes the caller gave, under their API names."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class Open(Model):
+    """An object whose other keys are free-form JSON (kept as given)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _extra_is_json(self) -> Open:
+        check_json(self.__pydantic_extra__ or {})
+        return self
+
+
+# --- networks -----------------------------------------------------------------------------
+
+
+class _Network(Model):
+    name: Name = ""
+    description: Name = ""
+    admin_state_up: BoolLike = True
+    shared: BoolLike = False
+    port_security_enabled: BoolLike = True
+
+
+class NetworkUpdate(_Network):
+    mtu: MTU = 1500
+
+
+class NetworkCreate(_Network):
+    mtu: MTU | None = Field(1500, description="null: the default, 1500")
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    network_type: Short = Field("vlan", alias="provider:network_type")
+    physical_network: Short | None = Field(None, alias="provider:physical_network")
+    segmentation_id: VlanId | None = Field(None, alias="provider:segmentation_id")
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+class LinkInformation(Open):
+    """One NIC port the bare-metal port is cabled to (Ironic's local_link_connection)."""
+
+    hostname: Name | None = None
+    port_id: Name | None = None
+    switch_id: Name | None = None
+    switch_info: Name | None = None
+    ssh_public_key: LongText | None = None
+    ovsdb_cert: LongText | None = None
+    ovsdb_ca_cert: LongText | None = None
+
+
+class GroupInformation(Open):
+    """A bond of several NIC ports (Ironic's port group)."""
+
+    id: Name | None = None
+    name: Name | None = None
+    bond_mode: Name | None = None
+    bond_properties: JsonObject = {}
+
+
+class BindingProfile(Open):
+    local_link_information: list[LinkInformation] = Field(default_factory=list, max_length=64)
+    local_group_information: GroupInformation | None = None
+
+
+VnicType = Literal["normal", "baremetal", "smart-nic"]
+
+
+class _Port(Model):
+    name: Name = ""
+    description: Name = ""
+    admin_state_up: BoolLike = True
+    device_id: Name = ""
+    device_owner: Name = ""
+    host_id: Name = Field("", alias="binding:host_id")
+    vnic_type: VnicType = Field("normal", alias="binding:vnic_type")
+    port_security_enabled: BoolLike = True
+
+
+class PortUpdate(_Port):
+    profile: BindingProfile = Field(default_factory=BindingProfile, alias="binding:profile")
+    security_groups: list[Id] = Field(default_factory=list, max_length=64)
+    mac_address: Short = ""
+
+
+class PortCreate(_Port):
+    network_id: Id
+    profile: BindingProfile | None = Field(
+        default_factory=BindingProfile, alias="binding:profile", description="null: {}"
+    )
+    security_groups: list[Id] | None = Field(
+        None, max_length=64, description="absent or null: the project's default group"
+    )
+    mac_address: Short | None = Field(None, description="absent or null: one is made")
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    fixed_ips: list[JsonObject] = Field(
+        default_factory=list, max_length=0, description="not supported: no subnets"
+    )
+
+
+# --- security groups ----------------------------------------------------------------------
+
+
+class SecurityGroupCreate(Model):
+    name: Name = ""
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    stateful: BoolLike = True
+
+
+class SecurityGroupUpdate(Model):
+    name: Name = ""
+    description: Name = ""
+
+
+class SecurityGroupRuleCreate(Model):
+    security_group_id: Id
+    direction: Literal["ingress", "egress"]
+    ethertype: Literal["IPv4", "IPv6"] = "IPv4"
+    protocol: Protocol | None = None
+    port_range_min: PortNumber | None = None
+    port_range_max: PortNumber | None = None
+    remote_ip_prefix: Short | None = None
+    remote_group_id: Id | None = None
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+
+
+# --- agents -------------------------------------------------------------------------------
+
+
+class AgentUpdate(Model):
+    admin_state_up: BoolLike = True
+    description: Name | None = None
+
+
+class AgentConfigurations(Open):
+    mode: Literal["local", "remote"] = "local"
+    nic_hosts: list[Id] = Field(default_factory=list, max_length=1024)
+    smartnic: StrictBool = False
+    bridge_mappings: dict[Name, Name] = {}
+
+
+class Heartbeat(Model):
+    host: Id
+    binary: Name = "metalnic-agent"
+    configurations: AgentConfigurations = Field(default_factory=AgentConfigurations)
+
+
+class AgentGrant(Model):
+    nic_hosts: list[Id] = Field(max_length=1000)
+
+
+class PortStatus(Model):
+    status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
+    reason: LongText | None = None
+
+
+class PlugAnswer(Model):
+    plugged: StrictBool
+    reason: LongText | None = None
+
+
+class Report(Model):
+    ports: dict[Id, PortStatus] = {}
+    applied_revision: Revision | None = None
+    verified: dict[Id, dict[Id, PlugAnswer]] = {}
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+class Query(BaseModel):
+    """Filters of a list: exact matches; other query parameters are ignored (as
+    ``limit``, ``marker`` and sorting, which metalnic does not implement)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    fields: list[Name] = Field(default_factory=list, description="return only these fields")
+
+    def filters(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in self.model_dump(by_alias=True, exclude_none=True).items()
+            if k != "fields"
+        }
+
+
+class NetworkQuery(Query):
+    id: Name | None = None
+    name: Name | None = None
+    project_id: Name | None = None
+    network_type: Name | None = Field(None, alias="provider:network_type")
+
+
+class PortQuery(Query):
+    id: Name | None = None
+    name: Name | None = None
+    network_id: Name | None = None
+    device_id: Name | None = None
+    device_owner: Name | None = None
+    mac_address: Name | None = None
+    host_id: Name | None = Field(None, alias="binding:host_id")
+    status: Name | None = None
+
+
+class SecurityGroupQuery(Query):
+    id: Name | None = None
+    name: Name | None = None
+    project_id: Name | None = None
+
+
+class SecurityGroupRuleQuery(Query):
+    security_group_id: Name | None = None
+
+
+class AgentQuery(Query):
+    host: Name | None = None
+    agent_type: Name | None = None
+    binary: Name | None = None
+
+
+class DesiredQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    since: int | None = Field(
+        None, ge=0, le=INT64_MAX, description="long-poll until the revision passes this"
+    )
+    wait: int = Field(0, ge=0, le=INT64_MAX, description="seconds to wait at most (up to 60)")
