@@ -238,7 +238,7 @@ def conductor_skip_clean(server: Server, node: str) -> None:
     [
         ("active", {"network_data": {}, "secrets": 1}, "Unknown configdrive key(s): secrets"),
         ("active", {"meta_data": "x"}, "configdrive meta_data must be an object"),
-        ("active", 42, "configdrive must be an object or a non-empty string"),
+        ("active", 42, "configdrive should be a valid dictionary or a valid string"),
         ("manage", {"meta_data": {}}, "configdrive is accepted only with the active"),
     ],
 )

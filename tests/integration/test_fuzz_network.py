@@ -96,7 +96,10 @@ def test_the_document_describes_every_route_with_neutron_errors(fuzz_server: Ser
         if method in ("post", "put"):
             assert "requestBody" in op, (method, path)
         for param in op.get("parameters", []):
-            assert param["in"] in ("path", "query") and "schema" in param
+            assert param["in"] in ("path", "query", "header") and "schema" in param
+            if param["in"] == "header":  # Neutron's optimistic locking, on updates and deletes
+                assert param["name"] == "If-Match" and method in ("put", "delete"), path
+                assert "412" in op["responses"], (method, path)
     body = ops[("post", "/network/v2.0/ports")]["requestBody"]["content"]
     assert body["application/json"]["schema"]["required"] == ["port"]
     assert "links" in ops[("post", "/network/v2.0/networks")]["responses"]["201"]

@@ -351,6 +351,12 @@ ROWS: list[Row] = [
     Row(("GET", "/network/v2.0"), "v2.0", fixed("GET", N), everyone(200)),
     Row(("GET", "/network/v2.0/"), "v2.0/", fixed("GET", N + "/"), everyone(200)),
     Row(
+        ("GET", "/network/v2.0/openapi.json"),
+        "the network API's OpenAPI document (public, like the versions)",
+        fixed("GET", N + "/openapi.json"),
+        everyone(200),
+    ),
+    Row(
         ("GET", "/v1/lookup"),
         "lookup of a node that is not booting a ramdisk",
         lambda w: Req("GET", "/v1/lookup", params={"node_uuid": w.ids["node_a"]}),

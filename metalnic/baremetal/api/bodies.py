@@ -209,13 +209,29 @@ def check(model: type[BaseModel], body: Any, what: str) -> dict[str, Any]:
 
 
 def describe(exc: ValidationError, most: int = 5) -> str:
-    """What pydantic found, by field, without echoing the input (it may hold a secret)."""
-    problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
+    """What pydantic found, by field, without echoing the input (it may hold a secret).
+
+    A value that fits no member of a union gets one line ("configdrive should be a
+    valid dictionary or a valid string"), not one per member named by its type tag.
+    """
+    by_field: dict[str, list[str]] = {}
+    for e in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(p) for p in e["loc"] if not _TYPE_TAG.match(str(p))) or "body"
+        by_field.setdefault(where, []).append(str(e["msg"]))
+    problems = [_sentence(where, msgs) for where, msgs in by_field.items()]
     more = f" (and {len(problems) - most} more)" if len(problems) > most else ""
     return re.sub(r"\s+", " ", "; ".join(problems[:most])) + more
+
+
+# How pydantic names the members of a union in an error's location.
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|json-or-python)(\[.*\])?$|.*\[.*\]$")
+
+
+def _sentence(where: str, messages: list[str]) -> str:
+    wanted = [m.removeprefix("Input should be ") for m in messages if m.startswith("Input should")]
+    if wanted and len(wanted) == len(messages):
+        return f"{where} should be {' or '.join(dict.fromkeys(wanted))}"
+    return f"{where}: {'; '.join(dict.fromkeys(messages))}"
 
 
 # The models the OpenAPI document lists as request bodies.
