@@ -118,7 +118,7 @@ async def desired(
 ) -> JSONResponse:
     await run_in_threadpool(_check_speaks_for, ctx, who, nic_host)  # before any long wait
     since = query.since
-    wait = min(float(query.wait), 60.0)
+    wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
     deadline = time.monotonic() + wait
     while since is not None:
         revision, _applied = await run_in_threadpool(ctx.service.revision, nic_host)
