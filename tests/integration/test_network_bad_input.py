@@ -135,12 +135,14 @@ CASES: dict[str, tuple[Call, str]] = {
     # unicode digits pass str.isdigit() and then fail int()
     "segmentation_id unicode digit": (net(**{"provider:segmentation_id": "²"}), "segmentation"),
     "mtu unicode digit": (net(mtu="²"), "mtu"),
-    "mtu over 64 bits": (net(mtu=BIG), "mtu"),
-    "segmentation_id over 64 bits": (net(**{"provider:segmentation_id": BIG}), "segmentation"),
+    # Integers beyond 64 bits are refused by the JSON reader both APIs share, before any
+    # field is looked at: the message names the rule, not the field.
+    "mtu over 64 bits": (net(mtu=BIG), "64 bits"),
+    "segmentation_id over 64 bits": (net(**{"provider:segmentation_id": BIG}), "64 bits"),
     "mtu boolean": (net(mtu=True), "mtu"),
     "integer of 5000 digits": (
         raw("POST", "/networks", b'{"network": {"mtu": ' + b"9" * 5000 + b"}}"),
-        "JSON",
+        "64 bits",
     ),
     "lone surrogate in name": (
         raw("POST", "/networks", b'{"network": {"name": "a\\ud800b"}}'),
@@ -185,7 +187,7 @@ CASES: dict[str, tuple[Call, str]] = {
     "port without network": (send("POST", "/ports", {"port": {"name": "x"}}), "network_id"),
     # security group rules
     "remote_ip_prefix number": (rule(remote_ip_prefix=5), "remote_ip_prefix"),
-    "port range over 64 bits": (rule(protocol="tcp", port_range_min=BIG), "port_range_min"),
+    "port range over 64 bits": (rule(protocol="tcp", port_range_min=BIG), "64 bits"),
     "port range unicode digit": (rule(protocol="tcp", port_range_max="²"), "port_range_max"),
     "port range boolean": (rule(protocol="tcp", port_range_min=True), "port_range_min"),
     "protocol unicode digit": (rule(protocol="²"), "protocol"),
@@ -201,7 +203,7 @@ CASES: dict[str, tuple[Call, str]] = {
     ),
     # the agent contract
     "applied_revision string": (report({"applied_revision": "x"}), "applied_revision"),
-    "applied_revision over 64 bits": (report({"applied_revision": BIG}), "applied_revision"),
+    "applied_revision over 64 bits": (report({"applied_revision": BIG}), "64 bits"),
     "report status unknown": (report({"ports": {"p": {"status": "UP"}}}), "status"),
     "report ports not a map": (report({"ports": ["x"]}), "ports"),
     "report verified answer": (
