@@ -7,6 +7,20 @@ from typing import Any
 
 import httpx
 
+from tests.integration.helpers import SMART_LLC, make_node, make_port
+
+
+def smartnic_node(c: httpx.Client, power_delay: str = "0.05", **driver_info: object) -> str:
+    """A fake-hardware node (fake network and deploy interfaces) with one smart NIC port."""
+    node = make_node(
+        c,
+        network_interface="fake",
+        deploy_interface="fake",
+        driver_info={"fake_power_delay": power_delay, **driver_info},
+    )
+    make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
+    return str(node["uuid"])
+
 
 def wait_for(c: httpx.Client, node: str, state: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout

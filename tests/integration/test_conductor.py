@@ -8,13 +8,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.conductor_helpers import (
     audit_smartnic_order,
     history,
     provision,
+    smartnic_node,
     wait_for,
 )
 from tests.integration.helpers import SMART_LLC, fault, make_node, make_port
@@ -34,16 +34,6 @@ def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield srv
     srv.stop()
 
-
-def smartnic_node(c: httpx.Client, **driver_info: object) -> str:
-    node = make_node(
-        c,
-        network_interface="fake",
-        deploy_interface="fake",
-        driver_info={"fake_power_delay": "0.05", **driver_info},
-    )
-    make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
-    return str(node["uuid"])
 
 
 def network_steps(events: list[dict[str, object]]) -> list[str]:

@@ -20,8 +20,8 @@ import pytest
 
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import states as machine
-from tests.integration.conductor_helpers import provision, wait_for
-from tests.integration.helpers import SMART_LLC, fault, make_node, make_port
+from tests.integration.conductor_helpers import provision, smartnic_node, wait_for
+from tests.integration.helpers import fault
 from tests.integration.test_conductor import FAST
 from tests.support import Server, start_server
 
@@ -48,16 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def fake_node(c: httpx.Client, **driver_info: str) -> str:
-    node = make_node(
-        c,
-        network_interface="fake",
-        deploy_interface="fake",
-        driver_info={"fake_power_delay": "0.01", **driver_info},
-    )
-    make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
-    return str(node["uuid"])
-
 
 def put_in(server: Server, node: str, state: str, target: str | None) -> None:
     server.sqlite_exec(
@@ -82,7 +72,7 @@ def settle(c: httpx.Client, node: str, timeout: float = 30) -> dict[str, Any]:
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.state}--{r.event}")
 def test_every_verb_settles_unlocked(server: Server, row: machine.Row) -> None:
     with server.client() as c:
-        node = fake_node(c)
+        node = smartnic_node(c, power_delay="0.01")
         put_in(server, node, row.state, WAIT_TARGET.get(row.state))
         r = c.put(
             f"/v1/nodes/{node}/states/provision",
@@ -100,7 +90,7 @@ def test_every_verb_settles_unlocked(server: Server, row: machine.Row) -> None:
 
 def test_writes_to_a_node_a_flow_holds_are_409_node_locked(server: Server) -> None:
     with server.client() as c:
-        node = fake_node(c, fake_power_delay="3")
+        node = smartnic_node(c, power_delay="3")
         port = c.get("/v1/ports", params={"node": node}).json()["ports"][0]["uuid"]
         group = c.post("/v1/portgroups", json={"node_uuid": node}).json()["uuid"]
         put_in(server, node, states.MANAGEABLE, None)
@@ -138,7 +128,7 @@ def test_a_reservation_naming_no_conductor_is_freed_and_bios_left(server: Server
     was lost) is released by the periodic pass; a host its journal says was held in
     BIOS is powered off, and the node says so."""
     with server.client() as c:
-        node = fake_node(c)
+        node = smartnic_node(c, power_delay="0.01")
         r = c.put(f"/v1/nodes/{node}/states/power", json={"target": "power on"})
         assert r.status_code == 202, r.text
         wait_for(c, node, "enroll")
