@@ -64,10 +64,10 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def sqlite_count(self, table: str) -> int:
+    def sqlite_count(self, table: str, where: str = "1 = 1") -> int:
         path = self.database_url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])
 
     def sqlite_exec(self, sql: str, *params: Any) -> None:
         path = self.database_url.removeprefix("sqlite:///")
