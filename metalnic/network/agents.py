@@ -21,22 +21,28 @@ condition) alike; no read-then-write decides ownership.
 
 ``serving`` (the live holder) is what binding, the boot gate and waits ask;
 ``speaks_for`` (the holder's user, still granted) guards desired state and
-reports.
+reports.  ``Agents`` below applies these rules to heartbeats (which claim) and
+to an admin deleting an agent (which releases).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.base import utcnow
-from metalnic.errors import Forbidden, NicHostHeld
+from metalnic.db.session import Database
+from metalnic.errors import AgentNotFound, Forbidden, InvalidInput, NicHostHeld
+from metalnic.network.inputs import text
 from metalnic.network.models import Agent, AgentGrant, NicHostClaim
+from metalnic.settings import Settings
 
 
 def alive(agent: Agent, down_time: float, now: dt.datetime | None = None) -> bool:
@@ -179,3 +185,107 @@ def set_grants(s: Session, user: str, nic_hosts: Iterable[str], kept: frozenset[
     s.execute(delete(NicHostClaim).where(*lost))
     s.flush()
     return released
+
+
+# --- the agents themselves: heartbeats and removal ------------------------------------------
+
+OVS_AGENT = "Open vSwitch agent"
+
+
+class Agents:
+    """Heartbeats and removal; ``rebind_hosts`` binds again the ports of NIC hosts
+    that gained or lost their agent (``Ports.rebind_hosts``)."""
+
+    def __init__(
+        self, settings: Settings, db: Database, rebind_hosts: Callable[[set[str]], None]
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.rebind_hosts = rebind_hosts
+
+    def alive(self, agent: Agent) -> bool:
+        return alive(agent, self.settings.agent_down_time)
+
+    def serving(self, s: Session, nic_host: str) -> Agent | None:
+        """The live agent that serves ``nic_host`` (the one rule, ``serving`` above)."""
+        return serving(s, nic_host, self.settings.agent_down_time)
+
+    def heartbeat(self, who: Principal, body: dict[str, Any]) -> tuple[Agent, bool]:
+        """Register or stay alive, holding exactly the NIC hosts the heartbeat names:
+        403 for a host outside the caller's grant, 409 for one another live agent
+        holds; either way nothing is written."""
+        if not who.roles & {"admin", "agent"}:
+            raise Forbidden(f"User {who.name} is not an agent.")
+        host, config, nic_hosts = _heartbeat_body(body)
+        with self.db.transaction() as s:
+            refused = not_granted(s, who, nic_hosts)
+            if refused:
+                raise Forbidden(
+                    f"User {who.name} is not granted NIC host(s) {', '.join(refused)}; "
+                    "an admin grants them (users file nic_hosts or agent-grants)."
+                )
+            agent = s.scalars(
+                select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
+            ).first()
+            if (
+                agent is not None
+                and agent.registered_by not in (None, who.name)
+                and not who.is_admin
+            ):
+                raise Forbidden(f"Agent host {host} is registered by another user.")
+            revived = agent is None or not self.alive(agent)
+            # A new mode, bridge or smart NIC support changes how its ports bind.
+            reconfigured = agent is not None and agent.configurations != config
+            if agent is None:
+                agent = Agent(
+                    id=ids.new_uuid(),
+                    agent_type=OVS_AGENT,
+                    binary=text(body.get("binary", "metalnic-agent"), "binary"),
+                    host=host,
+                )
+                s.add(agent)
+            if revived:
+                agent.started_at = utcnow()
+            agent.configurations = config
+            agent.heartbeat_timestamp = utcnow()
+            agent.registered_by = agent.registered_by or who.name
+            s.flush()
+            changed = claim(s, agent, nic_hosts, self.settings.agent_down_time)
+        # Ports waiting for this agent can bind now; ports of hosts it let go fail.
+        rebind = set(nic_hosts) | changed if revived or reconfigured else changed
+        if rebind:
+            self.rebind_hosts(rebind)
+        return agent, revived
+
+    def delete(self, who: Principal, agent_id: str) -> None:
+        if not who.is_admin:
+            raise Forbidden("Deleting agents is reserved to admins.")
+        with self.db.transaction() as s:
+            agent = s.get(Agent, agent_id)
+            if agent is None:
+                raise AgentNotFound(agent_id)
+            held = hosts_of(s, agent.id)
+            s.execute(delete(NicHostClaim).where(NicHostClaim.agent_id == agent.id))
+            s.delete(agent)
+        if held:  # their ports have no agent any more
+            self.rebind_hosts(held)
+
+
+def _heartbeat_body(body: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
+    """The agent host, its configurations and the NIC hosts it claims."""
+    host = text(body.get("host", ""), "host")
+    if not host:
+        raise InvalidInput("An agent heartbeat needs host.")
+    config = body.get("configurations") or {}
+    if not isinstance(config, dict):
+        raise InvalidInput("configurations must be a JSON object.")
+    if config.get("mode", "local") not in ("local", "remote"):
+        raise InvalidInput("configurations.mode must be local or remote.")
+    nic_hosts = config.setdefault("nic_hosts", [host])
+    if (
+        not isinstance(nic_hosts, list)
+        or not all(isinstance(h, str) and 0 < len(h) <= 255 for h in nic_hosts)
+        or len(nic_hosts) > 1000
+    ):
+        raise InvalidInput("configurations.nic_hosts must be a list of host names.")
+    return host, config, list(nic_hosts)

@@ -7,7 +7,7 @@ that is) and declares smart NIC support, and only when the binding profile
 carries ``local_link_information``: one entry per NIC port, several for a
 bond (then all on this host, each a distinct port).  A profile for a remote
 NIC (its links carry the NIC's ``ovsdb_cert``) needs an agent in remote mode,
-a local NIC one in local mode.  The decision is pure; ``NetworkService.bind``
+a local NIC one in local mode.  The decision is pure; ``Ports.bind`` (ports.py)
 commits it if the port did not change meanwhile.
 """
 

@@ -45,7 +45,7 @@ class EmbeddedNetworkClient:
 
     def agent_alive(self, nic_host: str) -> bool:
         with self.service.db.transaction() as s:
-            return self.service.serving(s, nic_host) is not None
+            return self.service.agents.serving(s, nic_host) is not None
 
     def get_port(self, port_id: str) -> dict[str, Any] | None:
         with self.service.db.transaction() as s:
@@ -57,7 +57,7 @@ class EmbeddedNetworkClient:
 
     def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
         with self.service.db.transaction() as s:
-            ports = self.service.list_ports(CONDUCTOR, s, {"device_id": device_id})
+            ports = self.service.ports.list(CONDUCTOR, s, {"device_id": device_id})
             # Only ports the control plane made (a tenant cannot mark a port so).
             return [
                 views.port(p)
@@ -76,7 +76,7 @@ class EmbeddedNetworkClient:
         device_id: str,
         security_groups: Sequence[str] = (),
     ) -> dict[str, Any]:
-        port = self.service.create_port(
+        port = self.service.ports.create(
             CONDUCTOR,
             {
                 "network_id": network_id,
@@ -104,18 +104,18 @@ class EmbeddedNetworkClient:
             "device_id": device_id,
             "device_owner": "baremetal:none",
         }
-        port = retry_stale(lambda: self.service.update_port(CONDUCTOR, port_id, body))
+        port = retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, body))
         return views.port(port)
 
     def unbind_port(self, port_id: str, nic_host: str) -> int | None:
         unbound = {"binding:host_id": "", "binding:profile": {}}
-        retry_stale(lambda: self.service.update_port(CONDUCTOR, port_id, unbound))
+        retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, unbound))
         with self.service.db.transaction() as s:
             return feed.revisions(s, nic_host)[0]
 
     def delete_port(self, port_id: str) -> int | None:
         try:
-            return retry_stale(lambda: self.service.delete_port(CONDUCTOR, port_id))
+            return retry_stale(lambda: self.service.ports.delete(CONDUCTOR, port_id))
         except MetalnicError:
             return None
 
@@ -130,12 +130,12 @@ class EmbeddedNetworkClient:
             last["why"] = port.status_reason or f"status {port.status}"
             if port.vif_type == "binding_failed" or port.status == "ERROR":
                 return True
-            if port.status != "ACTIVE" and self.service.serving(s, port.host_id) is None:
+            if port.status != "ACTIVE" and self.service.agents.serving(s, port.host_id) is None:
                 last["why"] = f"the agent serving NIC host {port.host_id} stopped meanwhile"
                 return True  # no point waiting for a dead agent
             return bool(port.status == "ACTIVE")
 
-        done = self.service.wait(check, timeout)
+        done = self.service.feed.wait(check, timeout)
         port = self.get_port(port_id)
         if done and port is not None and port["status"] == "ACTIVE":
             return True, ""
@@ -146,17 +146,17 @@ class EmbeddedNetworkClient:
     def verify_plugged(
         self, nic_host: str, port_ids: list[str], timeout: float
     ) -> dict[str, tuple[bool, str]]:
-        ident = self.service.request_verification(nic_host, port_ids)
+        ident = self.service.feed.request_verification(nic_host, port_ids)
         try:
-            answered = self.service.wait(
+            answered = self.service.feed.wait(
                 lambda s: (
                     (row := s.get(Verification, ident)) is not None and row.result is not None
                 ),
                 timeout,
             )
-            result = self.service.verification(ident) if answered else None
+            result = self.service.feed.verification(ident) if answered else None
         finally:
-            self.service.forget_verification(ident)
+            self.service.feed.forget_verification(ident)
         if result is None:
             why = f"the agent of {nic_host} did not confirm within {timeout:.0f} s"
             return {p: (False, why) for p in port_ids}
@@ -168,4 +168,4 @@ class EmbeddedNetworkClient:
         return out
 
     def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
-        return self.service.wait(lambda s: feed.revisions(s, nic_host)[1] >= revision, timeout)
+        return self.service.feed.wait(lambda s: feed.revisions(s, nic_host)[1] >= revision, timeout)

@@ -84,7 +84,7 @@ def test_embedded_client_turns_port_security_off_without_groups(tmp_path: Path) 
         migrate.upgrade(db.engine)
         service = NetworkService(Settings(), db)
         client = EmbeddedNetworkClient(service)
-        net = service.create_network(CONDUCTOR, {"name": "prov"})
+        net = service.networks.create(CONDUCTOR, {"name": "prov"})
         group = service.secgroups.create(CONDUCTOR, {"name": "admit-conductor"})
         profile = {"local_link_information": [{"hostname": "nic1", "port_id": "p0"}]}
         open_port = client.create_port(net.id, "a", "52:54:00:00:00:0a", "nic1", profile, "n1")

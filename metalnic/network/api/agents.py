@@ -52,7 +52,7 @@ def list_agents(
     require_agents_reader(who)
     with ctx.service.db.transaction() as s:
         agents = s.query(Agent).order_by(Agent.host).all()
-        items = [views.agent(a, ctx.service.alive(a)) for a in agents]
+        items = [views.agent(a, ctx.service.agents.alive(a)) for a in agents]
     for key, wanted in query.filters().items():
         items = [a for a in items if a[key] == wanted]
     return JSONResponse({"agents": [select_fields(request, a) for a in items]})
@@ -67,7 +67,7 @@ def show_agent(agent_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
         agent = s.get(Agent, agent_id)
         if agent is None:
             raise AgentNotFound(agent_id)
-        return JSONResponse({"agent": views.agent(agent, ctx.service.alive(agent))})
+        return JSONResponse({"agent": views.agent(agent, ctx.service.agents.alive(agent))})
 
 
 @router.put(
@@ -85,13 +85,13 @@ def update_agent(agent_id: PathId, ctx: Context, who: Caller, body: AgentUpdate)
             raise AgentNotFound(agent_id)
         if "admin_state_up" in change:
             agent.admin_state_up = change["admin_state_up"]
-        out = views.agent(agent, ctx.service.alive(agent))
+        out = views.agent(agent, ctx.service.agents.alive(agent))
     return JSONResponse({"agent": out})
 
 
 @router.delete("/agents/{agent_id}", status_code=204, responses=answers(400, 401, 403, 404))
 def delete_agent(agent_id: PathId, ctx: Context, who: Caller) -> Response:
-    ctx.service.delete_agent(who, agent_id)
+    ctx.service.agents.delete(who, agent_id)
     return Response(status_code=204)
 
 
@@ -104,7 +104,7 @@ def delete_agent(agent_id: PathId, ctx: Context, who: Caller) -> Response:
     responses=answers(400, 401, 403, 409, 413),
 )
 def heartbeat(ctx: Context, who: Caller, body: Heartbeat) -> JSONResponse:
-    agent, revived = ctx.service.heartbeat(who, body.values())
+    agent, revived = ctx.service.agents.heartbeat(who, body.values())
     return JSONResponse({"agent": views.agent(agent, True), "resync": revived})
 
 
@@ -121,14 +121,14 @@ async def desired(
     wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
     deadline = time.monotonic() + wait
     while since is not None:
-        revision, _applied = await run_in_threadpool(ctx.service.revision, nic_host)
+        revision, _applied = await run_in_threadpool(ctx.service.feed.revision, nic_host)
         remaining = deadline - time.monotonic()
         if revision > since or remaining <= 0:
             break
         # Woken by the commit that bumps the revision; the timeout is a safety net
         # for changes made by another server process.
         await ctx.service.notifier.wait_async(min(remaining, 1.0))
-    state: dict[str, Any] = await run_in_threadpool(ctx.service.desired, who, nic_host)
+    state: dict[str, Any] = await run_in_threadpool(ctx.service.feed.desired, who, nic_host)
     return JSONResponse(state)
 
 
@@ -138,10 +138,10 @@ async def desired(
     responses=answers(400, 401, 403, 413),
 )
 def report(nic_host: PathId, ctx: Context, who: Caller, body: Report) -> Response:
-    ctx.service.report(who, nic_host, body.values())
+    ctx.service.feed.report(who, nic_host, body.values())
     return Response(status_code=204)
 
 
 def _check_speaks_for(ctx: Context, who: Caller, nic_host: str) -> None:
     with ctx.service.db.transaction() as s:
-        ctx.service.speaks_for(who, s, nic_host)
+        ctx.service.feed.speaks_for(who, s, nic_host)

@@ -115,4 +115,4 @@ def _change(ctx: NetworkContext, user: str, hosts: list[str]) -> None:
     with ctx.service.db.transaction() as s:
         released = agents.set_grants(s, user, hosts, kept)
     if released:
-        ctx.service.rebind_hosts(released)
+        ctx.service.ports.rebind_hosts(released)

@@ -135,7 +135,7 @@ def extensions(who: Caller) -> JSONResponse:
     responses=answers(400, 401, 403, 409, 413),  # 409: VLAN taken or none left
 )
 def create_network(ctx: Context, who: Caller, body: NetworkCreate) -> JSONResponse:
-    net = ctx.service.create_network(who, body.values())
+    net = ctx.service.networks.create(who, body.values())
     return JSONResponse({"network": views.network(net)}, status_code=201)
 
 
@@ -144,14 +144,14 @@ def list_networks(
     request: Request, ctx: Context, who: Caller, query: NetworkFilters
 ) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        nets = ctx.service.list_networks(who, s, query.filters())
+        nets = ctx.service.networks.list(who, s, query.filters())
         return JSONResponse({"networks": [select_fields(request, views.network(n)) for n in nets]})
 
 
 @router.get("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=SHOW)
 def show_network(net_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        net = ctx.service.get_network(who, net_id, s)
+        net = ctx.service.networks.get(who, net_id, s)
         return JSONResponse({"network": select_fields(request, views.network(net))})
 
 
@@ -159,13 +159,13 @@ def show_network(net_id: PathId, request: Request, ctx: Context, who: Caller) ->
 def update_network(
     net_id: PathId, ctx: Context, who: Caller, body: NetworkUpdate, revision: IfRevision
 ) -> JSONResponse:
-    net = ctx.service.update_network(who, net_id, body.values(), revision)
+    net = ctx.service.networks.update(who, net_id, body.values(), revision)
     return JSONResponse({"network": views.network(net)})
 
 
 @router.delete("/v2.0/networks/{net_id}", status_code=204, responses=DELETE)
 def delete_network(net_id: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
-    ctx.service.delete_network(who, net_id, revision)
+    ctx.service.networks.delete(who, net_id, revision)
     return Response(status_code=204)
 
 
@@ -174,21 +174,21 @@ def delete_network(net_id: PathId, ctx: Context, who: Caller, revision: IfRevisi
 
 @router.post("/v2.0/ports", status_code=201, response_model=rp.PortReply, responses=CREATE)
 def create_port(ctx: Context, who: Caller, body: PortCreate) -> JSONResponse:
-    port = ctx.service.create_port(who, body.values())
+    port = ctx.service.ports.create(who, body.values())
     return JSONResponse({"port": views.port(port)}, status_code=201)
 
 
 @router.get("/v2.0/ports", response_model=rp.PortsReply, responses=READ)
 def list_ports(request: Request, ctx: Context, who: Caller, query: PortFilters) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        ports = ctx.service.list_ports(who, s, query.filters())
+        ports = ctx.service.ports.list(who, s, query.filters())
         return JSONResponse({"ports": [select_fields(request, views.port(p)) for p in ports]})
 
 
 @router.get("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=SHOW)
 def show_port(port_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
     with ctx.service.db.transaction() as s:
-        port = ctx.service.get_port(who, port_id, s)
+        port = ctx.service.ports.get(who, port_id, s)
         return JSONResponse({"port": select_fields(request, views.port(port))})
 
 
@@ -196,13 +196,13 @@ def show_port(port_id: PathId, request: Request, ctx: Context, who: Caller) -> J
 def update_port(
     port_id: PathId, ctx: Context, who: Caller, body: PortUpdate, revision: IfRevision
 ) -> JSONResponse:
-    port = ctx.service.update_port(who, port_id, body.values(), revision)
+    port = ctx.service.ports.update(who, port_id, body.values(), revision)
     return JSONResponse({"port": views.port(port)})
 
 
 @router.delete("/v2.0/ports/{port_id}", status_code=204, responses=DELETE)
 def delete_port(port_id: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
-    ctx.service.delete_port(who, port_id, revision)
+    ctx.service.ports.delete(who, port_id, revision)
     return Response(status_code=204)
 
 

@@ -1,0 +1,181 @@
+"""The agent feed: what an agent must program on its NIC host, and what it reports back.
+
+An agent reads the desired state of each NIC host it serves (its ports, their
+networks, security groups and members, pending boot-gate verifications) with
+the host's feed revision, and reports per-port status, the revision it has
+programmed and its answers to verifications.  The bare-metal side asks for
+those verifications and waits here for what agents report.  Revisions and the
+notifier that wakes waiters are ``network/feed.py``; who may speak for a NIC
+host is ``network/agents.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic import ids
+from metalnic.auth import Principal
+from metalnic.db.session import Database
+from metalnic.errors import InvalidInput
+from metalnic.network import agents, feed
+from metalnic.network.models import FeedRevision, Network, NetworkPort, Verification
+from metalnic.network.secgroups import SecurityGroups
+
+PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
+
+
+class AgentFeed:
+    def __init__(
+        self,
+        db: Database,
+        notifier: feed.Notifier,
+        secgroups: SecurityGroups,
+        after_change: Callable[[set[str]], None],
+    ) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.secgroups = secgroups
+        self.after_change = after_change
+
+    def speaks_for(self, who: Principal, s: Session, nic_host: str) -> None:
+        """Only the user whose agent serves ``nic_host`` (or an admin) may act for it."""
+        agents.speaks_for(s, who, nic_host)
+
+    def desired(self, who: Principal, nic_host: str) -> dict[str, Any]:
+        """Everything an agent needs to program ``nic_host``, with its revision."""
+        with self.db.transaction() as s:
+            self.speaks_for(who, s, nic_host)
+            revision, applied = feed.revisions(s, nic_host)
+            ports = s.scalars(
+                select(NetworkPort).where(
+                    NetworkPort.host_id == nic_host, NetworkPort.vif_type == "ovs"
+                )
+            ).all()
+            out = []
+            for p in ports:
+                net = s.get_one(Network, p.network_id)
+                out.append(
+                    {
+                        "id": p.id,
+                        "mac_address": p.mac_address,
+                        "admin_state_up": p.admin_state_up,
+                        "device_id": p.device_id,
+                        "network_id": net.id,
+                        "network_type": net.network_type,
+                        "physical_network": net.physical_network,
+                        "segmentation_id": net.segmentation_id,
+                        "local_link_information": p.profile.get("local_link_information", []),
+                        "local_group_information": p.profile.get("local_group_information"),
+                        "port_security_enabled": p.port_security_enabled,
+                        "security_groups": [g.id for g in p.security_groups],
+                        "status": p.status,
+                    }
+                )
+            groups = self.secgroups.rules_for(s, {g for p in out for g in p["security_groups"]})
+            remote = {
+                str(r["remote_group_id"])
+                for rules in groups.values()
+                for r in rules
+                if r["remote_group_id"]
+            }
+            pending = s.scalars(
+                select(Verification).where(
+                    Verification.host == nic_host, Verification.result.is_(None)
+                )
+            ).all()
+            return {
+                "host": nic_host,
+                "revision": revision,
+                "applied": applied,
+                "ports": out,
+                "security_groups": groups,
+                "members": self.secgroups.members(s, remote),
+                "verify": [{"id": v.id, "ports": list(v.ports)} for v in pending],
+            }
+
+    def revision(self, nic_host: str) -> tuple[int, int]:
+        with self.db.transaction() as s:
+            return feed.revisions(s, nic_host)
+
+    def report(self, who: Principal, nic_host: str, body: dict[str, Any]) -> None:
+        """An agent's report: per-port status and the revision it has programmed."""
+        statuses = body.get("ports", {})
+        if not isinstance(statuses, dict):
+            raise InvalidInput("ports must map port ids to {status, reason}.")
+
+        def record(s: Session) -> None:
+            self.speaks_for(who, s, nic_host)
+            for port_id, report in statuses.items():
+                port = s.get(NetworkPort, port_id)
+                if port is None or port.host_id != nic_host:
+                    continue  # deleted meanwhile: nothing to update
+                status = report.get("status") if isinstance(report, dict) else None
+                if status not in PORT_STATUSES:
+                    raise InvalidInput(f"Invalid status {status!r} for port {port_id}.")
+                port.status = status
+                port.status_reason = report.get("reason")
+            applied = body.get("applied_revision")
+            if isinstance(applied, int):
+                row = s.get(FeedRevision, nic_host)
+                if row is not None and applied > row.applied:
+                    row.applied = min(applied, row.revision)
+            self._answer(s, nic_host, body.get("verified", {}))
+            feed.announce(s)
+
+        # A user's update of a port racing the report: read again and record it again.
+        self.db.retry(record)
+        self.notifier.notify()
+
+    # --- boot-gate verifications --------------------------------------------------------
+
+    def request_verification(self, nic_host: str, port_ids: list[str]) -> str:
+        """Ask the agent of ``nic_host`` to confirm from OVS that the ports are plugged."""
+        with self.db.transaction() as s:
+            ident = ids.new_uuid()
+            s.add(Verification(id=ident, host=nic_host, ports=list(port_ids)))
+            feed.bump(s, nic_host)
+        self.after_change({nic_host})
+        return ident
+
+    def verification(self, ident: str) -> dict[str, Any] | None:
+        with self.db.transaction() as s:
+            row = s.get(Verification, ident)
+            return dict(row.result) if row is not None and row.result is not None else None
+
+    def forget_verification(self, ident: str) -> None:
+        with self.db.transaction() as s:
+            row = s.get(Verification, ident)
+            if row is not None:
+                s.delete(row)
+
+    @staticmethod
+    def _answer(s: Session, nic_host: str, verified: Any) -> None:
+        if not isinstance(verified, dict):
+            raise InvalidInput("verified must map verification ids to per-port answers.")
+        for ident, answer in verified.items():
+            row = s.get(Verification, ident)
+            if row is None or row.host != nic_host or row.result is not None:
+                continue  # not asked of this host, or answered already
+            if not isinstance(answer, dict):
+                raise InvalidInput(f"Invalid answer for verification {ident}.")
+            row.result = {
+                port: {
+                    "plugged": bool(isinstance(a, dict) and a.get("plugged") is True),
+                    "reason": str(a.get("reason") or "") if isinstance(a, dict) else "bad answer",
+                }
+                for port, a in answer.items()
+                if port in row.ports
+            }
+
+    # --- waits for the bare-metal side ------------------------------------------------
+
+    def wait(self, check: Callable[[Session], bool], timeout: float) -> bool:
+        def probe() -> bool:
+            with self.db.transaction() as s:
+                return check(s)
+
+        return self.notifier.wait_for(probe, timeout)

@@ -1,0 +1,336 @@
+"""Network ports: create, read, update, delete, and their binding to a NIC host's agent.
+
+Each method runs its own transaction(s) and raises ``metalnic.errors``.  A
+change an agent must see bumps the feed revision of the NIC host in the same
+transaction and wakes waiters after the commit (``after_change``).  Which agent
+plugs a port is decided by ``network/binding.py`` from the live agent that
+serves its NIC host (``network/agents.py``); ``bind`` writes that decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic import ids, redact
+from metalnic.auth import Principal
+from metalnic.db.session import Database
+from metalnic.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NetworkMacInUse,
+    NetworkPortNotFound,
+    StaleRevision,
+)
+from metalnic.network import access, agents, feed
+from metalnic.network.access import require_writer
+from metalnic.network.binding import bind_decision
+from metalnic.network.inputs import boolean, project, text, unknown
+from metalnic.network.models import Network, NetworkPort
+from metalnic.network.secgroups import SecurityGroups
+from metalnic.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VNIC_TYPES = ("normal", "baremetal", "smart-nic")
+
+
+def _profile(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput("binding:profile must be a JSON object.")
+    if redact.holds_private_key(value):
+        # It is shown to readers of the port and sent to agents: a key has no place in it.
+        raise InvalidInput(
+            "binding:profile contains a private key; store only certificates "
+            "(the private key stays on the NIC)."
+        )
+    return value
+
+
+def _mac() -> str:
+    tail = secrets.token_bytes(3)
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
+
+
+class Ports:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        secgroups: SecurityGroups,
+        after_change: Callable[[set[str]], None],
+    ) -> None:
+        self.db = db
+        self.down_time = settings.agent_down_time
+        self.secgroups = secgroups
+        self.after_change = after_change
+
+    def create(self, who: Principal, body: dict[str, Any]) -> NetworkPort:
+        require_writer(who)
+        allowed = {
+            "name",
+            "description",
+            "network_id",
+            "mac_address",
+            "admin_state_up",
+            "device_id",
+            "device_owner",
+            "binding:vnic_type",
+            "binding:host_id",
+            "binding:profile",
+            "security_groups",
+            "port_security_enabled",
+            "project_id",
+            "tenant_id",
+            "fixed_ips",
+        }
+        unknown(body, allowed, "port")
+        access.check_device_owner(who, body, None)
+        if ("binding:profile" in body or "binding:host_id" in body) and not who.is_admin:
+            raise Forbidden(
+                "Setting binding:profile or binding:host_id is reserved to admins "
+                "(Neutron's default policy)."
+            )
+        if body.get("fixed_ips"):
+            raise InvalidInput("fixed_ips are not supported: metalnic networks have no subnets.")
+        vnic = text(body.get("binding:vnic_type", "normal"), "binding:vnic_type")
+        if vnic not in VNIC_TYPES:
+            raise InvalidInput(f"Invalid binding:vnic_type {vnic!r}; use {', '.join(VNIC_TYPES)}.")
+        profile = _profile(body.get("binding:profile") or {})
+        net_id = text(body.get("network_id", ""), "network_id")
+        with self.db.transaction() as s:
+            net = access.visible_network(s, who, net_id)
+            mac = ids.normalize_mac(body["mac_address"]) if body.get("mac_address") else _mac()
+            self._check_mac_free(s, net.id, mac)
+            port = NetworkPort(
+                id=ids.new_uuid(),
+                name=text(body.get("name", ""), "name"),
+                description=text(body.get("description", ""), "description"),
+                network_id=net.id,
+                project_id=project(who, body, default=net.project_id),
+                mac_address=mac,
+                admin_state_up=boolean(body.get("admin_state_up", True)),
+                device_id=text(body.get("device_id", ""), "device_id"),
+                device_owner=text(body.get("device_owner", ""), "device_owner"),
+                vnic_type=vnic,
+                host_id=text(body.get("binding:host_id", ""), "binding:host_id"),
+                profile=profile,
+                port_security_enabled=boolean(
+                    body.get("port_security_enabled", net.port_security_enabled)
+                ),
+            )
+            port.security_groups = self.secgroups.for_port(
+                s, port.project_id, body.get("security_groups"), port.port_security_enabled
+            )
+            s.add(port)
+            s.flush()
+            port_id = port.id
+            members_of = {g.id for g in port.security_groups}
+        # One feed revision per host for the new port and its new memberships: an
+        # agent woken twice would program the NIC twice for one port.
+        self.bind(port_id, members_of=members_of)
+        with self.db.transaction() as s:
+            return self._port(s, port_id)
+
+    @staticmethod
+    def _check_mac_free(s: Session, network_id: str, mac: str) -> None:
+        if s.scalar(
+            select(NetworkPort.id).where(
+                NetworkPort.network_id == network_id, NetworkPort.mac_address == mac
+            )
+        ):
+            raise NetworkMacInUse(
+                f"Unable to complete operation for network {network_id}. The mac address {mac} "
+                "is in use."
+            )
+
+    def _port(self, s: Session, port_id: str) -> NetworkPort:
+        port = s.get(NetworkPort, port_id)
+        if port is None:
+            raise NetworkPortNotFound(port_id)
+        port.security_groups  # noqa: B018 - load before the session closes
+        return port
+
+    def get(self, who: Principal, port_id: str, s: Session) -> NetworkPort:
+        return access.visible_port(s, who, port_id)
+
+    def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[NetworkPort]:
+        stmt = select(NetworkPort).order_by(NetworkPort.created_at, NetworkPort.id)
+        where = access.ports_filter(who)
+        if where is not None:
+            stmt = stmt.where(where)
+        for key, column in (
+            ("network_id", NetworkPort.network_id),
+            ("id", NetworkPort.id),
+            ("device_id", NetworkPort.device_id),
+            ("device_owner", NetworkPort.device_owner),
+            ("mac_address", NetworkPort.mac_address),
+            ("binding:host_id", NetworkPort.host_id),
+            ("status", NetworkPort.status),
+            ("name", NetworkPort.name),
+        ):
+            if key in filters:
+                stmt = stmt.where(column == filters[key])
+        return list(s.scalars(stmt))
+
+    def update(
+        self, who: Principal, port_id: str, body: dict[str, Any], revision: int | None = None
+    ) -> NetworkPort:
+        require_writer(who)
+        unknown(
+            body,
+            {
+                "name",
+                "description",
+                "admin_state_up",
+                "device_id",
+                "device_owner",
+                "binding:host_id",
+                "binding:profile",
+                "binding:vnic_type",
+                "security_groups",
+                "port_security_enabled",
+                "mac_address",
+            },
+            "port",
+        )
+        if ({"binding:profile", "binding:host_id", "mac_address"} & body.keys()) and not (
+            who.is_admin
+        ):
+            raise Forbidden("Changing the binding or the MAC address is reserved to admins.")
+        with self.db.transaction() as s:
+            port = access.writable_port(s, who, port_id)
+            port.require_revision(revision)
+            access.check_device_owner(who, body, port)
+            old_host = port.host_id
+            watchers: set[str] = set()
+            for key, attr in (
+                ("name", "name"),
+                ("description", "description"),
+                ("device_id", "device_id"),
+                ("device_owner", "device_owner"),
+                ("binding:host_id", "host_id"),
+            ):
+                if key in body:
+                    setattr(port, attr, text(body[key], key))
+            if "mac_address" in body:
+                mac = ids.normalize_mac(body["mac_address"])
+                stays_bound = port.vif_type == "ovs" and body.get("binding:host_id", old_host)
+                if mac != port.mac_address:
+                    if stays_bound:
+                        raise Conflict(
+                            f"Port {port.id} is bound: unbind it before changing its MAC address."
+                        )
+                    self._check_mac_free(s, port.network_id, mac)
+                    port.mac_address = mac
+                    # Members' MACs are what remote-group rules match: watchers must know.
+                    watchers |= self.secgroups.touch_watchers(
+                        s, {g.id for g in port.security_groups}
+                    )
+            if "binding:vnic_type" in body:
+                if body["binding:vnic_type"] not in VNIC_TYPES:
+                    raise InvalidInput("Invalid binding:vnic_type.")
+                port.vnic_type = body["binding:vnic_type"]
+            if "binding:profile" in body:
+                port.profile = _profile(body["binding:profile"])
+            if "admin_state_up" in body:
+                port.admin_state_up = boolean(body["admin_state_up"])
+            if "port_security_enabled" in body:
+                port.port_security_enabled = boolean(body["port_security_enabled"])
+            if "security_groups" in body or "port_security_enabled" in body:
+                before = {g.id for g in port.security_groups}
+                port.security_groups = self.secgroups.for_port(
+                    s,
+                    port.project_id,
+                    body.get("security_groups", [g.id for g in port.security_groups]),
+                    port.port_security_enabled,
+                )
+                moved = before ^ {g.id for g in port.security_groups}
+                watchers |= self.secgroups.touch_watchers(s, moved)
+            if port.host_id != old_host:
+                port.status = "DOWN"  # until the new host's agent reports it plugged
+            port.revision_number += 1
+            hosts = {h for h in (old_host, port.host_id) if h} | watchers
+            for host in hosts:
+                feed.bump(s, host)
+        self.after_change(hosts)
+        self.bind(port_id)
+        with self.db.transaction() as s:
+            return self._port(s, port_id)
+
+    def delete(self, who: Principal, port_id: str, revision: int | None = None) -> int | None:
+        """Delete; returns the feed revision of its NIC host after the deletion (or None)."""
+        require_writer(who)
+        with self.db.transaction() as s:
+            port = access.writable_port(s, who, port_id)
+            port.require_revision(revision)
+            host = port.host_id if port.vif_type != "unbound" else ""
+            groups = {g.id for g in port.security_groups}
+            s.delete(port)
+            s.flush()
+            watchers = self.secgroups.touch_watchers(s, groups)
+            revision = feed.bump(s, host) if host else None
+        self.after_change(({host} if host else set()) | watchers)
+        return revision
+
+    # --- binding ----------------------------------------------------------------------
+
+    def bind(self, port_id: str, members_of: set[str] | None = None) -> None:
+        """Decide the binding from one read of the port, its network and the live agents
+        and write it in the same transaction; a concurrent change of the port (its
+        revision moved on) makes it read and decide again.  ``members_of``: groups the
+        port just joined (their watchers' feeds bump too)."""
+
+        def decide_and_write(s: Session) -> set[str]:
+            port = self._port(s, port_id)
+            net = s.get_one(Network, port.network_id)
+            agent = agents.serving(s, port.host_id, self.down_time) if port.host_id else None
+            decision = bind_decision(port, net, agent)
+            before = _binding(port)
+            port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
+            if decision.vif_type == "unbound":
+                port.status, port.status_reason = "DOWN", None
+            elif decision.vif_type == "binding_failed":
+                port.status_reason = decision.reason
+            elif decision.vif_type == "ovs":
+                port.status_reason = None
+                if port.status == "ERROR":
+                    port.status = "DOWN"
+            if _binding(port) != before:  # an unchanged binding is no new revision
+                port.revision_number += 1
+            hosts = self.secgroups.touch_watchers(s, members_of or set())
+            if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
+                feed.bump(s, port.host_id)
+                hosts.add(port.host_id)
+            return hosts
+
+        try:
+            hosts = self.db.retry(decide_and_write)
+        except StaleRevision:
+            # Still losing after every retry: other requests keep changing the port,
+            # and each of them binds it after its own commit, from a newer read.
+            log.warning("port %s kept changing while it was being bound", port_id)
+            return
+        self.after_change(hosts)
+
+    def rebind_hosts(self, hosts: set[str]) -> None:
+        with self.db.transaction() as s:
+            ids_ = list(
+                s.scalars(
+                    select(NetworkPort.id).where(
+                        NetworkPort.host_id.in_(hosts), NetworkPort.vnic_type == "smart-nic"
+                    )
+                )
+            )
+        for port_id in ids_:
+            self.bind(port_id)
+
+
+def _binding(port: NetworkPort) -> tuple[Any, ...]:
+    return (port.vif_type, port.vif_details, port.status, port.status_reason)
