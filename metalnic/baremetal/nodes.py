@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
 from metalnic.baremetal import policy, states
+from metalnic.baremetal.conductor import history as node_history
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType, Registry
 from metalnic.baremetal.fields import NODE_FIELDS, Field, Version
 from metalnic.baremetal.listing import Page, paginate
@@ -275,3 +276,11 @@ def set_maintenance(
     node.maintenance_reason = reason if on else None
     if not on:
         node.fault = None
+
+
+def history(
+    session: Session, who: Principal, ident: str, limit: int, marker_id: int | None
+) -> tuple[Node, Sequence[Row[Any]]]:
+    """A node the caller may see and one page of its history events (plain rows, by id)."""
+    node = get(session, who, ident)
+    return node, node_history.for_node(session, node.id, limit, marker_id)

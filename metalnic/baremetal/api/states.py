@@ -21,7 +21,6 @@ from metalnic.baremetal.api.deps import (
 )
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.coerce import as_bool
-from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
@@ -125,8 +124,7 @@ def node_history(
     marker: params.HistoryMarker = None,
 ) -> JSONResponse:
     with ctx.transaction() as s:
-        node = nodes.get(s, who, ident)
-        rows = history.for_node(s, node.id, min(limit, 10_000), marker or None)
+        node, rows = nodes.history(s, who, ident, min(limit, 10_000), marker or None)
         base = base_url(request)
         events = [
             {
