@@ -39,6 +39,7 @@ from metalnic.baremetal.fields import (
     Field as ApiField,
 )
 from metalnic.errors import InvalidInput
+from metalnic.jsonpatch import PatchOp
 
 _BOOL_SPELLINGS = ["true", "false", "True", "False", "yes", "no", "on", "off", "1", "0"]
 
@@ -138,13 +139,13 @@ Patch = Annotated[list[PatchOperation], Field(min_length=1, max_length=1024)]
 _PATCH = TypeAdapter(Patch)
 
 
-def patch(body: Any) -> list[dict[str, Any]]:
+def patch(body: Any) -> list[PatchOp]:
     """A PATCH body: a non-empty list of operations (as plain dicts for metalnic.jsonpatch)."""
     try:
         _PATCH.validate_python(body)
     except ValidationError as exc:
         raise InvalidInput(f"Invalid patch: {describe(exc)}.") from None
-    ops: list[dict[str, Any]] = body
+    ops: list[PatchOp] = body
     return ops
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -70,7 +70,7 @@ def _list(
     base = base_url(request)
     with ctx.transaction() as s:
         found = nodes.list_nodes(s, who, filters, page)
-        body: dict[str, Any] = {"nodes": [views.node(n, base, fields) for n in found]}
+        body: dict[str, object] = {"nodes": [views.node(n, base, fields) for n in found]}
     body.update(next_link(request, "nodes", found, page.limit))
     return JSONResponse(body)
 

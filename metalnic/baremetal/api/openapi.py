@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
 from metalnic.baremetal.fields import NODE_FIELDS, PORT_FIELDS, PORTGROUP_FIELDS, Field
+from metalnic.jsontypes import JSONObject, JSONValue
 
 _REF = "#/components/schemas/{model}"
 _ERROR = "IronicError"
@@ -35,10 +36,10 @@ _MEANING = {
     500: "A driver (BMC, ramdisk agent or network) step failed.",
 }
 # Schemas the request bodies refer to, gathered by body_doc().
-_COMPONENTS: dict[str, Any] = {}
+_COMPONENTS: JSONObject = {}
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def errors(*codes: int) -> dict[int | str, JSONObject]:
     """The ``responses=`` of a route for these statuses, each with Ironic's error body."""
     return {
         code: {
@@ -49,7 +50,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def body_doc(kind: Any, required: bool = True) -> dict[str, Any]:
+def body_doc(kind: Any, required: bool = True) -> JSONObject:
     """The ``openapi_extra=`` naming a route's JSON body (a model or an annotated type)."""
     schema = TypeAdapter(kind).json_schema(ref_template=_REF)
     _COMPONENTS.update(schema.pop("$defs", {}))
@@ -63,17 +64,17 @@ def body_doc(kind: Any, required: bool = True) -> dict[str, Any]:
 
 # --- the views ------------------------------------------------------------------------
 
-_LINK = {
+_LINK: JSONObject = {
     "type": "object",
     "properties": {"href": {"type": "string"}, "rel": {"type": "string"}},
     "required": ["href", "rel"],
 }
-_LINKS = {"type": "array", "items": _LINK}
-_OBJECT = {"type": ["object", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_TEXT = {"type": ["string", "null"]}
-_BOOL = {"type": "boolean"}
-_VIEW_TYPES: dict[str, dict[str, Any]] = {
+_LINKS: JSONObject = {"type": "array", "items": _LINK}
+_OBJECT: JSONObject = {"type": ["object", "null"]}
+_TIME: JSONObject = {"type": ["string", "null"], "format": "date-time"}
+_TEXT: JSONObject = {"type": ["string", "null"]}
+_BOOL: JSONObject = {"type": "boolean"}
+_VIEW_TYPES: dict[str, JSONObject] = {
     "links": _LINKS,
     "ports": _LINKS,
     "portgroups": _LINKS,
@@ -102,9 +103,9 @@ _OBJECT_FIELDS = {
 }
 
 
-def _view_schema(table: dict[str, Field]) -> dict[str, Any]:
+def _view_schema(table: dict[str, Field]) -> JSONObject:
     """Any subset of the fields (``fields=`` chooses), each of its JSON type."""
-    properties: dict[str, Any] = {}
+    properties: JSONObject = {}
     for name in table:
         if name in _VIEW_TYPES:
             properties[name] = _VIEW_TYPES[name]
@@ -117,7 +118,7 @@ def _view_schema(table: dict[str, Field]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def _list_of(key: str, item: str) -> dict[str, Any]:
+def _list_of(key: str, item: str) -> JSONObject:
     return {
         "type": "object",
         "properties": {
@@ -129,11 +130,11 @@ def _list_of(key: str, item: str) -> dict[str, Any]:
     }
 
 
-def _ref(model: str) -> dict[str, Any]:
+def _ref(model: str) -> JSONObject:
     return {"$ref": _REF.format(model=model)}
 
 
-def _views() -> dict[str, Any]:
+def _views() -> JSONObject:
     return {
         _ERROR: {
             "type": "object",
@@ -152,12 +153,12 @@ def _views() -> dict[str, Any]:
     }
 
 
-def _object_with(key: str, value: Any) -> dict[str, Any]:
+def _object_with(key: str, value: JSONValue) -> JSONObject:
     return {"type": "object", "properties": {key: value}, "required": [key]}
 
 
 # The body of each route's success answer, by endpoint name.
-_SUCCESS: dict[str, dict[str, Any]] = {
+_SUCCESS: dict[str, JSONObject] = {
     **dict.fromkeys(("list_nodes", "list_nodes_detail"), _ref("NodeList")),
     **dict.fromkeys(("create_node", "show_node", "patch_node"), _ref("Node")),
     **dict.fromkeys(

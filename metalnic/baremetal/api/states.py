@@ -4,7 +4,7 @@ lookup and heartbeat (public, authenticated by the one-time agent token)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -92,10 +92,17 @@ def supported_boot_devices(
     return JSONResponse({"supported_boot_devices": devices})
 
 
+class Validation(TypedDict):
+    """One interface's answer in ``GET /v1/nodes/{ident}/validate``."""
+
+    result: bool
+    reason: str | None
+
+
 @router.get("/nodes/{ident}/validate", responses=errors(404, 409))
 def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    def check(task: Task) -> dict[str, Any]:
-        results: dict[str, Any] = {}
+    def check(task: Task) -> dict[str, Validation]:
+        results: dict[str, Validation] = {}
         d = task.drivers
         for name, iface in (
             ("power", d.power),

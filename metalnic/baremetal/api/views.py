@@ -142,7 +142,7 @@ def port(p: Record, base: str, fields: Iterable[str]) -> View:
         if name == "links":
             out[name] = links(base, "ports", p.uuid)
         elif name == "extra":
-            out[name] = shown(p.extra)
+            out[name] = shown(getattr(p, name))
         else:
             out[name] = getattr(p, name)
     return out
