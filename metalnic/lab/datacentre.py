@@ -248,11 +248,11 @@ def _start_bmc(lab: Lab, hosts: list[Host], notify_url: str) -> Bmc:
     (lab.dir / "bmc").mkdir(exist_ok=True)
     redfish_hosts, ipmi_hosts = (hosts[:-1], hosts[-1:]) if len(hosts) > 1 else (hosts, [])
     systems = tuple(
-        {
-            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
-            "name": h["name"],
-            "mac": h["mac"],
-        }
+        redfish.System(
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
+            name=h["name"],
+            mac=h["mac"],
+        )
         for h in redfish_hosts
     )
     emulator = redfish.start_redfish_emulator(

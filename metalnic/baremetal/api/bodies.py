@@ -40,6 +40,7 @@ from metalnic.baremetal.fields import (
 )
 from metalnic.errors import InvalidInput
 from metalnic.jsonpatch import PatchOp
+from metalnic.jsontypes import JSONObject
 
 _BOOL_SPELLINGS = ["true", "false", "True", "False", "yes", "no", "on", "off", "1", "0"]
 
@@ -113,7 +114,7 @@ PortGroupCreate = _resource_model("PortGroupCreate", PORTGROUP_FIELDS, ("node_uu
 
 def resource(
     model: type[BaseModel], table: dict[str, ApiField], body: Any, version: Version, what: str
-) -> dict[str, Any]:
+) -> JSONObject:
     """A create body: an object whose fields exist, may be set, and have the right types."""
     if not isinstance(body, dict):
         raise InvalidInput(f"The request body must be a JSON object describing a {what}.")
@@ -199,13 +200,13 @@ class Heartbeat(BaseModel):
     agent_token: Str255 | None = None
 
 
-def check(model: type[BaseModel], body: Any, what: str) -> dict[str, Any]:
+def check(model: type[BaseModel], body: Any, what: str) -> JSONObject:
     """``body`` if it fits ``model`` (kept as parsed: the business code reads the JSON)."""
     try:
         model.model_validate(body)
     except ValidationError as exc:
         raise InvalidInput(f"Invalid {what}: {describe(exc)}.") from None
-    result: dict[str, Any] = body
+    result: JSONObject = body
     return result
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from metalnic import jsontypes
 from metalnic.baremetal import nodes
 from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api import portgroups as portgroup_routes
@@ -147,7 +148,8 @@ def set_maintenance(
 ) -> Response:
     reason = None
     if body is not None:
-        reason = bodies.check(bodies.Maintenance, body, "maintenance request").get("reason")
+        checked = bodies.check(bodies.Maintenance, body, "maintenance request")
+        reason = jsontypes.text(checked, "reason")  # a string or null: Maintenance says so
     with ctx.transaction() as s:
         nodes.set_maintenance(s, who, ident, True, reason)
     return Response(status_code=202)
