@@ -268,7 +268,7 @@ class Stack:
                 raise ScenarioError(f"VIF attach to {host} refused: {r.status_code} {r.text}")
             return str(port["id"])
 
-    def configdrive(self, host: str) -> dict[str, Any]:
+    def configdrive(self, host: str) -> JSONObject:
         mac = next(h["mac"] for h in self.lab["hosts"] if h["name"] == host)
         return {
             "meta_data": {"uuid": self.nodes[host], "hostname": host},
@@ -322,7 +322,7 @@ class Stack:
                     pending.append(host)
                     verb = steps.get(state)
                     if verb and shown["reservation"] is None:
-                        body: dict[str, Any] = {"target": verb}
+                        body: JSONObject = {"target": verb}
                         if verb == "active":
                             body["configdrive"] = self.configdrive(host)
                         r = c.put(f"/v1/nodes/{node}/states/provision", json=body)
