@@ -12,6 +12,7 @@ caller 401 and 403, one that reads a body 400 and 413; the rest (404, 409,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -220,7 +221,7 @@ def _calls(dependant: Dependant) -> set[str]:
     return found
 
 
-def _implied_errors(route: APIRoute, operation: dict[str, Any]) -> list[int]:
+def _implied_errors(route: APIRoute, operation: JSONObject) -> list[int]:
     calls = _calls(route.dependant)
     codes: list[int] = []
     if "get_version" in calls or operation.get("parameters") or "requestBody" in operation:
@@ -234,19 +235,27 @@ def _implied_errors(route: APIRoute, operation: dict[str, Any]) -> list[int]:
     return codes
 
 
-def _not_null(parameter: dict[str, Any]) -> None:
+def _objects(value: JSONValue) -> list[JSONObject]:
+    """The objects in a JSON list (FastAPI's document: parameters, schema alternatives)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _not_null(parameter: JSONObject) -> None:
     """A query parameter or header is absent or a string, never JSON null."""
-    schema = parameter.get("schema", {})
-    kinds = [k for k in schema.get("anyOf", ()) if k != {"type": "null"}]
-    if "anyOf" in schema and len(kinds) == 1:
+    schema = parameter.get("schema")
+    if not isinstance(schema, dict) or "anyOf" not in schema:
+        return
+    kinds = [k for k in _objects(schema["anyOf"]) if k != {"type": "null"}]
+    if len(kinds) == 1:
         del schema["anyOf"]
         schema.update(kinds[0])
 
 
-def _complete(route: APIRoute, operation: dict[str, Any]) -> None:
-    for parameter in operation.get("parameters", ()):
+def _complete(route: APIRoute, operation: JSONObject) -> None:
+    for parameter in _objects(operation.get("parameters")):
         _not_null(parameter)
-    responses: dict[str, Any] = operation["responses"]
+    responses = operation["responses"]
+    assert isinstance(responses, dict)
     responses.pop("422", None)
     for code, answer in errors(*_implied_errors(route, operation)).items():
         responses.setdefault(str(code), answer)
@@ -255,26 +264,39 @@ def _complete(route: APIRoute, operation: dict[str, Any]) -> None:
         responses[success] = {"description": "Accepted." if success == "202" else "Done."}
     else:
         schema = _SUCCESS.get(route.name, {"type": "object"})
-        responses[success]["content"] = {"application/json": {"schema": schema}}
+        done = responses[success]
+        assert isinstance(done, dict)
+        done["content"] = {"application/json": {"schema": schema}}
     if "get_principal" in _calls(route.dependant):
         operation["security"] = [{"http_basic": []}, {}]
 
 
-def _add_links(doc: dict[str, Any], routes: dict[tuple[str, str], APIRoute]) -> None:
+def _operations(doc: JSONObject) -> Iterator[tuple[str, str, JSONObject]]:
+    """(path, method, operation) of every operation in ``doc``."""
+    paths = doc["paths"]
+    assert isinstance(paths, dict)
+    for path, item in paths.items():
+        assert isinstance(item, dict)
+        for method, operation in item.items():
+            assert isinstance(operation, dict)
+            yield path, method, operation
+
+
+def _add_links(doc: JSONObject, routes: dict[tuple[str, str], APIRoute]) -> None:
     operations = {
-        routes[(method, path)].name: operation
-        for path, item in doc["paths"].items()
-        for method, operation in item.items()
+        routes[(method, path)].name: operation for path, method, operation in _operations(doc)
     }
     for creator, (parameter, targets) in _FOLLOWS.items():
-        links = {
+        links: JSONObject = {
             target: {
                 "operationId": operations[target]["operationId"],
                 "parameters": {parameter: "$response.body#/uuid"},
             }
             for target in targets
         }
-        operations[creator]["responses"]["201"]["links"] = links
+        created = operations[creator]["responses"]
+        assert isinstance(created, dict) and isinstance(created["201"], dict)
+        created["201"]["links"] = links
 
 
 def _ours(path: str) -> bool:
@@ -293,7 +315,7 @@ def _api_routes(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
     return found
 
 
-def document(app: FastAPI) -> dict[str, Any]:
+def document(app: FastAPI) -> JSONObject:
     """The document for / and /v1 (the network API has its own)."""
     doc = get_openapi(
         title="metalnic bare-metal API",
@@ -304,9 +326,8 @@ def document(app: FastAPI) -> dict[str, Any]:
     )
     routes = _api_routes(app)
     doc["paths"] = {p: item for p, item in doc.get("paths", {}).items() if _ours(p)}
-    for path, item in doc["paths"].items():
-        for method, operation in item.items():
-            _complete(routes[(method, path)], operation)
+    for path, method, operation in _operations(doc):
+        _complete(routes[(method, path)], operation)
     _add_links(doc, routes)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
