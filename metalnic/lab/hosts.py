@@ -56,6 +56,7 @@ from urllib.parse import urlsplit
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
+from metalnic.jsontypes import JSONObject, JSONValue
 from metalnic.lab import netns
 from metalnic.lab.description import Host, LabDescription
 
@@ -202,19 +203,24 @@ def observed_state(power_state: str, boot_device: str | None) -> str:
     return {"BiosSetup": BIOS, "Pxe": PXE}.get(boot_device or "", DISK)
 
 
-def instance_addresses(network_data: dict[str, Any], mac: str) -> list[str]:
+def instance_addresses(network_data: JSONValue, mac: str) -> list[str]:
     """The IPv4 addresses OpenStack ``network_data`` gives the link with ``mac``."""
+    doc = network_data if isinstance(network_data, dict) else {}
     links = {
         link.get("id")
-        for link in network_data.get("links") or []
+        for link in _objects(doc.get("links"))
         if str(link.get("ethernet_mac_address", "")).lower() == mac.lower()
     }
     found = []
-    for net in network_data.get("networks") or []:
+    for net in _objects(doc.get("networks")):
         if net.get("link") in links and net.get("type") == "ipv4" and net.get("ip_address"):
             iface = ipaddress.ip_interface(f"{net['ip_address']}/{net.get('netmask', '32')}")
             found.append(str(iface))
     return found
+
+
+def _objects(value: JSONValue) -> list[JSONObject]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _bmc_of(
