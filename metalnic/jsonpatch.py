@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from metalnic import redact
 from metalnic.errors import InvalidPatch
+from metalnic.jsontypes import JSONObject, JSONValue
 
 OPS = ("add", "replace", "remove", "test")
 # An index has at most 9 digits: no list here is longer, and int() of 4,301 digits raises.
@@ -41,13 +42,21 @@ def json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+class PatchOp(TypedDict):
+    """One checked operation of a JSON patch (RFC 6902, without move and copy)."""
+
+    op: str
+    path: str
+    value: NotRequired[JSONValue]
+
+
 def parse_pointer(path: object) -> list[str]:
     if not isinstance(path, str) or not path.startswith("/") or path == "/":
         raise InvalidPatch(f"Invalid patch path {path!r}: it must start with '/' and name a field.")
     return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
 
 
-def validate(patch: object) -> list[dict[str, Any]]:
+def validate(patch: object) -> list[PatchOp]:
     """Check the document's shape; return it as a list of operations."""
     if not isinstance(patch, list) or not patch:
         raise InvalidPatch("A patch must be a non-empty JSON list of operations.")
@@ -79,7 +88,7 @@ def _container(doc: Any, parts: list[str], path: str) -> Any:
     return target
 
 
-def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
+def _apply_one(doc: JSONObject, op: PatchOp) -> None:
     path: str = op["path"]
     parts = parse_pointer(path)
     target = _container(doc, parts, path)
@@ -116,7 +125,7 @@ def _apply_one(doc: dict[str, Any], op: dict[str, Any]) -> None:
     raise InvalidPatch(f"Cannot apply the patch: the parent of {path} is not an object or list.")
 
 
-def apply(doc: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+def apply(doc: JSONObject, patch: list[PatchOp]) -> JSONObject:
     """Return a patched deep copy of ``doc``; ``doc`` itself is left alone."""
     result = copy.deepcopy(doc)
     for op in patch:
@@ -124,5 +133,5 @@ def apply(doc: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def top_level_fields(patch: list[dict[str, Any]]) -> set[str]:
+def top_level_fields(patch: list[PatchOp]) -> set[str]:
     return {parse_pointer(op["path"])[0] for op in patch}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from metalnic.errors import InvalidInput
+from metalnic.jsontypes import JSONObject
 
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
@@ -47,7 +48,7 @@ def as_text(field: str, value: Any) -> str | None:
     return as_optional_str(field, value, max_length=4096)
 
 
-def as_dict(field: str, value: Any) -> dict[str, Any]:
+def as_dict(field: str, value: Any) -> JSONObject:
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -8,13 +8,13 @@ assignment (``metalnic.redact``), so no writer can store a credential.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from metalnic import redact
 from metalnic.db.base import Base, UTCDateTime, utcnow
+from metalnic.jsontypes import JSONObject
 
 # Where a port's or port group's ``internal_info`` records its attached tenant VIF.
 VIF_KEY = "tenant_vif_port_id"
@@ -41,11 +41,11 @@ class Node(Timestamped, Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     name: Mapped[str | None] = mapped_column(String(255), unique=True)
     driver: Mapped[str] = mapped_column(String(255))
-    driver_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    driver_internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    instance_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    driver_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    driver_internal_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    properties: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    instance_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    extra: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     instance_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
 
     power_state: Mapped[str | None] = mapped_column(String(15))
@@ -61,10 +61,10 @@ class Node(Timestamped, Base):
     console_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     inspection_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     inspection_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    clean_step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    deploy_step: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    raid_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    target_raid_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    clean_step: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    deploy_step: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    raid_config: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    target_raid_config: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     traits: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     owner: Mapped[str | None] = mapped_column(String(255), index=True)
@@ -112,10 +112,10 @@ class Port(Timestamped, Base):
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     pxe_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     physical_network: Mapped[str | None] = mapped_column(String(64))
-    local_link_connection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    local_link_connection: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     is_smartnic: Mapped[bool] = mapped_column(Boolean, default=False)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    internal_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     portgroup_id: Mapped[int | None] = mapped_column(
         ForeignKey("portgroups.id", ondelete="SET NULL"), index=True
     )
@@ -147,9 +147,9 @@ class PortGroup(Timestamped, Base):
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     standalone_ports_supported: Mapped[bool] = mapped_column(Boolean, default=True)
     mode: Mapped[str | None] = mapped_column(String(255))
-    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    internal_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    properties: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    extra: Mapped[JSONObject] = mapped_column(JSON, default=dict)
+    internal_info: Mapped[JSONObject] = mapped_column(JSON, default=dict)
 
     node: Mapped[Node] = relationship(back_populates="portgroups")
     ports: Mapped[list[Port]] = relationship(back_populates="portgroup", order_by="Port.id")

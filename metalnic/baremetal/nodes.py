@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from metalnic import ids, jsonpatch
 from metalnic.auth import Principal
 from metalnic.baremetal import policy, states
+from metalnic.baremetal.conductor import history as node_history
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType, Registry
 from metalnic.baremetal.fields import NODE_FIELDS, Field, Version
 from metalnic.baremetal.listing import Page, paginate
@@ -31,6 +32,7 @@ from metalnic.errors import (
     NodeNotFound,
     NotAcceptable,
 )
+from metalnic.jsontypes import JSONObject
 
 _CONDUCTOR_GROUP_RE = re.compile(r"[A-Za-z0-9_.\-]{0,255}")
 _INTERFACE_FIELDS = tuple(f"{kind}_interface" for kind in INTERFACE_KINDS)
@@ -114,7 +116,7 @@ def _hardware_type(registry: Registry, name: str) -> HardwareType:
     return hw
 
 
-def _apply_interfaces(node: Node, hw: HardwareType, explicit: dict[str, Any]) -> None:
+def _apply_interfaces(node: Node, hw: HardwareType, explicit: dict[str, object]) -> None:
     for kind in INTERFACE_KINDS:
         field = f"{kind}_interface"
         supported = hw.interfaces[kind]
@@ -132,7 +134,7 @@ def _apply_interfaces(node: Node, hw: HardwareType, explicit: dict[str, Any]) ->
 
 
 def _set_fields(
-    session: Session, who: Principal, registry: Registry, node: Node, values: dict[str, Any]
+    session: Session, who: Principal, registry: Registry, node: Node, values: JSONObject
 ) -> None:
     """Coerce, validate and store ``values`` (field -> raw JSON) on ``node``."""
     coerced = {k: NODE_FIELDS[k].coerce(k, v) for k, v in values.items()}  # type: ignore[misc]
@@ -159,7 +161,7 @@ def _set_fields(
 
 
 def create(
-    session: Session, who: Principal, registry: Registry, payload: dict[str, Any], version: Version
+    session: Session, who: Principal, registry: Registry, payload: JSONObject, version: Version
 ) -> Node:
     policy.require_writer(who)
     check_payload_fields(NODE_FIELDS, set(payload), version, "node", creating=True)
@@ -182,9 +184,9 @@ def create(
     return node
 
 
-def editable_document(node: Node, version: Version) -> dict[str, Any]:
+def editable_document(node: Node, version: Version) -> JSONObject:
     """The fields a PATCH may address (secrets unmasked: a ``test`` op sees them redacted)."""
-    doc: dict[str, Any] = {}
+    doc: JSONObject = {}
     for name, f in NODE_FIELDS.items():
         if f.writable and f.since <= version and name not in ("uuid", "chassis_uuid"):
             doc[name] = getattr(node, name)
@@ -193,7 +195,7 @@ def editable_document(node: Node, version: Version) -> dict[str, Any]:
 
 
 def check_patch_paths(
-    table: dict[str, Field], patch: list[dict[str, Any]], version: Version, what: str
+    table: dict[str, Field], patch: list[jsonpatch.PatchOp], version: Version, what: str
 ) -> None:
     for key in sorted(jsonpatch.top_level_fields(patch)):
         f = table.get(key)
@@ -209,9 +211,9 @@ def check_patch_paths(
             raise InvalidInput(f"'/{key}' is an internal attribute and can not be updated.")
 
 
-def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def changed_values(before: JSONObject, after: JSONObject) -> JSONObject:
     """Fields whose value the patch changed; removed fields fall back to empty."""
-    changes: dict[str, Any] = {}
+    changes: JSONObject = {}
     for key, old in before.items():
         new = after.get(key, {} if isinstance(old, dict) else None)
         if new != old:
@@ -275,3 +277,11 @@ def set_maintenance(
     node.maintenance_reason = reason if on else None
     if not on:
         node.fault = None
+
+
+def history(
+    session: Session, who: Principal, ident: str, limit: int, marker_id: int | None
+) -> tuple[Node, Sequence[Row[Any]]]:
+    """A node the caller may see and one page of its history events (plain rows, by id)."""
+    node = get(session, who, ident)
+    return node, node_history.for_node(session, node.id, limit, marker_id)

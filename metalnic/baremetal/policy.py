@@ -15,7 +15,7 @@ provision states it may change, is data in ``fields.py``, enforced by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -180,6 +180,6 @@ def require_smartnic_wiring_writer(who: Principal, what: str) -> None:
         raise Forbidden(f"User {who.name} may not change {what}: smart NIC wiring is admin-only.")
 
 
-def explicitly_set(values: dict[str, Any]) -> set[str]:
+def explicitly_set(values: Mapping[str, object]) -> set[str]:
     """The fields of a create request given a value other than an empty default."""
     return {k for k, v in values.items() if v is not None and v is not False and v != {}}

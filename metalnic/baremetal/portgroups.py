@@ -32,6 +32,7 @@ from metalnic.baremetal.fields import PORTGROUP_FIELDS, Version
 from metalnic.baremetal.listing import Page, paginate
 from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import Conflict, InvalidInput, NodeNotFound, PortGroupNotFound
+from metalnic.jsontypes import JSONObject
 
 PORTGROUP_SORT_KEYS = ("id", "uuid", "name", "address", "created_at")
 DEFAULT_MODE = "active-backup"  # Ironic's default_portgroup_mode
@@ -166,7 +167,7 @@ def _name(session: Session, value: str | None, group_id: int | None) -> str | No
 
 
 def create(
-    session: Session, who: Principal, payload: dict[str, Any], version: Version
+    session: Session, who: Principal, payload: JSONObject, version: Version
 ) -> PortGroup:
     policy.require_writer(who)
     nodes.check_payload_fields(PORTGROUP_FIELDS, set(payload), version, "port group", True)
@@ -186,8 +187,8 @@ def create(
     return group
 
 
-def editable_document(group: PortGroup, version: Version) -> dict[str, Any]:
-    doc: dict[str, Any] = {"node_uuid": group.node.uuid}
+def editable_document(group: PortGroup, version: Version) -> JSONObject:
+    doc: JSONObject = {"node_uuid": group.node.uuid}
     for name, f in PORTGROUP_FIELDS.items():
         if f.writable and f.since <= version and name not in doc and name != "uuid":
             doc[name] = getattr(group, name)

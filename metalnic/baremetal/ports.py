@@ -26,6 +26,7 @@ from metalnic.baremetal.fields import PORT_FIELDS, Version
 from metalnic.baremetal.listing import Page, paginate
 from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import Conflict, InvalidInput, MACAlreadyExists, NodeNotFound, PortNotFound
+from metalnic.jsontypes import JSONObject
 
 PORT_SORT_KEYS = ("id", "uuid", "address", "created_at")
 
@@ -108,7 +109,7 @@ def _check_mac_free(session: Session, address: str, port_id: int | None) -> None
         raise MACAlreadyExists(address)
 
 
-def create(session: Session, who: Principal, payload: dict[str, Any], version: Version) -> Port:
+def create(session: Session, who: Principal, payload: JSONObject, version: Version) -> Port:
     policy.require_writer(who)
     nodes.check_payload_fields(PORT_FIELDS, set(payload), version, "port", creating=True)
     for required in ("address", "node_uuid"):
@@ -142,8 +143,8 @@ def _group(session: Session, who: Principal, ident: str | None) -> PortGroup | N
     return None if ident is None else policy.usable_portgroup(session, who, ident)
 
 
-def editable_document(port: Port, version: Version) -> dict[str, Any]:
-    doc: dict[str, Any] = {"node_uuid": port.node.uuid, "portgroup_uuid": port.portgroup_uuid}
+def editable_document(port: Port, version: Version) -> JSONObject:
+    doc: JSONObject = {"node_uuid": port.node.uuid, "portgroup_uuid": port.portgroup_uuid}
     for name, f in PORT_FIELDS.items():
         if f.writable and f.since <= version and name not in doc and name != "uuid":
             doc[name] = getattr(port, name)

@@ -15,6 +15,7 @@ field holds PEM ``CERTIFICATE`` blocks and nothing else.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
@@ -40,7 +41,7 @@ _CERTIFICATE_BLOCK = re.compile(
 )
 
 
-def is_remote(llc: dict[str, Any]) -> bool:
+def is_remote(llc: Mapping[str, object]) -> bool:
     return bool(REMOTE_KEYS & llc.keys())
 
 

@@ -55,7 +55,7 @@ def _links(session: Session, node_id: int) -> list[Port | PortGroup]:
 def list_vifs(session: Session, who: Principal, ident: str) -> list[dict[str, str]]:
     node = nodes.get(session, who, ident)
     return [
-        {"id": link.internal_info[KEY]}
+        {"id": str(link.internal_info[KEY])}
         for link in _links(session, node.id)
         if link.internal_info.get(KEY)
     ]

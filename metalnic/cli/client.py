@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from metalnic.jsontypes import JSONObject
+
 API_VERSION = "1.53"
 
 
@@ -74,9 +76,9 @@ class BaremetalClient:
             return None
         return response.json()
 
-    def list_all(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_all(self, path: str, key: str, params: dict[str, str]) -> list[JSONObject]:
         """Follow ``next`` links until the listing is complete."""
-        items: list[dict[str, Any]] = []
+        items: list[JSONObject] = []
         body = self.request("GET", path, params=params)
         items.extend(body[key])
         while "next" in body:

@@ -19,7 +19,10 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from metalnic.lab.description import LabDescription
 
 from metalnic.cli.output import emit
 
@@ -172,5 +175,7 @@ def _down(state: Path, prefix: str, lab_dir: Path) -> None:
     from metalnic.lab import datacentre
     from metalnic.lab.scenario import Stack
 
-    Stack({}, state).stop()  # the server and agents (pid files checked against this state)
+    # stop() needs only the state directory: the server and agents (pid files checked
+    # against this state); the lab's description may already be gone.
+    Stack(cast("LabDescription", {}), state).stop()
     datacentre.teardown(prefix, lab_dir)

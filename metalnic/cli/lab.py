@@ -7,7 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metalnic.lab.description import Host, LabDescription
 
 
 def add_parser(sub: Any) -> None:
@@ -83,7 +86,7 @@ def run(a: argparse.Namespace) -> None:
     _show(description, a.json)
 
 
-def _show(description: dict[str, Any], as_json: bool) -> None:
+def _show(description: LabDescription, as_json: bool) -> None:
     if as_json:
         print(json.dumps(description, indent=1))
         return
@@ -110,7 +113,7 @@ def _show(description: dict[str, Any], as_json: bool) -> None:
         )
 
 
-def _bmc(host: dict[str, Any]) -> str:
+def _bmc(host: Host) -> str:
     if host.get("bmc") == "ipmi":
         return f", IPMI BMC {host['ipmi_address']}:{host['ipmi_port']}/udp"
     if host.get("bmc") == "redfish":

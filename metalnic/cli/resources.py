@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metalnic.cli.output import emit
+from metalnic.jsonpatch import PatchOp
+from metalnic.jsontypes import JSONObject, JSONValue
 
 if TYPE_CHECKING:
     from metalnic.cli.client import BaremetalClient
@@ -16,9 +19,9 @@ PORT_COLUMNS = ["uuid", "address"]
 PORT_DETAIL_COLUMNS = ["uuid", "address", "node_uuid", "is_smartnic", "local_link_connection"]
 
 
-def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
+def key_values(pairs: list[str] | None, option: str) -> JSONObject:
     """``key=value`` pairs; a value ``@path`` is read from that file (PEM, keys)."""
-    result: dict[str, Any] = {}
+    result: JSONObject = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -29,8 +32,10 @@ def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
     return result
 
 
-def _patch_ops(values: dict[str, Any], nested: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    ops = [{"op": "add", "path": f"/{k}", "value": v} for k, v in values.items() if v is not None]
+def _patch_ops(values: Mapping[str, JSONValue], nested: Mapping[str, JSONObject]) -> list[PatchOp]:
+    ops: list[PatchOp] = [
+        {"op": "add", "path": f"/{k}", "value": v} for k, v in values.items() if v is not None
+    ]
     for field, pairs in nested.items():
         ops += [{"op": "add", "path": f"/{field}/{k}", "value": v} for k, v in pairs.items()]
     return ops
@@ -138,7 +143,7 @@ def node_show(c: BaremetalClient, a: argparse.Namespace) -> None:
     emit(c.request("GET", f"/v1/nodes/{a.node}"), a.format)
 
 
-def _node_values(a: argparse.Namespace) -> dict[str, Any]:
+def _node_values(a: argparse.Namespace) -> dict[str, str | None]:
     return {
         "name": a.name,
         "owner": a.owner,
@@ -150,7 +155,7 @@ def _node_values(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def node_create(c: BaremetalClient, a: argparse.Namespace) -> None:
-    body = {k: v for k, v in _node_values(a).items() if v is not None}
+    body: JSONObject = {k: v for k, v in _node_values(a).items() if v is not None}
     if a.uuid:
         body["uuid"] = a.uuid
     for field, pairs, option in (
@@ -210,7 +215,7 @@ def _node_uuid(c: BaremetalClient, ident: str) -> str:
     return str(c.request("GET", f"/v1/nodes/{ident}", params={"fields": "uuid"})["uuid"])
 
 
-def _port_values(a: argparse.Namespace) -> dict[str, Any]:
+def _port_values(a: argparse.Namespace) -> dict[str, bool | str | None]:
     return {
         "is_smartnic": a.is_smartnic,
         "pxe_enabled": None if a.pxe_enabled is None else a.pxe_enabled == "true",
@@ -219,7 +224,7 @@ def _port_values(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def port_create(c: BaremetalClient, a: argparse.Namespace) -> None:
-    body = {k: v for k, v in _port_values(a).items() if v is not None}
+    body: JSONObject = {k: v for k, v in _port_values(a).items() if v is not None}
     body.update(address=a.address, node_uuid=_node_uuid(c, a.node))
     llc = key_values(a.local_link_connection, "--local-link-connection")
     if llc:

@@ -49,9 +49,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from metalnic.lab import netns, pki, redfish
+from metalnic.lab.description import Bmc, Host, HostsControl, Images, LabDescription, Nic
 from metalnic.lab.topology import Lab, down
 
 PROVISIONING_VLAN = 100
@@ -91,7 +91,7 @@ def default_dir(name: str) -> Path:
     return base / name
 
 
-def up(spec: LabSpec, directory: Path) -> dict[str, Any]:
+def up(spec: LabSpec, directory: Path) -> LabDescription:
     """Build the lab (or find it already built); returns its description."""
     existing = describe(directory)
     if existing is not None and healthy(existing):
@@ -106,7 +106,7 @@ def up(spec: LabSpec, directory: Path) -> dict[str, Any]:
         raise
 
 
-def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
+def _build(spec: LabSpec, lab: Lab) -> LabDescription:
     subnet, addresses = spec.provisioning()
     lab.add_fabric([])
     fab = lab.ovs("fab")
@@ -125,12 +125,12 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
     agent_cert, agent_key = _issue(agent_ca, "metalnic lab agent")
     write_secret(certs / "agent-cert.pem", agent_cert)
     write_secret(certs / "agent-key.pem", agent_key)
-    nics: list[dict[str, Any]] = []
+    nics: list[Nic] = []
     for index in range(spec.local_nics + spec.remote_nics):
         remote = index >= spec.local_nics
         name = f"nic{index + 1}"
         nic = lab.add_nic(name, trunks)
-        entry: dict[str, Any] = {
+        entry: Nic = {
             "name": name,
             "mode": "remote" if remote else "local",
             "netns": lab.ns(name),
@@ -150,15 +150,11 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
                 certs / f"{name}-cert.pem",
                 certs / "agent-ca.pem",
             )
-            entry.update(
-                ovsdb=ovsdb,
-                openflow=openflow,
-                ovsdb_cert=cert,
-                ovsdb_ca_cert=pki.pem(ca[0]),
-                ssh_public_key=pki.ssh_public_key(f"{name}@{lab.prefix}"),
-            )
+            entry["ovsdb"], entry["openflow"] = ovsdb, openflow
+            entry["ovsdb_cert"], entry["ovsdb_ca_cert"] = cert, pki.pem(ca[0])
+            entry["ssh_public_key"] = pki.ssh_public_key(f"{name}@{lab.prefix}")
         nics.append(entry)
-    hosts = []
+    hosts: list[Host] = []
     for index, nic_entry in enumerate(nics):
         name = f"host{index + 1}"
         mac = f"52:54:00:{int(lab.prefix[-3:], 16) % 256:02x}:{index + 1:02x}:01"
@@ -175,10 +171,10 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
             }
         )
     # The BMCs tell the host simulators every change before they answer (lab.hosts).
-    control = {"url": f"http://127.0.0.1:{netns.free_port()}/power"}
+    control: HostsControl = {"url": f"http://127.0.0.1:{netns.free_port()}/power"}
     description_bmc = _start_bmc(lab, hosts, control["url"])
     server_ip = str(addresses[0])
-    description = {
+    description: LabDescription = {
         "bmc": description_bmc,
         "name": spec.name,
         "prefix": lab.prefix,
@@ -206,7 +202,7 @@ def _build(spec: LabSpec, lab: Lab) -> dict[str, Any]:
     return description
 
 
-def _sample_image(directory: Path, server_ip: str) -> dict[str, Any]:
+def _sample_image(directory: Path, server_ip: str) -> Images:
     """A small disk image for deploys (deterministic, so its checksum is stable)."""
     root = directory / "images"
     root.mkdir(exist_ok=True)
@@ -242,7 +238,7 @@ def _start_hosts(directory: Path) -> None:
     raise netns.LabError(f"the host simulators did not start (see {log_path})")
 
 
-def _start_bmc(lab: Lab, hosts: list[dict[str, Any]], notify_url: str) -> dict[str, Any]:
+def _start_bmc(lab: Lab, hosts: list[Host], notify_url: str) -> Bmc:
     """The BMCs: with two hosts or more the last one has an IPMI BMC (pyghmi, lanplus on
     127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools); both
     push each change to ``notify_url`` (the host simulators) before answering."""
@@ -252,11 +248,11 @@ def _start_bmc(lab: Lab, hosts: list[dict[str, Any]], notify_url: str) -> dict[s
     (lab.dir / "bmc").mkdir(exist_ok=True)
     redfish_hosts, ipmi_hosts = (hosts[:-1], hosts[-1:]) if len(hosts) > 1 else (hosts, [])
     systems = tuple(
-        {
-            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
-            "name": h["name"],
-            "mac": h["mac"],
-        }
+        redfish.System(
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"metalnic-lab/{lab.prefix}/{h['name']}")),
+            name=h["name"],
+            mac=h["mac"],
+        )
         for h in redfish_hosts
     )
     emulator = redfish.start_redfish_emulator(
@@ -375,20 +371,20 @@ def teardown(prefix: str, directory: Path) -> None:
     down(prefix, directory)
 
 
-def describe(directory: Path) -> dict[str, Any] | None:
+def describe(directory: Path) -> LabDescription | None:
     try:
-        doc: dict[str, Any] = json.loads((directory / "description.json").read_text())
+        doc: LabDescription = json.loads((directory / "description.json").read_text())
     except (OSError, ValueError):
         return None
     return doc
 
 
-def healthy(description: dict[str, Any]) -> bool:
+def healthy(description: LabDescription) -> bool:
     """True when every namespace and every OVS daemon of the lab is there."""
     return not problems(description)
 
 
-def problems(description: dict[str, Any]) -> list[str]:
+def problems(description: LabDescription) -> list[str]:
     prefix, directory = description["prefix"], Path(description["dir"])
     found: list[str] = []
     present = set(netns.list_ns(f"{prefix}-"))

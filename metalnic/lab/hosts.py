@@ -56,7 +56,9 @@ from urllib.parse import urlsplit
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
+from metalnic.jsontypes import JSONObject, JSONValue
 from metalnic.lab import netns
+from metalnic.lab.description import Host, LabDescription
 
 log = logging.getLogger("metalnic.lab.hosts")
 POLL = 0.5
@@ -65,7 +67,7 @@ OFF, BIOS, PXE, DISK = "off", "bios", "pxe", "disk"
 
 
 class HostSimulator:
-    def __init__(self, lab: dict[str, Any], host: dict[str, Any], password: str) -> None:
+    def __init__(self, lab: LabDescription, host: Host, password: str) -> None:
         self.lab, self.host = lab, host
         self.dir = Path(lab["dir"]) / "hosts" / host["name"]
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -201,23 +203,28 @@ def observed_state(power_state: str, boot_device: str | None) -> str:
     return {"BiosSetup": BIOS, "Pxe": PXE}.get(boot_device or "", DISK)
 
 
-def instance_addresses(network_data: dict[str, Any], mac: str) -> list[str]:
+def instance_addresses(network_data: JSONValue, mac: str) -> list[str]:
     """The IPv4 addresses OpenStack ``network_data`` gives the link with ``mac``."""
+    doc = network_data if isinstance(network_data, dict) else {}
     links = {
         link.get("id")
-        for link in network_data.get("links") or []
+        for link in _objects(doc.get("links"))
         if str(link.get("ethernet_mac_address", "")).lower() == mac.lower()
     }
     found = []
-    for net in network_data.get("networks") or []:
+    for net in _objects(doc.get("networks")):
         if net.get("link") in links and net.get("type") == "ipv4" and net.get("ip_address"):
             iface = ipaddress.ip_interface(f"{net['ip_address']}/{net.get('netmask', '32')}")
             found.append(str(iface))
     return found
 
 
+def _objects(value: JSONValue) -> list[JSONObject]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _bmc_of(
-    lab: dict[str, Any], host: dict[str, Any], password: str
+    lab: LabDescription, host: Host, password: str
 ) -> tuple[NodeContext, Any, Any]:
     """The host's BMC as metalnic's drivers see it (driver_info as the demo enrolls it)."""
     info = bmc_driver_info(lab, host, password)
@@ -231,7 +238,7 @@ def _bmc_of(
     return ctx, RedfishPower(), RedfishManagement()
 
 
-def bmc_driver_info(lab: dict[str, Any], host: dict[str, Any], password: str) -> dict[str, Any]:
+def bmc_driver_info(lab: LabDescription, host: Host, password: str) -> dict[str, str | int]:
     """A node's ``driver_info`` for this host's BMC (what ``metalnic demo`` enrolls)."""
     user = lab["bmc"]["username"]
     if host["bmc"] == "ipmi":
@@ -249,7 +256,7 @@ def bmc_driver_info(lab: dict[str, Any], host: dict[str, Any], password: str) ->
     }
 
 
-def serve_images(lab: dict[str, Any]) -> ThreadingHTTPServer:
+def serve_images(lab: LabDescription) -> ThreadingHTTPServer:
     root = Path(lab["dir"]) / "images"
     handler = functools.partial(_QuietHandler, directory=str(root))
     images = lab["images"]
@@ -258,7 +265,7 @@ def serve_images(lab: dict[str, Any]) -> ThreadingHTTPServer:
     return httpd
 
 
-def serve_control(lab: dict[str, Any], sims: dict[str, HostSimulator]) -> ThreadingHTTPServer:
+def serve_control(lab: LabDescription, sims: dict[str, HostSimulator]) -> ThreadingHTTPServer:
     """The BMCs' line to their hosts: each ``PUT`` is answered once the host follows it."""
     url = urlsplit(lab["hosts_control"]["url"])  # chosen by `lab up` for the BMCs
     handler = functools.partial(_ControlHandler, sims)

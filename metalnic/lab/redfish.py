@@ -34,21 +34,32 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import bcrypt
 import httpx
 
+from metalnic.jsontypes import JSONObject, JSONValue
 from metalnic.lab import pki
 from metalnic.lab.netns import free_port
 
 USERNAME = "bmc-admin"
 PASSWORD = "bmc-Secret-7f3a"
 
-DEFAULT_SYSTEMS: tuple[dict[str, Any], ...] = (
+class System(TypedDict):
+    """One emulated system; the rest of its state has sushy-tools' defaults."""
+
+    uuid: str
+    name: str
+    mac: NotRequired[str]
+    power_state: NotRequired[str]
+    boot_device: NotRequired[str]
+
+
+DEFAULT_SYSTEMS: tuple[System, ...] = (
     {"uuid": "9c0d5c4e-0a57-4c36-9b5e-6f1f3a2d9a01", "name": "node-1"},
 )
-TWO_SYSTEMS: tuple[dict[str, Any], ...] = (
+TWO_SYSTEMS: tuple[System, ...] = (
     {"uuid": "9c0d5c4e-0a57-4c36-9b5e-6f1f3a2d9a01", "name": "node-1"},
     {"uuid": "4f6e2b1a-7d3c-4e8f-a2b5-0c9d8e7f6a02", "name": "node-2"},
 )
@@ -60,16 +71,16 @@ class RedfishEmulator:
     proc: subprocess.Popen[bytes]
     workdir: Path
     log_path: Path
-    systems: tuple[dict[str, Any], ...]
+    systems: tuple[System, ...]
     auth: tuple[str, str] | None
     ca_file: Path | None
 
     def system_path(self, index: int = 0) -> str:
         return f"/redfish/v1/Systems/{self.systems[index]['uuid']}"
 
-    def driver_info(self, index: int | None = 0, **overrides: Any) -> dict[str, Any]:
+    def driver_info(self, index: int | None = 0, **overrides: JSONValue) -> JSONObject:
         """driver_info for system ``index`` (None: leave redfish_system_id out)."""
-        info: dict[str, Any] = {"redfish_address": self.url}
+        info: JSONObject = {"redfish_address": self.url}
         if index is not None:
             info["redfish_system_id"] = self.system_path(index)
         if self.auth:
@@ -101,7 +112,7 @@ class RedfishEmulator:
 
 def _write_config(
     workdir: Path,
-    systems: tuple[dict[str, Any], ...],
+    systems: tuple[System, ...],
     auth_file: Path | None,
     notify_url: str | None,
 ) -> Path:
@@ -136,7 +147,7 @@ def _write_config(
 
 def start_redfish_emulator(
     workdir: Path,
-    systems: tuple[dict[str, Any], ...] = DEFAULT_SYSTEMS,
+    systems: tuple[System, ...] = DEFAULT_SYSTEMS,
     auth: tuple[str, str] | None = (USERNAME, PASSWORD),
     tls: bool = False,
     detach: bool = False,

@@ -33,8 +33,10 @@ from typing import Any
 import httpx
 
 from metalnic.auth import add_user, load_users
+from metalnic.jsontypes import JSONObject
 from metalnic.lab import netns
 from metalnic.lab.datacentre import owned_pid, stop_process, write_secret
+from metalnic.lab.description import Host, LabDescription
 from metalnic.lab.hosts import bmc_driver_info
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
@@ -48,7 +50,7 @@ class ScenarioError(Exception):
 
 @dataclass
 class Stack:
-    lab: dict[str, Any]
+    lab: LabDescription
     state: Path
     say: Callable[[str], None] = print
     tenants: tuple[str, ...] = ("tenant-a", "tenant-b")
@@ -266,7 +268,7 @@ class Stack:
                 raise ScenarioError(f"VIF attach to {host} refused: {r.status_code} {r.text}")
             return str(port["id"])
 
-    def configdrive(self, host: str) -> dict[str, Any]:
+    def configdrive(self, host: str) -> JSONObject:
         mac = next(h["mac"] for h in self.lab["hosts"] if h["name"] == host)
         return {
             "meta_data": {"uuid": self.nodes[host], "hostname": host},
@@ -320,7 +322,7 @@ class Stack:
                     pending.append(host)
                     verb = steps.get(state)
                     if verb and shown["reservation"] is None:
-                        body: dict[str, Any] = {"target": verb}
+                        body: JSONObject = {"target": verb}
                         if verb == "active":
                             body["configdrive"] = self.configdrive(host)
                         r = c.put(f"/v1/nodes/{node}/states/provision", json=body)
@@ -354,9 +356,9 @@ def ping(namespace: str, address: str, count: int = 2) -> bool:
     return subprocess.run([*cmd, address], capture_output=True).returncode == 0
 
 
-def smart_nic_port(lab: dict[str, Any], host: dict[str, Any], node: str) -> dict[str, Any]:
+def smart_nic_port(lab: LabDescription, host: Host, node: str) -> JSONObject:
     nic = next(n for n in lab["nics"] if n["name"] == host["nic"])
-    llc: dict[str, str] = {"hostname": nic["name"], "port_id": host["port_b"]}
+    llc: JSONObject = {"hostname": nic["name"], "port_id": host["port_b"]}
     if nic["mode"] == "remote":
         llc.update(
             ssh_public_key=nic["ssh_public_key"],
@@ -373,7 +375,7 @@ def smart_nic_port(lab: dict[str, Any], host: dict[str, Any], node: str) -> dict
 
 
 def agent_configs(
-    lab: dict[str, Any], server: str, user: str, password_file: Path, state: Path
+    lab: LabDescription, server: str, user: str, password_file: Path, state: Path
 ) -> dict[str, str]:
     """TOML for the lab's agents: one per local NIC, one for all remote NICs."""
     common = (

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from metalnic import redact
+from metalnic.jsontypes import JSONObject
 
 log = logging.getLogger("metalnic.ramdisk")
 CHUNK = 1 << 20
@@ -49,13 +50,21 @@ class Storage:
     config_drive: Path
 
 
-def prepare_image(storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
+def _object(params: JSONObject, key: str) -> JSONObject:
+    """``params[key]``: absent or null is ``{}``; anything but an object fails the command."""
+    value = params.get(key) or {}
+    if not isinstance(value, dict):
+        raise CommandFailed(f"{key} must be an object")
+    return value
+
+
+def prepare_image(storage: Storage, params: JSONObject) -> JSONObject:
     """Stream the image onto the disk, then hash what the disk now holds."""
     disk = storage.disk
-    info = params.get("image_info") or {}
+    info = _object(params, "image_info")
     urls = info.get("urls") or []
     expected = str(info.get("os_hash_value", "")).lower()
-    if not urls or not expected:
+    if not urls or not isinstance(urls, list) or not isinstance(urls[0], str) or not expected:
         raise CommandFailed("image_info needs urls and os_hash_value")
     downloaded = hashlib.sha256()
     size = 0
@@ -88,8 +97,8 @@ def prepare_image(storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
     return {"os_hash_algo": "sha256", "os_hash_value": written.hexdigest()}
 
 
-def erase_metadata(storage: Storage, params: dict[str, Any]) -> dict[str, Any]:
-    step = (params.get("step") or {}).get("step")
+def erase_metadata(storage: Storage, params: JSONObject) -> JSONObject:
+    step = _object(params, "step").get("step")
     if step != "erase_devices_metadata":
         raise CommandFailed(f"unknown clean step {step!r}")
     with storage.disk.open("r+b" if storage.disk.exists() else "wb") as fh:
@@ -107,7 +116,7 @@ def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *args: Any) -> None:
             log.info("%s " + fmt, self.client_address[0], *args)
 
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
+        def _reply(self, status: int, body: JSONObject) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

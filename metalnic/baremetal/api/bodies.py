@@ -39,6 +39,8 @@ from metalnic.baremetal.fields import (
     Field as ApiField,
 )
 from metalnic.errors import InvalidInput
+from metalnic.jsonpatch import PatchOp
+from metalnic.jsontypes import JSONObject
 
 _BOOL_SPELLINGS = ["true", "false", "True", "False", "yes", "no", "on", "off", "1", "0"]
 
@@ -112,7 +114,7 @@ PortGroupCreate = _resource_model("PortGroupCreate", PORTGROUP_FIELDS, ("node_uu
 
 def resource(
     model: type[BaseModel], table: dict[str, ApiField], body: Any, version: Version, what: str
-) -> dict[str, Any]:
+) -> JSONObject:
     """A create body: an object whose fields exist, may be set, and have the right types."""
     if not isinstance(body, dict):
         raise InvalidInput(f"The request body must be a JSON object describing a {what}.")
@@ -138,13 +140,13 @@ Patch = Annotated[list[PatchOperation], Field(min_length=1, max_length=1024)]
 _PATCH = TypeAdapter(Patch)
 
 
-def patch(body: Any) -> list[dict[str, Any]]:
+def patch(body: Any) -> list[PatchOp]:
     """A PATCH body: a non-empty list of operations (as plain dicts for metalnic.jsonpatch)."""
     try:
         _PATCH.validate_python(body)
     except ValidationError as exc:
         raise InvalidInput(f"Invalid patch: {describe(exc)}.") from None
-    ops: list[dict[str, Any]] = body
+    ops: list[PatchOp] = body
     return ops
 
 
@@ -198,13 +200,13 @@ class Heartbeat(BaseModel):
     agent_token: Str255 | None = None
 
 
-def check(model: type[BaseModel], body: Any, what: str) -> dict[str, Any]:
+def check(model: type[BaseModel], body: Any, what: str) -> JSONObject:
     """``body`` if it fits ``model`` (kept as parsed: the business code reads the JSON)."""
     try:
         model.model_validate(body)
     except ValidationError as exc:
         raise InvalidInput(f"Invalid {what}: {describe(exc)}.") from None
-    result: dict[str, Any] = body
+    result: JSONObject = body
     return result
 
 

@@ -157,7 +157,7 @@ class Collection:
     list_fields: tuple[str, ...]  # shown without ``detail``
     sort_keys: tuple[str, ...]
     query: Callable[[Session, Principal, Any, Page], Sequence[Any]]
-    view: Callable[[Any, str, list[str]], dict[str, Any]]
+    view: Callable[[Any, str, list[str]], views.View]
 
 
 def choose_fields(
@@ -193,6 +193,6 @@ def list_response(
     base = base_url(request)
     with ctx.transaction() as s:
         found = what.query(s, who, filters, page)
-        body: dict[str, Any] = {what.key: [what.view(item, base, fields) for item in found]}
+        body: dict[str, object] = {what.key: [what.view(item, base, fields) for item in found]}
     body.update(next_link(request, resource, found, page.limit))
     return JSONResponse(body)

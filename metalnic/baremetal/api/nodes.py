@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from metalnic import jsontypes
 from metalnic.baremetal import nodes
 from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api import portgroups as portgroup_routes
@@ -70,7 +71,7 @@ def _list(
     base = base_url(request)
     with ctx.transaction() as s:
         found = nodes.list_nodes(s, who, filters, page)
-        body: dict[str, Any] = {"nodes": [views.node(n, base, fields) for n in found]}
+        body: dict[str, object] = {"nodes": [views.node(n, base, fields) for n in found]}
     body.update(next_link(request, "nodes", found, page.limit))
     return JSONResponse(body)
 
@@ -147,7 +148,8 @@ def set_maintenance(
 ) -> Response:
     reason = None
     if body is not None:
-        reason = bodies.check(bodies.Maintenance, body, "maintenance request").get("reason")
+        checked = bodies.check(bodies.Maintenance, body, "maintenance request")
+        reason = jsontypes.text(checked, "reason")  # a string or null: Maintenance says so
     with ctx.transaction() as s:
         nodes.set_maintenance(s, who, ident, True, reason)
     return Response(status_code=202)

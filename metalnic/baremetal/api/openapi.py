@@ -12,6 +12,7 @@ caller 401 and 403, one that reads a body 400 and 413; the rest (404, 409,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -21,6 +22,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
 from metalnic.baremetal.fields import NODE_FIELDS, PORT_FIELDS, PORTGROUP_FIELDS, Field
+from metalnic.jsontypes import JSONObject, JSONValue
 
 _REF = "#/components/schemas/{model}"
 _ERROR = "IronicError"
@@ -35,10 +37,10 @@ _MEANING = {
     500: "A driver (BMC, ramdisk agent or network) step failed.",
 }
 # Schemas the request bodies refer to, gathered by body_doc().
-_COMPONENTS: dict[str, Any] = {}
+_COMPONENTS: JSONObject = {}
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def errors(*codes: int) -> dict[int | str, JSONObject]:
     """The ``responses=`` of a route for these statuses, each with Ironic's error body."""
     return {
         code: {
@@ -49,7 +51,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def body_doc(kind: Any, required: bool = True) -> dict[str, Any]:
+def body_doc(kind: Any, required: bool = True) -> JSONObject:
     """The ``openapi_extra=`` naming a route's JSON body (a model or an annotated type)."""
     schema = TypeAdapter(kind).json_schema(ref_template=_REF)
     _COMPONENTS.update(schema.pop("$defs", {}))
@@ -63,17 +65,17 @@ def body_doc(kind: Any, required: bool = True) -> dict[str, Any]:
 
 # --- the views ------------------------------------------------------------------------
 
-_LINK = {
+_LINK: JSONObject = {
     "type": "object",
     "properties": {"href": {"type": "string"}, "rel": {"type": "string"}},
     "required": ["href", "rel"],
 }
-_LINKS = {"type": "array", "items": _LINK}
-_OBJECT = {"type": ["object", "null"]}
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-_TEXT = {"type": ["string", "null"]}
-_BOOL = {"type": "boolean"}
-_VIEW_TYPES: dict[str, dict[str, Any]] = {
+_LINKS: JSONObject = {"type": "array", "items": _LINK}
+_OBJECT: JSONObject = {"type": ["object", "null"]}
+_TIME: JSONObject = {"type": ["string", "null"], "format": "date-time"}
+_TEXT: JSONObject = {"type": ["string", "null"]}
+_BOOL: JSONObject = {"type": "boolean"}
+_VIEW_TYPES: dict[str, JSONObject] = {
     "links": _LINKS,
     "ports": _LINKS,
     "portgroups": _LINKS,
@@ -102,9 +104,9 @@ _OBJECT_FIELDS = {
 }
 
 
-def _view_schema(table: dict[str, Field]) -> dict[str, Any]:
+def _view_schema(table: dict[str, Field]) -> JSONObject:
     """Any subset of the fields (``fields=`` chooses), each of its JSON type."""
-    properties: dict[str, Any] = {}
+    properties: JSONObject = {}
     for name in table:
         if name in _VIEW_TYPES:
             properties[name] = _VIEW_TYPES[name]
@@ -117,7 +119,7 @@ def _view_schema(table: dict[str, Field]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def _list_of(key: str, item: str) -> dict[str, Any]:
+def _list_of(key: str, item: str) -> JSONObject:
     return {
         "type": "object",
         "properties": {
@@ -129,11 +131,11 @@ def _list_of(key: str, item: str) -> dict[str, Any]:
     }
 
 
-def _ref(model: str) -> dict[str, Any]:
+def _ref(model: str) -> JSONObject:
     return {"$ref": _REF.format(model=model)}
 
 
-def _views() -> dict[str, Any]:
+def _views() -> JSONObject:
     return {
         _ERROR: {
             "type": "object",
@@ -152,12 +154,12 @@ def _views() -> dict[str, Any]:
     }
 
 
-def _object_with(key: str, value: Any) -> dict[str, Any]:
+def _object_with(key: str, value: JSONValue) -> JSONObject:
     return {"type": "object", "properties": {key: value}, "required": [key]}
 
 
 # The body of each route's success answer, by endpoint name.
-_SUCCESS: dict[str, dict[str, Any]] = {
+_SUCCESS: dict[str, JSONObject] = {
     **dict.fromkeys(("list_nodes", "list_nodes_detail"), _ref("NodeList")),
     **dict.fromkeys(("create_node", "show_node", "patch_node"), _ref("Node")),
     **dict.fromkeys(
@@ -219,7 +221,7 @@ def _calls(dependant: Dependant) -> set[str]:
     return found
 
 
-def _implied_errors(route: APIRoute, operation: dict[str, Any]) -> list[int]:
+def _implied_errors(route: APIRoute, operation: JSONObject) -> list[int]:
     calls = _calls(route.dependant)
     codes: list[int] = []
     if "get_version" in calls or operation.get("parameters") or "requestBody" in operation:
@@ -233,19 +235,27 @@ def _implied_errors(route: APIRoute, operation: dict[str, Any]) -> list[int]:
     return codes
 
 
-def _not_null(parameter: dict[str, Any]) -> None:
+def _objects(value: JSONValue) -> list[JSONObject]:
+    """The objects in a JSON list (FastAPI's document: parameters, schema alternatives)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _not_null(parameter: JSONObject) -> None:
     """A query parameter or header is absent or a string, never JSON null."""
-    schema = parameter.get("schema", {})
-    kinds = [k for k in schema.get("anyOf", ()) if k != {"type": "null"}]
-    if "anyOf" in schema and len(kinds) == 1:
+    schema = parameter.get("schema")
+    if not isinstance(schema, dict) or "anyOf" not in schema:
+        return
+    kinds = [k for k in _objects(schema["anyOf"]) if k != {"type": "null"}]
+    if len(kinds) == 1:
         del schema["anyOf"]
         schema.update(kinds[0])
 
 
-def _complete(route: APIRoute, operation: dict[str, Any]) -> None:
-    for parameter in operation.get("parameters", ()):
+def _complete(route: APIRoute, operation: JSONObject) -> None:
+    for parameter in _objects(operation.get("parameters")):
         _not_null(parameter)
-    responses: dict[str, Any] = operation["responses"]
+    responses = operation["responses"]
+    assert isinstance(responses, dict)
     responses.pop("422", None)
     for code, answer in errors(*_implied_errors(route, operation)).items():
         responses.setdefault(str(code), answer)
@@ -254,26 +264,39 @@ def _complete(route: APIRoute, operation: dict[str, Any]) -> None:
         responses[success] = {"description": "Accepted." if success == "202" else "Done."}
     else:
         schema = _SUCCESS.get(route.name, {"type": "object"})
-        responses[success]["content"] = {"application/json": {"schema": schema}}
+        done = responses[success]
+        assert isinstance(done, dict)
+        done["content"] = {"application/json": {"schema": schema}}
     if "get_principal" in _calls(route.dependant):
         operation["security"] = [{"http_basic": []}, {}]
 
 
-def _add_links(doc: dict[str, Any], routes: dict[tuple[str, str], APIRoute]) -> None:
+def _operations(doc: JSONObject) -> Iterator[tuple[str, str, JSONObject]]:
+    """(path, method, operation) of every operation in ``doc``."""
+    paths = doc["paths"]
+    assert isinstance(paths, dict)
+    for path, item in paths.items():
+        assert isinstance(item, dict)
+        for method, operation in item.items():
+            assert isinstance(operation, dict)
+            yield path, method, operation
+
+
+def _add_links(doc: JSONObject, routes: dict[tuple[str, str], APIRoute]) -> None:
     operations = {
-        routes[(method, path)].name: operation
-        for path, item in doc["paths"].items()
-        for method, operation in item.items()
+        routes[(method, path)].name: operation for path, method, operation in _operations(doc)
     }
     for creator, (parameter, targets) in _FOLLOWS.items():
-        links = {
+        links: JSONObject = {
             target: {
                 "operationId": operations[target]["operationId"],
                 "parameters": {parameter: "$response.body#/uuid"},
             }
             for target in targets
         }
-        operations[creator]["responses"]["201"]["links"] = links
+        created = operations[creator]["responses"]
+        assert isinstance(created, dict) and isinstance(created["201"], dict)
+        created["201"]["links"] = links
 
 
 def _ours(path: str) -> bool:
@@ -292,7 +315,7 @@ def _api_routes(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
     return found
 
 
-def document(app: FastAPI) -> dict[str, Any]:
+def document(app: FastAPI) -> JSONObject:
     """The document for / and /v1 (the network API has its own)."""
     doc = get_openapi(
         title="metalnic bare-metal API",
@@ -303,9 +326,8 @@ def document(app: FastAPI) -> dict[str, Any]:
     )
     routes = _api_routes(app)
     doc["paths"] = {p: item for p, item in doc.get("paths", {}).items() if _ours(p)}
-    for path, item in doc["paths"].items():
-        for method, operation in item.items():
-            _complete(routes[(method, path)], operation)
+    for path, method, operation in _operations(doc):
+        _complete(routes[(method, path)], operation)
     _add_links(doc, routes)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})

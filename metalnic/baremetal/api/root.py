@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from metalnic.baremetal.api import microversion, openapi
 from metalnic.baremetal.api.deps import base_url
 from metalnic.httpjson import JSONResponse
+from metalnic.jsontypes import JSONObject
 
 router = APIRouter()
 
 _RESOURCES = ("nodes", "ports", "portgroups", "drivers")
 
 
-def _version(base: str) -> dict[str, Any]:
+def _version(base: str) -> JSONObject:
     return {
         "id": "v1",
         "links": [{"href": f"{base}/v1/", "rel": "self"}],
@@ -42,7 +41,7 @@ def root(request: Request) -> JSONResponse:
 @router.get("/v1/")
 def v1(request: Request) -> JSONResponse:
     base = base_url(request)
-    body: dict[str, Any] = {
+    body: JSONObject = {
         "id": "v1",
         "links": [{"href": f"{base}/v1/", "rel": "self"}],
         "media_types": [

@@ -4,7 +4,7 @@ lookup and heartbeat (public, authenticated by the one-time agent token)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -21,7 +21,6 @@ from metalnic.baremetal.api.deps import (
 )
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.coerce import as_bool
-from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
@@ -93,10 +92,17 @@ def supported_boot_devices(
     return JSONResponse({"supported_boot_devices": devices})
 
 
+class Validation(TypedDict):
+    """One interface's answer in ``GET /v1/nodes/{ident}/validate``."""
+
+    result: bool
+    reason: str | None
+
+
 @router.get("/nodes/{ident}/validate", responses=errors(404, 409))
 def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    def check(task: Task) -> dict[str, Any]:
-        results: dict[str, Any] = {}
+    def check(task: Task) -> dict[str, Validation]:
+        results: dict[str, Validation] = {}
         d = task.drivers
         for name, iface in (
             ("power", d.power),
@@ -125,8 +131,7 @@ def node_history(
     marker: params.HistoryMarker = None,
 ) -> JSONResponse:
     with ctx.transaction() as s:
-        node = nodes.get(s, who, ident)
-        rows = history.for_node(s, node.id, min(limit, 10_000), marker or None)
+        node, rows = nodes.history(s, who, ident, min(limit, 10_000), marker or None)
         base = base_url(request)
         events = [
             {

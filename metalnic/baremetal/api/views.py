@@ -10,15 +10,53 @@ JSON response class renders them (see metalnic.httpjson).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from sqlalchemy import Row
+from datetime import datetime
+from typing import Protocol
 
 from metalnic import redact
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType
 from metalnic.baremetal.fields import Field, Version
-from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.errors import InvalidInput, NotAcceptable
+from metalnic.jsontypes import JSONObject
+
+# A resource as an answer shows it; timestamps stay datetime objects until the
+# JSON response class renders them, so this is not a JSON document yet.
+View = dict[str, object]
+
+
+class Record(Protocol):
+    """What the views read: a stored node, port or port group, or a listing row of one.
+
+    The services hand either an ORM object or a plain row (the list paths read
+    rows: no ORM objects to build); the views only read attributes by field name,
+    so they never name the models.
+    """
+
+    @property
+    def uuid(self) -> str: ...
+
+
+class NodeStates(Protocol):
+    """The attributes of a node that ``GET /v1/nodes/{ident}/states`` shows."""
+
+    @property
+    def power_state(self) -> str | None: ...
+    @property
+    def target_power_state(self) -> str | None: ...
+    @property
+    def provision_state(self) -> str: ...
+    @property
+    def target_provision_state(self) -> str | None: ...
+    @property
+    def provision_updated_at(self) -> datetime | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def console_enabled(self) -> bool: ...
+    @property
+    def raid_config(self) -> JSONObject: ...
+    @property
+    def target_raid_config(self) -> JSONObject: ...
 
 # Fields that hold whatever a client (or a driver) put there: objects where a
 # secret-named key may sit, and free text.  The other fields are validated
@@ -45,7 +83,7 @@ _NODE_FREE_FORM = frozenset(
 )
 
 
-def shown(value: Any) -> Any:
+def shown(value: object) -> object:
     """A stored value as answers show it: objects, lists and text through the redaction rule."""
     if value and isinstance(value, dict | list | str):
         return redact.redact(value)
@@ -79,9 +117,9 @@ def all_fields(table: dict[str, Field], version: Version) -> list[str]:
     return [name for name, f in table.items() if f.since <= version]
 
 
-def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+def node(n: Record, base: str, fields: Iterable[str]) -> View:
     """A node (ORM object or listing row) as Ironic shows it."""
-    out: dict[str, Any] = {}
+    out: View = {}
     for name in fields:
         if name == "links":
             out[name] = links(base, "nodes", n.uuid)
@@ -97,22 +135,22 @@ def node(n: Node | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]
     return out
 
 
-def port(p: Port | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+def port(p: Record, base: str, fields: Iterable[str]) -> View:
     """A port (ORM object or listing row with ``node_uuid``, ``portgroup_uuid``)."""
-    out: dict[str, Any] = {}
+    out: View = {}
     for name in fields:
         if name == "links":
             out[name] = links(base, "ports", p.uuid)
         elif name == "extra":
-            out[name] = shown(p.extra)
+            out[name] = shown(getattr(p, name))
         else:
             out[name] = getattr(p, name)
     return out
 
 
-def portgroup(g: PortGroup | Row[Any], base: str, fields: Iterable[str]) -> dict[str, Any]:
+def portgroup(g: Record, base: str, fields: Iterable[str]) -> View:
     """A port group (ORM object or listing row with ``node_uuid``) as Ironic shows it."""
-    out: dict[str, Any] = {}
+    out: View = {}
     for name in fields:
         if name == "links":
             out[name] = links(base, "portgroups", g.uuid)
@@ -125,8 +163,8 @@ def portgroup(g: PortGroup | Row[Any], base: str, fields: Iterable[str]) -> dict
     return out
 
 
-def node_states(n: Node, version: Version) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def node_states(n: NodeStates, version: Version) -> View:
+    out: View = {
         "power_state": n.power_state,
         "target_power_state": n.target_power_state,
         "provision_state": n.provision_state,
@@ -141,8 +179,8 @@ def node_states(n: Node, version: Version) -> dict[str, Any]:
     return out
 
 
-def driver(hw: HardwareType, base: str, hosts: list[str], detail: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def driver(hw: HardwareType, base: str, hosts: list[str], detail: bool) -> View:
+    out: View = {
         "name": hw.name,
         "hosts": hosts,
         "type": "dynamic",

@@ -109,7 +109,8 @@ def due(node: Node, now: float) -> bool:
         isinstance(pending, dict)
         and node.reservation is None
         and pending.get("state") == node.provision_state
-        and float(pending.get("not_before", 0)) <= now
+        and isinstance(not_before := pending.get("not_before", 0), int | float)
+        and not_before <= now
     )
 
 
@@ -191,7 +192,7 @@ def set_vif_pending(s: Any, node_uuid: str, value: dict[str, str] | None) -> Non
     """The VIF change of a deployed node under way (None: none), for crash recovery."""
     node = nodes.find(s, node_uuid, for_update=True)
     info = {k: v for k, v in node.driver_internal_info.items() if k != VIF_PENDING}
-    node.driver_internal_info = info if value is None else {**info, VIF_PENDING: value}
+    node.driver_internal_info = info if value is None else {**info, VIF_PENDING: {**value}}
 
 
 def unwire_quietly(task: Task) -> bool:

@@ -450,7 +450,8 @@ class Conductor:
             node = inventory.find(s, ident, for_update=True)
             expected = node.driver_internal_info.get("agent_token")
             if (
-                not expected
+                not isinstance(expected, str)
+                or not expected
                 or not isinstance(token, str)
                 or not hmac.compare_digest(expected.encode(), token.encode())
             ):

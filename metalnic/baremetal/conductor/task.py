@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
-from metalnic import redact
+from metalnic import jsontypes, redact
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor import states as machine
@@ -124,7 +124,7 @@ def snapshot(session: Session, node: Node) -> NodeContext:
                 local_link_connection=dict(p.local_link_connection),
                 pxe_enabled=p.pxe_enabled,
                 physical_network=p.physical_network,
-                vif=p.internal_info.get(VIF_KEY),
+                vif=jsontypes.text(p.internal_info, VIF_KEY),
                 portgroup=p.portgroup_uuid,
             )
             for p in ports
@@ -136,7 +136,7 @@ def snapshot(session: Session, node: Node) -> NodeContext:
                 address=g.address,
                 mode=g.mode,
                 properties=dict(g.properties),
-                vif=g.internal_info.get(VIF_KEY),
+                vif=jsontypes.text(g.internal_info, VIF_KEY),
             )
             for g in groups
         ),

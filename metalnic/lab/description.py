@@ -1,0 +1,88 @@
+"""The lab's description: what ``metalnic lab up`` built, as ``description.json`` holds it.
+
+``lab up`` writes it once; the host simulators, the demo scenario, the CLI and
+the lab tests read it.  These TypedDicts are its schema: a reader that names a
+key the lab does not write is a type error, not a KeyError in a root-only test.
+Keys that older descriptions (or a lab with no BMC/images) lack are NotRequired.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class Provisioning(TypedDict):
+    vlan: int
+    subnet: str
+    server_ip: str
+    prefix: int
+    leg: str
+    api_url: NotRequired[str]
+
+
+class Images(TypedDict):
+    address: str
+    port: int
+    url: str
+    sha256: str
+
+
+class Bmc(TypedDict):
+    kind: Literal["redfish"]
+    url: str
+    username: str
+    password_file: str
+
+
+class HostsControl(TypedDict):
+    url: str
+
+
+class AgentTls(TypedDict):
+    private_key: str
+    certificate: str
+
+
+class Nic(TypedDict):
+    """A smart NIC: local (the agent on its OVS) or remote (OVSDB/OpenFlow over TLS)."""
+
+    name: str
+    mode: Literal["local", "remote"]
+    netns: str
+    uplink: str
+    ovsdb: str
+    openflow: dict[str, str]  # bridge -> OpenFlow endpoint
+    ovsdb_cert: NotRequired[str]
+    ovsdb_ca_cert: NotRequired[str]
+    ssh_public_key: NotRequired[str]
+
+
+class Host(TypedDict):
+    """A simulated bare-metal host cabled to one NIC, with its BMC (set by ``lab up``)."""
+
+    name: str
+    nic: str
+    mac: str
+    port_a: str
+    port_b: str
+    netns: str
+    provisioning_ip: str
+    bmc: NotRequired[Literal["redfish", "ipmi"]]
+    redfish_system_id: NotRequired[str]
+    ipmi_address: NotRequired[str]
+    ipmi_port: NotRequired[int]
+
+
+class LabDescription(TypedDict):
+    name: str
+    prefix: str
+    dir: str
+    provisioning: Provisioning
+    tenant_vlans: list[int]
+    nics: list[Nic]
+    hosts: list[Host]
+    bmc: NotRequired[Bmc]
+    images: NotRequired[Images]
+    hosts_control: NotRequired[HostsControl]
+    agent_tls: NotRequired[AgentTls]
+    already_up: NotRequired[bool]
