@@ -211,3 +211,22 @@ def test_a_stopping_conductor_ends_the_retries() -> None:
     with pytest.raises(ConductorStopping):
         _call(task, flaky)
     assert flaky.calls == 1 and len(task.rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retryable"),
+    [
+        (BmcUnreachable("BMC down"), 503, True),
+        (BmcBusy("BMC busy"), 503, True),
+        (DriverError("port not ACTIVE within 60 s"), 503, True),  # a NIC agent not answering
+        (BmcCredentialsRefused("refused"), 500, False),
+        (DriverUnsupported("no bios"), 400, False),
+        (DriverConfigError("no network for tenant"), 400, False),
+    ],
+)
+def test_a_failed_hot_plug_answers_by_its_class(
+    error: DriverError, status: int, retryable: bool
+) -> None:
+    answer = bmc.request_error(error, "VIF v could not be plugged")
+    assert (answer.status, answer.retryable) == (status, retryable)
+    assert answer.message == f"VIF v could not be plugged: {error.message}"

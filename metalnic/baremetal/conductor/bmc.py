@@ -11,7 +11,8 @@ still retryable: the API answers it with 503.
 
 Synchronous API calls (boot device, VIF hot plug) use ``NO_RETRY``: the client
 gets its 503 at once and decides itself, instead of a request held for the
-whole back-off.  A stopping conductor ends the retries (``Task.checkpoint``).
+whole back-off (``request_error`` says how a VIF hot plug answers a failure).
+A stopping conductor ends the retries (``Task.checkpoint``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from metalnic.baremetal.conductor import history
-from metalnic.errors import DriverError
+from metalnic.errors import DriverError, MetalnicError, Unavailable
 
 if TYPE_CHECKING:
     from metalnic.baremetal.conductor.task import Task
@@ -62,3 +63,14 @@ def call(task: Task, what: str, step: Callable[[], T]) -> T:
         time.sleep(policy.interval)
         task.checkpoint(f"retrying {what}")
     raise AssertionError("unreachable")
+
+
+def request_error(exc: DriverError, what: str) -> MetalnicError:
+    """A failed synchronous step (a VIF hot plug) as the API answers it: 503 when
+    retrying can help (a NIC agent or BMC not answering, a port not up in time); a
+    permanent driver error (credentials refused, unsupported, bad driver_info)
+    keeps its own status."""
+    message = f"{what}: {exc.message}"
+    if exc.retryable or type(exc) is DriverError:
+        return Unavailable(message)
+    return type(exc)(message)

@@ -55,7 +55,6 @@ from metalnic.errors import (
     MetalnicError,
     NodeNotFound,
     NotAuthenticated,
-    Unavailable,
 )
 from metalnic.settings import Settings
 
@@ -124,10 +123,9 @@ class Conductor:
         return [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
 
     def task(self, node_id: int, stoppable: bool = True) -> Task:
-        """A task on a node this conductor holds; a stoppable one ends at its next
-        step once the conductor stops (flows) and retries retryable BMC failures
-        (conductor/bmc.py); the others run to their end and answer a BMC failure at
-        once (requests: the client gets its 503 without waiting out the retries)."""
+        """A task on a node this conductor holds.  A stoppable one (flows) ends at its next
+        step once the conductor stops and retries BMC failures (conductor/bmc.py); the
+        others (requests) run to their end and answer a BMC failure at once."""
         return Task(
             self.db,
             self.registry,
@@ -268,13 +266,8 @@ class Conductor:
         tasks.acquire(s, node, self.name)
         tasks.advance(node, Event.ABORT)
         node.last_error = "Aborted by the user while waiting for the ramdisk agent."
-        history.record(
-            s,
-            node.id,
-            history.PROVISION,
-            f"aborted: now {node.provision_state}",
-            conductor=self.name,
-        )
+        aborted = f"aborted: now {node.provision_state}"
+        history.record(s, node.id, history.PROVISION, aborted, conductor=self.name)
         node_id = node.id
 
         def power_off(task: Task) -> None:
@@ -386,7 +379,7 @@ class Conductor:
             except DriverError as exc:
                 self.db.retry(lambda s: recovery.forget_vif(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
-                raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
+                raise bmc.request_error(exc, f"VIF {vif} could not be plugged") from None
             task.journal(VIF_PENDING, None)
 
         self.with_lock(who, ident, work)
@@ -410,7 +403,7 @@ class Conductor:
                     task.log(
                         history.NETWORK, f"tenant VIF {vif} not unplugged: {exc.message}", "ERROR"
                     )
-                    raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
+                    raise bmc.request_error(exc, f"VIF {vif} could not be unplugged") from None
             with self.db.transaction() as s:
                 vifs.forget(s, task.uuid, vif)
                 recovery.set_vif_pending(s, task.uuid, None)

@@ -256,7 +256,7 @@ class IpmiPower(PowerInterface):
     def set_power_state(self, ctx: NodeContext, target: PowerTarget, timeout: float) -> None:
         info = parse_info(ctx.driver_info)
         if target not in _POWER_ACTIONS:
-            raise DriverUnsupported(f"IPMI cannot set power to {target!r}")
+            raise DriverUnsupported(f"IPMI cannot set power to {str(target)!r}")
         directive, wanted = _POWER_ACTIONS[target]
         deadline = time.monotonic() + timeout
         with _translated(info, f"set power to {target}"), _session(info) as cmd:
@@ -306,7 +306,7 @@ class IpmiManagement(ManagementInterface):
     ) -> None:
         info = parse_info(ctx.driver_info)
         if device not in self.supported_boot_devices(ctx):
-            raise DriverUnsupported(f"IPMI cannot boot from {device!r}")
+            raise DriverUnsupported(f"IPMI cannot boot from {str(device)!r}")
         with _translated(info, f"set the boot device to {device}"), _session(info) as cmd:
             result = cmd.set_bootdev(_TO_IPMI[device], persist=persistent)
             if isinstance(result, dict) and "error" in result:

@@ -239,7 +239,7 @@ class RedfishPower(PowerInterface):
         }.get(target)
         if reset is None:
             raise DriverUnsupported(
-                f"Redfish power cannot be set to {target!r} (reboots use reboot())"
+                f"Redfish power cannot be set to {str(target)!r} (reboots use reboot())"
             )
         wanted = states.POWER_ON if target == PowerTarget.POWER_ON else states.POWER_OFF
         with _translated(info, f"set power to {wanted}"), _connected(info) as (_, system):
@@ -296,7 +296,7 @@ class RedfishManagement(ManagementInterface):
     ) -> None:
         info = parse_info(ctx.driver_info)
         if device not in _TO_REDFISH:
-            raise DriverUnsupported(f"Redfish cannot boot from {device!r}")
+            raise DriverUnsupported(f"Redfish cannot boot from {str(device)!r}")
         target = _TO_REDFISH[device]
         enabled = (
             sushy.BootSourceOverrideEnabled.CONTINUOUS
