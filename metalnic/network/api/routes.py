@@ -238,7 +238,9 @@ def show_security_group(gid: PathId, request: Request, ctx: Context, who: Caller
         return JSONResponse({"security_group": select_fields(request, views.security_group(group))})
 
 
-@router.put("/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=UPDATE)
+@router.put(
+    "/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=UPDATE
+)
 def update_security_group(
     gid: PathId, ctx: Context, who: Caller, body: SecurityGroupUpdate, revision: IfRevision
 ) -> JSONResponse:
@@ -247,7 +249,9 @@ def update_security_group(
 
 
 @router.delete("/v2.0/security-groups/{gid}", status_code=204, responses=DELETE)
-def delete_security_group(gid: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+def delete_security_group(
+    gid: PathId, ctx: Context, who: Caller, revision: IfRevision
+) -> Response:
     ctx.service.secgroups.delete(who, gid, revision)
     return Response(status_code=204)
 
