@@ -227,3 +227,24 @@ def test_unsupported_boot_device_is_a_400(server: Server) -> None:
         assert r.status_code == 400, r.text
         assert "does not support boot device bios" in fault(r)
         assert retries(c, node) == []
+
+
+# --- the fake driver's knobs (for tests without a BMC) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("knob", "words", "retried"),
+    [
+        ({"fake_bmc_busy": "always"}, "busy", RETRIES),
+        ({"fake_bmc_down": "always"}, "unreachable", RETRIES),
+        ({"fake_credentials_refused": "true"}, "refused the credentials", 0),
+    ],
+)
+def test_fake_bmc_failures(server: Server, knob: dict[str, str], words: str, retried: int) -> None:
+    with server.client() as c:
+        node = make_node(c, driver_info=knob)["uuid"]
+        provision(c, node, "manage")
+        back = wait_for(c, node, "enroll", timeout=60)
+        assert len(retries(c, node)) == retried
+    assert words in back["last_error"]
+    assert ("gave up" in back["last_error"]) == bool(retried)
