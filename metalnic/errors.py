@@ -25,9 +25,23 @@ code never builds HTTP responses itself.
     │   └── InvalidStateForChange   (retry may help once the node moves)
     ├── RevisionMismatch        412  ``If-Match: revision_number=N`` no longer holds
     ├── PayloadTooLarge         413
-    ├── DriverError             500  (drivers/base.py) a BMC, agent or network step failed
+    ├── DriverError             500  a BMC, agent or network step failed (permanent)
+    │   ├── DriverConfigError   400  driver_info is incomplete or invalid
+    │   ├── DriverUnsupported   400  the driver or the device cannot do that (boot device…)
+    │   ├── BmcCredentialsRefused 500 the BMC refused the credentials (as Ironic: 500)
+    │   └── BmcRetryable        503  retry helps (the conductor retries these, bounded)
+    │       ├── BmcUnreachable       no answer: connection refused, no route, no such host
+    │       ├── BmcTimedOut          the BMC did not answer a request in time
+    │       └── BmcBusy              the BMC answered "busy, try later"
     └── Unavailable             503  a dependency is down (retry helps)
         └── ConductorStopping        the server is stopping: flows end, new work is refused
+
+Driver errors: vendor exceptions (sushy, pyghmi, HTTP) are translated into this
+taxonomy inside each driver module.  Only ``retryable`` ones are tried again by the
+conductor (``conductor/bmc.py``); every other driver error is final at once, so a
+wrong password fails in one attempt with a clear ``last_error``.  A power wait
+that runs out (the BMC answered, the machine did not get there) is a plain
+``DriverError``: repeating it would repeat the same wait.
 """
 
 from __future__ import annotations
@@ -216,3 +230,45 @@ class NicHostHeld(Conflict):
     """Another live agent serves this NIC host."""
 
     neutron_type = "NicHostInUse"
+
+
+class DriverError(MetalnicError):
+    """A driver could not do what was asked; the message says why, without secrets."""
+
+    status = 500
+
+
+class DriverConfigError(DriverError):
+    """driver_info is incomplete or invalid (found by validate())."""
+
+    status = 400
+
+
+class DriverUnsupported(DriverError):
+    """The driver or the device cannot do this (a boot device, a power target);
+    Ironic answers such requests with 400 (InvalidParameterValue)."""
+
+    status = 400
+
+
+class BmcCredentialsRefused(DriverError):
+    """The BMC refused the credentials: retrying cannot help until driver_info changes."""
+
+
+class BmcRetryable(DriverError):
+    """A BMC failure that may pass: the conductor retries it; the API answers 503."""
+
+    status = 503
+    retryable = True
+
+
+class BmcUnreachable(BmcRetryable):
+    """No answer at all: connection refused, no route, the name does not resolve."""
+
+
+class BmcTimedOut(BmcRetryable):
+    """The BMC took a request but did not answer it in time."""
+
+
+class BmcBusy(BmcRetryable):
+    """The BMC answered that it is busy (HTTP 503/429, IPMI completion code 0xC0)."""

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     conductor_workers: int = Field(default=8, gt=0)
     periodic_interval: float = Field(default=10.0, gt=0)
     power_timeout: float = Field(default=120.0, gt=0)
+    # A flow's BMC step that fails retryably (unreachable, timed out, busy) is tried
+    # again this many times, this many seconds apart (conductor/bmc.py).
+    bmc_retries: int = Field(default=3, ge=0, le=100)
+    bmc_retry_interval: float = Field(default=2.0, ge=0, le=600)
     deploy_callback_timeout: float = Field(default=1800.0, gt=0)
     conductor_dead_after: float = Field(default=60.0, gt=0)
     # Network service.

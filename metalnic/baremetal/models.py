@@ -13,7 +13,8 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from metalnic import redact
-from metalnic.db.base import Base, UTCDateTime, utcnow
+from metalnic.baremetal.states import PowerState, PowerTarget, ProvisionState
+from metalnic.db.base import Base, StrEnumColumn, UTCDateTime, utcnow
 from metalnic.jsontypes import JSONObject
 
 # Where a port's or port group's ``internal_info`` records its attached tenant VIF.
@@ -48,10 +49,15 @@ class Node(Timestamped, Base):
     extra: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     instance_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
 
-    power_state: Mapped[str | None] = mapped_column(String(15))
-    target_power_state: Mapped[str | None] = mapped_column(String(15))
-    provision_state: Mapped[str] = mapped_column(String(15), index=True)
-    target_provision_state: Mapped[str | None] = mapped_column(String(15))
+    # The typed vocabulary (states.py), stored as Ironic's strings.
+    power_state: Mapped[PowerState | None] = mapped_column(StrEnumColumn(PowerState, 15))
+    target_power_state: Mapped[PowerTarget | None] = mapped_column(StrEnumColumn(PowerTarget, 15))
+    provision_state: Mapped[ProvisionState] = mapped_column(
+        StrEnumColumn(ProvisionState, 15), index=True
+    )
+    target_provision_state: Mapped[ProvisionState | None] = mapped_column(
+        StrEnumColumn(ProvisionState, 15)
+    )
     provision_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
+from typing import TypeVar
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, MetaData, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -43,3 +45,29 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumColumn(TypeDecorator[E]):
+    """A ``StrEnum`` stored as its plain string (the wire and database format do not
+    change), read back as the member, so that code reading the column is typed.
+    Plain strings are bound as they are: a filter with an unknown value finds nothing."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+        self._members = enum._value2member_map_  # the fast path of enum(value)
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        member = self._members.get(value)
+        return member if member is not None else self.enum(value)  # type: ignore[return-value]

@@ -111,7 +111,9 @@ class HostSimulator:
         if self.power.get_power_state(self.ctx) != states.POWER_ON:
             return OFF
         device, _persistent = self.management.get_boot_device(self.ctx)
-        return {states.BOOT_BIOS: BIOS, states.BOOT_PXE: PXE}.get(device or "", DISK)
+        if device == states.BOOT_BIOS:
+            return BIOS
+        return PXE if device == states.BOOT_PXE else DISK
 
     def _follow(self, state: str) -> None:
         if state != self.state:

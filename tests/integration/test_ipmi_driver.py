@@ -25,7 +25,14 @@ import pytest
 from pyghmi.ipmi.private import session as ipmi_session
 
 from metalnic.baremetal import states
-from metalnic.baremetal.drivers.base import DriverConfigError, DriverError, NodeContext
+from metalnic.baremetal.drivers.base import (
+    BmcCredentialsRefused,
+    BmcUnreachable,
+    DriverConfigError,
+    DriverError,
+    DriverUnsupported,
+    NodeContext,
+)
 from metalnic.baremetal.drivers.power.ipmi import IpmiManagement, IpmiPower, parse_info
 from tests.support import ROOT, require
 
@@ -192,7 +199,7 @@ def test_too_short_a_timeout_names_the_bmc_and_the_target(bmc: FakeBmc) -> None:
 
 
 def test_unknown_power_target_is_refused(bmc: FakeBmc) -> None:
-    with pytest.raises(DriverError, match="cannot set power to 'rebooting'"):
+    with pytest.raises(DriverUnsupported, match="cannot set power to 'rebooting'"):
         power.set_power_state(bmc.ctx(), states.REBOOT, timeout=POWER_WAIT)
 
 
@@ -221,7 +228,7 @@ def test_boot_device_changes_between_devices(bmc: FakeBmc) -> None:
 def test_unknown_boot_device_is_refused(bmc: FakeBmc) -> None:
     node = bmc.ctx()
     mgmt.set_boot_device(node, states.BOOT_DISK)
-    with pytest.raises(DriverError, match="cannot boot from 'floppy'"):
+    with pytest.raises(DriverUnsupported, match="cannot boot from 'floppy'"):
         mgmt.set_boot_device(node, "floppy")
     assert mgmt.get_boot_device(node) == (states.BOOT_DISK, False)
 
@@ -242,6 +249,7 @@ def test_wrong_password_is_a_driver_error_without_the_password(bmc: FakeBmc) -> 
     with pytest.raises(DriverError) as caught:
         power.get_power_state(bmc.ctx(ipmi_password=wrong))
     assert time.monotonic() - started < 10
+    assert isinstance(caught.value, BmcCredentialsRefused) and not caught.value.retryable
     assert "refused the credentials" in str(caught.value)
     assert f"127.0.0.1:{bmc.port}" in str(caught.value)
     _assert_no_secret(caught.value, wrong)
@@ -271,6 +279,7 @@ def test_unreachable_bmc_fails_within_bounded_time() -> None:
     # pyghmi retries the login for about 5 s; it has no setting to shorten that.
     assert time.monotonic() - started < 15
     assert f"127.0.0.1:{port} is unreachable" in str(caught.value)
+    assert isinstance(caught.value, BmcUnreachable) and caught.value.status == 503
     _assert_no_secret(caught.value, PASSWORD)
 
 

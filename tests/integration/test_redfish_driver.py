@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from metalnic.baremetal import states
-from metalnic.baremetal.drivers.base import DriverConfigError, DriverError, NodeContext
+from metalnic.baremetal.drivers.base import (
+    BmcCredentialsRefused,
+    BmcUnreachable,
+    DriverConfigError,
+    DriverError,
+    DriverUnsupported,
+    NodeContext,
+)
 from metalnic.baremetal.drivers.power.redfish import (
     RedfishManagement,
     RedfishPower,
@@ -171,8 +178,9 @@ def test_bios_over_https_with_a_ca_file(tls_bmc: RedfishEmulator) -> None:
 
 
 def test_unsupported_boot_device(bmc: RedfishEmulator) -> None:
-    with pytest.raises(DriverError, match="safe"):
+    with pytest.raises(DriverUnsupported, match="cannot boot from 'safe'") as err:
         mgmt.set_boot_device(ctx(bmc.driver_info()), states.BOOT_SAFE)
+    assert err.value.status == 400
     assert set(mgmt.supported_boot_devices(ctx(bmc.driver_info()))) == {
         states.BOOT_PXE, states.BOOT_DISK, states.BOOT_CDROM, states.BOOT_BIOS,
     }  # fmt: skip
@@ -202,6 +210,7 @@ def test_wrong_password_is_refused_without_echoing_it(bmc: RedfishEmulator, call
         else:
             mgmt.set_boot_device(node, states.BOOT_BIOS)
     assert not isinstance(err.value, DriverConfigError)
+    assert isinstance(err.value, BmcCredentialsRefused) and not err.value.retryable
     assert bmc.url in str(err.value)
     _no_secret(err.value, wrong)
     _no_secret(err.value, PASSWORD)
@@ -222,9 +231,10 @@ def test_unreachable_bmc(bmc: RedfishEmulator) -> None:
     with pytest.raises(DriverError, match="unreachable") as err:
         power.get_power_state(ctx(info))
     assert time.monotonic() - started < 20
-    assert not isinstance(err.value, DriverConfigError)
+    assert isinstance(err.value, BmcUnreachable) and err.value.retryable
+    assert err.value.status == 503
     _no_secret(err.value, PASSWORD)
-    with pytest.raises(DriverError, match="unreachable"):
+    with pytest.raises(BmcUnreachable, match="unreachable"):
         mgmt.set_boot_device(ctx(info), states.BOOT_PXE)
 
 

@@ -162,7 +162,7 @@ class CleanStep(BaseModel):
 
 class ProvisionState(BaseModel):
     model_config = _STRICT
-    target: Literal[tuple(sorted(machine.VERBS))]  # type: ignore[valid-type]
+    target: Literal[tuple(sorted(v.value for v in machine.VERBS))]  # type: ignore[valid-type]
     clean_steps: list[CleanStep] | None = None
     deploy_steps: list[JsonObject] | None = None
     configdrive: Annotated[JsonObject | str, Field()] | None = None
@@ -172,13 +172,13 @@ class ProvisionState(BaseModel):
 
 class PowerState(BaseModel):
     model_config = _STRICT
-    target: Literal[states.POWER_TARGETS]  # type: ignore[valid-type]
+    target: Literal[tuple(t.value for t in states.POWER_TARGETS)]  # type: ignore[valid-type]
     timeout: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 class BootDevice(BaseModel):
     model_config = _STRICT
-    boot_device: Literal[states.BOOT_DEVICES]  # type: ignore[valid-type]
+    boot_device: Literal[tuple(d.value for d in states.BOOT_DEVICES)]  # type: ignore[valid-type]
     persistent: LenientBool = False
 
 

@@ -23,6 +23,7 @@ from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.states import BootDevice
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(check_url)])
@@ -68,7 +69,7 @@ def set_boot_device(
     ident: str, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> Response:
     body = bodies.check(bodies.BootDevice, body, "boot device request")
-    device = body["boot_device"]
+    device = BootDevice(body["boot_device"])
     persistent = as_bool("persistent", body.get("persistent", False))
     ctx.conductor.with_lock(who, ident, lambda t: t.set_boot_device(device, persistent))
     return Response(status_code=204)

@@ -17,8 +17,10 @@ import secrets
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.powered import network_power
+from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
+from metalnic.baremetal.states import BootDevice, PowerTarget
 
 
 def validate(task: Task) -> None:
@@ -33,7 +35,7 @@ def rewire(task: Task, detach: tuple[str, ...] = (), attach: tuple[str, ...] = (
     The only way flows touch the network: nothing the host runs can see a
     network while it changes, and a smart NIC is powered just for the change.
     """
-    task.set_power(states.POWER_OFF)
+    task.set_power(PowerTarget.POWER_OFF)
     with network_power(task):
         for phase in detach:
             task.network("detach", phase)
@@ -70,14 +72,14 @@ def hot_plug(task: Task, action: str, vif: str, link: str) -> None:
         task.set_boot_device(states.BOOT_DISK, persistent=True)
 
 
-def boot(task: Task, device: str, phase: str, persistent: bool = False) -> None:
+def boot(task: Task, device: BootDevice, phase: str, persistent: bool = False) -> None:
     """Set the boot device, check the network (boot gate), then (re)start the host."""
     task.set_boot_device(device, persistent)
     task.boot_gate(phase)
     if task.power_state() == states.POWER_ON:
         task.set_power(states.REBOOT)
     else:
-        task.set_power(states.POWER_ON)
+        task.set_power(PowerTarget.POWER_ON)
 
 
 def boot_agent(task: Task, phase: str) -> None:
@@ -103,33 +105,33 @@ def agent_url(task: Task) -> str:
 # --- manage / inspect / adopt ------------------------------------------------------------
 
 
-def verify(task: Task) -> str:
+def verify(task: Task) -> Event:
     task.drivers.power.validate(task.ctx)
     task.drivers.management.validate(task.ctx)
     state = task.power_state()
     task.log(history.POWER, f"BMC credentials verified; power is {state}")
-    return "done"
+    return Event.DONE
 
 
-def inspect(task: Task) -> str:
+def inspect(task: Task) -> Event:
     with task.node() as node:
         iface = node.inspect_interface
     if iface != "fake":
         raise DriverConfigError(f"inspect interface {iface!r} cannot inspect hardware")
     task.log(history.PROVISION, "inspection (fake): nothing to discover")
-    return "done"
+    return Event.DONE
 
 
-def adopt(task: Task) -> str:
+def adopt(task: Task) -> Event:
     validate(task)
     task.power_state()
-    return "done"
+    return Event.DONE
 
 
 # --- deploy --------------------------------------------------------------------------------
 
 
-def deploy(task: Task) -> str:
+def deploy(task: Task) -> Event:
     """Prepare and boot; a rebuild starts from a running instance, so power off first."""
     validate(task)
     d = task.drivers.deploy
@@ -138,41 +140,41 @@ def deploy(task: Task) -> str:
     )
     if d.ramdisk_is_instance:
         boot(task, states.BOOT_PXE, "tenant")
-        return "done"
+        return Event.DONE
     if d.uses_agent:
         boot_agent(task, "provisioning")
-        return "wait"
+        return Event.WAIT
     return finish_deploy(task)
 
 
-def continue_deploy(task: Task) -> str:
+def continue_deploy(task: Task) -> Event:
     task.log(history.AGENT, "ramdisk agent called back; writing the image")
     task.drivers.deploy.write_image(task.ctx, agent_url(task))
     task.log(history.AGENT, "image written and its checksum verified")
     return finish_deploy(task)
 
 
-def finish_deploy(task: Task) -> str:
+def finish_deploy(task: Task) -> Event:
     """Ironic's reboot_and_finish_deploy: provisioning → tenant, then boot the disk."""
     forget_agent(task)
     rewire(task, detach=("provisioning",), attach=("tenant",))
     boot(task, states.BOOT_DISK, "tenant", persistent=True)
-    return "done"
+    return Event.DONE
 
 
-def tear_down(task: Task) -> str:
+def tear_down(task: Task) -> Event:
     rewire(task, detach=("tenant", "rescuing"))
-    return "done"
+    return Event.DONE
 
 
 # --- cleaning ------------------------------------------------------------------------------
 
 
-def clean(task: Task) -> str:
+def clean(task: Task) -> Event:
     rewire(task, attach=("cleaning",))
     if task.drivers.deploy.uses_agent:
         boot_agent(task, "cleaning")
-        return "wait"
+        return Event.WAIT
     for step in _clean_steps(task):
         task.log(history.PROVISION, f"clean step {step} (nothing to do for this deploy interface)")
     return finish_clean(task)
@@ -186,7 +188,7 @@ def _clean_steps(task: Task) -> list[str]:
     return [f"{s['interface']}.{s['step']}" for s in steps]
 
 
-def continue_clean(task: Task) -> str:
+def continue_clean(task: Task) -> Event:
     for step in _clean_steps(task):
         if step != "deploy.erase_devices_metadata":
             raise DriverError(f"clean step {step} is not supported by the ramdisk agent")
@@ -195,27 +197,27 @@ def continue_clean(task: Task) -> str:
     return finish_clean(task)
 
 
-def finish_clean(task: Task) -> str:
+def finish_clean(task: Task) -> Event:
     forget_agent(task)
     task.set_internal(clean_steps=None)
     rewire(task, detach=("cleaning",))
-    return "done"
+    return Event.DONE
 
 
 # --- rescue --------------------------------------------------------------------------------
 
 
-def rescue(task: Task) -> str:
+def rescue(task: Task) -> Event:
     validate(task)
     rewire(task, detach=("tenant",), attach=("rescuing",))
     boot(task, states.BOOT_PXE, "rescuing")
-    return "done"
+    return Event.DONE
 
 
-def unrescue(task: Task) -> str:
+def unrescue(task: Task) -> Event:
     rewire(task, detach=("rescuing",), attach=("tenant",))
     boot(task, states.BOOT_DISK, "tenant", persistent=True)
-    return "done"
+    return Event.DONE
 
 
 # The flow that runs while a node is in each busy state (after an API verb or a

@@ -24,6 +24,7 @@ BOOT_GATE = "boot_gate"
 PROVISION = "provision"
 AGENT = "agent"
 ERROR = "error"
+RETRY = "retry"  # a retryable BMC failure that is tried again (conductor/bmc.py)
 
 
 def record(

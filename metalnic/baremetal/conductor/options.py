@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.models import Node
 from metalnic.errors import InvalidInput
 
 
-def apply(node: Node, event: str, body: dict[str, Any]) -> None:
+def apply(node: Node, event: Event, body: dict[str, Any]) -> None:
     """Verb options Ironic accepts; unknown ones are refused before anything moves."""
     allowed = {
         "target",
@@ -28,7 +29,7 @@ def apply(node: Node, event: str, body: dict[str, Any]) -> None:
     if unknown:
         raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
     _configdrive(node, event, body)
-    if event == "clean":
+    if event == Event.CLEAN:
         steps = body.get("clean_steps")
         if (
             not isinstance(steps, list)
@@ -49,7 +50,7 @@ def apply(node: Node, event: str, body: dict[str, Any]) -> None:
 CONFIGDRIVE_KEYS = frozenset({"meta_data", "network_data", "user_data", "vendor_data"})
 
 
-def _configdrive(node: Node, event: str, body: dict[str, Any]) -> None:
+def _configdrive(node: Node, event: Event, body: dict[str, Any]) -> None:
     """Ironic's ``configdrive`` on deploy/rebuild: the instance's metadata, network
     configuration and user data, written by the ramdisk agent next to the image.
 
@@ -57,11 +58,11 @@ def _configdrive(node: Node, event: str, body: dict[str, Any]) -> None:
     undeployed.  Accepted: a dict of the OpenStack metadata keys (API 1.56's form)
     or a string (an encoded ISO image, handed to the agent as it is)."""
     drive = body.get("configdrive")
-    if event == "delete":
+    if event == Event.DELETE:
         node.instance_info = {k: v for k, v in node.instance_info.items() if k != "configdrive"}
     if drive is None:
         return
-    if event not in ("deploy", "rebuild"):
+    if event not in (Event.DEPLOY, Event.REBUILD):
         raise InvalidInput("configdrive is accepted only with the active and rebuild targets.")
     if isinstance(drive, dict):
         unknown = set(drive) - CONFIGDRIVE_KEYS

@@ -34,6 +34,7 @@ from metalnic.baremetal.conductor import history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.service import Conductor, power_off_quietly, stamp_heartbeat
+from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import Drivers, Task
 from metalnic.baremetal.drivers.base import NodeContext
 from metalnic.baremetal.models import Conductor as ConductorRow
@@ -120,9 +121,9 @@ def _locked_side_flow(
             except NodeLocked:
                 return
 
-    def run(task: Task) -> str:
+    def run(task: Task) -> None:
         work(task)
-        return "none"
+        return None
 
     c.submit_side(node_id, run)
 
@@ -146,7 +147,7 @@ def fail_stale_waits(c: Conductor) -> None:
                 continue
             failed.append(node.id)
             state = node.provision_state
-            tasks.advance(node, "fail")
+            tasks.advance(node, Event.FAIL)
             node.last_error = (
                 f"Timed out after {c.settings.deploy_callback_timeout:.0f} s in '{state}': "
                 "the ramdisk agent never called back."

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.task import BIOS_WINDOW, Task
+from metalnic.baremetal.states import PowerTarget
 
 
 @contextmanager
@@ -37,11 +38,11 @@ def network_power(task: Task) -> Iterator[None]:
         except BaseException:
             task.journal(BIOS_WINDOW, None)  # the host never left power off
             raise
-        task.set_power(states.POWER_ON)  # on failure the host may be on: the flag stays
+        task.set_power(PowerTarget.POWER_ON)  # on failure the host may be on: the flag stays
         task.log(history.POWER, "host held in BIOS while its smart NICs are configured")
     try:
         yield
     finally:
         if remembered == states.POWER_OFF:
-            task.set_power(states.POWER_OFF)
+            task.set_power(PowerTarget.POWER_OFF)
             task.journal(BIOS_WINDOW, None)

@@ -36,9 +36,11 @@ from metalnic.baremetal.conductor import flows, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.powered import network_power
+from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.models import Node
+from metalnic.baremetal.states import PowerTarget
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
     work: str
     if node.provision_state in machine.ACTIVE_FLOW_STATES:
         state = node.provision_state
-        tasks.advance(node, "fail")
+        tasks.advance(node, Event.FAIL)
         if state not in POWERED_FLOWS:  # verifying, inspecting, adopting: left as they are
             node.last_error = f"The conductor ({gone}) stopped while the node was {state}."
             history.record(
@@ -132,7 +134,7 @@ def attempt(task: Task) -> None:
 
 
 def _power_off(task: Task) -> None:
-    task.set_power(states.POWER_OFF)
+    task.set_power(PowerTarget.POWER_OFF)
     task.journal(BIOS_WINDOW, None)
 
 

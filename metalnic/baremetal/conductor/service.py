@@ -36,14 +36,16 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes as inventory
 from metalnic.baremetal import policy, states, vifs
-from metalnic.baremetal.conductor import flows, history, options, recovery
+from metalnic.baremetal.conductor import bmc, flows, history, options, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
+from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import Conductor as ConductorRow
 from metalnic.baremetal.models import Node, Port
+from metalnic.baremetal.states import PowerTarget, ProvisionState
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import (
@@ -53,13 +55,13 @@ from metalnic.errors import (
     MetalnicError,
     NodeNotFound,
     NotAuthenticated,
-    Unavailable,
 )
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Flow = Callable[[Task], str]
+Flow = Callable[[Task], Event]  # a flow ends with the event the machine takes next
+SideWork = Callable[[Task], None]  # work on a locked node that moves no state
 
 
 class Conductor:
@@ -74,6 +76,7 @@ class Conductor:
         self._stopping = threading.Event()
         self._holding = 0  # with_lock calls under way (request threads)
         self._holding_lock = threading.Lock()
+        self.retry = bmc.RetryPolicy(settings.bmc_retries, settings.bmc_retry_interval)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -120,8 +123,9 @@ class Conductor:
         return [(n.id, recovery.orphan(s, n, self.name, self.name)) for n in left]
 
     def task(self, node_id: int, stoppable: bool = True) -> Task:
-        """A task on a node this conductor holds; a stoppable one ends at its next
-        step once the conductor stops (flows), the others run to their end (requests)."""
+        """A task on a node this conductor holds.  A stoppable one (flows) ends at its next
+        step once the conductor stops and retries BMC failures (conductor/bmc.py); the
+        others (requests) run to their end and answer a BMC failure at once."""
         return Task(
             self.db,
             self.registry,
@@ -129,6 +133,7 @@ class Conductor:
             node_id,
             self.settings.power_timeout,
             self._stopping.is_set if stoppable else lambda: False,
+            self.retry if stoppable else bmc.NO_RETRY,
         )
 
     @property
@@ -152,7 +157,7 @@ class Conductor:
                 task = self.task(node_id)
             except Exception:
                 log.exception("cannot prepare node %s", node_id)
-                self._finish(node_id, "fail", "internal error preparing the flow")
+                self._finish(node_id, Event.FAIL, "internal error preparing the flow")
                 return
             with task.node() as node:
                 busy_state = node.provision_state
@@ -160,10 +165,10 @@ class Conductor:
                 event = flow(task)
                 error, left_over = None, False
             except Exception as exc:  # a worker's top: every failure ends the flow cleanly
-                event = "fail"
+                event = Event.FAIL
                 error, left_over = self._failed(task, flow, exc, busy_state)
             next_state = self._finish(node_id, event, error, left_over)
-            follow = flows.FLOWS.get(next_state) if event == "done" else None
+            follow = flows.FLOWS.get(next_state) if event == Event.DONE else None
             if follow is None:
                 return
             flow = follow  # e.g. deleting → cleaning, under the same lock
@@ -186,21 +191,23 @@ class Conductor:
             power_off_quietly(task)
         return error, False
 
-    def _finish(self, node_id: int, event: str, error: str | None, left_over: bool = False) -> str:
+    def _finish(
+        self, node_id: int, event: Event, error: str | None, left_over: bool = False
+    ) -> ProvisionState:
         """Take the flow's event, record it and unlock — retried on a fresh read if a
         request changed the node meanwhile (the flow's outcome must never be lost)."""
         return self.db.retry(lambda s: self._finish_in(s, node_id, event, error, left_over))
 
     def _finish_in(
-        self, s: Session, node_id: int, event: str, error: str | None, left_over: bool
-    ) -> str:
+        self, s: Session, node_id: int, event: Event, error: str | None, left_over: bool
+    ) -> ProvisionState:
         node = s.get_one(Node, node_id)
         tasks.advance(node, event)
         if left_over:
             recovery.mark(node, "unwire")  # the next conductor retries it
         if error is not None:
             node.last_error = error
-        elif event == "done":
+        elif event == Event.DONE:
             node.last_error = None
         history.record(
             s,
@@ -210,14 +217,14 @@ class Conductor:
             severity="ERROR" if error else "INFO",
             conductor=self.name,
         )
-        if node.provision_state not in machine.ACTIVE_FLOW_STATES or event != "done":
+        if node.provision_state not in machine.ACTIVE_FLOW_STATES or event != Event.DONE:
             tasks.release(s, node_id, self.name)
         return node.provision_state
 
     # --- API entry points -------------------------------------------------------------------
 
     def provision(self, who: Principal, ident: str, verb: Any, body: dict[str, Any]) -> None:
-        event = machine.VERBS.get(verb) if isinstance(verb, str) else None
+        event = machine.event_of(verb)
         if event is None:
             raise InvalidInput(
                 f"Invalid provision target {verb!r}; use one of {', '.join(sorted(machine.VERBS))}."
@@ -226,9 +233,9 @@ class Conductor:
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
             policy.check_node(who, node.owner, ident, write=True)
-            if event == "abort":
+            if event == Event.ABORT:
                 return self._abort(s, node)
-            if node.maintenance and event not in ("manage", "delete"):
+            if node.maintenance and event not in (Event.MANAGE, Event.DELETE):
                 raise InvalidStateRequested(f"Node {node.uuid} is in maintenance.")
             tasks.check(node, event)  # raises naming the allowed verbs
             tasks.acquire(s, node, self.name)  # (re-reads the row)
@@ -255,27 +262,21 @@ class Conductor:
                 f"Node {node.uuid} in state '{node.provision_state}' cannot be aborted; "
                 "only a node waiting for its ramdisk agent can."
             )
-        tasks.check(node, "abort")
+        tasks.check(node, Event.ABORT)
         tasks.acquire(s, node, self.name)
-        tasks.advance(node, "abort")
+        tasks.advance(node, Event.ABORT)
         node.last_error = "Aborted by the user while waiting for the ramdisk agent."
-        history.record(
-            s,
-            node.id,
-            history.PROVISION,
-            f"aborted: now {node.provision_state}",
-            conductor=self.name,
-        )
+        aborted = f"aborted: now {node.provision_state}"
+        history.record(s, node.id, history.PROVISION, aborted, conductor=self.name)
         node_id = node.id
 
-        def power_off(task: Task) -> str:
+        def power_off(task: Task) -> None:
             power_off_quietly(task)
             flows.forget_agent(task)
-            return "none"
 
         self.submit_side(node_id, power_off)
 
-    def submit_side(self, node_id: int, work: Flow) -> None:
+    def submit_side(self, node_id: int, work: SideWork) -> None:
         """Run ``work`` on a locked node without a state transition, then unlock."""
 
         def run() -> None:
@@ -301,6 +302,7 @@ class Conductor:
             raise InvalidInput(
                 f"Invalid power target {target!r}; use one of {', '.join(states.POWER_TARGETS)}."
             )
+        power_target = PowerTarget(target)
         self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)
@@ -311,20 +313,19 @@ class Conductor:
                     "is done."
                 )
             tasks.acquire(s, node, self.name)
-            node.target_power_state = target
+            node.target_power_state = power_target
             history.record(
                 s,
                 node.id,
                 history.POWER,
-                f"{target} requested by {who.name}",
+                f"{power_target} requested by {who.name}",
                 conductor=self.name,
                 user=who.name,
             )
             node_id = node.id
 
-        def act(task: Task) -> str:
-            task.set_power(target)
-            return "none"
+        def act(task: Task) -> None:
+            task.set_power(power_target)
 
         self.submit_side(node_id, act)
 
@@ -378,7 +379,7 @@ class Conductor:
             except DriverError as exc:
                 self.db.retry(lambda s: recovery.forget_vif(s, task.uuid, vif))
                 task.log(history.NETWORK, f"tenant VIF {vif} not plugged: {exc.message}", "ERROR")
-                raise Unavailable(f"VIF {vif} could not be plugged: {exc.message}") from None
+                raise bmc.request_error(exc, f"VIF {vif} could not be plugged") from None
             task.journal(VIF_PENDING, None)
 
         self.with_lock(who, ident, work)
@@ -402,7 +403,7 @@ class Conductor:
                     task.log(
                         history.NETWORK, f"tenant VIF {vif} not unplugged: {exc.message}", "ERROR"
                     )
-                    raise Unavailable(f"VIF {vif} could not be unplugged: {exc.message}") from None
+                    raise bmc.request_error(exc, f"VIF {vif} could not be unplugged") from None
             with self.db.transaction() as s:
                 vifs.forget(s, task.uuid, vif)
                 recovery.set_vif_pending(s, task.uuid, None)
@@ -458,9 +459,9 @@ class Conductor:
                 raise NotAuthenticated("Invalid or missing agent_token.")
             if node.provision_state not in machine.WAIT_STATES:
                 return  # heartbeats while the conductor works are fine and ignored
-            tasks.check(node, "resume")
+            tasks.check(node, Event.RESUME)
             tasks.acquire(s, node, self.name)
-            tasks.advance(node, "resume")
+            tasks.advance(node, Event.RESUME)
             node.driver_internal_info = {**node.driver_internal_info, "agent_url": callback_url}
             history.record(
                 s, node.id, history.AGENT, f"heartbeat from {callback_url}", conductor=self.name
@@ -482,7 +483,7 @@ def _describe(flow: Flow, exc: Exception) -> str:
 
 def power_off_quietly(task: Task) -> None:
     try:
-        task.set_power(states.POWER_OFF)
+        task.set_power(PowerTarget.POWER_OFF)
         task.journal(BIOS_WINDOW, None)
     except Exception as exc:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")

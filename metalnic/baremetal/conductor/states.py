@@ -4,13 +4,16 @@ Each row says: in ``state``, ``event`` leads to ``to``; when ``target`` is
 given the node's ``target_provision_state`` becomes it (the stable state the
 flow aims for), and ``to=TARGET`` means "the target recorded when the flow
 started" (a cleaning run ends in ``available`` or ``manageable`` depending on
-who started it).  API verbs map to events in ``VERBS``; ``done``, ``fail``,
-``wait`` and ``resume`` are raised by the conductor itself.
+who started it).  API verbs (``Verb``) map to events (``Event``) in ``VERBS``;
+``done``, ``fail``, ``wait`` and ``resume`` are raised by the conductor itself.
+States, verbs and events are ``StrEnum``s (their values are Ironic's strings),
+so a misspelt one in the table or in a flow is a mypy error, not a dead row.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from enum import StrEnum
+from typing import Final, Literal, NamedTuple
 
 from metalnic.baremetal.states import (
     ACTIVE,
@@ -37,100 +40,149 @@ from metalnic.baremetal.states import (
     UNRESCUEFAIL,
     UNRESCUING,
     VERIFYING,
+    ProvisionState,
 )
 
-TARGET = "<target>"  # "the recorded target", see the module docstring
+
+class Event(StrEnum):
+    """What moves a node from one provision state to the next."""
+
+    MANAGE = "manage"
+    PROVIDE = "provide"
+    INSPECT = "inspect"
+    CLEAN = "clean"
+    DEPLOY = "deploy"
+    REBUILD = "rebuild"
+    DELETE = "delete"
+    RESCUE = "rescue"
+    UNRESCUE = "unrescue"
+    ABORT = "abort"
+    ADOPT = "adopt"
+    # raised by the conductor: a flow ended, failed, waits for its agent, is called back
+    DONE = "done"
+    FAIL = "fail"
+    WAIT = "wait"
+    RESUME = "resume"
+
+
+class Verb(StrEnum):
+    """``PUT /v1/nodes/{id}/states/provision {"target": verb}``, as Ironic spells them."""
+
+    MANAGE = "manage"
+    PROVIDE = "provide"
+    INSPECT = "inspect"
+    CLEAN = "clean"
+    ACTIVE = "active"
+    DEPLOY = "deploy"
+    REBUILD = "rebuild"
+    DELETED = "deleted"
+    UNDEPLOY = "undeploy"
+    RESCUE = "rescue"
+    UNRESCUE = "unrescue"
+    ABORT = "abort"
+    ADOPT = "adopt"
+
+
+E = Event  # short, for the table
+
+
+class _Recorded(StrEnum):
+    TARGET = "<target>"  # "the recorded target", see the module docstring
+
+
+TARGET: Final = _Recorded.TARGET
+Target = ProvisionState | Literal[_Recorded.TARGET]
 
 
 class Row(NamedTuple):
-    state: str
-    event: str
-    to: str
-    target: str | None = None
+    state: ProvisionState
+    event: Event
+    to: Target
+    target: Target | None = None
 
 
 TABLE: tuple[Row, ...] = (
-    Row(ENROLL, "manage", VERIFYING, MANAGEABLE),
-    Row(VERIFYING, "done", MANAGEABLE),
-    Row(VERIFYING, "fail", ENROLL),
-    Row(MANAGEABLE, "provide", CLEANING, AVAILABLE),
-    Row(MANAGEABLE, "clean", CLEANING, MANAGEABLE),
-    Row(MANAGEABLE, "inspect", INSPECTING, MANAGEABLE),
-    Row(MANAGEABLE, "adopt", ADOPTING, ACTIVE),
-    Row(MANAGEABLE, "manage", VERIFYING, MANAGEABLE),
-    Row(INSPECTING, "done", MANAGEABLE),
-    Row(INSPECTING, "wait", INSPECTWAIT, MANAGEABLE),
-    Row(INSPECTING, "fail", INSPECTFAIL),
-    Row(INSPECTWAIT, "done", MANAGEABLE),
-    Row(INSPECTWAIT, "fail", INSPECTFAIL),
-    Row(INSPECTWAIT, "abort", INSPECTFAIL),
-    Row(INSPECTFAIL, "inspect", INSPECTING, MANAGEABLE),
-    Row(INSPECTFAIL, "manage", MANAGEABLE),
-    Row(CLEANING, "wait", CLEANWAIT, TARGET),
-    Row(CLEANING, "done", TARGET),
-    Row(CLEANING, "fail", CLEANFAIL),
-    Row(CLEANWAIT, "resume", CLEANING, TARGET),
-    Row(CLEANWAIT, "fail", CLEANFAIL),
-    Row(CLEANWAIT, "abort", CLEANFAIL),
-    Row(CLEANFAIL, "manage", MANAGEABLE),
-    Row(AVAILABLE, "deploy", DEPLOYING, ACTIVE),
-    Row(AVAILABLE, "manage", MANAGEABLE),
-    Row(DEPLOYING, "wait", DEPLOYWAIT, ACTIVE),
-    Row(DEPLOYING, "done", ACTIVE),
-    Row(DEPLOYING, "fail", DEPLOYFAIL),
-    Row(DEPLOYWAIT, "resume", DEPLOYING, ACTIVE),
-    Row(DEPLOYWAIT, "fail", DEPLOYFAIL),
-    Row(DEPLOYWAIT, "abort", DEPLOYFAIL),
-    Row(DEPLOYFAIL, "deploy", DEPLOYING, ACTIVE),
-    Row(DEPLOYFAIL, "rebuild", DEPLOYING, ACTIVE),
-    Row(DEPLOYFAIL, "delete", DELETING, AVAILABLE),
-    Row(ACTIVE, "rebuild", DEPLOYING, ACTIVE),
-    Row(ACTIVE, "delete", DELETING, AVAILABLE),
-    Row(ACTIVE, "rescue", RESCUING, RESCUE),
-    Row(DELETING, "done", CLEANING, AVAILABLE),
-    Row(DELETING, "fail", ERROR),
-    Row(ERROR, "rebuild", DEPLOYING, ACTIVE),
-    Row(ERROR, "delete", DELETING, AVAILABLE),
-    Row(RESCUING, "wait", RESCUEWAIT, RESCUE),
-    Row(RESCUING, "done", RESCUE),
-    Row(RESCUING, "fail", RESCUEFAIL),
-    Row(RESCUEWAIT, "resume", RESCUING, RESCUE),
-    Row(RESCUEWAIT, "fail", RESCUEFAIL),
-    Row(RESCUEWAIT, "abort", RESCUEFAIL),
-    Row(RESCUE, "rescue", RESCUING, RESCUE),
-    Row(RESCUE, "unrescue", UNRESCUING, ACTIVE),
-    Row(RESCUE, "delete", DELETING, AVAILABLE),
-    Row(RESCUEFAIL, "rescue", RESCUING, RESCUE),
-    Row(RESCUEFAIL, "unrescue", UNRESCUING, ACTIVE),
-    Row(RESCUEFAIL, "delete", DELETING, AVAILABLE),
-    Row(UNRESCUING, "done", ACTIVE),
-    Row(UNRESCUING, "fail", UNRESCUEFAIL),
-    Row(UNRESCUEFAIL, "rescue", RESCUING, RESCUE),
-    Row(UNRESCUEFAIL, "unrescue", UNRESCUING, ACTIVE),
-    Row(UNRESCUEFAIL, "delete", DELETING, AVAILABLE),
-    Row(ADOPTING, "done", ACTIVE),
-    Row(ADOPTING, "fail", ADOPTFAIL),
-    Row(ADOPTFAIL, "adopt", ADOPTING, ACTIVE),
-    Row(ADOPTFAIL, "manage", MANAGEABLE),
+    Row(ENROLL, E.MANAGE, VERIFYING, MANAGEABLE),
+    Row(VERIFYING, E.DONE, MANAGEABLE),
+    Row(VERIFYING, E.FAIL, ENROLL),
+    Row(MANAGEABLE, E.PROVIDE, CLEANING, AVAILABLE),
+    Row(MANAGEABLE, E.CLEAN, CLEANING, MANAGEABLE),
+    Row(MANAGEABLE, E.INSPECT, INSPECTING, MANAGEABLE),
+    Row(MANAGEABLE, E.ADOPT, ADOPTING, ACTIVE),
+    Row(MANAGEABLE, E.MANAGE, VERIFYING, MANAGEABLE),
+    Row(INSPECTING, E.DONE, MANAGEABLE),
+    Row(INSPECTING, E.WAIT, INSPECTWAIT, MANAGEABLE),
+    Row(INSPECTING, E.FAIL, INSPECTFAIL),
+    Row(INSPECTWAIT, E.DONE, MANAGEABLE),
+    Row(INSPECTWAIT, E.FAIL, INSPECTFAIL),
+    Row(INSPECTWAIT, E.ABORT, INSPECTFAIL),
+    Row(INSPECTFAIL, E.INSPECT, INSPECTING, MANAGEABLE),
+    Row(INSPECTFAIL, E.MANAGE, MANAGEABLE),
+    Row(CLEANING, E.WAIT, CLEANWAIT, TARGET),
+    Row(CLEANING, E.DONE, TARGET),
+    Row(CLEANING, E.FAIL, CLEANFAIL),
+    Row(CLEANWAIT, E.RESUME, CLEANING, TARGET),
+    Row(CLEANWAIT, E.FAIL, CLEANFAIL),
+    Row(CLEANWAIT, E.ABORT, CLEANFAIL),
+    Row(CLEANFAIL, E.MANAGE, MANAGEABLE),
+    Row(AVAILABLE, E.DEPLOY, DEPLOYING, ACTIVE),
+    Row(AVAILABLE, E.MANAGE, MANAGEABLE),
+    Row(DEPLOYING, E.WAIT, DEPLOYWAIT, ACTIVE),
+    Row(DEPLOYING, E.DONE, ACTIVE),
+    Row(DEPLOYING, E.FAIL, DEPLOYFAIL),
+    Row(DEPLOYWAIT, E.RESUME, DEPLOYING, ACTIVE),
+    Row(DEPLOYWAIT, E.FAIL, DEPLOYFAIL),
+    Row(DEPLOYWAIT, E.ABORT, DEPLOYFAIL),
+    Row(DEPLOYFAIL, E.DEPLOY, DEPLOYING, ACTIVE),
+    Row(DEPLOYFAIL, E.REBUILD, DEPLOYING, ACTIVE),
+    Row(DEPLOYFAIL, E.DELETE, DELETING, AVAILABLE),
+    Row(ACTIVE, E.REBUILD, DEPLOYING, ACTIVE),
+    Row(ACTIVE, E.DELETE, DELETING, AVAILABLE),
+    Row(ACTIVE, E.RESCUE, RESCUING, RESCUE),
+    Row(DELETING, E.DONE, CLEANING, AVAILABLE),
+    Row(DELETING, E.FAIL, ERROR),
+    Row(ERROR, E.REBUILD, DEPLOYING, ACTIVE),
+    Row(ERROR, E.DELETE, DELETING, AVAILABLE),
+    Row(RESCUING, E.WAIT, RESCUEWAIT, RESCUE),
+    Row(RESCUING, E.DONE, RESCUE),
+    Row(RESCUING, E.FAIL, RESCUEFAIL),
+    Row(RESCUEWAIT, E.RESUME, RESCUING, RESCUE),
+    Row(RESCUEWAIT, E.FAIL, RESCUEFAIL),
+    Row(RESCUEWAIT, E.ABORT, RESCUEFAIL),
+    Row(RESCUE, E.RESCUE, RESCUING, RESCUE),
+    Row(RESCUE, E.UNRESCUE, UNRESCUING, ACTIVE),
+    Row(RESCUE, E.DELETE, DELETING, AVAILABLE),
+    Row(RESCUEFAIL, E.RESCUE, RESCUING, RESCUE),
+    Row(RESCUEFAIL, E.UNRESCUE, UNRESCUING, ACTIVE),
+    Row(RESCUEFAIL, E.DELETE, DELETING, AVAILABLE),
+    Row(UNRESCUING, E.DONE, ACTIVE),
+    Row(UNRESCUING, E.FAIL, UNRESCUEFAIL),
+    Row(UNRESCUEFAIL, E.RESCUE, RESCUING, RESCUE),
+    Row(UNRESCUEFAIL, E.UNRESCUE, UNRESCUING, ACTIVE),
+    Row(UNRESCUEFAIL, E.DELETE, DELETING, AVAILABLE),
+    Row(ADOPTING, E.DONE, ACTIVE),
+    Row(ADOPTING, E.FAIL, ADOPTFAIL),
+    Row(ADOPTFAIL, E.ADOPT, ADOPTING, ACTIVE),
+    Row(ADOPTFAIL, E.MANAGE, MANAGEABLE),
 )
 
-# The API's verbs (PUT /v1/nodes/{id}/states/provision {"target": verb}) and events.
-VERBS = {
-    "manage": "manage",
-    "provide": "provide",
-    "inspect": "inspect",
-    "clean": "clean",
-    "active": "deploy",
-    "deploy": "deploy",
-    "rebuild": "rebuild",
-    "deleted": "delete",
-    "undeploy": "delete",
-    "rescue": "rescue",
-    "unrescue": "unrescue",
-    "abort": "abort",
-    "adopt": "adopt",
+# The API's verbs and the events they raise.
+VERBS: dict[Verb, Event] = {
+    Verb.MANAGE: E.MANAGE,
+    Verb.PROVIDE: E.PROVIDE,
+    Verb.INSPECT: E.INSPECT,
+    Verb.CLEAN: E.CLEAN,
+    Verb.ACTIVE: E.DEPLOY,
+    Verb.DEPLOY: E.DEPLOY,
+    Verb.REBUILD: E.REBUILD,
+    Verb.DELETED: E.DELETE,
+    Verb.UNDEPLOY: E.DELETE,
+    Verb.RESCUE: E.RESCUE,
+    Verb.UNRESCUE: E.UNRESCUE,
+    Verb.ABORT: E.ABORT,
+    Verb.ADOPT: E.ADOPT,
 }
-INTERNAL_EVENTS = frozenset({"done", "fail", "wait", "resume"})
+INTERNAL_EVENTS = frozenset({E.DONE, E.FAIL, E.WAIT, E.RESUME})
 
 # States a flow is running in (the node is locked) or waiting in (unlocked).
 WAIT_STATES = frozenset({INSPECTWAIT, CLEANWAIT, DEPLOYWAIT, RESCUEWAIT})
@@ -157,20 +209,37 @@ STABLE_STATES = frozenset(
 _INDEX = {(r.state, r.event): r for r in TABLE}
 
 
-def lookup(state: str, event: str) -> Row | None:
+def lookup(state: ProvisionState, event: Event) -> Row | None:
     return _INDEX.get((state, event))
 
 
-def verbs_from(state: str) -> list[str]:
+def event_of(verb: object) -> Event | None:
+    """The event an API verb (any JSON value) raises; None for anything else."""
+    if not isinstance(verb, str) or verb not in _VERB_VALUES:
+        return None
+    return VERBS[Verb(verb)]
+
+
+_VERB_VALUES = frozenset(v.value for v in Verb)
+
+
+def verbs_from(state: ProvisionState) -> list[Verb]:
     """The API verbs a node in ``state`` accepts, for error messages."""
     events = {r.event for r in TABLE if r.state == state} - INTERNAL_EVENTS
-    return sorted(v for v, e in VERBS.items() if e in events and v not in ("deploy", "undeploy"))
+    aliases = (Verb.DEPLOY, Verb.UNDEPLOY)  # Ironic's older names of active and deleted
+    return sorted(v for v, e in VERBS.items() if e in events and v not in aliases)
 
 
-def resolve(row: Row, recorded_target: str | None) -> tuple[str, str | None]:
+def _or_recorded(value: Target | None, recorded: ProvisionState | None) -> ProvisionState | None:
+    return recorded if isinstance(value, _Recorded) else value
+
+
+def resolve(
+    row: Row, recorded_target: ProvisionState | None
+) -> tuple[ProvisionState, ProvisionState | None]:
     """The (provision_state, target_provision_state) that taking ``row`` leads to."""
-    to = recorded_target if row.to == TARGET else row.to
+    to = _or_recorded(row.to, recorded_target)
     if to is None:
         raise ValueError(f"{row.state} --{row.event}--> needs a recorded target")
-    target = recorded_target if row.target == TARGET else row.target
+    target = _or_recorded(row.target, recorded_target)
     return to, (None if to in STABLE_STATES else target)

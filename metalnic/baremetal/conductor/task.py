@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from metalnic import jsontypes, redact
 from metalnic.baremetal import states
-from metalnic.baremetal.conductor import history
+from metalnic.baremetal.conductor import bmc, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.drivers.base import (
     DeployInterface,
@@ -38,6 +38,7 @@ from metalnic.baremetal.drivers.base import (
 )
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import VIF_KEY, Node, Port, PortGroup
+from metalnic.baremetal.states import BootDevice, PowerState, PowerTarget
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import ConductorStopping, InvalidStateRequested, NodeLocked
@@ -72,7 +73,7 @@ def release(session: Session, node_id: int, holder: str) -> None:
     )
 
 
-def check(node: Node, event: str) -> machine.Row:
+def check(node: Node, event: machine.Event) -> machine.Row:
     """The table row for ``event`` in the node's state, or an error naming the allowed verbs."""
     row = machine.lookup(node.provision_state, event)
     if row is None:
@@ -84,7 +85,7 @@ def check(node: Node, event: str) -> machine.Row:
     return row
 
 
-def advance(node: Node, event: str) -> None:
+def advance(node: Node, event: machine.Event) -> None:
     """Take ``event`` in the state machine: the one place provision_state is written."""
     row = check(node, event)
     node.provision_state, node.target_provision_state = machine.resolve(
@@ -171,8 +172,10 @@ class Task:
         node_id: int,
         power_timeout: float,
         stopping: Callable[[], bool] = lambda: False,
+        retry: bmc.RetryPolicy = bmc.NO_RETRY,
     ) -> None:
         self.db = db
+        self.retry = retry  # of retryable BMC failures (conductor/bmc.py)
         self.holder = holder
         self.node_id = node_id
         self.power_timeout = power_timeout
@@ -246,37 +249,36 @@ class Task:
 
     # --- BMC actions, each logged -----------------------------------------------------
 
-    def power_state(self) -> str:
-        state = self.drivers.power.get_power_state(self.ctx)
+    def power_state(self) -> PowerState:
+        state = bmc.call(
+            self, "read the power state", lambda: self.drivers.power.get_power_state(self.ctx)
+        )
         self.update(power_state=state)
         return state
 
-    def set_power(self, target: str) -> None:
-        if target not in (states.POWER_OFF, states.SOFT_POWER_OFF):
+    def set_power(self, target: PowerTarget) -> None:
+        if target.reaches == states.POWER_ON:  # powering off never checks: it winds down
             self.checkpoint(target)
         self.update(target_power_state=target)
         self.log(history.POWER, f"{target} requested")
+        power, timeout = self.drivers.power, self.power_timeout
         try:
-            if target in (states.REBOOT, states.SOFT_REBOOT):
-                self.drivers.power.reboot(
-                    self.ctx, self.power_timeout, soft=target == states.SOFT_REBOOT
-                )
+            if target in (PowerTarget.REBOOT, PowerTarget.SOFT_REBOOT):
+                soft = target == PowerTarget.SOFT_REBOOT
+                bmc.call(self, target, lambda: power.reboot(self.ctx, timeout, soft))
             else:
-                self.drivers.power.set_power_state(self.ctx, target, self.power_timeout)
+                bmc.call(self, target, lambda: power.set_power_state(self.ctx, target, timeout))
         except Exception:
             self.update(target_power_state=None)
             raise
-        now = (
-            states.POWER_OFF
-            if target in (states.POWER_OFF, states.SOFT_POWER_OFF)
-            else states.POWER_ON
-        )
-        self.update(power_state=now, target_power_state=None)
-        self.log(history.POWER, f"{now} (BMC confirmed)")
+        self.update(power_state=target.reaches, target_power_state=None)
+        self.log(history.POWER, f"{target.reaches} (BMC confirmed)")
 
-    def set_boot_device(self, device: str, persistent: bool = False) -> None:
-        self.checkpoint(f"setting the boot device to {device}")
-        self.drivers.management.set_boot_device(self.ctx, device, persistent)
+    def set_boot_device(self, device: BootDevice, persistent: bool = False) -> None:
+        what = f"setting the boot device to {device}"
+        self.checkpoint(what)
+        management = self.drivers.management
+        bmc.call(self, what, lambda: management.set_boot_device(self.ctx, device, persistent))
         self.log(
             history.BOOT_DEVICE,
             f"next boot from {device}" + (" (persistent)" if persistent else ""),

@@ -1,10 +1,12 @@
 """The driver interfaces: one small ABC per concern, as Ironic splits them.
 
 Drivers receive an immutable ``NodeContext`` (a snapshot of the node and its
-ports) and return values or raise ``DriverError``; they never touch the
+ports) and return values or raise a ``DriverError``; they never touch the
 database, the node lock or the state machine.  Vendor exceptions (sushy,
-pyghmi, HTTP) are translated into ``DriverError`` inside each driver module,
-with messages that never carry credentials.
+pyghmi, HTTP) are translated inside each driver module into the driver error
+taxonomy of metalnic/errors.py (retryable ``BmcUnreachable``/``BmcTimedOut``/
+``BmcBusy`` vs permanent ``BmcCredentialsRefused``/``DriverUnsupported``/
+``DriverConfigError``), with messages that never carry credentials.
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from metalnic.errors import MetalnicError
+from metalnic.baremetal.states import BootDevice, PowerState, PowerTarget
 
-
-class DriverError(MetalnicError):
-    """A driver could not do what was asked; the message says why, without secrets."""
-
-    status = 500
-
-
-class DriverConfigError(DriverError):
-    """driver_info is incomplete or invalid (found by validate())."""
-
-    status = 400
+# The driver error taxonomy lives with every other error (metalnic/errors.py);
+# drivers import these names from here or from there.
+from metalnic.errors import BmcBusy as BmcBusy
+from metalnic.errors import BmcCredentialsRefused as BmcCredentialsRefused
+from metalnic.errors import BmcRetryable as BmcRetryable
+from metalnic.errors import BmcTimedOut as BmcTimedOut
+from metalnic.errors import BmcUnreachable as BmcUnreachable
+from metalnic.errors import DriverConfigError as DriverConfigError
+from metalnic.errors import DriverError as DriverError
+from metalnic.errors import DriverUnsupported as DriverUnsupported
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,11 @@ class PowerInterface(abc.ABC):
         """Raise DriverConfigError when driver_info cannot work."""
 
     @abc.abstractmethod
-    def get_power_state(self, ctx: NodeContext) -> str:
+    def get_power_state(self, ctx: NodeContext) -> PowerState:
         """``power on`` or ``power off``, as the BMC reports it now."""
 
     @abc.abstractmethod
-    def set_power_state(self, ctx: NodeContext, target: str, timeout: float) -> None:
+    def set_power_state(self, ctx: NodeContext, target: PowerTarget, timeout: float) -> None:
         """Reach ``target`` (power on/off, soft power off) and wait until the BMC says so."""
 
     @abc.abstractmethod
@@ -124,14 +125,16 @@ class ManagementInterface(abc.ABC):
     def validate(self, ctx: NodeContext) -> None: ...
 
     @abc.abstractmethod
-    def supported_boot_devices(self, ctx: NodeContext) -> list[str]: ...
+    def supported_boot_devices(self, ctx: NodeContext) -> list[BootDevice]: ...
 
     @abc.abstractmethod
-    def get_boot_device(self, ctx: NodeContext) -> tuple[str | None, bool | None]:
+    def get_boot_device(self, ctx: NodeContext) -> tuple[BootDevice | None, bool | None]:
         """The next boot device and whether it is persistent (None when unknown)."""
 
     @abc.abstractmethod
-    def set_boot_device(self, ctx: NodeContext, device: str, persistent: bool = False) -> None:
+    def set_boot_device(
+        self, ctx: NodeContext, device: BootDevice, persistent: bool = False
+    ) -> None:
         """Set and verify the next boot device (``bios`` included)."""
 
 

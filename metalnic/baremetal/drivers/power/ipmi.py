@@ -5,8 +5,11 @@ driver_info: ``ipmi_address`` (IP address or host name), ``ipmi_port`` (UDP,
 the null user; at most 16 and 20 bytes).
 
 Every pyghmi exception, socket error and malformed BMC answer is translated
-here, in ``_translated``, into ``DriverError``; messages name the BMC address,
-never the password.  Power changes wait until the BMC reports the target.
+here, in ``_translated``, into the driver error taxonomy (metalnic/errors.py):
+refused credentials are permanent, a silent BMC, a socket error or a busy
+completion code are retryable (the conductor tries again), anything else is a
+plain ``DriverError``; messages name the BMC address, never the password.
+Power changes wait until the BMC reports the target.
 Boot devices are set and read back; metalnic's names map to pyghmi's as
 pxe/network, disk/hd, bios/setup, cdrom/cdrom (read back as optical), safe/safe.
 
@@ -43,19 +46,25 @@ from pyghmi.ipmi.private import session as ipmi_session
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import (
+    BmcBusy,
+    BmcCredentialsRefused,
+    BmcTimedOut,
+    BmcUnreachable,
     DriverConfigError,
     DriverError,
+    DriverUnsupported,
     ManagementInterface,
     NodeContext,
     PowerInterface,
 )
+from metalnic.baremetal.states import BootDevice, PowerState, PowerTarget
 
 POLL_INTERVAL = 0.5
 DEFAULT_PORT = 623
 MAX_USERNAME_BYTES = 16  # IPMI 2.0 user names
 MAX_PASSWORD_BYTES = 20  # IPMI 2.0 passwords
 
-_TO_IPMI = {
+_TO_IPMI: dict[BootDevice, str] = {
     states.BOOT_PXE: "network",
     states.BOOT_DISK: "hd",
     states.BOOT_BIOS: "setup",
@@ -64,11 +73,11 @@ _TO_IPMI = {
 }
 # pyghmi reads a CD/DVD override back as "optical".
 _FROM_IPMI = {**{v: k for k, v in _TO_IPMI.items()}, "optical": states.BOOT_CDROM}
-_FROM_POWER = {"on": states.POWER_ON, "off": states.POWER_OFF}
+_FROM_POWER: dict[str, PowerState] = {"on": states.POWER_ON, "off": states.POWER_OFF}
 # target -> (pyghmi power directive, the state to wait for)
-_POWER_ACTIONS = {
-    states.POWER_ON: ("on", states.POWER_ON),
-    states.POWER_OFF: ("off", states.POWER_OFF),
+_POWER_ACTIONS: dict[PowerTarget, tuple[str, PowerState]] = {
+    PowerTarget.POWER_ON: ("on", states.POWER_ON),
+    PowerTarget.POWER_OFF: ("off", states.POWER_OFF),
     states.SOFT_POWER_OFF: ("shutdown", states.POWER_OFF),
 }
 # Answers pyghmi cannot parse surface as these rather than as its own errors
@@ -130,29 +139,47 @@ def _scrub(text: str, info: IpmiInfo) -> str:
     return text.replace(info.password, "***") if info.password else text
 
 
+# pyghmi's texts for a BMC that stopped answering (or never did).
+_SILENT = ("", "None", "timeout", "Session no longer connected")
+# IPMI completion codes that mean "try again later": node busy, out of space,
+# command cannot be served now (IPMI 2.0, table 5-2).
+_BUSY_CODES = frozenset({0xC0, 0xC4, 0xD5})
+
+
+def _from_ipmi(info: IpmiInfo, action: str, exc: pyghmi_exc.IpmiException) -> DriverError:
+    detail = _scrub(str(exc), info)
+    if any(hint in detail for hint in _CREDENTIAL_HINTS):
+        return BmcCredentialsRefused(
+            f"IPMI BMC {info.where} refused the credentials while trying to {action}"
+        )
+    if detail in _SILENT:
+        return BmcUnreachable(f"IPMI BMC {info.where} is unreachable or not answering ({action})")
+    if getattr(exc, "ipmicode", 0) in _BUSY_CODES:
+        return BmcBusy(f"IPMI BMC {info.where} is busy ({action}): {detail}")
+    return DriverError(f"IPMI BMC {info.where} failed to {action}: {detail}")
+
+
 @contextmanager
 def _translated(info: IpmiInfo, action: str) -> Iterator[None]:
+    """pyghmi's exceptions as the driver error taxonomy (metalnic/errors.py)."""
     try:
         yield
     except DriverError:
         raise
     except pyghmi_exc.IpmiException as exc:
-        detail = _scrub(str(exc), info)
-        if any(hint in detail for hint in _CREDENTIAL_HINTS):
-            raise DriverError(
-                f"IPMI BMC {info.where} refused the credentials while trying to {action}"
-            ) from exc
-        if detail in ("", "None", "timeout", "Session no longer connected"):
-            raise DriverError(
-                f"IPMI BMC {info.where} is unreachable or not answering ({action})"
-            ) from exc
-        raise DriverError(f"IPMI BMC {info.where} failed to {action}: {detail}") from exc
+        raise _from_ipmi(info, action, exc) from exc
+    except pyghmi_exc.UnsupportedFunctionality as exc:
+        raise DriverUnsupported(
+            f"IPMI BMC {info.where} cannot {action}: {_scrub(str(exc), info)}"
+        ) from exc
     except pyghmi_exc.PyghmiException as exc:
         raise DriverError(
             f"IPMI BMC {info.where} failed to {action}: {_scrub(str(exc), info)}"
         ) from exc
-    except OSError as exc:  # socket errors, name resolution, timeouts
-        raise DriverError(
+    except TimeoutError as exc:
+        raise BmcTimedOut(f"IPMI BMC {info.where} did not answer in time ({action})") from exc
+    except OSError as exc:  # socket errors, name resolution
+        raise BmcUnreachable(
             f"IPMI BMC {info.where} is unreachable ({action}): {_scrub(str(exc), info)}"
         ) from exc
     except _MALFORMED as exc:
@@ -193,7 +220,7 @@ def _session(info: IpmiInfo) -> Iterator[Any]:
             ipmi_session.Session.initting_sessions.pop(key, None)
 
 
-def _power_of(info: IpmiInfo, cmd: Any) -> str:
+def _power_of(info: IpmiInfo, cmd: Any) -> PowerState:
     raw = cmd.get_power().get("powerstate")
     state = _FROM_POWER.get(raw)
     if state is None:
@@ -202,7 +229,7 @@ def _power_of(info: IpmiInfo, cmd: Any) -> str:
 
 
 def _wait(
-    info: IpmiInfo, cmd: Any, wanted: str, deadline: float, timeout: float, asked: str
+    info: IpmiInfo, cmd: Any, wanted: PowerState, deadline: float, timeout: float, asked: str
 ) -> None:
     while True:
         current = _power_of(info, cmd)
@@ -221,15 +248,15 @@ class IpmiPower(PowerInterface):
     def validate(self, ctx: NodeContext) -> None:
         parse_info(ctx.driver_info)
 
-    def get_power_state(self, ctx: NodeContext) -> str:
+    def get_power_state(self, ctx: NodeContext) -> PowerState:
         info = parse_info(ctx.driver_info)
         with _translated(info, "read the power state"), _session(info) as cmd:
             return _power_of(info, cmd)
 
-    def set_power_state(self, ctx: NodeContext, target: str, timeout: float) -> None:
+    def set_power_state(self, ctx: NodeContext, target: PowerTarget, timeout: float) -> None:
         info = parse_info(ctx.driver_info)
         if target not in _POWER_ACTIONS:
-            raise DriverError(f"IPMI cannot set power to {target!r}")
+            raise DriverUnsupported(f"IPMI cannot set power to {str(target)!r}")
         directive, wanted = _POWER_ACTIONS[target]
         deadline = time.monotonic() + timeout
         with _translated(info, f"set power to {target}"), _session(info) as cmd:
@@ -258,26 +285,28 @@ class IpmiManagement(ManagementInterface):
     def validate(self, ctx: NodeContext) -> None:
         parse_info(ctx.driver_info)
 
-    def supported_boot_devices(self, ctx: NodeContext) -> list[str]:
+    def supported_boot_devices(self, ctx: NodeContext) -> list[BootDevice]:
         return [dev for dev, name in _TO_IPMI.items() if name in ipmi_command.boot_devices]
 
-    def get_boot_device(self, ctx: NodeContext) -> tuple[str | None, bool | None]:
+    def get_boot_device(self, ctx: NodeContext) -> tuple[BootDevice | None, bool | None]:
         info = parse_info(ctx.driver_info)
         with _translated(info, "read the boot device"), _session(info) as cmd:
             got = cmd.get_bootdev()
         return self._decode(got)
 
     @staticmethod
-    def _decode(got: dict[str, Any]) -> tuple[str | None, bool | None]:
+    def _decode(got: dict[str, Any]) -> tuple[BootDevice | None, bool | None]:
         device = got.get("bootdev")
         if device == "default":  # no override set
             return None, None
         return _FROM_IPMI.get(str(device)), bool(got.get("persistent"))
 
-    def set_boot_device(self, ctx: NodeContext, device: str, persistent: bool = False) -> None:
+    def set_boot_device(
+        self, ctx: NodeContext, device: BootDevice, persistent: bool = False
+    ) -> None:
         info = parse_info(ctx.driver_info)
         if device not in self.supported_boot_devices(ctx):
-            raise DriverError(f"IPMI cannot boot from {device!r}")
+            raise DriverUnsupported(f"IPMI cannot boot from {str(device)!r}")
         with _translated(info, f"set the boot device to {device}"), _session(info) as cmd:
             result = cmd.set_bootdev(_TO_IPMI[device], persist=persistent)
             if isinstance(result, dict) and "error" in result:

@@ -5,8 +5,11 @@ path, optional when the BMC has one system), ``redfish_username``/
 ``redfish_password``, ``redfish_verify_ca`` (true by default; false, or a CA
 bundle path).
 
-Every sushy exception is translated here, in ``_translated``, into
-``DriverError``; messages name the BMC address (``where``: credentials an
+Every sushy exception is translated here, in ``_translated``, into the driver
+error taxonomy (metalnic/errors.py): refused credentials (401/403) are
+permanent; no connection, a read timeout or a busy answer (429/503) are
+retryable (the conductor tries again); a TLS failure and any other HTTP
+error are plain ``DriverError``s; messages name the BMC address (``where``: credentials an
 address may carry, ``https://user:pass@bmc``, are masked) and drop the
 password from sushy's text; ``DriverError`` redacts the rest.  Each
 call opens one sushy connection (a Redfish session when the BMC offers one,
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import sushy
 from sushy.auth import AuthBase, SessionOrBasicAuth
 from sushy.connector import Connector
@@ -36,16 +40,22 @@ from metalnic import redact
 from metalnic.baremetal import states
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.drivers.base import (
+    BmcBusy,
+    BmcCredentialsRefused,
+    BmcTimedOut,
+    BmcUnreachable,
     DriverConfigError,
     DriverError,
+    DriverUnsupported,
     ManagementInterface,
     NodeContext,
     PowerInterface,
 )
+from metalnic.baremetal.states import BootDevice, PowerState, PowerTarget
 from metalnic.errors import InvalidInput
 
 POLL_INTERVAL = 0.5
-_TO_REDFISH = {
+_TO_REDFISH: dict[BootDevice, str] = {
     states.BOOT_PXE: "Pxe",
     states.BOOT_DISK: "Hdd",
     states.BOOT_CDROM: "Cd",
@@ -106,33 +116,51 @@ def parse_info(info: Any) -> RedfishInfo:
     )
 
 
-def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error behind a sushy ConnectionError (requests chains it), if any."""
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The exception of ``kind`` behind a sushy ConnectionError (requests chains it), if any."""
     seen: BaseException | None = exc
     for _ in range(10):
-        if seen is None or isinstance(seen, ssl.SSLError):
+        if seen is None or isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
 
 
+# HTTP answers that mean "busy, ask again later" (Redfish spec: 503 with Retry-After).
+_BUSY = (429, 503)
+
+
 @contextmanager
 def _translated(info: RedfishInfo, action: str) -> Iterator[None]:
+    """sushy's exceptions as the driver error taxonomy (metalnic/errors.py)."""
     try:
         yield
     except sushy.exceptions.AccessError as exc:
-        raise DriverError(
+        raise BmcCredentialsRefused(
             f"Redfish BMC {info.where} refused the credentials while trying to {action}"
         ) from exc
     except sushy.exceptions.ConnectionError as exc:
-        tls = _tls_failure(exc)
-        if tls is not None:
+        tls = _cause(exc, ssl.SSLError)
+        if isinstance(tls, ssl.SSLError):  # a certificate does not change on its own
             reason = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
             raise DriverError(
                 f"Redfish BMC {info.where}: TLS failed ({reason}) while trying to {action}; "
                 "is redfish_verify_ca the CA bundle of its certificate?"
             ) from exc
-        raise DriverError(f"Redfish BMC {info.where} is unreachable ({action})") from exc
+        if _cause(exc, requests.exceptions.ReadTimeout) is not None:
+            raise BmcTimedOut(
+                f"Redfish BMC {info.where} did not answer in time ({action})"
+            ) from exc
+        raise BmcUnreachable(f"Redfish BMC {info.where} is unreachable ({action})") from exc
+    except sushy.exceptions.HTTPError as exc:
+        if exc.status_code in _BUSY:
+            raise BmcBusy(
+                f"Redfish BMC {info.where} is busy (HTTP {exc.status_code}) while trying to "
+                f"{action}"
+            ) from exc
+        raise DriverError(
+            f"Redfish BMC {info.where} failed to {action}: {info.scrub(str(exc))}"
+        ) from exc
     except sushy.exceptions.SushyError as exc:
         raise DriverError(
             f"Redfish BMC {info.where} failed to {action}: {info.scrub(str(exc))}"
@@ -181,7 +209,7 @@ def _connected(info: RedfishInfo) -> Iterator[tuple[Connector, System]]:
         conn.close()
 
 
-def _power_of(system: System) -> str | None:
+def _power_of(system: System) -> PowerState | None:
     state = system.power_state
     if state == sushy.PowerState.ON:
         return states.POWER_ON
@@ -194,24 +222,26 @@ class RedfishPower(PowerInterface):
     def validate(self, ctx: NodeContext) -> None:
         parse_info(ctx.driver_info)
 
-    def get_power_state(self, ctx: NodeContext) -> str:
+    def get_power_state(self, ctx: NodeContext) -> PowerState:
         info = parse_info(ctx.driver_info)
         with _translated(info, "read the power state"), _connected(info) as (_, system):
             state = _power_of(system)
         if state is None:
-            raise DriverError(f"Redfish BMC {info.where} reports a power transition in progress")
+            raise BmcBusy(f"Redfish BMC {info.where} reports a power transition in progress")
         return state
 
-    def set_power_state(self, ctx: NodeContext, target: str, timeout: float) -> None:
+    def set_power_state(self, ctx: NodeContext, target: PowerTarget, timeout: float) -> None:
         info = parse_info(ctx.driver_info)
         reset = {
-            states.POWER_ON: sushy.ResetType.ON,
-            states.POWER_OFF: sushy.ResetType.FORCE_OFF,
-            states.SOFT_POWER_OFF: sushy.ResetType.GRACEFUL_SHUTDOWN,
+            PowerTarget.POWER_ON: sushy.ResetType.ON,
+            PowerTarget.POWER_OFF: sushy.ResetType.FORCE_OFF,
+            PowerTarget.SOFT_POWER_OFF: sushy.ResetType.GRACEFUL_SHUTDOWN,
         }.get(target)
         if reset is None:
-            raise DriverError(f"Redfish power cannot be set to {target!r} (reboots use reboot())")
-        wanted = states.POWER_ON if target == states.POWER_ON else states.POWER_OFF
+            raise DriverUnsupported(
+                f"Redfish power cannot be set to {str(target)!r} (reboots use reboot())"
+            )
+        wanted = states.POWER_ON if target == PowerTarget.POWER_ON else states.POWER_OFF
         with _translated(info, f"set power to {wanted}"), _connected(info) as (_, system):
             if _power_of(system) != wanted:
                 system.reset_system(reset)
@@ -248,10 +278,10 @@ class RedfishManagement(ManagementInterface):
     def validate(self, ctx: NodeContext) -> None:
         parse_info(ctx.driver_info)
 
-    def supported_boot_devices(self, ctx: NodeContext) -> list[str]:
+    def supported_boot_devices(self, ctx: NodeContext) -> list[BootDevice]:
         return list(_TO_REDFISH)
 
-    def get_boot_device(self, ctx: NodeContext) -> tuple[str | None, bool | None]:
+    def get_boot_device(self, ctx: NodeContext) -> tuple[BootDevice | None, bool | None]:
         info = parse_info(ctx.driver_info)
         with _translated(info, "read the boot device"), _connected(info) as (_, system):
             boot = system.boot
@@ -261,10 +291,12 @@ class RedfishManagement(ManagementInterface):
         persistent = boot.enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
         return _FROM_REDFISH.get(str(target)), persistent
 
-    def set_boot_device(self, ctx: NodeContext, device: str, persistent: bool = False) -> None:
+    def set_boot_device(
+        self, ctx: NodeContext, device: BootDevice, persistent: bool = False
+    ) -> None:
         info = parse_info(ctx.driver_info)
         if device not in _TO_REDFISH:
-            raise DriverError(f"Redfish cannot boot from {device!r}")
+            raise DriverUnsupported(f"Redfish cannot boot from {str(device)!r}")
         target = _TO_REDFISH[device]
         enabled = (
             sushy.BootSourceOverrideEnabled.CONTINUOUS
