@@ -269,3 +269,30 @@ def test_the_grant_api_is_admin_only_and_grants(server: Server) -> None:
         assert admin.delete("/metalnic/agent-grants/rogue").status_code == 204
         assert beat(rogue, "agent-rogue-g", ["nic-g2"]).status_code == 403
         assert admin.delete("/metalnic/agent-grants/rogue").status_code == 404
+
+
+def test_another_contract_version_is_refused_before_anything_is_written(server: Server) -> None:
+    """Every contract call names the version it speaks; another one is a 400 naming both."""
+    other = {"Metalnic-Agent-Contract": "99"}
+    with client(server, "admin") as rack1:
+        config = {"mode": "local", "smartnic": True, "nic_hosts": ["nic-v1"]}
+        body = {"host": "agent-v99", "configurations": config}
+        r = rack1.post("/metalnic/agents/heartbeat", json=body, headers=other)
+        assert r.status_code == 400, r.text
+        message = neutron_error(r)["message"]
+        assert "speaks version 1" in message and "version 99" in message
+        for call in (
+            lambda: rack1.get("/metalnic/hosts/nic-v1/desired", headers=other),
+            lambda: rack1.post("/metalnic/hosts/nic-v1/report", json={}, headers=other),
+        ):
+            r = call()
+            assert r.status_code == 400 and "version 99" in neutron_error(r)["message"]
+        # The same calls of this version: accepted, and answered with the version.
+        now = {"Metalnic-Agent-Contract": "1"}
+        r = rack1.post("/metalnic/agents/heartbeat", json=body | {"host": "agent-v1"}, headers=now)
+        assert r.status_code == 200 and r.headers["Metalnic-Agent-Contract"] == "1"
+        r = rack1.get("/metalnic/hosts/nic-v1/desired", headers=now)
+        assert r.status_code == 200 and r.headers["Metalnic-Agent-Contract"] == "1"
+    with client(server, "admin") as admin:
+        hosts = {a["host"] for a in admin.get("/agents").json()["agents"]}
+    assert "agent-v99" not in hosts and "agent-v1" in hosts
