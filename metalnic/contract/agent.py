@@ -1,9 +1,13 @@
 """The agent contract: what the server and its smart NIC agents say to each other over HTTP.
 
 One module, imported by both sides: the server's agent routes validate what
-agents send (``Heartbeat``, ``Report``) and build what they answer
-(``HeartbeatReply``, ``DesiredState``) with these models; the agent builds
-its heartbeats and reports and validates the desired state with the same ones.
+agents send (``Heartbeat``, ``Report``) into these models, which its service
+functions take, and declare what they answer (``HeartbeatReply``,
+``DesiredState``); the agent builds its heartbeats and reports with the same
+models and validates every answer against them.  The server renders the
+desired state from plain data (with orjson: building 200 ports' worth of models
+only to dump them again cost far more than the rest of the answer, see
+bench/agent_feed_bench.py); tests check that answer has exactly these fields.
 It imports only pydantic and the standard library (``metalnic.contract``), so
 the agent never imports server code.
 
