@@ -37,6 +37,7 @@ from metalnic.agent.plan import (
     PlugPort,
     ProgramFlows,
     RemovePort,
+    bridge_commands,
     decide,
 )
 from metalnic.contract.agent import DesiredState, PlugAnswer, PortStatus
@@ -160,49 +161,7 @@ class Nic:
         missing = [b for b in (br, *uplinks) if b not in present]
         if missing and not self.config.create_bridges:
             raise OvsError(f"bridge(s) {', '.join(missing)} missing on NIC {self.config.host}")
-        cmd: list[str] = []
-        for bridge in missing:
-            cmd += [
-                "--",
-                "--may-exist",
-                "add-br",
-                bridge,
-                "--",
-                "set",
-                "Bridge",
-                bridge,
-                f"datapath_type={self.config.datapath_type}",
-                "fail_mode=secure",
-            ]
-        for bridge in (br, *uplinks):
-            cmd += ["--", "set", "Bridge", bridge, "fail_mode=secure"]
-        for uplink in uplinks:
-            a, b = pipeline.int_patch(uplink), pipeline.phy_patch(uplink)
-            cmd += [
-                "--",
-                "--may-exist",
-                "add-port",
-                br,
-                a,
-                "--",
-                "set",
-                "Interface",
-                a,
-                "type=patch",
-                f"options:peer={b}",
-                "--",
-                "--may-exist",
-                "add-port",
-                uplink,
-                b,
-                "--",
-                "set",
-                "Interface",
-                b,
-                "type=patch",
-                f"options:peer={a}",
-            ]
-        self.ovs.vsctl(*cmd[1:])
+        self.ovs.vsctl(*bridge_commands(self.config, missing))
         self._ensured = True
 
     # --- ports ------------------------------------------------------------------------

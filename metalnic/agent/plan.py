@@ -214,6 +214,36 @@ def _flows(
     bits, by_mac = pipeline.membership(referenced, desired.members)
     groups = pipeline.base_groups(br, config.uplinks)
     groups += [pipeline.member_group(br, mac, value) for mac, value in sorted(by_mac.items())]
+    wanted, removed = _port_groups(desired, observed, config, todo, nets, bits, groups, done)
+    # Ours but no longer wanted: dropped, then parked on the dead VLAN.
+    unplug = [
+        i
+        for i in interfaces.values()
+        if i.external_ids.get(OWNER) and i.name not in wanted and i.name not in removed
+    ]
+    groups += [pipeline.unbound_group(br, i.name, i.ofport) for i in unplug if i.ofport > 0]
+    done.actions += [RemovePort(name) for name in removed]
+    done.actions += program_flows(groups, observed.cookies, remove=True)
+    done.parked = [
+        i.name
+        for i in unplug
+        if i.tag != pipeline.DEAD_VLAN or i.external_ids.get("iface-id")
+    ]
+    done.actions += [ParkPort(name) for name in done.parked]
+
+
+def _port_groups(
+    desired: DesiredState,
+    observed: Observed,
+    config: NicConfig,
+    todo: list[DesiredPort],
+    nets: dict[str, pipeline.NetworkPlan],
+    bits: dict[str, int],
+    groups: list[pipeline.FlowGroup],
+    done: Decision,
+) -> tuple[set[str], list[str]]:
+    """Each port's flows (and its networks') into ``groups``; (NIC ports wanted, to remove)."""
+    br, interfaces, rules = config.integration_bridge, observed.interfaces, desired.security_groups
     wanted: set[str] = set()
     removed: list[str] = []
     networks: dict[str, pipeline.NetworkPlan] = {}
@@ -234,21 +264,7 @@ def _flows(
         done.results[port.id] = PortStatus(status="ACTIVE")
     for net in networks.values():
         groups += pipeline.network_groups(br, net)
-    # Ours but no longer wanted: dropped, then parked on the dead VLAN.
-    unplug = [
-        i
-        for i in interfaces.values()
-        if i.external_ids.get(OWNER) and i.name not in wanted and i.name not in removed
-    ]
-    groups += [pipeline.unbound_group(br, i.name, i.ofport) for i in unplug if i.ofport > 0]
-    done.actions += [RemovePort(name) for name in removed]
-    done.actions += program_flows(groups, observed.cookies, remove=True)
-    done.parked = [
-        i.name
-        for i in unplug
-        if i.tag != pipeline.DEAD_VLAN or i.external_ids.get("iface-id")
-    ]
-    done.actions += [ParkPort(name) for name in done.parked]
+    return wanted, removed
 
 
 def _broken(iface: Interface | None) -> bool:
@@ -395,3 +411,51 @@ def program_flows(
         if lines:
             out.append(ProgramFlows(bridge, tuple(lines), added, removed, tuple(holds.items())))
     return out
+
+def bridge_commands(config: NicConfig, missing: list[str]) -> list[str]:
+    """ovs-vsctl arguments: the ``missing`` bridges, fail_mode=secure on every bridge
+    (nothing forwards without our flows) and the patch ports, idempotently."""
+    br, uplinks = config.integration_bridge, config.uplinks
+    cmd: list[str] = []
+    for bridge in missing:
+        cmd += [
+            "--",
+            "--may-exist",
+            "add-br",
+            bridge,
+            "--",
+            "set",
+            "Bridge",
+            bridge,
+            f"datapath_type={config.datapath_type}",
+            "fail_mode=secure",
+        ]
+    for bridge in (br, *uplinks):
+        cmd += ["--", "set", "Bridge", bridge, "fail_mode=secure"]
+    for uplink in uplinks:
+        a, b = pipeline.int_patch(uplink), pipeline.phy_patch(uplink)
+        cmd += [
+            "--",
+            "--may-exist",
+            "add-port",
+            br,
+            a,
+            "--",
+            "set",
+            "Interface",
+            a,
+            "type=patch",
+            f"options:peer={b}",
+            "--",
+            "--may-exist",
+            "add-port",
+            uplink,
+            b,
+            "--",
+            "set",
+            "Interface",
+            b,
+            "type=patch",
+            f"options:peer={a}",
+        ]
+    return cmd[1:]

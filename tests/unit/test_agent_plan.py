@@ -26,6 +26,7 @@ from metalnic.agent.plan import (
     PlugPort,
     ProgramFlows,
     RemovePort,
+    bridge_commands,
     decide,
     plan,
 )
@@ -253,3 +254,11 @@ def test_restarted_ovs_gets_the_base_pipeline_back_before_the_port_flows() -> No
     assert "PlugPort" not in kinds(last.actions)  # the port itself is still right
     assert any("in_port=1" in line for line in flow_lines(last.actions))
     assert plan(desired(port()), ovs.observed(), CONFIG) == []
+
+
+def test_bridges_are_secure_and_patched_and_only_missing_ones_added() -> None:
+    args = bridge_commands(CONFIG, ["br-phys"])
+    assert args.count("add-br") == 1 and args[args.index("add-br") + 1] == "br-phys"
+    assert args.count("fail_mode=secure") == 3  # the new bridge, then every bridge
+    assert "options:peer=phy-br-phys" in args and "options:peer=int-br-phys" in args
+    assert "add-br" not in bridge_commands(CONFIG, [])
