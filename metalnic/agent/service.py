@@ -146,7 +146,7 @@ class Agent:
                 desired = _answer(r, ac.DesiredState)
             except (httpx.HTTPError, ServerError) as exc:
                 # Keep what is programmed; come back with a full resync.
-                log.warning("server unreachable for %s (%s); retrying", host, exc)
+                log.warning("no desired state for %s (%s); retrying", host, exc)
                 revision = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
