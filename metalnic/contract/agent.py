@@ -76,7 +76,7 @@ class AgentConfigurations(Sent):
     )
     nic_hosts: list[Id] = Field(
         default_factory=list,
-        max_length=1024,
+        max_length=1000,
         description="the NIC hosts this agent serves (default: the agent host alone)",
     )
     smartnic: StrictBool = Field(False, description="true: binds smart-nic ports")
