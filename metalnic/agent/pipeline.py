@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from metalnic.contract.agent import SecurityGroupRule
 
 CLASSIFY, EGRESS, EGRESS_RULES, LOCAL, INGRESS, INGRESS_RULES, CANARY = 0, 10, 11, 15, 20, 21, 250
 DST_MEMBERS, SRC_MEMBERS = 9, 19
@@ -291,7 +293,7 @@ def member_group(integration: str, mac: str, bits: int) -> FlowGroup:
 
 
 def membership(
-    referenced: Iterable[str], members: dict[str, list[str]]
+    referenced: Iterable[str], members: Mapping[str, Sequence[str]]
 ) -> tuple[dict[str, int], dict[str, int]]:
     """(remote group → bit, MAC → bits) for the remote groups this NIC's rules name."""
     ordered = sorted(set(referenced))[:MAX_REMOTE_GROUPS]
@@ -358,28 +360,19 @@ def port_masks(low: int, high: int) -> list[str]:
 
 
 def resolve_rules(
-    groups: Iterable[str], rules: dict[str, list[dict[str, object]]]
+    groups: Iterable[str], rules: Mapping[str, Sequence[SecurityGroupRule]]
 ) -> tuple[Rule, ...]:
-    """The server's rule dicts for a port's groups → ``Rule``s."""
-    out: list[Rule] = []
-    for gid in groups:
-        for raw in rules.get(gid, []):
-            remote = raw.get("remote_group_id")
-            out.append(
-                Rule(
-                    direction=str(raw.get("direction")),
-                    ethertype=str(raw.get("ethertype") or "IPv4"),
-                    protocol=str(raw["protocol"]) if raw.get("protocol") is not None else None,
-                    port_min=_int(raw.get("port_range_min")),
-                    port_max=_int(raw.get("port_range_max")),
-                    remote_ip_prefix=(
-                        str(raw["remote_ip_prefix"]) if raw.get("remote_ip_prefix") else None
-                    ),
-                    remote_group=str(remote) if remote else None,
-                )
-            )
-    return tuple(out)
-
-
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int) else None
+    """The server's rules (the contract's model) for a port's groups → ``Rule``s."""
+    return tuple(
+        Rule(
+            direction=raw.direction,
+            ethertype=raw.ethertype or "IPv4",
+            protocol=raw.protocol,
+            port_min=raw.port_range_min,
+            port_max=raw.port_range_max,
+            remote_ip_prefix=raw.remote_ip_prefix or None,
+            remote_group=raw.remote_group_id or None,
+        )
+        for gid in groups
+        for raw in rules.get(gid, [])
+    )

@@ -26,13 +26,14 @@ import ssl
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Ovs, OvsError, Tls
+from metalnic.contract.agent import DesiredState
 
 if TYPE_CHECKING:
     from metalnic.agent.service import AgentConfig
@@ -55,7 +56,7 @@ class RemoteNic(Nic):
         self.verified: str | None = None  # fingerprint of the identity last proven
         self.proven_at = 0.0
 
-    def reconcile(self, desired: dict[str, Any]) -> Pass:
+    def reconcile(self, desired: DesiredState) -> Pass:
         pinned, ca = stored_identity(desired)
         if pinned is None:
             if self.verified is None:
@@ -102,13 +103,13 @@ def _fingerprint(pinned: str, ca: str | None) -> str:
     return hashlib.sha256((ca or pinned).encode() + pinned.encode()).hexdigest()[:16]
 
 
-def stored_identity(desired: dict[str, Any]) -> tuple[str | None, str | None]:
+def stored_identity(desired: DesiredState) -> tuple[str | None, str | None]:
     """The ``ovsdb_cert`` (and CA) the bare-metal ports of this NIC store; they must agree."""
     found: set[tuple[str, str | None]] = set()
-    for port in desired.get("ports", []):
-        for link in port.get("local_link_information") or []:
-            if isinstance(link, dict) and link.get("ovsdb_cert"):
-                found.add((str(link["ovsdb_cert"]).strip(), link.get("ovsdb_ca_cert")))
+    for port in desired.ports:
+        for link in port.local_link_information:
+            if link.ovsdb_cert:
+                found.add((link.ovsdb_cert.strip(), link.ovsdb_ca_cert))
     if len(found) > 1:
         raise IdentityError("the bare-metal ports of this NIC store different OVSDB certificates")
     if not found:

@@ -16,13 +16,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Endpoint, Ovs, OvsError
 from metalnic.agent.remote import IdentityError, RemoteNic
+from metalnic.contract import agent as ac
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Agent:
             auth=auth,
             verify=config.cacert or True,
             timeout=httpx.Timeout(10.0, read=config.resync_interval + 15),
+            headers={ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)},
         )
 
     # --- life -------------------------------------------------------------------------
@@ -98,23 +101,26 @@ class Agent:
     # --- heartbeats -------------------------------------------------------------------
 
     def _heartbeat(self) -> bool:
-        body = {
-            "host": self.config.host,
-            "binary": "metalnic-agent",
-            "configurations": {
-                "mode": self.config.mode,
-                "nic_hosts": [n.config.host for n in self.config.nics],
-                "smartnic": True,
-                "bridge_mappings": _mappings(self.config.nics),
-            },
-        }
+        body = ac.Heartbeat(
+            host=self.config.host,
+            configurations=ac.AgentConfigurations(
+                mode="remote" if self.config.mode == "remote" else "local",
+                nic_hosts=[n.config.host for n in self.config.nics],
+                smartnic=True,
+                bridge_mappings=_mappings(self.config.nics),
+            ),
+        )
         try:
-            r = self.http.post("/metalnic/agents/heartbeat", json=body)
+            r = self.http.post("/metalnic/agents/heartbeat", json=body.model_dump(mode="json"))
+            if r.status_code != 200:
+                log.error("heartbeat refused (%s): %s", r.status_code, _message(r))
+                return False
+            _answer(r, ac.HeartbeatReply)
         except httpx.HTTPError as exc:
             log.warning("heartbeat failed: %s", type(exc).__name__)
             return False
-        if r.status_code != 200:
-            log.error("heartbeat refused (%s): %s", r.status_code, _message(r))
+        except ServerError as exc:
+            log.error("heartbeat answer refused: %s", exc)
             return False
         return True
 
@@ -131,23 +137,23 @@ class Agent:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                params: dict[str, Any] = {}
+                params: dict[str, int] = {}
                 if revision is not None:
                     params = {"since": revision, "wait": int(max(1, self.config.resync_interval))}
                 r = self.http.get(f"/metalnic/hosts/{host}/desired", params=params)
                 if r.status_code != 200:
                     raise ServerError(f"desired state of {host}: {r.status_code} {_message(r)}")
-                desired = r.json()
+                desired = _answer(r, ac.DesiredState)
             except (httpx.HTTPError, ServerError) as exc:
                 # Keep what is programmed; come back with a full resync.
-                log.warning("server unreachable for %s (%s); retrying", host, exc)
+                log.warning("no desired state for %s (%s); retrying", host, exc)
                 revision = None
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.5
             done = self._pass(nic, spec, desired)
-            revision = desired["revision"] if done is not None else None
+            revision = desired.revision if done is not None else None
             if done is None:
                 self._stop.wait(1.0)
 
@@ -157,7 +163,7 @@ class Agent:
             return RemoteNic(ovs, spec.config, self.config)
         return Nic(ovs, spec.config)
 
-    def _pass(self, nic: Nic, spec: NicSpec, desired: dict[str, Any]) -> Pass | None:
+    def _pass(self, nic: Nic, spec: NicSpec, desired: ac.DesiredState) -> Pass | None:
         """Reconcile and report; None when the NIC could not be programmed at all."""
         host = spec.config.host
         started = time.monotonic()
@@ -165,12 +171,8 @@ class Agent:
             done = nic.reconcile(desired)
         except (OvsError, IdentityError) as exc:
             log.error("NIC %s cannot be programmed: %s", host, exc)
-            reason = f"NIC {host}: {exc}"
-            self._report(
-                host,
-                {p["id"]: {"status": "ERROR", "reason": reason} for p in desired.get("ports", [])},
-                None,
-            )
+            error = ac.PortStatus(status="ERROR", reason=f"NIC {host}: {exc}")
+            self._report(host, ac.Report(ports={p.id: error for p in desired.ports}))
             return None
         self.passes[host] = done
         if done.restarted:
@@ -180,41 +182,34 @@ class Agent:
                 "NIC %s revision %s: %d flows added, %d groups removed, %d ports unplugged "
                 "in %.1f ms",
                 host,
-                desired["revision"],
+                desired.revision,
                 done.flows_added,
                 done.groups_removed,
                 len(done.ports_unplugged),
                 (time.monotonic() - started) * 1000,
             )
         # Report what the server does not know yet (and every error, with its reason).
-        known = {p["id"]: p.get("status") for p in desired.get("ports", [])}
+        known = {p.id: p.status for p in desired.ports}
         changed = {
-            port_id: result.report()
+            port_id: result
             for port_id, result in done.results.items()
             if known.get(port_id) != result.status or result.reason
         }
-        verified = {}
-        for question in desired.get("verify", []):
+        verified: dict[str, dict[str, ac.PlugAnswer]] = {}
+        for question in desired.verify:
             try:
-                verified[question["id"]] = nic.verify(list(question["ports"]))
+                verified[question.id] = nic.verify(question.ports)
             except OvsError as exc:
-                verified[question["id"]] = {
-                    p: {"plugged": False, "reason": f"OVS cannot be read: {exc}"}
-                    for p in question["ports"]
-                }
-        self._report(host, changed, desired["revision"], verified)
+                unread = ac.PlugAnswer(plugged=False, reason=f"OVS cannot be read: {exc}")
+                verified[question.id] = {p: unread for p in question.ports}
+        report = ac.Report(ports=changed, verified=verified, applied_revision=desired.revision)
+        self._report(host, report)
         return done
 
-    def _report(
-        self,
-        host: str,
-        ports: dict[str, Any],
-        revision: int | None,
-        verified: dict[str, Any] | None = None,
-    ) -> None:
-        body: dict[str, Any] = {"ports": ports, "verified": verified or {}}
-        if revision is not None:
-            body["applied_revision"] = revision
+    def _report(self, host: str, report: ac.Report) -> None:
+        body = report.model_dump(mode="json")
+        if report.applied_revision is None:
+            del body["applied_revision"]  # not programmed: nothing to say
         try:
             r = self.http.post(f"/metalnic/hosts/{host}/report", json=body)
             if r.status_code != 204:
@@ -232,6 +227,21 @@ def _mappings(nics: tuple[NicSpec, ...]) -> dict[str, str]:
     for spec in nics:
         out.update(spec.config.bridge_mappings)
     return out
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _answer(r: httpx.Response, model: type[M]) -> M:
+    """The server's answer as the contract's ``model``: of this contract version, well formed."""
+    mismatch = ac.version_mismatch(r.headers.get(ac.CONTRACT_HEADER), "agent", "server")
+    if mismatch:
+        raise ServerError(mismatch)
+    try:
+        return model.model_validate_json(r.content)
+    except ValidationError as exc:
+        why = f"the server's answer does not follow the agent contract: {exc}"
+        raise ServerError(why) from None
 
 
 def _message(r: httpx.Response) -> str:

@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.contract import agent as ac
 from metalnic.db.session import Database
-from metalnic.errors import InvalidInput
 from metalnic.network import agents, feed
 from metalnic.network.models import FeedRevision, Network, NetworkPort, Verification
 from metalnic.network.secgroups import SecurityGroups
-
-PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
 
 
 class AgentFeed:
@@ -46,7 +44,9 @@ class AgentFeed:
         agents.speaks_for(s, who, nic_host)
 
     def desired(self, who: Principal, nic_host: str) -> dict[str, Any]:
-        """Everything an agent needs to program ``nic_host``, with its revision."""
+        """Everything an agent needs to program ``nic_host``, with its revision: the
+        contract's ``DesiredState`` as plain data (built fast, rendered by orjson; the
+        route declares the model and the tests check every answer against it)."""
         with self.db.transaction() as s:
             self.speaks_for(who, s, nic_host)
             revision, applied = feed.revisions(s, nic_host)
@@ -101,29 +101,23 @@ class AgentFeed:
         with self.db.transaction() as s:
             return feed.revisions(s, nic_host)
 
-    def report(self, who: Principal, nic_host: str, body: dict[str, Any]) -> None:
+    def report(self, who: Principal, nic_host: str, body: ac.Report) -> None:
         """An agent's report: per-port status and the revision it has programmed."""
-        statuses = body.get("ports", {})
-        if not isinstance(statuses, dict):
-            raise InvalidInput("ports must map port ids to {status, reason}.")
 
         def record(s: Session) -> None:
             self.speaks_for(who, s, nic_host)
-            for port_id, report in statuses.items():
+            for port_id, report in body.ports.items():
                 port = s.get(NetworkPort, port_id)
                 if port is None or port.host_id != nic_host:
                     continue  # deleted meanwhile: nothing to update
-                status = report.get("status") if isinstance(report, dict) else None
-                if status not in PORT_STATUSES:
-                    raise InvalidInput(f"Invalid status {status!r} for port {port_id}.")
-                port.status = status
-                port.status_reason = report.get("reason")
-            applied = body.get("applied_revision")
-            if isinstance(applied, int):
+                port.status = report.status
+                port.status_reason = report.reason
+            applied = body.applied_revision
+            if applied is not None:
                 row = s.get(FeedRevision, nic_host)
                 if row is not None and applied > row.applied:
                     row.applied = min(applied, row.revision)
-            self._answer(s, nic_host, body.get("verified", {}))
+            self._answer(s, nic_host, body.verified)
             feed.announce(s)
 
         # A user's update of a port racing the report: read again and record it again.
@@ -153,20 +147,15 @@ class AgentFeed:
                 s.delete(row)
 
     @staticmethod
-    def _answer(s: Session, nic_host: str, verified: Any) -> None:
-        if not isinstance(verified, dict):
-            raise InvalidInput("verified must map verification ids to per-port answers.")
+    def _answer(
+        s: Session, nic_host: str, verified: dict[str, dict[str, ac.PlugAnswer]]
+    ) -> None:
         for ident, answer in verified.items():
             row = s.get(Verification, ident)
             if row is None or row.host != nic_host or row.result is not None:
                 continue  # not asked of this host, or answered already
-            if not isinstance(answer, dict):
-                raise InvalidInput(f"Invalid answer for verification {ident}.")
             row.result = {
-                port: {
-                    "plugged": bool(isinstance(a, dict) and a.get("plugged") is True),
-                    "reason": str(a.get("reason") or "") if isinstance(a, dict) else "bad answer",
-                }
+                port: {"plugged": a.plugged, "reason": a.reason or ""}
                 for port, a in answer.items()
                 if port in row.ports
             }

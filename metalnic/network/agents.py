@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,10 +36,10 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.contract import agent as ac
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
-from metalnic.errors import AgentNotFound, Forbidden, InvalidInput, NicHostHeld
-from metalnic.network.inputs import text
+from metalnic.errors import AgentNotFound, Forbidden, NicHostHeld
 from metalnic.network.models import Agent, AgentGrant, NicHostClaim
 from metalnic.settings import Settings
 
@@ -210,13 +209,15 @@ class Agents:
         """The live agent that serves ``nic_host`` (the one rule, ``serving`` above)."""
         return serving(s, nic_host, self.settings.agent_down_time)
 
-    def heartbeat(self, who: Principal, body: dict[str, Any]) -> tuple[Agent, bool]:
+    def heartbeat(self, who: Principal, body: ac.Heartbeat) -> tuple[Agent, bool]:
         """Register or stay alive, holding exactly the NIC hosts the heartbeat names:
         403 for a host outside the caller's grant, 409 for one another live agent
         holds; either way nothing is written."""
         if not who.roles & {"admin", "agent"}:
             raise Forbidden(f"User {who.name} is not an agent.")
-        host, config, nic_hosts = _heartbeat_body(body)
+        host, nic_hosts = body.host, body.nic_hosts()
+        config = body.configurations.model_dump(exclude_unset=True)
+        config["nic_hosts"] = nic_hosts
         with self.db.transaction() as s:
             refused = not_granted(s, who, nic_hosts)
             if refused:
@@ -240,7 +241,7 @@ class Agents:
                 agent = Agent(
                     id=ids.new_uuid(),
                     agent_type=OVS_AGENT,
-                    binary=text(body.get("binary", "metalnic-agent"), "binary"),
+                    binary=body.binary,
                     host=host,
                 )
                 s.add(agent)
@@ -269,23 +270,3 @@ class Agents:
             s.delete(agent)
         if held:  # their ports have no agent any more
             self.rebind_hosts(held)
-
-
-def _heartbeat_body(body: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
-    """The agent host, its configurations and the NIC hosts it claims."""
-    host = text(body.get("host", ""), "host")
-    if not host:
-        raise InvalidInput("An agent heartbeat needs host.")
-    config = body.get("configurations") or {}
-    if not isinstance(config, dict):
-        raise InvalidInput("configurations must be a JSON object.")
-    if config.get("mode", "local") not in ("local", "remote"):
-        raise InvalidInput("configurations.mode must be local or remote.")
-    nic_hosts = config.setdefault("nic_hosts", [host])
-    if (
-        not isinstance(nic_hosts, list)
-        or not all(isinstance(h, str) and 0 < len(h) <= 255 for h in nic_hosts)
-        or len(nic_hosts) > 1000
-    ):
-        raise InvalidInput("configurations.nic_hosts must be a list of host names.")
-    return host, config, list(nic_hosts)

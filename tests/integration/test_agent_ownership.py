@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
+from metalnic.contract import agent as ac
 from tests.support import Postgres, Server, add_user, remote_llc, start_postgres, start_server
 
 DOWN_TIME = 5.0
@@ -269,3 +271,54 @@ def test_the_grant_api_is_admin_only_and_grants(server: Server) -> None:
         assert admin.delete("/metalnic/agent-grants/rogue").status_code == 204
         assert beat(rogue, "agent-rogue-g", ["nic-g2"]).status_code == 403
         assert admin.delete("/metalnic/agent-grants/rogue").status_code == 404
+
+
+def assert_follows_the_contract(state: dict[str, Any]) -> None:
+    """The desired state has exactly the contract's fields, at every level."""
+
+    def same(model: type[BaseModel], value: dict[str, Any]) -> None:
+        assert set(value) == set(model.model_fields), (model.__name__, set(value))
+
+    same(ac.DesiredState, state)
+    assert state["ports"] and state["security_groups"]
+    for port in state["ports"]:
+        same(ac.DesiredPort, port)
+    for rules in state["security_groups"].values():
+        for rule in rules:
+            same(ac.SecurityGroupRule, rule)
+    for question in state["verify"]:
+        same(ac.VerifyRequest, question)
+    ac.DesiredState.model_validate(state)
+
+
+def test_another_contract_version_is_refused_before_anything_is_written(server: Server) -> None:
+    """Every contract call names the version it speaks; another one is a 400 naming both."""
+    other = {"Metalnic-Agent-Contract": "99"}
+    with client(server, "admin") as rack1:
+        config = {"mode": "local", "smartnic": True, "nic_hosts": ["nic-v1"]}
+        body = {"host": "agent-v99", "configurations": config}
+        r = rack1.post("/metalnic/agents/heartbeat", json=body, headers=other)
+        assert r.status_code == 400, r.text
+        message = neutron_error(r)["message"]
+        assert "speaks version 1" in message and "version 99" in message
+        for method, path in (("GET", "desired"), ("POST", "report")):
+            r = rack1.request(method, f"/metalnic/hosts/nic-v1/{path}", json={}, headers=other)
+            assert r.status_code == 400 and "version 99" in neutron_error(r)["message"]
+        # The same calls of this version: accepted, and answered with the version.
+        now = {"Metalnic-Agent-Contract": "1"}
+        r = rack1.post("/metalnic/agents/heartbeat", json=body | {"host": "agent-v1"}, headers=now)
+        assert r.status_code == 200 and r.headers["Metalnic-Agent-Contract"] == "1"
+        net = rack1.post("/networks", json={"network": {"name": "contract"}}).json()["network"]
+        bound = _port(rack1, net["id"], "nic-v1", {"port_id": "pfb", "switch_info": "x"})
+        assert bound["binding:vif_type"] == "ovs", bound
+        r = rack1.get("/metalnic/hosts/nic-v1/desired", headers=now)
+        assert r.status_code == 200 and r.headers["Metalnic-Agent-Contract"] == "1"
+        # The server's answer is the contract's model exactly: no field missing or extra.
+        state = r.json()
+        assert_follows_the_contract(state)
+        assert [p["id"] for p in state["ports"]] == [bound["id"]]
+        rack1.delete(f"/ports/{bound['id']}")
+        rack1.delete(f"/networks/{net['id']}")
+    with client(server, "admin") as admin:
+        hosts = {a["host"] for a in admin.get("/agents").json()["agents"]}
+    assert "agent-v99" not in hosts and "agent-v1" in hosts

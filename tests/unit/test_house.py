@@ -18,7 +18,8 @@ MAX_MODULE_LINES = 500
 # Issue 12: 262 occurrences at its start (177 at 8fa4766); the goal is 88 or fewer.
 # 128 (124 lines by `grep -c`) after the bare-metal side, CLI, ramdisk and lab were typed;
 # 117 of them are in network/, agent/, baremetal/conductor/ and baremetal/drivers/network/.
-DICT_STR_ANY_CEILING = 128
+# 104 after the agent contract (metalnic/contract/agent.py) typed the agent and its routes.
+DICT_STR_ANY_CEILING = 104
 _DICT_STR_ANY = re.compile(r"dict\[str,\s*Any\]")
 
 

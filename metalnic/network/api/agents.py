@@ -3,21 +3,12 @@
 The agent list and each agent (hosts, NIC hosts, configuration) are shown to
 admins only, as in Neutron (``access.require_agents_reader``).
 
-The contract (role ``agent`` or ``admin``):
-
-* ``POST /network/v2.0/metalnic/agents/heartbeat`` — register or stay alive:
-  ``{"host", "configurations": {"mode": "local|remote", "nic_hosts": [...],
-  "smartnic": true, "bridge_mappings": {...}}}``;
-* ``GET /network/v2.0/metalnic/hosts/{nic_host}/desired?since=N&wait=S`` — the
-  desired state of a NIC host; with ``since`` it long-polls up to ``wait``
-  seconds until the revision passes N (changes arrive with no polling delay);
-  without, it answers at once (full resync);
+The agent contract (role ``agent`` or ``admin``): heartbeat, desired state and
+report, whose bodies are the models of ``metalnic/contract/agent.py`` (the one
+module the agent uses too); every contract request and answer carries its
+version header, and a request of another version is refused (400).
 Only the user whose agent registered for a NIC host (or an admin) may read
 its desired state or report for it.
-
-* ``POST /network/v2.0/metalnic/hosts/{nic_host}/report`` —
-  ``{"ports": {"<id>": {"status": "ACTIVE|DOWN|ERROR", "reason": ...}},
-  "applied_revision": N}``.
 """
 
 from __future__ import annotations
@@ -25,10 +16,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from metalnic.errors import AgentNotFound, Forbidden
+from metalnic.contract import agent as ac
+from metalnic.errors import AgentNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
 from metalnic.network.access import require_agents_reader
 from metalnic.network.api import replies as rp
@@ -41,8 +33,21 @@ from metalnic.network.models import Agent
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
 AgentUpdate = Annotated[sc.AgentUpdate, Depends(body_of(sc.AgentUpdate, "agent"))]
-Heartbeat = Annotated[sc.Heartbeat, Depends(body_of(sc.Heartbeat, ""))]
-Report = Annotated[sc.Report, Depends(body_of(sc.Report, ""))]
+Heartbeat = Annotated[ac.Heartbeat, Depends(body_of(ac.Heartbeat, ""))]
+Report = Annotated[ac.Report, Depends(body_of(ac.Report, ""))]
+VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
+
+
+def contract_version(
+    version: Annotated[str | None, Header(alias=ac.CONTRACT_HEADER)] = None,
+) -> None:
+    """Refuse an agent that speaks another version of the contract (before anything else)."""
+    mismatch = ac.version_mismatch(version, "server", "agent")
+    if mismatch:
+        raise InvalidInput(mismatch)
+
+
+Contract = Depends(contract_version)
 
 
 @router.get("/agents", response_model=rp.AgentsReply, responses=answers(400, 401, 403))
@@ -100,18 +105,20 @@ def delete_agent(agent_id: PathId, ctx: Context, who: Caller) -> Response:
 
 @router.post(
     "/metalnic/agents/heartbeat",
-    response_model=rp.HeartbeatReply,
+    response_model=ac.HeartbeatReply,
     responses=answers(400, 401, 403, 409, 413),
+    dependencies=[Contract],
 )
 def heartbeat(ctx: Context, who: Caller, body: Heartbeat) -> JSONResponse:
-    agent, revived = ctx.service.agents.heartbeat(who, body.values())
-    return JSONResponse({"agent": views.agent(agent, True), "resync": revived})
+    agent, revived = ctx.service.agents.heartbeat(who, body)
+    return JSONResponse({"agent": views.agent(agent, True), "resync": revived}, headers=VERSION)
 
 
 @router.get(
     "/metalnic/hosts/{nic_host}/desired",
-    response_model=rp.DesiredState,
+    response_model=ac.DesiredState,
     responses=answers(400, 401, 403),
+    dependencies=[Contract],
 )
 async def desired(
     nic_host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
@@ -129,17 +136,18 @@ async def desired(
         # for changes made by another server process.
         await ctx.service.notifier.wait_async(min(remaining, 1.0))
     state: dict[str, Any] = await run_in_threadpool(ctx.service.feed.desired, who, nic_host)
-    return JSONResponse(state)
+    return JSONResponse(state, headers=VERSION)
 
 
 @router.post(
     "/metalnic/hosts/{nic_host}/report",
     status_code=204,
     responses=answers(400, 401, 403, 413),
+    dependencies=[Contract],
 )
 def report(nic_host: PathId, ctx: Context, who: Caller, body: Report) -> Response:
-    ctx.service.feed.report(who, nic_host, body.values())
-    return Response(status_code=204)
+    ctx.service.feed.report(who, nic_host, body)
+    return Response(status_code=204, headers=VERSION)
 
 
 def _check_speaks_for(ctx: Context, who: Caller, nic_host: str) -> None:

@@ -208,16 +208,3 @@ class AgentsReply(Reply):
     agents: list[dict[str, Any]]
 
 
-class HeartbeatReply(Reply):
-    agent: Agent
-    resync: bool = Field(description="true: the agent was new or dead; resync everything")
-
-
-class DesiredState(Reply):
-    host: str
-    revision: int
-    applied: int
-    ports: list[dict[str, Any]]
-    security_groups: dict[str, list[dict[str, Any]]]
-    members: dict[str, list[str]]
-    verify: list[dict[str, Any]]

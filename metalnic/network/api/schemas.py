@@ -24,9 +24,7 @@ from metalnic.network.api.types import (
     Name,
     PortNumber,
     Protocol,
-    Revision,
     Short,
-    StrictBool,
     VlanId,
     check_json,
 )
@@ -170,7 +168,7 @@ class SecurityGroupRuleCreate(Model):
     tenant_id: Id | None = None
 
 
-# --- agents -------------------------------------------------------------------------------
+# --- agents (the agent contract's bodies are in metalnic/contract/agent.py) ---------------
 
 
 class AgentUpdate(Model):
@@ -178,37 +176,8 @@ class AgentUpdate(Model):
     description: Name | None = None
 
 
-class AgentConfigurations(Open):
-    mode: Literal["local", "remote"] = "local"
-    nic_hosts: list[Id] = Field(default_factory=list, max_length=1024)
-    smartnic: StrictBool = False
-    bridge_mappings: dict[Name, Name] = {}
-
-
-class Heartbeat(Model):
-    host: Id
-    binary: Name = "metalnic-agent"
-    configurations: AgentConfigurations = Field(default_factory=AgentConfigurations)
-
-
 class AgentGrant(Model):
     nic_hosts: list[Id] = Field(max_length=1000)
-
-
-class PortStatus(Model):
-    status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
-    reason: LongText | None = None
-
-
-class PlugAnswer(Model):
-    plugged: StrictBool
-    reason: LongText | None = None
-
-
-class Report(Model):
-    ports: dict[Id, PortStatus] = {}
-    applied_revision: Revision | None = None
-    verified: dict[Id, dict[Id, PlugAnswer]] = {}
 
 
 # --- queries ------------------------------------------------------------------------------

@@ -22,64 +22,42 @@ Each type carries the JSON schema the published OpenAPI document shows for it.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, Strict, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
-NO_NUL = "^[^\\u0000]*$"
+# The text, revision, boolean and JSON types live in the leaf module both sides of
+# the agent contract import; re-exported here for the request models.
+from metalnic.contract.values import (
+    INT64_MAX,
+    INT64_MIN,
+    NO_NUL,
+    Id,
+    JsonObject,
+    LongText,
+    Name,
+    Revision,
+    Short,
+    StrictBool,
+    check_json,
+    check_text,
+    text_schema,
+)
 
-
-def check_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    return value
-
-
-def text_schema(max_length: int, min_length: int = 0) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NO_NUL}
-    if min_length:
-        schema["minLength"] = min_length
-    return schema
-
-
-# Strings: at most 255 characters (Neutron's limit for names and descriptions).
-Name = Annotated[
-    str,
-    Strict(),
-    Field(max_length=255),
-    AfterValidator(check_text),
-    WithJsonSchema(text_schema(255)),
-]
-# Identifiers and host names: 1..255 characters.
-Id = Annotated[
-    str,
-    Strict(),
-    Field(min_length=1, max_length=255),
-    AfterValidator(check_text),
-    WithJsonSchema(text_schema(255, 1)),
-]
-# Short codes (network type, physical network, IP prefix, MAC address): 64 characters.
-Short = Annotated[
-    str,
-    Strict(),
-    Field(max_length=64),
-    AfterValidator(check_text),
-    WithJsonSchema(text_schema(64)),
-]
-# Reasons and certificates.
-LongText = Annotated[
-    str,
-    Strict(),
-    Field(max_length=16384),
-    AfterValidator(check_text),
-    WithJsonSchema(text_schema(16384)),
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "NO_NUL",
+    "Id",
+    "JsonObject",
+    "LongText",
+    "Name",
+    "Revision",
+    "Short",
+    "StrictBool",
+    "check_json",
+    "check_text",
+    "text_schema",
 ]
 
 
@@ -109,7 +87,6 @@ IntLike = BeforeValidator(_int_like)
 MTU = Annotated[int, IntLike, Field(ge=68, le=65535), WithJsonSchema(int_schema(68, 65535))]
 VlanId = Annotated[int, IntLike, Field(ge=1, le=4094), WithJsonSchema(int_schema(1, 4094))]
 PortNumber = Annotated[int, IntLike, Field(ge=0, le=65535), WithJsonSchema(int_schema(0, 65535))]
-Revision = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
 
 
 PROTOCOL_NAMES = ("tcp", "udp", "icmp", "icmpv6")
@@ -162,32 +139,3 @@ BoolLike = Annotated[
     ),
 ]
 
-StrictBool = Annotated[bool, Strict()]
-
-
-def check_json(value: Any) -> Any:
-    """Refuse what cannot be stored and rendered back: see the module docstring."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            check_text(item)
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not INT64_MIN <= item <= INT64_MAX:
-                raise ValueError("integers must fit in 64 bits")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("numbers must be finite")
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        else:
-            raise ValueError("must be JSON")
-    return value
-
-
-JsonObject = Annotated[dict[str, Any], AfterValidator(check_json)]

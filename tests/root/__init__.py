@@ -1,0 +1,1 @@
+"""Tests that need root: real Open vSwitch, network namespaces and veth links (the lab)."""
