@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -108,7 +108,7 @@ class _Pending(Protocol):
     """What ``due`` reads: a node, or a row of just these columns."""
 
     @property
-    def driver_internal_info(self) -> dict[str, Any]: ...
+    def driver_internal_info(self) -> Mapping[str, object]: ...
     @property
     def reservation(self) -> str | None: ...
     @property

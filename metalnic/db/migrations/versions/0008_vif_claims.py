@@ -15,8 +15,6 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -53,7 +51,7 @@ def upgrade() -> None:
 
 def _copy_existing() -> None:
     conn = op.get_bind()
-    claims: dict[str, dict[str, Any]] = {}
+    claims: dict[str, dict[str, str | int | None]] = {}
     for table, column in (("portgroups", "portgroup_id"), ("ports", "port_id")):
         rows = conn.execute(sa.text(f"SELECT id, internal_info FROM {table} ORDER BY id"))
         for row_id, info in rows:
