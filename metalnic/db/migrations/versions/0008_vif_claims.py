@@ -15,6 +15,7 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 import json
+
 import sqlalchemy as sa
 from alembic import op
 
