@@ -165,6 +165,25 @@ class PortGroup(Timestamped, Base):
         return self.node.uuid
 
 
+class VifClaim(Base):
+    """One row per attached tenant VIF, keyed on the VIF id: the database itself
+    lets a network port be attached to one link of one node at a time.  Two racing
+    attaches of the same VIF (to two nodes, or twice to one) both pass the checks
+    before either commits; the second insert then breaks this key and is refused
+    (409).  A link's ``internal_info`` says which VIF it carries; the claim goes
+    with the link when it is deleted."""
+
+    __tablename__ = "vif_claims"
+
+    vif_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    port_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ports.id", ondelete="CASCADE"), index=True
+    )
+    portgroup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portgroups.id", ondelete="CASCADE"), index=True
+    )
+
+
 class NodeHistory(Base):
     """The event log of a node: power actions, boot devices, network steps, errors."""
 

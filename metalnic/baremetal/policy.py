@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.baremetal.fields import ANYONE, Field
-from metalnic.baremetal.models import VIF_KEY, Node, Port, PortGroup
+from metalnic.baremetal.models import Node, Port, PortGroup, VifClaim
 from metalnic.errors import (
     Conflict,
     Forbidden,
@@ -163,14 +163,16 @@ def usable_vif(session: Session, node: Node, vif: str, port: dict[str, Any] | No
     device = port.get("device_id") or ""
     if device and device != node.uuid:
         raise Conflict(f"Network port {vif} is in use by device {device}.")
-    for model in (Port, PortGroup):
-        holder = session.scalars(
-            select(Node.uuid)
-            .join(model.node)
-            .where(model.internal_info[VIF_KEY].as_string() == vif, Node.id != node.id)
-        ).first()
-        if holder is not None:  # which node is not said: it may be one the caller cannot see
-            raise Conflict(f"Network port {vif} is already attached to another node.")
+    holder = session.execute(
+        select(func.coalesce(Port.node_id, PortGroup.node_id))
+        .select_from(VifClaim)
+        .outerjoin(Port, VifClaim.port_id == Port.id)
+        .outerjoin(PortGroup, VifClaim.portgroup_id == PortGroup.id)
+        .where(VifClaim.vif_id == vif)
+    ).scalar()
+    if holder is not None and holder != node.id:
+        # Which node is not said: it may be one the caller cannot see.
+        raise Conflict(f"Network port {vif} is already attached to another node.")
 
 
 def require_smartnic_wiring_writer(who: Principal, what: str) -> None:

@@ -10,21 +10,25 @@ is moving the node between networks VIFs cannot change.
 
 A VIF must be a network port of the node owner's project (``policy.usable_vif``:
 any other is reported as not found, to admins too) that no other node or
-device uses (409).
+device uses (409).  The ``vif_claims`` table, keyed on the VIF id and written in
+the attach transaction, makes that hold against racing attaches too: of two
+concurrent attaches of one VIF (to two nodes, or twice to one) one wins and
+the other is refused with 409.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes, policy, states
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.drivers.network.client import NetworkClient
-from metalnic.baremetal.models import VIF_KEY, Port, PortGroup
+from metalnic.baremetal.models import VIF_KEY, Port, PortGroup, VifClaim
 from metalnic.errors import Conflict, InvalidInput, InvalidStateForChange, NotFound
 
 KEY = VIF_KEY
@@ -89,8 +93,30 @@ def attach(
     free = [link for link in links if not link.internal_info.get(KEY)]
     if not free:
         raise Conflict(f"Node {node.uuid} has no free port or port group for VIF {vif}.")
-    free[0].internal_info = {**free[0].internal_info, KEY: vif}
-    return node.provision_state == states.ACTIVE, free[0].uuid
+    link = free[0]
+    link.internal_info = {**link.internal_info, KEY: vif}
+    _claim(session, vif, link, node.uuid)
+    return node.provision_state == states.ACTIVE, link.uuid
+
+
+def _claim(session: Session, vif: str, link: Port | PortGroup, node_uuid: str) -> None:
+    """Insert the VIF's claim now: when a racing attach of the same VIF committed
+    first, its key refuses this one (409) and nothing of this request is stored."""
+    on_port = isinstance(link, Port)
+    session.add(
+        VifClaim(
+            vif_id=vif,
+            port_id=link.id if on_port else None,
+            portgroup_id=None if on_port else link.id,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Network port {vif} was attached to a node by a concurrent request; "
+            f"it is not attached to node {node_uuid}."
+        ) from None
 
 
 def find(session: Session, who: Principal, ident: str, vif: str) -> tuple[bool, str]:
@@ -112,3 +138,6 @@ def forget(session: Session, node_uuid: str, vif: str) -> None:
             info = dict(link.internal_info)
             del info[KEY]
             link.internal_info = info
+            on_port = isinstance(link, Port)
+            held = VifClaim.port_id if on_port else VifClaim.portgroup_id
+            session.execute(delete(VifClaim).where(VifClaim.vif_id == vif, held == link.id))

@@ -279,6 +279,78 @@ def test_patches_racing_a_flow_neither_fail_it_nor_get_lost(racing_server: Serve
     assert set(shown["extra"]) == applied
 
 
+def new_network_port(c: httpx.Client, name: str) -> str:
+    r = c.post("/network/v2.0/networks", json={"network": {"name": name}})
+    assert r.status_code == 201, r.text
+    net = r.json()["network"]["id"]
+    r = c.post("/network/v2.0/ports", json={"port": {"network_id": net}})
+    assert r.status_code == 201, r.text
+    return str(r.json()["port"]["id"])
+
+
+def check_one_attach_wins(server: Server, targets: list[str], vif: str) -> None:
+    """Attach ``vif`` to every node in ``targets`` at once (a node may repeat):
+    exactly one attach is applied, every other one is refused with 409 in Ironic's
+    format, and the VIF is recorded exactly once, on the winner's node."""
+    answers = race(
+        server, len(targets), lambda c, i: c.post(f"/v1/nodes/{targets[i]}/vifs", json={"id": vif})
+    )
+    codes = [r.status_code for r in answers]
+    assert sorted(codes) == [204] + [409] * (len(targets) - 1), [r.text for r in answers]
+    for r in answers:
+        if r.status_code == 409:
+            ironic_conflict(r)
+    winner = targets[codes.index(204)]
+    with server.client() as c:
+        held = {
+            node: [v["id"] for v in c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]]
+            for node in set(targets)
+        }
+        assert {n: v for n, v in held.items() if v} == {winner: [vif]}, held
+        # The claim follows the record: detached, the VIF can go to another node.
+        assert c.delete(f"/v1/nodes/{winner}/vifs/{vif}").status_code == 204
+        other = next((n for n in targets if n != winner), None)
+        if other is not None:
+            r = c.post(f"/v1/nodes/{other}/vifs", json={"id": vif})
+            assert r.status_code == 204, r.text
+            assert c.delete(f"/v1/nodes/{other}/vifs/{vif}").status_code == 204
+
+
+def test_one_vif_raced_onto_many_nodes_lands_on_one(racing_server: Server) -> None:
+    """10 nodes, each with a free port, race to attach the same network port."""
+    with racing_server.client() as c:
+        nodes = [make_node(c)["uuid"] for _ in range(10)]
+        for node in nodes:
+            make_port(c, node)
+        vif = new_network_port(c, "vif-race")
+    check_one_attach_wins(racing_server, nodes, vif)
+
+
+def test_one_vif_raced_twice_onto_one_node_lands_once(racing_server: Server) -> None:
+    """One node with 3 free ports; 10 attaches of the same VIF race onto it."""
+    with racing_server.client() as c:
+        node = make_node(c)["uuid"]
+        for _ in range(3):
+            make_port(c, node)
+        vif = new_network_port(c, "vif-race-one")
+    check_one_attach_wins(racing_server, [node] * 10, vif)
+
+
+def test_vif_claim_goes_with_its_port(racing_server: Server) -> None:
+    """Deleting the port that carries a VIF frees the VIF for another node."""
+    with racing_server.client() as c:
+        first, second = make_node(c)["uuid"], make_node(c)["uuid"]
+        port = make_port(c, first)["uuid"]
+        make_port(c, second)
+        vif = new_network_port(c, "vif-free")
+        assert c.post(f"/v1/nodes/{first}/vifs", json={"id": vif}).status_code == 204
+        r = c.post(f"/v1/nodes/{second}/vifs", json={"id": vif})
+        assert r.status_code == 409, r.text
+        assert c.delete(f"/v1/ports/{port}").status_code == 204
+        r = c.post(f"/v1/nodes/{second}/vifs", json={"id": vif})
+        assert r.status_code == 204, r.text
+
+
 def test_no_stale_write_left_a_trace_in_the_log(racing_server: Server) -> None:
     """The refusals above are answers, not crashes: no traceback in the server log."""
     assert "Traceback" not in racing_server.log()

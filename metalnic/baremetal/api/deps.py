@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from metalnic import web
@@ -60,18 +60,16 @@ async def get_principal(request: Request) -> Principal:
     return await web.authenticate(request, (await get_context(request)).authenticator)
 
 
-async def get_version(
-    request: Request,
-    header: Annotated[
-        str | None,
-        Header(
-            alias=microversion.HEADER,
-            max_length=64,
-            description="API microversion: MAJOR.MINOR or latest (default: the minimum).",
-            json_schema_extra={"pattern": microversion.PATTERN},
-        ),
-    ] = None,
-) -> Version:
+async def get_version(request: Request) -> Version:
+    """The requested microversion.  Read from the headers directly, not as a FastAPI
+    ``Header`` parameter: that would run a pydantic validation on every request of
+    /v1; the OpenAPI document describes the header all the same (openapi.py)."""
+    header = request.headers.get(microversion.HEADER)
+    if header is not None and len(header) > microversion.HEADER_MAX_LENGTH:
+        raise InvalidInput(
+            f"Invalid value for {microversion.HEADER} header: it may have at most "
+            f"{microversion.HEADER_MAX_LENGTH} characters."
+        )
     version = microversion.parse(header)
     request.state.api_version = version
     return version

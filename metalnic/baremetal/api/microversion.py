@@ -23,6 +23,7 @@ MAX_VERSION: Version = (1, 53)
 
 _VERSION_RE = re.compile(r"\s*([0-9]+)\.([0-9]+)\s*")
 # The same rule for the OpenAPI document.
+HEADER_MAX_LENGTH = 64
 PATTERN = r"^\s*([0-9]+\.[0-9]+|[Ll][Aa][Tt][Ee][Ss][Tt])\s*$"
 
 

@@ -12,6 +12,7 @@ caller 401 and 403, one that reads a body 400 and 413; the rest (404, 409,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
+from metalnic.baremetal.api import microversion
 from metalnic.baremetal.fields import NODE_FIELDS, PORT_FIELDS, PORTGROUP_FIELDS, Field
 from metalnic.jsontypes import JSONObject, JSONValue
 
@@ -251,9 +253,28 @@ def _not_null(parameter: JSONObject) -> None:
         schema.update(kinds[0])
 
 
+_VERSION_HEADER: JSONObject = {
+    "description": "API microversion: MAJOR.MINOR or latest (default: the minimum).",
+    "in": "header",
+    "name": microversion.HEADER,
+    "required": False,
+    "schema": {
+        "description": "API microversion: MAJOR.MINOR or latest (default: the minimum).",
+        "maxLength": microversion.HEADER_MAX_LENGTH,
+        "pattern": microversion.PATTERN,
+        "title": "X-Openstack-Ironic-Api-Version",
+        "type": "string",
+    },
+}
+
+
 def _complete(route: APIRoute, operation: JSONObject) -> None:
     for parameter in _objects(operation.get("parameters")):
         _not_null(parameter)
+    if "get_version" in _calls(route.dependant):  # read by hand: see deps.get_version
+        parameters = operation.setdefault("parameters", [])
+        assert isinstance(parameters, list)
+        parameters.append(copy.deepcopy(_VERSION_HEADER))
     responses = operation["responses"]
     assert isinstance(responses, dict)
     responses.pop("422", None)

@@ -220,8 +220,14 @@ def retry_clean_ups(c: Conductor) -> None:
     reconnected yet) are tried again, on unlocked nodes still where they were left."""
     now = time.time()
     with c.db.transaction() as s:
-        rows = s.scalars(select(Node).where(Node.reservation.is_(None))).all()
-        due = [n.id for n in rows if recovery.due(n, now)]
+        # Plain rows of the three columns the check reads, not ORM nodes: this runs
+        # every pass over every idle node, and a mapped object costs ten times more.
+        rows = s.execute(
+            select(
+                Node.id, Node.reservation, Node.provision_state, Node.driver_internal_info
+            ).where(Node.reservation.is_(None))
+        ).all()
+        due = [row.id for row in rows if recovery.due(row, now)]
     for node_id in due:
         _locked_side_flow(c, node_id, recovery.attempt)
 

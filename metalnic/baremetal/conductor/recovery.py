@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -104,7 +104,18 @@ def mark(node: Node, work: str, delay: float = 0.0) -> None:
     }
 
 
-def due(node: Node, now: float) -> bool:
+class _Pending(Protocol):
+    """What ``due`` reads: a node, or a row of just these columns."""
+
+    @property
+    def driver_internal_info(self) -> Mapping[str, object]: ...
+    @property
+    def reservation(self) -> str | None: ...
+    @property
+    def provision_state(self) -> str: ...
+
+
+def due(node: _Pending, now: float) -> bool:
     """Whether the periodic pass should try the pending clean-up of ``node`` now."""
     pending = node.driver_internal_info.get(PENDING)
     return (
