@@ -17,89 +17,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import shlex
-import signal
-import statistics
-import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import (
+    concurrent_get,
+    print_rows,
+    start_server,
+    stop_server,
+    summary,
+    timed,
+    tree_rss_kib,
+)
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "1.53", "Content-Type": "application/json"}
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summary(samples_s: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in samples_s]
-    return {
-        "count": len(ms),
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p99_ms": round(percentile(ms, 99), 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
-        "per_s": round(len(ms) / sum(samples_s), 1) if sum(samples_s) else 0.0,
-    }
-
-
-def tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def start_server(cmd: str, url: str, timeout: float) -> tuple[subprocess.Popen[bytes], float]:
-    began = time.perf_counter()
-    proc = subprocess.Popen(
-        shlex.split(cmd),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    with httpx.Client(timeout=1) as c:
-        while time.perf_counter() - began < timeout:
-            try:
-                if c.get(url + "/").status_code == 200:
-                    return proc, time.perf_counter() - began
-            except httpx.HTTPError:
-                time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit(f"server did not answer within {timeout}s")
-
-
-def timed(client: httpx.Client, method: str, path: str, **kw: Any) -> tuple[float, httpx.Response]:
-    t0 = time.perf_counter()
-    r = client.request(method, path, **kw)
-    elapsed = time.perf_counter() - t0
-    if r.status_code >= 400:
-        raise SystemExit(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
-    return elapsed, r
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,43 +69,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     listed = len(r.json()["ports"])
     results["list_ports_detail"] = {**summary(list_times), "ports_listed": listed}
 
-    results["concurrent_get"] = concurrent_get(args, auth, port_ids[len(port_ids) // 2])
+    results["concurrent_get"] = concurrent_get(
+        args.url,
+        f"/v1/ports/{port_ids[len(port_ids) // 2]}",
+        args.concurrency,
+        args.get_seconds,
+        headers=HEADERS,
+        auth=auth,
+    )
 
     if args.cleanup:
         for node in node_ids:
             client.delete(f"/v1/nodes/{node}")
     client.close()
     return results
-
-
-def concurrent_get(args: argparse.Namespace, auth: Any, port: str) -> dict[str, Any]:
-    latencies: list[list[float]] = [[] for _ in range(args.concurrency)]
-    errors = [0] * args.concurrency
-    stop_at = time.perf_counter() + args.get_seconds
-    barrier = threading.Barrier(args.concurrency)
-
-    def worker(idx: int) -> None:
-        with httpx.Client(base_url=args.url, headers=HEADERS, auth=auth, timeout=30) as c:
-            c.get(f"/v1/ports/{port}")  # connect before the clock starts
-            barrier.wait()
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                r = c.get(f"/v1/ports/{port}")
-                latencies[idx].append(time.perf_counter() - t0)
-                errors[idx] += r.status_code != 200
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    flat = [x for per in latencies for x in per]
-    out = summary(flat)
-    out["per_s"] = round(len(flat) / wall, 1)
-    out.update(clients=args.concurrency, seconds=round(wall, 2), errors=sum(errors))
-    return out
 
 
 def main() -> None:
@@ -200,8 +110,7 @@ def main() -> None:
             results["rss_mib"] = round(tree_rss_kib(proc.pid) / 1024, 1)
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop_server(proc)
     report(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -210,10 +119,7 @@ def main() -> None:
 
 def report(results: dict[str, Any]) -> None:
     print(f"API benchmark against {results['url']} with {results['nodes']} nodes")
-    print(f"{'operation':<22}{'count':>7}{'p50 ms':>10}{'p99 ms':>10}{'per s':>10}")
-    for key in ("node_create", "port_create", "list_ports_detail", "concurrent_get"):
-        r = results[key]
-        print(f"{key:<22}{r['count']:>7}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['per_s']:>10}")
+    print_rows(results, ("node_create", "port_create", "list_ports_detail", "concurrent_get"))
     print(f"ports listed per list: {results['list_ports_detail']['ports_listed']}")
     cg = results["concurrent_get"]
     print(f"concurrent GET: {cg['clients']} clients, {cg['seconds']} s, errors {cg['errors']}")

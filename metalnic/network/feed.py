@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from metalnic.network.models import FeedRevision
@@ -32,18 +34,35 @@ CHANNEL = "metalnic_feed"
 
 
 def bump(session: Session, host: str) -> int:
-    """Bump ``host``'s revision in the database itself (``revision = revision + 1``):
-    two transactions bumping at once under READ COMMITTED both count — read, add
-    and write in Python would lose one, and an agent would miss that change."""
-    row = session.get(FeedRevision, host)
-    if row is None:
-        row = FeedRevision(host=host, revision=0, applied=0)
-        session.add(row)
-        session.flush()
-    row.revision = FeedRevision.revision + 1
-    session.flush()
+    """Bump ``host``'s revision; returns the value this transaction wrote."""
+    bump_all(session, {host})
+    return session.execute(
+        select(FeedRevision.revision).where(FeedRevision.host == host)
+    ).scalar_one()
+
+
+def bump_all(session: Session, hosts: set[str]) -> None:
+    """Bump the revision of every host in ``hosts`` in two statements, however many:
+    missing rows are inserted (a concurrent insert of the same host is no error),
+    then ``revision = revision + 1`` in the database itself — two transactions
+    bumping at once under READ COMMITTED both count (read, add and write in Python
+    would lose one, and an agent would miss that change)."""
+    if not hosts:
+        return
+    ordered = sorted(hosts)  # one lock order for every writer
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(FeedRevision).on_conflict_do_nothing(index_elements=["host"]),
+        [{"host": h, "revision": 0, "applied": 0} for h in ordered],
+    )
+    session.execute(
+        update(FeedRevision)
+        .where(FeedRevision.host.in_(ordered))
+        .values(revision=FeedRevision.revision + 1)
+        .execution_options(synchronize_session="fetch")
+    )
     announce(session)
-    return row.revision  # read back: the value this transaction wrote
 
 
 def announce(session: Session) -> None:

@@ -94,7 +94,12 @@ class NetworkPort(Stamped, Base):
     vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    security_groups: Mapped[list[SecurityGroup]] = relationship(secondary=port_security_groups)
+    # Loaded with the port, for all ports of one query in one more query ("selectin"):
+    # every view of a port shows its groups, and a lazy load per port made every
+    # list cost one query per port.
+    security_groups: Mapped[list[SecurityGroup]] = relationship(
+        secondary=port_security_groups, lazy="selectin"
+    )
 
 
 class SecurityGroup(Stamped, Base):

@@ -130,13 +130,13 @@ class Ports:
             )
             s.add(port)
             s.flush()
-            port_id = port.id
-            members_of = {g.id for g in port.security_groups}
-        # One feed revision per host for the new port and its new memberships: an
-        # agent woken twice would program the NIC twice for one port.
-        self.bind(port_id, members_of=members_of)
-        with self.db.transaction() as s:
-            return self._port(s, port_id)
+            # Bound in the same transaction: no one else sees the port before the
+            # commit, so nothing can race the decision (and no re-read is needed).
+            # One feed revision per host for the new port and its new memberships: an
+            # agent woken twice would program the NIC twice for one port.
+            hosts = self._decide(s, port, net, {g.id for g in port.security_groups})
+        self.after_change(hosts)
+        return port
 
     @staticmethod
     def _check_mac_free(s: Session, network_id: str, mac: str) -> None:
@@ -289,26 +289,7 @@ class Ports:
 
         def decide_and_write(s: Session) -> set[str]:
             port = self._port(s, port_id)
-            net = s.get_one(Network, port.network_id)
-            agent = agents.serving(s, port.host_id, self.down_time) if port.host_id else None
-            decision = bind_decision(port, net, agent)
-            before = _binding(port)
-            port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
-            if decision.vif_type == "unbound":
-                port.status, port.status_reason = "DOWN", None
-            elif decision.vif_type == "binding_failed":
-                port.status_reason = decision.reason
-            elif decision.vif_type == "ovs":
-                port.status_reason = None
-                if port.status == "ERROR":
-                    port.status = "DOWN"
-            if _binding(port) != before:  # an unchanged binding is no new revision
-                port.revision_number += 1
-            hosts = self.secgroups.touch_watchers(s, members_of or set())
-            if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
-                feed.bump(s, port.host_id)
-                hosts.add(port.host_id)
-            return hosts
+            return self._decide(s, port, s.get_one(Network, port.network_id), members_of)
 
         try:
             hosts = self.db.retry(decide_and_write)
@@ -318,6 +299,32 @@ class Ports:
             log.warning("port %s kept changing while it was being bound", port_id)
             return
         self.after_change(hosts)
+
+    def _decide(
+        self, s: Session, port: NetworkPort, net: Network, members_of: set[str] | None
+    ) -> set[str]:
+        """Decide and write the binding of ``port`` (read in ``s``); bump the feeds of
+        its host and of the watchers of ``members_of``.  Returns the hosts bumped."""
+        agent = agents.serving(s, port.host_id, self.down_time) if port.host_id else None
+        decision = bind_decision(port, net, agent)
+        before = _binding(port)
+        port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
+        if decision.vif_type == "unbound":
+            port.status, port.status_reason = "DOWN", None
+        elif decision.vif_type == "binding_failed":
+            port.status_reason = decision.reason
+        elif decision.vif_type == "ovs":
+            port.status_reason = None
+            if port.status == "ERROR":
+                port.status = "DOWN"
+        if _binding(port) != before:  # an unchanged binding is no new revision
+            port.revision_number += 1
+        hosts = self.secgroups.touch_watchers(s, members_of or set())
+        if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
+            feed.bump_all(s, {port.host_id})
+            hosts.add(port.host_id)
+        s.flush()
+        return hosts
 
     def rebind_hosts(self, hosts: set[str]) -> None:
         with self.db.transaction() as s:

@@ -7,14 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
 from metalnic.network import access, feed
-from metalnic.network.models import NetworkPort, SecurityGroup, SecurityGroupRule
+from metalnic.network.models import (
+    NetworkPort,
+    SecurityGroup,
+    SecurityGroupRule,
+    port_security_groups,
+)
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
@@ -54,7 +59,12 @@ class SecurityGroups:
         where = access.groups_filter(who)
         if who.project and who.roles & access.WRITERS and not who.is_admin:
             self.default(s, who.project)
-        stmt = select(SecurityGroup).order_by(SecurityGroup.created_at, SecurityGroup.id)
+        # Every listed group is shown with its rules: one query for all of them.
+        stmt = (
+            select(SecurityGroup)
+            .options(selectinload(SecurityGroup.rules))
+            .order_by(SecurityGroup.created_at, SecurityGroup.id)
+        )
         if where is not None:
             stmt = stmt.where(where)
         for key, column in (
@@ -227,28 +237,37 @@ class SecurityGroups:
                 )
             )
         )
-        hosts: set[str] = set()
-        for gid in watching:
-            hosts |= self._touch_hosts(s, gid)
-        return hosts
+        return self._touch_hosts(s, watching)
 
     def members(self, s: Session, gids: set[str]) -> dict[str, tuple[str, ...]]:
         """group id → the MAC addresses of its ports (what a remote-group rule allows)."""
-        out: dict[str, tuple[str, ...]] = {}
-        for gid in gids:
-            ports = s.scalars(
-                select(NetworkPort).where(NetworkPort.security_groups.any(SecurityGroup.id == gid))
-            ).all()
-            out[gid] = tuple(sorted({p.mac_address for p in ports}))
-        return out
+        macs: dict[str, set[str]] = {gid: set() for gid in gids}
+        if gids:  # one query for every group, however many ports they have
+            link = port_security_groups.c
+            for gid, mac in s.execute(
+                select(link.security_group_id, NetworkPort.mac_address)
+                .join(NetworkPort, NetworkPort.id == link.port_id)
+                .where(link.security_group_id.in_(gids))
+            ):
+                macs[gid].add(mac)
+        return {gid: tuple(sorted(found)) for gid, found in macs.items()}
 
-    def _touch_hosts(self, s: Session, gid: str) -> set[str]:
-        ports = s.scalars(
-            select(NetworkPort).where(NetworkPort.security_groups.any(SecurityGroup.id == gid))
-        ).all()
-        hosts = {p.host_id for p in ports if p.host_id}
-        for host in hosts:
-            feed.bump(s, host)
+    def _touch_hosts(self, s: Session, gid: str | set[str]) -> set[str]:
+        """Bump the NIC hosts of the member ports of ``gid`` (one group or several):
+        one query for the hosts and one statement for their feeds, however many."""
+        gids = {gid} if isinstance(gid, str) else gid
+        if not gids:
+            return set()
+        link = port_security_groups.c
+        hosts = set(
+            s.scalars(
+                select(NetworkPort.host_id)
+                .distinct()
+                .join(port_security_groups, link.port_id == NetworkPort.id)
+                .where(link.security_group_id.in_(gids), NetworkPort.host_id != "")
+            )
+        )
+        feed.bump_all(s, hosts)
         return hosts
 
     def rules_for(self, s: Session, gids: set[str]) -> dict[str, Any]:
