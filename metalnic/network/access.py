@@ -69,6 +69,16 @@ def require_agents_reader(who: Principal) -> None:
 # --- networks ---------------------------------------------------------------------------
 
 
+def owner_project(who: Principal, asked: str | None, default: str | None = None) -> str:
+    """The project a new resource belongs to: the one asked for (only admins may
+    name another), else an admin's ``default`` (a port: its network's), else the caller's."""
+    if asked and asked != who.project and not who.is_admin:
+        raise Forbidden("Only admins may create resources for another project.")
+    if not asked and who.is_admin and default:
+        return default
+    return str(asked or who.project or "admin")
+
+
 def visible_network(s: Session, who: Principal, net_id: str) -> Network:
     """A network ``who`` may read and put ports on: its own project's, or a shared one."""
     require_reader(who)

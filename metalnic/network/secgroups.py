@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
-from metalnic.network import access, feed
+from metalnic.network import access, feed, views
 from metalnic.network.models import NetworkPort, SecurityGroup, SecurityGroupRule
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
@@ -47,10 +48,30 @@ class SecurityGroups:
             raise InvalidInput("security_groups must be a list of ids.")
         return access.usable_security_groups(s, project, wanted)
 
-    def get(self, who: Principal, s: Session, gid: str) -> SecurityGroup:
-        return access.visible_security_group(s, who, gid)
+    def show(self, who: Principal, gid: str) -> views.SecurityGroupView:
+        with self.db.transaction() as s:
+            return views.security_group(access.visible_security_group(s, who, gid))
 
-    def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[SecurityGroup]:
+    def list(self, who: Principal, filters: dict[str, str]) -> list[views.SecurityGroupView]:
+        with self.db.transaction() as s:
+            return [views.security_group(g) for g in self._visible(s, who, filters)]
+
+    def list_rules(self, who: Principal, group_id: str | None) -> builtins.list[views.RuleView]:
+        """The rules of the groups ``who`` sees (of one group, when ``group_id``)."""
+        with self.db.transaction() as s:
+            groups = self._visible(s, who, {})
+            rules = [r for g in groups for r in g.rules]
+            if group_id:
+                rules = [r for r in rules if r.security_group_id == group_id]
+            return [views.rule(r) for r in rules]
+
+    def show_rule(self, who: Principal, rule_id: str) -> views.RuleView:
+        with self.db.transaction() as s:
+            return views.rule(access.visible_rule(s, who, rule_id))
+
+    def _visible(
+        self, s: Session, who: Principal, filters: dict[str, str]
+    ) -> builtins.list[SecurityGroup]:
         where = access.groups_filter(who)
         if who.project and who.roles & access.WRITERS and not who.is_admin:
             self.default(s, who.project)
@@ -66,7 +87,7 @@ class SecurityGroups:
                 stmt = stmt.where(column == filters[key])
         return list(s.scalars(stmt))
 
-    def create(self, who: Principal, body: dict[str, Any]) -> SecurityGroup:
+    def create(self, who: Principal, body: dict[str, Any]) -> views.SecurityGroupView:
         _writer(who)
         unknown = set(body) - {"name", "description", "project_id", "tenant_id", "stateful"}
         if unknown:
@@ -83,12 +104,11 @@ class SecurityGroups:
                 s, project, name, str(body.get("description", "")), ingress_from_members=False
             )
             s.refresh(group)
-            group.rules  # noqa: B018 - load before the session closes
-            return group
+            return views.security_group(group)
 
     def update(
         self, who: Principal, gid: str, body: dict[str, Any], revision: int | None = None
-    ) -> SecurityGroup:
+    ) -> views.SecurityGroupView:
         """Neutron's PUT of a group: its name and description (rules have their own calls)."""
         _writer(who)
         unknown = set(body) - {"name", "description"}
@@ -108,8 +128,7 @@ class SecurityGroups:
                 group.description = body["description"]
             group.revision_number += 1
             s.flush()
-            group.rules  # noqa: B018 - load before the session closes
-            return group
+            return views.security_group(group)
 
     def delete(self, who: Principal, gid: str, revision: int | None = None) -> None:
         _writer(who)
@@ -127,7 +146,7 @@ class SecurityGroups:
                 raise Conflict(f"Security Group {gid} in use.")
             s.delete(group)
 
-    def create_rule(self, who: Principal, body: dict[str, Any]) -> SecurityGroupRule:
+    def create_rule(self, who: Principal, body: dict[str, Any]) -> views.RuleView:
         _writer(who)
         allowed = {
             "security_group_id",
@@ -202,8 +221,9 @@ class SecurityGroups:
             s.add(rule)
             s.flush()
             hosts = self._touch_hosts(s, group.id)
+            shown = views.rule(rule)
         self.after_change(hosts)
-        return rule
+        return shown
 
     def delete_rule(self, who: Principal, rule_id: str) -> None:
         _writer(who)
@@ -281,7 +301,7 @@ def _new_group(
     s.add(group)
     s.flush()
     for ethertype in ("IPv4", "IPv6"):
-        directions: list[tuple[str, str | None]] = [("egress", None)]
+        directions: builtins.list[tuple[str, str | None]] = [("egress", None)]
         if ingress_from_members:
             directions.append(("ingress", group.id))
         for direction, remote in directions:

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, Response
 from metalnic.auth import Principal
 from metalnic.errors import AgentGrantNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
-from metalnic.network import agents
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import PREFIX, Caller, Context, NetworkContext, PathId, body_of
 from metalnic.network.api.replies import answers
@@ -72,8 +71,7 @@ GrantBody = Annotated[sc.AgentGrant, Depends(body_of(sc.AgentGrant, "agent_grant
 @router.get("", response_model=dict[str, list[dict[str, Any]]], responses=answers(401, 403))
 def list_grants(ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        found = agents.grants(s)
+    found = ctx.service.agents.grants()
     return JSONResponse({"agent_grants": [_view(u, h) for u, h in found.items()]})
 
 
@@ -82,8 +80,7 @@ def list_grants(ctx: Context, who: Caller) -> JSONResponse:
 )
 def show_grant(user: PathId, ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        hosts = agents.grants(s, user).get(user)
+    hosts = ctx.service.agents.grants(user).get(user)
     if not hosts:
         raise AgentGrantNotFound(user)
     return JSONResponse({"agent_grant": _view(user, hosts)})
@@ -102,9 +99,8 @@ def set_grant(user: PathId, ctx: Context, who: Caller, body: GrantBody) -> JSONR
 @router.delete("/{user}", status_code=204, responses=answers(400, 401, 403, 404))
 def delete_grant(user: PathId, ctx: Context, who: Caller) -> Response:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        if not agents.grants(s, user):
-            raise AgentGrantNotFound(user)
+    if not ctx.service.agents.grants(user):
+        raise AgentGrantNotFound(user)
     _change(ctx, user, [])
     return Response(status_code=204)
 
@@ -112,7 +108,4 @@ def delete_grant(user: PathId, ctx: Context, who: Caller) -> Response:
 def _change(ctx: NetworkContext, user: str, hosts: list[str]) -> None:
     known = ctx.authenticator.user(user)
     kept = known.nic_hosts if known is not None else frozenset()
-    with ctx.service.db.transaction() as s:
-        released = agents.set_grants(s, user, hosts, kept)
-    if released:
-        ctx.service.ports.rebind_hosts(released)
+    ctx.service.agents.set_grant(user, hosts, kept)

@@ -1,6 +1,6 @@
 """What the network API answers, as models: the response schemas of its OpenAPI document.
 
-The routes render with ``views.py`` (plain dicts, fast); these models only
+The services render with ``network/views.py`` (typed dicts, fast); these models only
 describe those dicts and Neutron's error body for the published document, and
 the fuzz test checks every answer against them.  ``answers(...)`` is the
 ``responses=`` of a route: the error statuses it can return, each with
