@@ -11,13 +11,15 @@ read ``******`` at any depth.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypedDict
+from typing import TypedDict
+
+from pydantic import JsonValue
 
 from metalnic import redact
 from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
 
 # Free-form JSON as the caller stored it (shown redacted).
-JSONObject = dict[str, Any]
+JSONObject = dict[str, JsonValue]
 
 NetworkView = TypedDict(
     "NetworkView",
