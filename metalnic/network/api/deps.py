@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request
+from pydantic import BaseModel
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
 from metalnic.errors import InvalidInput
-from metalnic.network.api.schemas import Model
+from metalnic.network.api.schemas import parse
 from metalnic.network.api.types import Id
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
@@ -61,7 +62,7 @@ def resource(body: Any, key: str) -> dict[str, Any]:
     return dict(body[key])
 
 
-M = TypeVar("M", bound=Model)
+M = TypeVar("M", bound=BaseModel)
 
 
 def body_of(model: type[M], key: str) -> Callable[[Request], Awaitable[M]]:
@@ -71,7 +72,7 @@ def body_of(model: type[M], key: str) -> Callable[[Request], Awaitable[M]]:
     async def read(request: Request) -> M:
         raw = await get_body(request)
         inner = resource(raw, key) if key else raw
-        return model.parse(inner, (key,) if key else ())
+        return parse(model, inner, (key,) if key else ())
 
     read.request_model = model  # type: ignore[attr-defined]  # for the OpenAPI document
     read.envelope = key  # type: ignore[attr-defined]

@@ -211,7 +211,7 @@ def delete_port(port_id: PathId, ctx: Context, who: Caller, revision: IfRevision
     responses=answers(400, 401, 403, 413),
 )
 def create_security_group(ctx: Context, who: Caller, body: GroupCreate) -> JSONResponse:
-    group = ctx.service.secgroups.create(who, body.values())
+    group = ctx.service.secgroups.create(who, body)
     return JSONResponse({"security_group": group}, status_code=201)
 
 
@@ -233,7 +233,7 @@ def show_security_group(gid: PathId, request: Request, ctx: Context, who: Caller
 def update_security_group(
     gid: PathId, ctx: Context, who: Caller, body: SecurityGroupUpdate, revision: IfRevision
 ) -> JSONResponse:
-    group = ctx.service.secgroups.update(who, gid, body.values(), revision)
+    group = ctx.service.secgroups.update(who, gid, body, revision)
     return JSONResponse({"security_group": group})
 
 
@@ -250,7 +250,7 @@ def delete_security_group(gid: PathId, ctx: Context, who: Caller, revision: IfRe
     responses=answers(400, 401, 403, 404, 413),
 )
 def create_rule(ctx: Context, who: Caller, body: RuleCreate) -> JSONResponse:
-    rule = ctx.service.secgroups.create_rule(who, body.values())
+    rule = ctx.service.secgroups.create_rule(who, body)
     return JSONResponse({"security_group_rule": rule}, status_code=201)
 
 

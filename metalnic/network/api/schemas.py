@@ -11,7 +11,7 @@ The same models are the request schemas of the published OpenAPI document.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -32,18 +32,25 @@ from metalnic.network.api.types import (
     check_json,
 )
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object, where: tuple[str, ...] = ()) -> M:
+    """``data`` validated as ``model``, or InvalidInput in Neutron's words: the one
+    check of a body, for the routes (``deps.body_of``) and the embedded client."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe(exc.errors(), where)) from None
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @classmethod
     def parse(cls, data: object, where: tuple[str, ...] = ()) -> Self:
-        """``data`` validated as this model, or InvalidInput in Neutron's words: the
-        one check of a body, for the routes (``deps.body_of``) and the embedded client."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidInput(describe(exc.errors(), where)) from None
+        """``data`` validated as this model (see ``parse``)."""
+        return parse(cls, data, where)
 
     def values(self) -> dict[str, Any]:
         """The attributes the caller gave, under their API names."""
