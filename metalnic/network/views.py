@@ -13,13 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TypedDict
 
-from pydantic import JsonValue
-
 from metalnic import redact
+from metalnic.jsontypes import JSONObject
 from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
-
-# Free-form JSON as the caller stored it (shown redacted).
-JSONObject = dict[str, JsonValue]
 
 NetworkView = TypedDict(
     "NetworkView",
