@@ -17,7 +17,7 @@ used nor probed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -69,6 +69,16 @@ def require_agents_reader(who: Principal) -> None:
 # --- networks ---------------------------------------------------------------------------
 
 
+def owner_project(who: Principal, asked: str | None, default: str | None = None) -> str:
+    """The project a new resource belongs to: the one asked for (only admins may
+    name another), else an admin's ``default`` (a port: its network's), else the caller's."""
+    if asked and asked != who.project and not who.is_admin:
+        raise Forbidden("Only admins may create resources for another project.")
+    if not asked and who.is_admin and default:
+        return default
+    return str(asked or who.project or "admin")
+
+
 def visible_network(s: Session, who: Principal, net_id: str) -> Network:
     """A network ``who`` may read and put ports on: its own project's, or a shared one."""
     require_reader(who)
@@ -90,14 +100,14 @@ def writable_network(s: Session, who: Principal, net_id: str) -> Network:
     return net
 
 
-def check_sharing(who: Principal, body: dict[str, Any]) -> None:
+def check_sharing(who: Principal, body: Mapping[str, object]) -> None:
     """Sharing a network opens it to every project's ports: admins only, as Neutron's
     default policy (``create_network:shared``)."""
     if "shared" in body and body["shared"] not in (False, "false", "False") and not who.is_admin:
         raise Forbidden("Sharing a network with every project is reserved to admins.")
 
 
-def check_network_name(who: Principal, body: dict[str, Any], reserved: set[str]) -> None:
+def check_network_name(who: Principal, body: Mapping[str, object], reserved: set[str]) -> None:
     """The bare-metal side finds its phase networks (provisioning, cleaning, rescuing)
     by name: a tenant's network of that name could take another tenant's hosts."""
     name = body.get("name")
@@ -138,7 +148,9 @@ def ports_filter(who: Principal) -> Any:
     return None if sees_all(who) else NetworkPort.project_id == who.project
 
 
-def check_device_owner(who: Principal, body: dict[str, Any], port: NetworkPort | None) -> None:
+def check_device_owner(
+    who: Principal, body: Mapping[str, object], port: NetworkPort | None
+) -> None:
     """``baremetal:*`` marks the conductor's ports (it finds its phase ports by it, with
     ``device_id`` = the node): a tenant may neither mark a port so nor re-point one."""
     if who.is_admin:

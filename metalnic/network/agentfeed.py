@@ -97,9 +97,21 @@ class AgentFeed:
                 "verify": [{"id": v.id, "ports": list(v.ports)} for v in pending],
             }
 
+    def check_speaks_for(self, who: Principal, nic_host: str) -> None:
+        """``speaks_for`` in a transaction of its own (before an agent's long poll)."""
+        with self.db.transaction() as s:
+            self.speaks_for(who, s, nic_host)
+
     def revision(self, nic_host: str) -> tuple[int, int]:
         with self.db.transaction() as s:
             return feed.revisions(s, nic_host)
+
+    async def wait_past(self, nic_host: str, since: int, timeout: float) -> bool:
+        """An agent's long poll: until the revision of ``nic_host`` passes ``since``
+        (woken by the commit that bumps it), at most ``timeout`` seconds."""
+        return await self.notifier.wait_for_async(
+            lambda: self.revision(nic_host)[0] > since, timeout
+        )
 
     def report(self, who: Principal, nic_host: str, body: ac.Report) -> None:
         """An agent's report: per-port status and the revision it has programmed."""

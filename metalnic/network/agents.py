@@ -27,6 +27,7 @@ to an admin deleting an agent (which releases).
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Callable, Iterable
 
@@ -40,6 +41,7 @@ from metalnic.contract import agent as ac
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import AgentNotFound, Forbidden, NicHostHeld
+from metalnic.network import access, views
 from metalnic.network.models import Agent, AgentGrant, NicHostClaim
 from metalnic.settings import Settings
 
@@ -208,6 +210,56 @@ class Agents:
     def serving(self, s: Session, nic_host: str) -> Agent | None:
         """The live agent that serves ``nic_host`` (the one rule, ``serving`` above)."""
         return serving(s, nic_host, self.settings.agent_down_time)
+
+    def list(self, who: Principal, filters: dict[str, str]) -> list[views.AgentView]:
+        """Every agent (admins only, as Neutron), ordered by host; ``filters``: exact
+        matches on host, agent_type or binary."""
+        access.require_agents_reader(who)
+        with self.db.transaction() as s:
+            found = s.scalars(select(Agent).order_by(Agent.host))
+            return [
+                views.agent(a, self.alive(a))
+                for a in found
+                if all(getattr(a, key) == wanted for key, wanted in filters.items())
+            ]
+
+    def show(self, who: Principal, agent_id: str) -> views.AgentView:
+        access.require_agents_reader(who)
+        with self.db.transaction() as s:
+            agent = self._get(s, agent_id)
+            return views.agent(agent, self.alive(agent))
+
+    def update(self, who: Principal, agent_id: str, change: dict[str, object]) -> views.AgentView:
+        """An admin enables or disables an agent (``admin_state_up``)."""
+        if not who.is_admin:
+            raise Forbidden("Changing agents is reserved to admins.")
+        with self.db.transaction() as s:
+            agent = self._get(s, agent_id)
+            if "admin_state_up" in change:
+                agent.admin_state_up = bool(change["admin_state_up"])
+            return views.agent(agent, self.alive(agent))
+
+    @staticmethod
+    def _get(s: Session, agent_id: str) -> Agent:
+        agent = s.get(Agent, agent_id)
+        if agent is None:
+            raise AgentNotFound(agent_id)
+        return agent
+
+    # --- agent grants (metalnic's extension; admins only: network/api/grants.py) ------
+
+    def grants(self, user: str | None = None) -> dict[str, builtins.list[str]]:
+        """The API's grants by user (one user's, or everyone's)."""
+        with self.db.transaction() as s:
+            return grants(s, user)
+
+    def set_grant(self, user: str, nic_hosts: Iterable[str], kept: frozenset[str]) -> None:
+        """Make ``nic_hosts`` the API grant of ``user`` (see ``set_grants``); the ports of
+        the NIC hosts its agents had to release are bound again."""
+        with self.db.transaction() as s:
+            released = set_grants(s, user, nic_hosts, kept)
+        if released:
+            self.rebind_hosts(released)
 
     def heartbeat(self, who: Principal, body: ac.Heartbeat) -> tuple[Agent, bool]:
         """Register or stay alive, holding exactly the NIC hosts the heartbeat names:

@@ -18,7 +18,7 @@ from metalnic.auth import Principal
 from metalnic.db.session import retry_stale
 from metalnic.errors import Conflict, MetalnicError, NetworkNotFound
 from metalnic.network import access, feed
-from metalnic.network.api import views
+from metalnic.network.api.schemas import PortCreate, PortUpdate
 from metalnic.network.models import Network, NetworkPort, Verification
 from metalnic.network.service import NetworkService
 
@@ -48,23 +48,18 @@ class EmbeddedNetworkClient:
             return self.service.agents.serving(s, nic_host) is not None
 
     def get_port(self, port_id: str) -> dict[str, Any] | None:
-        with self.service.db.transaction() as s:
-            port = s.get(NetworkPort, port_id)
-            if port is None:
-                return None
-            port.security_groups  # noqa: B018
-            return views.port(port)
+        port = self.service.ports.find(port_id)
+        return dict(port) if port is not None else None
 
     def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
-        with self.service.db.transaction() as s:
-            ports = self.service.ports.list(CONDUCTOR, s, {"device_id": device_id})
-            # Only ports the control plane made (a tenant cannot mark a port so).
-            return [
-                views.port(p)
-                for p in ports
-                if p.name.startswith(name_prefix)
-                and p.device_owner.startswith(access.RESERVED_DEVICE_OWNER_PREFIX)
-            ]
+        ports = self.service.ports.list(CONDUCTOR, {"device_id": device_id})
+        # Only ports the control plane made (a tenant cannot mark a port so).
+        return [
+            dict(p)
+            for p in ports
+            if p["name"].startswith(name_prefix)
+            and p["device_owner"].startswith(access.RESERVED_DEVICE_OWNER_PREFIX)
+        ]
 
     def create_port(
         self,
@@ -78,20 +73,23 @@ class EmbeddedNetworkClient:
     ) -> dict[str, Any]:
         port = self.service.ports.create(
             CONDUCTOR,
-            {
-                "network_id": network_id,
-                "name": name,
-                "mac_address": mac,
-                "binding:vnic_type": "smart-nic",
-                "binding:host_id": nic_host,
-                "binding:profile": profile,
-                "device_id": device_id,
-                "device_owner": "baremetal:none",
-                "port_security_enabled": bool(security_groups),
-                "security_groups": list(security_groups),
-            },
+            PortCreate.parse(
+                {
+                    "network_id": network_id,
+                    "name": name,
+                    "mac_address": mac,
+                    "binding:vnic_type": "smart-nic",
+                    "binding:host_id": nic_host,
+                    "binding:profile": profile,
+                    "device_id": device_id,
+                    "device_owner": "baremetal:none",
+                    "port_security_enabled": bool(security_groups),
+                    "security_groups": list(security_groups),
+                },
+                ("port",),
+            ),
         )
-        return views.port(port)
+        return dict(port)
 
     def bind_port(
         self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
@@ -104,11 +102,12 @@ class EmbeddedNetworkClient:
             "device_id": device_id,
             "device_owner": "baremetal:none",
         }
-        port = retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, body))
-        return views.port(port)
+        change = PortUpdate.parse(body, ("port",))
+        port = retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, change))
+        return dict(port)
 
     def unbind_port(self, port_id: str, nic_host: str) -> int | None:
-        unbound = {"binding:host_id": "", "binding:profile": {}}
+        unbound = PortUpdate.parse({"binding:host_id": "", "binding:profile": {}})
         retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, unbound))
         with self.service.db.transaction() as s:
             return feed.revisions(s, nic_host)[0]

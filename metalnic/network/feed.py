@@ -10,7 +10,8 @@ sends ``NOTIFY metalnic_feed`` (delivered at commit), and each process runs a
 ``PostgresListener`` that turns it into a local ``notify``, so an agent
 long-polling one server is woken by a change committed through another.
 Waiters still re-check the database on a slow timer, so a lost notification
-(a listener reconnecting) costs latency, never correctness.
+(a listener reconnecting) costs latency, never correctness.  Threads and
+asyncio tasks wait by the same rule (``Notifier``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -78,48 +81,66 @@ def revisions(session: Session, host: str) -> tuple[int, int]:
 
 
 class Notifier:
+    """Wakes whoever waits for a change: conductor threads and the agents' long polls
+    (asyncio tasks) alike, by one rule.  A waiter subscribes *before* it checks, so a
+    change committed between its check and its sleep still wakes it; it checks again
+    on every notification, and at least every ``recheck`` seconds (a change made by
+    another server process whose notification was lost)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._generation = 0
-        self._async: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._waiters: set[Callable[[], None]] = set()
 
     def notify(self) -> None:
         with self._lock:
-            waiters = list(self._async)
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
-        with self._cond:
-            self._generation += 1
-            self._cond.notify_all()
+            waiters = list(self._waiters)
+        for wake in waiters:
+            wake()
 
-    async def wait_async(self, timeout: float) -> None:
-        """Return after the next notification, or after ``timeout`` seconds."""
-        entry = (asyncio.get_running_loop(), asyncio.Event())
+    @contextmanager
+    def _subscribed(self, wake: Callable[[], None]) -> Iterator[None]:
         with self._lock:
-            self._async.add(entry)
+            self._waiters.add(wake)
         try:
-            await asyncio.wait_for(entry[1].wait(), timeout)
-        except TimeoutError:
-            pass
+            yield
         finally:
             with self._lock:
-                self._async.discard(entry)
+                self._waiters.discard(wake)
 
     def wait_for(self, check: Callable[[], bool], timeout: float, recheck: float = 1.0) -> bool:
-        """Block until ``check()`` is true (re-evaluated on every notification)."""
+        """Block until ``check()`` is true (True) or ``timeout`` seconds passed (False)."""
         deadline = time.monotonic() + timeout
         while True:
-            with self._cond:
-                seen = self._generation
-            if check():
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._cond:
-                if self._generation == seen:  # nothing happened since the check
-                    self._cond.wait(min(remaining, recheck))
+            woken = threading.Event()
+            with self._subscribed(woken.set):
+                if check():
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                woken.wait(min(remaining, recheck))
+
+    async def wait_for_async(
+        self, check: Callable[[], bool], timeout: float, recheck: float = 1.0
+    ) -> bool:
+        """``wait_for`` for a coroutine: the same rule; ``check`` (it reads the
+        database) runs in a worker thread, the wait itself holds no thread."""
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        while True:
+            woken = asyncio.Event()
+
+            def wake(event: asyncio.Event = woken) -> None:
+                loop.call_soon_threadsafe(event.set)
+
+            with self._subscribed(wake):
+                if await anyio.to_thread.run_sync(check):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(remaining, recheck))
 
 
 class PostgresListener:

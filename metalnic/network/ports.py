@@ -1,6 +1,7 @@
 """Network ports: create, read, update, delete, and their binding to a NIC host's agent.
 
-Each method runs its own transaction(s) and raises ``metalnic.errors``.  A
+Each method runs its own transaction(s) and raises ``metalnic.errors``; bodies
+arrive as the request models of ``network/api/schemas.py``.  A
 change an agent must see bumps the feed revision of the NIC host in the same
 transaction and wakes waiters after the commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
@@ -28,22 +29,18 @@ from metalnic.errors import (
     NetworkPortNotFound,
     StaleRevision,
 )
-from metalnic.network import access, agents, feed
+from metalnic.network import access, agents, feed, views
 from metalnic.network.access import require_writer
+from metalnic.network.api.schemas import PortCreate, PortUpdate
 from metalnic.network.binding import bind_decision
-from metalnic.network.inputs import boolean, project, text, unknown
 from metalnic.network.models import Network, NetworkPort
 from metalnic.network.secgroups import SecurityGroups
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
 
-VNIC_TYPES = ("normal", "baremetal", "smart-nic")
 
-
-def _profile(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput("binding:profile must be a JSON object.")
+def _profile(value: dict[str, Any]) -> dict[str, Any]:
     if redact.holds_private_key(value):
         # It is shown to readers of the port and sent to agents: a key has no place in it.
         raise InvalidInput(
@@ -71,62 +68,41 @@ class Ports:
         self.secgroups = secgroups
         self.after_change = after_change
 
-    def create(self, who: Principal, body: dict[str, Any]) -> NetworkPort:
+    def create(self, who: Principal, body: PortCreate) -> views.PortView:
         require_writer(who)
-        allowed = {
-            "name",
-            "description",
-            "network_id",
-            "mac_address",
-            "admin_state_up",
-            "device_id",
-            "device_owner",
-            "binding:vnic_type",
-            "binding:host_id",
-            "binding:profile",
-            "security_groups",
-            "port_security_enabled",
-            "project_id",
-            "tenant_id",
-            "fixed_ips",
-        }
-        unknown(body, allowed, "port")
-        access.check_device_owner(who, body, None)
-        if ("binding:profile" in body or "binding:host_id" in body) and not who.is_admin:
+        given = body.values()
+        access.check_device_owner(who, given, None)
+        if ("binding:profile" in given or "binding:host_id" in given) and not who.is_admin:
             raise Forbidden(
                 "Setting binding:profile or binding:host_id is reserved to admins "
                 "(Neutron's default policy)."
             )
-        if body.get("fixed_ips"):
-            raise InvalidInput("fixed_ips are not supported: metalnic networks have no subnets.")
-        vnic = text(body.get("binding:vnic_type", "normal"), "binding:vnic_type")
-        if vnic not in VNIC_TYPES:
-            raise InvalidInput(f"Invalid binding:vnic_type {vnic!r}; use {', '.join(VNIC_TYPES)}.")
-        profile = _profile(body.get("binding:profile") or {})
-        net_id = text(body.get("network_id", ""), "network_id")
+        profile = _profile(given.get("binding:profile") or {})
+        net_id = body.network_id
         with self.db.transaction() as s:
             net = access.visible_network(s, who, net_id)
-            mac = ids.normalize_mac(body["mac_address"]) if body.get("mac_address") else _mac()
+            mac = ids.normalize_mac(body.mac_address) if body.mac_address else _mac()
             self._check_mac_free(s, net.id, mac)
+            secured = given.get("port_security_enabled", net.port_security_enabled)
             port = NetworkPort(
                 id=ids.new_uuid(),
-                name=text(body.get("name", ""), "name"),
-                description=text(body.get("description", ""), "description"),
+                name=body.name,
+                description=body.description,
                 network_id=net.id,
-                project_id=project(who, body, default=net.project_id),
-                mac_address=mac,
-                admin_state_up=boolean(body.get("admin_state_up", True)),
-                device_id=text(body.get("device_id", ""), "device_id"),
-                device_owner=text(body.get("device_owner", ""), "device_owner"),
-                vnic_type=vnic,
-                host_id=text(body.get("binding:host_id", ""), "binding:host_id"),
-                profile=profile,
-                port_security_enabled=boolean(
-                    body.get("port_security_enabled", net.port_security_enabled)
+                project_id=access.owner_project(
+                    who, body.project_id or body.tenant_id, default=net.project_id
                 ),
+                mac_address=mac,
+                admin_state_up=body.admin_state_up,
+                device_id=body.device_id,
+                device_owner=body.device_owner,
+                vnic_type=body.vnic_type,
+                host_id=body.host_id,
+                profile=profile,
+                port_security_enabled=secured,
             )
             port.security_groups = self.secgroups.for_port(
-                s, port.project_id, body.get("security_groups"), port.port_security_enabled
+                s, port.project_id, body.security_groups, port.port_security_enabled
             )
             s.add(port)
             s.flush()
@@ -135,8 +111,9 @@ class Ports:
             # One feed revision per host for the new port and its new memberships: an
             # agent woken twice would program the NIC twice for one port.
             hosts = self._decide(s, port, net, {g.id for g in port.security_groups})
+            view = views.port(port)
         self.after_change(hosts)
-        return port
+        return view
 
     @staticmethod
     def _check_mac_free(s: Session, network_id: str, mac: str) -> None:
@@ -157,10 +134,17 @@ class Ports:
         port.security_groups  # noqa: B018 - load before the session closes
         return port
 
-    def get(self, who: Principal, port_id: str, s: Session) -> NetworkPort:
-        return access.visible_port(s, who, port_id)
+    def show(self, who: Principal, port_id: str) -> views.PortView:
+        with self.db.transaction() as s:
+            return views.port(access.visible_port(s, who, port_id))
 
-    def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[NetworkPort]:
+    def find(self, port_id: str) -> views.PortView | None:
+        """The port, for the control plane (no policy), or None when it is gone."""
+        with self.db.transaction() as s:
+            port = s.get(NetworkPort, port_id)
+            return views.port(port) if port is not None else None
+
+    def list(self, who: Principal, filters: dict[str, str]) -> list[views.PortView]:
         stmt = select(NetworkPort).order_by(NetworkPort.created_at, NetworkPort.id)
         where = access.ports_filter(who)
         if where is not None:
@@ -177,29 +161,14 @@ class Ports:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
-        return list(s.scalars(stmt))
+        with self.db.transaction() as s:
+            return [views.port(p) for p in s.scalars(stmt)]
 
     def update(
-        self, who: Principal, port_id: str, body: dict[str, Any], revision: int | None = None
-    ) -> NetworkPort:
+        self, who: Principal, port_id: str, change: PortUpdate, revision: int | None = None
+    ) -> views.PortView:
         require_writer(who)
-        unknown(
-            body,
-            {
-                "name",
-                "description",
-                "admin_state_up",
-                "device_id",
-                "device_owner",
-                "binding:host_id",
-                "binding:profile",
-                "binding:vnic_type",
-                "security_groups",
-                "port_security_enabled",
-                "mac_address",
-            },
-            "port",
-        )
+        body = change.values()  # the attributes given (each already of its type)
         if ({"binding:profile", "binding:host_id", "mac_address"} & body.keys()) and not (
             who.is_admin
         ):
@@ -218,7 +187,7 @@ class Ports:
                 ("binding:host_id", "host_id"),
             ):
                 if key in body:
-                    setattr(port, attr, text(body[key], key))
+                    setattr(port, attr, body[key])
             if "mac_address" in body:
                 mac = ids.normalize_mac(body["mac_address"])
                 stays_bound = port.vif_type == "ovs" and body.get("binding:host_id", old_host)
@@ -234,15 +203,13 @@ class Ports:
                         s, {g.id for g in port.security_groups}
                     )
             if "binding:vnic_type" in body:
-                if body["binding:vnic_type"] not in VNIC_TYPES:
-                    raise InvalidInput("Invalid binding:vnic_type.")
                 port.vnic_type = body["binding:vnic_type"]
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             if "admin_state_up" in body:
-                port.admin_state_up = boolean(body["admin_state_up"])
+                port.admin_state_up = body["admin_state_up"]
             if "port_security_enabled" in body:
-                port.port_security_enabled = boolean(body["port_security_enabled"])
+                port.port_security_enabled = body["port_security_enabled"]
             if "security_groups" in body or "port_security_enabled" in body:
                 before = {g.id for g in port.security_groups}
                 port.security_groups = self.secgroups.for_port(
@@ -262,7 +229,7 @@ class Ports:
         self.after_change(hosts)
         self.bind(port_id)
         with self.db.transaction() as s:
-            return self._port(s, port_id)
+            return views.port(self._port(s, port_id))
 
     def delete(self, who: Principal, port_id: str, revision: int | None = None) -> int | None:
         """Delete; returns the feed revision of its NIC host after the deletion (or None)."""

@@ -1,7 +1,13 @@
-"""Security groups and rules, with a project's ``default`` group made on first use."""
+"""Security groups and rules, with a project's ``default`` group made on first use.
+
+Bodies arrive as the request models of ``network/api/schemas.py`` (each value
+already of its type); this module keeps the rules that relate values (port ranges
+and protocol, the prefix and the ethertype, the reserved name ``default``).
+"""
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -13,15 +19,18 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
-from metalnic.network import access, feed
+from metalnic.network import access, feed, views
+from metalnic.network.api.schemas import (
+    SecurityGroupCreate,
+    SecurityGroupRuleCreate,
+    SecurityGroupUpdate,
+)
 from metalnic.network.models import (
     NetworkPort,
     SecurityGroup,
     SecurityGroupRule,
     port_security_groups,
 )
-
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
 class SecurityGroups:
@@ -52,10 +61,30 @@ class SecurityGroups:
             raise InvalidInput("security_groups must be a list of ids.")
         return access.usable_security_groups(s, project, wanted)
 
-    def get(self, who: Principal, s: Session, gid: str) -> SecurityGroup:
-        return access.visible_security_group(s, who, gid)
+    def show(self, who: Principal, gid: str) -> views.SecurityGroupView:
+        with self.db.transaction() as s:
+            return views.security_group(access.visible_security_group(s, who, gid))
 
-    def list(self, who: Principal, s: Session, filters: dict[str, str]) -> list[SecurityGroup]:
+    def list(self, who: Principal, filters: dict[str, str]) -> list[views.SecurityGroupView]:
+        with self.db.transaction() as s:
+            return [views.security_group(g) for g in self._visible(s, who, filters)]
+
+    def list_rules(self, who: Principal, group_id: str | None) -> builtins.list[views.RuleView]:
+        """The rules of the groups ``who`` sees (of one group, when ``group_id``)."""
+        with self.db.transaction() as s:
+            groups = self._visible(s, who, {})
+            rules = [r for g in groups for r in g.rules]
+            if group_id:
+                rules = [r for r in rules if r.security_group_id == group_id]
+            return [views.rule(r) for r in rules]
+
+    def show_rule(self, who: Principal, rule_id: str) -> views.RuleView:
+        with self.db.transaction() as s:
+            return views.rule(access.visible_rule(s, who, rule_id))
+
+    def _visible(
+        self, s: Session, who: Principal, filters: dict[str, str]
+    ) -> builtins.list[SecurityGroup]:
         where = access.groups_filter(who)
         if who.project and who.roles & access.WRITERS and not who.is_admin:
             self.default(s, who.project)
@@ -76,50 +105,37 @@ class SecurityGroups:
                 stmt = stmt.where(column == filters[key])
         return list(s.scalars(stmt))
 
-    def create(self, who: Principal, body: dict[str, Any]) -> SecurityGroup:
+    def create(self, who: Principal, body: SecurityGroupCreate) -> views.SecurityGroupView:
         _writer(who)
-        unknown = set(body) - {"name", "description", "project_id", "tenant_id", "stateful"}
-        if unknown:
-            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
-        name = body.get("name", "")
-        if not isinstance(name, str) or name == "default":
+        if body.name == "default":
             raise InvalidInput("Invalid security group name (the name 'default' is reserved).")
-        project = body.get("project_id") or body.get("tenant_id") or who.project or "admin"
+        project = body.project_id or body.tenant_id or who.project or "admin"
         if project != who.project and not who.is_admin:
             raise Forbidden("Only admins may create security groups for another project.")
         with self.db.transaction() as s:
             self.default(s, project)
-            group = _new_group(
-                s, project, name, str(body.get("description", "")), ingress_from_members=False
-            )
+            group = _new_group(s, project, body.name, body.description, ingress_from_members=False)
             s.refresh(group)
-            group.rules  # noqa: B018 - load before the session closes
-            return group
+            return views.security_group(group)
 
     def update(
-        self, who: Principal, gid: str, body: dict[str, Any], revision: int | None = None
-    ) -> SecurityGroup:
+        self, who: Principal, gid: str, body: SecurityGroupUpdate, revision: int | None = None
+    ) -> views.SecurityGroupView:
         """Neutron's PUT of a group: its name and description (rules have their own calls)."""
         _writer(who)
-        unknown = set(body) - {"name", "description"}
-        if unknown:
-            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
-        for key in ("name", "description"):
-            if key in body and (not isinstance(body[key], str) or len(body[key]) > 255):
-                raise InvalidInput(f"Invalid input for {key}: a string of up to 255 characters.")
+        given = body.model_fields_set
         with self.db.transaction() as s:
             group = access.writable_security_group(s, who, gid)
             group.require_revision(revision)
-            if "name" in body and body["name"] != group.name:
-                if "default" in (body["name"], group.name):
+            if "name" in given and body.name != group.name:
+                if "default" in (body.name, group.name):
                     raise InvalidInput("The name 'default' is reserved to the default group.")
-                group.name = body["name"]
-            if "description" in body:
-                group.description = body["description"]
+                group.name = body.name
+            if "description" in given:
+                group.description = body.description
             group.revision_number += 1
             s.flush()
-            group.rules  # noqa: B018 - load before the session closes
-            return group
+            return views.security_group(group)
 
     def delete(self, who: Principal, gid: str, revision: int | None = None) -> None:
         _writer(who)
@@ -137,63 +153,21 @@ class SecurityGroups:
                 raise Conflict(f"Security Group {gid} in use.")
             s.delete(group)
 
-    def create_rule(self, who: Principal, body: dict[str, Any]) -> SecurityGroupRule:
+    def create_rule(self, who: Principal, body: SecurityGroupRuleCreate) -> views.RuleView:
         _writer(who)
-        allowed = {
-            "security_group_id",
-            "direction",
-            "ethertype",
-            "protocol",
-            "port_range_min",
-            "port_range_max",
-            "remote_ip_prefix",
-            "remote_group_id",
-            "description",
-            "project_id",
-            "tenant_id",
-        }
-        unknown = set(body) - allowed
-        if unknown:
-            raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(sorted(unknown))}'.")
-        direction = body.get("direction")
-        if direction not in ("ingress", "egress"):
-            raise InvalidInput("direction must be ingress or egress.")
-        ethertype = body.get("ethertype", "IPv4")
-        if ethertype not in ("IPv4", "IPv6"):
-            raise InvalidInput("ethertype must be IPv4 or IPv6.")
-        protocol = body.get("protocol")
-        if protocol is not None:
-            protocol = str(protocol).lower()
-            number = protocol.isascii() and protocol.isdigit() and int(protocol) < 256
-            if protocol not in PROTOCOLS and not number:
-                raise InvalidInput(f"Security group rule protocol {protocol} not supported.")
-        pmin, pmax = body.get("port_range_min"), body.get("port_range_max")
-        for value in (pmin, pmax):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535
-            ):
-                raise InvalidInput(f"Invalid port {value!r}.")
+        direction, ethertype, protocol = body.direction, body.ethertype, body.protocol
+        pmin, pmax = body.port_range_min, body.port_range_max
         ported = ("tcp", "udp", "6", "17", "icmp", "icmpv6", "1", "58")
         if (pmin is not None or pmax is not None) and protocol not in ported:
             raise InvalidInput("Port ranges need protocol tcp or udp (or icmp type/code).")
         if pmin is not None and pmax is not None and pmin > pmax and protocol in ("tcp", "udp"):
             raise InvalidInput("port_range_min must be <= port_range_max.")
-        prefix = body.get("remote_ip_prefix")
-        if prefix is not None:
-            if not isinstance(prefix, str):
-                raise InvalidInput("remote_ip_prefix must be a string (an address or CIDR).")
-            try:
-                net = ipaddress.ip_network(prefix, strict=False)
-            except ValueError:
-                raise InvalidInput(f"Invalid remote_ip_prefix {prefix!r}.") from None
-            if (net.version == 4) != (ethertype == "IPv4"):
-                raise InvalidInput("remote_ip_prefix does not match the ethertype.")
-            prefix = str(net)
-        if prefix is not None and body.get("remote_group_id"):
+        prefix = _prefix(body.remote_ip_prefix, ethertype)
+        if prefix is not None and body.remote_group_id:
             raise InvalidInput("Only one of remote_ip_prefix and remote_group_id may be given.")
         with self.db.transaction() as s:
-            group = access.writable_security_group(s, who, body.get("security_group_id"))
-            remote = body.get("remote_group_id")
+            group = access.writable_security_group(s, who, body.security_group_id)
+            remote = body.remote_group_id
             if remote:
                 remote = access.usable_remote_group(s, group, remote)
             rule = SecurityGroupRule(
@@ -207,13 +181,14 @@ class SecurityGroups:
                 port_range_max=pmax,
                 remote_ip_prefix=prefix,
                 remote_group_id=remote or None,
-                description=str(body.get("description", "")),
+                description=body.description,
             )
             s.add(rule)
             s.flush()
             hosts = self._touch_hosts(s, group.id)
+            shown = views.rule(rule)
         self.after_change(hosts)
-        return rule
+        return shown
 
     def delete_rule(self, who: Principal, rule_id: str) -> None:
         _writer(who)
@@ -292,6 +267,19 @@ class SecurityGroups:
         return out
 
 
+def _prefix(prefix: str | None, ethertype: str) -> str | None:
+    """A remote IP prefix as the network it names (``10.0.0.1/8`` is ``10.0.0.0/8``)."""
+    if prefix is None:
+        return None
+    try:
+        net = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        raise InvalidInput(f"Invalid remote_ip_prefix {prefix!r}.") from None
+    if (net.version == 4) != (ethertype == "IPv4"):
+        raise InvalidInput("remote_ip_prefix does not match the ethertype.")
+    return str(net)
+
+
 def _new_group(
     s: Session, project: str, name: str, description: str, ingress_from_members: bool
 ) -> SecurityGroup:
@@ -300,7 +288,7 @@ def _new_group(
     s.add(group)
     s.flush()
     for ethertype in ("IPv4", "IPv6"):
-        directions: list[tuple[str, str | None]] = [("egress", None)]
+        directions: builtins.list[tuple[str, str | None]] = [("egress", None)]
         if ingress_from_members:
             directions.append(("ingress", group.id))
         for direction, remote in directions:

@@ -12,6 +12,7 @@ from metalnic.baremetal.drivers.base import NodeContext, PortInfo
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig, SmartNicNetwork
 from metalnic.db import migrate
 from metalnic.db.session import Database
+from metalnic.network.api.schemas import NetworkCreate, SecurityGroupCreate
 from metalnic.network.client import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
@@ -84,16 +85,16 @@ def test_embedded_client_turns_port_security_off_without_groups(tmp_path: Path) 
         migrate.upgrade(db.engine)
         service = NetworkService(Settings(), db)
         client = EmbeddedNetworkClient(service)
-        net = service.networks.create(CONDUCTOR, {"name": "prov"})
-        group = service.secgroups.create(CONDUCTOR, {"name": "admit-conductor"})
+        net = service.networks.create(CONDUCTOR, NetworkCreate(name="prov"))
+        group = service.secgroups.create(CONDUCTOR, SecurityGroupCreate(name="admit-conductor"))
         profile = {"local_link_information": [{"hostname": "nic1", "port_id": "p0"}]}
-        open_port = client.create_port(net.id, "a", "52:54:00:00:00:0a", "nic1", profile, "n1")
+        open_port = client.create_port(net["id"], "a", "52:54:00:00:00:0a", "nic1", profile, "n1")
         assert open_port["port_security_enabled"] is False
         assert open_port["security_groups"] == []
         filtered = client.create_port(
-            net.id, "b", "52:54:00:00:00:0b", "nic1", profile, "n2", [group.id]
+            net["id"], "b", "52:54:00:00:00:0b", "nic1", profile, "n2", [group["id"]]
         )
         assert filtered["port_security_enabled"] is True
-        assert filtered["security_groups"] == [group.id]
+        assert filtered["security_groups"] == [group["id"]]
     finally:
         db.dispose()

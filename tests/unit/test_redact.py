@@ -22,7 +22,7 @@ from metalnic.baremetal.drivers.base import DriverConfigError
 from metalnic.baremetal.models import Node, NodeHistory, Port
 from metalnic.errors import InvalidInput, InvalidPatch
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
-from metalnic.network.api import views as network_views
+from metalnic.network import views as network_views
 from metalnic.network.models import NetworkPort
 
 MASK = "******"

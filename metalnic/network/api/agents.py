@@ -13,22 +13,19 @@ its desired state or report for it.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from metalnic.contract import agent as ac
-from metalnic.errors import AgentNotFound, Forbidden, InvalidInput
+from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
-from metalnic.network.access import require_agents_reader
+from metalnic.network import views
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
-from metalnic.network.api import views
 from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields
 from metalnic.network.api.replies import answers
-from metalnic.network.models import Agent
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
@@ -54,12 +51,7 @@ Contract = Depends(contract_version)
 def list_agents(
     request: Request, ctx: Context, who: Caller, query: Annotated[sc.AgentQuery, Query()]
 ) -> JSONResponse:
-    require_agents_reader(who)
-    with ctx.service.db.transaction() as s:
-        agents = s.query(Agent).order_by(Agent.host).all()
-        items = [views.agent(a, ctx.service.agents.alive(a)) for a in agents]
-    for key, wanted in query.filters().items():
-        items = [a for a in items if a[key] == wanted]
+    items = ctx.service.agents.list(who, query.filters())
     return JSONResponse({"agents": [select_fields(request, a) for a in items]})
 
 
@@ -67,12 +59,7 @@ def list_agents(
     "/agents/{agent_id}", response_model=rp.AgentReply, responses=answers(400, 401, 403, 404)
 )
 def show_agent(agent_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
-    require_agents_reader(who)
-    with ctx.service.db.transaction() as s:
-        agent = s.get(Agent, agent_id)
-        if agent is None:
-            raise AgentNotFound(agent_id)
-        return JSONResponse({"agent": views.agent(agent, ctx.service.agents.alive(agent))})
+    return JSONResponse({"agent": ctx.service.agents.show(who, agent_id)})
 
 
 @router.put(
@@ -81,17 +68,7 @@ def show_agent(agent_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
     responses=answers(400, 401, 403, 404, 413),
 )
 def update_agent(agent_id: PathId, ctx: Context, who: Caller, body: AgentUpdate) -> JSONResponse:
-    if not who.is_admin:
-        raise Forbidden("Changing agents is reserved to admins.")
-    change = body.values()
-    with ctx.service.db.transaction() as s:
-        agent = s.get(Agent, agent_id)
-        if agent is None:
-            raise AgentNotFound(agent_id)
-        if "admin_state_up" in change:
-            agent.admin_state_up = change["admin_state_up"]
-        out = views.agent(agent, ctx.service.agents.alive(agent))
-    return JSONResponse({"agent": out})
+    return JSONResponse({"agent": ctx.service.agents.update(who, agent_id, body.values())})
 
 
 @router.delete("/agents/{agent_id}", status_code=204, responses=answers(400, 401, 403, 404))
@@ -123,19 +100,12 @@ def heartbeat(ctx: Context, who: Caller, body: Heartbeat) -> JSONResponse:
 async def desired(
     nic_host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
 ) -> JSONResponse:
-    await run_in_threadpool(_check_speaks_for, ctx, who, nic_host)  # before any long wait
-    since = query.since
-    wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
-    deadline = time.monotonic() + wait
-    while since is not None:
-        revision, _applied = await run_in_threadpool(ctx.service.feed.revision, nic_host)
-        remaining = deadline - time.monotonic()
-        if revision > since or remaining <= 0:
-            break
-        # Woken by the commit that bumps the revision; the timeout is a safety net
-        # for changes made by another server process.
-        await ctx.service.notifier.wait_async(min(remaining, 1.0))
-    state: dict[str, Any] = await run_in_threadpool(ctx.service.feed.desired, who, nic_host)
+    feed = ctx.service.feed
+    await run_in_threadpool(feed.check_speaks_for, who, nic_host)  # before any long wait
+    if query.since is not None:
+        wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
+        await feed.wait_past(nic_host, query.since, wait)
+    state: dict[str, Any] = await run_in_threadpool(feed.desired, who, nic_host)
     return JSONResponse(state, headers=VERSION)
 
 
@@ -148,8 +118,3 @@ async def desired(
 def report(nic_host: PathId, ctx: Context, who: Caller, body: Report) -> Response:
     ctx.service.feed.report(who, nic_host, body)
     return Response(status_code=204, headers=VERSION)
-
-
-def _check_speaks_for(ctx: Context, who: Caller, nic_host: str) -> None:
-    with ctx.service.db.transaction() as s:
-        ctx.service.feed.speaks_for(who, s, nic_host)

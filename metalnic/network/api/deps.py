@@ -10,16 +10,17 @@ against the same value types; its errors are answered in Neutron's format too).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Path, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
 from metalnic.errors import InvalidInput
+from metalnic.network.api.schemas import parse
 from metalnic.network.api.types import Id
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
@@ -71,41 +72,15 @@ def body_of(model: type[M], key: str) -> Callable[[Request], Awaitable[M]]:
     async def read(request: Request) -> M:
         raw = await get_body(request)
         inner = resource(raw, key) if key else raw
-        try:
-            return model.model_validate(inner)
-        except ValidationError as exc:
-            raise InvalidInput(describe(exc.errors(), (key,) if key else ())) from None
+        return parse(model, inner, (key,) if key else ())
 
     read.request_model = model  # type: ignore[attr-defined]  # for the OpenAPI document
     read.envelope = key  # type: ignore[attr-defined]
     return read
 
 
-def describe(errors: Any, prefix: tuple[str, ...] = ()) -> str:
-    """One message for all problems, in Neutron's words, naming each attribute.
-    The caller's values are never echoed (they may be secrets or unprintable)."""
-    unknown: list[str] = []
-    problems: list[str] = []
-    for error in errors:
-        loc = [str(p) for p in error["loc"] if p not in ("body", "query", "path")]
-        where = ".".join(loc) or ".".join(prefix) or "body"
-        if error["type"] == "extra_forbidden":
-            unknown.append(where)
-        elif error["type"] == "string_type":
-            problems.append(f"Invalid input for {where}. Reason: not a valid string.")
-        else:
-            reason = str(error["msg"]).removeprefix("Value error, ")
-            problems.append(f"Invalid input for {where}. Reason: {reason}.")
-    if unknown:
-        problems.insert(0, f"Unrecognized attribute(s) '{', '.join(unknown)}'.")
-    return _printable(" ".join(problems))
-
-
-def _printable(message: str) -> str:
-    return message.encode("utf-8", "backslashreplace").decode("utf-8")[:2000]
-
-
-def select_fields(request: Request, item: dict[str, Any]) -> dict[str, Any]:
+def select_fields(request: Request, item: Mapping[str, object]) -> Mapping[str, object]:
+    """Neutron's ``?fields=a&fields=b``: only those fields of ``item`` (else all)."""
     wanted = request.query_params.getlist("fields")
     return {k: v for k, v in item.items() if k in wanted} if wanted else item
 

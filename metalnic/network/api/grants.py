@@ -17,20 +17,19 @@ the users file.  A revoked NIC host is released at once by that user's agents
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
 from metalnic.auth import Principal
 from metalnic.errors import AgentGrantNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
-from metalnic.network import agents
+from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import PREFIX, Caller, Context, NetworkContext, PathId, body_of
 from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX + "/v2.0/metalnic/agent-grants")
-MAX_HOSTS = 1000
 
 
 def _admin(who: Principal) -> None:
@@ -48,53 +47,33 @@ def _user(ctx: NetworkContext, user: str) -> str:
     return user
 
 
-def _hosts(body: Any) -> list[str]:
-    grant = body.get("agent_grant") if isinstance(body, dict) and len(body) == 1 else None
-    hosts = grant.get("nic_hosts") if isinstance(grant, dict) and set(grant) == {"nic_hosts"} else 0
-    if (
-        not isinstance(hosts, list)
-        or len(hosts) > MAX_HOSTS
-        or not all(isinstance(h, str) and 0 < len(h) <= 255 and "\x00" not in h for h in hosts)
-    ):
-        raise InvalidInput(
-            'Body contains invalid data: expected {"agent_grant": {"nic_hosts": [<NIC host>, …]}}.'
-        )
-    return sorted(set(hosts))
-
-
-def _view(user: str, hosts: list[str]) -> dict[str, Any]:
+def _view(user: str, hosts: list[str]) -> dict[str, str | list[str]]:
     return {"user": user, "nic_hosts": hosts}
 
 
 GrantBody = Annotated[sc.AgentGrant, Depends(body_of(sc.AgentGrant, "agent_grant"))]
 
 
-@router.get("", response_model=dict[str, list[dict[str, Any]]], responses=answers(401, 403))
+@router.get("", response_model=rp.AgentGrantsReply, responses=answers(401, 403))
 def list_grants(ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        found = agents.grants(s)
+    found = ctx.service.agents.grants()
     return JSONResponse({"agent_grants": [_view(u, h) for u, h in found.items()]})
 
 
-@router.get(
-    "/{user}", response_model=dict[str, dict[str, Any]], responses=answers(400, 401, 403, 404)
-)
+@router.get("/{user}", response_model=rp.AgentGrantReply, responses=answers(400, 401, 403, 404))
 def show_grant(user: PathId, ctx: Context, who: Caller) -> JSONResponse:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        hosts = agents.grants(s, user).get(user)
+    hosts = ctx.service.agents.grants(user).get(user)
     if not hosts:
         raise AgentGrantNotFound(user)
     return JSONResponse({"agent_grant": _view(user, hosts)})
 
 
-@router.put(
-    "/{user}", response_model=dict[str, dict[str, Any]], responses=answers(400, 401, 403, 413)
-)
+@router.put("/{user}", response_model=rp.AgentGrantReply, responses=answers(400, 401, 403, 413))
 def set_grant(user: PathId, ctx: Context, who: Caller, body: GrantBody) -> JSONResponse:
     _admin(who)
-    hosts = _hosts({"agent_grant": body.values()})
+    hosts = sorted(set(body.nic_hosts))
     _change(ctx, _user(ctx, user), hosts)
     return JSONResponse({"agent_grant": _view(user, hosts)})
 
@@ -102,9 +81,8 @@ def set_grant(user: PathId, ctx: Context, who: Caller, body: GrantBody) -> JSONR
 @router.delete("/{user}", status_code=204, responses=answers(400, 401, 403, 404))
 def delete_grant(user: PathId, ctx: Context, who: Caller) -> Response:
     _admin(who)
-    with ctx.service.db.transaction() as s:
-        if not agents.grants(s, user):
-            raise AgentGrantNotFound(user)
+    if not ctx.service.agents.grants(user):
+        raise AgentGrantNotFound(user)
     _change(ctx, user, [])
     return Response(status_code=204)
 
@@ -112,7 +90,4 @@ def delete_grant(user: PathId, ctx: Context, who: Caller) -> Response:
 def _change(ctx: NetworkContext, user: str, hosts: list[str]) -> None:
     known = ctx.authenticator.user(user)
     kept = known.nic_hosts if known is not None else frozenset()
-    with ctx.service.db.transaction() as s:
-        released = agents.set_grants(s, user, hosts, kept)
-    if released:
-        ctx.service.ports.rebind_hosts(released)
+    ctx.service.agents.set_grant(user, hosts, kept)

@@ -1,6 +1,6 @@
 """What the network API answers, as models: the response schemas of its OpenAPI document.
 
-The routes render with ``views.py`` (plain dicts, fast); these models only
+The services render with ``network/views.py`` (typed dicts, fast); these models only
 describe those dicts and Neutron's error body for the published document, and
 the fuzz test checks every answer against them.  ``answers(...)`` is the
 ``responses=`` of a route: the error statuses it can return, each with
@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+# Free-form JSON (a binding profile, an agent's configurations) and the items of a
+# list answered with ``?fields=``: any JSON object.
+JSONObject = dict[str, JsonValue]
 
 
 class Reply(BaseModel):
@@ -76,7 +80,7 @@ class Extension(Reply):
     alias: str
     name: str
     description: str
-    links: list[Any]
+    links: list[JsonValue]
     updated: str
 
 
@@ -110,7 +114,7 @@ class NetworkReply(Reply):
 
 
 class NetworksReply(Reply):
-    networks: list[dict[str, Any]] = Field(description="networks, with only ?fields= if given")
+    networks: list[JSONObject] = Field(description="networks, with only ?fields= if given")
 
 
 class Port(Reply):
@@ -125,13 +129,13 @@ class Port(Reply):
     status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
     device_id: str
     device_owner: str
-    fixed_ips: list[Any]
+    fixed_ips: list[JsonValue]
     security_groups: list[str]
     vnic_type: str = Field(alias="binding:vnic_type")
-    profile: dict[str, Any] = Field(alias="binding:profile")
+    profile: JSONObject = Field(alias="binding:profile")
     host_id: str = Field(alias="binding:host_id")
     vif_type: Literal["unbound", "ovs", "binding_failed"] = Field(alias="binding:vif_type")
-    vif_details: dict[str, Any] = Field(alias="binding:vif_details")
+    vif_details: JSONObject = Field(alias="binding:vif_details")
     port_security_enabled: bool
     revision_number: int
     created_at: str | None
@@ -143,7 +147,7 @@ class PortReply(Reply):
 
 
 class PortsReply(Reply):
-    ports: list[dict[str, Any]] = Field(description="ports, with only ?fields= if given")
+    ports: list[JSONObject] = Field(description="ports, with only ?fields= if given")
 
 
 class SecurityGroupRule(Reply):
@@ -166,7 +170,7 @@ class SecurityGroupRuleReply(Reply):
 
 
 class SecurityGroupRulesReply(Reply):
-    security_group_rules: list[dict[str, Any]]
+    security_group_rules: list[JSONObject]
 
 
 class SecurityGroup(Reply):
@@ -184,7 +188,7 @@ class SecurityGroupReply(Reply):
 
 
 class SecurityGroupsReply(Reply):
-    security_groups: list[dict[str, Any]]
+    security_groups: list[JSONObject]
 
 
 class Agent(Reply):
@@ -194,7 +198,7 @@ class Agent(Reply):
     host: str
     admin_state_up: bool
     alive: bool
-    configurations: dict[str, Any]
+    configurations: JSONObject
     created_at: str
     started_at: str
     heartbeat_timestamp: str
@@ -205,6 +209,19 @@ class AgentReply(Reply):
 
 
 class AgentsReply(Reply):
-    agents: list[dict[str, Any]]
+    agents: list[JSONObject]
+
+
+class AgentGrant(Reply):
+    user: str
+    nic_hosts: list[str]
+
+
+class AgentGrantReply(Reply):
+    agent_grant: AgentGrant
+
+
+class AgentGrantsReply(Reply):
+    agent_grants: list[AgentGrant]
 
 

@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from metalnic.httpjson import JSONResponse
-from metalnic.network import access
-from metalnic.network.api import agents, grants, openapi, views
+from metalnic.network.api import agents, grants, openapi
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import (
@@ -135,32 +134,30 @@ def extensions(who: Caller) -> JSONResponse:
     responses=answers(400, 401, 403, 409, 413),  # 409: VLAN taken or none left
 )
 def create_network(ctx: Context, who: Caller, body: NetworkCreate) -> JSONResponse:
-    net = ctx.service.networks.create(who, body.values())
-    return JSONResponse({"network": views.network(net)}, status_code=201)
+    net = ctx.service.networks.create(who, body)
+    return JSONResponse({"network": net}, status_code=201)
 
 
 @router.get("/v2.0/networks", response_model=rp.NetworksReply, responses=READ)
 def list_networks(
     request: Request, ctx: Context, who: Caller, query: NetworkFilters
 ) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        nets = ctx.service.networks.list(who, s, query.filters())
-        return JSONResponse({"networks": [select_fields(request, views.network(n)) for n in nets]})
+    nets = ctx.service.networks.list(who, query.filters())
+    return JSONResponse({"networks": [select_fields(request, n) for n in nets]})
 
 
 @router.get("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=SHOW)
 def show_network(net_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        net = ctx.service.networks.get(who, net_id, s)
-        return JSONResponse({"network": select_fields(request, views.network(net))})
+    net = ctx.service.networks.show(who, net_id)
+    return JSONResponse({"network": select_fields(request, net)})
 
 
 @router.put("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=UPDATE)
 def update_network(
     net_id: PathId, ctx: Context, who: Caller, body: NetworkUpdate, revision: IfRevision
 ) -> JSONResponse:
-    net = ctx.service.networks.update(who, net_id, body.values(), revision)
-    return JSONResponse({"network": views.network(net)})
+    net = ctx.service.networks.update(who, net_id, body, revision)
+    return JSONResponse({"network": net})
 
 
 @router.delete("/v2.0/networks/{net_id}", status_code=204, responses=DELETE)
@@ -174,30 +171,28 @@ def delete_network(net_id: PathId, ctx: Context, who: Caller, revision: IfRevisi
 
 @router.post("/v2.0/ports", status_code=201, response_model=rp.PortReply, responses=CREATE)
 def create_port(ctx: Context, who: Caller, body: PortCreate) -> JSONResponse:
-    port = ctx.service.ports.create(who, body.values())
-    return JSONResponse({"port": views.port(port)}, status_code=201)
+    port = ctx.service.ports.create(who, body)
+    return JSONResponse({"port": port}, status_code=201)
 
 
 @router.get("/v2.0/ports", response_model=rp.PortsReply, responses=READ)
 def list_ports(request: Request, ctx: Context, who: Caller, query: PortFilters) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        ports = ctx.service.ports.list(who, s, query.filters())
-        return JSONResponse({"ports": [select_fields(request, views.port(p)) for p in ports]})
+    ports = ctx.service.ports.list(who, query.filters())
+    return JSONResponse({"ports": [select_fields(request, p) for p in ports]})
 
 
 @router.get("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=SHOW)
 def show_port(port_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        port = ctx.service.ports.get(who, port_id, s)
-        return JSONResponse({"port": select_fields(request, views.port(port))})
+    port = ctx.service.ports.show(who, port_id)
+    return JSONResponse({"port": select_fields(request, port)})
 
 
 @router.put("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=UPDATE)
 def update_port(
     port_id: PathId, ctx: Context, who: Caller, body: PortUpdate, revision: IfRevision
 ) -> JSONResponse:
-    port = ctx.service.ports.update(who, port_id, body.values(), revision)
-    return JSONResponse({"port": views.port(port)})
+    port = ctx.service.ports.update(who, port_id, body, revision)
+    return JSONResponse({"port": port})
 
 
 @router.delete("/v2.0/ports/{port_id}", status_code=204, responses=DELETE)
@@ -216,42 +211,34 @@ def delete_port(port_id: PathId, ctx: Context, who: Caller, revision: IfRevision
     responses=answers(400, 401, 403, 413),
 )
 def create_security_group(ctx: Context, who: Caller, body: GroupCreate) -> JSONResponse:
-    group = ctx.service.secgroups.create(who, body.values())
-    return JSONResponse({"security_group": views.security_group(group)}, status_code=201)
+    group = ctx.service.secgroups.create(who, body)
+    return JSONResponse({"security_group": group}, status_code=201)
 
 
 @router.get("/v2.0/security-groups", response_model=rp.SecurityGroupsReply, responses=READ)
 def list_security_groups(
     request: Request, ctx: Context, who: Caller, query: GroupFilters
 ) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        groups = ctx.service.secgroups.list(who, s, query.filters())
-        return JSONResponse(
-            {"security_groups": [select_fields(request, views.security_group(g)) for g in groups]}
-        )
+    groups = ctx.service.secgroups.list(who, query.filters())
+    return JSONResponse({"security_groups": [select_fields(request, g) for g in groups]})
 
 
 @router.get("/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=SHOW)
 def show_security_group(gid: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        group = ctx.service.secgroups.get(who, s, gid)
-        return JSONResponse({"security_group": select_fields(request, views.security_group(group))})
+    group = ctx.service.secgroups.show(who, gid)
+    return JSONResponse({"security_group": select_fields(request, group)})
 
 
-@router.put(
-    "/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=UPDATE
-)
+@router.put("/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=UPDATE)
 def update_security_group(
     gid: PathId, ctx: Context, who: Caller, body: SecurityGroupUpdate, revision: IfRevision
 ) -> JSONResponse:
-    group = ctx.service.secgroups.update(who, gid, body.values(), revision)
-    return JSONResponse({"security_group": views.security_group(group)})
+    group = ctx.service.secgroups.update(who, gid, body, revision)
+    return JSONResponse({"security_group": group})
 
 
 @router.delete("/v2.0/security-groups/{gid}", status_code=204, responses=DELETE)
-def delete_security_group(
-    gid: PathId, ctx: Context, who: Caller, revision: IfRevision
-) -> Response:
+def delete_security_group(gid: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
     ctx.service.secgroups.delete(who, gid, revision)
     return Response(status_code=204)
 
@@ -263,21 +250,14 @@ def delete_security_group(
     responses=answers(400, 401, 403, 404, 413),
 )
 def create_rule(ctx: Context, who: Caller, body: RuleCreate) -> JSONResponse:
-    rule = ctx.service.secgroups.create_rule(who, body.values())
-    return JSONResponse({"security_group_rule": views.rule(rule)}, status_code=201)
+    rule = ctx.service.secgroups.create_rule(who, body)
+    return JSONResponse({"security_group_rule": rule}, status_code=201)
 
 
 @router.get("/v2.0/security-group-rules", response_model=rp.SecurityGroupRulesReply, responses=READ)
 def list_rules(request: Request, ctx: Context, who: Caller, query: RuleFilters) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        groups = ctx.service.secgroups.list(who, s, {})
-        rules = [r for g in groups for r in g.rules]
-        wanted = query.security_group_id
-        if wanted:
-            rules = [r for r in rules if r.security_group_id == wanted]
-        return JSONResponse(
-            {"security_group_rules": [select_fields(request, views.rule(r)) for r in rules]}
-        )
+    rules = ctx.service.secgroups.list_rules(who, query.security_group_id)
+    return JSONResponse({"security_group_rules": [select_fields(request, r) for r in rules]})
 
 
 @router.get(
@@ -286,9 +266,7 @@ def list_rules(request: Request, ctx: Context, who: Caller, query: RuleFilters) 
     responses=SHOW,
 )
 def show_rule(rule_id: PathId, ctx: Context, who: Caller) -> JSONResponse:
-    with ctx.service.db.transaction() as s:
-        rule = access.visible_rule(s, who, rule_id)
-        return JSONResponse({"security_group_rule": views.rule(rule)})
+    return JSONResponse({"security_group_rule": ctx.service.secgroups.show_rule(who, rule_id)})
 
 
 @router.delete("/v2.0/security-group-rules/{rule_id}", status_code=204, responses=SHOW)

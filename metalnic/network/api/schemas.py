@@ -10,10 +10,13 @@ The same models are the request schemas of the published OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
+from metalnic.errors import InvalidInput
 from metalnic.network.api.types import (
     INT64_MAX,
     MTU,
@@ -29,9 +32,25 @@ from metalnic.network.api.types import (
     check_json,
 )
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object, where: tuple[str, ...] = ()) -> M:
+    """``data`` validated as ``model``, or InvalidInput in Neutron's words: the one
+    check of a body, for the routes (``deps.body_of``) and the embedded client."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe(exc.errors(), where)) from None
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def parse(cls, data: object, where: tuple[str, ...] = ()) -> Self:
+        """``data`` validated as this model (see ``parse``)."""
+        return parse(cls, data, where)
 
     def values(self) -> dict[str, Any]:
         """The attributes the caller gave, under their API names."""
@@ -240,3 +259,30 @@ class DesiredQuery(BaseModel):
         None, ge=0, le=INT64_MAX, description="long-poll until the revision passes this"
     )
     wait: int = Field(0, ge=0, le=INT64_MAX, description="seconds to wait at most (up to 60)")
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+def describe(errors: Iterable[ErrorDetails], prefix: tuple[str, ...] = ()) -> str:
+    """One message for all problems, in Neutron's words, naming each attribute.
+    The caller's values are never echoed (they may be secrets or unprintable)."""
+    unknown: list[str] = []
+    problems: list[str] = []
+    for error in errors:
+        loc = [str(p) for p in error["loc"] if p not in ("body", "query", "path")]
+        where = ".".join(loc) or ".".join(prefix) or "body"
+        if error["type"] == "extra_forbidden":
+            unknown.append(where)
+        elif error["type"] == "string_type":
+            problems.append(f"Invalid input for {where}. Reason: not a valid string.")
+        else:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"Invalid input for {where}. Reason: {reason}.")
+    if unknown:
+        problems.insert(0, f"Unrecognized attribute(s) '{', '.join(unknown)}'.")
+    return _printable(" ".join(problems))
+
+
+def _printable(message: str) -> str:
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")[:2000]

@@ -1,24 +1,141 @@
 """JSON shapes of networks, ports, security groups and agents as Neutron renders them.
 
-Free-form values (a port's ``binding:profile`` and ``binding:vif_details``,
-an agent's ``configurations``) are shown through ``metalnic.redact``:
-secret-named keys read ``******`` at any depth.
+The services render here, inside the transaction that read the rows (so every
+relationship a view shows is loaded), and hand the routes and the embedded
+client these typed dicts; no row leaves the service.  Free-form values (a
+port's ``binding:profile`` and ``binding:vif_details``, an agent's
+``configurations``) are shown through ``metalnic.redact``: secret-named keys
+read ``******`` at any depth.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TypedDict
 
 from metalnic import redact
+from metalnic.jsontypes import JSONObject
 from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
+
+NetworkView = TypedDict(
+    "NetworkView",
+    {
+        "id": str,
+        "name": str,
+        "description": str,
+        "project_id": str,
+        "tenant_id": str,
+        "admin_state_up": bool,
+        "status": str,
+        "shared": bool,
+        "subnets": list[str],
+        "mtu": int,
+        "router:external": bool,
+        "provider:network_type": str,
+        "provider:physical_network": str | None,
+        "provider:segmentation_id": int | None,
+        "port_security_enabled": bool,
+        "availability_zones": list[str],
+        "availability_zone_hints": list[str],
+        "ipv4_address_scope": None,
+        "ipv6_address_scope": None,
+        "tags": list[str],
+        "revision_number": int,
+        "created_at": str | None,
+        "updated_at": str | None,
+    },
+)
+
+PortView = TypedDict(
+    "PortView",
+    {
+        "id": str,
+        "name": str,
+        "description": str,
+        "network_id": str,
+        "project_id": str,
+        "tenant_id": str,
+        "mac_address": str,
+        "admin_state_up": bool,
+        "status": str,
+        "device_id": str,
+        "device_owner": str,
+        "fixed_ips": list[JSONObject],
+        "allowed_address_pairs": list[JSONObject],
+        "extra_dhcp_opts": list[JSONObject],
+        "security_groups": list[str],
+        "binding:vnic_type": str,
+        "binding:profile": JSONObject,
+        "binding:host_id": str,
+        "binding:vif_type": str,
+        "binding:vif_details": JSONObject,
+        "port_security_enabled": bool,
+        "tags": list[str],
+        "revision_number": int,
+        "created_at": str | None,
+        "updated_at": str | None,
+    },
+)
+
+
+class RuleView(TypedDict):
+    id: str
+    security_group_id: str
+    project_id: str
+    tenant_id: str
+    direction: str
+    ethertype: str
+    protocol: str | None
+    port_range_min: int | None
+    port_range_max: int | None
+    remote_ip_prefix: str | None
+    remote_group_id: str | None
+    remote_address_group_id: None
+    normalized_cidr: str | None
+    description: str
+    revision_number: int
+    tags: list[str]
+    created_at: str | None
+    updated_at: str | None
+
+
+class SecurityGroupView(TypedDict):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    stateful: bool
+    shared: bool
+    security_group_rules: list[RuleView]
+    tags: list[str]
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class AgentView(TypedDict):
+    id: str
+    agent_type: str
+    binary: str
+    host: str
+    topic: str
+    admin_state_up: bool
+    alive: bool
+    availability_zone: None
+    description: None
+    resources_synced: None
+    configurations: JSONObject
+    created_at: str
+    started_at: str
+    heartbeat_timestamp: str
 
 
 def stamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def network(n: Network) -> dict[str, Any]:
+def network(n: Network) -> NetworkView:
     return {
         "id": n.id,
         "name": n.name,
@@ -46,7 +163,7 @@ def network(n: Network) -> dict[str, Any]:
     }
 
 
-def port(p: NetworkPort) -> dict[str, Any]:
+def port(p: NetworkPort) -> PortView:
     return {
         "id": p.id,
         "name": p.name,
@@ -78,7 +195,7 @@ def port(p: NetworkPort) -> dict[str, Any]:
     }
 
 
-def rule(r: SecurityGroupRule) -> dict[str, Any]:
+def rule(r: SecurityGroupRule) -> RuleView:
     return {
         "id": r.id,
         "security_group_id": r.security_group_id,
@@ -101,7 +218,7 @@ def rule(r: SecurityGroupRule) -> dict[str, Any]:
     }
 
 
-def security_group(g: SecurityGroup) -> dict[str, Any]:
+def security_group(g: SecurityGroup) -> SecurityGroupView:
     return {
         "id": g.id,
         "name": g.name,
@@ -118,7 +235,7 @@ def security_group(g: SecurityGroup) -> dict[str, Any]:
     }
 
 
-def agent(a: Agent, alive: bool) -> dict[str, Any]:
+def agent(a: Agent, alive: bool) -> AgentView:
     def plain(value: dt.datetime) -> str:  # Neutron's agent timestamps have no T/Z
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
