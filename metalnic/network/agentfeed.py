@@ -159,9 +159,7 @@ class AgentFeed:
                 s.delete(row)
 
     @staticmethod
-    def _answer(
-        s: Session, nic_host: str, verified: dict[str, dict[str, ac.PlugAnswer]]
-    ) -> None:
+    def _answer(s: Session, nic_host: str, verified: dict[str, dict[str, ac.PlugAnswer]]) -> None:
         for ident, answer in verified.items():
             row = s.get(Verification, ident)
             if row is None or row.host != nic_host or row.result is not None:

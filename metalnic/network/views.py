@@ -11,11 +11,12 @@ read ``******`` at any depth.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TypedDict
+from collections.abc import Sequence
+from typing import Protocol, TypedDict
 
 from metalnic import redact
 from metalnic.jsontypes import JSONObject
-from metalnic.network.models import Agent, Network, NetworkPort, SecurityGroup, SecurityGroupRule
+from metalnic.network.models import Agent, Network, SecurityGroup, SecurityGroupRule
 
 NetworkView = TypedDict(
     "NetworkView",
@@ -76,6 +77,55 @@ PortView = TypedDict(
         "updated_at": str | None,
     },
 )
+
+
+class PortRecord(Protocol):
+    """What ``port`` reads: a ``NetworkPort`` or a plain row of its table (lists read
+    rows: building an ORM object per port cost more than the query)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def network_id(self) -> str: ...
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def mac_address(self) -> str: ...
+    @property
+    def admin_state_up(self) -> bool: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_reason(self) -> str | None: ...
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def device_owner(self) -> str: ...
+    @property
+    def vnic_type(self) -> str: ...
+    @property
+    def host_id(self) -> str: ...
+    @property
+    def profile(self) -> JSONObject: ...
+    @property
+    def vif_type(self) -> str: ...
+    @property
+    def vif_details(self) -> JSONObject: ...
+    @property
+    def port_security_enabled(self) -> bool: ...
+    @property
+    def revision_number(self) -> int: ...
+    @property
+    def created_at(self) -> dt.datetime | None: ...
+    @property
+    def updated_at(self) -> dt.datetime | None: ...
+
+    @property
+    def security_groups(self) -> Sequence[SecurityGroup]: ...
 
 
 class RuleView(TypedDict):
@@ -163,7 +213,9 @@ def network(n: Network) -> NetworkView:
     }
 
 
-def port(p: NetworkPort) -> PortView:
+def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
+    """``p`` is a port object or a plain listing row; a list passes the groups of all
+    its ports read in one query (``groups``), a single port reads its relationship."""
     return {
         "id": p.id,
         "name": p.name,
@@ -179,7 +231,7 @@ def port(p: NetworkPort) -> PortView:
         "fixed_ips": [],
         "allowed_address_pairs": [],
         "extra_dhcp_opts": [],
-        "security_groups": [g.id for g in p.security_groups],
+        "security_groups": groups if groups is not None else [g.id for g in p.security_groups],
         "binding:vnic_type": p.vnic_type,
         "binding:profile": redact.redact(p.profile) if p.profile else p.profile,
         "binding:host_id": p.host_id,

@@ -223,5 +223,3 @@ class AgentGrantReply(Reply):
 
 class AgentGrantsReply(Reply):
     agent_grants: list[AgentGrant]
-
-

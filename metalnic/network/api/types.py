@@ -138,4 +138,3 @@ BoolLike = Annotated[
         }
     ),
 ]
-
