@@ -36,11 +36,13 @@ from metalnic.baremetal.api.deps import AppContext
 from metalnic.baremetal.api.errors import error_response
 from metalnic.baremetal.conductor import periodic
 from metalnic.baremetal.conductor.service import Conductor
+from metalnic.baremetal.drivers.base import NetworkPhase
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
 from metalnic.db import migrate
 from metalnic.db.session import Database
+from metalnic.embedded_network import EmbeddedNetworkClient
 from metalnic.errors import InvalidInput, MetalnicError
 from metalnic.httpjson import JSONResponse
 from metalnic.network import feed
@@ -50,7 +52,6 @@ from metalnic.network.api import grants as network_grants
 from metalnic.network.api import routes as network_routes
 from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
 from metalnic.network.api.deps import NetworkContext
-from metalnic.network.client import EmbeddedNetworkClient
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
@@ -129,9 +130,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(request, 500, "Internal error; the server log has the details.")
 
 
-def build_context(settings: Settings, database: Database | None = None) -> AppContext:
-    db = database or Database(settings.resolved_database_url())
-    registry = default_registry()
+def build_context(
+    settings: Settings, db: Database, network_client: NetworkClient | None
+) -> AppContext:
+    """The bare-metal side; it reaches the network service only through ``network_client``."""
+    registry = default_registry(network_client, smartnic_config(settings))
     return AppContext(
         settings=settings,
         db=db,
@@ -148,7 +151,27 @@ def build_context(settings: Settings, database: Database | None = None) -> AppCo
     )
 
 
-def _neutron_client(settings: Settings) -> NetworkClient:
+def smartnic_config(settings: Settings) -> SmartNicConfig:
+    return SmartNicConfig(
+        networks={
+            NetworkPhase.PROVISIONING: settings.provisioning_network,
+            NetworkPhase.CLEANING: settings.cleaning_network,
+            NetworkPhase.RESCUING: settings.rescuing_network,
+        },
+        security_groups={
+            NetworkPhase.PROVISIONING: settings.provisioning_network_security_groups,
+            NetworkPhase.CLEANING: settings.cleaning_network_security_groups,
+            NetworkPhase.RESCUING: settings.rescuing_network_security_groups,
+        },
+        active_timeout=settings.port_active_timeout,
+        removed_timeout=settings.port_removed_timeout,
+    )
+
+
+def network_client(settings: Settings, service: NetworkService) -> NetworkClient:
+    """The embedded network service, or a Neutron at ``neutron_endpoint``."""
+    if settings.network_client == "embedded":
+        return EmbeddedNetworkClient(service)
     from metalnic.baremetal.drivers.network.neutron import NeutronClient
 
     if not settings.neutron_endpoint:
@@ -161,30 +184,11 @@ def _neutron_client(settings: Settings) -> NetworkClient:
     )
 
 
-def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI:
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     """The ASGI app; migrations are applied before the first request is served."""
-    ctx = context or build_context(settings)
-    network_service = NetworkService(ctx.settings, ctx.db)
-    # The bare-metal side reaches the network service only through its client.
-    ctx.registry.network_client = (
-        EmbeddedNetworkClient(network_service)
-        if settings.network_client == "embedded"
-        else _neutron_client(settings)
-    )
-    ctx.registry.smartnic_config = SmartNicConfig(
-        networks={
-            "provisioning": settings.provisioning_network,
-            "cleaning": settings.cleaning_network,
-            "rescuing": settings.rescuing_network,
-        },
-        security_groups={
-            "provisioning": settings.provisioning_network_security_groups,
-            "cleaning": settings.cleaning_network_security_groups,
-            "rescuing": settings.rescuing_network_security_groups,
-        },
-        active_timeout=settings.port_active_timeout,
-        removed_timeout=settings.port_removed_timeout,
-    )
+    db = database or Database(settings.resolved_database_url())
+    network_service = NetworkService(settings, db)
+    ctx = build_context(settings, db, network_client(settings, network_service))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.baremetal.drivers.network.client import NetworkPort
 from metalnic.baremetal.fields import ANYONE, Field
 from metalnic.baremetal.models import Node, Port, PortGroup, VifClaim
 from metalnic.errors import (
@@ -153,14 +154,14 @@ def usable_portgroup(session: Session, who: Principal, ident: Any) -> PortGroup:
     return group
 
 
-def usable_vif(session: Session, node: Node, vif: str, port: dict[str, Any] | None) -> None:
+def usable_vif(session: Session, node: Node, vif: str, port: NetworkPort | None) -> None:
     """May network port ``vif`` (as the network service shows it, None: absent) be
     attached to ``node``?  It must belong to the node owner's project (whoever asks;
     a node without owner takes any) — otherwise it does not exist — and must not be
     in use by another node or device (409)."""
-    if port is None or (node.owner is not None and port.get("project_id") != node.owner):
+    if port is None or (node.owner is not None and port.project_id != node.owner):
         raise NotFound(f"Port {vif} could not be found.")
-    device = port.get("device_id") or ""
+    device = port.device_id
     if device and device != node.uuid:
         raise Conflict(f"Network port {vif} is in use by device {device}.")
     holder = session.execute(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from metalnic.auth import Principal
 from metalnic.baremetal import nodes, policy, states
 from metalnic.baremetal.conductor import states as machine
-from metalnic.baremetal.drivers.network.client import NetworkClient
+from metalnic.baremetal.drivers.network.client import NetworkClient, get_port
 from metalnic.baremetal.models import VIF_KEY, Port, PortGroup, VifClaim
 from metalnic.errors import Conflict, InvalidInput, InvalidStateForChange, NotFound
 
@@ -86,7 +86,7 @@ def attach(
     node = nodes.find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
     _require_settled(node.provision_state, node.uuid)
-    policy.usable_vif(session, node, vif, client.get_port(vif) if client else None)
+    policy.usable_vif(session, node, vif, get_port(client, vif) if client else None)
     links = _links(session, node.id)
     if any(link.internal_info.get(KEY) == vif for link in links):
         raise Conflict(f"VIF {vif} is already attached to node {node.uuid}.")

@@ -1,5 +1,7 @@
-"""The openstacksdk NetworkClient (for a real Neutron), against metalnic's own
-Neutron-compatible API over real HTTP, with a fake agent on the real contract."""
+"""The openstacksdk NetworkClient (for a real Neutron) driving a deploy, against
+metalnic's own Neutron-compatible API over real HTTP, with a fake agent on the real
+contract.  What each client call does is checked for both NetworkClients by
+test_network_client_conformance.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.network.client import NetworkUnreachable
 from metalnic.baremetal.drivers.network.neutron import NeutronClient
 from tests.integration.conductor_helpers import history, provision, wait_for
 from tests.integration.helpers import make_node, make_port
@@ -37,43 +39,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def test_adapter_plugs_a_port(server: Server, tmp_path: Path) -> None:
-    agents = Agents(server, tmp_path)
-    agents.start("nic-n1")
-    try:
-        client = NeutronClient(server.url + "/network", poll=0.1)
-        with server.client() as c:
-            agents.wait_alive(c, "nic-n1")
-        assert client.agent_alive("nic-n1") and not client.agent_alive("nic-nobody")
-        net = client.network_id("tenant-n")
-        profile = {"local_link_information": [{"hostname": "nic-n1", "port_id": "p0"}]}
-        port = client.create_port(
-            net, "metalnic-test-1", "52:54:00:aa:00:01", "nic-n1", profile, "device-1"
-        )
-        assert client.wait_port_active(port["id"], 10) == (True, "")
-        assert [p["id"] for p in client.find_ports("device-1", "metalnic-test")] == [port["id"]]
-        orphan = client.create_port(
-            net,
-            "metalnic-test-2",
-            "52:54:00:aa:00:02",
-            "nic-nobody",
-            {"local_link_information": [{"hostname": "nic-nobody", "port_id": "p0"}]},
-            "device-1",
-        )
-        ok, why = client.wait_port_active(orphan["id"], 5)
-        assert not ok and "no live Open vSwitch agent serves NIC host nic-nobody" in why
-        for p in (port, orphan):
-            client.delete_port(p["id"])
-        assert client.find_ports("device-1", "metalnic-") == []
-        with pytest.raises(DriverError, match="could not be found"):
-            client.network_id("no-such-network")
-    finally:
-        agents.close()
-
-
 def test_unreachable_network_service() -> None:
     client = NeutronClient("http://127.0.0.1:9/network")
-    with pytest.raises(DriverError, match="network service at http://127.0.0.1:9/network"):
+    with pytest.raises(NetworkUnreachable, match="network service at http://127.0.0.1:9/network"):
         client.agent_alive("nic-1")
 
 

@@ -343,8 +343,9 @@ def test_boot_gate_read_back_comes_from_ovs(world: World) -> None:
     """The conductor's question "is this port plugged?" goes to the NIC's agent through
     the feed and is answered from a fresh read of OVS (here asked by a second process on
     the same database, as a second server would)."""
+    from metalnic.baremetal.drivers.network.client import Verdict
     from metalnic.db.session import Database
-    from metalnic.network.client import EmbeddedNetworkClient
+    from metalnic.embedded_network import EmbeddedNetworkClient
     from metalnic.network.service import NetworkService
     from metalnic.settings import Settings
 
@@ -352,9 +353,9 @@ def test_boot_gate_read_back_comes_from_ovs(world: World) -> None:
     client = EmbeddedNetworkClient(NetworkService(Settings(), db))
     try:
         answer = client.verify_plugged("nic1", [world.ports["h1"]], 10)
-        assert answer == {world.ports["h1"]: (True, "")}
+        assert answer == {world.ports["h1"]: Verdict(True, "")}
         wrong = client.verify_plugged("nic2", [world.ports["h1"]], 10)[world.ports["h1"]]
-        assert wrong[0] is False and "is not bound on nic2" in wrong[1]
+        assert wrong.plugged is False and "is not bound on nic2" in wrong.reason
     finally:
         db.dispose()
 

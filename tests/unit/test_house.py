@@ -20,7 +20,8 @@ MAX_MODULE_LINES = 500
 # 117 of them are in network/, agent/, baremetal/conductor/ and baremetal/drivers/network/.
 # 104 after the agent contract (metalnic/contract/agent.py) typed the agent and its routes.
 # 74 after the network service's split (typed views, request models as its input).
-DICT_STR_ANY_CEILING = 74
+# 50 with the bare-metal<->network seam (NetworkClient returning typed values) as well.
+DICT_STR_ANY_CEILING = 50
 _DICT_STR_ANY = re.compile(r"dict\[str,\s*Any\]")
 
 

@@ -3,8 +3,8 @@
 HTTP bodies are validated by ``network/api/schemas.py`` before a route runs; the
 embedded client (the bare-metal side, in process) builds the same models with
 ``Model.parse``, so what it sends is checked by the same rules and refused with
-the API's own error (InvalidInput, a 400 in Neutron's words), never a pydantic
-exception, and nothing is written.
+the API's own message (InvalidInput's, which the client hands on as the seam's
+NetworkClientError), never a pydantic exception, and nothing is written.
 """
 
 from __future__ import annotations
@@ -14,15 +14,21 @@ from pathlib import Path
 
 import pytest
 
+from metalnic.baremetal.drivers.network.client import (
+    Binding,
+    BindingProfile,
+    NetworkClientError,
+    NewPort,
+)
 from metalnic.db import migrate
 from metalnic.db.session import Database
+from metalnic.embedded_network import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.errors import InvalidInput
 from metalnic.network.api.schemas import NetworkCreate, PortCreate
-from metalnic.network.client import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
-LINK = {"local_link_information": [{"hostname": "nic1", "port_id": "p0"}]}
+LINK: BindingProfile = {"local_link_information": [{"hostname": "nic1", "port_id": "p0"}]}
 
 
 @pytest.fixture
@@ -51,8 +57,6 @@ def test_embedded_client_input_is_refused_as_the_api_refuses_it(
 ) -> None:
     net = service.networks.create(CONDUCTOR, NetworkCreate(name="prov"))
     args: dict[str, object] = {
-        "network_id": net["id"],
-        "name": "p",
         "mac": "52:54:00:00:00:0a",
         "nic_host": "nic1",
         "profile": LINK,
@@ -60,8 +64,8 @@ def test_embedded_client_input_is_refused_as_the_api_refuses_it(
     }
     args[field] = value
     client = EmbeddedNetworkClient(service)
-    with pytest.raises(InvalidInput, match="Invalid input for "):
-        client.create_port(**args)  # type: ignore[arg-type]
+    with pytest.raises(NetworkClientError, match="Invalid input for "):
+        client.plug(NewPort(net["id"], "p"), Binding(**args), timeout=0)  # type: ignore[arg-type]
     assert service.ports.list(CONDUCTOR, {}) == []
 
 
@@ -76,6 +80,9 @@ def test_parse_names_the_attribute_and_never_echoes_the_value() -> None:
 def test_a_valid_port_from_the_embedded_client_is_stored(service: NetworkService) -> None:
     net = service.networks.create(CONDUCTOR, NetworkCreate(name="prov"))
     client = EmbeddedNetworkClient(service)
-    made = client.create_port(net["id"], "p", "52:54:00:00:00:0a", "nic1", LINK, "n1")
-    assert made["binding:profile"] == LINK
-    assert [p["id"] for p in service.ports.list(CONDUCTOR, {})] == [made["id"]]
+    made = client.plug(
+        NewPort(net["id"], "p"), Binding("nic1", "52:54:00:00:00:0a", "n1", LINK), timeout=0
+    )
+    stored = service.ports.list(CONDUCTOR, {})
+    assert [p["id"] for p in stored] == [made.port_id]
+    assert stored[0]["binding:profile"] == LINK

@@ -8,18 +8,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from metalnic.baremetal.drivers.base import NodeContext, PortInfo
+from metalnic.baremetal.drivers.base import NetworkPhase, NodeContext, PortInfo
+from metalnic.baremetal.drivers.network.client import (
+    Binding,
+    NetworkPort,
+    NewPort,
+    Plugged,
+    Verdict,
+)
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig, SmartNicNetwork
 from metalnic.db import migrate
 from metalnic.db.session import Database
+from metalnic.embedded_network import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.network.api.schemas import NetworkCreate, SecurityGroupCreate
-from metalnic.network.client import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 
 
 class RecordingClient:
-    """Just enough of the NetworkClient protocol for attach, recording create_port."""
+    """A NetworkClient that plugs every port at once, recording what it created."""
 
     def __init__(self) -> None:
         self.created: list[tuple[str, list[str]]] = []
@@ -30,21 +37,23 @@ class RecordingClient:
     def agent_alive(self, nic_host: str) -> bool:
         return True
 
-    def create_port(
-        self,
-        network_id: str,
-        name: str,
-        mac: str,
-        nic_host: str,
-        profile: dict[str, Any],
-        device_id: str,
-        security_groups: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        self.created.append((network_id, list(security_groups)))
-        return {"id": f"port-{len(self.created)}"}
+    def ports(
+        self, *, ids: Sequence[str] = (), device_id: str | None = None, name_prefix: str = ""
+    ) -> list[NetworkPort]:
+        return []
 
-    def wait_port_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
-        return True, ""
+    def plug(self, port: NewPort | str, binding: Binding, timeout: float) -> Plugged:
+        assert isinstance(port, NewPort)
+        self.created.append((port.network_id, list(port.security_groups)))
+        return Plugged(f"port-{len(self.created)}", created=True, active=True)
+
+    def unplug(self, port_id: str, nic_host: str, *, delete: bool, timeout: float) -> bool:
+        return True
+
+    def verify_plugged(
+        self, nic_host: str, port_ids: Sequence[str], timeout: float
+    ) -> dict[str, Verdict]:
+        return {p: Verdict(True) for p in port_ids}
 
 
 def _ctx() -> NodeContext:
@@ -55,12 +64,16 @@ def _ctx() -> NodeContext:
 def _attach(groups: dict[str, list[str]], phase: str) -> list[tuple[str, list[str]]]:
     client = RecordingClient()
     config = SmartNicConfig(
-        networks={"provisioning": "prov", "cleaning": "clean", "rescuing": "prov"},
+        networks={
+            NetworkPhase.PROVISIONING: "prov",
+            NetworkPhase.CLEANING: "clean",
+            NetworkPhase.RESCUING: "prov",
+        },
         active_timeout=1,
         removed_timeout=1,
-        security_groups=groups,
+        security_groups={NetworkPhase(k): v for k, v in groups.items()},
     )
-    SmartNicNetwork(lambda: client, config).attach(_ctx(), phase)  # type: ignore[arg-type,return-value]
+    SmartNicNetwork(client, config).attach(_ctx(), NetworkPhase(phase))
     return client.created
 
 
@@ -87,14 +100,17 @@ def test_embedded_client_turns_port_security_off_without_groups(tmp_path: Path) 
         client = EmbeddedNetworkClient(service)
         net = service.networks.create(CONDUCTOR, NetworkCreate(name="prov"))
         group = service.secgroups.create(CONDUCTOR, SecurityGroupCreate(name="admit-conductor"))
-        profile = {"local_link_information": [{"hostname": "nic1", "port_id": "p0"}]}
-        open_port = client.create_port(net["id"], "a", "52:54:00:00:00:0a", "nic1", profile, "n1")
-        assert open_port["port_security_enabled"] is False
-        assert open_port["security_groups"] == []
-        filtered = client.create_port(
-            net["id"], "b", "52:54:00:00:00:0b", "nic1", profile, "n2", [group["id"]]
+        binding = Binding("nic1", "52:54:00:00:00:0a", "n1", {})
+        opened = client.plug(NewPort(net["id"], "a"), binding, timeout=0)
+        filtered = client.plug(
+            NewPort(net["id"], "b", (group["id"],)),
+            Binding("nic1", "52:54:00:00:00:0b", "n2", {}),
+            timeout=0,
         )
-        assert filtered["port_security_enabled"] is True
-        assert filtered["security_groups"] == [group["id"]]
+        ports = {p.id: p for p in client.ports(ids=[opened.port_id, filtered.port_id])}
+        assert ports[opened.port_id].port_security is False
+        assert ports[opened.port_id].security_groups == ()
+        assert ports[filtered.port_id].port_security is True
+        assert ports[filtered.port_id].security_groups == (group["id"],)
     finally:
         db.dispose()

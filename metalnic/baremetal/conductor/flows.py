@@ -20,6 +20,7 @@ from metalnic.baremetal.conductor.powered import network_power
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import Task
 from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
+from metalnic.baremetal.drivers.base import NetworkPhase as Phase
 from metalnic.baremetal.states import BootDevice, PowerTarget
 
 
@@ -29,7 +30,7 @@ def validate(task: Task) -> None:
         iface.validate(ctx)
 
 
-def rewire(task: Task, detach: tuple[str, ...] = (), attach: tuple[str, ...] = ()) -> None:
+def rewire(task: Task, detach: tuple[Phase, ...] = (), attach: tuple[Phase, ...] = ()) -> None:
     """Power the host off, then move its ports between networks inside a BIOS window.
 
     The only way flows touch the network: nothing the host runs can see a
@@ -38,9 +39,9 @@ def rewire(task: Task, detach: tuple[str, ...] = (), attach: tuple[str, ...] = (
     task.set_power(PowerTarget.POWER_OFF)
     with network_power(task):
         for phase in detach:
-            task.network("detach", phase)
+            task.detach_network(phase)
         for phase in attach:
-            task.network("attach", phase)
+            task.attach_network(phase)
 
 
 def hot_plug(task: Task, action: str, vif: str, link: str) -> None:
@@ -59,7 +60,7 @@ def hot_plug(task: Task, action: str, vif: str, link: str) -> None:
         if action == "plug":
             try:
                 network.plug_vif(task.ctx, link)
-                task.boot_gate("tenant")
+                task.boot_gate(Phase.TENANT)
             except DriverError:
                 with contextlib.suppress(DriverError):  # the first error is the one to report
                     network.unplug_vif(task.ctx, link)
@@ -72,7 +73,7 @@ def hot_plug(task: Task, action: str, vif: str, link: str) -> None:
         task.set_boot_device(states.BOOT_DISK, persistent=True)
 
 
-def boot(task: Task, device: BootDevice, phase: str, persistent: bool = False) -> None:
+def boot(task: Task, device: BootDevice, phase: Phase, persistent: bool = False) -> None:
     """Set the boot device, check the network (boot gate), then (re)start the host."""
     task.set_boot_device(device, persistent)
     task.boot_gate(phase)
@@ -82,7 +83,7 @@ def boot(task: Task, device: BootDevice, phase: str, persistent: bool = False) -
         task.set_power(PowerTarget.POWER_ON)
 
 
-def boot_agent(task: Task, phase: str) -> None:
+def boot_agent(task: Task, phase: Phase) -> None:
     """Boot the ramdisk agent on ``phase``'s network with a fresh one-time token."""
     task.set_internal(
         agent_token=secrets.token_urlsafe(32), agent_token_given=False, agent_url=None
@@ -136,13 +137,15 @@ def deploy(task: Task) -> Event:
     validate(task)
     d = task.drivers.deploy
     rewire(
-        task, detach=("tenant",), attach=("tenant",) if d.ramdisk_is_instance else ("provisioning",)
+        task,
+        detach=(Phase.TENANT,),
+        attach=(Phase.TENANT,) if d.ramdisk_is_instance else (Phase.PROVISIONING,),
     )
     if d.ramdisk_is_instance:
-        boot(task, states.BOOT_PXE, "tenant")
+        boot(task, states.BOOT_PXE, Phase.TENANT)
         return Event.DONE
     if d.uses_agent:
-        boot_agent(task, "provisioning")
+        boot_agent(task, Phase.PROVISIONING)
         return Event.WAIT
     return finish_deploy(task)
 
@@ -157,13 +160,13 @@ def continue_deploy(task: Task) -> Event:
 def finish_deploy(task: Task) -> Event:
     """Ironic's reboot_and_finish_deploy: provisioning → tenant, then boot the disk."""
     forget_agent(task)
-    rewire(task, detach=("provisioning",), attach=("tenant",))
-    boot(task, states.BOOT_DISK, "tenant", persistent=True)
+    rewire(task, detach=(Phase.PROVISIONING,), attach=(Phase.TENANT,))
+    boot(task, states.BOOT_DISK, Phase.TENANT, persistent=True)
     return Event.DONE
 
 
 def tear_down(task: Task) -> Event:
-    rewire(task, detach=("tenant", "rescuing"))
+    rewire(task, detach=(Phase.TENANT, Phase.RESCUING))
     return Event.DONE
 
 
@@ -171,9 +174,9 @@ def tear_down(task: Task) -> Event:
 
 
 def clean(task: Task) -> Event:
-    rewire(task, attach=("cleaning",))
+    rewire(task, attach=(Phase.CLEANING,))
     if task.drivers.deploy.uses_agent:
-        boot_agent(task, "cleaning")
+        boot_agent(task, Phase.CLEANING)
         return Event.WAIT
     for step in _clean_steps(task):
         task.log(history.PROVISION, f"clean step {step} (nothing to do for this deploy interface)")
@@ -200,7 +203,7 @@ def continue_clean(task: Task) -> Event:
 def finish_clean(task: Task) -> Event:
     forget_agent(task)
     task.set_internal(clean_steps=None)
-    rewire(task, detach=("cleaning",))
+    rewire(task, detach=(Phase.CLEANING,))
     return Event.DONE
 
 
@@ -209,14 +212,14 @@ def finish_clean(task: Task) -> Event:
 
 def rescue(task: Task) -> Event:
     validate(task)
-    rewire(task, detach=("tenant",), attach=("rescuing",))
-    boot(task, states.BOOT_PXE, "rescuing")
+    rewire(task, detach=(Phase.TENANT,), attach=(Phase.RESCUING,))
+    boot(task, states.BOOT_PXE, Phase.RESCUING)
     return Event.DONE
 
 
 def unrescue(task: Task) -> Event:
-    rewire(task, detach=("rescuing",), attach=("tenant",))
-    boot(task, states.BOOT_DISK, "tenant", persistent=True)
+    rewire(task, detach=(Phase.RESCUING,), attach=(Phase.TENANT,))
+    boot(task, states.BOOT_DISK, Phase.TENANT, persistent=True)
     return Event.DONE
 
 

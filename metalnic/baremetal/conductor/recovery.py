@@ -38,7 +38,7 @@ from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.powered import network_power
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
-from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.base import DriverError, NetworkPhase
 from metalnic.baremetal.models import Node
 from metalnic.baremetal.states import PowerTarget
 
@@ -51,7 +51,7 @@ PENDING = "recovery_pending"
 POWERED_FLOWS = flows.POWER_OFF_ON_FAILURE
 RETRY_AFTER = 3.0  # seconds between attempts of a clean-up that failed
 # Every network a node's ports can be on; detaching one they are not on does nothing.
-PHASES = ("tenant", "provisioning", "cleaning", "rescuing", "inspection")
+PHASES = tuple(NetworkPhase)
 
 
 def orphan(session: Session, node: Node, gone: str, by: str) -> Work | None:
@@ -158,7 +158,7 @@ def unwire(task: Task) -> None:
     with network_power(task):
         for phase in PHASES:
             try:
-                task.network("detach", phase)
+                task.detach_network(phase)
             except DriverError as exc:
                 errors.append(exc.message)
     if errors:

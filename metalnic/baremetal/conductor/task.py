@@ -31,6 +31,7 @@ from metalnic.baremetal.drivers.base import (
     DeployInterface,
     ManagementInterface,
     NetworkInterface,
+    NetworkPhase,
     NodeContext,
     PortGroupInfo,
     PortInfo,
@@ -284,19 +285,23 @@ class Task:
             f"next boot from {device}" + (" (persistent)" if persistent else ""),
         )
 
-    def network(self, action: str, phase: str) -> None:
-        """attach/detach the ports for ``phase``, logged before and after."""
+    def attach_network(self, phase: NetworkPhase) -> None:
+        """Put the ports on ``phase``'s network, logged before and after."""
+        self._network_step("attach", phase)
+        self.drivers.network.attach(self.ctx, phase)
+        self.log(history.NETWORK, f"attach {phase} network: done (ports ACTIVE)")
+
+    def detach_network(self, phase: NetworkPhase) -> None:
+        """Take the ports off ``phase``'s network, logged before and after."""
+        self._network_step("detach", phase)
+        self.drivers.network.detach(self.ctx, phase)
+        self.log(history.NETWORK, f"detach {phase} network: done (ports removed)")
+
+    def _network_step(self, action: str, phase: NetworkPhase) -> None:
         self.checkpoint(f"{action} {phase} network")
         self.log(history.NETWORK, f"{action} {phase} network: started")
-        step: Callable[[NodeContext, str], None] = getattr(self.drivers.network, action)
-        step(self.ctx, phase)
-        self.log(
-            history.NETWORK,
-            f"{action} {phase} network: done"
-            + (" (ports ACTIVE)" if action == "attach" else " (ports removed)"),
-        )
 
-    def boot_gate(self, phase: str) -> None:
+    def boot_gate(self, phase: NetworkPhase) -> None:
         """Right before booting: every port must be up on the ``phase`` network."""
         self.drivers.network.verify_active(self.ctx, phase)
         self.log(history.BOOT_GATE, f"ports verified ACTIVE on the {phase} network")

@@ -12,6 +12,7 @@ taxonomy of metalnic/errors.py (retryable ``BmcUnreachable``/``BmcTimedOut``/
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,9 +139,22 @@ class ManagementInterface(abc.ABC):
         """Set and verify the next boot device (``bios`` included)."""
 
 
+class NetworkPhase(enum.StrEnum):
+    """Which network a node's ports are on for what it does; Ironic's
+    add/remove_{provisioning,cleaning,rescuing,inspection,tenant}_network family
+    collapsed into ``attach(ctx, phase)`` / ``detach(ctx, phase)``.  Tenant ports
+    are the VIFs attached through ``/v1/nodes/{id}/vifs``; every other phase has a
+    network of its own (settings).  Listed in the order a clean-up detaches them."""
+
+    TENANT = "tenant"
+    PROVISIONING = "provisioning"
+    CLEANING = "cleaning"
+    RESCUING = "rescuing"
+    INSPECTION = "inspection"
+
+
 class NetworkInterface(abc.ABC):
-    """Moves a node's ports between networks; phases are provisioning, cleaning,
-    rescuing, inspection and tenant."""
+    """Moves a node's ports between the networks of its phases (``NetworkPhase``)."""
 
     @abc.abstractmethod
     def validate(self, ctx: NodeContext) -> None: ...
@@ -150,15 +164,15 @@ class NetworkInterface(abc.ABC):
         """True when the ports can only be configured with the host powered (smart NICs)."""
 
     @abc.abstractmethod
-    def attach(self, ctx: NodeContext, phase: str) -> None:
+    def attach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         """Put the node's ports on the network of ``phase`` and wait until they are up."""
 
     @abc.abstractmethod
-    def detach(self, ctx: NodeContext, phase: str) -> None:
+    def detach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         """Take the node's ports off the network of ``phase`` and wait until they are gone."""
 
     @abc.abstractmethod
-    def verify_active(self, ctx: NodeContext, phase: str) -> None:
+    def verify_active(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         """The boot gate: raise unless every port is up on the network of ``phase``."""
 
     def plug_vif(self, ctx: NodeContext, link: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from metalnic.baremetal.drivers.base import NetworkPhase
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 
@@ -133,7 +134,7 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("network", "flat"): lambda r: simple.NoopNetwork(),
         ("network", "fake"): lambda r: simple.FakeNetwork(),
         ("network", "smartnic"): lambda r: smartnic.SmartNicNetwork(
-            lambda: r.network_client, r.smartnic_config
+            r.network_client, r.smartnic_config
         ),
         ("deploy", "fake"): lambda r: deploy.FakeDeploy(),
         ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
@@ -143,10 +144,30 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
     }
 
 
-class Registry:
-    """The hardware types this server offers, and one instance per implementation."""
+# Without settings (tests, tools): every phase on the network named "provisioning".
+DEFAULT_SMARTNIC_CONFIG = SmartNicConfig(
+    networks={
+        NetworkPhase.PROVISIONING: "provisioning",
+        NetworkPhase.CLEANING: "provisioning",
+        NetworkPhase.RESCUING: "provisioning",
+    },
+    active_timeout=60.0,
+    removed_timeout=60.0,
+)
 
-    def __init__(self, types: list[HardwareType]) -> None:
+
+class Registry:
+    """The hardware types this server offers, and one instance per implementation.
+
+    ``network_client`` is the network service the smartnic interface (and the VIF
+    API) talk to, given by ``server.py``; None: no smart NIC can be plugged."""
+
+    def __init__(
+        self,
+        types: list[HardwareType],
+        network_client: NetworkClient | None = None,
+        smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
+    ) -> None:
         from metalnic.baremetal.drivers.power.fake import FakeBmcs
 
         self._types = {t.name: t for t in types}
@@ -154,17 +175,8 @@ class Registry:
         self._lock = threading.Lock()
         self._instances: dict[tuple[str, str], Any] = {}
         self._factories = _factories()
-        # Set by server.py: the network service the smartnic interface talks to.
-        self.network_client: NetworkClient | None = None
-        self.smartnic_config = SmartNicConfig(
-            networks={
-                "provisioning": "provisioning",
-                "cleaning": "provisioning",
-                "rescuing": "provisioning",
-            },
-            active_timeout=60.0,
-            removed_timeout=60.0,
-        )
+        self.network_client = network_client
+        self.smartnic_config = smartnic_config
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)
@@ -184,5 +196,8 @@ class Registry:
             return self._instances[key]
 
 
-def default_registry() -> Registry:
-    return Registry([FAKE_HARDWARE, REDFISH, IPMI])
+def default_registry(
+    network_client: NetworkClient | None = None,
+    smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
+) -> Registry:
+    return Registry([FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config)

@@ -1,11 +1,12 @@
 """NetworkClient for a real Neutron (or metalnic's own /network API) via openstacksdk.
 
 The second implementation of ``NetworkClient``: the smartnic interface can
-drive any Neutron-compatible endpoint.  Neutron has no long-poll, so waits
-poll the port (every ``poll`` seconds); and Neutron cannot say when an agent
-has unplugged a deleted port, so ``delete_port`` confirms nothing
-(``wait_removed`` is then not called).  SDK and HTTP errors are translated
-here into ``DriverError``.
+drive any Neutron-compatible endpoint.  Neutron has no long-poll, so ``plug``
+polls the port (every ``poll`` seconds); Neutron cannot say when an agent has
+taken a port off the NIC, so ``unplug`` confirms nothing, nor can it ask an
+agent to read OVS back, so ``verify_plugged`` trusts the port status (which
+the boot gate has checked before).  SDK and HTTP errors are translated here,
+in ``_translated``, into the seam's errors.
 """
 
 from __future__ import annotations
@@ -19,19 +20,35 @@ import keystoneauth1.exceptions
 import openstack
 import openstack.exceptions
 
-from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.network.client import (
+    DEVICE_OWNER,
+    VNIC_TYPE,
+    Binding,
+    NetworkClientError,
+    NetworkConflict,
+    NetworkObjectNotFound,
+    NetworkPort,
+    NetworkUnreachable,
+    NewPort,
+    Plugged,
+    Verdict,
+    selected,
+)
 
 
 @contextmanager
 def _translated(endpoint: str, action: str) -> Iterator[None]:
+    where = f"network service at {endpoint}"
     try:
         yield
     except openstack.exceptions.ResourceNotFound as exc:
-        raise DriverError(f"network service at {endpoint}: {action}: not found") from exc
+        raise NetworkObjectNotFound(f"{where}: {action}: not found") from exc
+    except (openstack.exceptions.ConflictException, openstack.exceptions.DuplicateResource) as exc:
+        raise NetworkConflict(f"{where} refused to {action}: {exc}") from exc
     except openstack.exceptions.SDKException as exc:
-        raise DriverError(f"network service at {endpoint} failed to {action}: {exc}") from exc
+        raise NetworkClientError(f"{where} failed to {action}: {exc}") from exc
     except keystoneauth1.exceptions.ClientException as exc:  # discovery, connection
-        raise DriverError(f"network service at {endpoint} is unreachable ({action})") from exc
+        raise NetworkUnreachable(f"{where} is unreachable ({action})") from exc
 
 
 T = TypeVar("T")
@@ -51,19 +68,24 @@ def _settled(call: Callable[[], T], attempts: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def _port(p: Any) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name or "",
-        "status": p.status,
-        "binding:host_id": p.binding_host_id or "",
-        "binding:vif_type": p.binding_vif_type,
-        "binding:vif_details": p.binding_vif_details or {},
-        "binding:profile": p.binding_profile or {},
-        "device_id": p.device_id,
-        "device_owner": p.device_owner or "",
-        "project_id": p.project_id,
-    }
+def _port(p: Any) -> NetworkPort:
+    """The seam's port from an openstacksdk ``Port`` (whose fields are untyped)."""
+    details = p.binding_vif_details or {}
+    return NetworkPort(
+        id=str(p.id),
+        name=p.name or "",
+        network_id=p.network_id or "",
+        project_id=p.project_id or "",
+        mac=p.mac_address or "",
+        device_id=p.device_id or "",
+        device_owner=p.device_owner or "",
+        nic_host=p.binding_host_id or "",
+        status=p.status or "",
+        vif_type=p.binding_vif_type or "",
+        reason=str(details.get("reason") or ""),
+        port_security=bool(p.is_port_security_enabled),
+        security_groups=tuple(p.security_group_ids or ()),
+    )
 
 
 class NeutronClient:
@@ -77,24 +99,35 @@ class NeutronClient:
     ) -> None:
         self.endpoint = endpoint
         self.poll = poll
-        auth: dict[str, Any] = (
-            {"auth_type": "http_basic", "username": username, "password": password}
-            if username
-            else {"auth_type": "none"}
-        )
-        self.conn = openstack.connect(
-            network_endpoint_override=endpoint,
-            load_yaml_config=False,
-            load_envvars=False,
-            cacert=cacert,
-            **auth,
-        )
+        if username:
+            self.conn = openstack.connect(
+                network_endpoint_override=endpoint,
+                load_yaml_config=False,
+                load_envvars=False,
+                cacert=cacert,
+                auth_type="http_basic",
+                username=username,
+                password=password,
+            )
+        else:
+            self.conn = openstack.connect(
+                network_endpoint_override=endpoint,
+                load_yaml_config=False,
+                load_envvars=False,
+                cacert=cacert,
+                auth_type="none",
+            )
 
     def network_id(self, name_or_id: str) -> str:
-        with _translated(self.endpoint, f"find network {name_or_id}"):
-            net = self.conn.network.find_network(name_or_id, ignore_missing=True)
+        try:
+            with _translated(self.endpoint, f"find network {name_or_id}"):
+                net = self.conn.network.find_network(name_or_id, ignore_missing=True)
+        except NetworkConflict:
+            raise NetworkConflict(
+                f"Several networks are named {name_or_id}: configure the network's id."
+            ) from None
         if net is None:
-            raise DriverError(f"Network {name_or_id} could not be found.")
+            raise NetworkObjectNotFound(f"Network {name_or_id} could not be found.")
         return str(net.id)
 
     def agent_alive(self, nic_host: str) -> bool:
@@ -106,102 +139,90 @@ class NeutronClient:
                 if nic_host in (agent.configuration or {}).get("nic_hosts", [agent.host])
             )
 
-    def get_port(self, port_id: str) -> dict[str, Any] | None:
-        with _translated(self.endpoint, f"read port {port_id}"):
-            try:
-                return _port(self.conn.network.get_port(port_id))
-            except openstack.exceptions.ResourceNotFound:
-                return None
-
-    def find_ports(self, device_id: str, name_prefix: str) -> list[dict[str, Any]]:
+    def ports(
+        self, *, ids: Sequence[str] = (), device_id: str | None = None, name_prefix: str = ""
+    ) -> list[NetworkPort]:
+        if not ids and device_id is None:
+            raise ValueError("ports() needs ids or device_id")
         with _translated(self.endpoint, "list ports"):
-            return [
-                _port(p)
-                for p in self.conn.network.ports(device_id=device_id)
-                if (p.name or "").startswith(name_prefix)
-                and (p.device_owner or "").startswith("baremetal:")
-            ]
+            if ids:
+                found = [p for p in map(self._get, ids) if p is not None]
+            else:
+                found = [_port(p) for p in self.conn.network.ports(device_id=device_id)]
+        return [p for p in found if selected(p, device_id, name_prefix)]
 
-    def create_port(
-        self,
-        network_id: str,
-        name: str,
-        mac: str,
-        nic_host: str,
-        profile: dict[str, Any],
-        device_id: str,
-        security_groups: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        with _translated(self.endpoint, f"create port {name}"):
-            return _port(
-                self.conn.network.create_port(
-                    network_id=network_id,
-                    name=name,
-                    mac_address=mac,
-                    binding_vnic_type="smart-nic",
-                    binding_host_id=nic_host,
-                    binding_profile=profile,
-                    device_id=device_id,
-                    device_owner="baremetal:none",
-                    is_port_security_enabled=bool(security_groups),
-                    security_group_ids=list(security_groups),
+    def _get(self, port_id: str) -> NetworkPort | None:
+        try:
+            return _port(self.conn.network.get_port(port_id))
+        except openstack.exceptions.ResourceNotFound:
+            return None
+
+    def plug(self, port: NewPort | str, binding: Binding, timeout: float) -> Plugged:
+        network = self.conn.network
+        if isinstance(port, NewPort):
+            with _translated(self.endpoint, f"create port {port.name}"):
+                made = network.create_port(
+                    network_id=port.network_id,
+                    name=port.name,
+                    is_port_security_enabled=bool(port.security_groups),
+                    security_group_ids=list(port.security_groups),
+                    mac_address=binding.mac,
+                    binding_vnic_type=VNIC_TYPE,
+                    binding_host_id=binding.nic_host,
+                    binding_profile=dict(binding.profile),
+                    device_id=binding.device_id,
+                    device_owner=DEVICE_OWNER,
                 )
-            )
-
-    def bind_port(
-        self, port_id: str, nic_host: str, profile: dict[str, Any], device_id: str, mac: str
-    ) -> dict[str, Any]:
-        with _translated(self.endpoint, f"bind port {port_id}"):
-            return _port(
+            port_id, created = str(made.id), True
+        else:
+            with _translated(self.endpoint, f"bind port {port}"):
                 _settled(
-                    lambda: self.conn.network.update_port(
-                        port_id,
-                        mac_address=mac,
-                        binding_vnic_type="smart-nic",
-                        binding_host_id=nic_host,
-                        binding_profile=profile,
-                        device_id=device_id,
-                        device_owner="baremetal:none",
+                    lambda: network.update_port(
+                        port,
+                        mac_address=binding.mac,
+                        binding_vnic_type=VNIC_TYPE,
+                        binding_host_id=binding.nic_host,
+                        binding_profile=dict(binding.profile),
+                        device_id=binding.device_id,
+                        device_owner=DEVICE_OWNER,
                     )
                 )
-            )
+            port_id, created = port, False
+        active, reason = self._wait_active(port_id, timeout)
+        return Plugged(port_id, created, active, reason)
 
-    def unbind_port(self, port_id: str, nic_host: str) -> int | None:
-        with _translated(self.endpoint, f"unbind port {port_id}"):
-            _settled(
-                lambda: self.conn.network.update_port(
-                    port_id, binding_host_id="", binding_profile={}
-                )
-            )
-        return None
-
-    def delete_port(self, port_id: str) -> int | None:
-        with _translated(self.endpoint, f"delete port {port_id}"):
-            self.conn.network.delete_port(port_id, ignore_missing=True)
-        return None
-
-    def wait_port_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
+    def _wait_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
         deadline = time.monotonic() + timeout
         why = ""
-        while time.monotonic() < deadline:
-            port = self.get_port(port_id)
+        while True:
+            with _translated(self.endpoint, f"read port {port_id}"):
+                port = self._get(port_id)
             if port is None:
                 return False, "the port was deleted"
-            details = port["binding:vif_details"]
-            why = str(details.get("reason") or f"status {port['status']}")
-            if port["status"] == "ACTIVE":
+            why = port.reason or f"status {port.status}"
+            if port.active:
                 return True, ""
-            if port["status"] == "ERROR" or port["binding:vif_type"] == "binding_failed":
+            if port.status == "ERROR" or port.vif_type == "binding_failed":
                 return False, why
+            if time.monotonic() >= deadline:
+                return False, f"timed out after {timeout:.0f} s waiting for ACTIVE ({why})"
             time.sleep(self.poll)
-        return False, f"timed out after {timeout:.0f} s waiting for ACTIVE ({why})"
 
-    def wait_removed(self, nic_host: str, revision: int, timeout: float) -> bool:
-        return True  # Neutron cannot confirm an unplug; nothing to wait for
+    def unplug(self, port_id: str, nic_host: str, *, delete: bool, timeout: float) -> bool:
+        with _translated(self.endpoint, f"{'delete' if delete else 'unbind'} port {port_id}"):
+            if delete:
+                self.conn.network.delete_port(port_id, ignore_missing=True)
+            elif self._get(port_id) is not None:
+                _settled(
+                    lambda: self.conn.network.update_port(
+                        port_id, binding_host_id="", binding_profile={}
+                    )
+                )
+        return True  # Neutron cannot confirm an unplug: nothing to wait for
 
     def verify_plugged(
-        self, nic_host: str, port_ids: list[str], timeout: float
-    ) -> dict[str, tuple[bool, str]]:
+        self, nic_host: str, port_ids: Sequence[str], timeout: float
+    ) -> dict[str, Verdict]:
         # Neutron has no way to ask an agent to read OVS back: the port status (checked
         # by the boot gate before this) is all there is.
-        return {p: (True, "") for p in port_ids}
+        return {p: Verdict(True) for p in port_ids}

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import threading
 
-from metalnic.baremetal.drivers.base import DriverError, NetworkInterface, NodeContext
+from metalnic.baremetal.drivers.base import (
+    DriverError,
+    NetworkInterface,
+    NetworkPhase,
+    NodeContext,
+)
 
 
 class NoopNetwork(NetworkInterface):
@@ -22,22 +27,22 @@ class NoopNetwork(NetworkInterface):
     def need_power_on(self, ctx: NodeContext) -> bool:
         return False
 
-    def attach(self, ctx: NodeContext, phase: str) -> None:
+    def attach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         return None
 
-    def detach(self, ctx: NodeContext, phase: str) -> None:
+    def detach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         return None
 
-    def verify_active(self, ctx: NodeContext, phase: str) -> None:
+    def verify_active(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         return None
 
 
 class FakeNetwork(NetworkInterface):
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.attached: dict[str, set[str]] = {}
+        self.attached: dict[str, set[NetworkPhase]] = {}
 
-    def _maybe_fail(self, ctx: NodeContext, action: str, phase: str) -> None:
+    def _maybe_fail(self, ctx: NodeContext, action: str, phase: NetworkPhase) -> None:
         if ctx.driver_info.get("fake_network_fail") == f"{action}:{phase}":
             raise DriverError(f"fake network refused to {action} the {phase} network")
 
@@ -47,17 +52,17 @@ class FakeNetwork(NetworkInterface):
     def need_power_on(self, ctx: NodeContext) -> bool:
         return bool(ctx.smartnic_ports)
 
-    def attach(self, ctx: NodeContext, phase: str) -> None:
+    def attach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         self._maybe_fail(ctx, "attach", phase)
         with self._lock:
             self.attached.setdefault(ctx.uuid, set()).add(phase)
 
-    def detach(self, ctx: NodeContext, phase: str) -> None:
+    def detach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         self._maybe_fail(ctx, "detach", phase)
         with self._lock:
             self.attached.setdefault(ctx.uuid, set()).discard(phase)
 
-    def verify_active(self, ctx: NodeContext, phase: str) -> None:
+    def verify_active(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         self._maybe_fail(ctx, "verify", phase)
         with self._lock:
             if phase not in self.attached.get(ctx.uuid, set()):

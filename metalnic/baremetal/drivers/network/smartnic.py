@@ -4,13 +4,16 @@ The unit is a *link* (``drivers.base.Link``): a smart NIC port, or a port
 group bonding smart NIC ports of one NIC host — one network port each.  For
 every link of the node — in parallel, one thread per link:
 
-* attach: the agent serving exactly that NIC host must be alive → create the
-  network port (``smart-nic``, the NIC host, a binding profile carrying every
-  member's ``local_link_connection``, the bond and the node) — or, for the
-  tenant phase, bind the VIF attached through ``/v1/nodes/{id}/vifs`` → wait,
-  event-driven, until the agent reports it ACTIVE;
-* detach: the agent must be alive (only it can confirm) → delete the port (or
-  unbind the VIF) → wait until the agent has programmed the revision without it.
+* attach: the agent serving exactly that NIC host must be alive → ``plug``:
+  create the network port (``smart-nic``, the NIC host, a binding profile
+  carrying every member's ``local_link_connection``, the bond and the node) —
+  or, for the tenant phase, bind the VIF attached through
+  ``/v1/nodes/{id}/vifs`` — and wait until the agent reports it ACTIVE;
+* detach: the agent must be alive (only it can confirm) → ``unplug``: delete
+  the port (or unbind the VIF) and wait until the agent has taken it off the NIC.
+
+The network service is reached only through the ``NetworkClient`` given at
+construction (``drivers/network/client.py``).
 
 When any link fails, every port this call created is removed again (VIFs are
 unbound) and the error names the bare-metal port or port group, the NIC host
@@ -19,49 +22,53 @@ and the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from metalnic.baremetal.drivers.base import (
     DriverConfigError,
     DriverError,
     Link,
     NetworkInterface,
+    NetworkPhase,
     NodeContext,
 )
-from metalnic.baremetal.drivers.network.client import NetworkClient
+from metalnic.baremetal.drivers.network.client import (
+    Binding,
+    BindingProfile,
+    GroupInformation,
+    LinkInformation,
+    NetworkClient,
+    NetworkPort,
+    NewPort,
+    Plugged,
+    get_port,
+)
 
 NAME_PREFIX = "metalnic-"
+TENANT = NetworkPhase.TENANT
 
 
 @dataclass(frozen=True)
 class SmartNicConfig:
-    networks: dict[str, str]  # phase -> network name or id (tenant uses VIFs)
+    networks: dict[NetworkPhase, str]  # phase -> network name or id (tenant uses VIFs)
     active_timeout: float
     removed_timeout: float
     # phase -> security group ids for its ports; none: port security off there
-    security_groups: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class _Done:
-    link: Link
-    network_port: str
-    created: bool  # False: a tenant VIF that was bound
+    security_groups: dict[NetworkPhase, list[str]] = field(default_factory=dict)
 
 
 class SmartNicNetwork(NetworkInterface):
-    def __init__(self, client: Callable[[], NetworkClient | None], config: SmartNicConfig) -> None:
+    def __init__(self, client: NetworkClient | None, config: SmartNicConfig) -> None:
         self._client = client
         self.config = config
 
     def client(self) -> NetworkClient:
-        client = self._client()
-        if client is None:
+        if self._client is None:
             raise DriverConfigError("no network service is configured for the smartnic interface")
-        return client
+        return self._client
 
     def validate(self, ctx: NodeContext) -> None:
         self.client()
@@ -75,13 +82,13 @@ class SmartNicNetwork(NetworkInterface):
 
     # --- attach -----------------------------------------------------------------------
 
-    def attach(self, ctx: NodeContext, phase: str) -> None:
+    def attach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         client = self.client()
         links = self._links_for(ctx, phase)
         if not links:
             return
-        network = None if phase == "tenant" else client.network_id(self._network(phase))
-        done: list[_Done] = []
+        network = None if phase == TENANT else client.network_id(self._network(phase))
+        done: list[tuple[Link, Plugged]] = []
         errors = self._parallel(
             links, lambda link: done.append(self._attach_one(client, ctx, link, phase, network))
         )
@@ -94,77 +101,63 @@ class SmartNicNetwork(NetworkInterface):
         client: NetworkClient,
         ctx: NodeContext,
         link: Link,
-        phase: str,
+        phase: NetworkPhase,
         network: str | None,
-    ) -> _Done:
+    ) -> tuple[Link, Plugged]:
+        """Plug ``link``: a new port on ``network``, or (None) the link's tenant VIF."""
         self._require_agent(client, link.host)
-        profile = binding_profile(ctx, link)
+        binding = Binding(link.host, link.address, ctx.uuid, binding_profile(ctx, link))
         if network is None:
             assert link.vif is not None
-            client.bind_port(link.vif, link.host, profile, ctx.uuid, link.address)
-            result = _Done(link, link.vif, created=False)
+            target: NewPort | str = link.vif
         else:
-            made = client.create_port(
-                network,
-                _name(phase, link),
-                link.address,
-                link.host,
-                profile,
-                ctx.uuid,
-                self.config.security_groups.get(phase, []),
-            )
-            result = _Done(link, made["id"], created=True)
-        ok, why = client.wait_port_active(result.network_port, self.config.active_timeout)
-        if not ok:
-            self._rollback(client, [result])
-            raise DriverError(why)
-        return result
+            groups = tuple(self.config.security_groups.get(phase, ()))
+            target = NewPort(network, _name(phase, link), groups)
+        plugged = client.plug(target, binding, self.config.active_timeout)
+        if not plugged.active:
+            self._rollback(client, [(link, plugged)])
+            raise DriverError(plugged.reason)
+        return link, plugged
 
-    def _rollback(self, client: NetworkClient, done: list[_Done]) -> None:
-        for item in done:
-            host = item.link.host
-            revision = (
-                client.delete_port(item.network_port)
-                if item.created
-                else client.unbind_port(item.network_port, host)
+    def _rollback(self, client: NetworkClient, done: Sequence[tuple[Link, Plugged]]) -> None:
+        """Take off what this call plugged: delete the ports it made, unbind the VIFs."""
+        for link, plugged in done:
+            client.unplug(
+                plugged.port_id,
+                link.host,
+                delete=plugged.created,
+                timeout=self.config.removed_timeout,
             )
-            if revision is not None:
-                client.wait_removed(host, revision, self.config.removed_timeout)
 
     # --- detach -----------------------------------------------------------------------
 
-    def detach(self, ctx: NodeContext, phase: str) -> None:
+    def detach(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         client = self.client()
-        ids = {
-            link.uuid: network_port
-            for link, network_port in self._network_ports(client, ctx, phase)
-            if network_port and (phase != "tenant" or self._bound(client, network_port))
+        found = {
+            link.uuid: port
+            for link, port in self._network_ports(client, ctx, phase)
+            if port is not None and (phase != TENANT or port.nic_host)
         }
-        targets = [link for link in ctx.smartnic_links if link.uuid in ids]
+        targets = [link for link in ctx.smartnic_links if link.uuid in found]
         if not targets:
             return
         errors = self._parallel(
-            targets, lambda link: self._detach_one(client, link, ids[link.uuid], phase)
+            targets, lambda link: self._detach_one(client, link, found[link.uuid].id, phase)
         )
         if errors:
             raise DriverError("; ".join(errors))
 
-    @staticmethod
-    def _bound(client: NetworkClient, vif: str | None) -> bool:
-        port = client.get_port(vif) if vif else None
-        return bool(port and port["binding:host_id"])
-
-    def _detach_one(self, client: NetworkClient, link: Link, network_port: str, phase: str) -> None:
-        host = link.host
-        self._require_agent(client, host)
-        revision = (
-            client.unbind_port(network_port, host)
-            if phase == "tenant"
-            else client.delete_port(network_port)
+    def _detach_one(
+        self, client: NetworkClient, link: Link, network_port: str, phase: NetworkPhase
+    ) -> None:
+        self._require_agent(client, link.host)
+        removed = client.unplug(
+            network_port,
+            link.host,
+            delete=phase != TENANT,  # a tenant VIF is the tenant's: it is only unbound
+            timeout=self.config.removed_timeout,
         )
-        if revision is not None and not client.wait_removed(
-            host, revision, self.config.removed_timeout
-        ):
+        if not removed:
             raise DriverError(
                 f"timed out after {self.config.removed_timeout:.0f} s waiting for "
                 "the agent to remove it from the NIC"
@@ -178,7 +171,7 @@ class SmartNicNetwork(NetworkInterface):
             return  # not a smart NIC link: nothing to program
         client = self.client()
         errors = self._parallel(
-            [found], lambda item: self._attach_one(client, ctx, item, "tenant", None)
+            [found], lambda item: self._attach_one(client, ctx, item, TENANT, None)
         )
         if errors:
             raise DriverError(errors[0])
@@ -188,10 +181,12 @@ class SmartNicNetwork(NetworkInterface):
         if found is None or found.vif is None:
             return
         client = self.client()
-        if not self._bound(client, found.vif):
+        port = get_port(client, found.vif)
+        if port is None or not port.nic_host:
             return
-        vif = found.vif
-        errors = self._parallel([found], lambda item: self._detach_one(client, item, vif, "tenant"))
+        errors = self._parallel(
+            [found], lambda item: self._detach_one(client, item, port.id, TENANT)
+        )
         if errors:
             raise DriverError(errors[0])
 
@@ -201,17 +196,16 @@ class SmartNicNetwork(NetworkInterface):
 
     # --- the boot gate ----------------------------------------------------------------
 
-    def verify_active(self, ctx: NodeContext, phase: str) -> None:
+    def verify_active(self, ctx: NodeContext, phase: NetworkPhase) -> None:
         client = self.client()
         by_host: dict[str, dict[str, Link]] = {}
-        for link, network_port in self._network_ports(client, ctx, phase):
-            found = client.get_port(network_port) if network_port else None
-            if found is None or found["status"] != "ACTIVE":
-                state = found["status"] if found else "missing"
+        for link, port in self._network_ports(client, ctx, phase):
+            if port is None or not port.active:
+                state = port.status if port else "missing"
                 raise DriverError(
                     f"boot gate: {link.kind} {link.uuid} is {state} on the {phase} network"
                 )
-            by_host.setdefault(link.host, {})[found["id"]] = link
+            by_host.setdefault(link.host, {})[port.id] = link
         # The status is what the agent last said; now it reads OVS back, per NIC at once.
         hosts = sorted(by_host)
         with ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="gate") as pool:
@@ -224,36 +218,43 @@ class SmartNicNetwork(NetworkInterface):
                 )
             )
         for host, answer in zip(hosts, answers, strict=True):
-            for network_port, (ok, why) in sorted(answer.items()):
-                if not ok:
+            for network_port, verdict in sorted(answer.items()):
+                if not verdict.plugged:
                     link = by_host[host][network_port]
                     raise DriverError(
                         f"boot gate: {link.kind} {link.uuid} is not plugged on NIC host {host} "
-                        f"as the {phase} network needs ({why})"
+                        f"as the {phase} network needs ({verdict.reason})"
                     )
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _network(self, phase: str) -> str:
+    def _network(self, phase: NetworkPhase) -> str:
         try:
             return self.config.networks[phase]
         except KeyError:
             raise DriverConfigError(f"no network is configured for the {phase} phase") from None
 
     @staticmethod
-    def _links_for(ctx: NodeContext, phase: str) -> list[Link]:
-        if phase != "tenant":
+    def _links_for(ctx: NodeContext, phase: NetworkPhase) -> list[Link]:
+        if phase != TENANT:
             return list(ctx.smartnic_links)
         return [link for link in ctx.smartnic_links if link.vif]
 
     @staticmethod
     def _network_ports(
-        client: NetworkClient, ctx: NodeContext, phase: str
-    ) -> list[tuple[Link, str | None]]:
+        client: NetworkClient, ctx: NodeContext, phase: NetworkPhase
+    ) -> list[tuple[Link, NetworkPort | None]]:
         """Each link's network port in ``phase`` (None: it has none); tenant: links with VIFs."""
-        if phase == "tenant":
-            return [(link, link.vif) for link in ctx.smartnic_links if link.vif]
-        mine = {p["name"]: p["id"] for p in client.find_ports(ctx.uuid, f"{NAME_PREFIX}{phase}-")}
+        if phase == TENANT:
+            links = [link for link in ctx.smartnic_links if link.vif]
+            if not links:
+                return []
+            vifs = {p.id: p for p in client.ports(ids=[str(link.vif) for link in links])}
+            return [(link, vifs.get(str(link.vif))) for link in links]
+        mine = {
+            p.name: p
+            for p in client.ports(device_id=ctx.uuid, name_prefix=f"{NAME_PREFIX}{phase}-")
+        }
         return [(link, mine.get(_name(phase, link))) for link in ctx.smartnic_links]
 
     @staticmethod
@@ -278,29 +279,31 @@ class SmartNicNetwork(NetworkInterface):
         return errors
 
 
-def _name(phase: str, link: Link) -> str:
+def _name(phase: NetworkPhase, link: Link) -> str:
     return f"{NAME_PREFIX}{phase}-{link.uuid}"
 
 
-def binding_profile(ctx: NodeContext, link: Link) -> dict[str, Any]:
+def binding_profile(ctx: NodeContext, link: Link) -> BindingProfile:
     """The network port's ``binding:profile``: what the NIC's agent needs to plug the link.
 
     ``local_link_information`` lists every member's connection (one for a plain
     port); a bond adds ``local_group_information`` in the shape Neutron uses
     for bare-metal port groups.
     """
-    profile: dict[str, Any] = {
-        "local_link_information": [dict(p.local_link_connection) for p in link.members],
-        "baremetal_node": ctx.uuid,
-    }
+    profile = BindingProfile(
+        local_link_information=[
+            cast(LinkInformation, dict(p.local_link_connection)) for p in link.members
+        ],
+        baremetal_node=ctx.uuid,
+    )
     if link.group is None:
         profile["baremetal_port"] = link.uuid
     else:
         profile["baremetal_portgroup"] = link.uuid
-        profile["local_group_information"] = {
-            "id": link.group.uuid,
-            "name": link.group.name,
-            "bond_mode": link.group.mode,
-            "bond_properties": dict(link.group.properties),
-        }
+        profile["local_group_information"] = GroupInformation(
+            id=link.group.uuid,
+            name=link.group.name,
+            bond_mode=link.group.mode,
+            bond_properties=dict(link.group.properties),
+        )
     return profile
