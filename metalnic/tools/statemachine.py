@@ -97,15 +97,18 @@ def edges(table: Sequence[machine.Row]) -> list[Edge]:
 
 def kinds(table: Sequence[machine.Row]) -> dict[str, str]:
     """Every state in order of first appearance, with its kind (a key of ``COLOURS``)."""
+    busy = {text(s) for s in machine.ACTIVE_FLOW_STATES}
+    waiting = {text(s) for s in machine.WAIT_STATES}
     failed = {e.to for e in edges(table) if set(e.events) <= _FAILING_EVENTS}
+    failed -= {text(s) for s, _ in STARTS}  # enroll after a failed verification is a start
     out: dict[str, str] = {}
     for edge in edges(table):
         for state in (edge.source, edge.to):
-            if state in machine.ACTIVE_FLOW_STATES:
+            if state in busy:
                 out.setdefault(state, "busy")
-            elif state in machine.WAIT_STATES:
+            elif state in waiting:
                 out.setdefault(state, "wait")
-            elif state in failed and state not in {text(s) for s, _ in STARTS}:
+            elif state in failed:
                 out.setdefault(state, "failed")
             else:
                 out.setdefault(state, "stable")

@@ -67,6 +67,19 @@ def test_the_diagram_draws_exactly_the_moves_a_node_can_make() -> None:
     assert len(drawn) >= len(machine.TABLE)  # a recorded-target row is one edge per target
 
 
+def test_busy_and_waiting_states_are_marked_as_the_machine_groups_them() -> None:
+    mermaid = statemachine.mermaid()
+    names = {ident: name for name, ident in re.findall(r'state "([^"]+)" as (\w+)', mermaid)}
+    marked = {
+        kind: {names[i] for i in members.split(",")}
+        for members, kind in re.findall(r"^\s*class (\S+) (\w+)$", mermaid, re.M)
+    }
+    assert marked["busy"] == {statemachine.text(s) for s in machine.ACTIVE_FLOW_STATES}
+    assert marked["wait"] == {statemachine.text(s) for s in machine.WAIT_STATES}
+    assert marked["failed"] <= {statemachine.text(s) for s in machine.STABLE_STATES}
+    assert "deploy failed" in marked["failed"] and "active" not in marked["failed"]
+
+
 def test_the_svg_source_has_the_same_edges() -> None:
     source = statemachine.dot()
     dotted = {
