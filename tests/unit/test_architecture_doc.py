@@ -167,6 +167,35 @@ def test_every_path_and_name_in_architecture_md_exists() -> None:
     assert sum(1 for _, name in cited if name) >= 40
 
 
+LINK = re.compile(r"\]\(([\w./-]+\.md)(?:#([\w-]+))?\)")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a Markdown file."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def broken_links(text: str, folder: Path) -> list[str]:
+    """Each ``[…](file.md#anchor)`` in ``text`` whose file or heading is missing."""
+    out: list[str] = []
+    for name, anchor in LINK.findall(text):
+        target = folder / name
+        if not target.exists() or (anchor and anchor not in _anchors(target.read_text())):
+            out.append(f"{name}#{anchor}" if anchor else name)
+    return out
+
+
+def test_links_from_architecture_md_reach_their_headings() -> None:
+    text = DOC.read_text()
+    assert LINK.findall(text), "the link pattern stopped matching the doc"
+    assert broken_links(text, DOC.parent) == []
+    assert broken_links("[a](network.md#no-such-heading) [b](gone.md)", DOC.parent) == [
+        "network.md#no-such-heading",
+        "gone.md",
+    ]
+
+
 def test_a_stale_reference_is_reported() -> None:
     text = (
         "`metalnic/baremetal/conductor/flows.py::deploy` is fine, "
