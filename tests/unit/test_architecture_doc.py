@@ -196,17 +196,22 @@ def test_links_from_architecture_md_reach_their_headings() -> None:
     ]
 
 
-def test_a_stale_reference_is_reported() -> None:
+def test_a_stale_reference_is_reported(tmp_path: Path) -> None:
+    module = tmp_path / "metalnic" / "flows.py"
+    module.parent.mkdir()
+    module.write_text(
+        "TABLE = ()\n\n\ndef deploy() -> None: ...\n\n\nclass Task:\n"
+        "    def boot(self) -> None: ...\n"
+    )
     text = (
-        "`metalnic/baremetal/conductor/flows.py::deploy` is fine, "
-        "`metalnic/baremetal/conductor/flows.py::no_such_flow` is gone, "
-        "`metalnic/network/nowhere.py` never was, "
-        "`metalnic/network/service.py::NetworkService.bind` is a method, "
-        "`metalnic/network/service.py::NetworkService.unbind_everything` is not, "
+        "`metalnic/flows.py::deploy` is fine, `metalnic/flows.py::TABLE` too, "
+        "`metalnic/flows.py::no_such_flow` is gone, "
+        "`metalnic/nowhere.py` never was, "
+        "`metalnic/flows.py::Task.boot` is a method, `metalnic/flows.py::Task.gone` is not, "
         "and https://example.org/metalnic/x.py is a URL, not a path."
     )
-    assert missing_references(text) == [
-        "metalnic/baremetal/conductor/flows.py::no_such_flow",
-        "metalnic/network/nowhere.py",
-        "metalnic/network/service.py::NetworkService.unbind_everything",
+    assert missing_references(text, tmp_path) == [
+        "metalnic/flows.py::no_such_flow",
+        "metalnic/nowhere.py",
+        "metalnic/flows.py::Task.gone",
     ]
