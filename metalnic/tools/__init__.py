@@ -1,0 +1,1 @@
+"""Developer tools that read the code and write documentation from it."""
