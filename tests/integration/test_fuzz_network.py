@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from metalnic.contract.agent import CONTRACT_HEADER
 from tests.conftest import PASSWORDS
 from tests.support import VENV_BIN, Server, add_user, start_server
 
@@ -101,7 +102,12 @@ def test_the_document_describes_every_route_with_neutron_errors(fuzz_server: Ser
             assert "requestBody" in op, (method, path)
         for param in op.get("parameters", []):
             assert param["in"] in ("path", "query", "header") and "schema" in param
-            if param["in"] == "header":  # Neutron's optimistic locking, on updates and deletes
+            if param["in"] != "header":
+                continue
+            if param["name"] == CONTRACT_HEADER:  # the agent contract's version, on its routes
+                assert path.startswith("/network/v2.0/metalnic/"), path
+                assert "agents" in path or "hosts" in path, path
+            else:  # Neutron's optimistic locking, on updates and deletes
                 assert param["name"] == "If-Match" and method in ("put", "delete"), path
                 assert "412" in op["responses"], (method, path)
     body = ops[("post", "/network/v2.0/ports")]["requestBody"]["content"]
