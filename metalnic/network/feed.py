@@ -45,25 +45,31 @@ def bump(session: Session, host: str) -> int:
 
 
 def bump_all(session: Session, hosts: set[str]) -> None:
-    """Bump the revision of every host in ``hosts`` in two statements, however many:
-    missing rows are inserted (a concurrent insert of the same host is no error),
+    """Bump the revision of every host in ``hosts`` in at most three statements, however
+    many: missing rows are inserted (a concurrent insert of the same host is no error),
     then ``revision = revision + 1`` in the database itself — two transactions
     bumping at once under READ COMMITTED both count (read, add and write in Python
     would lose one, and an agent would miss that change)."""
     if not hosts:
         return
     ordered = sorted(hosts)  # one lock order for every writer
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(FeedRevision).on_conflict_do_nothing(index_elements=["host"]),
-        [{"host": h, "revision": 0, "applied": 0} for h in ordered],
-    )
+    # Most hosts have their row already (a group's watchers are hundreds of hosts):
+    # reading which is far cheaper than inserting all of them again.
+    known = set(session.scalars(select(FeedRevision.host).where(FeedRevision.host.in_(ordered))))
+    missing = [h for h in ordered if h not in known]
+    if missing:
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(FeedRevision).on_conflict_do_nothing(index_elements=["host"]),
+            [{"host": h, "revision": 0, "applied": 0} for h in missing],
+        )
+    # "evaluate": rows this session holds are updated in Python, no read-back query.
     session.execute(
         update(FeedRevision)
         .where(FeedRevision.host.in_(ordered))
         .values(revision=FeedRevision.revision + 1)
-        .execution_options(synchronize_session="fetch")
+        .execution_options(synchronize_session="evaluate")
     )
     announce(session)
 
