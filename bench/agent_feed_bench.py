@@ -124,5 +124,6 @@ def main() -> None:
     timed("DesiredState.model_validate_json (after)",
           lambda: ac.DesiredState.model_validate_json(raw), a.rounds)  # fmt: skip
 
+
 if __name__ == "__main__":
     main()

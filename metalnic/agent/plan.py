@@ -225,9 +225,7 @@ def _flows(
     done.actions += [RemovePort(name) for name in removed]
     done.actions += program_flows(groups, observed.cookies, remove=True)
     done.parked = [
-        i.name
-        for i in unplug
-        if i.tag != pipeline.DEAD_VLAN or i.external_ids.get("iface-id")
+        i.name for i in unplug if i.tag != pipeline.DEAD_VLAN or i.external_ids.get("iface-id")
     ]
     done.actions += [ParkPort(name) for name in done.parked]
 
@@ -411,6 +409,7 @@ def program_flows(
         if lines:
             out.append(ProgramFlows(bridge, tuple(lines), added, removed, tuple(holds.items())))
     return out
+
 
 def bridge_commands(config: NicConfig, missing: list[str]) -> list[str]:
     """ovs-vsctl arguments: the ``missing`` bridges, fail_mode=secure on every bridge

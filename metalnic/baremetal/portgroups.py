@@ -166,9 +166,7 @@ def _name(session: Session, value: str | None, group_id: int | None) -> str | No
     return name
 
 
-def create(
-    session: Session, who: Principal, payload: JSONObject, version: Version
-) -> PortGroup:
+def create(session: Session, who: Principal, payload: JSONObject, version: Version) -> PortGroup:
     policy.require_writer(who)
     nodes.check_payload_fields(PORTGROUP_FIELDS, set(payload), version, "port group", True)
     if "node_uuid" not in payload:

@@ -225,9 +225,7 @@ def _objects(value: JSONValue) -> list[JSONObject]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _bmc_of(
-    lab: LabDescription, host: Host, password: str
-) -> tuple[NodeContext, Any, Any]:
+def _bmc_of(lab: LabDescription, host: Host, password: str) -> tuple[NodeContext, Any, Any]:
     """The host's BMC as metalnic's drivers see it (driver_info as the demo enrolls it)."""
     info = bmc_driver_info(lab, host, password)
     ctx = NodeContext(host["name"], host["name"], host["bmc"], info)

@@ -46,6 +46,7 @@ from metalnic.lab.netns import free_port
 USERNAME = "bmc-admin"
 PASSWORD = "bmc-Secret-7f3a"
 
+
 class System(TypedDict):
     """One emulated system; the rest of its state has sushy-tools' defaults."""
 

@@ -35,7 +35,6 @@ def conductor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-
 def network_steps(events: list[dict[str, object]]) -> list[str]:
     return [
         str(e["event"]).removesuffix(": started")

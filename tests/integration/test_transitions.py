@@ -48,7 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-
 def put_in(server: Server, node: str, state: str, target: str | None) -> None:
     server.sqlite_exec(
         "UPDATE nodes SET provision_state = ?, target_provision_state = ? WHERE uuid = ?",

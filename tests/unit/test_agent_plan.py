@@ -132,8 +132,12 @@ def kinds(actions: list[Action]) -> list[str]:
 
 
 def flow_lines(actions: list[Action], bridge: str = "br-int") -> list[str]:
-    return [line for a in actions if isinstance(a, ProgramFlows) and a.bridge == bridge
-            for line in a.lines]
+    return [
+        line
+        for a in actions
+        if isinstance(a, ProgramFlows) and a.bridge == bridge
+        for line in a.lines
+    ]
 
 
 def test_deny_first_then_plug_then_flows_and_then_nothing() -> None:

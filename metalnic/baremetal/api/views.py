@@ -58,6 +58,7 @@ class NodeStates(Protocol):
     @property
     def target_raid_config(self) -> JSONObject: ...
 
+
 # Fields that hold whatever a client (or a driver) put there: objects where a
 # secret-named key may sit, and free text.  The other fields are validated
 # values (names, UUIDs, states, MACs); URL credentials anywhere are caught by
