@@ -168,6 +168,24 @@ def might_hold_credentials(serialised: bytes) -> bool:
     return b"@" in serialised or b"%" in serialised
 
 
+# Anything ``redact`` changes needs one of these in the text (case-insensitive):
+# a secret marker (a key's name or key=value), "@" (URL credentials), "%" (quoted
+# ones), "-----" (PEM) or an authorisation scheme.  "\\u" (a JSON escape) and
+# non-ASCII text go the full way: an escaped or case-folded letter could spell one.
+_NEEDS_A_LOOK = (*_SECRET_MARKERS, "@", "%", "-----", "basic", "bearer", "\\u")
+
+
+def json_is_clean(serialised: str) -> bool:
+    """True only when ``redact`` would leave every value of this serialised JSON as it
+    is (no secret-named key, no credential-shaped string): a few substring scans
+    instead of a walk over the decoded value.  Several texts joined by a newline can
+    be checked at once (a match across two of them only costs the full walk)."""
+    if not serialised.isascii():
+        return False
+    lowered = serialised.lower()
+    return all(needle not in lowered for needle in _NEEDS_A_LOOK)
+
+
 def holds_private_key(data: Any) -> bool:
     """Whether any string in ``data`` (at any depth) carries a PEM private key block."""
     stack = [data]

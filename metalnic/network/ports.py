@@ -99,17 +99,21 @@ class Ports:
                 host_id=body.host_id,
                 profile=profile,
                 port_security_enabled=secured,
+                vif_type="unbound",
+                vif_details={},
+                status="DOWN",
+                status_reason=None,
             )
             port.security_groups = self.secgroups.for_port(
                 s, port.project_id, body.security_groups, port.port_security_enabled
             )
-            s.add(port)
-            s.flush()
-            # Bound in the same transaction: no one else sees the port before the
-            # commit, so nothing can race the decision (and no re-read is needed).
-            # One feed revision per host for the new port and its new memberships: an
-            # agent woken twice would program the NIC twice for one port.
-            hosts = self._decide(s, port, net, {g.id for g in port.security_groups})
+            # Bound before it is written (one INSERT, no UPDATE after it): no one else
+            # sees the port before the commit, so nothing can race the decision.  The
+            # same decision and feed bumps as every rebind (``_decide``); one feed
+            # revision per host for the new port and its memberships (an agent woken
+            # twice would program the NIC twice for one port).
+            with s.no_autoflush:
+                hosts = self._decide(s, port, net, {g.id for g in port.security_groups}, new=True)
             view = views.port(port)
         self.after_change(hosts)
         return view
@@ -146,7 +150,7 @@ class Ports:
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.PortView]:
         # Plain rows, and the groups of all of them in one more query: an ORM object
         # per port cost more than the query itself (docs/benchmarks.md).
-        stmt = select(*NetworkPort.__table__.c).order_by(NetworkPort.created_at, NetworkPort.id)
+        stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
         where = access.ports_filter(who)
         if where is not None:
             stmt = stmt.where(where)
@@ -163,9 +167,11 @@ class Ports:
             if key in filters:
                 stmt = stmt.where(column == filters[key])
         with self.db.transaction() as s:
-            rows = s.execute(stmt).all()
+            # Core rows (the session's connection): the ORM's loading of plain rows
+            # cost as much as fetching them.
+            rows = s.connection().execute(stmt).all()
             groups = secgroups.ids_by_port(s, stmt.with_only_columns(NetworkPort.id))
-        return [views.port(r, groups.get(r.id, [])) for r in rows]
+        return views.listed_ports(rows, groups)
 
     def update(
         self, who: Principal, port_id: str, change: PortUpdate, revision: int | None = None
@@ -271,10 +277,16 @@ class Ports:
         self.after_change(hosts)
 
     def _decide(
-        self, s: Session, port: NetworkPort, net: Network, members_of: set[str] | None
+        self,
+        s: Session,
+        port: NetworkPort,
+        net: Network,
+        members_of: set[str] | None,
+        new: bool = False,
     ) -> set[str]:
-        """Decide and write the binding of ``port`` (read in ``s``); bump the feeds of
-        its host and of the watchers of ``members_of``.  Returns the hosts bumped."""
+        """Decide and write the binding of ``port`` (read in ``s``, or ``new``: not
+        written yet, then added); bump the feeds of its host and of the watchers of
+        ``members_of``.  Returns the hosts bumped."""
         agent = agents.serving(s, port.host_id, self.down_time) if port.host_id else None
         decision = bind_decision(port, net, agent)
         before = _binding(port)
@@ -287,7 +299,13 @@ class Ports:
             port.status_reason = None
             if port.status == "ERROR":
                 port.status = "DOWN"
-        if _binding(port) != before:  # an unchanged binding is no new revision
+        if new:
+            # The revision a created port shows: 1, and 2 once bound (its binding was
+            # written as a change of its own before ports were bound before the INSERT).
+            port.revision_number = 1 if _binding(port) == _UNBOUND else 2
+            s.add(port)
+            s.flush()
+        elif _binding(port) != before:  # an unchanged binding is no new revision
             port.revision_number += 1
         hosts = self.secgroups.touch_watchers(s, members_of or set())
         if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
@@ -307,6 +325,10 @@ class Ports:
             )
         for port_id in ids_:
             self.bind(port_id)
+
+
+# ``_binding`` of a new port, as ``create`` writes it:
+_UNBOUND: tuple[object, ...] = ("unbound", {}, "DOWN", None)
 
 
 def _binding(port: NetworkPort) -> tuple[Any, ...]:

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, String, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from metalnic import ids
@@ -205,14 +205,10 @@ class SecurityGroups:
         one of them as remote group (their allowed MACs change).  Returns the hosts."""
         if not gids:
             return set()
-        watching = set(
-            s.scalars(
-                select(SecurityGroupRule.security_group_id).where(
-                    SecurityGroupRule.remote_group_id.in_(gids)
-                )
-            )
+        watching = select(SecurityGroupRule.security_group_id).where(
+            SecurityGroupRule.remote_group_id.in_(gids)
         )
-        return self._touch_hosts(s, watching)
+        return feed.bump_selected(s, _member_hosts(watching))
 
     def members(self, s: Session, gids: set[str]) -> dict[str, tuple[str, ...]]:
         """group id → the MAC addresses of its ports (what a remote-group rule allows)."""
@@ -227,23 +223,9 @@ class SecurityGroups:
                 macs[gid].add(mac)
         return {gid: tuple(sorted(found)) for gid, found in macs.items()}
 
-    def _touch_hosts(self, s: Session, gid: str | set[str]) -> set[str]:
-        """Bump the NIC hosts of the member ports of ``gid`` (one group or several):
-        one query for the hosts and one statement for their feeds, however many."""
-        gids = {gid} if isinstance(gid, str) else gid
-        if not gids:
-            return set()
-        link = port_security_groups.c
-        hosts = set(
-            s.scalars(
-                select(NetworkPort.host_id)
-                .distinct()
-                .join(port_security_groups, link.port_id == NetworkPort.id)
-                .where(link.security_group_id.in_(gids), NetworkPort.host_id != "")
-            )
-        )
-        feed.bump_all(s, hosts)
-        return hosts
+    def _touch_hosts(self, s: Session, gid: str) -> set[str]:
+        """Bump the NIC hosts of the member ports of ``gid`` (their rules changed)."""
+        return feed.bump_selected(s, _member_hosts(select(literal(gid, String))))
 
     def rules_for(self, s: Session, gids: set[str]) -> dict[str, Any]:
         """Rules of ``gids`` plus member MACs of remote groups, for the agent."""
@@ -265,6 +247,17 @@ class SecurityGroups:
                 for r in group.rules
             ]
         return out
+
+
+def _member_hosts(gids: Select[tuple[str]] | Select[str]) -> Select[str]:
+    """The NIC hosts of the ports in the groups ``gids`` selects (a query, run by the
+    database inside the statement that uses it)."""
+    link = port_security_groups.c
+    return (
+        select(NetworkPort.host_id)
+        .join(port_security_groups, link.port_id == NetworkPort.id)
+        .where(link.security_group_id.in_(gids), NetworkPort.host_id != "")
+    )
 
 
 def _prefix(prefix: str | None, ethertype: str) -> str | None:
@@ -313,7 +306,7 @@ def ids_by_port(s: Session, port_ids: Select[tuple[str]]) -> dict[str, list[str]
     """port id → its group ids, for every port ``port_ids`` selects, in one query."""
     link = port_security_groups.c
     out: dict[str, list[str]] = {}
-    for port_id, gid in s.execute(
+    for port_id, gid in s.connection().execute(  # Core rows: no ORM loading per row
         select(link.port_id, link.security_group_id)
         .where(link.port_id.in_(port_ids.order_by(None)))
         .order_by(link.port_id, link.security_group_id)

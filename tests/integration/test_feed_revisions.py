@@ -1,0 +1,169 @@
+"""Feed revisions and the port list, on SQLite and on PostgreSQL, through the service.
+
+Every change an agent must see bumps its NIC host's feed revision, counted by the
+database (``metalnic.network.feed.bump_selected``: one upsert, whatever the number
+of hosts).  These tests hold the rules a faster implementation must keep:
+
+- a bump counts once per host and per change, also when transactions race
+  (nothing lost, no deadlock between overlapping host sets);
+- a new member of a group that remote-group rules watch bumps every member's
+  host once, and its own host once, not twice;
+- a list renders every port exactly as the port's own view does (the list reads
+  plain rows and lets the database format timestamps; the view reads the object).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from metalnic.db import migrate
+from metalnic.db.session import Database
+from metalnic.embedded_network import CONDUCTOR
+from metalnic.network import feed
+from metalnic.network.api.schemas import NetworkCreate, PortCreate
+from metalnic.network.models import FeedRevision
+from metalnic.network.service import NetworkService
+from metalnic.settings import Settings
+from tests.support import Postgres, start_postgres
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    pg = start_postgres()
+    yield pg
+    pg.stop()
+
+
+_made = 0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    global _made
+    if request.param == "postgres":
+        _made += 1
+        url = request.getfixturevalue("postgres").create_database(f"feed{_made}")
+    else:
+        url = f"sqlite:///{tmp_path}/db.sqlite"
+    database = Database(url)
+    migrate.upgrade(database.engine)
+    yield database
+    database.engine.dispose()
+
+
+def revisions(db: Database) -> dict[str, int]:
+    with db.transaction() as s:
+        return {h: n for h, n in s.execute(select(FeedRevision.host, FeedRevision.revision))}
+
+
+def test_a_bump_counts_once_per_host_and_change(db: Database) -> None:
+    with db.transaction() as s:
+        feed.bump_all(s, {"a", "b"})
+    with db.transaction() as s:
+        feed.bump_all(s, {"b", "c"})
+        assert feed.bump(s, "c") == 2  # the value this transaction wrote, read back
+    assert revisions(db) == {"a": 1, "b": 2, "c": 2}
+
+
+def test_racing_bumps_of_overlapping_hosts_all_count(db: Database) -> None:
+    hosts = [f"nic-{i}" for i in range(12)]
+    plans = [random.Random(i).sample(hosts, 6) for i in range(40)]
+    barrier = threading.Barrier(8)
+
+    def bump(plan: list[str]) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=10)  # eight at a time start together
+
+        def write(s: Any) -> None:
+            feed.bump_all(s, set(plan))
+
+        db.retry(write)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(bump, plans))
+    expected = {h: sum(h in plan for plan in plans) for h in hosts}
+    assert revisions(db) == {h: n for h, n in expected.items() if n}
+
+
+def _service(db: Database) -> tuple[NetworkService, str]:
+    service = NetworkService(Settings(), db)
+    net = service.networks.create(CONDUCTOR, NetworkCreate(name="feed"))
+    return service, net["id"]
+
+
+def _port(net: str, i: int, **extra: Any) -> PortCreate:
+    host = f"nic-{i}"
+    body = {
+        "network_id": net,
+        "name": f"p{i}",
+        "binding:vnic_type": "smart-nic",
+        "binding:host_id": host,
+        "binding:profile": {"local_link_information": [{"hostname": host, "port_id": "pf0hpf"}]},
+        **extra,
+    }
+    return PortCreate.parse(body, ("port",))
+
+
+def test_a_new_member_bumps_every_watching_host_once(db: Database) -> None:
+    service, net = _service(db)
+    for i in range(5):  # all in the project's default group ("ingress from members")
+        service.ports.create(CONDUCTOR, _port(net, i))
+    before = revisions(db)
+    service.ports.create(CONDUCTOR, _port(net, 5))
+    after = revisions(db)
+    assert after == {**{h: n + 1 for h, n in before.items()}, "nic-5": 1}
+    # A port outside any group changes its own host's feed only.
+    service.ports.create(CONDUCTOR, _port(net, 6, port_security_enabled=False))
+    assert revisions(db) == {**after, "nic-6": 1}
+
+
+def test_racing_members_of_one_group_all_land(db: Database) -> None:
+    """Concurrent creates in one group each bump all members' hosts (overlapping
+    sets, in one lock order): none may fail or be lost."""
+    service, net = _service(db)
+    service.ports.create(CONDUCTOR, _port(net, 0))  # makes the default group
+    with ThreadPoolExecutor(8) as pool:
+        made = list(
+            pool.map(lambda i: service.ports.create(CONDUCTOR, _port(net, i)), range(1, 17))
+        )
+    assert len({p["id"] for p in made}) == 16
+    assert set(revisions(db)) == {f"nic-{i}" for i in range(17)}
+    before = revisions(db)
+    service.ports.create(CONDUCTOR, _port(net, 17))
+    assert revisions(db) == {**{h: n + 1 for h, n in before.items()}, "nic-17": 1}
+
+
+PROFILES: list[dict[str, Any]] = [
+    {},
+    {"local_link_information": [{"hostname": "nic-1", "port_id": "pf0hpf"}]},
+    {"local_link_information": [{"hostname": "nic-1", "port_id": "pf0hpf"}], "password": "x"},
+    {"note": "https://user:pw@example.com/x", "nested": [{"api_key": "k"}]},
+    {"note": "Bearer abcdefghijkl", "n": 1, "f": 1.5, "t": True, "z": None},
+    {"naïve": "café", "escaped": "\u212a", "to\u212aen": "x"},
+]
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=range(len(PROFILES)))
+def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str, Any]) -> None:
+    service, net = _service(db)
+    made = service.ports.create(
+        CONDUCTOR, _port(net, 1, **{"binding:profile": profile, "name": "listed"})
+    )
+    service.ports.create(CONDUCTOR, _port(net, 2))  # one with a reason (no agent)
+    listed = service.ports.list(CONDUCTOR, {"network_id": net})
+    assert len(listed) == 2
+    for shown in listed:
+        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+    (first,) = [p for p in listed if p["id"] == made["id"]]
+    assert first == made
+    assert "x" not in str(first["binding:profile"].get("password", ""))
+    assert first["created_at"] and first["created_at"].endswith("Z")
