@@ -1,10 +1,10 @@
 """Request plumbing shared by the routes: context, caller, version, body, paging.
 
 Everything a request brings is checked here or in ``params``/``bodies`` before a
-route calls a service (``AppContext.inventory``, ``AppContext.conductor``: each
-call is one transaction of its own): the microversion header, the query parameters (typed),
-every path and query string (no NUL: PostgreSQL cannot store or compare one),
-and the body (metalnic.web).
+route calls a service (``AppContext.inventory`` or ``AppContext.conductor``, which
+open the transactions; a route never holds a session): the microversion header,
+the query parameters (typed), every path and query string (no NUL: PostgreSQL
+cannot store or compare one), and the body (metalnic.web).
 """
 
 from __future__ import annotations
