@@ -40,6 +40,7 @@ from metalnic.baremetal.drivers.base import NetworkPhase
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
+from metalnic.baremetal.inventory import Inventory
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import EmbeddedNetworkClient
@@ -137,7 +138,6 @@ def build_context(
     registry = default_registry(network_client, smartnic_config(settings))
     return AppContext(
         settings=settings,
-        db=db,
         authenticator=make_authenticator(
             settings.auth,
             settings.users_file,
@@ -148,6 +148,7 @@ def build_context(
         registry=registry,
         hostname=socket.gethostname(),
         conductor=Conductor(settings, db, registry),
+        inventory=Inventory(db, registry),
     )
 
 
@@ -192,7 +193,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        migrate.upgrade(ctx.db.engine)
+        migrate.upgrade(db.engine)
         ctx.conductor.register()
         # Before serving: a previous run of this server that died mid-flow has
         # its nodes failed (and powered off) right away.  Power sync waits for
@@ -202,15 +203,15 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         loop.start()
         # Several servers on one PostgreSQL: wake this one's waiters on their changes.
         listener = None
-        if ctx.db.engine.dialect.name == "postgresql":
-            listener = feed.PostgresListener(ctx.db.engine, network_service.notifier)
+        if db.engine.dialect.name == "postgresql":
+            listener = feed.PostgresListener(db.engine, network_service.notifier)
             listener.start()
         yield
         if listener is not None:
             listener.stop()
         loop.stop()
         ctx.conductor.shutdown()
-        ctx.db.dispose()
+        db.dispose()
 
     app = FastAPI(
         title="metalnic",

@@ -1,8 +1,8 @@
 """Node inventory: create, find, list, change and delete nodes.
 
 The functions here hold the rules (validation, RBAC, state restrictions) and
-run inside a transaction the caller opened; the HTTP layer only parses
-requests and renders answers.
+run inside a transaction the caller opened: ``inventory.Inventory`` for the
+API (one per request), the conductor for its own work.
 """
 
 from __future__ import annotations

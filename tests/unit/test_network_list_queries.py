@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from metalnic.db import migrate
+from metalnic.db.session import Database
 from metalnic.server import create_app
 from metalnic.settings import Settings
 
@@ -42,8 +43,10 @@ class Counted:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Counted]:
-    app = create_app(Settings(state_dir=tmp_path))
-    engine = app.state.ctx.db.engine
+    settings = Settings(state_dir=tmp_path)
+    db = Database(settings.resolved_database_url())
+    app = create_app(settings, db)
+    engine = db.engine
     migrate.upgrade(engine)
     statements: list[str] = []
 
@@ -52,7 +55,7 @@ def api(tmp_path: Path) -> Iterator[Counted]:
 
     event.listen(engine, "before_cursor_execute", record)
     yield Counted(TestClient(app), statements)
-    app.state.ctx.db.dispose()
+    db.dispose()
 
 
 def _network(api: Counted) -> str:

@@ -1,21 +1,20 @@
 """Request plumbing shared by the routes: context, caller, version, body, paging.
 
 Everything a request brings is checked here or in ``params``/``bodies`` before a
-route opens a transaction: the microversion header, the query parameters (typed),
-every path and query string (no NUL: PostgreSQL cannot store or compare one),
-and the body (metalnic.web).
+route calls a service (``AppContext.inventory`` or ``AppContext.conductor``, which
+open the transactions; a route never holds a session): the microversion header,
+the query parameters (typed), every path and query string (no NUL: PostgreSQL
+cannot store or compare one), and the body (metalnic.web).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
@@ -23,8 +22,8 @@ from metalnic.baremetal.api import microversion, params, views
 from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Field, Version
+from metalnic.baremetal.inventory import Inventory
 from metalnic.baremetal.listing import Page, make_page
-from metalnic.db.session import Database
 from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
 from metalnic.settings import Settings
@@ -35,16 +34,11 @@ class AppContext:
     """What the routes need from the running server; built once in server.py."""
 
     settings: Settings
-    db: Database
     authenticator: Authenticator
     registry: Registry
     hostname: str
     conductor: Conductor
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self.db.transaction() as session:
-            yield session
+    inventory: Inventory
 
 
 # The cheap dependencies are coroutines: FastAPI runs a plain function in a
@@ -154,7 +148,11 @@ class Collection:
     fields: dict[str, Field]
     list_fields: tuple[str, ...]  # shown without ``detail``
     sort_keys: tuple[str, ...]
-    query: Callable[[Session, Principal, Any, Page], Sequence[Any]]
+    # The inventory's list call, e.g. ``Inventory.list_ports``: it renders the page it
+    # read (rows) with the function handed to it, inside its transaction.
+    query: Callable[
+        [Inventory, Principal, Any, Page, Callable[[Sequence[Any]], views.View]], views.View
+    ]
     view: Callable[[Any, str, list[str]], views.View]
 
 
@@ -189,8 +187,10 @@ def list_response(
     fields = choose_fields(what.fields, what.list_fields, q, version, detail)
     page = page_from_query(q, sort_key, ctx.settings.max_page_size, what.sort_keys)
     base = base_url(request)
-    with ctx.transaction() as s:
-        found = what.query(s, who, filters, page)
-        body: dict[str, object] = {what.key: [what.view(item, base, fields) for item in found]}
-    body.update(next_link(request, resource, found, page.limit))
-    return JSONResponse(body)
+
+    def render(found: Sequence[Any]) -> views.View:
+        body: views.View = {what.key: [what.view(item, base, fields) for item in found]}
+        body.update(next_link(request, resource, found, page.limit))
+        return body
+
+    return JSONResponse(what.query(ctx.inventory, who, filters, page, render))

@@ -15,18 +15,18 @@ from metalnic.baremetal.api import ports as port_routes
 from metalnic.baremetal.api.deps import (
     ApiVersion,
     Caller,
+    Collection,
     Context,
     JsonBody,
     ListParams,
     OptionalJsonBody,
     base_url,
     check_url,
-    choose_fields,
-    next_link,
-    page_from_query,
+    list_response,
 )
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import NODE_FIELDS, NODE_LIST_FIELDS
+from metalnic.baremetal.inventory import Inventory
 from metalnic.baremetal.portgroups import PortGroupFilters
 from metalnic.baremetal.ports import PortFilters
 from metalnic.httpjson import JSONResponse
@@ -56,6 +56,16 @@ async def node_query(
 Filters = Annotated[NodeQuery, Depends(node_query)]
 
 
+NODES = Collection(
+    key="nodes",
+    fields=NODE_FIELDS,
+    list_fields=NODE_LIST_FIELDS,
+    sort_keys=nodes.NODE_SORT_KEYS,
+    query=Inventory.list_nodes,
+    view=views.node,
+)
+
+
 def _list(
     request: Request,
     ctx: Context,
@@ -65,15 +75,10 @@ def _list(
     nq: NodeQuery,
     detail: bool,
 ) -> JSONResponse:
-    fields = choose_fields(NODE_FIELDS, NODE_LIST_FIELDS, q, version, detail)
-    page = page_from_query(q, nq.sort_key, ctx.settings.max_page_size, nodes.NODE_SORT_KEYS)
-    filters = nq.filters
-    base = base_url(request)
-    with ctx.transaction() as s:
-        found = nodes.list_nodes(s, who, filters, page)
-        body: dict[str, object] = {"nodes": [views.node(n, base, fields) for n in found]}
-    body.update(next_link(request, "nodes", found, page.limit))
-    return JSONResponse(body)
+    # The next link of /detail names /v1/nodes, as it always has.
+    return list_response(
+        request, ctx, who, version, NODES, (q, nq.sort_key), nq.filters, "nodes", detail
+    )
 
 
 @router.get("", responses=errors(404))
@@ -96,10 +101,11 @@ def create_node(
 ) -> JSONResponse:
     body = bodies.resource(bodies.NodeCreate, NODE_FIELDS, body, version, "node")
     base = base_url(request)
-    with ctx.transaction() as s:
-        node = nodes.create(s, who, ctx.registry, body, version)
-        out = views.node(node, base, views.all_fields(NODE_FIELDS, version))
-    return JSONResponse(out, status_code=201, headers={"Location": f"{base}/v1/nodes/{node.uuid}"})
+    shown = views.all_fields(NODE_FIELDS, version)
+    out = ctx.inventory.create_node(who, body, version, lambda n: views.node(n, base, shown))
+    return JSONResponse(
+        out, status_code=201, headers={"Location": f"{base}/v1/nodes/{out['uuid']}"}
+    )
 
 
 @router.get("/{ident}", responses=errors(404))
@@ -114,26 +120,25 @@ def show_node(
     shown = views.select_fields(
         NODE_FIELDS, fields, version, views.all_fields(NODE_FIELDS, version)
     )
-    with ctx.transaction() as s:
-        return JSONResponse(views.node(nodes.get(s, who, ident), base_url(request), shown))
+    base = base_url(request)
+    return JSONResponse(ctx.inventory.get_node(who, ident, lambda n: views.node(n, base, shown)))
 
 
 @router.patch("/{ident}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_node(
     ident: str, request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
-    body = bodies.patch(body)
-    with ctx.transaction() as s:
-        node = nodes.patch(s, who, ctx.registry, ident, body, version)
-        return JSONResponse(
-            views.node(node, base_url(request), views.all_fields(NODE_FIELDS, version))
-        )
+    ops = bodies.patch(body)
+    base = base_url(request)
+    shown = views.all_fields(NODE_FIELDS, version)
+    return JSONResponse(
+        ctx.inventory.patch_node(who, ident, ops, version, lambda n: views.node(n, base, shown))
+    )
 
 
 @router.delete("/{ident}", status_code=204, responses=errors(404, 409))
 def delete_node(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
-    with ctx.transaction() as s:
-        nodes.delete(s, who, ident)
+    ctx.inventory.delete_node(who, ident)
     return Response(status_code=204)
 
 
@@ -150,22 +155,19 @@ def set_maintenance(
     if body is not None:
         checked = bodies.check(bodies.Maintenance, body, "maintenance request")
         reason = jsontypes.text(checked, "reason")  # a string or null: Maintenance says so
-    with ctx.transaction() as s:
-        nodes.set_maintenance(s, who, ident, True, reason)
+    ctx.inventory.set_maintenance(who, ident, True, reason)
     return Response(status_code=202)
 
 
 @router.delete("/{ident}/maintenance", status_code=202, responses=errors(404))
 def unset_maintenance(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
-    with ctx.transaction() as s:
-        nodes.set_maintenance(s, who, ident, False, None)
+    ctx.inventory.set_maintenance(who, ident, False, None)
     return Response(status_code=202)
 
 
 @router.get("/{ident}/states", responses=errors(404))
 def node_states(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    with ctx.transaction() as s:
-        return JSONResponse(views.node_states(nodes.get(s, who, ident), version))
+    return JSONResponse(ctx.inventory.get_node(who, ident, lambda n: views.node_states(n, version)))
 
 
 @router.get("/{ident}/ports", responses=errors(404))

@@ -30,6 +30,7 @@ from metalnic.baremetal.fields import (
     PORTGROUPS_SINCE,
     Version,
 )
+from metalnic.baremetal.inventory import Inventory
 from metalnic.baremetal.ports import PortFilters
 from metalnic.errors import NotFound
 from metalnic.httpjson import JSONResponse
@@ -55,7 +56,7 @@ PORTGROUPS = Collection(
     fields=PORTGROUP_FIELDS,
     list_fields=PORTGROUP_LIST_FIELDS,
     sort_keys=portgroups.PORTGROUP_SORT_KEYS,
-    query=portgroups.list_portgroups,
+    query=Inventory.list_portgroups,
     view=views.portgroup,
 )
 
@@ -121,11 +122,12 @@ def create_portgroup(
 ) -> JSONResponse:
     body = bodies.resource(bodies.PortGroupCreate, PORTGROUP_FIELDS, body, version, "port group")
     base = base_url(request)
-    with ctx.transaction() as s:
-        group = portgroups.create(s, who, body, version)
-        out = views.portgroup(group, base, views.all_fields(PORTGROUP_FIELDS, version))
+    shown = views.all_fields(PORTGROUP_FIELDS, version)
+    out = ctx.inventory.create_portgroup(
+        who, body, version, lambda g: views.portgroup(g, base, shown)
+    )
     return JSONResponse(
-        out, status_code=201, headers={"Location": f"{base}/v1/portgroups/{group.uuid}"}
+        out, status_code=201, headers={"Location": f"{base}/v1/portgroups/{out['uuid']}"}
     )
 
 
@@ -141,27 +143,29 @@ def show_portgroup(
     shown = views.select_fields(
         PORTGROUP_FIELDS, fields, version, views.all_fields(PORTGROUP_FIELDS, version)
     )
-    with ctx.transaction() as s:
-        group = portgroups.get(s, who, ident)
-        return JSONResponse(views.portgroup(group, base_url(request), shown))
+    base = base_url(request)
+    return JSONResponse(
+        ctx.inventory.get_portgroup(who, ident, lambda g: views.portgroup(g, base, shown))
+    )
 
 
 @router.patch("/{ident}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_portgroup(
     ident: str, request: Request, ctx: Context, who: Caller, version: GroupVersion, body: JsonBody
 ) -> JSONResponse:
-    body = bodies.patch(body)
-    with ctx.transaction() as s:
-        group = portgroups.patch(s, who, ident, body, version)
-        return JSONResponse(
-            views.portgroup(group, base_url(request), views.all_fields(PORTGROUP_FIELDS, version))
+    ops = bodies.patch(body)
+    base = base_url(request)
+    shown = views.all_fields(PORTGROUP_FIELDS, version)
+    return JSONResponse(
+        ctx.inventory.patch_portgroup(
+            who, ident, ops, version, lambda g: views.portgroup(g, base, shown)
         )
+    )
 
 
 @router.delete("/{ident}", status_code=204, responses=errors(404, 409))
 def delete_portgroup(ident: str, ctx: Context, who: Caller, version: GroupVersion) -> Response:
-    with ctx.transaction() as s:
-        portgroups.delete(s, who, ident)
+    ctx.inventory.delete_portgroup(who, ident)
     return Response(status_code=204)
 
 

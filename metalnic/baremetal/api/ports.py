@@ -24,6 +24,7 @@ from metalnic.baremetal.api.deps import (
 from metalnic.baremetal.api.deps import list_response as deps_list
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import PORT_FIELDS, PORT_LIST_FIELDS, Version
+from metalnic.baremetal.inventory import Inventory
 from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/ports", dependencies=[Depends(check_url)])
@@ -35,7 +36,7 @@ PORTS = Collection(
     fields=PORT_FIELDS,
     list_fields=PORT_LIST_FIELDS,
     sort_keys=ports.PORT_SORT_KEYS,
-    query=ports.list_ports,
+    query=Inventory.list_ports,
     view=views.port,
 )
 
@@ -99,10 +100,11 @@ def create_port(
 ) -> JSONResponse:
     body = bodies.resource(bodies.PortCreate, PORT_FIELDS, body, version, "port")
     base = base_url(request)
-    with ctx.transaction() as s:
-        port = ports.create(s, who, body, version)
-        out = views.port(port, base, views.all_fields(PORT_FIELDS, version))
-    return JSONResponse(out, status_code=201, headers={"Location": f"{base}/v1/ports/{port.uuid}"})
+    shown = views.all_fields(PORT_FIELDS, version)
+    out = ctx.inventory.create_port(who, body, version, lambda p: views.port(p, base, shown))
+    return JSONResponse(
+        out, status_code=201, headers={"Location": f"{base}/v1/ports/{out['uuid']}"}
+    )
 
 
 @router.get("/{uuid}", responses=errors(404))
@@ -117,24 +119,23 @@ def show_port(
     shown = views.select_fields(
         PORT_FIELDS, fields, version, views.all_fields(PORT_FIELDS, version)
     )
-    with ctx.transaction() as s:
-        return JSONResponse(views.port(ports.get(s, who, uuid), base_url(request), shown))
+    base = base_url(request)
+    return JSONResponse(ctx.inventory.get_port(who, uuid, lambda p: views.port(p, base, shown)))
 
 
 @router.patch("/{uuid}", responses=errors(404, 409), openapi_extra=body_doc(bodies.Patch))
 def patch_port(
     uuid: str, request: Request, ctx: Context, who: Caller, version: ApiVersion, body: JsonBody
 ) -> JSONResponse:
-    body = bodies.patch(body)
-    with ctx.transaction() as s:
-        port = ports.patch(s, who, uuid, body, version)
-        return JSONResponse(
-            views.port(port, base_url(request), views.all_fields(PORT_FIELDS, version))
-        )
+    ops = bodies.patch(body)
+    base = base_url(request)
+    shown = views.all_fields(PORT_FIELDS, version)
+    return JSONResponse(
+        ctx.inventory.patch_port(who, uuid, ops, version, lambda p: views.port(p, base, shown))
+    )
 
 
 @router.delete("/{uuid}", status_code=204, responses=errors(404, 409))
 def delete_port(uuid: str, ctx: Context, who: Caller, version: ApiVersion) -> Response:
-    with ctx.transaction() as s:
-        ports.delete(s, who, uuid)
+    ctx.inventory.delete_port(who, uuid)
     return Response(status_code=204)

@@ -4,13 +4,14 @@ lookup and heartbeat (public, authenticated by the one-time agent token)."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from metalnic import redact
-from metalnic.baremetal import nodes
-from metalnic.baremetal.api import bodies, params
+from metalnic.baremetal.api import bodies, params, views
 from metalnic.baremetal.api.deps import (
     ApiVersion,
     Caller,
@@ -121,6 +122,37 @@ def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSON
     return JSONResponse(ctx.conductor.with_lock(who, ident, check, write=False))
 
 
+class HistoryEvent(TypedDict):
+    """One event in ``GET /v1/nodes/{ident}/history``."""
+
+    uuid: str
+    created_at: datetime
+    event_type: str
+    severity: str
+    event: str
+    conductor: str | None
+    user: str | None
+    seq: int
+    links: list[dict[str, str]]
+
+
+def _events(base: str, node: views.Record, rows: Sequence[Any]) -> list[HistoryEvent]:
+    return [
+        {
+            "uuid": r.uuid,
+            "created_at": r.created_at,
+            "event_type": r.event_type,
+            "severity": r.severity,
+            "event": r.event,
+            "conductor": r.conductor,
+            "user": r.user,
+            "seq": r.id,
+            "links": [{"href": f"{base}/v1/nodes/{node.uuid}/history/{r.uuid}", "rel": "self"}],
+        }
+        for r in rows
+    ]
+
+
 @router.get("/nodes/{ident}/history", responses=errors(404))
 def node_history(
     ident: str,
@@ -131,23 +163,10 @@ def node_history(
     limit: params.HistoryLimit = 1000,
     marker: params.HistoryMarker = None,
 ) -> JSONResponse:
-    with ctx.transaction() as s:
-        node, rows = nodes.history(s, who, ident, min(limit, 10_000), marker or None)
-        base = base_url(request)
-        events = [
-            {
-                "uuid": r.uuid,
-                "created_at": r.created_at,
-                "event_type": r.event_type,
-                "severity": r.severity,
-                "event": r.event,
-                "conductor": r.conductor,
-                "user": r.user,
-                "seq": r.id,
-                "links": [{"href": f"{base}/v1/nodes/{node.uuid}/history/{r.uuid}", "rel": "self"}],
-            }
-            for r in rows
-        ]
+    base = base_url(request)
+    events = ctx.inventory.node_history(
+        who, ident, min(limit, 10_000), marker or None, lambda n, rows: _events(base, n, rows)
+    )
     return JSONResponse({"history": events})
 
 

@@ -15,8 +15,7 @@ router = APIRouter(prefix="/v1/nodes", dependencies=[Depends(check_url)])
 
 @router.get("/{ident}/vifs", responses=errors(404))
 def list_vifs(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
-    with ctx.transaction() as s:
-        return JSONResponse({"vifs": vifs.list_vifs(s, who, ident)})
+    return JSONResponse({"vifs": ctx.inventory.list_vifs(who, ident)})
 
 
 @router.post(
