@@ -148,8 +148,8 @@ class Ports:
             return views.port(port) if port is not None else None
 
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.PortView]:
-        # Plain rows, and the groups of all of them in one more query: an ORM object
-        # per port cost more than the query itself (docs/benchmarks.md).
+        # Plain rows with their groups: an ORM object per port cost more than the
+        # query itself (docs/benchmarks.md).
         stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
         where = access.ports_filter(who)
         if where is not None:
@@ -170,8 +170,7 @@ class Ports:
             # Core rows (the session's connection): the ORM's loading of plain rows
             # cost as much as fetching them.
             rows = s.connection().execute(stmt).all()
-            groups = secgroups.ids_by_port(s, stmt.with_only_columns(NetworkPort.id))
-        return views.listed_ports(rows, groups)
+        return views.listed_ports(rows)
 
     def update(
         self, who: Principal, port_id: str, change: PortUpdate, revision: int | None = None

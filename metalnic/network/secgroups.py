@@ -300,16 +300,3 @@ def _new_group(
 
 
 _writer = access.require_writer
-
-
-def ids_by_port(s: Session, port_ids: Select[tuple[str]]) -> dict[str, list[str]]:
-    """port id → its group ids, for every port ``port_ids`` selects, in one query."""
-    link = port_security_groups.c
-    out: dict[str, list[str]] = {}
-    for port_id, gid in s.connection().execute(  # Core rows: no ORM loading per row
-        select(link.port_id, link.security_group_id)
-        .where(link.port_id.in_(port_ids.order_by(None)))
-        .order_by(link.port_id, link.security_group_id)
-    ):
-        out.setdefault(port_id, []).append(gid)
-    return out
