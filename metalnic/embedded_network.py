@@ -34,7 +34,7 @@ from metalnic.baremetal.drivers.network.client import (
 )
 from metalnic.db.session import retry_stale
 from metalnic.errors import Conflict, MetalnicError, NotFound
-from metalnic.network.api.schemas import PortCreate, PortUpdate
+from metalnic.network.inputs import PortCreate, PortUpdate
 from metalnic.network.service import NetworkService
 from metalnic.network.views import PortView
 

@@ -1,7 +1,7 @@
 """Network ports: create, read, update, delete, and their binding to a NIC host's agent.
 
 Each method runs its own transaction(s) and raises ``metalnic.errors``; bodies
-arrive as the request models of ``network/api/schemas.py``.  A
+arrive as the request models of ``network/inputs.py``.  A
 change an agent must see bumps the feed revision of the NIC host in the same
 transaction and wakes waiters after the commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
@@ -31,8 +31,8 @@ from metalnic.errors import (
 )
 from metalnic.network import access, agents, feed, secgroups, views
 from metalnic.network.access import require_writer
-from metalnic.network.api.schemas import PortCreate, PortUpdate
 from metalnic.network.binding import bind_decision
+from metalnic.network.inputs import PortCreate, PortUpdate
 from metalnic.network.models import Network, NetworkPort
 from metalnic.settings import Settings
 

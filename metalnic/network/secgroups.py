@@ -1,6 +1,6 @@
 """Security groups and rules, with a project's ``default`` group made on first use.
 
-Bodies arrive as the request models of ``network/api/schemas.py`` (each value
+Bodies arrive as the request models of ``network/inputs.py`` (each value
 already of its type); this module keeps the rules that relate values (port ranges
 and protocol, the prefix and the ethertype, the reserved name ``default``).
 """
@@ -20,7 +20,7 @@ from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
 from metalnic.network import access, feed, views
-from metalnic.network.api.schemas import (
+from metalnic.network.inputs import (
     SecurityGroupCreate,
     SecurityGroupRuleCreate,
     SecurityGroupUpdate,
