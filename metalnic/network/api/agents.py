@@ -13,7 +13,7 @@ its desired state or report for it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -105,7 +105,7 @@ async def desired(
     if query.since is not None:
         wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
         await feed.wait_past(nic_host, query.since, wait)
-    state: dict[str, Any] = await run_in_threadpool(feed.desired, who, nic_host)
+    state = await run_in_threadpool(feed.desired, who, nic_host)
     return JSONResponse(state, headers=VERSION)
 
 
