@@ -34,7 +34,7 @@ from metalnic.baremetal.drivers.network.client import (
 )
 from metalnic.db.session import retry_stale
 from metalnic.errors import Conflict, MetalnicError, NotFound
-from metalnic.network.api.schemas import PortCreate, PortUpdate
+from metalnic.network.inputs import PortCreate, PortUpdate
 from metalnic.network.service import NetworkService
 from metalnic.network.views import PortView
 
@@ -191,7 +191,8 @@ class EmbeddedNetworkClient:
             return {p: Verdict(False, why) for p in port_ids}
         verdicts: dict[str, Verdict] = {}
         for p in port_ids:
-            answer = result.get(p, {})
-            ok = bool(answer.get("plugged"))
-            verdicts[p] = Verdict(ok, "" if ok else str(answer.get("reason") or "not confirmed"))
+            answer = result.get(p)
+            ok = answer is not None and answer["plugged"]
+            reason = answer["reason"] if answer is not None else ""
+            verdicts[p] = Verdict(ok, "" if ok else reason or "not confirmed")
         return verdicts

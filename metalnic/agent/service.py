@@ -175,34 +175,12 @@ class Agent:
             self._report(host, ac.Report(ports={p.id: error for p in desired.ports}))
             return None
         self.passes[host] = done
-        if done.restarted:
-            log.warning("NIC %s had lost its flows (OVS restarted?); reprogrammed", host)
-        if done.flows_added or done.groups_removed or done.ports_unplugged:
-            log.info(
-                "NIC %s revision %s: %d flows added, %d groups removed, %d ports unplugged "
-                "in %.1f ms",
-                host,
-                desired.revision,
-                done.flows_added,
-                done.groups_removed,
-                len(done.ports_unplugged),
-                (time.monotonic() - started) * 1000,
-            )
-        # Report what the server does not know yet (and every error, with its reason).
-        known = {p.id: p.status for p in desired.ports}
-        changed = {
-            port_id: result
-            for port_id, result in done.results.items()
-            if known.get(port_id) != result.status or result.reason
-        }
-        verified: dict[str, dict[str, ac.PlugAnswer]] = {}
-        for question in desired.verify:
-            try:
-                verified[question.id] = nic.verify(question.ports)
-            except OvsError as exc:
-                unread = ac.PlugAnswer(plugged=False, reason=f"OVS cannot be read: {exc}")
-                verified[question.id] = {p: unread for p in question.ports}
-        report = ac.Report(ports=changed, verified=verified, applied_revision=desired.revision)
+        _log_pass(host, desired.revision, done, time.monotonic() - started)
+        report = ac.Report(
+            ports=_news(desired, done),
+            verified=_verify(nic, desired.verify),
+            applied_revision=desired.revision,
+        )
         self._report(host, report)
         return done
 
@@ -216,6 +194,45 @@ class Agent:
                 log.error("report for %s refused (%s): %s", host, r.status_code, _message(r))
         except httpx.HTTPError as exc:
             log.warning("report for %s failed: %s", host, type(exc).__name__)
+
+
+def _log_pass(host: str, revision: int, done: Pass, seconds: float) -> None:
+    if done.restarted:
+        log.warning("NIC %s had lost its flows (OVS restarted?); reprogrammed", host)
+    if done.flows_added or done.groups_removed or done.ports_unplugged:
+        log.info(
+            "NIC %s revision %s: %d flows added, %d groups removed, %d ports unplugged in %.1f ms",
+            host,
+            revision,
+            done.flows_added,
+            done.groups_removed,
+            len(done.ports_unplugged),
+            seconds * 1000,
+        )
+
+
+def _news(desired: ac.DesiredState, done: Pass) -> dict[str, ac.PortStatus]:
+    """What to report: the statuses the server does not know yet, and every error
+    (with its reason)."""
+    known = {p.id: p.status for p in desired.ports}
+    return {
+        port_id: result
+        for port_id, result in done.results.items()
+        if known.get(port_id) != result.status or result.reason
+    }
+
+
+def _verify(nic: Nic, questions: list[ac.VerifyRequest]) -> dict[str, dict[str, ac.PlugAnswer]]:
+    """The answers to the server's boot-gate questions, read from OVS now (a port OVS
+    cannot be read for is not plugged, with the reason)."""
+    verified: dict[str, dict[str, ac.PlugAnswer]] = {}
+    for question in questions:
+        try:
+            verified[question.id] = nic.verify(question.ports)
+        except OvsError as exc:
+            unread = ac.PlugAnswer(plugged=False, reason=f"OVS cannot be read: {exc}")
+            verified[question.id] = {p: unread for p in question.ports}
+    return verified
 
 
 class ServerError(Exception):

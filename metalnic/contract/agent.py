@@ -8,8 +8,9 @@ models and validates every answer against them.  The server renders the
 desired state from plain data (with orjson: building 200 ports' worth of models
 only to dump them again cost far more than the rest of the answer, see
 bench/agent_feed_bench.py); tests check that answer has exactly these fields.
-It imports only pydantic and the standard library (``metalnic.contract``), so
-the agent never imports server code.
+It imports only pydantic, the standard library and two leaf modules
+(``metalnic.contract.values``, ``metalnic.jsontypes``), so the agent never
+imports server code.
 
 Versioned: each side sends ``CONTRACT_HEADER: CONTRACT_VERSION`` on every
 contract request and answer.  A server refuses a request of another version
@@ -22,15 +23,23 @@ or changing its meaning, bumps it.
 
 ``docs/network.md`` (the agent contract section) is generated from these
 models by ``python -m metalnic.contract.doc`` and checked by a test.
+
+The desired state as the server builds it is plain data typed by the
+TypedDicts at the end (``DesiredStateData`` and its parts): each has exactly the
+fields of its model, in the model's order (``tests/unit/test_agent_contract.py``
+holds them together), so the type checker sees the server fill in every field
+while the answer stays a dict for orjson.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from metalnic.contract.values import Id, LongText, Name, Revision, StrictBool, check_json
+from metalnic.jsontypes import JSONObject
 
 CONTRACT_VERSION = 1
 CONTRACT_HEADER = "Metalnic-Agent-Contract"
@@ -266,4 +275,71 @@ MODELS: tuple[type[BaseModel], ...] = (
     Report,
     PortStatus,
     PlugAnswer,
+)
+
+
+# --- the desired state as the server builds it ----------------------------------------------
+# Plain dicts, not the models above: building and dumping 200 ports' worth of models
+# cost far more than the rest of the answer (bench/agent_feed_bench.py).  Links and the
+# bond are the port's binding:profile entries as stored (checked on the way in).
+
+
+class DesiredPortData(TypedDict):
+    """``DesiredPort``."""
+
+    id: str
+    mac_address: str
+    admin_state_up: bool
+    device_id: str
+    network_id: str
+    network_type: str
+    physical_network: str | None
+    segmentation_id: int | None
+    local_link_information: list[JSONObject]
+    local_group_information: JSONObject | None
+    port_security_enabled: bool
+    security_groups: list[str]
+    status: str
+
+
+class SecurityGroupRuleData(TypedDict):
+    """``SecurityGroupRule``."""
+
+    direction: str
+    ethertype: str
+    protocol: str | None
+    port_range_min: int | None
+    port_range_max: int | None
+    remote_ip_prefix: str | None
+    remote_group_id: str | None
+
+
+SecurityGroupRulesData = dict[str, list[SecurityGroupRuleData]]  # group id → its rules
+
+
+class VerifyRequestData(TypedDict):
+    """``VerifyRequest``."""
+
+    id: str
+    ports: list[str]
+
+
+class DesiredStateData(TypedDict):
+    """``DesiredState``."""
+
+    host: str
+    revision: int
+    applied: int
+    ports: list[DesiredPortData]
+    security_groups: SecurityGroupRulesData
+    members: Mapping[str, Sequence[str]]
+    verify: list[VerifyRequestData]
+
+
+# Each plain-data shape and the model it must match (field for field, in order).
+PLAIN_DATA: tuple[tuple[type, type[BaseModel]], ...] = (
+    (DesiredStateData, DesiredState),
+    (DesiredPortData, DesiredPort),
+    (SecurityGroupRuleData, SecurityGroupRule),
+    (VerifyRequestData, VerifyRequest),
 )

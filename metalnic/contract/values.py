@@ -1,7 +1,7 @@
 """Value types shared by both sides of the agent contract and the network API's edge.
 
 What one text, revision or free-form JSON field may hold (see
-``metalnic/network/api/types.py`` for the rules).  A leaf module (pydantic and
+``metalnic/network/inputs.py`` for the rules).  A leaf module (pydantic and
 the standard library only), so the agent, which talks to the server only over
 HTTP, can use the same types as the server without importing server code.
 """

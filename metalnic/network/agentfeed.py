@@ -12,7 +12,7 @@ host is ``network/agents.py``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,13 @@ from metalnic.db.session import Database
 from metalnic.network import agents, feed
 from metalnic.network.models import FeedRevision, Network, NetworkPort, Verification
 from metalnic.network.secgroups import SecurityGroups
+
+
+class PlugResult(TypedDict):
+    """One port's answer to a verification, as recorded (``Verification.result``)."""
+
+    plugged: bool
+    reason: str
 
 
 class AgentFeed:
@@ -43,58 +50,23 @@ class AgentFeed:
         """Only the user whose agent serves ``nic_host`` (or an admin) may act for it."""
         agents.speaks_for(s, who, nic_host)
 
-    def desired(self, who: Principal, nic_host: str) -> dict[str, Any]:
+    def desired(self, who: Principal, nic_host: str) -> ac.DesiredStateData:
         """Everything an agent needs to program ``nic_host``, with its revision: the
         contract's ``DesiredState`` as plain data (built fast, rendered by orjson; the
         route declares the model and the tests check every answer against it)."""
         with self.db.transaction() as s:
             self.speaks_for(who, s, nic_host)
             revision, applied = feed.revisions(s, nic_host)
-            ports = s.scalars(
-                select(NetworkPort).where(
-                    NetworkPort.host_id == nic_host, NetworkPort.vif_type == "ovs"
-                )
-            ).all()
-            out = []
-            for p in ports:
-                net = s.get_one(Network, p.network_id)
-                out.append(
-                    {
-                        "id": p.id,
-                        "mac_address": p.mac_address,
-                        "admin_state_up": p.admin_state_up,
-                        "device_id": p.device_id,
-                        "network_id": net.id,
-                        "network_type": net.network_type,
-                        "physical_network": net.physical_network,
-                        "segmentation_id": net.segmentation_id,
-                        "local_link_information": p.profile.get("local_link_information", []),
-                        "local_group_information": p.profile.get("local_group_information"),
-                        "port_security_enabled": p.port_security_enabled,
-                        "security_groups": [g.id for g in p.security_groups],
-                        "status": p.status,
-                    }
-                )
-            groups = self.secgroups.rules_for(s, {g for p in out for g in p["security_groups"]})
-            remote = {
-                str(r["remote_group_id"])
-                for rules in groups.values()
-                for r in rules
-                if r["remote_group_id"]
-            }
-            pending = s.scalars(
-                select(Verification).where(
-                    Verification.host == nic_host, Verification.result.is_(None)
-                )
-            ).all()
+            ports = _bound_ports(s, nic_host)
+            groups = self.secgroups.rules_for(s, {g for p in ports for g in p["security_groups"]})
             return {
                 "host": nic_host,
                 "revision": revision,
                 "applied": applied,
-                "ports": out,
+                "ports": ports,
                 "security_groups": groups,
-                "members": self.secgroups.members(s, remote),
-                "verify": [{"id": v.id, "ports": list(v.ports)} for v in pending],
+                "members": self.secgroups.members(s, _remote_groups(groups)),
+                "verify": _pending_verifications(s, nic_host),
             }
 
     def check_speaks_for(self, who: Principal, nic_host: str) -> None:
@@ -147,7 +119,8 @@ class AgentFeed:
         self.after_change({nic_host})
         return ident
 
-    def verification(self, ident: str) -> dict[str, Any] | None:
+    def verification(self, ident: str) -> dict[str, PlugResult] | None:
+        """The agent's answer to verification ``ident`` by port id (None: not yet)."""
         with self.db.transaction() as s:
             row = s.get(Verification, ident)
             return dict(row.result) if row is not None and row.result is not None else None
@@ -165,7 +138,7 @@ class AgentFeed:
             if row is None or row.host != nic_host or row.result is not None:
                 continue  # not asked of this host, or answered already
             row.result = {
-                port: {"plugged": a.plugged, "reason": a.reason or ""}
+                port: PlugResult(plugged=a.plugged, reason=a.reason or "")
                 for port, a in answer.items()
                 if port in row.ports
             }
@@ -178,3 +151,46 @@ class AgentFeed:
                 return check(s)
 
         return self.notifier.wait_for(probe, timeout)
+
+
+# --- the desired state's parts ------------------------------------------------------------
+
+
+def _bound_ports(s: Session, nic_host: str) -> list[ac.DesiredPortData]:
+    """The ports bound to ``nic_host`` (an agent plugs them), with their networks."""
+    ports = s.scalars(
+        select(NetworkPort).where(NetworkPort.host_id == nic_host, NetworkPort.vif_type == "ovs")
+    ).all()
+    return [_desired_port(p, s.get_one(Network, p.network_id)) for p in ports]
+
+
+def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
+    return {
+        "id": port.id,
+        "mac_address": port.mac_address,
+        "admin_state_up": port.admin_state_up,
+        "device_id": port.device_id,
+        "network_id": net.id,
+        "network_type": net.network_type,
+        "physical_network": net.physical_network,
+        "segmentation_id": net.segmentation_id,
+        "local_link_information": port.profile.get("local_link_information", []),
+        "local_group_information": port.profile.get("local_group_information"),
+        "port_security_enabled": port.port_security_enabled,
+        "security_groups": [g.id for g in port.security_groups],
+        "status": port.status,
+    }
+
+
+def _remote_groups(groups: ac.SecurityGroupRulesData) -> set[str]:
+    """The groups the rules name as peers (their members' MACs are sent along)."""
+    return {
+        r["remote_group_id"] for rules in groups.values() for r in rules if r["remote_group_id"]
+    }
+
+
+def _pending_verifications(s: Session, nic_host: str) -> list[ac.VerifyRequestData]:
+    pending = s.scalars(
+        select(Verification).where(Verification.host == nic_host, Verification.result.is_(None))
+    ).all()
+    return [{"id": v.id, "ports": list(v.ports)} for v in pending]

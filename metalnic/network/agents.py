@@ -41,6 +41,7 @@ from metalnic.contract import agent as ac
 from metalnic.db.base import utcnow
 from metalnic.db.session import Database
 from metalnic.errors import AgentNotFound, Forbidden, NicHostHeld
+from metalnic.jsontypes import JSONObject
 from metalnic.network import access, views
 from metalnic.network.models import Agent, AgentGrant, NicHostClaim
 from metalnic.settings import Settings
@@ -267,42 +268,16 @@ class Agents:
         holds; either way nothing is written."""
         if not who.roles & {"admin", "agent"}:
             raise Forbidden(f"User {who.name} is not an agent.")
-        host, nic_hosts = body.host, body.nic_hosts()
+        nic_hosts = body.nic_hosts()
         config = body.configurations.model_dump(exclude_unset=True)
         config["nic_hosts"] = nic_hosts
         with self.db.transaction() as s:
-            refused = not_granted(s, who, nic_hosts)
-            if refused:
-                raise Forbidden(
-                    f"User {who.name} is not granted NIC host(s) {', '.join(refused)}; "
-                    "an admin grants them (users file nic_hosts or agent-grants)."
-                )
-            agent = s.scalars(
-                select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
-            ).first()
-            if (
-                agent is not None
-                and agent.registered_by not in (None, who.name)
-                and not who.is_admin
-            ):
-                raise Forbidden(f"Agent host {host} is registered by another user.")
+            _check_granted(s, who, nic_hosts)
+            agent = _registered(s, who, body.host)
             revived = agent is None or not self.alive(agent)
             # A new mode, bridge or smart NIC support changes how its ports bind.
             reconfigured = agent is not None and agent.configurations != config
-            if agent is None:
-                agent = Agent(
-                    id=ids.new_uuid(),
-                    agent_type=OVS_AGENT,
-                    binary=body.binary,
-                    host=host,
-                )
-                s.add(agent)
-            if revived:
-                agent.started_at = utcnow()
-            agent.configurations = config
-            agent.heartbeat_timestamp = utcnow()
-            agent.registered_by = agent.registered_by or who.name
-            s.flush()
+            agent = _record_beat(s, who, agent, body, config, revived)
             changed = claim(s, agent, nic_hosts, self.settings.agent_down_time)
         # Ports waiting for this agent can bind now; ports of hosts it let go fail.
         rebind = set(nic_hosts) | changed if revived or reconfigured else changed
@@ -322,3 +297,45 @@ class Agents:
             s.delete(agent)
         if held:  # their ports have no agent any more
             self.rebind_hosts(held)
+
+
+def _check_granted(s: Session, who: Principal, nic_hosts: Iterable[str]) -> None:
+    refused = not_granted(s, who, nic_hosts)
+    if refused:
+        raise Forbidden(
+            f"User {who.name} is not granted NIC host(s) {', '.join(refused)}; "
+            "an admin grants them (users file nic_hosts or agent-grants)."
+        )
+
+
+def _registered(s: Session, who: Principal, host: str) -> Agent | None:
+    """The agent registered for ``host`` (None: none yet); 403 when another user
+    registered it (an admin may speak for any)."""
+    agent = s.scalars(
+        select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
+    ).first()
+    if agent is not None and agent.registered_by not in (None, who.name) and not who.is_admin:
+        raise Forbidden(f"Agent host {host} is registered by another user.")
+    return agent
+
+
+def _record_beat(
+    s: Session,
+    who: Principal,
+    agent: Agent | None,
+    body: ac.Heartbeat,
+    config: JSONObject,
+    revived: bool,
+) -> Agent:
+    """The heartbeat written: the agent (registered now if new, by ``who``), its
+    configuration as sent, its heartbeat time and, when it (re)starts, its start."""
+    if agent is None:
+        agent = Agent(id=ids.new_uuid(), agent_type=OVS_AGENT, binary=body.binary, host=body.host)
+        s.add(agent)
+    if revived:
+        agent.started_at = utcnow()
+    agent.configurations = config
+    agent.heartbeat_timestamp = utcnow()
+    agent.registered_by = agent.registered_by or who.name
+    s.flush()
+    return agent

@@ -1,7 +1,7 @@
 """Networks: create, read, update and delete, with their VLAN segment allocated on create.
 
 Each method runs its own transaction and raises ``metalnic.errors``; bodies
-arrive as the request models of ``network/api/schemas.py`` (every value
+arrive as the request models of ``network/inputs.py`` (every value
 already of its type and range, checked once for HTTP and in-process callers).  Who may
 see or change a network is ``network/access.py``; which segment a network gets
 is ``network/segments.py``.
@@ -17,7 +17,7 @@ from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
 from metalnic.network import access, segments, views
 from metalnic.network.access import require_writer
-from metalnic.network.api.schemas import NetworkCreate, NetworkUpdate
+from metalnic.network.inputs import NetworkCreate, NetworkUpdate
 from metalnic.network.models import Network, NetworkPort
 from metalnic.settings import Settings
 

@@ -1,7 +1,7 @@
 """Network ports: create, read, update, delete, and their binding to a NIC host's agent.
 
 Each method runs its own transaction(s) and raises ``metalnic.errors``; bodies
-arrive as the request models of ``network/api/schemas.py``.  A
+arrive as the request models of ``network/inputs.py``.  A
 change an agent must see bumps the feed revision of the NIC host in the same
 transaction and wakes waiters after the commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -29,17 +29,18 @@ from metalnic.errors import (
     NetworkPortNotFound,
     StaleRevision,
 )
+from metalnic.jsontypes import JSONObject
 from metalnic.network import access, agents, feed, secgroups, views
 from metalnic.network.access import require_writer
-from metalnic.network.api.schemas import PortCreate, PortUpdate
 from metalnic.network.binding import bind_decision
+from metalnic.network.inputs import PortCreate, PortUpdate
 from metalnic.network.models import Network, NetworkPort
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _profile(value: dict[str, Any]) -> dict[str, Any]:
+def _profile(value: JSONObject) -> JSONObject:
     if redact.holds_private_key(value):
         # It is shown to readers of the port and sent to agents: a key has no place in it.
         raise InvalidInput(
@@ -77,36 +78,9 @@ class Ports:
                 "(Neutron's default policy)."
             )
         profile = _profile(given.get("binding:profile") or {})
-        net_id = body.network_id
         with self.db.transaction() as s:
-            net = access.visible_network(s, who, net_id)
-            mac = ids.normalize_mac(body.mac_address) if body.mac_address else _mac()
-            self._check_mac_free(s, net.id, mac)
-            secured = given.get("port_security_enabled", net.port_security_enabled)
-            port = NetworkPort(
-                id=ids.new_uuid(),
-                name=body.name,
-                description=body.description,
-                network_id=net.id,
-                project_id=access.owner_project(
-                    who, body.project_id or body.tenant_id, default=net.project_id
-                ),
-                mac_address=mac,
-                admin_state_up=body.admin_state_up,
-                device_id=body.device_id,
-                device_owner=body.device_owner,
-                vnic_type=body.vnic_type,
-                host_id=body.host_id,
-                profile=profile,
-                port_security_enabled=secured,
-                vif_type="unbound",
-                vif_details={},
-                status="DOWN",
-                status_reason=None,
-            )
-            port.security_groups = self.secgroups.for_port(
-                s, port.project_id, body.security_groups, port.port_security_enabled
-            )
+            net = access.visible_network(s, who, body.network_id)
+            port = self._new_port(s, who, body, net, profile)
             # Bound before it is written (one INSERT, no UPDATE after it): no one else
             # sees the port before the commit, so nothing can race the decision.  The
             # same decision and feed bumps as every rebind (``_decide``); one feed
@@ -117,6 +91,45 @@ class Ports:
             view = views.port(port)
         self.after_change(hosts)
         return view
+
+    def _new_port(
+        self, s: Session, who: Principal, body: PortCreate, net: Network, profile: JSONObject
+    ) -> NetworkPort:
+        """The row of a new port on ``net``: its MAC free there (one is made when none is
+        given), in the caller's project (or the one an admin names; else the network's),
+        port security as given or as the network's, and its groups (the project's
+        default group when none are given, none without port security); unbound, and
+        not added to the session yet (``_decide`` adds it once bound)."""
+        mac = ids.normalize_mac(body.mac_address) if body.mac_address else _mac()
+        self._check_mac_free(s, net.id, mac)
+        secured = net.port_security_enabled
+        if "port_security_enabled" in body.model_fields_set:
+            secured = body.port_security_enabled
+        port = NetworkPort(
+            id=ids.new_uuid(),
+            name=body.name,
+            description=body.description,
+            network_id=net.id,
+            project_id=access.owner_project(
+                who, body.project_id or body.tenant_id, default=net.project_id
+            ),
+            mac_address=mac,
+            admin_state_up=body.admin_state_up,
+            device_id=body.device_id,
+            device_owner=body.device_owner,
+            vnic_type=body.vnic_type,
+            host_id=body.host_id,
+            profile=profile,
+            port_security_enabled=secured,
+            vif_type="unbound",
+            vif_details={},
+            status="DOWN",
+            status_reason=None,
+        )
+        port.security_groups = self.secgroups.for_port(
+            s, port.project_id, body.security_groups, port.port_security_enabled
+        )
+        return port
 
     @staticmethod
     def _check_mac_free(s: Session, network_id: str, mac: str) -> None:
@@ -175,6 +188,8 @@ class Ports:
     def update(
         self, who: Principal, port_id: str, change: PortUpdate, revision: int | None = None
     ) -> views.PortView:
+        """Neutron's PUT of a port: the attributes given, in one transaction that bumps
+        the feeds of the NIC hosts concerned; then the port is bound again."""
         require_writer(who)
         body = change.values()  # the attributes given (each already of its type)
         if ({"binding:profile", "binding:host_id", "mac_address"} & body.keys()) and not (
@@ -186,58 +201,47 @@ class Ports:
             port.require_revision(revision)
             access.check_device_owner(who, body, port)
             old_host = port.host_id
-            watchers: set[str] = set()
-            for key, attr in (
-                ("name", "name"),
-                ("description", "description"),
-                ("device_id", "device_id"),
-                ("device_owner", "device_owner"),
-                ("binding:host_id", "host_id"),
-            ):
+            for key, column in _COPIED:
                 if key in body:
-                    setattr(port, attr, body[key])
-            if "mac_address" in body:
-                mac = ids.normalize_mac(body["mac_address"])
-                stays_bound = port.vif_type == "ovs" and body.get("binding:host_id", old_host)
-                if mac != port.mac_address:
-                    if stays_bound:
-                        raise Conflict(
-                            f"Port {port.id} is bound: unbind it before changing its MAC address."
-                        )
-                    self._check_mac_free(s, port.network_id, mac)
-                    port.mac_address = mac
-                    # Members' MACs are what remote-group rules match: watchers must know.
-                    watchers |= self.secgroups.touch_watchers(
-                        s, {g.id for g in port.security_groups}
-                    )
-            if "binding:vnic_type" in body:
-                port.vnic_type = body["binding:vnic_type"]
+                    setattr(port, column, body[key])
+            watchers = self._change_mac(s, port, body, old_host)
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
-            if "admin_state_up" in body:
-                port.admin_state_up = body["admin_state_up"]
-            if "port_security_enabled" in body:
-                port.port_security_enabled = body["port_security_enabled"]
-            if "security_groups" in body or "port_security_enabled" in body:
-                before = {g.id for g in port.security_groups}
-                port.security_groups = self.secgroups.for_port(
-                    s,
-                    port.project_id,
-                    body.get("security_groups", [g.id for g in port.security_groups]),
-                    port.port_security_enabled,
-                )
-                moved = before ^ {g.id for g in port.security_groups}
-                watchers |= self.secgroups.touch_watchers(s, moved)
-            if port.host_id != old_host:
-                port.status = "DOWN"  # until the new host's agent reports it plugged
-            port.revision_number += 1
-            hosts = {h for h in (old_host, port.host_id) if h} | watchers
-            for host in hosts:
-                feed.bump(s, host)
+            watchers |= self._change_groups(s, port, body)
+            hosts = _bump_changed(s, port, old_host, watchers)
         self.after_change(hosts)
         self.bind(port_id)
         with self.db.transaction() as s:
             return views.port(self._port(s, port_id))
+
+    def _change_mac(
+        self, s: Session, port: NetworkPort, body: Mapping[str, object], old_host: str
+    ) -> set[str]:
+        """A new MAC address: refused while the port stays bound (its agent programmed
+        the old one) or when another port of the network has it.  Members' MACs are what
+        remote-group rules match: returns the watchers of the port's groups to bump."""
+        if "mac_address" not in body:
+            return set()
+        mac = ids.normalize_mac(str(body["mac_address"]))
+        if mac == port.mac_address:
+            return set()
+        if port.vif_type == "ovs" and body.get("binding:host_id", old_host):
+            raise Conflict(f"Port {port.id} is bound: unbind it before changing its MAC address.")
+        self._check_mac_free(s, port.network_id, mac)
+        port.mac_address = mac
+        return self.secgroups.touch_watchers(s, {g.id for g in port.security_groups})
+
+    def _change_groups(self, s: Session, port: NetworkPort, body: Mapping[str, object]) -> set[str]:
+        """New groups, or port security switched: the groups are checked again (none
+        without port security); returns the watchers of the groups joined or left."""
+        if "security_groups" not in body and "port_security_enabled" not in body:
+            return set()
+        before = [g.id for g in port.security_groups]
+        port.security_groups = self.secgroups.for_port(
+            s, port.project_id, body.get("security_groups", before), port.port_security_enabled
+        )
+        moved = set(before) ^ {g.id for g in port.security_groups}
+        return self.secgroups.touch_watchers(s, moved)
 
     def delete(self, who: Principal, port_id: str, revision: int | None = None) -> int | None:
         """Delete; returns the feed revision of its NIC host after the deletion (or None)."""
@@ -328,6 +332,32 @@ class Ports:
 
 # ``_binding`` of a new port, as ``create`` writes it:
 _UNBOUND: tuple[object, ...] = ("unbound", {}, "DOWN", None)
+
+
+# Attributes an update copies as given: (API name, column); the MAC address, the
+# profile and the groups have rules of their own (Ports._change_mac, _change_groups).
+_COPIED = (
+    ("name", "name"),
+    ("description", "description"),
+    ("device_id", "device_id"),
+    ("device_owner", "device_owner"),
+    ("binding:host_id", "host_id"),
+    ("binding:vnic_type", "vnic_type"),
+    ("admin_state_up", "admin_state_up"),
+    ("port_security_enabled", "port_security_enabled"),
+)
+
+
+def _bump_changed(s: Session, port: NetworkPort, old_host: str, watchers: set[str]) -> set[str]:
+    """An updated port: a new revision, DOWN on a new host until its agent reports it
+    plugged, and the feeds of its old and new host and of ``watchers`` bumped."""
+    if port.host_id != old_host:
+        port.status = "DOWN"
+    port.revision_number += 1
+    hosts = {h for h in (old_host, port.host_id) if h} | watchers
+    for host in hosts:
+        feed.bump(s, host)
+    return hosts
 
 
 def _binding(port: NetworkPort) -> tuple[Any, ...]:

@@ -1,6 +1,6 @@
 """Security groups and rules, with a project's ``default`` group made on first use.
 
-Bodies arrive as the request models of ``network/api/schemas.py`` (each value
+Bodies arrive as the request models of ``network/inputs.py`` (each value
 already of its type); this module keeps the rules that relate values (port ranges
 and protocol, the prefix and the ethertype, the reserved name ``default``).
 """
@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.contract import agent as ac
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
 from metalnic.network import access, feed, views
-from metalnic.network.api.schemas import (
+from metalnic.network.inputs import (
     SecurityGroupCreate,
     SecurityGroupRuleCreate,
     SecurityGroupUpdate,
@@ -227,25 +228,13 @@ class SecurityGroups:
         """Bump the NIC hosts of the member ports of ``gid`` (their rules changed)."""
         return feed.bump_selected(s, _member_hosts(select(literal(gid, String))))
 
-    def rules_for(self, s: Session, gids: set[str]) -> dict[str, Any]:
-        """Rules of ``gids`` plus member MACs of remote groups, for the agent."""
-        out: dict[str, Any] = {}
+    def rules_for(self, s: Session, gids: set[str]) -> ac.SecurityGroupRulesData:
+        """The rules of each of ``gids`` (that still exists), as the agent is sent them."""
+        out: ac.SecurityGroupRulesData = {}
         for gid in sorted(gids):
             group = s.get(SecurityGroup, gid)
-            if group is None:
-                continue
-            out[gid] = [
-                {
-                    "direction": r.direction,
-                    "ethertype": r.ethertype,
-                    "protocol": r.protocol,
-                    "port_range_min": r.port_range_min,
-                    "port_range_max": r.port_range_max,
-                    "remote_ip_prefix": r.remote_ip_prefix,
-                    "remote_group_id": r.remote_group_id,
-                }
-                for r in group.rules
-            ]
+            if group is not None:
+                out[gid] = [_rule_data(r) for r in group.rules]
         return out
 
 
@@ -258,6 +247,18 @@ def _member_hosts(gids: Select[tuple[str]] | Select[str]) -> Select[str]:
         .join(port_security_groups, link.port_id == NetworkPort.id)
         .where(link.security_group_id.in_(gids), NetworkPort.host_id != "")
     )
+
+
+def _rule_data(rule: SecurityGroupRule) -> ac.SecurityGroupRuleData:
+    return {
+        "direction": rule.direction,
+        "ethertype": rule.ethertype,
+        "protocol": rule.protocol,
+        "port_range_min": rule.port_range_min,
+        "port_range_max": rule.port_range_max,
+        "remote_ip_prefix": rule.remote_ip_prefix,
+        "remote_group_id": rule.remote_group_id,
+    }
 
 
 def _prefix(prefix: str | None, ethertype: str) -> str | None:

@@ -29,7 +29,7 @@ from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
 from metalnic.network import feed
-from metalnic.network.api.schemas import NetworkCreate, PortCreate
+from metalnic.network.inputs import NetworkCreate, PortCreate
 from metalnic.network.models import FeedRevision
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings

@@ -119,3 +119,18 @@ def test_heartbeat_claims_the_agent_host_when_it_names_no_nic_host() -> None:
     assert ac.Heartbeat(host="a").nic_hosts() == ["a"]
     configured = ac.AgentConfigurations(nic_hosts=["n1", "n2"])
     assert ac.Heartbeat(host="a", configurations=configured).nic_hosts() == ["n1", "n2"]
+
+
+def test_each_plain_data_shape_has_exactly_its_models_fields_in_order() -> None:
+    """The server builds the desired state as TypedDicts (fast); each must name every
+    field of its model, nothing else, in the model's order (the order agents see)."""
+    paired = {data.__name__ for data, _ in ac.PLAIN_DATA}
+    shapes = {
+        name
+        for name, value in vars(ac).items()
+        if isinstance(value, type) and typing.is_typeddict(value)
+    }
+    assert shapes == paired
+    for data, model in ac.PLAIN_DATA:
+        assert list(data.__annotations__) == list(model.model_fields), data.__name__
+        assert data.__required_keys__ == frozenset(model.model_fields), data.__name__

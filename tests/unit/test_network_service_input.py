@@ -1,6 +1,6 @@
 """The network service's input is the request models: one check for every caller.
 
-HTTP bodies are validated by ``network/api/schemas.py`` before a route runs; the
+HTTP bodies are validated by the request models of ``network/inputs.py`` before a route runs; the
 embedded client (the bare-metal side, in process) builds the same models with
 ``Model.parse``, so what it sends is checked by the same rules and refused with
 the API's own message (InvalidInput's, which the client hands on as the seam's
@@ -24,7 +24,7 @@ from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.errors import InvalidInput
-from metalnic.network.api.schemas import NetworkCreate, PortCreate
+from metalnic.network.inputs import NetworkCreate, PortCreate
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 

@@ -20,7 +20,7 @@ from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig, SmartNic
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR, EmbeddedNetworkClient
-from metalnic.network.api.schemas import NetworkCreate, SecurityGroupCreate
+from metalnic.network.inputs import NetworkCreate, SecurityGroupCreate
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 

@@ -13,7 +13,7 @@ its desired state or report for it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from metalnic.contract import agent as ac
 from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
-from metalnic.network import views
+from metalnic.network import inputs, views
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields
@@ -29,7 +29,7 @@ from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
-AgentUpdate = Annotated[sc.AgentUpdate, Depends(body_of(sc.AgentUpdate, "agent"))]
+AgentUpdate = Annotated[inputs.AgentUpdate, Depends(body_of(inputs.AgentUpdate, "agent"))]
 Heartbeat = Annotated[ac.Heartbeat, Depends(body_of(ac.Heartbeat, ""))]
 Report = Annotated[ac.Report, Depends(body_of(ac.Report, ""))]
 VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
@@ -105,7 +105,7 @@ async def desired(
     if query.since is not None:
         wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
         await feed.wait_past(nic_host, query.since, wait)
-    state: dict[str, Any] = await run_in_threadpool(feed.desired, who, nic_host)
+    state = await run_in_threadpool(feed.desired, who, nic_host)
     return JSONResponse(state, headers=VERSION)
 
 

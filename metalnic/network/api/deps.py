@@ -19,9 +19,9 @@ from pydantic import BaseModel
 
 from metalnic import web
 from metalnic.auth import Authenticator, Principal
+from metalnic.contract.values import Id
 from metalnic.errors import InvalidInput
-from metalnic.network.api.schemas import parse
-from metalnic.network.api.types import Id
+from metalnic.network.inputs import parse
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 

@@ -24,8 +24,8 @@ from fastapi import APIRouter, Depends, Response
 from metalnic.auth import Principal
 from metalnic.errors import AgentGrantNotFound, Forbidden, InvalidInput
 from metalnic.httpjson import JSONResponse
+from metalnic.network import inputs
 from metalnic.network.api import replies as rp
-from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import PREFIX, Caller, Context, NetworkContext, PathId, body_of
 from metalnic.network.api.replies import answers
 
@@ -51,7 +51,7 @@ def _view(user: str, hosts: list[str]) -> dict[str, str | list[str]]:
     return {"user": user, "nic_hosts": hosts}
 
 
-GrantBody = Annotated[sc.AgentGrant, Depends(body_of(sc.AgentGrant, "agent_grant"))]
+GrantBody = Annotated[inputs.AgentGrant, Depends(body_of(inputs.AgentGrant, "agent_grant"))]
 
 
 @router.get("", response_model=rp.AgentGrantsReply, responses=answers(401, 403))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from metalnic.httpjson import JSONResponse
+from metalnic.network import inputs
 from metalnic.network.api import agents, grants, openapi
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
@@ -24,19 +25,19 @@ from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX)
 
-NetworkCreate = Annotated[sc.NetworkCreate, Depends(body_of(sc.NetworkCreate, "network"))]
-NetworkUpdate = Annotated[sc.NetworkUpdate, Depends(body_of(sc.NetworkUpdate, "network"))]
-PortCreate = Annotated[sc.PortCreate, Depends(body_of(sc.PortCreate, "port"))]
-PortUpdate = Annotated[sc.PortUpdate, Depends(body_of(sc.PortUpdate, "port"))]
+NetworkCreate = Annotated[inputs.NetworkCreate, Depends(body_of(inputs.NetworkCreate, "network"))]
+NetworkUpdate = Annotated[inputs.NetworkUpdate, Depends(body_of(inputs.NetworkUpdate, "network"))]
+PortCreate = Annotated[inputs.PortCreate, Depends(body_of(inputs.PortCreate, "port"))]
+PortUpdate = Annotated[inputs.PortUpdate, Depends(body_of(inputs.PortUpdate, "port"))]
 SecurityGroupUpdate = Annotated[
-    sc.SecurityGroupUpdate, Depends(body_of(sc.SecurityGroupUpdate, "security_group"))
+    inputs.SecurityGroupUpdate, Depends(body_of(inputs.SecurityGroupUpdate, "security_group"))
 ]
 GroupCreate = Annotated[
-    sc.SecurityGroupCreate, Depends(body_of(sc.SecurityGroupCreate, "security_group"))
+    inputs.SecurityGroupCreate, Depends(body_of(inputs.SecurityGroupCreate, "security_group"))
 ]
 RuleCreate = Annotated[
-    sc.SecurityGroupRuleCreate,
-    Depends(body_of(sc.SecurityGroupRuleCreate, "security_group_rule")),
+    inputs.SecurityGroupRuleCreate,
+    Depends(body_of(inputs.SecurityGroupRuleCreate, "security_group_rule")),
 ]
 NetworkFilters = Annotated[sc.NetworkQuery, Query()]
 PortFilters = Annotated[sc.PortQuery, Query()]

@@ -1,0 +1,329 @@
+"""The inputs of the network services: what a caller may ask, checked once, as models.
+
+One pydantic model per resource and verb (``NetworkCreate``, ``PortUpdate``,
+``SecurityGroupRuleCreate`` ...), built from the value types below; unknown
+attributes are refused as Neutron does ("Unrecognized attribute(s)").  Every
+caller builds these before it calls a service: the HTTP routes (from the body
+``network/api/deps.py`` read and unwrapped) and the embedded client of the
+bare-metal side (``Model.parse``), so both are checked by the same rules and
+refused with the same message (``InvalidInput``, in Neutron's words).  The
+services keep the rules that relate values to the database (policy,
+references, allocation), not the coercion.  This module belongs to the
+service layer, not to ``network/api`` (the outer layer the services never
+import); the API adds only what is HTTP: reading JSON, the envelope, queries,
+error bodies and the OpenAPI document (which shows these models as its
+request schemas).
+
+The value types say what one field may hold, so that what reaches a service
+is already the right Python type and range and nothing a later read cannot
+render gets stored:
+
+* text: a real string (no number, object or list), of bounded length, without
+  NUL characters or lone UTF-16 surrogates (neither can be stored everywhere
+  nor rendered back as JSON);
+* integers: JSON integers (Neutron's clients also send decimal strings, as
+  ``openstack network create --provider-segment 100`` does: ASCII digits only,
+  so ``²`` is refused) within the range the column holds;
+* booleans: JSON booleans, or the strings ``true``/``false`` in any case
+  (Neutron's ``convert_to_boolean``);
+* free-form JSON (``binding:profile``, agent configurations): any JSON whose
+  strings are text as above, whose integers fit in 64 bits and whose numbers
+  are finite.
+
+The text, revision, boolean and JSON types live in ``metalnic/contract/values.py``
+(the leaf module both sides of the agent contract import).  Each type carries
+the JSON schema the published OpenAPI document shows for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from metalnic.contract.values import Id, JsonObject, LongText, Name, Short, check_json
+from metalnic.errors import InvalidInput
+
+# --- value types --------------------------------------------------------------------------
+
+
+def _int_like(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= 19):
+            raise ValueError("must be an integer")
+        return int(value)
+    if not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def int_schema(low: int, high: int) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        ],
+        "description": f"an integer from {low} to {high} (a decimal string is accepted)",
+    }
+
+
+IntLike = BeforeValidator(_int_like)
+MTU = Annotated[int, IntLike, Field(ge=68, le=65535), WithJsonSchema(int_schema(68, 65535))]
+VlanId = Annotated[int, IntLike, Field(ge=1, le=4094), WithJsonSchema(int_schema(1, 4094))]
+PortNumber = Annotated[int, IntLike, Field(ge=0, le=65535), WithJsonSchema(int_schema(0, 65535))]
+
+
+PROTOCOL_NAMES = ("tcp", "udp", "icmp", "icmpv6")
+
+
+def _protocol(value: Any) -> str:
+    """A protocol name (any case) or number 0-255, as the text the service stores."""
+    if isinstance(value, str) and value.lower() in PROTOCOL_NAMES:
+        return value.lower()
+    number = _int_like(value)
+    if not 0 <= number <= 255:
+        raise ValueError("an IP protocol number is 0-255")
+    return str(number)
+
+
+Protocol = Annotated[
+    str,
+    BeforeValidator(_protocol),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(PROTOCOL_NAMES)},
+                {"type": "integer", "minimum": 0, "maximum": 255},
+                {"type": "string", "pattern": "^[0-9]{1,3}$"},
+            ],
+            "description": "tcp, udp, icmp, icmpv6 (any case) or an IP protocol number 0-255",
+        }
+    ),
+]
+
+
+def _bool_like(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError("must be a boolean (true or false)")
+
+
+BoolLike = Annotated[
+    bool,
+    BeforeValidator(_bool_like),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"},
+            ]
+        }
+    ),
+]
+
+
+# --- validation ---------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object, where: tuple[str, ...] = ()) -> M:
+    """``data`` validated as ``model``, or InvalidInput in Neutron's words: the one
+    check of a body, for the routes (``deps.body_of``) and the embedded client."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe(exc.errors(), where)) from None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def parse(cls, data: object, where: tuple[str, ...] = ()) -> Self:
+        """``data`` validated as this model (see ``parse``)."""
+        return parse(cls, data, where)
+
+    def values(self) -> dict[str, Any]:
+        """The attributes the caller gave, under their API names."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
+class Open(Model):
+    """An object whose other keys are free-form JSON (kept as given)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _extra_is_json(self) -> Open:
+        check_json(self.__pydantic_extra__ or {})
+        return self
+
+
+# --- networks -----------------------------------------------------------------------------
+
+
+class _Network(Model):
+    name: Name = ""
+    description: Name = ""
+    admin_state_up: BoolLike = True
+    shared: BoolLike = False
+    port_security_enabled: BoolLike = True
+
+
+class NetworkUpdate(_Network):
+    mtu: MTU = 1500
+
+
+class NetworkCreate(_Network):
+    mtu: MTU | None = Field(1500, description="null: the default, 1500")
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    network_type: Short = Field("vlan", alias="provider:network_type")
+    physical_network: Short | None = Field(None, alias="provider:physical_network")
+    segmentation_id: VlanId | None = Field(None, alias="provider:segmentation_id")
+
+
+# --- ports --------------------------------------------------------------------------------
+
+
+class LinkInformation(Open):
+    """One NIC port the bare-metal port is cabled to (Ironic's local_link_connection)."""
+
+    hostname: Name | None = None
+    port_id: Name | None = None
+    switch_id: Name | None = None
+    switch_info: Name | None = None
+    ssh_public_key: LongText | None = None
+    ovsdb_cert: LongText | None = None
+    ovsdb_ca_cert: LongText | None = None
+
+
+class GroupInformation(Open):
+    """A bond of several NIC ports (Ironic's port group)."""
+
+    id: Name | None = None
+    name: Name | None = None
+    bond_mode: Name | None = None
+    bond_properties: JsonObject = {}
+
+
+class BindingProfile(Open):
+    local_link_information: list[LinkInformation] = Field(default_factory=list, max_length=64)
+    local_group_information: GroupInformation | None = None
+
+
+VnicType = Literal["normal", "baremetal", "smart-nic"]
+
+
+class _Port(Model):
+    name: Name = ""
+    description: Name = ""
+    admin_state_up: BoolLike = True
+    device_id: Name = ""
+    device_owner: Name = ""
+    host_id: Name = Field("", alias="binding:host_id")
+    vnic_type: VnicType = Field("normal", alias="binding:vnic_type")
+    port_security_enabled: BoolLike = True
+
+
+class PortUpdate(_Port):
+    profile: BindingProfile = Field(default_factory=BindingProfile, alias="binding:profile")
+    security_groups: list[Id] = Field(default_factory=list, max_length=64)
+    mac_address: Short = ""
+
+
+class PortCreate(_Port):
+    network_id: Id
+    profile: BindingProfile | None = Field(
+        default_factory=BindingProfile, alias="binding:profile", description="null: {}"
+    )
+    security_groups: list[Id] | None = Field(
+        None, max_length=64, description="absent or null: the project's default group"
+    )
+    mac_address: Short | None = Field(None, description="absent or null: one is made")
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    fixed_ips: list[JsonObject] = Field(
+        default_factory=list, max_length=0, description="not supported: no subnets"
+    )
+
+
+# --- security groups ----------------------------------------------------------------------
+
+
+class SecurityGroupCreate(Model):
+    name: Name = ""
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    stateful: BoolLike = True
+
+
+class SecurityGroupUpdate(Model):
+    name: Name = ""
+    description: Name = ""
+
+
+class SecurityGroupRuleCreate(Model):
+    security_group_id: Id
+    direction: Literal["ingress", "egress"]
+    ethertype: Literal["IPv4", "IPv6"] = "IPv4"
+    protocol: Protocol | None = None
+    port_range_min: PortNumber | None = None
+    port_range_max: PortNumber | None = None
+    remote_ip_prefix: Short | None = None
+    remote_group_id: Id | None = None
+    description: Name = ""
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+
+
+# --- agents (the agent contract's bodies are in metalnic/contract/agent.py) ---------------
+
+
+class AgentUpdate(Model):
+    admin_state_up: BoolLike = True
+    description: Name | None = None
+
+
+class AgentGrant(Model):
+    nic_hosts: list[Id] = Field(max_length=1000)
+
+
+def describe(errors: Iterable[ErrorDetails], prefix: tuple[str, ...] = ()) -> str:
+    """One message for all problems, in Neutron's words, naming each attribute.
+    The caller's values are never echoed (they may be secrets or unprintable)."""
+    unknown: list[str] = []
+    problems: list[str] = []
+    for error in errors:
+        loc = [str(p) for p in error["loc"] if p not in ("body", "query", "path")]
+        where = ".".join(loc) or ".".join(prefix) or "body"
+        if error["type"] == "extra_forbidden":
+            unknown.append(where)
+        elif error["type"] == "string_type":
+            problems.append(f"Invalid input for {where}. Reason: not a valid string.")
+        else:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"Invalid input for {where}. Reason: {reason}.")
+    if unknown:
+        problems.insert(0, f"Unrecognized attribute(s) '{', '.join(unknown)}'.")
+    return _printable(" ".join(problems))
+
+
+def _printable(message: str) -> str:
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")[:2000]
