@@ -72,9 +72,19 @@ port_security_groups = Table(
 )
 
 
+def _next_port_revision(current: int | None) -> int:
+    """A new port is written at revision 2: until ports were bound before their INSERT,
+    a create was an insert and a write of the binding, and clients have seen 2."""
+    return 2 if current is None else current + 1
+
+
 class NetworkPort(Stamped, Base):
     __tablename__ = "network_ports"
     __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uq_ports_network_mac"),)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, object]:
+        return {"version_id_col": cls.revision_number, "version_id_generator": _next_port_revision}
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), default="")

@@ -303,11 +303,8 @@ class Ports:
             if port.status == "ERROR":
                 port.status = "DOWN"
         if new:
-            # The revision a created port shows: 1, and 2 once bound (its binding was
-            # written as a change of its own before ports were bound before the INSERT).
-            port.revision_number = 1 if _binding(port) == _UNBOUND else 2
             s.add(port)
-            s.flush()
+            s.flush()  # one INSERT, bound already (its first revision: models.py)
         elif _binding(port) != before:  # an unchanged binding is no new revision
             port.revision_number += 1
         hosts = self.secgroups.touch_watchers(s, members_of or set())
@@ -330,10 +327,6 @@ class Ports:
             self.bind(port_id)
 
 
-# ``_binding`` of a new port, as ``create`` writes it:
-_UNBOUND: tuple[object, ...] = ("unbound", {}, "DOWN", None)
-
-
 # Attributes an update copies as given: (API name, column); the MAC address, the
 # profile and the groups have rules of their own (Ports._change_mac, _change_groups).
 _COPIED = (
@@ -354,10 +347,9 @@ def _bump_changed(s: Session, port: NetworkPort, old_host: str, watchers: set[st
     if port.host_id != old_host:
         port.status = "DOWN"
     port.revision_number += 1
-    hosts = {h for h in (old_host, port.host_id) if h} | watchers
-    for host in hosts:
-        feed.bump(s, host)
-    return hosts
+    own = {h for h in (old_host, port.host_id) if h}
+    feed.bump_all(s, own - watchers)  # the watchers' feeds are bumped already
+    return own | watchers
 
 
 def _binding(port: NetworkPort) -> tuple[Any, ...]:

@@ -24,7 +24,7 @@ from metalnic.httpjson import JSONResponse
 from metalnic.network import inputs, views
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
-from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields
+from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields_of_all
 from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
@@ -52,7 +52,7 @@ def list_agents(
     request: Request, ctx: Context, who: Caller, query: Annotated[sc.AgentQuery, Query()]
 ) -> JSONResponse:
     items = ctx.service.agents.list(who, query.filters())
-    return JSONResponse({"agents": [select_fields(request, a) for a in items]})
+    return JSONResponse({"agents": select_fields_of_all(request, items)})
 
 
 @router.get(

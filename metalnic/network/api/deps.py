@@ -10,7 +10,7 @@ against the same value types; its errors are answered in Neutron's format too).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -81,8 +81,17 @@ def body_of(model: type[M], key: str) -> Callable[[Request], Awaitable[M]]:
 
 def select_fields(request: Request, item: Mapping[str, object]) -> Mapping[str, object]:
     """Neutron's ``?fields=a&fields=b``: only those fields of ``item`` (else all)."""
+    return select_fields_of_all(request, [item])[0]
+
+
+def select_fields_of_all(
+    request: Request, items: Sequence[Mapping[str, object]]
+) -> Sequence[Mapping[str, object]]:
+    """``select_fields`` for every item of a list (the query read once, not per item)."""
     wanted = request.query_params.getlist("fields")
-    return {k: v for k, v in item.items() if k in wanted} if wanted else item
+    if not wanted:
+        return items
+    return [{k: v for k, v in item.items() if k in wanted} for item in items]
 
 
 def if_revision(

@@ -20,6 +20,7 @@ from metalnic.network.api.deps import (
     base,
     body_of,
     select_fields,
+    select_fields_of_all,
 )
 from metalnic.network.api.replies import answers
 
@@ -144,7 +145,7 @@ def list_networks(
     request: Request, ctx: Context, who: Caller, query: NetworkFilters
 ) -> JSONResponse:
     nets = ctx.service.networks.list(who, query.filters())
-    return JSONResponse({"networks": [select_fields(request, n) for n in nets]})
+    return JSONResponse({"networks": select_fields_of_all(request, nets)})
 
 
 @router.get("/v2.0/networks/{net_id}", response_model=rp.NetworkReply, responses=SHOW)
@@ -179,7 +180,7 @@ def create_port(ctx: Context, who: Caller, body: PortCreate) -> JSONResponse:
 @router.get("/v2.0/ports", response_model=rp.PortsReply, responses=READ)
 def list_ports(request: Request, ctx: Context, who: Caller, query: PortFilters) -> JSONResponse:
     ports = ctx.service.ports.list(who, query.filters())
-    return JSONResponse({"ports": [select_fields(request, p) for p in ports]})
+    return JSONResponse({"ports": select_fields_of_all(request, ports)})
 
 
 @router.get("/v2.0/ports/{port_id}", response_model=rp.PortReply, responses=SHOW)
@@ -221,7 +222,7 @@ def list_security_groups(
     request: Request, ctx: Context, who: Caller, query: GroupFilters
 ) -> JSONResponse:
     groups = ctx.service.secgroups.list(who, query.filters())
-    return JSONResponse({"security_groups": [select_fields(request, g) for g in groups]})
+    return JSONResponse({"security_groups": select_fields_of_all(request, groups)})
 
 
 @router.get("/v2.0/security-groups/{gid}", response_model=rp.SecurityGroupReply, responses=SHOW)
@@ -258,7 +259,7 @@ def create_rule(ctx: Context, who: Caller, body: RuleCreate) -> JSONResponse:
 @router.get("/v2.0/security-group-rules", response_model=rp.SecurityGroupRulesReply, responses=READ)
 def list_rules(request: Request, ctx: Context, who: Caller, query: RuleFilters) -> JSONResponse:
     rules = ctx.service.secgroups.list_rules(who, query.security_group_id)
-    return JSONResponse({"security_group_rules": [select_fields(request, r) for r in rules]})
+    return JSONResponse({"security_group_rules": select_fields_of_all(request, rules)})
 
 
 @router.get(
