@@ -423,3 +423,23 @@ def test_a_bound_port_keeps_its_mac(net_server: Server) -> None:
         )
         assert r.status_code == 200, r.text
         assert r.json()["port"]["mac_address"] == "52:54:00:77:00:02"
+
+
+def test_fields_select_what_lists_and_shows_answer(net_server: Server) -> None:
+    """Neutron's ``?fields=a&fields=b`` on a list (read once for all items) and a show."""
+    with net_server.client(version=None) as c:
+        base = "/network/v2.0"
+        net = c.post(f"{base}/networks", json={"network": {"name": "fields"}}).json()["network"]
+        for i in range(3):
+            r = c.post(f"{base}/ports", json={"port": {"network_id": net["id"], "name": f"f{i}"}})
+            assert r.status_code == 201, r.text
+        query = [("network_id", net["id"]), ("fields", "id"), ("fields", "name")]
+        listed = c.get(f"{base}/ports", params=query).json()["ports"]
+        assert [set(p) for p in listed] == [{"id", "name"}] * 3
+        assert sorted(p["name"] for p in listed) == ["f0", "f1", "f2"]
+        whole = c.get(f"{base}/ports", params={"network_id": net["id"]}).json()["ports"]
+        assert all("binding:vif_type" in p for p in whole)
+        shown = c.get(f"{base}/ports/{listed[0]['id']}", params={"fields": "status"}).json()
+        assert shown == {"port": {"status": "DOWN"}}
+        groups = c.get(f"{base}/security-groups", params={"fields": "name"}).json()
+        assert {tuple(g) for g in groups["security_groups"]} == {("name",)}
