@@ -277,7 +277,7 @@ def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
     """``p`` is a port object (its groups read from its relationship unless given)."""
     return _port(
         p,
-        groups if groups is not None else [g.id for g in p.security_groups],
+        groups if groups is not None else sorted(g.id for g in p.security_groups),
         redact.redact(p.profile) if p.profile else p.profile,
         _details(p.vif_details, p.status_reason),
         stamp(p.created_at),

@@ -29,7 +29,7 @@ from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
 from metalnic.network import feed
-from metalnic.network.inputs import NetworkCreate, PortCreate
+from metalnic.network.inputs import NetworkCreate, PortCreate, SecurityGroupCreate
 from metalnic.network.models import FeedRevision
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
@@ -159,8 +159,13 @@ def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str,
         CONDUCTOR, _port(net, 1, **{"binding:profile": profile, "name": "listed"})
     )
     service.ports.create(CONDUCTOR, _port(net, 2))  # one with a reason (no agent)
+    groups = [service.secgroups.create(CONDUCTOR, SecurityGroupCreate(name=n)) for n in "gh"]
+    service.ports.create(  # one in two groups (both views order them by id)
+        CONDUCTOR, _port(net, 3, security_groups=[g["id"] for g in reversed(groups)])
+    )
     listed = service.ports.list(CONDUCTOR, {"network_id": net})
-    assert len(listed) == 2
+    assert len(listed) == 3
+    assert sorted(len(p["security_groups"]) for p in listed) == [1, 1, 2]
     for shown in listed:
         assert shown == service.ports.show(CONDUCTOR, shown["id"])
     (first,) = [p for p in listed if p["id"] == made["id"]]
