@@ -429,7 +429,11 @@ def test_fields_select_what_lists_and_shows_answer(net_server: Server) -> None:
     """Neutron's ``?fields=a&fields=b`` on a list (read once for all items) and a show."""
     with net_server.client(version=None) as c:
         base = "/network/v2.0"
-        net = c.post(f"{base}/networks", json={"network": {"name": "fields"}}).json()["network"]
+        # Flat on a physnet of its own: the module's three VLANs are used up by other tests.
+        flat = {"provider:network_type": "flat", "provider:physical_network": "physnet-fields"}
+        r = c.post(f"{base}/networks", json={"network": {"name": "fields", **flat}})
+        assert r.status_code == 201, r.text
+        net = r.json()["network"]
         for i in range(3):
             r = c.post(f"{base}/ports", json={"port": {"network_id": net["id"], "name": f"f{i}"}})
             assert r.status_code == 201, r.text
