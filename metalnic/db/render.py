@@ -27,17 +27,21 @@ class utc_seconds(FunctionElement[str]):  # noqa: N801 - a SQL function reads li
     name = "utc_seconds"
 
 
+def _arg(element: FunctionElement[str], compiler: SQLCompiler, **kw: Any) -> str:
+    """The SQL of a one-argument function's argument."""
+    (column,) = element.clauses
+    return compiler.process(column, **kw)
+
+
 @compiles(utc_seconds, "sqlite")
 def _sqlite(element: utc_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     # SQLite stores the UTC value as "YYYY-MM-DD HH:MM:SS.ffffff" (metalnic.db.base).
-    (column,) = element.clauses
-    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {compiler.process(column, **kw)})"
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {_arg(element, compiler, **kw)})"
 
 
 @compiles(utc_seconds, "postgresql")
 def _postgresql(element: utc_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    value = compiler.process(column, **kw)
+    value = _arg(element, compiler, **kw)
     return f"""to_char({value} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 
@@ -52,11 +56,9 @@ class joined(FunctionElement[str]):  # noqa: N801 - a SQL function reads like on
 
 @compiles(joined, "sqlite")
 def _sqlite_joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"group_concat({compiler.process(column, **kw)}, ',')"
+    return f"group_concat({_arg(element, compiler, **kw)}, ',')"
 
 
 @compiles(joined, "postgresql")
 def _postgresql_joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses
-    return f"string_agg({compiler.process(column, **kw)}, ',')"
+    return f"string_agg({_arg(element, compiler, **kw)}, ',')"

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Select, String, literal, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from metalnic import ids
@@ -226,7 +226,7 @@ class SecurityGroups:
 
     def _touch_hosts(self, s: Session, gid: str) -> set[str]:
         """Bump the NIC hosts of the member ports of ``gid`` (their rules changed)."""
-        return feed.bump_selected(s, _member_hosts(select(literal(gid, String))))
+        return feed.bump_selected(s, _member_hosts([gid]))
 
     def rules_for(self, s: Session, gids: set[str]) -> ac.SecurityGroupRulesData:
         """The rules of each of ``gids`` (that still exists), as the agent is sent them."""
@@ -238,9 +238,9 @@ class SecurityGroups:
         return out
 
 
-def _member_hosts(gids: Select[tuple[str]] | Select[str]) -> Select[str]:
-    """The NIC hosts of the ports in the groups ``gids`` selects (a query, run by the
-    database inside the statement that uses it)."""
+def _member_hosts(gids: Select[str] | list[str]) -> Select[str]:
+    """The NIC hosts of the ports in the groups ``gids`` names (or selects: a query the
+    database runs inside the statement that uses it)."""
     link = port_security_groups.c
     return (
         select(NetworkPort.host_id)
