@@ -163,6 +163,27 @@ class GroupInformation(Received):
     )
 
 
+class FixedIp(Received):
+    """One of a port's addresses (Neutron's ``fixed_ips`` entry)."""
+
+    subnet_id: str = Field(description="the subnet it was allocated from")
+    ip_address: str = Field(description="the address (IPv4 or IPv6, no prefix length)")
+
+
+class AddressPair(Received):
+    """An extra address the port may send from (``allowed_address_pairs`` entry)."""
+
+    ip_address: str = Field(description="an address or a CIDR")
+    mac_address: str = Field(description="the MAC it may use with it (default: the port's)")
+
+
+class DhcpServer(Received):
+    """A DHCP port of the port's network: the only source of DHCP replies to the host."""
+
+    mac_address: str = Field(description="the DHCP port's MAC address")
+    ip_addresses: list[str] = Field(default_factory=list, description="its fixed IPs")
+
+
 class DesiredPort(Received):
     """One port bound to the NIC host."""
 
@@ -183,6 +204,15 @@ class DesiredPort(Received):
     port_security_enabled: bool = Field(True, description="false: no MAC/IP/rule filtering")
     security_groups: list[str] = Field(default_factory=list, description="its group ids")
     status: str = Field("DOWN", description="the status the server holds")
+    fixed_ips: list[FixedIp] = Field(
+        default_factory=list, description="its addresses: the only source IPs it may use"
+    )
+    allowed_address_pairs: list[AddressPair] = Field(
+        default_factory=list, description="further (MAC, IP or CIDR) it may send from"
+    )
+    dhcp_servers: list[DhcpServer] = Field(
+        default_factory=list, description="its network's DHCP ports (none: no DHCP replies)"
+    )
 
     def members(self) -> list[str]:
         """The NIC port names (``port_id``) of its links, in order."""
@@ -268,6 +298,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     AgentRecord,
     DesiredState,
     DesiredPort,
+    FixedIp,
+    AddressPair,
+    DhcpServer,
     LinkInformation,
     GroupInformation,
     SecurityGroupRule,
@@ -282,6 +315,27 @@ MODELS: tuple[type[BaseModel], ...] = (
 # Plain dicts, not the models above: building and dumping 200 ports' worth of models
 # cost far more than the rest of the answer (bench/agent_feed_bench.py).  Links and the
 # bond are the port's binding:profile entries as stored (checked on the way in).
+
+
+class FixedIpData(TypedDict):
+    """``FixedIp``."""
+
+    subnet_id: str
+    ip_address: str
+
+
+class AddressPairData(TypedDict):
+    """``AddressPair``."""
+
+    ip_address: str
+    mac_address: str
+
+
+class DhcpServerData(TypedDict):
+    """``DhcpServer``."""
+
+    mac_address: str
+    ip_addresses: list[str]
 
 
 class DesiredPortData(TypedDict):
@@ -300,6 +354,9 @@ class DesiredPortData(TypedDict):
     port_security_enabled: bool
     security_groups: list[str]
     status: str
+    fixed_ips: list[FixedIpData]
+    allowed_address_pairs: list[AddressPairData]
+    dhcp_servers: list[DhcpServerData]
 
 
 class SecurityGroupRuleData(TypedDict):
@@ -340,6 +397,9 @@ class DesiredStateData(TypedDict):
 PLAIN_DATA: tuple[tuple[type, type[BaseModel]], ...] = (
     (DesiredStateData, DesiredState),
     (DesiredPortData, DesiredPort),
+    (FixedIpData, FixedIp),
+    (AddressPairData, AddressPair),
+    (DhcpServerData, DhcpServer),
     (SecurityGroupRuleData, SecurityGroupRule),
     (VerifyRequestData, VerifyRequest),
 )

@@ -179,6 +179,9 @@ def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
         "port_security_enabled": port.port_security_enabled,
         "security_groups": [g.id for g in port.security_groups],
         "status": port.status,
+        "fixed_ips": [],  # subnets and IPAM: issue 13
+        "allowed_address_pairs": [],
+        "dhcp_servers": [],
     }
 
 
