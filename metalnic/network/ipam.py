@@ -387,6 +387,19 @@ class Allocator:
             )
         return kept + [self._requested(w) for w in new]
 
+    def follow_mac(self) -> None:
+        """The port's MAC changed: its SLAAC addresses are made from the new one."""
+        for subnet in self.subnets:
+            if not is_auto_address(subnet):
+                continue
+            gone = self.s.execute(
+                delete(IPAllocation)
+                .where(IPAllocation.port_id == self.port.id, IPAllocation.subnet_id == subnet.id)
+                .returning(IPAllocation.ip_address)
+            ).first()
+            if gone is not None:
+                self._claim_or_fail(subnet, eui64(subnet.cidr, self.port.mac_address))
+
 
 def _matches(held: Address, want: FixedIpRequest) -> bool:
     if want.ip_address is not None:

@@ -221,13 +221,19 @@ class Ports:
             for key, column in _COPIED:
                 if key in body:
                     setattr(port, column, body[key])
+            old_mac = port.mac_address
             watchers = self._change_mac(s, port, body, old_host)
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)
-            if "fixed_ips" in body:
-                # Replaced in place; the port's new revision bumps its host's feed below.
-                ipam.Allocator(s, who, port).replace(change.fixed_ips)
+            if "fixed_ips" in body or port.mac_address != old_mac:
+                # Replaced in place (a new MAC: new SLAAC addresses too); the port's new
+                # revision bumps its host's feed below.
+                allocator = ipam.Allocator(s, who, port)
+                if "fixed_ips" in body:
+                    allocator.replace(change.fixed_ips)
+                if port.mac_address != old_mac:
+                    allocator.follow_mac()
             hosts = _bump_changed(s, port, old_host, watchers)
         self.after_change(hosts)
         self.bind(port_id)

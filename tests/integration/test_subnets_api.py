@@ -103,6 +103,9 @@ def test_subnet_crud_with_neutrons_defaults(srv: Server) -> None:
         assert updated["revision_number"] > made["revision_number"]
         r = c.put(f"/subnets/{made['id']}", json={"subnet": {"cidr": "10.21.0.0/24"}})
         assert r.status_code == 400  # not changeable
+        stale = {"If-Match": f"revision_number={made['revision_number']}"}
+        r = c.put(f"/subnets/{made['id']}", json={"subnet": {"name": "x"}}, headers=stale)
+        error(r, 412, "RevisionNumberConstraintFailed")
 
         assert c.delete(f"/subnets/{made['id']}").status_code == 204
         error(c.get(f"/subnets/{made['id']}"), 404, "SubnetNotFound")
@@ -271,6 +274,15 @@ def test_ipv6_modes(srv: Server) -> None:
         # Naming only the IPv4 address: the SLAAC address comes along (Neutron).
         alone = port(c, net["id"], fixed_ips=[{"ip_address": "10.60.0.77"}]).json()["port"]
         assert {f["subnet_id"] for f in alone["fixed_ips"]} == {v4s["id"], slaac["id"]}
+        # A new MAC (admins, unbound port): a new SLAAC address.
+        mac2 = "fa:16:3e:65:43:21"
+        r = c.put(f"/ports/{made['id']}", json={"port": {"mac_address": mac2}})
+        assert r.status_code == 200, r.text
+        again = {f["subnet_id"]: f["ip_address"] for f in r.json()["port"]["fixed_ips"]}
+        assert again[slaac["id"]] == str(
+            netaddr.EUI(mac2).ipv6(netaddr.IPNetwork("fd00:60::/64").first)
+        )
+        assert again[v4s["id"]] == by_subnet[v4s["id"]]
         # SLAAC addresses go with their subnet; a stateful one keeps it in use.
         error(c.delete(f"/subnets/{stateful['id']}"), 409, "SubnetInUse")
         assert c.delete(f"/subnets/{slaac['id']}").status_code == 204
