@@ -140,6 +140,14 @@ def pool_containing(pools: Sequence[dict[str, str]], ip: str) -> dict[str, str] 
     return None
 
 
+def normalized(ip: str) -> str:
+    """An address as stored (``FD00::0001`` → ``fd00::1``); anything else as given."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+
+
 def contains(net: Net, ip: str) -> bool:
     value = ipaddress.ip_address(ip)
     return value.version == net.version and value in net

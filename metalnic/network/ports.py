@@ -357,7 +357,8 @@ def _holding(wanted: Mapping[str, list[str]]) -> Any:
     """Ports with an address that matches every key of ``wanted`` (any of its values)."""
     match = exists().where(IPAllocation.port_id == NetworkPort.id)
     if wanted.get("ip_address"):
-        match = match.where(IPAllocation.ip_address.in_(wanted["ip_address"]))
+        ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
+        match = match.where(IPAllocation.ip_address.in_(ips))
     if wanted.get("subnet_id"):
         match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
     return match

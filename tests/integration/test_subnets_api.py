@@ -286,8 +286,12 @@ def test_ipv6_modes(srv: Server) -> None:
         # SLAAC addresses go with their subnet; a stateful one keeps it in use.
         error(c.delete(f"/subnets/{stateful['id']}"), 409, "SubnetInUse")
         assert c.delete(f"/subnets/{slaac['id']}").status_code == 204
-        left = c.get(f"/ports/{made['id']}").json()["port"]["fixed_ips"]
-        assert {f["subnet_id"] for f in left} == {v4s["id"], stateful["id"]}
+        left = c.get(f"/ports/{made['id']}").json()["port"]
+        assert {f["subnet_id"] for f in left["fixed_ips"]} == {v4s["id"], stateful["id"]}
+        assert left["revision_number"] > r.json()["port"]["revision_number"]
+        v6 = by_subnet[stateful["id"]].upper()  # a filter's address matches as normalized
+        found = c.get("/ports", params={"fixed_ips": f"ip_address={v6}"}).json()["ports"]
+        assert [p["id"] for p in found] == [made["id"]]
 
 
 # --- fixed IPs --------------------------------------------------------------------------
