@@ -486,6 +486,30 @@ def test_openstack_cli_subnets_and_fixed_ips(srv: Server) -> None:
     assert [q["ID"] for q in found] == [p["id"]]
     found = cli(srv, "port", "list", "--fixed-ip", f"subnet={made['id']}", "-f", "json")
     assert [q["ID"] for q in found] == [p["id"]]
+    cli(srv, "port", "set", "--no-fixed-ip", "--fixed-ip", "ip-address=10.110.0.43", p["id"])
+    shown = cli(srv, "port", "show", p["id"], "-f", "json")
+    assert "10.110.0.43" in json.dumps(shown["fixed_ips"])
+    assert "10.110.0.42" not in json.dumps(shown["fixed_ips"])
+    v6 = cli(
+        srv,
+        "subnet",
+        "create",
+        "--network",
+        net["id"],
+        "--ip-version",
+        "6",
+        "--subnet-range",
+        "fd00:110::/64",
+        "--ipv6-ra-mode",
+        "slaac",
+        "--ipv6-address-mode",
+        "slaac",
+        "cli-v6",
+        "-f",
+        "json",
+    )
+    assert v6["ipv6_address_mode"] == "slaac" and v6["ip_version"] == 6
+    cli(srv, "subnet", "delete", v6["id"])
     cli(srv, "subnet", "set", "--name", "renamed", made["id"])
     assert cli(srv, "subnet", "show", made["id"], "-f", "json")["name"] == "renamed"
     r = openstack_cli(
