@@ -304,7 +304,7 @@ def test_allowed_address_pairs_reach_the_agent(pa_server: Server) -> None:
 
 # --- extra DHCP options ---------------------------------------------------------------------
 
-IRONIC_OPTS = [
+IRONIC_OPTS: list[dict[str, Any]] = [
     {"opt_name": "tag:!ipxe,67", "opt_value": "undionly.kpxe"},
     {"opt_name": "tag:ipxe,67", "opt_value": "http://192.0.2.1:8080/boot.ipxe"},
     {"opt_name": "server-ip-address", "opt_value": "192.0.2.1"},

@@ -53,7 +53,8 @@ def test_repeated_parameters_add_up() -> None:
 @pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine, tables=[Network.__table__, NetworkTag.__table__])
+    tables = [Base.metadata.tables[name] for name in ("networks", "network_tags")]
+    Base.metadata.create_all(engine, tables=tables)
     with Session(engine) as s:
         yield s
     engine.dispose()
