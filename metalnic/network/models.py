@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -58,10 +58,13 @@ class DhcpOptRecord(TypedDict):
     ip_version: int
 
 
-def _tags_of(model: str, lazy: Literal["select", "selectin"]) -> Any:
+def _tags_of(model: str) -> Any:
     """A resource's tag rows (Neutron's standard-attr tags, ``network/tags.py``); the
-    database deletes them with the resource (ON DELETE CASCADE)."""
-    return relationship(model, lazy=lazy, cascade="all, delete-orphan", passive_deletes=True)
+    database deletes them with the resource (ON DELETE CASCADE).  Read on access only:
+    the one view that shows them reads them in one query, a list reads them for all
+    its rows at once (``tags.loaded``), and the many reads of a resource that do not
+    show it (a port's network, its groups, the agent feed) never do."""
+    return relationship(model, cascade="all, delete-orphan", passive_deletes=True)
 
 
 class Network(Stamped, Base):
@@ -81,7 +84,7 @@ class Network(Stamped, Base):
     physical_network: Mapped[str | None] = mapped_column(String(64))
     segmentation_id: Mapped[int | None] = mapped_column(Integer)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    tag_rows: Mapped[list[NetworkTag]] = _tags_of("NetworkTag", lazy="selectin")
+    tag_rows: Mapped[list[NetworkTag]] = _tags_of("NetworkTag")
 
 
 port_security_groups = Table(
@@ -129,8 +132,8 @@ class NetworkPort(Stamped, Base):
     # [{"ip_address", "mac_address"}] and [{"opt_name", "opt_value", "ip_version"}].
     allowed_address_pairs: Mapped[list[AddressPairRecord]] = mapped_column(JSON, default=list)
     extra_dhcp_opts: Mapped[list[DhcpOptRecord]] = mapped_column(JSON, default=list)
-    # Read on access (one query for a port's own view); a list reads them in its query.
-    tag_rows: Mapped[list[PortTag]] = _tags_of("PortTag", lazy="select")
+    # A list of ports reads them in its own query (``views.LISTED_PORT``).
+    tag_rows: Mapped[list[PortTag]] = _tags_of("PortTag")
 
     # Loaded with the port, for all ports of one query in one more query ("selectin"):
     # every view of a port shows its groups, and a lazy load per port made every
@@ -153,7 +156,7 @@ class SecurityGroup(Stamped, Base):
         passive_deletes=True,
         foreign_keys="SecurityGroupRule.security_group_id",
     )
-    tag_rows: Mapped[list[SecurityGroupTag]] = _tags_of("SecurityGroupTag", lazy="selectin")
+    tag_rows: Mapped[list[SecurityGroupTag]] = _tags_of("SecurityGroupTag")
 
 
 class SecurityGroupRule(Stamped, Base):

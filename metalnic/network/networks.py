@@ -71,7 +71,11 @@ class Networks:
             return views.network(access.visible_network(s, who, net_id))
 
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.NetworkView]:
-        stmt = select(Network).order_by(Network.created_at, Network.id)
+        stmt = (
+            select(Network)
+            .options(tags.loaded("networks"))
+            .order_by(Network.created_at, Network.id)
+        )
         where = access.networks_filter(who)
         if where is not None:
             stmt = stmt.where(where)

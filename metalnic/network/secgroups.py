@@ -92,7 +92,7 @@ class SecurityGroups:
         # Every listed group is shown with its rules: one query for all of them.
         stmt = (
             select(SecurityGroup)
-            .options(selectinload(SecurityGroup.rules))
+            .options(selectinload(SecurityGroup.rules), tags.loaded("security-groups"))
             .order_by(SecurityGroup.created_at, SecurityGroup.id)
         )
         if where is not None:

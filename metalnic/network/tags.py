@@ -25,13 +25,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, func, not_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import InvalidInput, TagNotFound
 from metalnic.network import access
-from metalnic.network.models import NetworkTag, PortTag, SecurityGroupTag
+from metalnic.network.models import (
+    Network,
+    NetworkPort,
+    NetworkTag,
+    PortTag,
+    SecurityGroup,
+    SecurityGroupTag,
+)
 
 MAX_TAG_LEN = 255
 # The list filters, by query parameter name.
@@ -51,15 +58,19 @@ class Tagged(Protocol):
 @dataclass(frozen=True)
 class Kind:
     model: TagModel
+    relationship: Any  # the resource's ``tag_rows`` (for list loaders)
     visible: Callable[[Session, Principal, str], Tagged]
     writable: Callable[[Session, Principal, str], Tagged]
 
 
 KINDS: dict[str, Kind] = {
-    "networks": Kind(NetworkTag, access.visible_network, access.writable_network),
-    "ports": Kind(PortTag, access.visible_port, access.writable_port),
+    "networks": Kind(NetworkTag, Network.tag_rows, access.visible_network, access.writable_network),
+    "ports": Kind(PortTag, NetworkPort.tag_rows, access.visible_port, access.writable_port),
     "security-groups": Kind(
-        SecurityGroupTag, access.visible_security_group, access.writable_security_group
+        SecurityGroupTag,
+        SecurityGroup.tag_rows,
+        access.visible_security_group,
+        access.writable_security_group,
     ),
 }
 
@@ -218,6 +229,12 @@ def _having_any(model: TagModel, tags: frozenset[str]) -> Select[Any]:
 def _having_all(model: TagModel, tags: frozenset[str]) -> Select[Any]:
     # (resource_id, tag) is the primary key: a resource counts each tag once.
     return _having_any(model, tags).group_by(model.resource_id).having(func.count() == len(tags))
+
+
+def loaded(kind: str) -> Any:
+    """The loader option of an ORM list of ``kind``: the tags of all its rows in one
+    more query (not one per row)."""
+    return selectinload(_kind(kind).relationship)
 
 
 def filtered(
