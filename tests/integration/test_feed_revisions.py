@@ -28,9 +28,9 @@ from sqlalchemy import select
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
-from metalnic.network import feed
+from metalnic.network import feed, views
 from metalnic.network.inputs import NetworkCreate, PortCreate, SecurityGroupCreate
-from metalnic.network.models import FeedRevision
+from metalnic.network.models import FeedRevision, NetworkPort
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 from tests.support import Postgres, start_postgres
@@ -113,6 +113,13 @@ def _port(net: str, i: int, **extra: Any) -> PortCreate:
     return PortCreate.parse(body, ("port",))
 
 
+def _orm_view(db: Database, port_id: str) -> views.PortView:
+    """The view rendered from the ORM object (a create's and an update's answer; a
+    show and a list read the rows of ``views.LISTED_PORT``)."""
+    with db.transaction() as s:
+        return views.port(s.get_one(NetworkPort, port_id))
+
+
 def test_a_new_member_bumps_every_watching_host_once(db: Database) -> None:
     service, net = _service(db)
     for i in range(5):  # all in the project's default group ("ingress from members")
@@ -167,7 +174,7 @@ def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str,
     assert len(listed) == 3
     assert sorted(len(p["security_groups"]) for p in listed) == [1, 1, 2]
     for shown in listed:
-        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+        assert shown == service.ports.show(CONDUCTOR, shown["id"]) == _orm_view(db, shown["id"])
     (first,) = [p for p in listed if p["id"] == made["id"]]
     assert first == made
     assert "x" not in str(first["binding:profile"].get("password", ""))
@@ -196,7 +203,7 @@ def test_a_listed_port_with_tags_pairs_and_options_is_its_own_view(db: Database)
     listed = service.ports.list(CONDUCTOR, {"network_id": net})
     assert [p["tags"] for p in listed] == [sorted(["zeta", "a,comma", "ünï", 'quo"te', "late"]), []]
     for shown in listed:
-        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+        assert shown == service.ports.show(CONDUCTOR, shown["id"]) == _orm_view(db, shown["id"])
     assert listed[0]["allowed_address_pairs"][1] == {
         "ip_address": "fe80::1",
         "mac_address": made["mac_address"],
