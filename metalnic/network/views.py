@@ -297,12 +297,10 @@ def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
         _details(p.vif_details, p.status_reason),
         stamp(p.created_at),
         stamp(p.updated_at),
-        _PortLists(
-            # (None on a port not written yet: the column defaults apply at the INSERT)
-            [{**a} for a in p.allowed_address_pairs or ()],
-            [{**o} for o in p.extra_dhcp_opts or ()],
-            sorted(t.tag for t in p.tag_rows),
-        ),
+        # (None on a port not written yet: the column defaults apply at the INSERT)
+        [{**a} for a in p.allowed_address_pairs or ()],
+        [{**o} for o in p.extra_dhcp_opts or ()],
+        sorted(t.tag for t in p.tag_rows),
     )
 
 
@@ -326,24 +324,17 @@ def _listed(p: ListedPort, clean: bool) -> PortView:
         details = _details(details, p.status_reason)
     elif p.status_reason:
         details = {**details, "reason": p.status_reason}
-    lists = _PortLists(
-        _json_list(p.allowed_address_pairs),
-        _json_list(p.extra_dhcp_opts),
+    return _port(
+        p,
+        groups,
+        profile,
+        details,
+        p.created_at,
+        p.updated_at,
+        [] if p.allowed_address_pairs == "[]" else orjson.loads(p.allowed_address_pairs),
+        [] if p.extra_dhcp_opts == "[]" else orjson.loads(p.extra_dhcp_opts),
         sorted(orjson.loads(p.tags)) if p.tags and p.tags != "[]" else [],
     )
-    return _port(p, groups, profile, details, p.created_at, p.updated_at, lists)
-
-
-def _json_list(text: str) -> list[JSONObject]:
-    return [] if text == "[]" else list(orjson.loads(text))
-
-
-class _PortLists(NamedTuple):
-    """A port's lists of Neutron's extensions, as shown."""
-
-    allowed_address_pairs: list[Any]
-    extra_dhcp_opts: list[Any]
-    tags: list[str]
 
 
 def _details(vif_details: JSONObject, reason: str | None) -> JSONObject:
@@ -358,7 +349,9 @@ def _port(
     vif_details: JSONObject,
     created_at: str | None,
     updated_at: str | None,
-    lists: _PortLists,
+    address_pairs: list[Any],
+    dhcp_opts: list[Any],
+    tags: list[str],
 ) -> PortView:
     return {
         "id": p.id,
@@ -373,8 +366,8 @@ def _port(
         "device_id": p.device_id,
         "device_owner": p.device_owner,
         "fixed_ips": [],
-        "allowed_address_pairs": lists.allowed_address_pairs,
-        "extra_dhcp_opts": lists.extra_dhcp_opts,
+        "allowed_address_pairs": address_pairs,
+        "extra_dhcp_opts": dhcp_opts,
         "security_groups": groups,
         "binding:vnic_type": p.vnic_type,
         "binding:profile": profile,
@@ -382,7 +375,7 @@ def _port(
         "binding:vif_type": p.vif_type,
         "binding:vif_details": vif_details,
         "port_security_enabled": p.port_security_enabled,
-        "tags": lists.tags,
+        "tags": tags,
         "revision_number": p.revision_number,
         "created_at": created_at,
         "updated_at": updated_at,
