@@ -25,8 +25,9 @@ from metalnic.errors import (
     DuplicateAddressPairInRequest,
     InvalidInput,
 )
-from metalnic.network.inputs import AddressPair, ExtraDhcpOpt, PortUpdate
+from metalnic.network.inputs import PortUpdate
 from metalnic.network.models import AddressPairRecord, DhcpOptRecord, NetworkPort
+from metalnic.network.portinputs import AddressPair, ExtraDhcpOpt
 
 # More options than this on one port is refused (Neutron has no limit; a DHCP
 # reply has room for far fewer).

@@ -1,4 +1,5 @@
-"""Neutron's standard-attr tags: a set of strings on networks, ports and security groups.
+"""Neutron's standard-attr tags: a set of strings on networks, subnets, ports and security
+groups.
 
 ``KINDS`` is the one table of what can be tagged: the collection name of the API
 (``/v2.0/{collection}/{id}/tags``), the tag table and the two access rules of
@@ -38,13 +39,15 @@ from metalnic.network.models import (
     PortTag,
     SecurityGroup,
     SecurityGroupTag,
+    Subnet,
+    SubnetTag,
 )
 
 MAX_TAG_LEN = 255
 # The list filters, by query parameter name.
 FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
-TagModel = type[NetworkTag] | type[PortTag] | type[SecurityGroupTag]
+TagModel = type[NetworkTag] | type[SubnetTag] | type[PortTag] | type[SecurityGroupTag]
 
 
 class Tagged(Protocol):
@@ -65,6 +68,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "networks": Kind(NetworkTag, Network.tag_rows, access.visible_network, access.writable_network),
+    "subnets": Kind(SubnetTag, Subnet.tag_rows, access.visible_subnet, access.writable_subnet),
     "ports": Kind(PortTag, NetworkPort.tag_rows, access.visible_port, access.writable_port),
     "security-groups": Kind(
         SecurityGroupTag,
@@ -105,7 +109,7 @@ class Tags:
     def replace(
         self, who: Principal, kind: str, resource_id: str, tags: builtins.list[str]
     ) -> builtins.list[str]:
-        """``PUT …/tags``: exactly ``tags`` (checked unique by ``inputs.Tags``)."""
+        """``PUT …/tags``: exactly ``tags`` (checked unique by ``portinputs.Tags``)."""
         return self._change(who, kind, resource_id, lambda _old: set(tags))
 
     def add(self, who: Principal, kind: str, resource_id: str, tag: str) -> None:

@@ -55,19 +55,29 @@ def error(r: httpx.Response, status: int) -> dict[str, Any]:
     return dict(body["NeutronError"])
 
 
+KEYS = {
+    "networks": "network",
+    "subnets": "subnet",
+    "ports": "port",
+    "security-groups": "security_group",
+}
+
+
 def make(c: httpx.Client, kind: str, **fields: Any) -> dict[str, Any]:
     """A new resource of ``kind`` (networks, ports, security-groups) as created."""
-    if kind == "ports":
+    if kind in ("ports", "subnets") and "network_id" not in fields:
         net = make(c, "networks")
         fields = {"network_id": net["id"], **fields}
-    key = {"networks": "network", "ports": "port", "security-groups": "security_group"}[kind]
+    if kind == "subnets":
+        fields = {"ip_version": 4, "cidr": "10.77.0.0/24", **fields}
+    key = KEYS[kind]
     r = c.post(f"/{kind}", json={key: {"name": f"pa-{kind}", **fields}})
     assert r.status_code == 201, r.text
     return dict(r.json()[key])
 
 
 def show(c: httpx.Client, kind: str, ident: str) -> dict[str, Any]:
-    key = {"networks": "network", "ports": "port", "security-groups": "security_group"}[kind]
+    key = KEYS[kind]
     r = c.get(f"/{kind}/{ident}")
     assert r.status_code == 200, r.text
     return dict(r.json()[key])
@@ -75,7 +85,7 @@ def show(c: httpx.Client, kind: str, ident: str) -> dict[str, Any]:
 
 # --- tags ---------------------------------------------------------------------------------
 
-KINDS = ("networks", "ports", "security-groups")
+KINDS = ("networks", "subnets", "ports", "security-groups")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -130,10 +140,12 @@ def test_tags_need_the_rights_on_the_resource(pa_server: Server) -> None:
         net = make(alice, "networks")
         port = make(alice, "ports")
         group = make(alice, "security-groups")
+        subnet = make(alice, "subnets")
         assert alice.put(f"/networks/{net['id']}/tags/mine").status_code == 201
         for kind, ident, missing in (
             ("networks", net["id"], "NetworkNotFound"),
             ("ports", port["id"], "PortNotFound"),
+            ("subnets", subnet["id"], "SubnetNotFound"),
             ("security-groups", group["id"], "SecurityGroupNotFound"),
         ):
             base = f"/{kind}/{ident}/tags"
@@ -415,6 +427,24 @@ def test_openstack_cli_tags_pairs_and_dhcp_options(pa_server: Server) -> None:
     none = os_cli(pa_server, "alice", "network", "list", "--not-tags", "red", "-f", "json")
     assert net["id"] not in [n["ID"] for n in none]
     os_cli(pa_server, "alice", "network", "unset", "--tag", "blue", net["id"])
+    subnet = os_cli(
+        pa_server,
+        "alice",
+        "subnet",
+        "create",
+        "--network",
+        net["id"],
+        "--subnet-range",
+        "10.66.0.0/24",
+        "--tag",
+        "sub",
+        "pa-cli-subnet",
+        "-f",
+        "json",
+    )
+    assert subnet["tags"] == ["sub"]
+    listed = os_cli(pa_server, "alice", "subnet", "list", "--tags", "sub", "-f", "json")
+    assert [n["ID"] for n in listed] == [subnet["id"]]
     assert os_cli(pa_server, "alice", "network", "show", net["id"], "-f", "json")["tags"] == ["red"]
 
     port = os_cli(
@@ -507,6 +537,10 @@ def test_openstacksdk_tags_pairs_and_dhcp_options(pa_server: Server) -> None:
     assert port.extra_dhcp_opts == []
     conn.network.set_tags(port, ["p1"])
     assert [p.id for p in conn.network.ports(tags="p1")] == [port.id]
+    subnet = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.88.0.0/24")
+    conn.network.set_tags(subnet, ["s1", "s2"])
+    assert sorted(conn.network.get_subnet(subnet.id).tags) == ["s1", "s2"]
+    assert [s.id for s in conn.network.subnets(tags="s2")] == [subnet.id]
     group = conn.network.create_security_group(name="pa-sdk-sg")
     conn.network.add_tag(group, "sg-tag")
     assert conn.network.get_security_group(group.id).tags == ["sg-tag"]

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from metalnic.contract.values import Name
 from metalnic.httpjson import JSONResponse
-from metalnic.network import inputs
+from metalnic.network import portinputs
 from metalnic.network.api import replies as rp
 from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of
 from metalnic.network.api.replies import answers
@@ -31,7 +31,7 @@ from metalnic.network.tags import KINDS
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
 
-TagsBody = Annotated[inputs.Tags, Depends(body_of(inputs.Tags, ""))]
+TagsBody = Annotated[portinputs.Tags, Depends(body_of(portinputs.Tags, ""))]
 PathTag = Annotated[Name, Path(min_length=1, max_length=255)]
 READ = answers(400, 401, 403, 404)
 WRITE = answers(400, 401, 403, 404, 409, 413)  # 409: the resource changed meanwhile

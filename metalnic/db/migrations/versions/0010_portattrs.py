@@ -1,5 +1,5 @@
-"""Tags on networks, ports and security groups; a port's allowed address pairs and
-extra DHCP options.
+"""Tags on networks, subnets, ports and security groups; a port's allowed address pairs
+and extra DHCP options.
 
 Tags are Neutron's standard-attr tags: one table per kind of resource
 (``network/tags.py`` has the table of kinds), a row per (resource, tag), deleted
@@ -8,7 +8,7 @@ are Neutron's lists of dicts, stored as JSON on the port (every view shows
 them, and a list reads them in its one query); existing ports get ``[]``.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02
 """
 
@@ -18,13 +18,14 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 # (tag table, the table of the resources it tags)
 TAG_TABLES = (
     ("network_tags", "networks"),
+    ("subnet_tags", "subnets"),
     ("network_port_tags", "network_ports"),
     ("security_group_tags", "security_groups"),
 )
