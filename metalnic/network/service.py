@@ -6,7 +6,7 @@ Each part is a module of its own and owns one responsibility:
 * ``subnets`` (``subnets.py``) — subnets (a port's addresses: ``ipam.py``, from ``ports``);
 * ``ports`` (``ports.py``) — network ports and their binding to a NIC host's agent;
 * ``secgroups`` (``secgroups.py``) — security groups and rules;
-* ``tags`` (``tags.py``) — the tags of networks, ports and security groups;
+* ``tags`` (``tags.py``) — the tags of networks, subnets, ports and security groups;
 * ``agents`` (``agents.py``) — agents' heartbeats and which agent serves a NIC host;
 * ``feed`` (``agentfeed.py``) — the agent feed: desired state, reports,
   boot-gate verifications, and the waits of the bare-metal side.
