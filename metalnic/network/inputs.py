@@ -52,8 +52,16 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from metalnic.contract.values import Id, JsonObject, LongText, Name, Short, check_json
+from metalnic.contract.values import (
+    Id,
+    JsonObject,
+    LongText,
+    Name,
+    Short,
+    check_json,
+)
 from metalnic.errors import InvalidInput
+from metalnic.network.portinputs import AddressPair, ExtraDhcpOpt, IpVersion, TagList
 
 # --- value types --------------------------------------------------------------------------
 
@@ -270,7 +278,6 @@ Cidr = Annotated[
         {"type": "string", "maxLength": 64, "description": "a network: address/prefix length"}
     ),
 ]
-IpVersion = Annotated[Literal[4, 6], IntLike, WithJsonSchema({"type": "integer", "enum": [4, 6]})]
 Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
 MAX_FIXED_IPS = 16
 
@@ -359,6 +366,12 @@ class PortUpdate(_Port):
     fixed_ips: list[FixedIpRequest] = Field(
         default_factory=list, max_length=MAX_FIXED_IPS, description="replaces the port's addresses"
     )
+    allowed_address_pairs: list[AddressPair] | None = Field(
+        None, max_length=1000, description="replaces the list; null: none"
+    )
+    extra_dhcp_opts: list[ExtraDhcpOpt] | None = Field(
+        None, max_length=64, description="merged by (opt_name, ip_version); null: no change"
+    )
 
 
 class PortCreate(_Port):
@@ -377,6 +390,9 @@ class PortCreate(_Port):
         max_length=MAX_FIXED_IPS,
         description="absent or null: one address per IP version from the network's subnets",
     )
+    allowed_address_pairs: list[AddressPair] | None = Field(None, max_length=1000)
+    extra_dhcp_opts: list[ExtraDhcpOpt] | None = Field(None, max_length=64)
+    tags: TagList = Field(default_factory=list)
 
 
 # --- security groups ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ groups, agents."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -44,6 +44,30 @@ class Stamped:
             )
 
 
+class AddressPairRecord(TypedDict):
+    """One of a port's ``allowed_address_pairs`` as stored (and shown)."""
+
+    ip_address: str
+    mac_address: str
+
+
+class DhcpOptRecord(TypedDict):
+    """One of a port's ``extra_dhcp_opts`` as stored (and shown)."""
+
+    opt_name: str
+    opt_value: str
+    ip_version: int
+
+
+def _tags_of(model: str) -> Any:
+    """A resource's tag rows (Neutron's standard-attr tags, ``network/tags.py``); the
+    database deletes them with the resource (ON DELETE CASCADE).  Read on access only:
+    the one view that shows them reads them in one query, a list reads them for all
+    its rows at once (``tags.loaded``), and the many reads of a resource that do not
+    show it (a port's network, its groups, the agent feed) never do."""
+    return relationship(model, cascade="all, delete-orphan", passive_deletes=True)
+
+
 class Network(Stamped, Base):
     __tablename__ = "networks"
     __table_args__ = (
@@ -61,6 +85,7 @@ class Network(Stamped, Base):
     physical_network: Mapped[str | None] = mapped_column(String(64))
     segmentation_id: Mapped[int | None] = mapped_column(Integer)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tag_rows: Mapped[list[NetworkTag]] = _tags_of("NetworkTag")
 
 
 # --- subnets and IP allocations (issue 13; the rules are network/subnets.py and ipam.py) ----
@@ -89,6 +114,7 @@ class Subnet(Stamped, Base):
     allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    tag_rows: Mapped[list[SubnetTag]] = _tags_of("SubnetTag")
 
 
 class IPAllocation(Base):
@@ -150,6 +176,12 @@ class NetworkPort(Stamped, Base):
     vif_type: Mapped[str] = mapped_column(String(32), default="unbound")
     vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Neutron's lists of dicts, stored as given (``network/portattrs.py`` checks them):
+    # [{"ip_address", "mac_address"}] and [{"opt_name", "opt_value", "ip_version"}].
+    allowed_address_pairs: Mapped[list[AddressPairRecord]] = mapped_column(JSON, default=list)
+    extra_dhcp_opts: Mapped[list[DhcpOptRecord]] = mapped_column(JSON, default=list)
+    # A list of ports reads them in its own query (``views.LISTED_PORT``).
+    tag_rows: Mapped[list[PortTag]] = _tags_of("PortTag")
 
     # Loaded with the port, for all ports of one query in one more query ("selectin"):
     # every view of a port shows its groups, and a lazy load per port made every
@@ -177,6 +209,7 @@ class SecurityGroup(Stamped, Base):
         passive_deletes=True,
         foreign_keys="SecurityGroupRule.security_group_id",
     )
+    tag_rows: Mapped[list[SecurityGroupTag]] = _tags_of("SecurityGroupTag")
 
 
 class SecurityGroupRule(Stamped, Base):
@@ -269,3 +302,43 @@ class AgentGrant(Base):
     user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     nic_host: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- tags (Neutron's standard-attr tags): one table per kind of resource, each
+# row a (resource, tag) pair; ``network/tags.py`` has the table of kinds.
+
+
+class NetworkTag(Base):
+    __tablename__ = "network_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class SubnetTag(Base):
+    __tablename__ = "subnet_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("subnets.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class PortTag(Base):
+    __tablename__ = "network_port_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("network_ports.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class SecurityGroupTag(Base):
+    __tablename__ = "security_group_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)

@@ -15,7 +15,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
-from metalnic.network import access, segments, subnets, views
+from metalnic.network import access, segments, subnets, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import NetworkCreate, NetworkUpdate
 from metalnic.network.models import Network, NetworkPort, Subnet
@@ -60,6 +60,7 @@ class Networks:
                 shared=body.shared,
                 mtu=body.mtu or 1500,
                 port_security_enabled=body.port_security_enabled,
+                tag_rows=[],
             )
             s.add(net)
             s.flush()
@@ -71,7 +72,11 @@ class Networks:
             return views.network(net, subnets.subnet_ids(s, [net.id])[net.id])
 
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.NetworkView]:
-        stmt = select(Network).order_by(Network.created_at, Network.id)
+        stmt = (
+            select(Network)
+            .options(tags.loaded("networks"))
+            .order_by(Network.created_at, Network.id)
+        )
         where = access.networks_filter(who)
         if where is not None:
             stmt = stmt.where(where)
@@ -83,6 +88,7 @@ class Networks:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
+        stmt = tags.filtered(stmt, filters, "networks", Network.id)
         with self.db.transaction() as s:
             nets = list(s.scalars(stmt))
             owned = subnets.subnet_ids(s, [n.id for n in nets])

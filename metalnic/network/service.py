@@ -6,6 +6,7 @@ Each part is a module of its own and owns one responsibility:
 * ``subnets`` (``subnets.py``) — subnets (a port's addresses: ``ipam.py``, from ``ports``);
 * ``ports`` (``ports.py``) — network ports and their binding to a NIC host's agent;
 * ``secgroups`` (``secgroups.py``) — security groups and rules;
+* ``tags`` (``tags.py``) — the tags of networks, subnets, ports and security groups;
 * ``agents`` (``agents.py``) — agents' heartbeats and which agent serves a NIC host;
 * ``feed`` (``agentfeed.py``) — the agent feed: desired state, reports,
   boot-gate verifications, and the waits of the bare-metal side.
@@ -28,6 +29,7 @@ from metalnic.network.networks import Networks
 from metalnic.network.ports import Ports
 from metalnic.network.secgroups import SecurityGroups
 from metalnic.network.subnets import Subnets
+from metalnic.network.tags import Tags
 from metalnic.settings import Settings
 
 
@@ -39,6 +41,7 @@ class NetworkService:
         self.secgroups = SecurityGroups(db, self._after_change)
         self.networks = Networks(settings, db)
         self.subnets = Subnets(db, self._after_change)
+        self.tags = Tags(db)
         self.ports = Ports(settings, db, self.secgroups, self._after_change)
         self.agents = Agents(settings, db, self.ports.rebind_hosts)
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)

@@ -30,7 +30,7 @@ from metalnic.errors import (
     InvalidOperation,
     SubnetInUse,
 )
-from metalnic.network import access, feed, ipam, views
+from metalnic.network import access, feed, ipam, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import SubnetCreate, SubnetUpdate
 from metalnic.network.models import IPAllocation, NetworkPort, Subnet
@@ -83,6 +83,7 @@ class Subnets:
                 allocation_pools=pools,
                 dns_nameservers=list(body.dns_nameservers),
                 host_routes=[r.model_dump() for r in body.host_routes],
+                tag_rows=[],
             )
             s.add(subnet)
             s.flush()
@@ -103,7 +104,7 @@ class Subnets:
             return views.subnet(access.visible_subnet(s, who, subnet_id))
 
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.SubnetView]:
-        stmt = select(Subnet).order_by(Subnet.created_at, Subnet.id)
+        stmt = select(Subnet).options(tags.loaded("subnets")).order_by(Subnet.created_at, Subnet.id)
         where = access.subnets_filter(who)
         if where is not None:
             stmt = stmt.where(where)
@@ -124,6 +125,7 @@ class Subnets:
             stmt = stmt.where(Subnet.ip_version == int(filters["ip_version"]))
         if "enable_dhcp" in filters:
             stmt = stmt.where(Subnet.enable_dhcp.is_(filters["enable_dhcp"].lower() == "true"))
+        stmt = tags.filtered(stmt, filters, "subnets", Subnet.id)
         with self.db.transaction() as s:
             return [views.subnet(n) for n in s.scalars(stmt)]
 

@@ -19,14 +19,18 @@ from sqlalchemy import ColumnElement, Row, Text, cast, select
 
 from metalnic import redact
 from metalnic.contract.agent import FixedIpData
-from metalnic.db.render import joined, utc_seconds
+from metalnic.db.render import joined, json_list, utc_seconds
 from metalnic.jsontypes import JSONObject
 from metalnic.network import ipam
+from metalnic.network.agentviews import AgentView as AgentView
+from metalnic.network.agentviews import agent as agent
 from metalnic.network.models import (
-    Agent,
+    AddressPairRecord,
+    DhcpOptRecord,
     IPAllocation,
     Network,
     NetworkPort,
+    PortTag,
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
@@ -160,6 +164,12 @@ class PortRecord(PortColumns, Protocol):
     """A ``NetworkPort``, as ``port`` reads it."""
 
     @property
+    def allowed_address_pairs(self) -> list[AddressPairRecord]: ...
+    @property
+    def extra_dhcp_opts(self) -> list[DhcpOptRecord]: ...
+    @property
+    def tag_rows(self) -> Sequence[PortTag]: ...
+    @property
     def profile(self) -> JSONObject: ...
     @property
     def vif_details(self) -> JSONObject: ...
@@ -199,6 +209,9 @@ class ListedPort(NamedTuple):
     created_at: str | None
     updated_at: str | None
     security_groups: str | None  # the group ids joined by ","
+    allowed_address_pairs: str
+    extra_dhcp_opts: str
+    tags: str | None  # a JSON list (NULL or "[]" for none)
     fixed_ips: str | None  # "subnet_id address" pairs joined by ","
 
 
@@ -207,12 +220,15 @@ def _listed_column(name: str) -> ColumnElement[Any]:
         link = port_security_groups.c
         ids = select(joined(link.security_group_id)).where(link.port_id == NetworkPort.id)
         return ids.scalar_subquery().label(name)
+    if name == "tags":
+        tags = select(json_list(PortTag.tag)).where(PortTag.resource_id == NetworkPort.id)
+        return tags.scalar_subquery().label(name)
     if name == "fixed_ips":
         pair = IPAllocation.subnet_id + " " + IPAllocation.ip_address
         ips = select(joined(pair)).where(IPAllocation.port_id == NetworkPort.id)
         return ips.scalar_subquery().label(name)
     column = NetworkPort.__table__.c[name]
-    if name in ("profile", "vif_details"):
+    if name in ("profile", "vif_details", "allowed_address_pairs", "extra_dhcp_opts"):
         return cast(column, Text).label(name)
     if name in ("created_at", "updated_at"):
         return utc_seconds(column).label(name)
@@ -260,23 +276,6 @@ class SecurityGroupView(TypedDict):
     updated_at: str | None
 
 
-class AgentView(TypedDict):
-    id: str
-    agent_type: str
-    binary: str
-    host: str
-    topic: str
-    admin_state_up: bool
-    alive: bool
-    availability_zone: None
-    description: None
-    resources_synced: None
-    configurations: JSONObject
-    created_at: str
-    started_at: str
-    heartbeat_timestamp: str
-
-
 def stamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
@@ -303,7 +302,7 @@ def network(n: Network, subnets: list[str] | None = None) -> NetworkView:
         "availability_zone_hints": [],
         "ipv4_address_scope": None,
         "ipv6_address_scope": None,
-        "tags": [],
+        "tags": sorted(t.tag for t in n.tag_rows),
         "revision_number": n.revision_number,
         "created_at": stamp(n.created_at),
         "updated_at": stamp(n.updated_at),
@@ -323,6 +322,10 @@ def port(
         _details(p.vif_details, p.status_reason),
         stamp(p.created_at),
         stamp(p.updated_at),
+        # (None on a port not written yet: the column defaults apply at the INSERT)
+        [{**a} for a in p.allowed_address_pairs or ()],
+        [{**o} for o in p.extra_dhcp_opts or ()],
+        sorted(t.tag for t in p.tag_rows),
     )
 
 
@@ -347,7 +350,18 @@ def _listed(p: ListedPort, clean: bool) -> PortView:
         details = _details(details, p.status_reason)
     elif p.status_reason:
         details = {**details, "reason": p.status_reason}
-    return _port(p, groups, ips, profile, details, p.created_at, p.updated_at)
+    return _port(
+        p,
+        groups,
+        ips,
+        profile,
+        details,
+        p.created_at,
+        p.updated_at,
+        [] if p.allowed_address_pairs == "[]" else orjson.loads(p.allowed_address_pairs),
+        [] if p.extra_dhcp_opts == "[]" else orjson.loads(p.extra_dhcp_opts),
+        sorted(orjson.loads(p.tags)) if p.tags and p.tags != "[]" else [],
+    )
 
 
 def _listed_ips(joined_pairs: str) -> list[FixedIpData]:
@@ -371,6 +385,9 @@ def _port(
     vif_details: JSONObject,
     created_at: str | None,
     updated_at: str | None,
+    address_pairs: list[Any],
+    dhcp_opts: list[Any],
+    tags: list[str],
 ) -> PortView:
     return {
         "id": p.id,
@@ -385,8 +402,8 @@ def _port(
         "device_id": p.device_id,
         "device_owner": p.device_owner,
         "fixed_ips": fixed_ips,
-        "allowed_address_pairs": [],
-        "extra_dhcp_opts": [],
+        "allowed_address_pairs": address_pairs,
+        "extra_dhcp_opts": dhcp_opts,
         "security_groups": groups,
         "binding:vnic_type": p.vnic_type,
         "binding:profile": profile,
@@ -394,7 +411,7 @@ def _port(
         "binding:vif_type": p.vif_type,
         "binding:vif_details": vif_details,
         "port_security_enabled": p.port_security_enabled,
-        "tags": [],
+        "tags": tags,
         "revision_number": p.revision_number,
         "created_at": created_at,
         "updated_at": updated_at,
@@ -421,7 +438,7 @@ def subnet(n: Subnet) -> SubnetView:
         "subnetpool_id": None,
         "segment_id": None,
         "service_types": [],
-        "tags": [],
+        "tags": sorted(t.tag for t in n.tag_rows),
         "revision_number": n.revision_number,
         "created_at": stamp(n.created_at),
         "updated_at": stamp(n.updated_at),
@@ -461,30 +478,8 @@ def security_group(g: SecurityGroup) -> SecurityGroupView:
         "stateful": True,
         "shared": False,
         "security_group_rules": [rule(r) for r in g.rules],
-        "tags": [],
+        "tags": sorted(t.tag for t in g.tag_rows),
         "revision_number": g.revision_number,
         "created_at": stamp(g.created_at),
         "updated_at": stamp(g.updated_at),
-    }
-
-
-def agent(a: Agent, alive: bool) -> AgentView:
-    def plain(value: dt.datetime) -> str:  # Neutron's agent timestamps have no T/Z
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-    return {
-        "id": a.id,
-        "agent_type": a.agent_type,
-        "binary": a.binary,
-        "host": a.host,
-        "topic": "N/A",
-        "admin_state_up": a.admin_state_up,
-        "alive": alive,
-        "availability_zone": None,
-        "description": None,
-        "resources_synced": None,
-        "configurations": redact.redact(a.configurations),
-        "created_at": plain(a.created_at),
-        "started_at": plain(a.started_at),
-        "heartbeat_timestamp": plain(a.heartbeat_timestamp),
     }

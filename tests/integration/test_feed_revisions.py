@@ -29,7 +29,7 @@ from metalnic.contract import agent as ac
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
-from metalnic.network import feed
+from metalnic.network import feed, views
 from metalnic.network.inputs import (
     NetworkCreate,
     PortCreate,
@@ -37,7 +37,7 @@ from metalnic.network.inputs import (
     SecurityGroupCreate,
     SubnetCreate,
 )
-from metalnic.network.models import FeedRevision
+from metalnic.network.models import FeedRevision, NetworkPort
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
 from tests.support import Postgres, start_postgres
@@ -120,6 +120,13 @@ def _port(net: str, i: int, **extra: Any) -> PortCreate:
     return PortCreate.parse(body, ("port",))
 
 
+def _orm_view(db: Database, port_id: str) -> views.PortView:
+    """The view rendered from the ORM object (a create's and an update's answer; a
+    show and a list read the rows of ``views.LISTED_PORT``)."""
+    with db.transaction() as s:
+        return views.port(s.get_one(NetworkPort, port_id))
+
+
 def test_a_new_member_bumps_every_watching_host_once(db: Database) -> None:
     service, net = _service(db)
     for i in range(5):  # all in the project's default group ("ingress from members")
@@ -174,11 +181,42 @@ def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str,
     assert len(listed) == 3
     assert sorted(len(p["security_groups"]) for p in listed) == [1, 1, 2]
     for shown in listed:
-        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+        assert shown == service.ports.show(CONDUCTOR, shown["id"]) == _orm_view(db, shown["id"])
     (first,) = [p for p in listed if p["id"] == made["id"]]
     assert first == made
     assert "x" not in str(first["binding:profile"].get("password", ""))
     assert first["created_at"] and first["created_at"].endswith("Z")
+
+
+def test_a_listed_port_with_tags_pairs_and_options_is_its_own_view(db: Database) -> None:
+    """Tags are aggregated in the list's query (a JSON list: json_group_array on SQLite,
+    json_agg on PostgreSQL), pairs and options read as stored text: the same as a view."""
+    service, net = _service(db)
+    made = service.ports.create(
+        CONDUCTOR,
+        _port(
+            net,
+            1,
+            tags=["zeta", "a,comma", "ünï", 'quo"te'],
+            allowed_address_pairs=[{"ip_address": "10.0.0.0/24"}, {"ip_address": "fe80::1"}],
+            extra_dhcp_opts=[
+                {"opt_name": "tag:ipxe,67", "opt_value": "http://192.0.2.1/boot.ipxe"},
+                {"opt_name": "59", "opt_value": "tftp://[2001:db8::1]/x.efi", "ip_version": 6},
+            ],
+        ),
+    )
+    service.ports.create(CONDUCTOR, _port(net, 2))
+    service.tags.add(CONDUCTOR, "ports", made["id"], "late")
+    listed = service.ports.list(CONDUCTOR, {"network_id": net})
+    assert [p["tags"] for p in listed] == [sorted(["zeta", "a,comma", "ünï", 'quo"te', "late"]), []]
+    for shown in listed:
+        assert shown == service.ports.show(CONDUCTOR, shown["id"]) == _orm_view(db, shown["id"])
+    assert listed[0]["allowed_address_pairs"][1] == {
+        "ip_address": "fe80::1",
+        "mac_address": made["mac_address"],
+    }
+    assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,a,comma"})] == []
+    assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,zeta"})] == [made["id"]]
 
 
 def test_fixed_ips_reach_the_feed_and_the_listed_view(db: Database) -> None:
@@ -209,7 +247,7 @@ def test_fixed_ips_reach_the_feed_and_the_listed_view(db: Database) -> None:
     listed = service.ports.list(CONDUCTOR, {"network_id": net})
     assert {p["id"]: p for p in listed}[made["id"]] == made
     for shown in listed:
-        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+        assert shown == service.ports.show(CONDUCTOR, shown["id"]) == _orm_view(db, shown["id"])
 
     desired = {p["id"]: p for p in service.feed.desired(CONDUCTOR, "nic-1")["ports"]}
     assert desired[made["id"]]["fixed_ips"] == made["fixed_ips"]

@@ -26,20 +26,33 @@ class Query(BaseModel):
 
     def filters(self) -> dict[str, str]:
         return {
-            k: v
+            k: ",".join(v) if isinstance(v, list) else v
             for k, v in self.model_dump(by_alias=True, exclude_none=True).items()
             if k not in ("fields", "fixed_ips")
         }
 
 
-class NetworkQuery(Query):
+class TaggedQuery(Query):
+    """Neutron's tag filters (``network/tags.py``): comma-separated, or repeated."""
+
+    tags: list[Name] | None = Field(None, description="has all of these tags")
+    tags_any: list[Name] | None = Field(None, alias="tags-any", description="has one of these")
+    not_tags: list[Name] | None = Field(
+        None, alias="not-tags", description="does not have all of these"
+    )
+    not_tags_any: list[Name] | None = Field(
+        None, alias="not-tags-any", description="has none of these"
+    )
+
+
+class NetworkQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     project_id: Name | None = None
     network_type: Name | None = Field(None, alias="provider:network_type")
 
 
-class PortQuery(Query):
+class PortQuery(TaggedQuery):
     fixed_ips: list[Name] = Field(
         default_factory=list,
         description="ip_address=A or subnet_id=S (repeatable): ports holding such an address",
@@ -67,7 +80,7 @@ class PortQuery(Query):
         return wanted
 
 
-class SubnetQuery(Query):
+class SubnetQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     network_id: Name | None = None
@@ -81,7 +94,7 @@ class SubnetQuery(Query):
     ipv6_address_mode: Name | None = None
 
 
-class SecurityGroupQuery(Query):
+class SecurityGroupQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     project_id: Name | None = None
