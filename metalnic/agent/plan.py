@@ -22,6 +22,7 @@ OVS cannot add is reported ERROR with OVS's reason and removed, not retried.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -365,6 +366,7 @@ def port_plan(
             raise PlugError(f"NIC port {name} is missing on {host} ({why})")
         ofports.append(iface.ofport)
     group = port.local_group_information
+    sources, pair_macs = addresses(port)
     return pipeline.PortPlan(
         port_id=port.id,
         mac=port.mac_address,
@@ -373,7 +375,47 @@ def port_plan(
         bond_mode=group.bond_mode if group is not None else None,
         port_security=port.port_security_enabled,
         group_bits=bits,
+        sources=sources,
+        pair_macs=pair_macs,
+        dhcp_servers=tuple(sorted({_mac(s.mac_address, port) for s in port.dhcp_servers})),
     )
+
+
+def addresses(port: DesiredPort) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """(the (MAC, address or CIDR) pairs ``port``'s host may send from, the pairs' MACs).
+
+    Its fixed IPs go with its own MAC; an allowed address pair with the pair's MAC (the
+    port's when it names none).  A value that is not an address or a MAC is the
+    server's error: the port is reported ERROR and not plugged, never left open."""
+    own = port.mac_address.lower()
+    sources: list[tuple[str, str]] = []
+    for fixed in port.fixed_ips:
+        sources.append((own, _address(fixed.ip_address, port, cidr=False)))
+    macs: list[str] = []
+    for pair in port.allowed_address_pairs:
+        mac = _mac(pair.mac_address, port) if pair.mac_address else own
+        sources.append((mac, _address(pair.ip_address, port, cidr=True)))
+        macs.append(mac)
+    return tuple(dict.fromkeys(sources)), tuple(sorted(set(macs) - {own}))
+
+
+def _address(value: str, port: DesiredPort, cidr: bool) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        net = None
+    if net is None or (not cidr and net.prefixlen != net.max_prefixlen):
+        raise PlugError(f"port {port.id} has an address that is not an IP address: {value!r}")
+    return net.compressed
+
+
+def _mac(value: str, port: DesiredPort) -> str:
+    parts = value.lower().replace("-", ":").split(":")
+    if len(parts) != 6 or not all(
+        len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts
+    ):
+        raise PlugError(f"port {port.id} names a MAC address that is not one: {value!r}")
+    return ":".join(parts)
 
 
 # --- flows --------------------------------------------------------------------------------
