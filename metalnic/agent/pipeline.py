@@ -53,6 +53,7 @@ import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 from metalnic.contract.agent import SecurityGroupRule
 
@@ -90,13 +91,14 @@ class FlowGroup:
     key: str
     flows: tuple[str, ...]
 
-    @property
+    @cached_property
     def cookie(self) -> int:
         content = _hash("\n".join(self.flows), 32)
         return (self.kind << 56) | (_hash(self.key, 24) << 32) | content
 
     def add_lines(self) -> list[str]:
-        return [f"add cookie={self.cookie:#x},{flow}" for flow in self.flows]
+        cookie = self.cookie
+        return [f"add cookie={cookie:#x},{flow}" for flow in self.flows]
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,17 @@ class PortPlan:
     pair_macs: tuple[str, ...] = ()  # further MACs of address pairs
     dhcp_servers: tuple[str, ...] = ()  # MACs whose DHCP replies the host may get
 
-    @property
+    @cached_property
     def macs(self) -> tuple[str, ...]:
         """Every MAC the host may send from (and receive at): its own first."""
         return (self.mac, *sorted(set(self.pair_macs) - {self.mac.lower()}))
+
+    @cached_property
+    def source_matches(self) -> tuple[tuple[str, int, str], ...]:
+        """(MAC, IP version, match) of each source, then the link-local address of each
+        MAC (parsed once a port, not once a bond member)."""
+        out = [(mac, *source_match(address)) for mac, address in self.sources]
+        return tuple(out + [(mac, 6, link_local(mac)) for mac in self.macs])
 
     @property
     def is_dhcp_server(self) -> bool:
@@ -148,6 +157,9 @@ class PortPlan:
         return self.mac.lower() in self.dhcp_servers
 
 
+# Pure and called for every port on every pass with the same few values: cached
+# (a pass of 200 ports spent most of its time parsing addresses).
+@lru_cache(maxsize=65536)
 def link_local(mac: str) -> str:
     """The IPv6 link-local address a host derives from ``mac`` (modified EUI-64)."""
     octets = [int(x, 16) for x in mac.split(":")]
@@ -156,6 +168,7 @@ def link_local(mac: str) -> str:
     return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
 
 
+@lru_cache(maxsize=65536)
 def source_match(address: str) -> tuple[int, str]:
     """(IP version, the address or CIDR as OpenFlow writes it: no /32 or /128)."""
     net = ipaddress.ip_network(address, strict=False)
@@ -285,6 +298,7 @@ def port_group(integration: str, port: PortPlan) -> FlowGroup:
     zone, local = port.ofports[0], port.local_vlan
     to_ports = [f"reg6={local},dl_dst={mac}" for mac in port.macs]
     out = _output(port)
+    egress_rules, ingress_rules = _rule_matches(port, "egress"), _rule_matches(port, "ingress")
     flows: list[str] = []
     for ofport in port.ofports:
         if port.port_security:
@@ -303,7 +317,7 @@ def port_group(integration: str, port: PortPlan) -> FlowGroup:
                 f"table={EGRESS_RULES},priority=90,ct_state=+trk+rel,in_port={ofport},"
                 f"actions=goto_table:{LOCAL}",
             ]
-            for match in _rule_matches(port, "egress"):
+            for match in egress_rules:
                 flows.append(
                     f"table={EGRESS_RULES},priority=70,ct_state=+trk+new,in_port={ofport},"
                     f"{match},actions=ct(commit,zone={zone}),goto_table:{LOCAL}"
@@ -330,7 +344,7 @@ def port_group(integration: str, port: PortPlan) -> FlowGroup:
             flows.append(
                 f"table={INGRESS_RULES},priority=90,ct_state=+trk+{state},{to_port},actions={out}"
             )
-        for match in _rule_matches(port, "ingress"):
+        for match in ingress_rules:
             flows.append(
                 f"table={INGRESS_RULES},priority=70,ct_state=+trk+new,{to_port},{match},"
                 f"actions=ct(commit,zone={zone}),{out}"
@@ -358,8 +372,7 @@ def _egress(port: PortPlan, ofport: int, zone: int) -> list[str]:
         flows.append(f"table={nd},priority=110,icmp6,{at},icmp_type={NA},actions=NORMAL")
     else:
         v6_targets: list[str] = []
-        for mac, address in port.sources:
-            version, match = source_match(address)
+        for mac, version, match in port.source_matches:
             if version == 4:
                 flows.append(f"table={e},priority=100,ip,{at},dl_src={mac},nw_src={match},{to_ct}")
                 flows.append(
@@ -371,22 +384,16 @@ def _egress(port: PortPlan, ofport: int, zone: int) -> list[str]:
                     f"actions=goto_table:{nd}"
                 )
                 v6_targets.append(match)
-        for mac in port.macs:
-            flows.append(
-                f"table={e},priority=110,arp,{at},arp_sha={mac},arp_spa=0.0.0.0,actions=NORMAL"
-            )
-            lla = link_local(mac)
-            flows.append(
-                f"table={e},priority=100,ipv6,{at},dl_src={mac},ipv6_src={lla},"
-                f"actions=goto_table:{nd}"
-            )
-            v6_targets.append(lla)
+        flows += [
+            f"table={e},priority=110,arp,{at},arp_sha={mac},arp_spa=0.0.0.0,actions=NORMAL"
+            for mac in port.macs
+        ]
         flows += [
             f"table={nd},priority=110,icmp6,{at},icmp_type={NA},nd_target={target},actions=NORMAL"
             for target in sorted(set(v6_targets))
         ]
     flows.append(f"table={nd},priority=90,ipv6,{at},{to_ct}")
-    return sorted(set(flows), key=flows.index)
+    return list(dict.fromkeys(flows))  # once each, in order
 
 
 def _dhcp_replies(port: PortPlan, to_port: str, out: str) -> list[str]:

@@ -26,6 +26,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from metalnic.agent import pipeline
 from metalnic.agent.ovs import Interface
@@ -400,21 +401,38 @@ def addresses(port: DesiredPort) -> tuple[tuple[tuple[str, str], ...], tuple[str
 
 
 def _address(value: str, port: DesiredPort, cidr: bool) -> str:
+    normal = _normal_address(value, cidr)
+    if normal is None:
+        raise PlugError(f"port {port.id} has an address that is not an IP address: {value!r}")
+    return normal
+
+
+@lru_cache(maxsize=65536)
+def _normal_address(value: str, cidr: bool) -> str | None:
+    """``value`` as the flows write it (None: not an address, or a CIDR where an address
+    must be).  Cached: the same values come on every pass."""
     try:
         net = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        net = None
-    if net is None or (not cidr and net.prefixlen != net.max_prefixlen):
-        raise PlugError(f"port {port.id} has an address that is not an IP address: {value!r}")
-    return net.compressed
+        return None
+    if not cidr and net.prefixlen != net.max_prefixlen:
+        return None
+    return pipeline.source_match(net.with_prefixlen)[1]
 
 
 def _mac(value: str, port: DesiredPort) -> str:
-    parts = value.lower().replace("-", ":").split(":")
-    if len(parts) != 6 or not all(
-        len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts
-    ):
+    normal = _normal_mac(value)
+    if normal is None:
         raise PlugError(f"port {port.id} names a MAC address that is not one: {value!r}")
+    return normal
+
+
+@lru_cache(maxsize=65536)
+def _normal_mac(value: str) -> str | None:
+    parts = value.lower().replace("-", ":").split(":")
+    hexdigits = set("0123456789abcdef")
+    if len(parts) != 6 or not all(len(p) == 2 and set(p) <= hexdigits for p in parts):
+        return None
     return ":".join(parts)
 
 
