@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -49,13 +49,15 @@ translates local VLAN ↔ segmentation id on the patch (vlan) or strips the tag
 
 from __future__ import annotations
 
-import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 
-from metalnic.contract.agent import SecurityGroupRule
+from metalnic.agent.addresses import link_local, source_match
+from metalnic.agent.rules import Rule, port_masks, resolve_rules, rule_matches
+
+__all__ = ["Rule", "link_local", "port_masks", "resolve_rules", "rule_matches", "source_match"]
 
 CLASSIFY, EGRESS, EGRESS_RULES, LOCAL, INGRESS, INGRESS_RULES, CANARY = 0, 10, 11, 15, 20, 21, 250
 EGRESS_ND = 12  # egress IPv6 whose source was checked: neighbour discovery, then conntrack
@@ -102,19 +104,6 @@ class FlowGroup:
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One security group rule, resolved: remote group → its members' MACs."""
-
-    direction: str  # ingress | egress
-    ethertype: str = "IPv4"  # IPv4 | IPv6
-    protocol: str | None = None  # tcp, udp, icmp, sctp, a number, or None for any
-    port_min: int | None = None
-    port_max: int | None = None
-    remote_ip_prefix: str | None = None
-    remote_group: str | None = None  # None: any source/destination
-
-
-@dataclass(frozen=True)
 class NetworkPlan:
     network_id: str
     local_vlan: int
@@ -155,25 +144,6 @@ class PortPlan:
     def is_dhcp_server(self) -> bool:
         """The port is one of its network's DHCP ports: it may answer DHCP."""
         return self.mac.lower() in self.dhcp_servers
-
-
-# Pure and called for every port on every pass with the same few values: cached
-# (a pass of 200 ports spent most of its time parsing addresses).
-@lru_cache(maxsize=65536)
-def link_local(mac: str) -> str:
-    """The IPv6 link-local address a host derives from ``mac`` (modified EUI-64)."""
-    octets = [int(x, 16) for x in mac.split(":")]
-    octets[0] ^= 0x02  # the universal/local bit, inverted
-    eui = bytes(octets[:3] + [0xFF, 0xFE] + octets[3:])
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
-
-
-@lru_cache(maxsize=65536)
-def source_match(address: str) -> tuple[int, str]:
-    """(IP version, the address or CIDR as OpenFlow writes it: no /32 or /128)."""
-    net = ipaddress.ip_network(address, strict=False)
-    full = net.prefixlen == net.max_prefixlen
-    return net.version, str(net.network_address) if full else net.with_prefixlen
 
 
 def int_patch(uplink: str) -> str:
@@ -414,17 +384,6 @@ def _dhcp_replies(port: PortPlan, to_port: str, out: str) -> list[str]:
 
 # --- security group rules --------------------------------------------------------------
 
-_PROTOCOLS_V4 = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "sctp": "sctp"}
-_PROTOCOLS_V6 = {
-    "tcp": "tcp6",
-    "udp": "udp6",
-    "icmp": "icmp6",
-    "ipv6-icmp": "icmp6",
-    "icmpv6": "icmp6",
-    "sctp": "sctp6",
-}
-_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp", "132": "sctp"}
-
 
 def _rule_matches(port: PortPlan, direction: str) -> list[str]:
     out: list[str] = []
@@ -456,76 +415,3 @@ def membership(
         for mac in members.get(gid, []):
             by_mac[mac] = by_mac.get(mac, 0) | bit
     return bits, by_mac
-
-
-def rule_matches(rule: Rule, group_bits: dict[str, int] | None = None) -> list[str]:
-    """The OpenFlow matches one rule allows (several for port ranges and member MACs)."""
-    v6 = rule.ethertype == "IPv6"
-    proto = (rule.protocol or "").lower()
-    proto = _NUMBERS.get(proto, proto)
-    names = _PROTOCOLS_V6 if v6 else _PROTOCOLS_V4
-    if not proto:
-        base = ["ipv6" if v6 else "ip"]
-    elif proto in names:
-        base = [names[proto]]
-    elif proto.isdigit():
-        base = [f"{'ipv6' if v6 else 'ip'},nw_proto={int(proto)}"]
-    else:
-        return []  # a protocol this datapath cannot match: allows nothing
-    if names.get(proto, "") in ("tcp", "udp", "sctp", "tcp6", "udp6", "sctp6"):
-        if rule.port_min is not None:
-            high = rule.port_max if rule.port_max is not None else rule.port_min
-            base = [f"{b},tp_dst={m}" for b in base for m in port_masks(rule.port_min, high)]
-    elif names.get(proto, "") in ("icmp", "icmp6") and rule.port_min is not None:
-        base = [f"{b},icmp_type={rule.port_min}" for b in base]
-        if rule.port_max is not None:
-            base = [f"{b},icmp_code={rule.port_max}" for b in base]
-    if rule.remote_ip_prefix:
-        net = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
-        if net.version != (6 if v6 else 4):
-            return []
-        side = "src" if rule.direction == "ingress" else "dst"
-        key = f"ipv6_{side}" if v6 else f"nw_{side}"
-        if net.prefixlen:
-            base = [f"{b},{key}={net.with_prefixlen}" for b in base]
-    if rule.remote_group is not None:
-        bit = (group_bits or {}).get(rule.remote_group)
-        if bit is None:
-            return []  # more remote groups than register bits: this rule allows nothing
-        reg = "reg5" if rule.direction == "ingress" else "reg4"
-        base = [f"{b},{reg}={bit:#x}/{bit:#x}" for b in base]
-    return base
-
-
-def port_masks(low: int, high: int) -> list[str]:
-    """``low..high`` as value/mask pairs OpenFlow can match (at most ~30 for any range)."""
-    if not 0 <= low <= high <= 65535:
-        return []
-    out: list[str] = []
-    while low <= high:
-        size = low & -low if low else 1 << 16
-        while low + size - 1 > high:
-            size >>= 1
-        mask = 0xFFFF & ~(size - 1)
-        out.append(str(low) if size == 1 else f"{low:#x}/{mask:#x}")
-        low += size
-    return out
-
-
-def resolve_rules(
-    groups: Iterable[str], rules: Mapping[str, Sequence[SecurityGroupRule]]
-) -> tuple[Rule, ...]:
-    """The server's rules (the contract's model) for a port's groups → ``Rule``s."""
-    return tuple(
-        Rule(
-            direction=raw.direction,
-            ethertype=raw.ethertype or "IPv4",
-            protocol=raw.protocol,
-            port_min=raw.port_range_min,
-            port_max=raw.port_range_max,
-            remote_ip_prefix=raw.remote_ip_prefix or None,
-            remote_group=raw.remote_group_id or None,
-        )
-        for gid in groups
-        for raw in rules.get(gid, [])
-    )

@@ -22,13 +22,12 @@ OVS cannot add is reported ERROR with OVS's reason and removed, not retried.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 from metalnic.agent import pipeline
+from metalnic.agent.addresses import AddressError, port_addresses
 from metalnic.agent.ovs import Interface
 from metalnic.contract.agent import DesiredPort, DesiredState, PlugAnswer, PortStatus
 
@@ -367,7 +366,10 @@ def port_plan(
             raise PlugError(f"NIC port {name} is missing on {host} ({why})")
         ofports.append(iface.ofport)
     group = port.local_group_information
-    sources, pair_macs = addresses(port)
+    try:
+        sources, pair_macs, servers = port_addresses(port)
+    except AddressError as exc:
+        raise PlugError(str(exc)) from None
     return pipeline.PortPlan(
         port_id=port.id,
         mac=port.mac_address,
@@ -378,62 +380,8 @@ def port_plan(
         group_bits=bits,
         sources=sources,
         pair_macs=pair_macs,
-        dhcp_servers=tuple(sorted({_mac(s.mac_address, port) for s in port.dhcp_servers})),
+        dhcp_servers=servers,
     )
-
-
-def addresses(port: DesiredPort) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """(the (MAC, address or CIDR) pairs ``port``'s host may send from, the pairs' MACs).
-
-    Its fixed IPs go with its own MAC; an allowed address pair with the pair's MAC (the
-    port's when it names none).  A value that is not an address or a MAC is the
-    server's error: the port is reported ERROR and not plugged, never left open."""
-    own = port.mac_address.lower()
-    sources: list[tuple[str, str]] = []
-    for fixed in port.fixed_ips:
-        sources.append((own, _address(fixed.ip_address, port, cidr=False)))
-    macs: list[str] = []
-    for pair in port.allowed_address_pairs:
-        mac = _mac(pair.mac_address, port) if pair.mac_address else own
-        sources.append((mac, _address(pair.ip_address, port, cidr=True)))
-        macs.append(mac)
-    return tuple(dict.fromkeys(sources)), tuple(sorted(set(macs) - {own}))
-
-
-def _address(value: str, port: DesiredPort, cidr: bool) -> str:
-    normal = _normal_address(value, cidr)
-    if normal is None:
-        raise PlugError(f"port {port.id} has an address that is not an IP address: {value!r}")
-    return normal
-
-
-@lru_cache(maxsize=65536)
-def _normal_address(value: str, cidr: bool) -> str | None:
-    """``value`` as the flows write it (None: not an address, or a CIDR where an address
-    must be).  Cached: the same values come on every pass."""
-    try:
-        net = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
-    if not cidr and net.prefixlen != net.max_prefixlen:
-        return None
-    return pipeline.source_match(net.with_prefixlen)[1]
-
-
-def _mac(value: str, port: DesiredPort) -> str:
-    normal = _normal_mac(value)
-    if normal is None:
-        raise PlugError(f"port {port.id} names a MAC address that is not one: {value!r}")
-    return normal
-
-
-@lru_cache(maxsize=65536)
-def _normal_mac(value: str) -> str | None:
-    parts = value.lower().replace("-", ":").split(":")
-    hexdigits = set("0123456789abcdef")
-    if len(parts) != 6 or not all(len(p) == 2 and set(p) <= hexdigits for p in parts):
-        return None
-    return ":".join(parts)
 
 
 # --- flows --------------------------------------------------------------------------------

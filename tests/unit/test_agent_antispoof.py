@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from metalnic.agent import pipeline
-from metalnic.agent.pipeline import PortPlan, link_local
-from metalnic.agent.plan import ProgramFlows, addresses, decide
+from metalnic.agent.addresses import link_local, port_addresses
+from metalnic.agent.pipeline import PortPlan
+from metalnic.agent.plan import ProgramFlows, decide
 from metalnic.contract.agent import DesiredPort
 from tests.unit.test_agent_plan import CONFIG, MAC, FakeOvs, desired, flow_lines, port
 
@@ -123,7 +124,7 @@ def test_addresses_from_the_desired_port() -> None:
             {"ip_address": "10.0.0.50", "mac_address": PAIR_MAC.upper()},
         ],
     )
-    sources, macs = addresses(p)
+    sources, macs, _ = port_addresses(p)
     assert sources == (
         (MAC, "10.0.0.5"),
         (MAC, "2001:db8::5"),
