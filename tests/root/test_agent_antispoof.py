@@ -465,3 +465,33 @@ def test_without_addresses_only_the_mac_is_filtered(world: World) -> None:
                         check=False).returncode != 0  # fmt: skip
     finally:
         world.sh("h2", "ip", "addr", "del", "10.81.0.96/24", "dev", world.dev("h2"))
+
+
+def test_dhcpv6_a_host_may_ask_but_not_answer(world: World) -> None:
+    lla = {h: f"fe80::5054:ff:fe81:{MACS[h].split(':')[-1].lstrip('0') or '0'}" for h in MACS}
+    caps = [world.capture(h, "dhcpv6") for h in ("h1", "h3", "hd")]
+    try:
+        # h1 solicits (UDP 546 → 547, from its link-local address): allowed (hd, on its
+        # NIC, hears it; multicast from the uplink reaches no host, see docs/agent.md).
+        world.scapy(
+            "h1",
+            f"sendp(Ether(src={MACS['h1']!r}, dst='33:33:00:01:00:02')/IPv6(src={lla['h1']!r},"
+            " dst='ff02::1:2')/UDP(sport=546, dport=547)/DHCP6_Solicit(trid=4711),"
+            " iface=dev, count=3)",
+        )
+        # h2 answers as a DHCPv6 server (UDP 547 → 546): dropped.
+        world.scapy(
+            "h2",
+            f"sendp(Ether(src={MACS['h2']!r}, dst={MACS['h1']!r})/IPv6(src={lla['h2']!r},"
+            f" dst={lla['h1']!r})/UDP(sport=547, dport=546)/DHCP6_Advertise(trid=4711),"
+            f" iface=dev, count=3)\n"
+            f"sendp(Ether(src={MACS['h2']!r}, dst={MACS['h3']!r})/IPv6(src={lla['h2']!r},"
+            f" dst={lla['h3']!r})/UDP(sport=547, dport=546)/DHCP6_Advertise(trid=4712),"
+            f" iface=dev, count=3)",
+        )
+    finally:
+        seen = seen_by(*caps)
+    for packets in seen:
+        assert not [p for p in packets if scapy_all.UDP in p and p[scapy_all.UDP].sport == 547]
+    solicits = [p for p in seen[2] if scapy_all.DHCP6_Solicit in p]
+    assert solicits and solicits[0][scapy_all.IPv6].src == lla["h1"]
