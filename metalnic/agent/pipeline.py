@@ -34,7 +34,8 @@ way out of the first *and* on the way into the second)::
     15 local     destination is a port of this NIC on this network → ct_clear → 19;
                  else NORMAL (the access tag and the patch carry it to the uplink)
     19 members   source MAC → reg5 = bits of the remote groups it belongs to → 20
-    20 ingress   DHCP replies to a port: only from its DHCP servers' MACs → output;
+    20 ingress   DHCP replies to a port: only from its DHCP servers' MACs → output
+                 (broadcast ones: a network's flow to every port listing the server);
                  IP for a port's MAC on reg6 → ct(zone=port) → 21
     21 ingress   est/rel → output; new and allowed by an ingress rule → commit → output
 
@@ -66,8 +67,11 @@ MAX_REMOTE_GROUPS = 32  # one bit each in a 32-bit register
 DEAD_VLAN = 4095
 
 KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_MEMBER = 0x01, 0x02, 0x03, 0x04, 0x05
+KIND_DHCP = 0x06  # a network's broadcast DHCP replies, to the ports that may get them
 KIND_CANARY = 0xCA
-OUR_KINDS = frozenset({KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_MEMBER, KIND_CANARY})
+OUR_KINDS = frozenset(
+    {KIND_BASE, KIND_NETWORK, KIND_PORT, KIND_UNBOUND, KIND_MEMBER, KIND_DHCP, KIND_CANARY}
+)
 
 # Neighbour discovery (router/neighbour solicitation and advertisement) is IPv6's ARP.
 _ND_TYPES = (133, 134, 135, 136)
@@ -246,6 +250,28 @@ def network_groups(integration: str, net: NetworkPlan) -> list[FlowGroup]:
 
 
 # --- ports -----------------------------------------------------------------------------
+
+
+def dhcp_broadcast_group(
+    integration: str, network_id: str, ports: Sequence[PortPlan]
+) -> FlowGroup | None:
+    """Broadcast DHCP replies (a client that sets the broadcast flag) on one network of
+    this NIC: from each DHCP server to every port that lists it, one flow per server
+    (per-port flows cannot all match one packet).  None: no port lists a server."""
+    outputs: dict[tuple[int, str], list[str]] = {}
+    for port in ports:
+        if port.port_security:  # (without it the port gets unicast DHCP only, as before)
+            for server in port.dhcp_servers:
+                outputs.setdefault((port.local_vlan, server), []).append(_output(port))
+    if not outputs:
+        return None
+    reply = f"udp,dl_dst=ff:ff:ff:ff:ff:ff,tp_src={DHCP_SERVER},tp_dst={DHCP_CLIENT}"
+    flows = tuple(
+        f"table={INGRESS},priority=96,{reply},reg6={local},dl_src={server},"
+        f"actions={','.join(sorted(outs))}"
+        for (local, server), outs in sorted(outputs.items())
+    )
+    return FlowGroup(integration, KIND_DHCP, network_id, flows)
 
 
 def unbound_group(integration: str, name: str, ofport: int) -> FlowGroup:

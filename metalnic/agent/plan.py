@@ -246,6 +246,7 @@ def _port_groups(
     wanted: set[str] = set()
     removed: list[str] = []
     networks: dict[str, pipeline.NetworkPlan] = {}
+    on_network: dict[str, list[pipeline.PortPlan]] = {}
     for port in todo:
         try:
             plan_ = port_plan(port, nets[port.id], interfaces, bits, config.host)
@@ -258,11 +259,15 @@ def _port_groups(
         groups.append(group)
         done.expected[port.id] = Expected(tuple(port.members()), plan_.local_vlan, plan_.mac, group)
         networks[nets[port.id].network_id] = nets[port.id]
+        on_network.setdefault(nets[port.id].network_id, []).append(plan_)
         wanted.update(port.members())
         done.plugged.append(port.id)
         done.results[port.id] = PortStatus(status="ACTIVE")
     for net in networks.values():
         groups += pipeline.network_groups(br, net)
+        dhcp = pipeline.dhcp_broadcast_group(br, net.network_id, on_network[net.network_id])
+        if dhcp is not None:
+            groups.append(dhcp)
     return wanted, removed
 
 

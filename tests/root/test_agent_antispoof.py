@@ -43,6 +43,7 @@ V6 = {"h1": "2001:db8:81::1", "h2": "2001:db8:81::2", "h3": "2001:db8:81::3"}
 PAIR_CIDR = "10.81.0.64/28"  # h2 may use any address of it, with its own MAC
 PAIR_IP, PAIR_MAC = "10.81.0.30", "02:81:00:00:00:30"  # … and this one with this MAC
 SEGMENT = 181
+FABRIC_DHCP = ("fd", "52:54:00:81:00:fd", "10.81.0.253")  # a DHCP server on the fabric
 OPEN = [  # the security group lets everything through: only anti-spoofing filters
     {"direction": d, "ethertype": e} for d in ("ingress", "egress") for e in ("IPv4", "IPv6")
 ]
@@ -56,6 +57,8 @@ class World:
     ports: dict[str, dict[str, Any]] = field(default_factory=dict)  # host → desired port
 
     def dev(self, host: str) -> str:
+        if host == FABRIC_DHCP[0]:
+            return f"{self.lab.prefix}-{host}a"
         return self.lab.state.hosts[host].port_a
 
     def ns(self, host: str) -> str:
@@ -125,6 +128,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             lab.add_nic(nic, [SEGMENT])
         for host, nic in NIC_OF.items():
             lab.add_host(host, nic, MACS[host], f"{IPS[host]}/24")
+        # A namespace on the fabric itself, in the network's VLAN: where a DHCP agent's
+        # dnsmasq is reached "like any host", behind the NICs' uplinks.
+        name, mac, ip = FABRIC_DHCP
+        inside, outside = f"{lab.prefix}-{name}a", f"{lab.prefix}-{name}b"
+        netns.add(lab.ns(name))  # named <prefix>-…: lab.down removes it
+        netns.veth(inside, lab.ns(name), outside, lab.ns("fab"))
+        netns.address(lab.ns(name), inside, f"{ip}/24", mac)
+        netns.run(netns.in_ns(lab.ns(name), "ethtool", "-K", inside, "tx", "off"))
+        lab.ovs("fab").vsctl("add-port", "br-fab", outside, f"tag={SEGMENT}")
         for nic in ("nic1", "nic2"):
             ovs = lab.ovs(nic)
             flows = {b: ovs.mgmt(b) for b in ("br-int", "br-phys")}
@@ -495,3 +507,32 @@ def test_dhcpv6_a_host_may_ask_but_not_answer(world: World) -> None:
         assert not [p for p in packets if scapy_all.UDP in p and p[scapy_all.UDP].sport == 547]
     solicits = [p for p in seen[2] if scapy_all.DHCP6_Solicit in p]
     assert solicits and solicits[0][scapy_all.IPv6].src == lla["h1"]
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])
+def test_a_dhcp_server_behind_the_uplink(world: World, broadcast: bool) -> None:
+    """The DHCP port reached through the fabric (as the network's DHCP agent is):
+    its replies, unicast or broadcast (``--dhcp-broadcast``, as for a client that
+    sets the broadcast flag), reach h1 when it is h1's DHCP server, and not otherwise."""
+    name, mac, _ = FABRIC_DHCP
+    listed = [{"mac_address": mac, "ip_addresses": [FABRIC_DHCP[2]]}]
+    options = ["--dhcp-range=10.81.0.0,static,255.255.255.0,1h",
+               f"--dhcp-host={MACS['h1']},{IPS['h1']}"]  # fmt: skip
+    server = Dnsmasq(world, name, *options, *(["--dhcp-broadcast"] if broadcast else []))
+    try:
+        world.apply(h1={"dhcp_servers": listed})
+        got = udhcpc(world, "h1")
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert f"lease of {IPS['h1']} obtained from {FABRIC_DHCP[2]}" in got.stdout + got.stderr
+        world.apply(h1={"dhcp_servers": world.ports["h2"]["dhcp_servers"]})  # hd only
+        cap = world.capture("h1", f"fabric-dhcp-{broadcast}")
+        try:
+            refused = udhcpc(world, "h1")
+        finally:
+            (seen,) = seen_by(cap)
+    finally:
+        world.apply(h1={"dhcp_servers": world.ports["h2"]["dhcp_servers"]})
+        log = server.stop()
+    assert refused.returncode != 0, refused.stdout
+    assert log.count("DHCPOFFER") >= 2, log  # it answered both times
+    assert not dhcp_replies(seen)

@@ -162,3 +162,31 @@ def test_a_change_of_addresses_swaps_only_that_ports_flows() -> None:
     assert any("nw_src=10.0.0.6" in f for f in lines)
     ovs.apply(step.actions)
     assert decide(desired(moved, b), ovs.observed(), CONFIG).actions == []
+
+
+def test_broadcast_dhcp_replies_go_to_the_ports_that_list_the_server() -> None:
+    a = _plan(dhcp_servers=(SERVER,))
+    b = _plan(port_id="p2", mac="52:54:00:00:00:02", ofports=(8, 9), dhcp_servers=(SERVER,))
+    other = _plan(port_id="p3", mac="52:54:00:00:00:03", ofports=(10,))  # lists none
+    off = _plan(port_id="p4", mac="52:54:00:00:00:04", ofports=(11,), port_security=False)
+    group = pipeline.dhcp_broadcast_group("br-int", "net-1", [a, b, other, off])
+    assert group is not None and group.kind == pipeline.KIND_DHCP
+    (flow,) = group.flows
+    assert f"dl_dst=ff:ff:ff:ff:ff:ff,tp_src=67,tp_dst=68,reg6=3,dl_src={SERVER}" in flow
+    actions = flow.split("actions=")[1]
+    assert "output:7" in actions and "members:8,9" in actions
+    assert "output:10" not in actions and "output:11" not in actions
+    assert pipeline.dhcp_broadcast_group("br-int", "net-1", [other, off]) is None
+
+
+def test_the_plan_programs_a_networks_broadcast_dhcp_group() -> None:
+    ovs = FakeOvs()
+    servers = [{"mac_address": SERVER, "ip_addresses": ["10.0.0.2"]}]
+    steps = ovs.converge(desired(port(dhcp_servers=servers)))
+    lines = flow_lines(steps[-1].actions)
+    assert any("dl_dst=ff:ff:ff:ff:ff:ff" in line and "output:1" in line for line in lines)
+    # The server leaves the port's list: the group goes, in the same bundle as the port's.
+    step = decide(desired(port()), ovs.observed(), CONFIG)
+    bundles = [x for x in step.actions if isinstance(x, ProgramFlows)]
+    assert len(bundles) == 1 and bundles[0].removed == 2
+    assert not any("ff:ff:ff:ff:ff:ff" in line for line in bundles[0].lines)
