@@ -536,3 +536,21 @@ def test_a_dhcp_server_behind_the_uplink(world: World, broadcast: bool) -> None:
     assert refused.returncode != 0, refused.stdout
     assert log.count("DHCPOFFER") >= 2, log  # it answered both times
     assert not dhcp_replies(seen)
+
+
+def test_port_security_off_filters_nothing(world: World) -> None:
+    """As before anti-spoofing: a port without port security may send from any address."""
+    world.apply(h2={"port_security_enabled": False})
+    try:
+        cap = world.capture("h3", "no-port-security")
+        try:
+            world.scapy(
+                "h2",
+                f"sendp(Ether(src={MACS['h2']!r}, dst={MACS['h3']!r})/IP(src='10.81.0.95',"
+                f" dst={IPS['h3']!r})/ICMP(id=995), iface=dev, count=3)",
+            )
+        finally:
+            (seen,) = seen_by(cap)
+    finally:
+        world.apply(h2={"port_security_enabled": True})
+    assert "10.81.0.95" in sources(seen)
