@@ -1,7 +1,8 @@
 """The OpenFlow pipeline of a smart NIC, as data: desired state in, flow lines out.
 
 Pure functions, no OVS: ``nic.py`` applies what they return.  Every group of
-flows that changes together (the base pipeline, one network, one port) has a
+flows that changes together (the base pipeline, one network, one port, a
+network's broadcast DHCP replies) has a
 cookie of its own::
 
     kind (8 bits) | key hash (24 bits) | content hash (32 bits)
