@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from metalnic.agent.nic import Nic, NicConfig
+from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Endpoint, Ovs
 from metalnic.contract.agent import DesiredState
 from metalnic.lab import netns
@@ -64,8 +64,10 @@ class World:
     def ns(self, host: str) -> str:
         return self.lab.ns(host)
 
-    def apply(self, **changes: dict[str, Any]) -> None:
-        """Each NIC reconciled to the ports (``changes``: host → fields to replace)."""
+    def apply(self, **changes: dict[str, Any]) -> list[Pass]:
+        """Each NIC reconciled to the ports (``changes``: host → fields to replace);
+        each NIC's first pass."""
+        passes = []
         for host, fields in changes.items():
             self.ports[host] = {**self.ports[host], **fields}
         for nic_name, nic in self.nics.items():
@@ -78,6 +80,8 @@ class World:
             assert all(r.status == "ACTIVE" for r in done.results.values()), done.results
             again = nic.reconcile(state)  # reconciled: a second pass changes nothing
             assert again.flows_added == 0 and again.groups_removed == 0
+            passes.append(done)
+        return passes
 
     def sh(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(netns.in_ns(self.ns(host), *cmd), capture_output=True, text=True)
@@ -554,3 +558,17 @@ def test_port_security_off_filters_nothing(world: World) -> None:
     finally:
         world.apply(h2={"port_security_enabled": True})
     assert "10.81.0.95" in sources(seen)
+
+
+def test_a_restarted_agent_rewrites_no_flow(world: World) -> None:
+    """A new ``Nic`` (an agent restart) finds every anti-spoofing flow in place."""
+    before = {n: world.lab.ovs(n).ofctl("dump-flows", "br-int", "--no-stats") for n in world.nics}
+    for name, nic in list(world.nics.items()):
+        ovs = world.lab.ovs(name)
+        flows = {b: ovs.mgmt(b) for b in ("br-int", "br-phys")}
+        world.nics[name] = Nic(Ovs(Endpoint(ovs.db, flows)), nic.config)
+    for done in world.apply():  # asserts ACTIVE, and a second pass changes nothing
+        assert done.flows_added == 0 and done.groups_removed == 0 and not done.tried
+    after = {n: world.lab.ovs(n).ofctl("dump-flows", "br-int", "--no-stats") for n in world.nics}
+    assert after == before
+    assert ping(world.lab, "h1", IPS["h3"]) and ping(world.lab, "h3", V6["h2"])
