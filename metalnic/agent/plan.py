@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from metalnic.agent import pipeline
+from metalnic.agent.addresses import AddressError, port_addresses
 from metalnic.agent.ovs import Interface
 from metalnic.contract.agent import DesiredPort, DesiredState, PlugAnswer, PortStatus
 
@@ -245,6 +246,7 @@ def _port_groups(
     wanted: set[str] = set()
     removed: list[str] = []
     networks: dict[str, pipeline.NetworkPlan] = {}
+    on_network: dict[str, list[pipeline.PortPlan]] = {}
     for port in todo:
         try:
             plan_ = port_plan(port, nets[port.id], interfaces, bits, config.host)
@@ -257,11 +259,15 @@ def _port_groups(
         groups.append(group)
         done.expected[port.id] = Expected(tuple(port.members()), plan_.local_vlan, plan_.mac, group)
         networks[nets[port.id].network_id] = nets[port.id]
+        on_network.setdefault(nets[port.id].network_id, []).append(plan_)
         wanted.update(port.members())
         done.plugged.append(port.id)
         done.results[port.id] = PortStatus(status="ACTIVE")
     for net in networks.values():
         groups += pipeline.network_groups(br, net)
+        dhcp = pipeline.dhcp_broadcast_group(br, net.network_id, on_network[net.network_id])
+        if dhcp is not None:
+            groups.append(dhcp)
     return wanted, removed
 
 
@@ -365,6 +371,10 @@ def port_plan(
             raise PlugError(f"NIC port {name} is missing on {host} ({why})")
         ofports.append(iface.ofport)
     group = port.local_group_information
+    try:
+        sources, pair_macs, servers = port_addresses(port)
+    except AddressError as exc:
+        raise PlugError(str(exc)) from None
     return pipeline.PortPlan(
         port_id=port.id,
         mac=port.mac_address,
@@ -373,6 +383,9 @@ def port_plan(
         bond_mode=group.bond_mode if group is not None else None,
         port_security=port.port_security_enabled,
         group_bits=bits,
+        sources=sources,
+        pair_macs=pair_macs,
+        dhcp_servers=servers,
     )
 
 
