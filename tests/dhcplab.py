@@ -65,8 +65,22 @@ class Client:
         """One DISCOVER → ACK exchange (udhcpc -q): the address got (None) and seconds."""
         began = time.monotonic()
         cmd = netns.in_ns(
-            self.ns, "busybox", "udhcpc", "-i", self.dev, "-f", "-q", "-n",
-            "-t", str(timeout), "-T", "1", "-A", "1", "-s", str(self.script),
+            self.ns,
+            "busybox",
+            "udhcpc",
+            "-i",
+            self.dev,
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            str(timeout),
+            "-T",
+            "1",
+            "-A",
+            "1",
+            "-s",
+            str(self.script),
         )
         done = subprocess.run(cmd, capture_output=True, env=self.env(), timeout=timeout * 3 + 10)
         took = time.monotonic() - began
@@ -78,8 +92,18 @@ class Client:
     def follow(self) -> None:
         """udhcpc kept running (renewals on SIGUSR1)."""
         cmd = netns.in_ns(
-            self.ns, "busybox", "udhcpc", "-i", self.dev, "-f",
-            "-t", "5", "-T", "1", "-s", str(self.script),
+            self.ns,
+            "busybox",
+            "udhcpc",
+            "-i",
+            self.dev,
+            "-f",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            str(self.script),
         )
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -112,8 +136,20 @@ def host_on_bridge(
     netns.run(netns.in_ns(ns, "ip", "link", "set", "eth0", "address", mac))
     netns.run(netns.in_ns(ns, "ethtool", "-K", "eth0", "tx", "off"))
     tag = [f"tag={vlan}"] if vlan is not None else ["trunks=0"]
-    netns.run(["ovs-vsctl", f"--db={vsctl_db}", "add-port", bridge, outer,
-               "--", "set", "Port", outer, *tag])
+    netns.run(
+        [
+            "ovs-vsctl",
+            f"--db={vsctl_db}",
+            "add-port",
+            bridge,
+            outer,
+            "--",
+            "set",
+            "Port",
+            outer,
+            *tag,
+        ]
+    )
     return ns
 
 

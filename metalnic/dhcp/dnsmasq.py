@@ -63,7 +63,10 @@ def start(namespace: str, args: list[str], files: Files) -> int:
     with errors.open("w") as err:
         done = subprocess.run(
             ["ip", "netns", "exec", namespace, *args],
-            stdin=subprocess.DEVNULL, stdout=err, stderr=err, timeout=30,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            timeout=30,
         )
     if done.returncode != 0:
         raise DnsmasqError(f"dnsmasq in {namespace}: {errors.read_text().strip()}")

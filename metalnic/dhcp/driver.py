@@ -167,8 +167,14 @@ class DhcpDriver:
         for physnet in sorted(p for p in physnets if p in self.config.bridge_mappings):
             bridge = self.config.bridge_mappings[physnet]
             self._vsctl(
-                "--may-exist", "add-br", bridge,
-                "--", "set", "Bridge", bridge, f"datapath_type={self.config.datapath_type}",
+                "--may-exist",
+                "add-br",
+                bridge,
+                "--",
+                "set",
+                "Bridge",
+                bridge,
+                f"datapath_type={self.config.datapath_type}",
             )
 
     @staticmethod
@@ -185,8 +191,22 @@ class DhcpDriver:
         links = json.loads(shown) if shown.strip() else []
         if not links:
             where = ["netns", self.config.ovs_namespace] if self.config.ovs_namespace else []
-            _run(["ip", "link", "add", outer, *where, "type", "veth",
-                  "peer", "name", inner, "netns", ns])
+            _run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    outer,
+                    *where,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    inner,
+                    "netns",
+                    ns,
+                ]
+            )
             self._in_ovs_ns("ip", "link", "set", outer, "up")
             # Userspace datapath: checksums must be complete before frames leave.
             _run(["ip", "netns", "exec", ns, "ethtool", "-K", inner, "tx", "off"], check=False)
@@ -204,14 +224,23 @@ class DhcpDriver:
             else ["tag=[]", "trunks=0"]  # flat: untagged frames only
         )
         self._vsctl(
-            "--may-exist", "add-port", bridge, outer,
-            "--", "set", "Port", outer, *vlan, f"external_ids:{OWNER_KEY}={network.id}",
+            "--may-exist",
+            "add-port",
+            bridge,
+            outer,
+            "--",
+            "set",
+            "Port",
+            outer,
+            *vlan,
+            f"external_ids:{OWNER_KEY}={network.id}",
         )
 
     def _ensure_addresses(self, network: DhcpNetwork, ns: str) -> None:
         inner = self.inner(network.id)
-        prefix = {s.id: ipaddress.ip_network(s.cidr, strict=False).prefixlen
-                  for s in network.subnets}
+        prefix = {
+            s.id: ipaddress.ip_network(s.cidr, strict=False).prefixlen for s in network.subnets
+        }
         want = {
             f"{ip.ip_address}/{prefix[ip.subnet_id]}"
             for ip in network.port.fixed_ips

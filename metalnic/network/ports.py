@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
 from metalnic.auth import Principal
+from metalnic.contract.dhcp import DHCP_OWNER
+from metalnic.contract.dhcp import feed_key as dhcp_key
 from metalnic.db.session import Database
 from metalnic.errors import (
     Conflict,
@@ -30,7 +32,7 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, feed, portattrs, secgroups, tags, views
+from metalnic.network import access, agents, dhcpfeed, feed, portattrs, secgroups, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
@@ -89,6 +91,7 @@ class Ports:
             # twice would program the NIC twice for one port).
             with s.no_autoflush:
                 hosts = self._decide(s, port, net, {g.id for g in port.security_groups}, new=True)
+            hosts |= dhcpfeed.bump_network(s, net.id)  # its DHCP agent learns the host
             view = views.port(port)
         self.after_change(hosts)
         return view
@@ -217,6 +220,10 @@ class Ports:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)
             hosts = _bump_changed(s, port, old_host, watchers)
+            hosts |= dhcpfeed.bump_network(s, port.network_id)
+            if old_host and old_host != port.host_id and port.device_owner == DHCP_OWNER:
+                feed.bump_all(s, {dhcp_key(old_host)})  # the DHCP agent it left
+                hosts.add(dhcp_key(old_host))
         self.after_change(hosts)
         self.bind(port_id)
         with self.db.transaction() as s:
@@ -259,9 +266,11 @@ class Ports:
             port.require_revision(revision)
             host = port.host_id if port.vif_type != "unbound" else ""
             groups = {g.id for g in port.security_groups}
+            dhcp = dhcpfeed.serving_keys(s, [port.network_id])  # incl. its own, if DHCP
             s.delete(port)
             s.flush()
-            watchers = self.secgroups.touch_watchers(s, groups)
+            feed.bump_all(s, dhcp)
+            watchers = self.secgroups.touch_watchers(s, groups) | dhcp
             revision = feed.bump(s, host) if host else None
         self.after_change(({host} if host else set()) | watchers)
         return revision

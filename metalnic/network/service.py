@@ -8,7 +8,8 @@ Each part is a module of its own and owns one responsibility:
 * ``tags`` (``tags.py``) — the tags of networks, ports and security groups;
 * ``agents`` (``agents.py``) — agents' heartbeats and which agent serves a NIC host;
 * ``feed`` (``agentfeed.py``) — the agent feed: desired state, reports,
-  boot-gate verifications, and the waits of the bare-metal side.
+  boot-gate verifications, and the waits of the bare-metal side;
+* ``dhcp`` (``dhcpfeed.py``) — the DHCP agents' feed: the networks each serves.
 
 The parts need each other (a port binds to the agent serving its host; a
 heartbeat binds the ports of the hosts it gained; a change wakes the agents
@@ -24,6 +25,7 @@ from metalnic.db.session import Database
 from metalnic.network import feed
 from metalnic.network.agentfeed import AgentFeed
 from metalnic.network.agents import Agents
+from metalnic.network.dhcpfeed import DhcpFeed
 from metalnic.network.networks import Networks
 from metalnic.network.ports import Ports
 from metalnic.network.secgroups import SecurityGroups
@@ -42,6 +44,7 @@ class NetworkService:
         self.ports = Ports(settings, db, self.secgroups, self._after_change)
         self.agents = Agents(settings, db, self.ports.rebind_hosts)
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)
+        self.dhcp = DhcpFeed(db, self.notifier)
 
     def _after_change(self, hosts: set[str]) -> None:
         """After the commit of a change to the feeds of ``hosts``: wake their waiters."""

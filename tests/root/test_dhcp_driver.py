@@ -38,9 +38,7 @@ class Rig:
     script: Path
 
     def client(self, name: str, mac: str, vlan: int | None) -> Client:
-        ns = host_on_bridge(
-            self.prefix, name, mac, self.ovs.ns, self.ovs.db, "br-dhcp", vlan
-        )
+        ns = host_on_bridge(self.prefix, name, mac, self.ovs.ns, self.ovs.db, "br-dhcp", vlan)
         return Client(ns, "eth0", self.dir / f"{name}.events", self.script)
 
 
@@ -78,10 +76,23 @@ def desired(*networks: dc.DhcpNetwork) -> dc.DhcpDesiredState:
 
 
 def test_only_known_ports_get_their_fixed_ip_per_network(rig: Rig) -> None:
-    a = network(NET_A, 101, CIDR, "fa:16:3e:00:0a:02", "10.88.0.2",
-                [("pa1", "52:54:00:88:0a:01", "10.88.0.11")], gateway="10.88.0.1")
-    b = network(NET_B, 102, CIDR, "fa:16:3e:00:0b:02", "10.88.0.2",
-                [("pb1", "52:54:00:88:0b:01", "10.88.0.77")])
+    a = network(
+        NET_A,
+        101,
+        CIDR,
+        "fa:16:3e:00:0a:02",
+        "10.88.0.2",
+        [("pa1", "52:54:00:88:0a:01", "10.88.0.11")],
+        gateway="10.88.0.1",
+    )
+    b = network(
+        NET_B,
+        102,
+        CIDR,
+        "fa:16:3e:00:0b:02",
+        "10.88.0.2",
+        [("pb1", "52:54:00:88:0b:01", "10.88.0.77")],
+    )
     done = rig.driver.reconcile(desired(a, b))
     assert done.errors == {}
     assert sorted(done.started) == sorted([NET_A, NET_B])
@@ -110,8 +121,14 @@ def test_only_known_ports_get_their_fixed_ip_per_network(rig: Rig) -> None:
 
 
 def test_change_reloads_with_sighup_keeping_leases(rig: Rig) -> None:
-    a = network(NET_A, 101, CIDR, "fa:16:3e:00:0a:02", "10.88.0.2",
-                [("pa1", "52:54:00:88:0a:01", "10.88.0.11")])
+    a = network(
+        NET_A,
+        101,
+        CIDR,
+        "fa:16:3e:00:0a:02",
+        "10.88.0.2",
+        [("pa1", "52:54:00:88:0a:01", "10.88.0.11")],
+    )
     rig.driver.reconcile(desired(a))
     files = rig.driver.files(NET_A)
     pid = dnsmasq.running(files)
@@ -127,8 +144,7 @@ def test_change_reloads_with_sighup_keeping_leases(rig: Rig) -> None:
 
     newcomer = Client(f"{rig.prefix}-s1", "eth0", rig.dir / "s1b.events", rig.script)
     netns.run(netns.in_ns(newcomer.ns, "ip", "link", "set", "eth0", "down"))
-    netns.run(netns.in_ns(newcomer.ns, "ip", "link", "set", "eth0", "address",
-                          "52:54:00:88:0a:22"))
+    netns.run(netns.in_ns(newcomer.ns, "ip", "link", "set", "eth0", "address", "52:54:00:88:0a:22"))
     netns.run(netns.in_ns(newcomer.ns, "ip", "link", "set", "eth0", "up"))
     got, _ = newcomer.once()
     assert got == "10.88.0.22"  # the new host entry took effect

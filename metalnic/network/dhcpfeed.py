@@ -1,0 +1,157 @@
+"""The DHCP agents' feed: which networks a DHCP agent serves, and what dnsmasq must know.
+
+A network is served by the DHCP agent whose host is the ``binding:host_id`` of
+the network's DHCP port (``device_owner`` network:dhcp), as in Neutron.  The
+desired state of a DHCP agent's host lists, per such network, its segment, its
+DHCP-enabled subnets, the DHCP port (MAC, addresses) and one host entry per
+other port of the network (MAC, fixed IPs, host name, ``extra_dhcp_opts``):
+``metalnic/contract/dhcp.py``.
+
+Revisions: one ``FeedRevision`` row per DHCP agent host, keyed
+``dhcp:<host>`` (``contract.dhcp.feed_key``) so it never meets a NIC host's;
+every write that changes what a DHCP agent must serve (a port of a served
+network created, changed or deleted; a DHCP port moved) bumps it in the same
+transaction (``bump_network``), and the long poll waits on it like the NIC
+agents' (``network/feed.py``).
+
+Who may read it: an admin, or the user with role ``agent`` who registered the
+DHCP agent of that host (``speaks_for``); anyone else 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from metalnic.auth import Principal
+from metalnic.contract import dhcp as dc
+from metalnic.db.session import Database
+from metalnic.errors import Forbidden
+from metalnic.network import feed
+from metalnic.network.models import Agent, Network, NetworkPort
+
+
+def serving_keys(s: Session, network_ids: Iterable[str]) -> set[str]:
+    """The feed keys of the DHCP agents serving any of ``network_ids``."""
+    wanted = set(network_ids)
+    if not wanted:
+        return set()
+    hosts = s.scalars(
+        select(NetworkPort.host_id).where(
+            NetworkPort.network_id.in_(wanted),
+            NetworkPort.device_owner == dc.DHCP_OWNER,
+            NetworkPort.host_id != "",
+        )
+    )
+    return {dc.feed_key(h) for h in hosts if h}
+
+
+def bump_network(s: Session, *network_ids: str) -> set[str]:
+    """Bump the feeds of the DHCP agents serving ``network_ids`` (flushed first, so a
+    port written in this transaction is seen); returns their keys."""
+    s.flush()
+    keys = serving_keys(s, network_ids)
+    feed.bump_all(s, keys)
+    return keys
+
+
+def speaks_for(s: Session, who: Principal, host: str) -> None:
+    if who.is_admin:
+        return
+    if "agent" not in who.roles:
+        raise Forbidden(f"User {who.name} is not an agent.")
+    agent = s.scalars(
+        select(Agent).where(Agent.agent_type == dc.DHCP_AGENT, Agent.host == host)
+    ).first()
+    if agent is None or agent.registered_by != who.name:
+        raise Forbidden(f"User {who.name} runs no DHCP agent on host {host}.")
+
+
+class DhcpFeed:
+    def __init__(self, db: Database, notifier: feed.Notifier) -> None:
+        self.db = db
+        self.notifier = notifier
+
+    def check_speaks_for(self, who: Principal, host: str) -> None:
+        with self.db.transaction() as s:
+            speaks_for(s, who, host)
+
+    def revision(self, host: str) -> int:
+        with self.db.transaction() as s:
+            return feed.revisions(s, dc.feed_key(host))[0]
+
+    async def wait_past(self, host: str, since: int, timeout: float) -> bool:
+        return await self.notifier.wait_for_async(lambda: self.revision(host) > since, timeout)
+
+    def desired(self, who: Principal, host: str) -> dict[str, Any]:
+        """The contract's ``DhcpDesiredState`` as plain data."""
+        with self.db.transaction() as s:
+            speaks_for(s, who, host)
+            revision = feed.revisions(s, dc.feed_key(host))[0]
+            dhcp_ports = s.scalars(
+                select(NetworkPort)
+                .where(NetworkPort.device_owner == dc.DHCP_OWNER, NetworkPort.host_id == host)
+                .order_by(NetworkPort.network_id)
+            ).all()
+            networks = [_network(s, port) for port in dhcp_ports]
+            return {"host": host, "revision": revision, "networks": networks}
+
+
+def _network(s: Session, dhcp_port: NetworkPort) -> dict[str, Any]:
+    net = s.get_one(Network, dhcp_port.network_id)
+    subnets = _dhcp_subnets(s, net.id)
+    served = {sub["id"] for sub in subnets}
+    others = s.scalars(
+        select(NetworkPort)
+        .where(NetworkPort.network_id == net.id, NetworkPort.device_owner != dc.DHCP_OWNER)
+        .order_by(NetworkPort.id)
+    ).all()
+    addresses = _fixed_ips(s, [dhcp_port.id, *(p.id for p in others)], served)
+    return {
+        "id": net.id,
+        "network_type": net.network_type,
+        "physical_network": net.physical_network,
+        "segmentation_id": net.segmentation_id,
+        "mtu": 1500,
+        "subnets": subnets,
+        "port": {
+            "id": dhcp_port.id,
+            "mac_address": dhcp_port.mac_address,
+            "fixed_ips": addresses.get(dhcp_port.id, []),
+        },
+        "hosts": [_host(p, addresses.get(p.id, [])) for p in others if p.admin_state_up],
+    }
+
+
+def _host(port: NetworkPort, fixed_ips: list[dict[str, str]]) -> dict[str, Any]:
+    first = fixed_ips[0]["ip_address"] if fixed_ips else port.mac_address
+    return {
+        "port_id": port.id,
+        "mac_address": port.mac_address,
+        "fixed_ips": fixed_ips,
+        "hostname": "host-" + first.replace(".", "-").replace(":", "-"),
+        "extra_dhcp_opts": [
+            {
+                "opt_name": str(o["opt_name"]),
+                "opt_value": str(o["opt_value"]),
+                "ip_version": int(o.get("ip_version") or 4),
+            }
+            for o in port.extra_dhcp_opts
+            if o.get("opt_value") is not None
+        ],
+    }
+
+
+def _dhcp_subnets(s: Session, network_id: str) -> list[dict[str, Any]]:
+    """The network's DHCP-enabled subnets (``subnets`` branch: network/subnets.py)."""
+    return []
+
+
+def _fixed_ips(
+    s: Session, port_ids: list[str], subnet_ids: set[str]
+) -> dict[str, list[dict[str, str]]]:
+    """The ports' addresses on ``subnet_ids`` (``subnets`` branch: network/ipam.py)."""
+    return {}

@@ -1,0 +1,194 @@
+"""The DHCP agent contract over real HTTP: registration, liveness, RBAC, desired state.
+
+A DHCP agent heartbeats like the smart NIC agent (``agent_type`` "DHCP agent")
+and claims no NIC host; ``/v2.0/agents`` shows it, and shows it dead once its
+heartbeats stop.  Its desired state (``/metalnic/dhcp-agents/{host}/desired``)
+is readable by the agent user that registered it (and admins) only, lists
+the networks whose DHCP port is bound to its host with their other ports as
+host entries (MAC, ``extra_dhcp_opts``), and its long poll wakes on a change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from metalnic.contract import agent as ac
+from metalnic.contract import dhcp as dc
+from tests.support import Server, add_user, start_server
+
+DOWN_TIME = 3.0
+ADMIN = ("admin", "admin-pw-1")
+PW = {"dhcp1": "dhcp1-pw-2", "dhcp2": "dhcp2-pw-3", "alice": "alice-pw-4"}
+VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp: Path = tmp_path_factory.mktemp("dhcp-contract")
+    users = tmp / "users.toml"
+    add_user(users, *ADMIN, "admin", "ops")
+    add_user(users, "dhcp1", PW["dhcp1"], "agent", None)
+    add_user(users, "dhcp2", PW["dhcp2"], "agent", None)
+    add_user(users, "alice", PW["alice"], "member", "project-a")
+    srv = start_server(
+        tmp / "state",
+        "--auth",
+        "http_basic",
+        "--users-file",
+        str(users),
+        env={"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)},
+    )
+    srv.auth = ADMIN
+    yield srv
+    srv.stop()
+
+
+def client(server: Server, user: str) -> httpx.Client:
+    auth = ADMIN if user == "admin" else (user, PW[user])
+    return httpx.Client(
+        base_url=server.url + "/network/v2.0", auth=auth, timeout=60, headers=VERSION
+    )
+
+
+def beat(c: httpx.Client, host: str) -> httpx.Response:
+    body = ac.Heartbeat(
+        host=host,
+        agent_type=dc.DHCP_AGENT,
+        binary=dc.DHCP_BINARY,
+        configurations=ac.AgentConfigurations.model_validate(
+            {"bridge_mappings": {"physnet1": "br-dhcp"}, "dhcp_driver": "dnsmasq"}
+        ),
+    )
+    return c.post("/metalnic/agents/heartbeat", json=body.model_dump(mode="json"))
+
+
+def agents_of(server: Server, host: str) -> list[dict[str, Any]]:
+    with client(server, "admin") as c:
+        r = c.get("/agents", params={"host": host})
+        assert r.status_code == 200, r.text
+        return list(r.json()["agents"])
+
+
+def test_a_dhcp_agent_registers_claims_nothing_and_dies_visibly(server: Server) -> None:
+    with client(server, "dhcp1") as c:
+        r = beat(c, "netnode-1")
+        assert r.status_code == 200, r.text
+        reply = ac.HeartbeatReply.model_validate(r.json())
+        assert reply.agent.agent_type == "DHCP agent"
+        assert reply.agent.configurations.nic_hosts == []  # it serves no NIC host
+    (agent,) = agents_of(server, "netnode-1")
+    assert agent["agent_type"] == "DHCP agent" and agent["binary"] == "metalnic-dhcp-agent"
+    assert agent["alive"] is True
+    with client(server, "admin") as c:
+        only = c.get("/agents", params={"agent_type": "DHCP agent"}).json()["agents"]
+        assert [a["host"] for a in only] == ["netnode-1"]
+    time.sleep(DOWN_TIME + 0.5)
+    (agent,) = agents_of(server, "netnode-1")
+    assert agent["alive"] is False  # no heartbeat for agent_down_time: shown dead
+
+
+def test_only_its_own_agent_user_reads_the_desired_state(server: Server) -> None:
+    with client(server, "dhcp1") as c:
+        assert beat(c, "netnode-2").status_code == 200
+        r = c.get("/metalnic/dhcp-agents/netnode-2/desired")
+        assert r.status_code == 200, r.text
+        assert r.headers[ac.CONTRACT_HEADER] == str(ac.CONTRACT_VERSION)
+        dc.DhcpDesiredState.model_validate(r.json())
+    with client(server, "dhcp2") as other:
+        r = other.get("/metalnic/dhcp-agents/netnode-2/desired")
+        assert r.status_code == 403, r.text
+        assert r.json()["NeutronError"]["type"] == "PolicyNotAuthorized"
+        # Another user cannot take the registered host over by heartbeating for it.
+        assert beat(other, "netnode-2").status_code == 403
+    with client(server, "alice") as member:
+        assert member.get("/metalnic/dhcp-agents/netnode-2/desired").status_code == 403
+    with client(server, "dhcp1") as c:
+        # A host nobody registered: nobody speaks for it.
+        assert c.get("/metalnic/dhcp-agents/netnode-9/desired").status_code == 403
+        old = {ac.CONTRACT_HEADER: "99"}
+        r = c.get("/metalnic/dhcp-agents/netnode-2/desired", headers=old)
+        assert r.status_code == 400 and "version" in r.json()["NeutronError"]["message"]
+
+
+def test_desired_state_lists_served_networks_and_wakes_on_change(server: Server) -> None:
+    with client(server, "dhcp1") as agent, client(server, "admin") as admin:
+        assert beat(agent, "netnode-3").status_code == 200
+        net = admin.post(
+            "/networks",
+            json={
+                "network": {
+                    "name": "dhcp-net",
+                    "provider:network_type": "vlan",
+                    "provider:physical_network": "physnet1",
+                    "provider:segmentation_id": 333,
+                }
+            },
+        )
+        assert net.status_code == 201, net.text
+        net_id = net.json()["network"]["id"]
+        before = agent.get("/metalnic/dhcp-agents/netnode-3/desired").json()
+        assert before["networks"] == []
+        dhcp_port = admin.post(
+            "/ports",
+            json={
+                "port": {
+                    "network_id": net_id,
+                    "device_owner": "network:dhcp",
+                    "binding:host_id": "netnode-3",
+                }
+            },
+        )
+        assert dhcp_port.status_code == 201, dhcp_port.text
+        state = dc.DhcpDesiredState.model_validate(
+            agent.get("/metalnic/dhcp-agents/netnode-3/desired").json()
+        )
+        assert state.revision > before["revision"]
+        (served,) = state.networks
+        assert (served.id, served.network_type, served.segmentation_id) == (net_id, "vlan", 333)
+        assert served.port.mac_address == dhcp_port.json()["port"]["mac_address"]
+        assert served.hosts == []
+
+        # A long poll past the current revision wakes on the next port of the network.
+        got: dict[str, Any] = {}
+
+        def poll() -> None:
+            params = {"since": state.revision, "wait": 20}
+            got["r"] = agent.get("/metalnic/dhcp-agents/netnode-3/desired", params=params)
+
+        waiter = threading.Thread(target=poll)
+        began = time.monotonic()
+        waiter.start()
+        time.sleep(0.3)
+        opts = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"}]
+        host_port = admin.post(
+            "/ports",
+            json={
+                "port": {
+                    "network_id": net_id,
+                    "mac_address": "52:54:00:33:00:01",
+                    "extra_dhcp_opts": opts,
+                }
+            },
+        )
+        assert host_port.status_code == 201, host_port.text
+        waiter.join(timeout=25)
+        assert time.monotonic() - began < 10  # woken by the change, not the timeout
+        woke = dc.DhcpDesiredState.model_validate(got["r"].json())
+        (entry,) = woke.networks[0].hosts
+        assert entry.mac_address == "52:54:00:33:00:01"
+        assert entry.port_id == host_port.json()["port"]["id"]
+        assert [(o.opt_name, o.opt_value) for o in entry.extra_dhcp_opts] == [
+            ("bootfile-name", "pxelinux.0")
+        ]
+
+        # Deleting the DHCP port: the network is no longer served by this agent.
+        assert admin.delete(f"/ports/{dhcp_port.json()['port']['id']}").status_code == 204
+        after = agent.get("/metalnic/dhcp-agents/netnode-3/desired").json()
+        assert after["networks"] == [] and after["revision"] > woke.revision
