@@ -6,6 +6,8 @@ change an agent must see bumps the feed revision of the NIC host in the same
 transaction and wakes waiters after the commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
 serves its NIC host (``network/agents.py``); ``bind`` writes that decision.
+A port's addresses (``fixed_ips``) are claimed and released by
+``network/ipam.py`` in the port's own transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
@@ -32,11 +34,11 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, dhcpfeed, feed, portattrs, secgroups, tags, views
+from metalnic.network import access, agents, dhcpfeed, feed, ipam, portattrs, secgroups, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
-from metalnic.network.models import Network, NetworkPort, PortTag
+from metalnic.network.models import IPAllocation, Network, NetworkPort, PortTag
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ class Ports:
         profile = _profile(given.get("binding:profile") or {})
         with self.db.transaction() as s:
             net = access.visible_network(s, who, body.network_id)
+            access.check_fixed_ips(who, net, body.fixed_ips)
             port = self._new_port(s, who, body, net, profile)
             # Bound before it is written (one INSERT, no UPDATE after it): no one else
             # sees the port before the commit, so nothing can race the decision.  The
@@ -91,8 +94,11 @@ class Ports:
             # twice would program the NIC twice for one port).
             with s.no_autoflush:
                 hosts = self._decide(s, port, net, {g.id for g in port.security_groups}, new=True)
+            # Claimed after the port's INSERT (an allocation names its port), in the same
+            # transaction: a refused address leaves no port behind.
+            made = ipam.Allocator(s, who, port).allocate(body.fixed_ips)
             hosts |= dhcpfeed.bump_network(s, net.id)  # its DHCP agent learns the host
-            view = views.port(port)
+            view = views.port(port, fixed_ips=list(ipam.shown(made)))
         self.after_change(hosts)
         return view
 
@@ -169,7 +175,14 @@ class Ports:
             port = s.get(NetworkPort, port_id)
             return views.port(port) if port is not None else None
 
-    def list(self, who: Principal, filters: dict[str, str]) -> list[views.PortView]:
+    def list(
+        self,
+        who: Principal,
+        filters: dict[str, str],
+        fixed_ips: Mapping[str, list[str]] | None = None,
+    ) -> list[views.PortView]:
+        """``fixed_ips``: Neutron's ``fixed_ips=ip_address=…``/``subnet_id=…`` filters,
+        by key: a port matches when one of its addresses has one of the values of each key."""
         # Plain rows with their groups: an ORM object per port cost more than the
         # query itself (docs/benchmarks.md).
         stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
@@ -189,6 +202,8 @@ class Ports:
             if key in filters:
                 stmt = stmt.where(column == filters[key])
         stmt = tags.filtered(stmt, filters, "ports", NetworkPort.id)
+        if fixed_ips:
+            stmt = stmt.where(_holding(fixed_ips))
         with self.db.transaction() as s:
             # Core rows (the session's connection): the ORM's loading of plain rows
             # cost as much as fetching them.
@@ -210,6 +225,8 @@ class Ports:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
             access.check_device_owner(who, body, port)
+            if "fixed_ips" in body:
+                access.check_fixed_ips(who, s.get_one(Network, port.network_id), change.fixed_ips)
             old_host = port.host_id
             for key, column in _COPIED:
                 if key in body:
@@ -219,6 +236,9 @@ class Ports:
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)
+            if "fixed_ips" in body:
+                # Replaced in place; the port's new revision bumps its host's feed below.
+                ipam.Allocator(s, who, port).replace(change.fixed_ips)
             hosts = _bump_changed(s, port, old_host, watchers)
             hosts |= dhcpfeed.bump_network(s, port.network_id)
             if old_host and old_host != port.host_id and port.device_owner == DHCP_OWNER:
@@ -342,6 +362,16 @@ class Ports:
             )
         for port_id in ids_:
             self.bind(port_id)
+
+
+def _holding(wanted: Mapping[str, list[str]]) -> Any:
+    """Ports with an address that matches every key of ``wanted`` (any of its values)."""
+    match = exists().where(IPAllocation.port_id == NetworkPort.id)
+    if wanted.get("ip_address"):
+        match = match.where(IPAllocation.ip_address.in_(wanted["ip_address"]))
+    if wanted.get("subnet_id"):
+        match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
+    return match
 
 
 # Attributes an update copies as given: (API name, column); the MAC address, the
