@@ -206,7 +206,8 @@ class Agents:
         self.rebind_hosts = rebind_hosts
         # A DHCP agent that (re)started: networks waiting for one are scheduled to it
         # (set by the DHCP scheduler when the service is built; none: nothing to do).
-        self.on_dhcp_agent: Callable[[Session, Agent], None] = lambda s, agent: None
+        self.on_dhcp_agent: Callable[[Session, Agent], set[str]] = lambda s, agent: set()
+        self.notify: Callable[[set[str]], None] = lambda keys: None
 
     def alive(self, agent: Agent) -> bool:
         return alive(agent, self.settings.agent_down_time)
@@ -284,11 +285,11 @@ class Agents:
             reconfigured = agent is not None and agent.configurations != config
             agent = _record_beat(s, who, agent, body, config, revived)
             changed = claim(s, agent, nic_hosts, self.settings.agent_down_time) if ovs else set()
-            if not ovs and (revived or reconfigured):
-                self.on_dhcp_agent(s, agent)
+            scheduled = self.on_dhcp_agent(s, agent) if not ovs else set()
         # Ports waiting for this agent can bind now; ports of hosts it let go fail.
         rebind = set(nic_hosts) | changed if revived or reconfigured else changed
         if not ovs:
+            self.notify(scheduled)
             return agent, revived
         if rebind:
             self.rebind_hosts(rebind)

@@ -21,7 +21,7 @@ DHCP agent of that host (``speaks_for``); anyone else 403.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ from metalnic.contract import dhcp as dc
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden
 from metalnic.network import feed
-from metalnic.network.models import Agent, Network, NetworkPort
+from metalnic.network.models import Agent, IPAllocation, Network, NetworkPort, Subnet
 
 
 def serving_keys(s: Session, network_ids: Iterable[str]) -> set[str]:
@@ -86,7 +86,7 @@ class DhcpFeed:
     async def wait_past(self, host: str, since: int, timeout: float) -> bool:
         return await self.notifier.wait_for_async(lambda: self.revision(host) > since, timeout)
 
-    def desired(self, who: Principal, host: str) -> dict[str, Any]:
+    def desired(self, who: Principal, host: str) -> DesiredData:
         """The contract's ``DhcpDesiredState`` as plain data."""
         with self.db.transaction() as s:
             speaks_for(s, who, host)
@@ -100,7 +100,63 @@ class DhcpFeed:
             return {"host": host, "revision": revision, "networks": networks}
 
 
-def _network(s: Session, dhcp_port: NetworkPort) -> dict[str, Any]:
+# --- plain data of the contract's models (field for field; tests/unit/test_dhcp_render.py) ---
+
+
+class FixedIpData(TypedDict):
+    subnet_id: str
+    ip_address: str
+
+
+class DhcpOptionData(TypedDict):
+    opt_name: str
+    opt_value: str
+    ip_version: int
+
+
+class HostData(TypedDict):
+    port_id: str
+    mac_address: str
+    fixed_ips: list[FixedIpData]
+    hostname: str
+    extra_dhcp_opts: list[DhcpOptionData]
+
+
+class PortData(TypedDict):
+    id: str
+    mac_address: str
+    fixed_ips: list[FixedIpData]
+
+
+class SubnetData(TypedDict):
+    id: str
+    cidr: str
+    ip_version: int
+    gateway_ip: str | None
+    dns_nameservers: list[str]
+    host_routes: list[dict[str, str]]
+    ipv6_address_mode: str | None
+    ipv6_ra_mode: str | None
+
+
+class NetworkData(TypedDict):
+    id: str
+    network_type: str
+    physical_network: str | None
+    segmentation_id: int | None
+    mtu: int
+    subnets: list[SubnetData]
+    port: PortData
+    hosts: list[HostData]
+
+
+class DesiredData(TypedDict):
+    host: str
+    revision: int
+    networks: list[NetworkData]
+
+
+def _network(s: Session, dhcp_port: NetworkPort) -> NetworkData:
     net = s.get_one(Network, dhcp_port.network_id)
     subnets = _dhcp_subnets(s, net.id)
     served = {sub["id"] for sub in subnets}
@@ -126,12 +182,13 @@ def _network(s: Session, dhcp_port: NetworkPort) -> dict[str, Any]:
     }
 
 
-def _host(port: NetworkPort, fixed_ips: list[dict[str, str]]) -> dict[str, Any]:
+def _host(port: NetworkPort, fixed_ips: list[FixedIpData]) -> HostData:
     first = fixed_ips[0]["ip_address"] if fixed_ips else port.mac_address
     return {
         "port_id": port.id,
         "mac_address": port.mac_address,
         "fixed_ips": fixed_ips,
+        # Neutron's default host name: host-<address with dashes>.
         "hostname": "host-" + first.replace(".", "-").replace(":", "-"),
         "extra_dhcp_opts": [
             {
@@ -145,13 +202,40 @@ def _host(port: NetworkPort, fixed_ips: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-def _dhcp_subnets(s: Session, network_id: str) -> list[dict[str, Any]]:
-    """The network's DHCP-enabled subnets (``subnets`` branch: network/subnets.py)."""
-    return []
+def _dhcp_subnets(s: Session, network_id: str) -> list[SubnetData]:
+    """The network's DHCP-enabled subnets, oldest first."""
+    found = s.scalars(
+        select(Subnet)
+        .where(Subnet.network_id == network_id, Subnet.enable_dhcp.is_(True))
+        .order_by(Subnet.created_at, Subnet.id)
+    )
+    return [
+        {
+            "id": n.id,
+            "cidr": n.cidr,
+            "ip_version": n.ip_version,
+            "gateway_ip": n.gateway_ip,
+            "dns_nameservers": list(n.dns_nameservers),
+            "host_routes": [dict(r) for r in n.host_routes],
+            "ipv6_address_mode": n.ipv6_address_mode,
+            "ipv6_ra_mode": n.ipv6_ra_mode,
+        }
+        for n in found
+    ]
 
 
 def _fixed_ips(
     s: Session, port_ids: list[str], subnet_ids: set[str]
-) -> dict[str, list[dict[str, str]]]:
-    """The ports' addresses on ``subnet_ids`` (``subnets`` branch: network/ipam.py)."""
-    return {}
+) -> dict[str, list[FixedIpData]]:
+    """The ports' addresses on ``subnet_ids``, by port (one query)."""
+    out: dict[str, list[FixedIpData]] = {}
+    if not port_ids or not subnet_ids:
+        return out
+    rows = s.execute(
+        select(IPAllocation.port_id, IPAllocation.subnet_id, IPAllocation.ip_address)
+        .where(IPAllocation.port_id.in_(port_ids), IPAllocation.subnet_id.in_(subnet_ids))
+        .order_by(IPAllocation.port_id, IPAllocation.subnet_id)
+    )
+    for port_id, subnet_id, ip in rows:
+        out.setdefault(port_id, []).append({"subnet_id": subnet_id, "ip_address": ip})
+    return out

@@ -22,8 +22,11 @@ as ``service.<part>``.  Every method runs its own transaction(s) and raises
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from metalnic.auth import Principal
 from metalnic.db.session import Database
-from metalnic.network import feed
+from metalnic.network import dhcpports, feed
 from metalnic.network.agentfeed import AgentFeed
 from metalnic.network.agents import Agents
 from metalnic.network.dhcpfeed import DhcpFeed
@@ -34,6 +37,9 @@ from metalnic.network.subnets import Subnets
 from metalnic.network.tags import Tags
 from metalnic.settings import Settings
 
+# The network service itself, making and addressing DHCP ports (never a caller's right).
+ADMIN = Principal("network-service", frozenset({"admin"}), None)
+
 
 class NetworkService:
     def __init__(self, settings: Settings, db: Database) -> None:
@@ -43,11 +49,17 @@ class NetworkService:
         self.secgroups = SecurityGroups(db, self._after_change)
         self.networks = Networks(settings, db)
         self.tags = Tags(db)
-        self.subnets = Subnets(db, self._after_change)
+        self.subnets = Subnets(db, self._after_change, self._dhcp_follows)
         self.ports = Ports(settings, db, self.secgroups, self._after_change)
         self.agents = Agents(settings, db, self.ports.rebind_hosts)
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)
         self.dhcp = DhcpFeed(db, self.notifier)
+        self.agents.on_dhcp_agent = dhcpports.schedule_waiting
+        self.agents.notify = self._after_change
+
+    def _dhcp_follows(self, s: Session, network_id: str) -> set[str]:
+        """A network's subnets changed: its DHCP port follows (``dhcpports.sync``)."""
+        return dhcpports.sync(s, ADMIN, network_id, self.settings.agent_down_time)
 
     def _after_change(self, hosts: set[str]) -> None:
         """After the commit of a change to the feeds of ``hosts``: wake their waiters."""
