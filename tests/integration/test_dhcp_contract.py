@@ -192,3 +192,134 @@ def test_desired_state_lists_served_networks_and_wakes_on_change(server: Server)
         assert admin.delete(f"/ports/{dhcp_port.json()['port']['id']}").status_code == 204
         after = agent.get("/metalnic/dhcp-agents/netnode-3/desired").json()
         assert after["networks"] == [] and after["revision"] > woke.revision
+
+
+def _dhcp_ports(admin: httpx.Client, net_id: str) -> list[dict[str, Any]]:
+    r = admin.get("/ports", params={"network_id": net_id, "device_owner": "network:dhcp"})
+    assert r.status_code == 200, r.text
+    return list(r.json()["ports"])
+
+
+def test_first_dhcp_subnet_makes_a_dhcp_port_scheduled_when_an_agent_registers(
+    server: Server,
+) -> None:
+    with client(server, "admin") as admin, client(server, "dhcp2") as agent:
+        net = admin.post("/networks", json={"network": {"name": "sched"}}).json()["network"]
+        # No subnet, or one without DHCP: no DHCP port.
+        plain = admin.post(
+            "/subnets",
+            json={
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.61.0.0/24",
+                    "ip_version": 4,
+                    "enable_dhcp": False,
+                }
+            },
+        )
+        assert plain.status_code == 201, plain.text
+        assert _dhcp_ports(admin, net["id"]) == []
+        # Every DHCP agent registered so far is dead (the first test's) or not yet there:
+        # netnode-s has not beaten yet, so the port waits unscheduled.
+        for a in admin.get("/agents", params={"agent_type": "DHCP agent"}).json()["agents"]:
+            admin.put(f"/agents/{a['id']}", json={"agent": {"admin_state_up": False}})
+        sub = admin.post(
+            "/subnets",
+            json={
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.62.0.0/24",
+                    "ip_version": 4,
+                    "gateway_ip": "10.62.0.1",
+                    "dns_nameservers": ["10.62.0.53"],
+                }
+            },
+        )
+        assert sub.status_code == 201, sub.text
+        sub_id = sub.json()["subnet"]["id"]
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert port["binding:host_id"] == ""
+        assert [ip["subnet_id"] for ip in port["fixed_ips"]] == [sub_id]  # DHCP subnets only
+
+        on_dhcp = {"network_id": net["id"], "fixed_ips": [{"subnet_id": sub_id}]}
+        host = admin.post("/ports", json={"port": on_dhcp}).json()["port"]
+        assert beat(agent, "netnode-s").status_code == 200  # a DHCP agent registers
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert port["binding:host_id"] == "netnode-s"
+        state = dc.DhcpDesiredState.model_validate(
+            agent.get("/metalnic/dhcp-agents/netnode-s/desired").json()
+        )
+        (served,) = state.networks
+        assert [(s.id, s.cidr, s.gateway_ip, s.dns_nameservers) for s in served.subnets] == [
+            (sub_id, "10.62.0.0/24", "10.62.0.1", ["10.62.0.53"])
+        ]
+        assert [ip.ip_address for ip in served.port.fixed_ips] == [
+            port["fixed_ips"][0]["ip_address"]
+        ]
+        (entry,) = served.hosts
+        got = [(ip.subnet_id, ip.ip_address) for ip in entry.fixed_ips]
+        assert got == [
+            (i["subnet_id"], i["ip_address"]) for i in host["fixed_ips"] if i["subnet_id"] == sub_id
+        ]
+        assert entry.hostname == "host-" + got[0][1].replace(".", "-")
+
+        # A second DHCP subnet: the DHCP port gets an address on it too.
+        sub2 = admin.post(
+            "/subnets",
+            json={"subnet": {"network_id": net["id"], "cidr": "10.63.0.0/24", "ip_version": 4}},
+        ).json()["subnet"]
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert {ip["subnet_id"] for ip in port["fixed_ips"]} == {sub_id, sub2["id"]}
+
+        # The last DHCP subnet goes (the host port's addresses first): the DHCP port goes.
+        assert admin.delete(f"/ports/{host['id']}").status_code == 204
+        assert admin.delete(f"/subnets/{sub2['id']}").status_code == 204
+        assert len(_dhcp_ports(admin, net["id"])) == 1
+        assert admin.delete(f"/subnets/{sub_id}").status_code == 204
+        assert _dhcp_ports(admin, net["id"]) == []
+        after = agent.get("/metalnic/dhcp-agents/netnode-s/desired").json()
+        assert after["networks"] == []
+
+
+def test_nic_agents_learn_the_dhcp_servers_and_a_network_delete_takes_its_dhcp_port(
+    server: Server,
+) -> None:
+    with client(server, "admin") as admin, client(server, "dhcp1") as agent:
+        assert beat(agent, "netnode-n").status_code == 200
+        ovs = {"host": "nic-agent-d", "configurations": {"smartnic": True, "nic_hosts": ["nic-d"]}}
+        assert admin.post("/metalnic/agents/heartbeat", json=ovs).status_code == 200
+        net = admin.post("/networks", json={"network": {"name": "nicnet"}}).json()["network"]
+        bound = admin.post(
+            "/ports",
+            json={
+                "port": {
+                    "network_id": net["id"],
+                    "binding:vnic_type": "smart-nic",
+                    "binding:host_id": "nic-d",
+                    "binding:profile": {
+                        "local_link_information": [{"hostname": "nic-d", "port_id": "pf0hpf"}]
+                    },
+                }
+            },
+        )
+        assert bound.status_code == 201, bound.text
+        before = admin.get("/metalnic/hosts/nic-d/desired").json()
+        assert before["ports"][0]["dhcp_servers"] == []
+        sub = admin.post(
+            "/subnets",
+            json={"subnet": {"network_id": net["id"], "cidr": "10.64.0.0/24", "ip_version": 4}},
+        )
+        assert sub.status_code == 201, sub.text
+        (dhcp,) = _dhcp_ports(admin, net["id"])
+        after = admin.get("/metalnic/hosts/nic-d/desired").json()
+        assert after["revision"] > before["revision"]  # the DHCP port bumped the NIC's feed
+        assert after["ports"][0]["dhcp_servers"] == [
+            {
+                "mac_address": dhcp["mac_address"],
+                "ip_addresses": [dhcp["fixed_ips"][0]["ip_address"]],
+            }
+        ]
+        assert admin.delete(f"/ports/{bound.json()['port']['id']}").status_code == 204
+        # Only the DHCP port is left: the network goes, and takes it along.
+        assert admin.delete(f"/networks/{net['id']}").status_code == 204
+        assert _dhcp_ports(admin, net["id"]) == []
