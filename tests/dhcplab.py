@@ -19,7 +19,8 @@ from pathlib import Path
 
 from metalnic.contract import dhcp as dc
 from metalnic.lab import netns
-from tests.support import require
+from metalnic.lab.topology import Lab
+from tests.support import VENV_BIN, require
 
 SCRIPT = """#!/bin/sh
 echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-}" >> "$UDHCPC_LOG"
@@ -187,4 +188,61 @@ def network(
             )
             for port, mac, ip in hosts
         ],
+    )
+
+
+class DhcpAgentProcess:
+    """``metalnic dhcp-agent --config …`` as a child process."""
+
+    def __init__(self, directory: Path, config: str) -> None:
+        self.path = directory / "dhcp-agent.toml"
+        self.path.write_text(config)
+        self.log = directory / "dhcp-agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(VENV_BIN / "metalnic"),
+                    "dhcp-agent",
+                    "--config",
+                    str(self.path),
+                    "--log-level",
+                    "debug",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def dhcp_agent_config(
+    server_url: str, user: str, password_file: Path, lab: Lab, host: str = "netnode"
+) -> str:
+    node = lab.ovs("dhcp")
+    return (
+        f'server = "{server_url}"\n'
+        f'username = "{user}"\n'
+        f'password_file = "{password_file}"\n'
+        f'host = "{host}"\n'
+        f'ovsdb = "{node.db}"\n'
+        f'ovs_namespace = "{lab.ns("dhcp")}"\n'
+        'datapath_type = "netdev"\n'
+        'bridge_mappings = { physnet1 = "br-dhcp" }\n'
+        f'state_dir = "{lab.dhcp_state_dir()}"\n'
+        f'prefix = "{lab.prefix}-"\n'
+        "lease_duration = 120\n"
+        "resync_interval = 1.0\n"
+        "heartbeat_interval = 0.5\n"
     )
