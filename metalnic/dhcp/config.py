@@ -73,9 +73,9 @@ def parse(doc: dict[str, Any]) -> DhcpAgentConfig:
     if not isinstance(lease, int) or lease < 120:
         raise ConfigError("lease_duration is a number of seconds, at least 120")
     prefix = doc.get("prefix", "")
-    if not isinstance(prefix, str) or len(prefix) > 7 or not prefix.replace("-", "x").isalnum():
-        if prefix != "":
-            raise ConfigError("prefix: at most 7 letters, digits or '-' (interface names ≤ 15)")
+    valid = isinstance(prefix, str) and len(prefix) <= 7
+    if not valid or (prefix and not prefix.replace("-", "x").isalnum()):
+        raise ConfigError("prefix: at most 7 letters, digits or '-' (interface names ≤ 15)")
     password = os.environ.get("METALNIC_AGENT_PASSWORD")
     if doc.get("password_file"):
         try:
