@@ -14,13 +14,29 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from metalnic.contract import dhcp as dc
+from metalnic.dhcp import dnsmasq
+from metalnic.dhcp.render import Files
 from metalnic.lab import netns
 from metalnic.lab.topology import Lab
-from tests.support import VENV_BIN, require
+from tests.ovslab import (
+    AgentProcess,
+    bind_port,
+    local_agent_config,
+    new_lab,
+    port_status,
+    start_agent_server,
+    wait_until,
+)
+from tests.support import VENV_BIN, Server, require
 
 SCRIPT = """#!/bin/sh
 echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-}" >> "$UDHCPC_LOG"
@@ -246,3 +262,136 @@ def dhcp_agent_config(
         "resync_interval = 1.0\n"
         "heartbeat_interval = 0.5\n"
     )
+
+
+ADMIN = ("admin", "admin-secret-1")
+AGENT = ("rack-agent", "agent-secret-2")
+CIDR = "10.90.0.0/24"
+MACS = {"h1": "52:54:00:90:00:01", "h2": "52:54:00:90:00:02", "h3": "52:54:00:90:00:03"}
+
+
+@dataclass
+class World:
+    server: Server
+    lab: Lab
+    nic_agent: AgentProcess
+    dhcp_agent: DhcpAgentProcess
+    nets: dict[str, str]  # A/B → network id
+    ports: dict[str, dict[str, Any]]  # host → its network port
+    script: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, auth=ADMIN, timeout=30)
+
+    def udhcpc(self, host: str, tag: str = "") -> Client:
+        log = self.lab.dir / f"{host}{tag}.events"
+        return Client(self.lab.ns(host), self.lab.state.hosts[host].port_a, log, self.script)
+
+    def dhcp_files(self, net: str) -> Files:
+        return Files(self.lab.dhcp_state_dir() / self.nets[net])
+
+
+def _network(c: httpx.Client, name: str, vlan: int) -> str:
+    body = {
+        "name": name,
+        "provider:network_type": "vlan",
+        "provider:physical_network": "physnet1",
+        "provider:segmentation_id": vlan,
+    }
+    net = c.post("/network/v2.0/networks", json={"network": body})
+    assert net.status_code == 201, net.text
+    net_id = str(net.json()["network"]["id"])
+    sub = c.post(
+        "/network/v2.0/subnets",
+        json={"subnet": {"network_id": net_id, "cidr": CIDR, "ip_version": 4}},
+    )
+    assert sub.status_code == 201, sub.text
+    return net_id
+
+
+@contextmanager
+def fabric_world(tmp: Path) -> Iterator[World]:
+    """The end-to-end DHCP world (``tests/root/test_dhcp_agent.py`` describes it)."""
+    server, password = start_agent_server(tmp, ADMIN, AGENT, nic_hosts=["nic1"])
+    lab = new_lab("dh")
+    lab.dir.chmod(0o755)  # dnsmasq reads its files as nobody
+    nic_agent = dhcp_agent = None
+    try:
+        lab.add_fabric([])
+        lab.add_nic("nic1", [101, 102])
+        lab.add_dhcp_node([101, 102])
+        for host in MACS:
+            lab.add_host(host, "nic1", MACS[host], None)
+        nic_agent = AgentProcess(
+            tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
+        )
+        nic_agent.start()
+        dhcp_agent = DhcpAgentProcess(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
+        dhcp_agent.start()
+        with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
+            wait_until(
+                lambda: alive(c, "DHCP agent") and alive(c, "Open vSwitch agent"),
+                20,
+                "both agents alive",
+            )
+            # Until the NIC admits DHCP replies by itself (issue 13's anti-spoofing part),
+            # the hosts' group lets the server's answers in.
+            sg = c.post(
+                "/network/v2.0/security-groups", json={"security_group": {"name": "dhcp-client"}}
+            ).json()
+            sg_id = sg["security_group"]["id"]
+            rule = {
+                "security_group_id": sg_id,
+                "direction": "ingress",
+                "ethertype": "IPv4",
+                "protocol": "udp",
+                "port_range_min": 68,
+                "port_range_max": 68,
+            }
+            r = c.post("/network/v2.0/security-group-rules", json={"security_group_rule": rule})
+            assert r.status_code == 201, r.text
+            nets = {"A": _network(c, "dhcp-a", 101), "B": _network(c, "dhcp-b", 102)}
+            ports = {
+                "h1": bind_port(
+                    c, nets["A"], "nic1", lab.state.hosts["h1"].port_b, MACS["h1"], [sg_id]
+                ),
+                "h2": bind_port(
+                    c, nets["B"], "nic1", lab.state.hosts["h2"].port_b, MACS["h2"], [sg_id]
+                ),
+                # h3's port has another MAC than h3 uses (and no port security, so the
+                # NIC lets h3's frames out): dnsmasq must not know h3.
+                "h3": bind_port(
+                    c,
+                    nets["A"],
+                    "nic1",
+                    lab.state.hosts["h3"].port_b,
+                    "52:54:00:90:0f:03",
+                    port_security_enabled=False,
+                ),
+            }
+            for port in ports.values():
+                wait_until(
+                    lambda p=port: port_status(c, p["id"])["status"] == "ACTIVE",
+                    20,
+                    f"port {port['id']} ACTIVE",
+                )
+        world = World(server, lab, nic_agent, dhcp_agent, nets, ports, udhcpc_script(lab.dir))
+        for net in ("A", "B"):
+            wait_until(
+                lambda n=net: dnsmasq.running(world.dhcp_files(n)) is not None,
+                20,
+                f"dnsmasq of network {net}",
+                show=lambda: dhcp_agent.log.read_text()[-2000:],
+            )
+        yield world
+    finally:
+        for proc in (dhcp_agent, nic_agent):
+            if proc is not None:
+                proc.stop()
+        lab.down()
+        server.stop()
+
+
+def alive(c: httpx.Client, agent_type: str) -> bool:
+    found = c.get("/network/v2.0/agents", params={"agent_type": agent_type}).json()["agents"]
+    return bool(found) and all(a["alive"] for a in found)
