@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from metalnic.contract import dhcp as dc
+from metalnic.contract import doc
 from metalnic.dhcp import config, render
 from metalnic.network import dhcpfeed
 
@@ -194,3 +195,10 @@ def test_config_file_rules() -> None:
     ):
         with pytest.raises(config.ConfigError, match=why):
             config.parse(bad)
+
+
+def test_docs_show_the_dhcp_contract_as_the_models_say() -> None:
+    text = (Path(doc.DOC).parent / "dhcp.md").read_text()
+    begin = "<!-- BEGIN DHCP contract (tests/unit/test_dhcp_render.py checks these tables) -->\n"
+    shown = text.split(begin, 1)[1].split("<!-- END DHCP contract -->", 1)[0]
+    assert shown == "\n".join(line for m in dc.MODELS for line in doc.model_table(m)) + "\n"
