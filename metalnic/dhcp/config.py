@@ -22,10 +22,10 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from metalnic.dhcp.driver import DriverConfig
 from metalnic.dhcp.service import DhcpAgentConfig
+from metalnic.jsontypes import JSONObject
 
 KNOWN = {
     "server",
@@ -58,47 +58,61 @@ def load(path: Path) -> DhcpAgentConfig:
     return parse(doc)
 
 
-def parse(doc: dict[str, Any]) -> DhcpAgentConfig:
+def parse(doc: JSONObject) -> DhcpAgentConfig:
     unknown = sorted(set(doc) - KNOWN)
     if unknown:
         raise ConfigError(f"unknown DHCP agent setting(s): {', '.join(unknown)}")
-    if not isinstance(doc.get("server"), str):
+    server = _text(doc, "server")
+    if server is None:
         raise ConfigError("server (the metalnic URL) is required")
-    mappings = doc.get("bridge_mappings", {"physnet1": "br-dhcp"})
-    if not isinstance(mappings, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in mappings.items()
-    ):
+    raw = doc.get("bridge_mappings", {"physnet1": "br-dhcp"})
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise ConfigError("bridge_mappings maps physical network names to bridge names")
+    mappings = {k: str(v) for k, v in raw.items()}
     lease = doc.get("lease_duration", 86400)
-    if not isinstance(lease, int) or lease < 120:
+    if not isinstance(lease, int) or isinstance(lease, bool) or lease < 120:
         raise ConfigError("lease_duration is a number of seconds, at least 120")
-    prefix = doc.get("prefix", "")
-    valid = isinstance(prefix, str) and len(prefix) <= 7
-    if not valid or (prefix and not prefix.replace("-", "x").isalnum()):
+    prefix = _text(doc, "prefix") or ""
+    if len(prefix) > 7 or (prefix and not prefix.replace("-", "x").isalnum()):
         raise ConfigError("prefix: at most 7 letters, digits or '-' (interface names ≤ 15)")
     password = os.environ.get("METALNIC_AGENT_PASSWORD")
-    if doc.get("password_file"):
+    password_file = _text(doc, "password_file")
+    if password_file:
         try:
-            password = Path(doc["password_file"]).read_text().strip()
+            password = Path(password_file).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read password_file: {exc.strerror}") from None
     driver = DriverConfig(
-        ovsdb=str(doc.get("ovsdb", "unix:/run/openvswitch/db.sock")),
-        bridge_mappings=dict(mappings),
-        state_dir=Path(doc.get("state_dir", "/var/lib/metalnic-dhcp")),
+        ovsdb=_text(doc, "ovsdb") or "unix:/run/openvswitch/db.sock",
+        bridge_mappings=mappings,
+        state_dir=Path(_text(doc, "state_dir") or "/var/lib/metalnic-dhcp"),
         prefix=prefix,
-        ovs_namespace=doc.get("ovs_namespace") or None,
+        ovs_namespace=_text(doc, "ovs_namespace") or None,
         lease_time=lease,
-        datapath_type=str(doc.get("datapath_type", "system")),
-        create_bridges=bool(doc.get("create_bridges", True)),
+        datapath_type=_text(doc, "datapath_type") or "system",
+        create_bridges=doc.get("create_bridges", True) is not False,
     )
     return DhcpAgentConfig(
-        server=doc["server"],
+        server=server,
         driver=driver,
-        host=doc.get("host") or socket.gethostname(),
-        username=doc.get("username"),
+        host=_text(doc, "host") or socket.gethostname(),
+        username=_text(doc, "username"),
         password=password,
-        cacert=doc.get("cacert"),
-        heartbeat_interval=float(doc.get("heartbeat_interval", 2.0)),
-        resync_interval=float(doc.get("resync_interval", 5.0)),
+        cacert=_text(doc, "cacert"),
+        heartbeat_interval=_seconds(doc, "heartbeat_interval", 2.0),
+        resync_interval=_seconds(doc, "resync_interval", 5.0),
     )
+
+
+def _text(doc: JSONObject, key: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string")
+    return value
+
+
+def _seconds(doc: JSONObject, key: str, default: float) -> float:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{key} is a number of seconds")
+    return float(value)
