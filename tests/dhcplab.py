@@ -39,7 +39,8 @@ from tests.ovslab import (
 from tests.support import VENV_BIN, Server, require
 
 SCRIPT = """#!/bin/sh
-echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-}" >> "$UDHCPC_LOG"
+boot="${bootfile:-${boot_file:-}}"
+echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-} boot=$boot" >> "$UDHCPC_LOG"
 case "$1" in
   bound|renew)
     ip addr flush dev "$interface" scope global
@@ -78,8 +79,9 @@ class Client:
     def env(self) -> dict[str, str]:
         return {**os.environ, "UDHCPC_LOG": str(self.log)}
 
-    def once(self, timeout: int = 3) -> tuple[str | None, float]:
-        """One DISCOVER → ACK exchange (udhcpc -q): the address got (None) and seconds."""
+    def once(self, timeout: int = 3, *extra: str) -> tuple[str | None, float]:
+        """One DISCOVER → ACK exchange (udhcpc -q): the address got (None) and seconds;
+        ``extra``: more udhcpc arguments (``-O bootfile`` asks for option 67)."""
         began = time.monotonic()
         cmd = netns.in_ns(
             self.ns,
@@ -98,6 +100,7 @@ class Client:
             "1",
             "-s",
             str(self.script),
+            *extra,
         )
         done = subprocess.run(cmd, capture_output=True, env=self.env(), timeout=timeout * 3 + 10)
         took = time.monotonic() - began

@@ -46,6 +46,39 @@ def test_each_host_gets_its_ports_fixed_ip_from_its_own_network(world: World) ->
     print(f"h1: DISCOVER → ACK via udhcpc -q in {took * 1000:.0f} ms")
 
 
+def test_extra_dhcp_opts_set_through_the_api_reach_that_host_only(world: World) -> None:
+    opts = [{"opt_name": "bootfile-name", "opt_value": "ipxe-h1.efi"}]
+    with world.client() as c:
+        r = c.put(
+            f"/network/v2.0/ports/{world.ports['h1']['id']}",
+            json={"port": {"extra_dhcp_opts": opts}},
+        )
+        assert r.status_code == 200, r.text
+    h1 = world.udhcpc("h1", "-opts")
+
+    def booted() -> bool:
+        got, _ = h1.once(3, "-O", "bootfile")
+        return got is not None and h1.events()[-1].endswith("boot=ipxe-h1.efi")
+
+    wait_until(booted, 15, "h1's lease with its boot file", step=0.2, show=h1.events)
+    h2 = world.udhcpc("h2", "-opts")
+    got, _ = h2.once(3, "-O", "bootfile")
+    assert got == _ip(world.ports["h2"]) and h2.events()[-1].endswith("boot=")
+    with world.client() as c:  # and gone again
+        gone = [{"opt_name": "bootfile-name", "opt_value": None}]
+        r = c.put(
+            f"/network/v2.0/ports/{world.ports['h1']['id']}",
+            json={"port": {"extra_dhcp_opts": gone}},
+        )
+        assert r.status_code == 200, r.text
+
+    def plain() -> bool:
+        got, _ = h1.once(3, "-O", "bootfile")
+        return got is not None and h1.events()[-1].endswith("boot=")
+
+    wait_until(plain, 15, "h1's lease without a boot file", step=0.2, show=h1.events)
+
+
 def test_a_host_whose_mac_is_no_port_gets_nothing(world: World) -> None:
     got, _ = world.udhcpc("h3").once(timeout=2)
     assert got is None

@@ -189,3 +189,21 @@ def test_stopping_a_network_removes_its_dnsmasq_and_namespace(rig: Rig) -> None:
     assert rig.driver.namespace(NET_B) not in netns.list_ns(rig.prefix)
     assert rig.driver.outer(NET_B) not in rig.ovs.vsctl("list-ports", "br-dhcp").split()
     assert dnsmasq.running(rig.driver.files(NET_A)) is not None  # A is untouched
+
+
+def test_a_flat_network_is_served_untagged_only(rig: Rig) -> None:
+    flat_id = "ffffffff-0000-4000-8000-000000000003"
+    flat = network(
+        flat_id, None, "10.89.0.0/24", "fa:16:3e:00:0f:02", "10.89.0.2",
+        [("pf1", "52:54:00:89:0f:01", "10.89.0.31")],
+    )  # fmt: skip
+    done = rig.driver.reconcile(desired(flat))
+    assert done.errors == {} and flat_id in done.started
+    untagged = rig.client("f1", "52:54:00:89:0f:01", None)
+    got, _ = untagged.once()
+    assert got == "10.89.0.31"
+    tagged = rig.client("f2", "52:54:00:89:0f:01", 104)  # the same MAC, but on a VLAN
+    got, _ = tagged.once(timeout=2)
+    assert got is None
+    rig.driver.reconcile(desired())
+    assert dnsmasq.running(rig.driver.files(flat_id)) is None
