@@ -280,6 +280,17 @@ def test_first_dhcp_subnet_makes_a_dhcp_port_scheduled_when_an_agent_registers(
         after = agent.get("/metalnic/dhcp-agents/netnode-s/desired").json()
         assert after["networks"] == []
 
+        # DHCP switched on (PUT) on the remaining subnet: a DHCP port again; off: gone.
+        plain_id = plain.json()["subnet"]["id"]
+        on = admin.put(f"/subnets/{plain_id}", json={"subnet": {"enable_dhcp": True}})
+        assert on.status_code == 200, on.text
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert [ip["subnet_id"] for ip in port["fixed_ips"]] == [plain_id]
+        assert port["binding:host_id"] == "netnode-s"  # the live agent
+        off = admin.put(f"/subnets/{plain_id}", json={"subnet": {"enable_dhcp": False}})
+        assert off.status_code == 200, off.text
+        assert _dhcp_ports(admin, net["id"]) == []
+
 
 def test_nic_agents_learn_the_dhcp_servers_and_a_network_delete_takes_its_dhcp_port(
     server: Server,
