@@ -337,7 +337,8 @@ class Allocator:
         return Address(subnet.id, ip)
 
     def _claim(self, subnet: Subnet, ip: str) -> bool:
-        """INSERT the allocation unless the address is taken; True when this one got it."""
+        """INSERT the allocation unless the address is taken; True when this one got it
+        (told by the row RETURNING gives back: psycopg's rowcount did not say it)."""
         dialect = self.s.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = (
@@ -349,8 +350,9 @@ class Allocator:
                 network_id=self.port.network_id,
             )
             .on_conflict_do_nothing(index_elements=["subnet_id", "ip_address"])
+            .returning(IPAllocation.ip_address)
         )
-        return bool(self.s.connection().execute(stmt).rowcount == 1)
+        return self.s.connection().execute(stmt).first() is not None
 
     # -- an existing port --
 
