@@ -42,8 +42,14 @@ def dhcp_port(s: Session, network_id: str) -> NetworkPort | None:
 
 
 def sync(s: Session, who: Principal, network_id: str, down_time: float) -> set[str]:
-    """Make the network's DHCP port what its subnets call for (flushes first)."""
+    """Make the network's DHCP port what its subnets call for (flushes first).  The
+    network's row is locked first: two subnets created at once on PostgreSQL would
+    otherwise both see no DHCP port and make one each (SQLite has one writer anyway).
+    ``FOR NO KEY UPDATE``: a plain ``FOR UPDATE`` would wait for the key-share locks
+    the subnets' own foreign keys hold on the row, and two such requests deadlock."""
     s.flush()
+    mine = select(Network.id).where(Network.id == network_id)
+    s.execute(mine.with_for_update(key_share=True))  # PostgreSQL: FOR NO KEY UPDATE
     subnets = s.scalars(
         select(Subnet)
         .where(Subnet.network_id == network_id, Subnet.enable_dhcp.is_(True))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
-from tests.support import Server, add_user, start_server
+from tests.support import Postgres, Server, add_user, start_postgres, start_server
 
 DOWN_TIME = 3.0
 ADMIN = ("admin", "admin-pw-1")
@@ -29,9 +30,7 @@ PW = {"dhcp1": "dhcp1-pw-2", "dhcp2": "dhcp2-pw-3", "alice": "alice-pw-4"}
 VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp: Path = tmp_path_factory.mktemp("dhcp-contract")
+def _start(tmp: Path, database_url: str | None = None) -> Server:
     users = tmp / "users.toml"
     add_user(users, *ADMIN, "admin", "ops")
     add_user(users, "dhcp1", PW["dhcp1"], "agent", None)
@@ -43,9 +42,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "http_basic",
         "--users-file",
         str(users),
+        database_url=database_url,
         env={"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)},
     )
     srv.auth = ADMIN
+    return srv
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = _start(tmp_path_factory.mktemp("dhcp-contract"))
     yield srv
     srv.stop()
 
@@ -334,3 +340,41 @@ def test_nic_agents_learn_the_dhcp_servers_and_a_network_delete_takes_its_dhcp_p
         # Only the DHCP port is left: the network goes, and takes it along.
         assert admin.delete(f"/networks/{net['id']}").status_code == 204
         assert _dhcp_ports(admin, net["id"]) == []
+
+
+def _race_subnets(server: Server) -> None:
+    """Ten DHCP subnets created at once on one network: exactly one DHCP port, with one
+    address on each of them."""
+    with client(server, "admin") as admin:
+        net = admin.post("/networks", json={"network": {"name": "race"}}).json()["network"]
+
+    def create(i: int) -> int:
+        body = {"network_id": net["id"], "cidr": f"10.7{i}.0.0/24", "ip_version": 4}
+        with client(server, "admin") as c:
+            r = c.post("/subnets", json={"subnet": body})
+            return r.status_code if r.status_code == 201 else (r.status_code, r.text[:300])
+
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(create, range(10)))
+    assert codes == [201] * 10, codes
+    with client(server, "admin") as admin:
+        (port,) = _dhcp_ports(admin, net["id"])
+        subnets = admin.get("/subnets", params={"network_id": net["id"]}).json()["subnets"]
+    assert sorted(ip["subnet_id"] for ip in port["fixed_ips"]) == sorted(s["id"] for s in subnets)
+
+
+def test_racing_dhcp_subnets_make_one_dhcp_port(server: Server) -> None:
+    _race_subnets(server)
+
+
+@pytest.mark.postgres
+def test_racing_dhcp_subnets_make_one_dhcp_port_on_postgres(tmp_path: Path) -> None:
+    pg: Postgres = start_postgres()
+    try:
+        srv = _start(tmp_path, pg.create_database("dhcp_race"))
+        try:
+            _race_subnets(srv)
+        finally:
+            srv.stop()
+    finally:
+        pg.stop()
