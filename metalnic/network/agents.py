@@ -207,6 +207,7 @@ class Agents:
         # A DHCP agent that (re)started: networks waiting for one are scheduled to it
         # (set by the DHCP scheduler when the service is built; none: nothing to do).
         self.on_dhcp_agent: Callable[[Session, Agent], set[str]] = lambda s, agent: set()
+        self.on_dhcp_agent_gone: Callable[[Session, Agent], set[str]] = lambda s, agent: set()
         self.notify: Callable[[set[str]], None] = lambda keys: None
 
     def alive(self, agent: Agent) -> bool:
@@ -305,8 +306,12 @@ class Agents:
             held = hosts_of(s, agent.id)
             s.execute(delete(NicHostClaim).where(NicHostClaim.agent_id == agent.id))
             s.delete(agent)
+            s.flush()
+            # A DHCP agent's networks go to another live one (or wait for the next).
+            moved = self.on_dhcp_agent_gone(s, agent) if agent.agent_type != OVS_AGENT else set()
         if held:  # their ports have no agent any more
             self.rebind_hosts(held)
+        self.notify(moved)
 
 
 def _check_granted(s: Session, who: Principal, nic_hosts: Iterable[str]) -> None:

@@ -106,6 +106,25 @@ def schedule_waiting(s: Session, agent: Agent) -> set[str]:
     return keys
 
 
+def reschedule_from(s: Session, agent: Agent, down_time: float) -> set[str]:
+    """A DHCP agent was deleted: each of its networks goes to the live DHCP agent with
+    the fewest networks, or waits for the next to register."""
+    ports = s.scalars(
+        select(NetworkPort).where(
+            NetworkPort.device_owner == dc.DHCP_OWNER, NetworkPort.host_id == agent.host
+        )
+    ).all()
+    keys = {dc.feed_key(agent.host)} if ports else set()
+    for port in ports:
+        host = _pick_agent(s, down_time)
+        port.host_id, port.status = host, "ACTIVE" if host else "DOWN"
+        port.revision_number += 1
+        s.flush()
+        keys |= _keys(s, port.network_id, host)
+    feed.bump_all(s, keys)
+    return keys
+
+
 def remove_for_network(s: Session, network_id: str) -> set[str]:
     """The network is being deleted: its DHCP port goes first (Neutron does the same)."""
     port = dhcp_port(s, network_id)

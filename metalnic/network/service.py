@@ -55,6 +55,9 @@ class NetworkService:
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)
         self.dhcp = DhcpFeed(db, self.notifier)
         self.agents.on_dhcp_agent = dhcpports.schedule_waiting
+        self.agents.on_dhcp_agent_gone = lambda s, agent: dhcpports.reschedule_from(
+            s, agent, settings.agent_down_time
+        )
         self.agents.notify = self._after_change
 
     def _dhcp_follows(self, s: Session, network_id: str) -> set[str]:

@@ -378,3 +378,23 @@ def test_racing_dhcp_subnets_make_one_dhcp_port_on_postgres(tmp_path: Path) -> N
             srv.stop()
     finally:
         pg.stop()
+
+
+def test_deleting_a_dhcp_agent_moves_its_networks_to_a_live_one(server: Server) -> None:
+    admin, one, two = (client(server, u) for u in ("admin", "dhcp1", "dhcp2"))
+    with admin, one, two:
+        for a in admin.get("/agents", params={"agent_type": "DHCP agent"}).json()["agents"]:
+            admin.put(f"/agents/{a['id']}", json={"agent": {"admin_state_up": False}})
+        assert beat(one, "netnode-m1").status_code == 200
+        net = admin.post("/networks", json={"network": {"name": "move"}}).json()["network"]
+        body = {"network_id": net["id"], "cidr": "10.66.0.0/24", "ip_version": 4}
+        assert admin.post("/subnets", json={"subnet": body}).status_code == 201
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert port["binding:host_id"] == "netnode-m1"
+        assert beat(two, "netnode-m2").status_code == 200
+        (gone,) = admin.get("/agents", params={"host": "netnode-m1"}).json()["agents"]
+        assert admin.delete(f"/agents/{gone['id']}").status_code == 204
+        (port,) = _dhcp_ports(admin, net["id"])
+        assert port["binding:host_id"] == "netnode-m2"
+        state = two.get("/metalnic/dhcp-agents/netnode-m2/desired").json()
+        assert [n["id"] for n in state["networks"]] == [net["id"]]
