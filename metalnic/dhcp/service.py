@@ -50,7 +50,9 @@ class DhcpAgent:
         self.driver = DhcpDriver(config.driver)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.served = 0  # networks in the last desired state (heartbeat's configurations)
+        # Networks and host entries in the last desired state (the heartbeat shows them).
+        self.served = 0
+        self.ports = 0
         self.last: Outcome | None = None
         auth = (config.username, config.password or "") if config.username else None
         self.http = httpx.Client(
@@ -94,6 +96,9 @@ class DhcpAgent:
                     "bridge_mappings": dict(self.config.driver.bridge_mappings),
                     "dhcp_driver": "dnsmasq",
                     "dhcp_lease_duration": self.config.driver.lease_time,
+                    # As Neutron's DHCP agent reports them (from its last desired state).
+                    "networks": self.served,
+                    "ports": self.ports,
                 }
             ),
         )
@@ -139,6 +144,7 @@ class DhcpAgent:
             backoff = 0.5
             self.last = self.driver.reconcile(desired)
             self.served = len(desired.networks)
+            self.ports = sum(len(n.hosts) for n in desired.networks)
             _log_outcome(desired.revision, self.last)
             revision = desired.revision if not self.last.errors else None
             if self.last.errors:

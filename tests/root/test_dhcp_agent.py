@@ -43,6 +43,12 @@ def test_each_host_gets_its_ports_fixed_ip_from_its_own_network(world: World) ->
     assert MACS["h1"] in world.dhcp_files("A").leases.read_text()
     assert MACS["h1"] not in world.dhcp_files("B").leases.read_text()
     assert MACS["h2"] not in world.dhcp_files("A").leases.read_text()
+    with world.client() as c:  # the agent reports what it serves, as Neutron's does
+        (agent,) = c.get("/network/v2.0/agents", params={"agent_type": "DHCP agent"}).json()[
+            "agents"
+        ]
+    assert agent["configurations"]["networks"] == 2
+    assert agent["configurations"]["ports"] == 3  # h1 and h3 on A, h2 on B
     print(f"h1: DISCOVER → ACK via udhcpc -q in {took * 1000:.0f} ms")
 
 
