@@ -23,6 +23,7 @@ from metalnic.dhcp.driver import DhcpDriver, DriverConfig
 from metalnic.lab import netns
 from metalnic.lab.ovs import OvsInstance
 from tests.dhcplab import Client, host_on_bridge, network, require_dhcp, udhcpc_script
+from tests.ovslab import wait_until
 
 NET_A = "aaaaaaaa-0000-4000-8000-000000000001"
 NET_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -207,3 +208,37 @@ def test_a_flat_network_is_served_untagged_only(rig: Rig) -> None:
     assert got is None
     rig.driver.reconcile(desired())
     assert dnsmasq.running(rig.driver.files(flat_id)) is None
+
+
+def test_an_ipv6_slaac_subnet_is_announced_by_router_adverts(rig: Rig) -> None:
+    """dnsmasq's RA (``enable-ra``, ``ra-only``) reaches the host through the bridge and
+    the host's kernel makes its EUI-64 address in the subnet's prefix (no DHCPv6
+    client is needed for SLAAC)."""
+    net_id = "66666666-0000-4000-8000-000000000006"
+    v4 = network(net_id, 106, "10.86.0.0/24", "fa:16:3e:00:06:02", "10.86.0.2", [])
+    v6 = dc.DhcpSubnet(
+        id="s6", cidr="fd00:86::/64", ip_version=6,
+        ipv6_address_mode="slaac", ipv6_ra_mode="slaac",
+    )  # fmt: skip
+    dhcp_v6 = dc.FixedIp(subnet_id="s6", ip_address="fd00:86::f816:3eff:fe00:602")
+    served = v4.model_copy(
+        update={
+            "subnets": [*v4.subnets, v6],
+            "port": v4.port.model_copy(update={"fixed_ips": [*v4.port.fixed_ips, dhcp_v6]}),
+        }
+    )
+    done = rig.driver.reconcile(desired(served))
+    assert done.errors == {}, done.errors
+    ns = host_on_bridge(
+        rig.prefix, "r6", "52:54:00:86:00:01", rig.ovs.ns, rig.ovs.db, "br-dhcp", 106
+    )
+    for key in ("all", "default", "eth0"):
+        netns.run(netns.in_ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=0"))
+    netns.run(netns.in_ns(ns, "ip", "link", "set", "eth0", "down"))
+    netns.run(netns.in_ns(ns, "ip", "link", "set", "eth0", "up"))  # solicits a router
+
+    def slaac() -> bool:
+        out = netns.run(netns.in_ns(ns, "ip", "-6", "-o", "addr", "show", "dev", "eth0"))
+        return "fd00:86::5054:ff:fe86:1/64" in out
+
+    wait_until(slaac, 20, "the host's SLAAC address from dnsmasq's router advert")
