@@ -94,9 +94,11 @@ class DhcpFeed:
             dhcp_ports = s.scalars(
                 select(NetworkPort)
                 .where(NetworkPort.device_owner == dc.DHCP_OWNER, NetworkPort.host_id == host)
-                .order_by(NetworkPort.network_id)
+                .order_by(NetworkPort.network_id, NetworkPort.created_at, NetworkPort.id)
             ).all()
-            networks = [_network(s, port) for port in dhcp_ports]
+            # One per network (an admin could make a second one by hand): the oldest.
+            first = {p.network_id: p for p in reversed(dhcp_ports)}
+            networks = [_network(s, first[n]) for n in sorted(first)]
             return {"host": host, "revision": revision, "networks": networks}
 
 

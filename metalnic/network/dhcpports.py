@@ -35,9 +35,9 @@ from metalnic.network.models import Agent, IPAllocation, Network, NetworkPort, S
 
 def dhcp_port(s: Session, network_id: str) -> NetworkPort | None:
     return s.scalars(
-        select(NetworkPort).where(
-            NetworkPort.network_id == network_id, NetworkPort.device_owner == dc.DHCP_OWNER
-        )
+        select(NetworkPort)
+        .where(NetworkPort.network_id == network_id, NetworkPort.device_owner == dc.DHCP_OWNER)
+        .order_by(NetworkPort.created_at, NetworkPort.id)
     ).first()
 
 

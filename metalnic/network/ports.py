@@ -284,6 +284,7 @@ class Ports:
         with self.db.transaction() as s:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
+            access.check_not_dhcp_port(who, port)
             host = port.host_id if port.vif_type != "unbound" else ""
             groups = {g.id for g in port.security_groups}
             dhcp = dhcpfeed.serving_keys(s, [port.network_id])  # incl. its own, if DHCP

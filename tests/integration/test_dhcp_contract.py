@@ -398,3 +398,23 @@ def test_deleting_a_dhcp_agent_moves_its_networks_to_a_live_one(server: Server) 
         assert port["binding:host_id"] == "netnode-m2"
         state = two.get("/metalnic/dhcp-agents/netnode-m2/desired").json()
         assert [n["id"] for n in state["networks"]] == [net["id"]]
+
+
+def test_the_dhcp_port_is_the_network_services_not_the_network_owners(server: Server) -> None:
+    with client(server, "alice") as alice:
+        net = alice.post("/networks", json={"network": {"name": "owned"}})
+        assert net.status_code == 201, net.text
+        net_id = net.json()["network"]["id"]
+        body = {"network_id": net_id, "cidr": "10.67.0.0/24", "ip_version": 4}
+        assert alice.post("/subnets", json={"subnet": body}).status_code == 201
+        (port,) = _dhcp_ports(alice, net_id)  # she sees it, as in Neutron
+        for r in (
+            alice.put(f"/ports/{port['id']}", json={"port": {"name": "mine"}}),
+            alice.delete(f"/ports/{port['id']}"),
+            alice.post(
+                "/ports", json={"port": {"network_id": net_id, "device_owner": "network:dhcp"}}
+            ),
+        ):
+            assert r.status_code == 403, r.text
+            assert r.json()["NeutronError"]["type"] == "PolicyNotAuthorized"
+        assert [p["id"] for p in _dhcp_ports(alice, net_id)] == [port["id"]]
