@@ -31,6 +31,7 @@ import ipaddress
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -139,6 +140,14 @@ def pool_containing(pools: Sequence[dict[str, str]], ip: str) -> dict[str, str] 
     return None
 
 
+def normalized(ip: str) -> str:
+    """An address as stored (``FD00::0001`` → ``fd00::1``); anything else as given."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
+
+
 def contains(net: Net, ip: str) -> bool:
     value = ipaddress.ip_address(ip)
     return value.version == net.version and value in net
@@ -159,7 +168,14 @@ def eui64(cidr: str, mac: str) -> str:
     return str(ipaddress.IPv6Address(prefix | int.from_bytes(iid, "big")))
 
 
-def is_auto_address(subnet: Subnet) -> bool:
+class SubnetModes(Protocol):
+    @property
+    def ipv6_ra_mode(self) -> str | None: ...
+    @property
+    def ipv6_address_mode(self) -> str | None: ...
+
+
+def is_auto_address(subnet: SubnetModes) -> bool:
     return (
         subnet.ipv6_address_mode in AUTO_ADDRESS_MODES or subnet.ipv6_ra_mode in AUTO_ADDRESS_MODES
     )
@@ -210,6 +226,22 @@ def random_candidate(pools: Sequence[dict[str, str]], rng: random.Random) -> str
 # --- allocation (in the request's transaction) ---------------------------------------------
 
 
+class SubnetFacts(NamedTuple):
+    """What allocation reads of a subnet (a plain row: an ORM object per subnet cost
+    more than the allocation's own statements)."""
+
+    id: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str | None
+    ipv6_ra_mode: str | None
+    ipv6_address_mode: str | None
+    allocation_pools: list[dict[str, str]]
+
+
+_FACTS = [Subnet.__table__.c[name] for name in SubnetFacts._fields]
+
+
 @dataclass(frozen=True)
 class Address:
     subnet_id: str
@@ -222,19 +254,18 @@ class Allocator:
     def __init__(self, s: Session, who: Principal, port: NetworkPort) -> None:
         self.s, self.who, self.port = s, who, port
         self.rng = random.Random()
-        self._subnets: list[Subnet] | None = None
+        self._subnets: list[SubnetFacts] | None = None
 
     @property
-    def subnets(self) -> list[Subnet]:
+    def subnets(self) -> list[SubnetFacts]:
         """The port's network's subnets, oldest first (read once)."""
         if self._subnets is None:
-            self._subnets = list(
-                self.s.scalars(
-                    select(Subnet)
-                    .where(Subnet.network_id == self.port.network_id)
-                    .order_by(Subnet.created_at, Subnet.id)
-                )
+            rows = self.s.connection().execute(
+                select(*_FACTS)
+                .where(Subnet.network_id == self.port.network_id)
+                .order_by(Subnet.created_at, Subnet.id)
             )
+            self._subnets = [SubnetFacts._make(r) for r in rows]
         return self._subnets
 
     # -- a new port --
@@ -264,7 +295,7 @@ class Allocator:
                 made.append(self._claim_or_fail(subnet, eui64(subnet.cidr, self.port.mac_address)))
         return made
 
-    def _from_any(self, subnets: Sequence[Subnet]) -> Address:
+    def _from_any(self, subnets: Sequence[SubnetFacts]) -> Address:
         for subnet in subnets:
             found = self._any_free(subnet)
             if found is not None:
@@ -293,7 +324,7 @@ class Allocator:
             raise IpAddressAlreadyAllocated(want.ip_address, subnet.id)  # the router's
         return self._claim_or_fail(subnet, want.ip_address)
 
-    def _subnet_for(self, want: FixedIpRequest) -> Subnet:
+    def _subnet_for(self, want: FixedIpRequest) -> SubnetFacts:
         if want.subnet_id is not None:
             for subnet in self.subnets:
                 if subnet.id == want.subnet_id:
@@ -312,7 +343,7 @@ class Allocator:
 
     # -- claims --
 
-    def _any_free(self, subnet: Subnet) -> Address | None:
+    def _any_free(self, subnet: SubnetFacts) -> Address | None:
         pools = subnet.allocation_pools
         for _ in range(RANDOM_TRIES):
             ip = random_candidate(pools, self.rng)
@@ -331,12 +362,12 @@ class Allocator:
                 return Address(subnet.id, ip)
         return None
 
-    def _claim_or_fail(self, subnet: Subnet, ip: str) -> Address:
+    def _claim_or_fail(self, subnet: SubnetFacts, ip: str) -> Address:
         if not self._claim(subnet, ip):
             raise IpAddressAlreadyAllocated(ip, subnet.id)
         return Address(subnet.id, ip)
 
-    def _claim(self, subnet: Subnet, ip: str) -> bool:
+    def _claim(self, subnet: SubnetFacts, ip: str) -> bool:
         """INSERT the allocation unless the address is taken; True when this one got it
         (told by the row RETURNING gives back: psycopg's rowcount did not say it)."""
         dialect = self.s.get_bind().dialect.name
@@ -386,6 +417,19 @@ class Allocator:
                 )
             )
         return kept + [self._requested(w) for w in new]
+
+    def follow_mac(self) -> None:
+        """The port's MAC changed: its SLAAC addresses are made from the new one."""
+        for subnet in self.subnets:
+            if not is_auto_address(subnet):
+                continue
+            gone = self.s.execute(
+                delete(IPAllocation)
+                .where(IPAllocation.port_id == self.port.id, IPAllocation.subnet_id == subnet.id)
+                .returning(IPAllocation.ip_address)
+            ).first()
+            if gone is not None:
+                self._claim_or_fail(subnet, eui64(subnet.cidr, self.port.mac_address))
 
 
 def _matches(held: Address, want: FixedIpRequest) -> bool:

@@ -231,14 +231,20 @@ class Ports:
             for key, column in _COPIED:
                 if key in body:
                     setattr(port, column, body[key])
+            old_mac = port.mac_address
             watchers = self._change_mac(s, port, body, old_host)
             portattrs.update(port, change, self.max_address_pairs)
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)
-            if "fixed_ips" in body:
-                # Replaced in place; the port's new revision bumps its host's feed below.
-                ipam.Allocator(s, who, port).replace(change.fixed_ips)
+            if "fixed_ips" in body or port.mac_address != old_mac:
+                # Replaced in place (a new MAC: new SLAAC addresses too); the port's new
+                # revision bumps its host's feed below.
+                allocator = ipam.Allocator(s, who, port)
+                if "fixed_ips" in body:
+                    allocator.replace(change.fixed_ips)
+                if port.mac_address != old_mac:
+                    allocator.follow_mac()
             hosts = _bump_changed(s, port, old_host, watchers)
             hosts |= dhcpfeed.bump_network(s, port.network_id)
             if old_host and old_host != port.host_id and port.device_owner == DHCP_OWNER:
@@ -369,7 +375,8 @@ def _holding(wanted: Mapping[str, list[str]]) -> Any:
     """Ports with an address that matches every key of ``wanted`` (any of its values)."""
     match = exists().where(IPAllocation.port_id == NetworkPort.id)
     if wanted.get("ip_address"):
-        match = match.where(IPAllocation.ip_address.in_(wanted["ip_address"]))
+        ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
+        match = match.where(IPAllocation.ip_address.in_(ips))
     if wanted.get("subnet_id"):
         match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
     return match

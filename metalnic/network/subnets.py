@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from metalnic import ids
@@ -191,6 +191,13 @@ class Subnets:
             if any(not auto and h.device_owner not in RELEASED_WITH_SUBNET for h in holders):
                 raise SubnetInUse(subnet_id)
             s.execute(delete(IPAllocation).where(IPAllocation.subnet_id == subnet.id))
+            if holders:  # those ports' addresses changed: a new revision, their feeds
+                s.execute(
+                    update(NetworkPort)
+                    .where(NetworkPort.id.in_({h.id for h in holders}))
+                    .values(revision_number=NetworkPort.revision_number + 1)
+                    .execution_options(synchronize_session=False)
+                )
             hosts = {h.host_id for h in holders if h.host_id}
             feed.bump_all(s, hosts)  # those ports' addresses changed
             network_id = subnet.network_id

@@ -377,6 +377,9 @@ def _listed(p: ListedPort, clean: bool) -> PortView:
 
 
 def _listed_ips(joined_pairs: str) -> list[FixedIpData]:
+    if "," not in joined_pairs:  # one address, the usual case: nothing to order
+        subnet_id, _, ip = joined_pairs.partition(" ")
+        return [{"subnet_id": subnet_id, "ip_address": ip}]
     pairs = (pair.split(" ", 1) for pair in joined_pairs.split(","))
     return list(ipam.shown(ipam.Address(sid, ip) for sid, ip in pairs))
 

@@ -103,6 +103,9 @@ def test_subnet_crud_with_neutrons_defaults(srv: Server) -> None:
         assert updated["revision_number"] > made["revision_number"]
         r = c.put(f"/subnets/{made['id']}", json={"subnet": {"cidr": "10.21.0.0/24"}})
         assert r.status_code == 400  # not changeable
+        stale = {"If-Match": f"revision_number={made['revision_number']}"}
+        r = c.put(f"/subnets/{made['id']}", json={"subnet": {"name": "x"}}, headers=stale)
+        error(r, 412, "RevisionNumberConstraintFailed")
 
         assert c.delete(f"/subnets/{made['id']}").status_code == 204
         error(c.get(f"/subnets/{made['id']}"), 404, "SubnetNotFound")
@@ -271,11 +274,24 @@ def test_ipv6_modes(srv: Server) -> None:
         # Naming only the IPv4 address: the SLAAC address comes along (Neutron).
         alone = port(c, net["id"], fixed_ips=[{"ip_address": "10.60.0.77"}]).json()["port"]
         assert {f["subnet_id"] for f in alone["fixed_ips"]} == {v4s["id"], slaac["id"]}
+        # A new MAC (admins, unbound port): a new SLAAC address.
+        mac2 = "fa:16:3e:65:43:21"
+        r = c.put(f"/ports/{made['id']}", json={"port": {"mac_address": mac2}})
+        assert r.status_code == 200, r.text
+        again = {f["subnet_id"]: f["ip_address"] for f in r.json()["port"]["fixed_ips"]}
+        assert again[slaac["id"]] == str(
+            netaddr.EUI(mac2).ipv6(netaddr.IPNetwork("fd00:60::/64").first)
+        )
+        assert again[v4s["id"]] == by_subnet[v4s["id"]]
         # SLAAC addresses go with their subnet; a stateful one keeps it in use.
         error(c.delete(f"/subnets/{stateful['id']}"), 409, "SubnetInUse")
         assert c.delete(f"/subnets/{slaac['id']}").status_code == 204
-        left = c.get(f"/ports/{made['id']}").json()["port"]["fixed_ips"]
-        assert {f["subnet_id"] for f in left} == {v4s["id"], stateful["id"]}
+        left = c.get(f"/ports/{made['id']}").json()["port"]
+        assert {f["subnet_id"] for f in left["fixed_ips"]} == {v4s["id"], stateful["id"]}
+        assert left["revision_number"] > r.json()["port"]["revision_number"]
+        v6 = by_subnet[stateful["id"]].upper()  # a filter's address matches as normalized
+        found = c.get("/ports", params={"fixed_ips": f"ip_address={v6}"}).json()["ports"]
+        assert [p["id"] for p in found] == [made["id"]]
 
 
 # --- fixed IPs --------------------------------------------------------------------------
@@ -470,6 +486,30 @@ def test_openstack_cli_subnets_and_fixed_ips(srv: Server) -> None:
     assert [q["ID"] for q in found] == [p["id"]]
     found = cli(srv, "port", "list", "--fixed-ip", f"subnet={made['id']}", "-f", "json")
     assert [q["ID"] for q in found] == [p["id"]]
+    cli(srv, "port", "set", "--no-fixed-ip", "--fixed-ip", "ip-address=10.110.0.43", p["id"])
+    shown = cli(srv, "port", "show", p["id"], "-f", "json")
+    assert "10.110.0.43" in json.dumps(shown["fixed_ips"])
+    assert "10.110.0.42" not in json.dumps(shown["fixed_ips"])
+    v6 = cli(
+        srv,
+        "subnet",
+        "create",
+        "--network",
+        net["id"],
+        "--ip-version",
+        "6",
+        "--subnet-range",
+        "fd00:110::/64",
+        "--ipv6-ra-mode",
+        "slaac",
+        "--ipv6-address-mode",
+        "slaac",
+        "cli-v6",
+        "-f",
+        "json",
+    )
+    assert v6["ipv6_address_mode"] == "slaac" and v6["ip_version"] == 6
+    cli(srv, "subnet", "delete", v6["id"])
     cli(srv, "subnet", "set", "--name", "renamed", made["id"])
     assert cli(srv, "subnet", "show", made["id"], "-f", "json")["name"] == "renamed"
     r = openstack_cli(
