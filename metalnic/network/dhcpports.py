@@ -29,7 +29,6 @@ from metalnic.auth import Principal
 from metalnic.contract import dhcp as dc
 from metalnic.db.base import utcnow
 from metalnic.network import feed, ipam
-from metalnic.network.inputs import FixedIpRequest
 from metalnic.network.models import Agent, IPAllocation, Network, NetworkPort, Subnet
 
 
@@ -78,9 +77,10 @@ def sync(s: Session, who: Principal, network_id: str, down_time: float) -> set[s
                 IPAllocation.port_id == port.id, IPAllocation.subnet_id.in_(gone)
             )
         )
-    missing = [FixedIpRequest(subnet_id=n.id) for n in subnets if n.id not in held]
-    if missing:
-        ipam.Allocator(s, who, port).allocate(missing)
+    missing = [n.id for n in subnets if n.id not in held]
+    allocator = ipam.Allocator(s, who, port)
+    for subnet_id in missing:  # one at a time: the port's other addresses stay
+        allocator.add(subnet_id)
     if not (gone or missing):
         return set()
     port.revision_number += 1
