@@ -44,11 +44,18 @@ def test_each_host_gets_its_ports_fixed_ip_from_its_own_network(world: World) ->
     assert MACS["h1"] not in world.dhcp_files("B").leases.read_text()
     assert MACS["h2"] not in world.dhcp_files("A").leases.read_text()
     with world.client() as c:  # the agent reports what it serves, as Neutron's does
-        (agent,) = c.get("/network/v2.0/agents", params={"agent_type": "DHCP agent"}).json()[
-            "agents"
-        ]
-    assert agent["configurations"]["networks"] == 2
-    assert agent["configurations"]["ports"] == 3  # h1 and h3 on A, h2 on B
+
+        def reported() -> dict[str, Any]:
+            found = c.get("/network/v2.0/agents", params={"agent_type": "DHCP agent"})
+            return dict(found.json()["agents"][0]["configurations"])
+
+        # h1 and h3 on A, h2 on B (its next heartbeat after its last pass says so)
+        wait_until(
+            lambda: (reported()["networks"], reported()["ports"]) == (2, 3),
+            5,
+            "the DHCP agent's heartbeat shows 2 networks, 3 ports",
+            show=reported,
+        )
     print(f"h1: DISCOVER → ACK via udhcpc -q in {took * 1000:.0f} ms")
 
 
