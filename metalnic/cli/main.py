@@ -73,6 +73,34 @@ def cmd_agent(a: argparse.Namespace) -> None:
         agent.stop()
 
 
+def cmd_dhcp_agent(a: argparse.Namespace) -> None:
+    import signal
+
+    from metalnic.dhcp.config import ConfigError, load
+    from metalnic.dhcp.service import DhcpAgent
+
+    logging.basicConfig(
+        level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    redact.install_logging()
+    try:
+        config = load(a.config)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    redact.remember(config.password)
+    agent = DhcpAgent(config)
+    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
+    agent.start()
+    try:
+        agent.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()
+
+
 def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --state-dir)")
     p.add_argument("--state-dir", type=Path, help="where the default SQLite file lives")
@@ -190,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True, help="the agent's TOML file")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_agent, client=False)
+
+    p = sub.add_parser("dhcp-agent", help="run the DHCP agent (dnsmasq per network)")
+    p.add_argument("--config", type=Path, required=True, help="the DHCP agent's TOML file")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_dhcp_agent, client=False)
 
     demo.add_parser(sub)
     lab.add_parser(sub)

@@ -103,6 +103,9 @@ class Heartbeat(Sent):
     """``POST /network/v2.0/metalnic/agents/heartbeat``: register or stay alive."""
 
     host: Id = Field(description="the agent's host name")
+    agent_type: Literal["Open vSwitch agent", "DHCP agent"] = Field(
+        "Open vSwitch agent", description="DHCP agent: serves DHCP, claims no NIC host"
+    )
     binary: Name = Field("metalnic-agent", description="the agent program")
     configurations: AgentConfigurations = Field(
         default_factory=AgentConfigurations, description="what the agent serves and how"

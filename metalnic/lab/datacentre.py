@@ -154,6 +154,8 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
             entry["ovsdb_cert"], entry["ovsdb_ca_cert"] = cert, pki.pem(ca[0])
             entry["ssh_public_key"] = pki.ssh_public_key(f"{name}@{lab.prefix}")
         nics.append(entry)
+    dhcp_node = lab.add_dhcp_node(trunks)
+    lab.dhcp_state_dir().mkdir(mode=0o755, exist_ok=True)
     hosts: list[Host] = []
     for index, nic_entry in enumerate(nics):
         name = f"host{index + 1}"
@@ -192,6 +194,13 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
         "nics": nics,
         "hosts": hosts,
         "hosts_control": control,
+        "dhcp": {
+            "netns": lab.ns("dhcp"),
+            "ovsdb": dhcp_node.db,
+            "bridge": "br-dhcp",
+            "state_dir": str(lab.dhcp_state_dir()),
+            "prefix": f"{lab.prefix}-",
+        },
         "agent_tls": {
             "private_key": str(certs / "agent-key.pem"),
             "certificate": str(certs / "agent-cert.pem"),

@@ -73,6 +73,16 @@ class Host(TypedDict):
     ipmi_port: NotRequired[int]
 
 
+class DhcpNode(TypedDict):
+    """The network node of the lab's DHCP agent (br-dhcp trunked into the fabric)."""
+
+    netns: str
+    ovsdb: str
+    bridge: str
+    state_dir: str
+    prefix: str  # of the agent's namespaces and ports: the lab's, so ``down`` finds them
+
+
 class LabDescription(TypedDict):
     name: str
     prefix: str
@@ -85,4 +95,5 @@ class LabDescription(TypedDict):
     images: NotRequired[Images]
     hosts_control: NotRequired[HostsControl]
     agent_tls: NotRequired[AgentTls]
+    dhcp: NotRequired[DhcpNode]
     already_up: NotRequired[bool]

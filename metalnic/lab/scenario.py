@@ -105,6 +105,8 @@ class Stack:
         )  # fmt: skip
         self._wait(lambda: _answers(self.url), 30, "the server to answer")
         configs = agent_configs(self.lab, self.url, "lab-agent", creds / "lab-agent", self.state)
+        if "dhcp" in self.lab:
+            configs[DHCP_AGENT] = dhcp_agent_config(self.lab, self.url, creds / "lab-agent")
         for name, text in configs.items():
             (self.state / f"{name}.toml").write_text(text)
             self.restart(name)
@@ -136,9 +138,10 @@ class Stack:
 
     def restart(self, name: str) -> None:
         """Start agent ``name`` from its config in the state directory (if not running)."""
+        command = "dhcp-agent" if name == DHCP_AGENT else "agent"
         self._spawn(
             name,
-            [sys.executable, "-m", "metalnic.cli.main", "agent", "--config",
+            [sys.executable, "-m", "metalnic.cli.main", command, "--config",
              str(self.state / f"{name}.toml")],
             {},
         )  # fmt: skip
@@ -372,6 +375,21 @@ def smart_nic_port(lab: LabDescription, host: Host, node: str) -> JSONObject:
         "pxe_enabled": True,
         "local_link_connection": llc,
     }
+
+
+DHCP_AGENT = "lab-dhcp"  # the DHCP agent's name and host
+
+
+def dhcp_agent_config(lab: LabDescription, server: str, password_file: Path) -> str:
+    """TOML for the lab's DHCP agent on its DHCP node (user lab-agent: role agent)."""
+    node = lab["dhcp"]
+    return (
+        f'server = "{server}"\nusername = "lab-agent"\npassword_file = "{password_file}"\n'
+        f'host = "{DHCP_AGENT}"\novsdb = "{node["ovsdb"]}"\novs_namespace = "{node["netns"]}"\n'
+        f'datapath_type = "netdev"\nbridge_mappings = {{ physnet1 = "{node["bridge"]}" }}\n'
+        f'state_dir = "{node["state_dir"]}"\nprefix = "{node["prefix"]}"\n'
+        "resync_interval = 5.0\nheartbeat_interval = 1.0\n"
+    )
 
 
 def agent_configs(

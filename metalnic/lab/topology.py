@@ -8,6 +8,8 @@ crash — and nothing else (another lab or test run has another prefix)::
     host netns <p>-hN  [<p>-hNa] ─veth─ [<p>-hNb]  in NIC netns <p>-<nic>, on br-int (by the agent)
     NIC netns <p>-<nic>: br-int, br-phys (netdev, fail_mode=secure), port C [<p>-<i>c] on br-phys
     fabric netns <p>-fab: br-fab, a trunk port [<p>-<i>f] per NIC
+    DHCP node netns <p>-dhcp: br-dhcp (netdev, NORMAL), uplink [<p>-dc] ─veth─ [<p>-df]
+        trunk on br-fab; the DHCP agent adds one namespace <p>-dhcp-<net8> per network
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from metalnic.dhcp import dnsmasq
+from metalnic.dhcp.render import Files
 from metalnic.lab import netns
 from metalnic.lab.ovs import OvsInstance
 
@@ -39,6 +43,7 @@ class LabState:
     nics: list[str] = field(default_factory=list)
     hosts: dict[str, HostSpec] = field(default_factory=dict)
     fabric: bool = False
+    dhcp: bool = False
 
 
 class Lab:
@@ -124,6 +129,45 @@ class Lab:
             "trunks=" + ",".join(str(t) for t in uplink_trunks),
         )
         return nic
+
+    def add_dhcp_node(self, trunks: list[int]) -> OvsInstance:
+        """The network node of the DHCP agent: its own OVS with br-dhcp, whose uplink
+        trunks ``trunks`` into the fabric — dnsmasq sits on each network like a host."""
+        self.state.dhcp = True
+        self._save()
+        ns = self.ns("dhcp")
+        netns.add(ns)
+        node = self.ovs("dhcp")
+        node.start()
+        uplink, fab_side = f"{self.prefix}-dc", f"{self.prefix}-df"
+        netns.veth(uplink, ns, fab_side, self.ns("fab"))
+        node.vsctl(
+            "--may-exist",
+            "add-br",
+            "br-dhcp",
+            "--",
+            "set",
+            "Bridge",
+            "br-dhcp",
+            "datapath_type=netdev",
+            "--",
+            "--may-exist",
+            "add-port",
+            "br-dhcp",
+            uplink,
+        )
+        self.ovs("fab").vsctl(
+            "add-port",
+            "br-fab",
+            fab_side,
+            "vlan_mode=trunk",
+            "trunks=" + ",".join(str(t) for t in trunks),
+        )
+        return node
+
+    def dhcp_state_dir(self) -> Path:
+        """Where the lab's DHCP agent keeps dnsmasq's files (``down`` stops those)."""
+        return self.dir / "dhcp-state"
 
     def add_host(self, name: str, nic: str, mac: str, ip: str | None) -> HostSpec:
         """A host namespace whose port A faces port B on ``nic`` (B stays off br-int:
@@ -218,7 +262,10 @@ def management_link(prefix: str, index: int) -> tuple[str, str]:
 
 
 def down(prefix: str, directory: Path) -> None:
-    """Remove every OVS instance under ``directory`` and every namespace named ``prefix-*``."""
+    """Remove every OVS instance under ``directory`` and every namespace named ``prefix-*``
+    (the DHCP agent's dnsmasq processes first: a process keeps its namespace alive)."""
+    for pidfile in sorted((directory / "dhcp-state").glob("*/pid")):
+        dnsmasq.stop(Files(pidfile.parent))
     if directory.exists():
         for child in directory.iterdir():
             if (child / "conf.db").exists():

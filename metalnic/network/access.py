@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
+from metalnic.contract.dhcp import DHCP_OWNER
 from metalnic.errors import (
     Forbidden,
     InvalidInput,
@@ -216,9 +217,19 @@ def check_device_owner(
     wanted = body.get("device_owner")
     if isinstance(wanted, str) and wanted.startswith(RESERVED_DEVICE_OWNER_PREFIX):
         raise Forbidden(f"device_owner {wanted!r} is reserved to the bare-metal service (admins).")
+    if wanted == DHCP_OWNER:
+        raise Forbidden(f"device_owner {DHCP_OWNER!r} is reserved to the network service.")
+    check_not_dhcp_port(who, port)
     reserved = port is not None and port.device_owner.startswith(RESERVED_DEVICE_OWNER_PREFIX)
     if reserved and body.keys() & {"device_id", "device_owner"}:
         raise Forbidden("The device of a port the bare-metal service uses is set by it (admins).")
+
+
+def check_not_dhcp_port(who: Principal, port: NetworkPort | None) -> None:
+    """A network's DHCP port is the network service's (``network/dhcpports.py``): only
+    admins change or delete it, the network's owner included."""
+    if port is not None and port.device_owner == DHCP_OWNER and not who.is_admin:
+        raise Forbidden(f"Port {port.id} is its network's DHCP port, kept by the network service.")
 
 
 # --- security groups --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.contract import agent as ac
 from metalnic.db.session import Database
-from metalnic.network import agents, feed, ipam
+from metalnic.network import agents, dhcpports, feed, ipam
 from metalnic.network.models import FeedRevision, Network, NetworkPort, Verification
 from metalnic.network.secgroups import SecurityGroups
 
@@ -161,10 +161,16 @@ def _bound_ports(s: Session, nic_host: str) -> list[ac.DesiredPortData]:
     ports = s.scalars(
         select(NetworkPort).where(NetworkPort.host_id == nic_host, NetworkPort.vif_type == "ovs")
     ).all()
-    return [_desired_port(p, s.get_one(Network, p.network_id)) for p in ports]
+    servers = dhcpports.servers(s, {p.network_id for p in ports})
+    return [
+        _desired_port(p, s.get_one(Network, p.network_id), servers.get(p.network_id, []))
+        for p in ports
+    ]
 
 
-def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
+def _desired_port(
+    port: NetworkPort, net: Network, servers: list[tuple[str, list[str]]]
+) -> ac.DesiredPortData:
     return {
         "id": port.id,
         "mac_address": port.mac_address,
@@ -184,7 +190,7 @@ def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
             {"ip_address": a["ip_address"], "mac_address": a["mac_address"]}
             for a in port.allowed_address_pairs
         ],
-        "dhcp_servers": [],
+        "dhcp_servers": [{"mac_address": mac, "ip_addresses": ips} for mac, ips in servers],
     }
 
 

@@ -204,6 +204,11 @@ class Agents:
         self.settings = settings
         self.db = db
         self.rebind_hosts = rebind_hosts
+        # A DHCP agent that (re)started: networks waiting for one are scheduled to it
+        # (set by the DHCP scheduler when the service is built; none: nothing to do).
+        self.on_dhcp_agent: Callable[[Session, Agent], set[str]] = lambda s, agent: set()
+        self.on_dhcp_agent_gone: Callable[[Session, Agent], set[str]] = lambda s, agent: set()
+        self.notify: Callable[[set[str]], None] = lambda keys: None
 
     def alive(self, agent: Agent) -> bool:
         return alive(agent, self.settings.agent_down_time)
@@ -268,19 +273,25 @@ class Agents:
         holds; either way nothing is written."""
         if not who.roles & {"admin", "agent"}:
             raise Forbidden(f"User {who.name} is not an agent.")
-        nic_hosts = body.nic_hosts()
+        # Only smart NIC (OVS) agents serve NIC hosts; a DHCP agent claims none.
+        ovs = body.agent_type == OVS_AGENT
+        nic_hosts = body.nic_hosts() if ovs else []
         config = body.configurations.model_dump(exclude_unset=True)
         config["nic_hosts"] = nic_hosts
         with self.db.transaction() as s:
             _check_granted(s, who, nic_hosts)
-            agent = _registered(s, who, body.host)
+            agent = _registered(s, who, body.host, body.agent_type)
             revived = agent is None or not self.alive(agent)
             # A new mode, bridge or smart NIC support changes how its ports bind.
             reconfigured = agent is not None and agent.configurations != config
             agent = _record_beat(s, who, agent, body, config, revived)
-            changed = claim(s, agent, nic_hosts, self.settings.agent_down_time)
+            changed = claim(s, agent, nic_hosts, self.settings.agent_down_time) if ovs else set()
+            scheduled = self.on_dhcp_agent(s, agent) if not ovs else set()
         # Ports waiting for this agent can bind now; ports of hosts it let go fail.
         rebind = set(nic_hosts) | changed if revived or reconfigured else changed
+        if not ovs:
+            self.notify(scheduled)
+            return agent, revived
         if rebind:
             self.rebind_hosts(rebind)
         return agent, revived
@@ -295,8 +306,12 @@ class Agents:
             held = hosts_of(s, agent.id)
             s.execute(delete(NicHostClaim).where(NicHostClaim.agent_id == agent.id))
             s.delete(agent)
+            s.flush()
+            # A DHCP agent's networks go to another live one (or wait for the next).
+            moved = self.on_dhcp_agent_gone(s, agent) if agent.agent_type != OVS_AGENT else set()
         if held:  # their ports have no agent any more
             self.rebind_hosts(held)
+        self.notify(moved)
 
 
 def _check_granted(s: Session, who: Principal, nic_hosts: Iterable[str]) -> None:
@@ -308,11 +323,11 @@ def _check_granted(s: Session, who: Principal, nic_hosts: Iterable[str]) -> None
         )
 
 
-def _registered(s: Session, who: Principal, host: str) -> Agent | None:
-    """The agent registered for ``host`` (None: none yet); 403 when another user
-    registered it (an admin may speak for any)."""
+def _registered(s: Session, who: Principal, host: str, agent_type: str) -> Agent | None:
+    """The agent of ``agent_type`` registered for ``host`` (None: none yet); 403 when
+    another user registered it (an admin may speak for any)."""
     agent = s.scalars(
-        select(Agent).where(Agent.agent_type == OVS_AGENT, Agent.host == host)
+        select(Agent).where(Agent.agent_type == agent_type, Agent.host == host)
     ).first()
     if agent is not None and agent.registered_by not in (None, who.name) and not who.is_admin:
         raise Forbidden(f"Agent host {host} is registered by another user.")
@@ -330,7 +345,9 @@ def _record_beat(
     """The heartbeat written: the agent (registered now if new, by ``who``), its
     configuration as sent, its heartbeat time and, when it (re)starts, its start."""
     if agent is None:
-        agent = Agent(id=ids.new_uuid(), agent_type=OVS_AGENT, binary=body.binary, host=body.host)
+        agent = Agent(
+            id=ids.new_uuid(), agent_type=body.agent_type, binary=body.binary, host=body.host
+        )
         s.add(agent)
     if revived:
         agent.started_at = utcnow()

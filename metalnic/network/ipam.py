@@ -283,6 +283,11 @@ class Allocator:
                 made.append(self._claim_or_fail(subnet, eui64(subnet.cidr, self.port.mac_address)))
         return made
 
+    def add(self, subnet_id: str) -> Address:
+        """One more address on ``subnet_id`` (its EUI-64 one on an auto-address subnet),
+        leaving the port's others alone: a DHCP port's address on a new DHCP subnet."""
+        return self._requested(FixedIpRequest(subnet_id=subnet_id))
+
     def _defaults(self) -> list[Address]:
         made: list[Address] = []
         v4 = [n for n in self.subnets if n.ip_version == 4]

@@ -15,7 +15,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
-from metalnic.network import access, segments, subnets, tags, views
+from metalnic.network import access, dhcpports, segments, subnets, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import NetworkCreate, NetworkUpdate
 from metalnic.network.models import Network, NetworkPort, Subnet
@@ -118,6 +118,7 @@ class Networks:
         with self.db.transaction() as s:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
+            dhcpports.remove_for_network(s, net_id)  # Neutron removes the DHCP port itself
             used = s.scalar(select(NetworkPort.id).where(NetworkPort.network_id == net_id))
             if used is not None:
                 raise NetworkInUse(

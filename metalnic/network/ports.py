@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
 from metalnic.auth import Principal
+from metalnic.contract.dhcp import DHCP_OWNER
+from metalnic.contract.dhcp import feed_key as dhcp_key
 from metalnic.db.session import Database
 from metalnic.errors import (
     Conflict,
@@ -32,7 +34,7 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, feed, ipam, portattrs, secgroups, tags, views
+from metalnic.network import access, agents, dhcpfeed, feed, ipam, portattrs, secgroups, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
@@ -95,6 +97,7 @@ class Ports:
             # Claimed after the port's INSERT (an allocation names its port), in the same
             # transaction: a refused address leaves no port behind.
             made = ipam.Allocator(s, who, port).allocate(body.fixed_ips)
+            hosts |= dhcpfeed.bump_network(s, net.id)  # its DHCP agent learns the host
             view = views.port(port, fixed_ips=list(ipam.shown(made)))
         self.after_change(hosts)
         return view
@@ -209,9 +212,9 @@ class Ports:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
+        stmt = tags.filtered(stmt, filters, "ports", NetworkPort.id)
         if fixed_ips:
             stmt = stmt.where(_holding(fixed_ips))
-        stmt = tags.filtered(stmt, filters, "ports", NetworkPort.id)
         with self.db.transaction() as s:
             # Core rows (the session's connection): the ORM's loading of plain rows
             # cost as much as fetching them.
@@ -254,6 +257,10 @@ class Ports:
                 if port.mac_address != old_mac:
                     allocator.follow_mac()
             hosts = _bump_changed(s, port, old_host, watchers)
+            hosts |= dhcpfeed.bump_network(s, port.network_id)
+            if old_host and old_host != port.host_id and port.device_owner == DHCP_OWNER:
+                feed.bump_all(s, {dhcp_key(old_host)})  # the DHCP agent it left
+                hosts.add(dhcp_key(old_host))
         self.after_change(hosts)
         self.bind(port_id)
         with self.db.transaction() as s:
@@ -294,11 +301,14 @@ class Ports:
         with self.db.transaction() as s:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
+            access.check_not_dhcp_port(who, port)
             host = port.host_id if port.vif_type != "unbound" else ""
             groups = {g.id for g in port.security_groups}
+            dhcp = dhcpfeed.serving_keys(s, [port.network_id])  # incl. its own, if DHCP
             s.delete(port)
             s.flush()
-            watchers = self.secgroups.touch_watchers(s, groups)
+            feed.bump_all(s, dhcp)
+            watchers = self.secgroups.touch_watchers(s, groups) | dhcp
             revision = feed.bump(s, host) if host else None
         self.after_change(({host} if host else set()) | watchers)
         return revision

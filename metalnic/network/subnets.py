@@ -43,9 +43,17 @@ RELEASED_WITH_SUBNET = ("network:dhcp",)
 
 
 class Subnets:
-    def __init__(self, db: Database, after_change: Callable[[set[str]], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        after_change: Callable[[set[str]], None],
+        on_change: Callable[[Session, str], set[str]] = lambda s, network_id: set(),
+    ) -> None:
         self.db = db
         self.after_change = after_change
+        # A network's subnets changed (in the same transaction): its DHCP port follows
+        # (``network/dhcpports.py``); returns the feeds it bumped.
+        self.on_change = on_change
 
     def create(self, who: Principal, body: SubnetCreate) -> views.SubnetView:
         require_writer(who)
@@ -87,7 +95,10 @@ class Subnets:
             )
             s.add(subnet)
             s.flush()
-            return views.subnet(subnet)
+            bumped = self.on_change(s, network.id)
+            view = views.subnet(subnet)
+        self.after_change(bumped)
+        return view
 
     @staticmethod
     def _check_no_overlap(s: Session, network_id: str, cidr: str) -> None:
@@ -161,7 +172,10 @@ class Subnets:
                 subnet.host_routes = [r.model_dump() for r in body.host_routes]
             subnet.revision_number += 1
             s.flush()
-            return views.subnet(subnet)
+            bumped = self.on_change(s, subnet.network_id)
+            view = views.subnet(subnet)
+        self.after_change(bumped)
+        return view
 
     def delete(self, who: Principal, subnet_id: str, revision: int | None = None) -> None:
         """Refused (SubnetInUse) while a port holds an address of it, except the DHCP
@@ -187,8 +201,10 @@ class Subnets:
                     .execution_options(synchronize_session=False)
                 )
             hosts = {h.host_id for h in holders if h.host_id}
-            feed.bump_all(s, hosts)
+            feed.bump_all(s, hosts)  # those ports' addresses changed
+            network_id = subnet.network_id
             s.delete(subnet)
+            hosts |= self.on_change(s, network_id)
         self.after_change(hosts)
 
 

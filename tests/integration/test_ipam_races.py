@@ -68,7 +68,13 @@ def race(
 def small_subnet(server: Server) -> tuple[str, str]:
     with httpx.Client(base_url=server.url + "/network/v2.0", timeout=30) as c:
         net = c.post("/networks", json={"network": {"name": "race"}}).json()["network"]
-        body = {"network_id": net["id"], "ip_version": 4, "cidr": "192.0.2.0/29"}
+        # No DHCP: its DHCP port would take one of the five addresses (as in Neutron).
+        body = {
+            "network_id": net["id"],
+            "ip_version": 4,
+            "cidr": "192.0.2.0/29",
+            "enable_dhcp": False,
+        }
         sub = c.post("/subnets", json={"subnet": body}).json()["subnet"]
     assert sub["allocation_pools"] == [{"start": "192.0.2.2", "end": "192.0.2.6"}]
     return net["id"], sub["id"]

@@ -56,6 +56,7 @@ USERS: dict[str, tuple[str, str] | None] = {
 # makes a host an agent's where grants are not known.
 AGENT_GRANTS = {"rbac-agent": ["nic-rbac-1"], "rbac-agent2": ["nic-rbac-2"]}
 NIC_HOST = "nic-rbac-1"
+DHCP_HOST = "dhcp-rbac-1"
 
 
 def grant(users_file: Path) -> None:
@@ -347,6 +348,17 @@ GRANT = {"agent_grant": {"nic_hosts": ["nic-rbac-3"]}}
 def _alive(w: World, req: Req) -> Req:
     """``req`` after a heartbeat of the agent granted NIC_HOST (its claim is live)."""
     r = w.heartbeat(("rbac-agent", AGENT_PASSWORDS["rbac-agent"]), NIC_HOST)
+    assert r.status_code == 200, r.text
+    return req
+
+
+def _dhcp_registered(w: World, req: Req) -> Req:
+    """``req`` after rbac-agent registered the DHCP agent of DHCP_HOST (no grant needed:
+    a DHCP agent claims no NIC host)."""
+    body = {"host": DHCP_HOST, "agent_type": "DHCP agent", "binary": "metalnic-dhcp-agent"}
+    auth = ("rbac-agent", AGENT_PASSWORDS["rbac-agent"])
+    with httpx.Client(base_url=w.server.url, auth=auth, timeout=30) as c:
+        r = c.post("/network/v2.0/metalnic/agents/heartbeat", json=body)
     assert r.status_code == 200, r.text
     return req
 
@@ -1186,6 +1198,12 @@ ROWS: list[Row] = [
         "report for the granted NIC host",
         lambda w: _alive(w, Req("POST", N + f"/metalnic/hosts/{NIC_HOST}/report", {"ports": {}})),
         E(204, 403, 403, 403, agent=204, agent_other=403),
+    ),
+    Row(
+        ("GET", N + "/metalnic/dhcp-agents/{host}/desired"),
+        "desired state of the DHCP agent it registered",
+        lambda w: _dhcp_registered(w, Req("GET", N + f"/metalnic/dhcp-agents/{DHCP_HOST}/desired")),
+        E(200, 403, 403, 403, agent=200, agent_other=403),
     ),
     # --- agent grants (admin only) ---
     Row(

@@ -389,7 +389,8 @@ def test_port_list_filters_by_fixed_ips(srv: Server) -> None:
             query = [("fixed_ips", p) for p in pairs]
             r = c.get("/ports", params=query)
             assert r.status_code == 200, r.text
-            return {p["id"] for p in r.json()["ports"]}
+            # (The network's DHCP port holds an address on each DHCP subnet too.)
+            return {p["id"] for p in r.json()["ports"] if p["device_owner"] != "network:dhcp"}
 
         assert found("ip_address=10.90.0.10") == {a["id"]}
         assert found("ip_address=10.90.0.10", "ip_address=10.91.0.10") == {a["id"], b["id"]}
@@ -485,7 +486,8 @@ def test_openstack_cli_subnets_and_fixed_ips(srv: Server) -> None:
     found = cli(srv, "port", "list", "--fixed-ip", "ip-address=10.110.0.42", "-f", "json")
     assert [q["ID"] for q in found] == [p["id"]]
     found = cli(srv, "port", "list", "--fixed-ip", f"subnet={made['id']}", "-f", "json")
-    assert [q["ID"] for q in found] == [p["id"]]
+    # The subnet's addresses: this port's and the network's DHCP port's (as Neutron).
+    assert sorted(q["ID"] for q in found) == sorted([p["id"], *dhcp_ports(srv, net["id"])])
     cli(srv, "port", "set", "--no-fixed-ip", "--fixed-ip", "ip-address=10.110.0.43", p["id"])
     shown = cli(srv, "port", "show", p["id"], "-f", "json")
     assert "10.110.0.43" in json.dumps(shown["fixed_ips"])
@@ -544,3 +546,11 @@ def test_openstacksdk_subnets_and_fixed_ips(srv: Server) -> None:
     conn.network.delete_port(p)
     conn.network.delete_subnet(sub)
     assert conn.network.find_subnet(sub.id) is None
+
+
+def dhcp_ports(srv: Server, network_id: str) -> list[str]:
+    """The ids of the network's DHCP ports (made by the service with a DHCP subnet)."""
+    with api(srv) as c:
+        r = c.get("/ports", params={"network_id": network_id, "device_owner": "network:dhcp"})
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["ports"]]

@@ -67,7 +67,7 @@ def test_demo_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         listed = sorted((n["name"], n["provision_state"]) for n in json.loads(osc.stdout))
         assert listed == [(f"node-host{i}", "active") for i in range(1, 5)], listed
         pids = [int(p.read_text()) for p in state.glob("*.pid")]
-        assert len(pids) == 4  # the server and three agents
+        assert len(pids) == 5  # the server, three NIC agents and the DHCP agent
         # Run again over what --keep left: nothing is rebuilt, restarted or redeployed.
         again = _demo("--keep", "--port", str(port), *common, timeout=300)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from metalnic.contract import agent as ac
+from metalnic.contract import dhcp as dc
 from metalnic.errors import InvalidInput
 from metalnic.httpjson import JSONResponse
 from metalnic.network import inputs, views
@@ -118,3 +119,22 @@ async def desired(
 def report(nic_host: PathId, ctx: Context, who: Caller, body: Report) -> Response:
     ctx.service.feed.report(who, nic_host, body)
     return Response(status_code=204, headers=VERSION)
+
+
+@router.get(
+    "/metalnic/dhcp-agents/{host}/desired",
+    response_model=dc.DhcpDesiredState,
+    responses=answers(400, 401, 403),
+    dependencies=[Contract],
+)
+async def dhcp_desired(
+    host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
+) -> JSONResponse:
+    """A DHCP agent's desired state: the networks it serves (``metalnic/contract/dhcp.py``)."""
+    dhcp = ctx.service.dhcp
+    await run_in_threadpool(dhcp.check_speaks_for, who, host)  # before any long wait
+    if query.since is not None:
+        wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
+        await dhcp.wait_past(host, query.since, wait)
+    state = await run_in_threadpool(dhcp.desired, who, host)
+    return JSONResponse(state, headers=VERSION)
