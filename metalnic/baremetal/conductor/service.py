@@ -188,7 +188,7 @@ class Conductor:
         if stopped and busy_state in recovery.POWERED_FLOWS and not recovery.unwire_quietly(task):
             return error + "; its ports are taken off the network by the next conductor", True
         if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
-            power_off_quietly(task)
+            wind_down_quietly(task)
         return error, False
 
     def _finish(
@@ -271,7 +271,7 @@ class Conductor:
         node_id = node.id
 
         def power_off(task: Task) -> None:
-            power_off_quietly(task)
+            wind_down_quietly(task)
             flows.forget_agent(task)
 
         self.submit_side(node_id, power_off)
@@ -487,6 +487,14 @@ def power_off_quietly(task: Task) -> None:
         task.journal(BIOS_WINDOW, None)
     except Exception as exc:
         task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
+
+
+def wind_down_quietly(task: Task) -> None:
+    """After a failed, aborted or timed-out flow: the host off, and no boot set-up
+    (DHCP options, boot scripts) left behind; the node's ports stay where they are,
+    as in Ironic, until its next flow moves them."""
+    power_off_quietly(task)
+    flows.clean_up_boot(task)
 
 
 def stamp_heartbeat(db: Database, name: str) -> None:
