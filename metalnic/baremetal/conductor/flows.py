@@ -22,7 +22,7 @@ from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.powered import network_power
 from metalnic.baremetal.conductor.states import Event
-from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.conductor.task import BIOS_WINDOW, Task
 from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
 from metalnic.baremetal.drivers.base import NetworkPhase as Phase
 from metalnic.baremetal.states import BootDevice, PowerTarget
@@ -47,6 +47,22 @@ def boot_ramdisk(task: Task, phase: Phase) -> None:
 def leave_phase(task: Task, phase: Phase) -> None:
     """The node's ramdisk on ``phase`` is done: the boot set-up goes before its ports."""
     task.clean_up_ramdisk(phase)
+
+
+def power_off_quietly(task: Task) -> None:
+    try:
+        task.set_power(PowerTarget.POWER_OFF)
+        task.journal(BIOS_WINDOW, None)
+    except Exception as exc:
+        task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
+
+
+def wind_down_quietly(task: Task) -> None:
+    """After a failed, aborted or timed-out flow: the host off, and no boot set-up
+    (DHCP options, boot scripts) left behind; the node's ports stay where they are,
+    as in Ironic, until its next flow moves them."""
+    power_off_quietly(task)
+    clean_up_boot(task)
 
 
 def clean_up_boot(task: Task) -> None:

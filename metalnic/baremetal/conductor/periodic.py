@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from metalnic.baremetal.conductor import history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
-from metalnic.baremetal.conductor.service import Conductor, stamp_heartbeat, wind_down_quietly
+from metalnic.baremetal.conductor.flows import wind_down_quietly
+from metalnic.baremetal.conductor.service import Conductor, stamp_heartbeat
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import Drivers, Task
 from metalnic.baremetal.drivers.base import NodeContext
