@@ -232,6 +232,38 @@ class NicHostHeld(Conflict):
     neutron_type = "NicHostInUse"
 
 
+class TagNotFound(NotFound):
+    neutron_type = "TagNotFound"
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(f"Tag {tag} could not be found.")
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    neutron_type = "AddressPairAndPortSecurityRequired"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Port Security must be enabled in order to have allowed address pairs on a port."
+        )
+
+
+class AllowedAddressPairExhausted(InvalidInput):
+    neutron_type = "AllowedAddressPairExhausted"
+
+    def __init__(self, quota: int) -> None:
+        super().__init__(f"Maximum number of allowed address pairs exceeded: {quota}.")
+
+
+class DuplicateAddressPairInRequest(InvalidInput):
+    neutron_type = "DuplicateAddressPairInRequest"
+
+    def __init__(self, mac: str, ip: str) -> None:
+        super().__init__(
+            f"Request contains duplicate address pair: mac_address {mac} ip_address {ip}."
+        )
+
+
 class DriverError(MetalnicError):
     """A driver could not do what was asked; the message says why, without secrets."""
 

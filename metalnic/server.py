@@ -54,6 +54,7 @@ from metalnic.network.api import agents as network_agents
 from metalnic.network.api import errors as network_errors
 from metalnic.network.api import grants as network_grants
 from metalnic.network.api import routes as network_routes
+from metalnic.network.api import tags as network_tags
 from metalnic.network.api.deps import PREFIX as NETWORK_PREFIX
 from metalnic.network.api.deps import NetworkContext
 from metalnic.network.service import NetworkService
@@ -250,6 +251,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)
     app.include_router(network_grants.router)
+    app.include_router(network_tags.router)
     _install_error_handlers(app)
     app.add_middleware(IronicVersionHeaders)
     return app

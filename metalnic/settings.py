@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # "physnet:first:last" VLAN ranges tenant networks are allocated from.
     network_vlan_ranges: list[str] = Field(default_factory=lambda: ["physnet1:100:199"])
     agent_down_time: float = Field(default=15.0, gt=0)
+    # Neutron's max_allowed_address_pair: more on one port is a 400.
+    max_allowed_address_pair: int = Field(default=10, ge=0)
     # The longest an agent's desired-state long poll is held open (its ``wait`` is capped).
     agent_poll_max_wait: float = Field(default=60.0, gt=0)
     # How long the bare-metal side waits for a smart NIC port to be plugged/unplugged.

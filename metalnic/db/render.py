@@ -6,7 +6,9 @@ for every row at once.  ``utc_seconds(column)`` is the text Neutron shows
 (``2026-12-02T03:50:13Z``), the same as ``metalnic.network.views.stamp`` makes
 of the column's value (a test compares both on SQLite and PostgreSQL);
 ``joined(column)`` aggregates ids a row shows (a port's security groups) into
-its own query instead of one more query whose rows Python groups.
+its own query instead of one more query whose rows Python groups;
+``json_list(column)`` does the same as a JSON list for values that may hold a
+comma (a port's tags).
 """
 
 from __future__ import annotations
@@ -62,3 +64,22 @@ def _sqlite_joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(joined, "postgresql")
 def _postgresql_joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
     return f"string_agg({_arg(element, compiler, **kw)}, ',')"
+
+
+class json_list(FunctionElement[str]):  # noqa: N801 - a SQL function reads like one
+    """An aggregate: the column's values of the group as the text of a JSON list
+    (NULL or ``[]`` for none), for values that may hold any character (tags)."""
+
+    type = String()
+    inherit_cache = True
+    name = "json_list"
+
+
+@compiles(json_list, "sqlite")
+def _sqlite_json_list(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({_arg(element, compiler, **kw)})"
+
+
+@compiles(json_list, "postgresql")
+def _postgresql_json_list(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(json_agg({_arg(element, compiler, **kw)}) AS TEXT)"

@@ -180,7 +180,10 @@ def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
         "security_groups": [g.id for g in port.security_groups],
         "status": port.status,
         "fixed_ips": [],  # subnets and IPAM: issue 13
-        "allowed_address_pairs": [],
+        "allowed_address_pairs": [
+            {"ip_address": a["ip_address"], "mac_address": a["mac_address"]}
+            for a in port.allowed_address_pairs
+        ],
         "dhcp_servers": [],
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -43,6 +43,12 @@ class Stamped:
             )
 
 
+def _tags_of(model: str, lazy: Literal["select", "selectin"]) -> Any:
+    """A resource's tag rows (Neutron's standard-attr tags, ``network/tags.py``); the
+    database deletes them with the resource (ON DELETE CASCADE)."""
+    return relationship(model, lazy=lazy, cascade="all, delete-orphan", passive_deletes=True)
+
+
 class Network(Stamped, Base):
     __tablename__ = "networks"
     __table_args__ = (
@@ -60,6 +66,7 @@ class Network(Stamped, Base):
     physical_network: Mapped[str | None] = mapped_column(String(64))
     segmentation_id: Mapped[int | None] = mapped_column(Integer)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    tag_rows: Mapped[list[NetworkTag]] = _tags_of("NetworkTag", lazy="selectin")
 
 
 port_security_groups = Table(
@@ -103,6 +110,12 @@ class NetworkPort(Stamped, Base):
     vif_type: Mapped[str] = mapped_column(String(32), default="unbound")
     vif_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Neutron's lists of dicts, stored as given (``network/portattrs.py`` checks them):
+    # [{"ip_address", "mac_address"}] and [{"opt_name", "opt_value", "ip_version"}].
+    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Read on access (one query for a port's own view); a list reads them in its query.
+    tag_rows: Mapped[list[PortTag]] = _tags_of("PortTag", lazy="select")
 
     # Loaded with the port, for all ports of one query in one more query ("selectin"):
     # every view of a port shows its groups, and a lazy load per port made every
@@ -125,6 +138,7 @@ class SecurityGroup(Stamped, Base):
         passive_deletes=True,
         foreign_keys="SecurityGroupRule.security_group_id",
     )
+    tag_rows: Mapped[list[SecurityGroupTag]] = _tags_of("SecurityGroupTag", lazy="selectin")
 
 
 class SecurityGroupRule(Stamped, Base):
@@ -217,3 +231,34 @@ class AgentGrant(Base):
     user_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     nic_host: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- tags (Neutron's standard-attr tags): one table per kind of resource, each
+# row a (resource, tag) pair; ``network/tags.py`` has the table of kinds.
+
+
+class NetworkTag(Base):
+    __tablename__ = "network_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class PortTag(Base):
+    __tablename__ = "network_port_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("network_ports.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class SecurityGroupTag(Base):
+    __tablename__ = "security_group_tags"
+
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("security_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)

@@ -15,7 +15,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
-from metalnic.network import access, segments, views
+from metalnic.network import access, segments, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import NetworkCreate, NetworkUpdate
 from metalnic.network.models import Network, NetworkPort
@@ -60,6 +60,7 @@ class Networks:
                 shared=body.shared,
                 mtu=body.mtu or 1500,
                 port_security_enabled=body.port_security_enabled,
+                tag_rows=[],
             )
             s.add(net)
             s.flush()
@@ -82,6 +83,7 @@ class Networks:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
+        stmt = tags.filtered(stmt, filters, "networks", Network.id)
         with self.db.transaction() as s:
             return [views.network(n) for n in s.scalars(stmt)]
 

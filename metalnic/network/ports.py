@@ -30,11 +30,11 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, feed, secgroups, views
+from metalnic.network import access, agents, feed, portattrs, secgroups, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
-from metalnic.network.models import Network, NetworkPort
+from metalnic.network.models import Network, NetworkPort, PortTag
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class Ports:
     ) -> None:
         self.db = db
         self.down_time = settings.agent_down_time
+        self.max_address_pairs = settings.max_allowed_address_pair
         self.secgroups = secgroups
         self.after_change = after_change
 
@@ -125,10 +126,15 @@ class Ports:
             vif_details={},
             status="DOWN",
             status_reason=None,
+            allowed_address_pairs=portattrs.address_pairs(
+                body.allowed_address_pairs, mac, secured, self.max_address_pairs
+            ),
+            extra_dhcp_opts=portattrs.dhcp_opts([], body.extra_dhcp_opts or []),
         )
         port.security_groups = self.secgroups.for_port(
             s, port.project_id, body.security_groups, port.port_security_enabled
         )
+        port.tag_rows = [PortTag(resource_id=port.id, tag=t) for t in sorted(body.tags)]
         return port
 
     @staticmethod
@@ -179,6 +185,7 @@ class Ports:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
+        stmt = tags.filtered(stmt, filters, "ports", NetworkPort.id)
         with self.db.transaction() as s:
             # Core rows (the session's connection): the ORM's loading of plain rows
             # cost as much as fetching them.
@@ -205,6 +212,7 @@ class Ports:
                 if key in body:
                     setattr(port, column, body[key])
             watchers = self._change_mac(s, port, body, old_host)
+            portattrs.update(port, change, self.max_address_pairs)
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)

@@ -20,7 +20,7 @@ from metalnic.auth import Principal
 from metalnic.contract import agent as ac
 from metalnic.db.session import Database
 from metalnic.errors import Conflict, Forbidden, InvalidInput
-from metalnic.network import access, feed, views
+from metalnic.network import access, feed, tags, views
 from metalnic.network.inputs import (
     SecurityGroupCreate,
     SecurityGroupRuleCreate,
@@ -104,7 +104,7 @@ class SecurityGroups:
         ):
             if key in filters:
                 stmt = stmt.where(column == filters[key])
-        return list(s.scalars(stmt))
+        return list(s.scalars(tags.filtered(stmt, filters, "security-groups", SecurityGroup.id)))
 
     def create(self, who: Principal, body: SecurityGroupCreate) -> views.SecurityGroupView:
         _writer(who)

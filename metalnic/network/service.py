@@ -5,6 +5,7 @@ Each part is a module of its own and owns one responsibility:
 * ``networks`` (``networks.py``) — networks and their VLAN segments;
 * ``ports`` (``ports.py``) — network ports and their binding to a NIC host's agent;
 * ``secgroups`` (``secgroups.py``) — security groups and rules;
+* ``tags`` (``tags.py``) — the tags of networks, ports and security groups;
 * ``agents`` (``agents.py``) — agents' heartbeats and which agent serves a NIC host;
 * ``feed`` (``agentfeed.py``) — the agent feed: desired state, reports,
   boot-gate verifications, and the waits of the bare-metal side.
@@ -26,6 +27,7 @@ from metalnic.network.agents import Agents
 from metalnic.network.networks import Networks
 from metalnic.network.ports import Ports
 from metalnic.network.secgroups import SecurityGroups
+from metalnic.network.tags import Tags
 from metalnic.settings import Settings
 
 
@@ -36,6 +38,7 @@ class NetworkService:
         self.notifier = feed.Notifier()
         self.secgroups = SecurityGroups(db, self._after_change)
         self.networks = Networks(settings, db)
+        self.tags = Tags(db)
         self.ports = Ports(settings, db, self.secgroups, self._after_change)
         self.agents = Agents(settings, db, self.ports.rebind_hosts)
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)

@@ -18,12 +18,13 @@ import orjson
 from sqlalchemy import ColumnElement, Row, Text, cast, select
 
 from metalnic import redact
-from metalnic.db.render import joined, utc_seconds
+from metalnic.db.render import joined, json_list, utc_seconds
 from metalnic.jsontypes import JSONObject
 from metalnic.network.models import (
     Agent,
     Network,
     NetworkPort,
+    PortTag,
     SecurityGroup,
     SecurityGroupRule,
     port_security_groups,
@@ -131,6 +132,12 @@ class PortRecord(PortColumns, Protocol):
     """A ``NetworkPort``, as ``port`` reads it."""
 
     @property
+    def allowed_address_pairs(self) -> list[dict[str, str]]: ...
+    @property
+    def extra_dhcp_opts(self) -> list[dict[str, Any]]: ...
+    @property
+    def tag_rows(self) -> Sequence[PortTag]: ...
+    @property
     def profile(self) -> JSONObject: ...
     @property
     def vif_details(self) -> JSONObject: ...
@@ -168,6 +175,9 @@ class ListedPort(NamedTuple):
     created_at: str | None
     updated_at: str | None
     security_groups: str | None  # the group ids joined by ","
+    allowed_address_pairs: str
+    extra_dhcp_opts: str
+    tags: str | None  # a JSON list (NULL or "[]" for none)
 
 
 def _listed_column(name: str) -> ColumnElement[Any]:
@@ -175,8 +185,11 @@ def _listed_column(name: str) -> ColumnElement[Any]:
         link = port_security_groups.c
         ids = select(joined(link.security_group_id)).where(link.port_id == NetworkPort.id)
         return ids.scalar_subquery().label(name)
+    if name == "tags":
+        tags = select(json_list(PortTag.tag)).where(PortTag.resource_id == NetworkPort.id)
+        return tags.scalar_subquery().label(name)
     column = NetworkPort.__table__.c[name]
-    if name in ("profile", "vif_details"):
+    if name in ("profile", "vif_details", "allowed_address_pairs", "extra_dhcp_opts"):
         return cast(column, Text).label(name)
     if name in ("created_at", "updated_at"):
         return utc_seconds(column).label(name)
@@ -266,7 +279,7 @@ def network(n: Network) -> NetworkView:
         "availability_zone_hints": [],
         "ipv4_address_scope": None,
         "ipv6_address_scope": None,
-        "tags": [],
+        "tags": sorted(t.tag for t in n.tag_rows),
         "revision_number": n.revision_number,
         "created_at": stamp(n.created_at),
         "updated_at": stamp(n.updated_at),
@@ -282,6 +295,11 @@ def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
         _details(p.vif_details, p.status_reason),
         stamp(p.created_at),
         stamp(p.updated_at),
+        _PortLists(
+            [dict(a) for a in p.allowed_address_pairs],
+            [dict(o) for o in p.extra_dhcp_opts],
+            sorted(t.tag for t in p.tag_rows),
+        ),
     )
 
 
@@ -305,7 +323,24 @@ def _listed(p: ListedPort, clean: bool) -> PortView:
         details = _details(details, p.status_reason)
     elif p.status_reason:
         details = {**details, "reason": p.status_reason}
-    return _port(p, groups, profile, details, p.created_at, p.updated_at)
+    lists = _PortLists(
+        _json_list(p.allowed_address_pairs),
+        _json_list(p.extra_dhcp_opts),
+        sorted(orjson.loads(p.tags)) if p.tags and p.tags != "[]" else [],
+    )
+    return _port(p, groups, profile, details, p.created_at, p.updated_at, lists)
+
+
+def _json_list(text: str) -> list[JSONObject]:
+    return [] if text == "[]" else list(orjson.loads(text))
+
+
+class _PortLists(NamedTuple):
+    """A port's lists of Neutron's extensions, as shown."""
+
+    allowed_address_pairs: list[Any]
+    extra_dhcp_opts: list[Any]
+    tags: list[str]
 
 
 def _details(vif_details: JSONObject, reason: str | None) -> JSONObject:
@@ -320,6 +355,7 @@ def _port(
     vif_details: JSONObject,
     created_at: str | None,
     updated_at: str | None,
+    lists: _PortLists,
 ) -> PortView:
     return {
         "id": p.id,
@@ -334,8 +370,8 @@ def _port(
         "device_id": p.device_id,
         "device_owner": p.device_owner,
         "fixed_ips": [],
-        "allowed_address_pairs": [],
-        "extra_dhcp_opts": [],
+        "allowed_address_pairs": lists.allowed_address_pairs,
+        "extra_dhcp_opts": lists.extra_dhcp_opts,
         "security_groups": groups,
         "binding:vnic_type": p.vnic_type,
         "binding:profile": profile,
@@ -343,7 +379,7 @@ def _port(
         "binding:vif_type": p.vif_type,
         "binding:vif_details": vif_details,
         "port_security_enabled": p.port_security_enabled,
-        "tags": [],
+        "tags": lists.tags,
         "revision_number": p.revision_number,
         "created_at": created_at,
         "updated_at": updated_at,
@@ -383,7 +419,7 @@ def security_group(g: SecurityGroup) -> SecurityGroupView:
         "stateful": True,
         "shared": False,
         "security_group_rules": [rule(r) for r in g.rules],
-        "tags": [],
+        "tags": sorted(t.tag for t in g.tag_rows),
         "revision_number": g.revision_number,
         "created_at": stamp(g.created_at),
         "updated_at": stamp(g.updated_at),

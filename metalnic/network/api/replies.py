@@ -117,6 +117,21 @@ class NetworksReply(Reply):
     networks: list[JSONObject] = Field(description="networks, with only ?fields= if given")
 
 
+class AddressPair(Reply):
+    ip_address: str
+    mac_address: str
+
+
+class ExtraDhcpOpt(Reply):
+    opt_name: str
+    opt_value: str
+    ip_version: Literal[4, 6]
+
+
+class TagsReply(Reply):
+    tags: list[str]
+
+
 class Port(Reply):
     id: str
     name: str
@@ -130,6 +145,8 @@ class Port(Reply):
     device_id: str
     device_owner: str
     fixed_ips: list[JsonValue]
+    allowed_address_pairs: list[AddressPair]
+    extra_dhcp_opts: list[ExtraDhcpOpt]
     security_groups: list[str]
     vnic_type: str = Field(alias="binding:vnic_type")
     profile: JSONObject = Field(alias="binding:profile")
@@ -137,6 +154,7 @@ class Port(Reply):
     vif_type: Literal["unbound", "ovs", "binding_failed"] = Field(alias="binding:vif_type")
     vif_details: JSONObject = Field(alias="binding:vif_details")
     port_security_enabled: bool
+    tags: list[str]
     revision_number: int
     created_at: str | None
     updated_at: str | None
@@ -180,6 +198,7 @@ class SecurityGroup(Reply):
     project_id: str
     tenant_id: str
     security_group_rules: list[SecurityGroupRule]
+    tags: list[str]
     revision_number: int
 
 

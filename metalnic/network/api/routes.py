@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from metalnic.httpjson import JSONResponse
 from metalnic.network import inputs
-from metalnic.network.api import agents, grants, openapi
+from metalnic.network.api import agents, grants, openapi, tags
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
 from metalnic.network.api.deps import (
@@ -62,6 +62,11 @@ EXTENSIONS = (
     ("standard-attr-timestamp", "Resource timestamps"),
     ("project-id", "project_id field enabled"),
     ("network_availability_zone", "Network Availability Zone"),
+    ("standard-attr-tag", "Tag support for resources with standard attribute"),
+    ("tag", "Tag support"),
+    ("tag-ext", "Tag support for resources: subnet, subnetpool, port, router"),
+    ("allowed-address-pairs", "Allowed Address Pairs"),
+    ("extra_dhcp_opt", "Neutron Extra DHCP options"),
 )
 
 
@@ -105,7 +110,9 @@ def resources(request: Request) -> JSONResponse:
 @router.get("/v2.0/openapi.json", response_model=dict[str, Any])
 def openapi_document(request: Request) -> JSONResponse:
     """This API's OpenAPI document (see network/api/openapi.py)."""
-    return JSONResponse(openapi.document(request.app, (router, agents.router, grants.router)))
+    return JSONResponse(
+        openapi.document(request.app, (router, agents.router, grants.router, tags.router))
+    )
 
 
 @router.get("/v2.0/extensions", response_model=rp.Extensions, responses=answers(401))

@@ -23,20 +23,33 @@ class Query(BaseModel):
 
     def filters(self) -> dict[str, str]:
         return {
-            k: v
+            k: ",".join(v) if isinstance(v, list) else v
             for k, v in self.model_dump(by_alias=True, exclude_none=True).items()
             if k != "fields"
         }
 
 
-class NetworkQuery(Query):
+class TaggedQuery(Query):
+    """Neutron's tag filters (``network/tags.py``): comma-separated, or repeated."""
+
+    tags: list[Name] | None = Field(None, description="has all of these tags")
+    tags_any: list[Name] | None = Field(None, alias="tags-any", description="has one of these")
+    not_tags: list[Name] | None = Field(
+        None, alias="not-tags", description="does not have all of these"
+    )
+    not_tags_any: list[Name] | None = Field(
+        None, alias="not-tags-any", description="has none of these"
+    )
+
+
+class NetworkQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     project_id: Name | None = None
     network_type: Name | None = Field(None, alias="provider:network_type")
 
 
-class PortQuery(Query):
+class PortQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     network_id: Name | None = None
@@ -47,7 +60,7 @@ class PortQuery(Query):
     status: Name | None = None
 
 
-class SecurityGroupQuery(Query):
+class SecurityGroupQuery(TaggedQuery):
     id: Name | None = None
     name: Name | None = None
     project_id: Name | None = None
