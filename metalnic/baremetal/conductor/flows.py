@@ -68,11 +68,17 @@ def wind_down_quietly(task: Task) -> None:
 def clean_up_boot(task: Task) -> None:
     """After a failure: the boot set-up of every ramdisk phase goes (each is tried;
     errors are logged, not raised: the flow's own error is the one to report)."""
+    if not task.drivers.boot.configures:
+        return
+    removed = True
     for phase in RAMDISK_PHASES:
         try:
-            task.clean_up_ramdisk(phase)
+            task.clean_up_ramdisk(phase, logged=False)
         except Exception as exc:  # a failure path: record it, go on with the others
+            removed = False
             task.log(history.ERROR, f"could not remove the {phase} boot set-up: {exc}", "ERROR")
+    if removed:
+        task.log(history.BOOT, "ramdisk boot removed after the failure: DHCP options and scripts")
 
 
 def rewire(task: Task, detach: tuple[Phase, ...] = (), attach: tuple[Phase, ...] = ()) -> None:

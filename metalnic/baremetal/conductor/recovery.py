@@ -158,7 +158,7 @@ def unwire(task: Task) -> None:
     errors: list[str] = []
     for phase in flows.RAMDISK_PHASES:  # before the ports go: their options are found on them
         try:
-            task.clean_up_ramdisk(phase)
+            task.clean_up_ramdisk(phase, logged=False)
         except DriverError as exc:
             errors.append(exc.message)
     with network_power(task):

@@ -319,7 +319,7 @@ class Task:
         boot.prepare_ramdisk(self.ctx, phase, ports)
         self.log(history.BOOT, f"{phase} ramdisk boot prepared: DHCP options and boot script")
 
-    def clean_up_ramdisk(self, phase: NetworkPhase) -> None:
+    def clean_up_ramdisk(self, phase: NetworkPhase, logged: bool = True) -> None:
         """Undo ``prepare_ramdisk`` (idempotent).  The boot interface's files go even when
         the network ports cannot be listed; that error is raised afterwards."""
         boot = self.drivers.boot
@@ -333,7 +333,8 @@ class Task:
         boot.clean_up_ramdisk(self.ctx, phase, ports)
         if failed is not None:
             raise failed
-        self.log(history.BOOT, f"{phase} ramdisk boot removed: DHCP options and boot script")
+        if logged:
+            self.log(history.BOOT, f"{phase} ramdisk boot removed: DHCP options and boot script")
 
     def boot_gate(self, phase: NetworkPhase) -> None:
         """Right before booting: every port must be up on the ``phase`` network."""
