@@ -24,7 +24,7 @@ from metalnic.baremetal.drivers.boot import scripts
 from metalnic.baremetal.drivers.boot.ipxe import BootTree, IpxeConfig
 from metalnic.ids import is_uuid_like
 
-router = APIRouter(prefix="/boot", include_in_schema=False)
+router = APIRouter(prefix="/boot", tags=["network boot"])
 Context = Annotated[AppContext, Depends(get_context)]
 IPXE = "text/plain; charset=utf-8"
 _MAC_FILE = re.compile(r"[0-9a-f]{2}(-[0-9a-f]{2}){5}")
