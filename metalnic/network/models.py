@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -41,6 +41,21 @@ class Stamped:
             raise RevisionMismatch(
                 f"Constrained to {expected}, but current revision is {self.revision_number}"
             )
+
+
+class AddressPairRecord(TypedDict):
+    """One of a port's ``allowed_address_pairs`` as stored (and shown)."""
+
+    ip_address: str
+    mac_address: str
+
+
+class DhcpOptRecord(TypedDict):
+    """One of a port's ``extra_dhcp_opts`` as stored (and shown)."""
+
+    opt_name: str
+    opt_value: str
+    ip_version: int
 
 
 def _tags_of(model: str, lazy: Literal["select", "selectin"]) -> Any:
@@ -112,8 +127,8 @@ class NetworkPort(Stamped, Base):
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Neutron's lists of dicts, stored as given (``network/portattrs.py`` checks them):
     # [{"ip_address", "mac_address"}] and [{"opt_name", "opt_value", "ip_version"}].
-    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
-    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    allowed_address_pairs: Mapped[list[AddressPairRecord]] = mapped_column(JSON, default=list)
+    extra_dhcp_opts: Mapped[list[DhcpOptRecord]] = mapped_column(JSON, default=list)
     # Read on access (one query for a port's own view); a list reads them in its query.
     tag_rows: Mapped[list[PortTag]] = _tags_of("PortTag", lazy="select")
 

@@ -26,7 +26,7 @@ from metalnic.errors import (
     InvalidInput,
 )
 from metalnic.network.inputs import AddressPair, ExtraDhcpOpt, PortUpdate
-from metalnic.network.models import NetworkPort
+from metalnic.network.models import AddressPairRecord, DhcpOptRecord, NetworkPort
 
 # More options than this on one port is refused (Neutron has no limit; a DHCP
 # reply has room for far fewer).
@@ -35,12 +35,12 @@ MAX_DHCP_OPTS = 64
 
 def address_pairs(
     given: Sequence[AddressPair] | None, port_mac: str, secured: bool, limit: int
-) -> list[dict[str, str]]:
+) -> list[AddressPairRecord]:
     """The pairs to store for a port with MAC ``port_mac``."""
     pairs = list(given or [])
     if len(pairs) > limit:
         raise AllowedAddressPairExhausted(limit)
-    stored: list[dict[str, str]] = []
+    stored: list[AddressPairRecord] = []
     seen: set[tuple[str, str]] = set()
     for pair in pairs:
         mac = pair.mac_address or port_mac
@@ -54,8 +54,8 @@ def address_pairs(
 
 
 def dhcp_opts(
-    current: Sequence[dict[str, object]], given: Sequence[ExtraDhcpOpt]
-) -> list[dict[str, object]]:
+    current: Sequence[DhcpOptRecord], given: Sequence[ExtraDhcpOpt]
+) -> list[DhcpOptRecord]:
     """``given`` merged into ``current`` (a create: into ``[]``)."""
     keys = [(o.opt_name, o.ip_version) for o in given]
     if len(set(keys)) != len(keys):
@@ -63,7 +63,7 @@ def dhcp_opts(
             "Invalid input for extra_dhcp_opts. Reason: an option (opt_name, ip_version) "
             "is given twice."
         )
-    merged = {(str(o["opt_name"]), o["ip_version"]): dict(o) for o in current}
+    merged = {(o["opt_name"], o["ip_version"]): o for o in current}
     for opt in given:
         key = (opt.opt_name, opt.ip_version)
         if opt.opt_value is None:

@@ -21,7 +21,9 @@ from metalnic import redact
 from metalnic.db.render import joined, json_list, utc_seconds
 from metalnic.jsontypes import JSONObject
 from metalnic.network.models import (
+    AddressPairRecord,
     Agent,
+    DhcpOptRecord,
     Network,
     NetworkPort,
     PortTag,
@@ -132,9 +134,9 @@ class PortRecord(PortColumns, Protocol):
     """A ``NetworkPort``, as ``port`` reads it."""
 
     @property
-    def allowed_address_pairs(self) -> list[dict[str, str]]: ...
+    def allowed_address_pairs(self) -> list[AddressPairRecord]: ...
     @property
-    def extra_dhcp_opts(self) -> list[dict[str, Any]]: ...
+    def extra_dhcp_opts(self) -> list[DhcpOptRecord]: ...
     @property
     def tag_rows(self) -> Sequence[PortTag]: ...
     @property
@@ -296,8 +298,8 @@ def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
         stamp(p.created_at),
         stamp(p.updated_at),
         _PortLists(
-            [dict(a) for a in p.allowed_address_pairs],
-            [dict(o) for o in p.extra_dhcp_opts],
+            [{**a} for a in p.allowed_address_pairs],
+            [{**o} for o in p.extra_dhcp_opts],
             sorted(t.tag for t in p.tag_rows),
         ),
     )

@@ -172,3 +172,34 @@ def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str,
     assert first == made
     assert "x" not in str(first["binding:profile"].get("password", ""))
     assert first["created_at"] and first["created_at"].endswith("Z")
+
+
+def test_a_listed_port_with_tags_pairs_and_options_is_its_own_view(db: Database) -> None:
+    """Tags are aggregated in the list's query (a JSON list: json_group_array on SQLite,
+    json_agg on PostgreSQL), pairs and options read as stored text: the same as a view."""
+    service, net = _service(db)
+    made = service.ports.create(
+        CONDUCTOR,
+        _port(
+            net,
+            1,
+            tags=["zeta", "a,comma", "ünï", 'quo"te'],
+            allowed_address_pairs=[{"ip_address": "10.0.0.0/24"}, {"ip_address": "fe80::1"}],
+            extra_dhcp_opts=[
+                {"opt_name": "tag:ipxe,67", "opt_value": "http://192.0.2.1/boot.ipxe"},
+                {"opt_name": "59", "opt_value": "tftp://[2001:db8::1]/x.efi", "ip_version": 6},
+            ],
+        ),
+    )
+    service.ports.create(CONDUCTOR, _port(net, 2))
+    service.tags.add(CONDUCTOR, "ports", made["id"], "late")
+    listed = service.ports.list(CONDUCTOR, {"network_id": net})
+    assert [p["tags"] for p in listed] == [sorted(["zeta", "a,comma", "ünï", 'quo"te', "late"]), []]
+    for shown in listed:
+        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+    assert listed[0]["allowed_address_pairs"][1] == {
+        "ip_address": "fe80::1",
+        "mac_address": made["mac_address"],
+    }
+    assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,a,comma"})] == []
+    assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,zeta"})] == [made["id"]]

@@ -1140,6 +1140,96 @@ ROWS: list[Row] = [
 ]
 
 
+# --- tags: the same six routes on each kind of resource, with the resource's own rights ---------
+
+_TAGGED = {  # kind → (the key of project-a's object in the world, how to make a fresh one)
+    "networks": ("net_a", lambda w: w.network()),
+    "ports": ("nport_a", lambda w: w.net_port()),
+    "security-groups": ("sg_a", lambda w: w.secgroup()),
+}
+
+
+def _tagged(w: World, kind: str) -> str:
+    """A fresh object of project-a of ``kind`` with the tag ``t``."""
+    ident = str(_TAGGED[kind][1](w))
+    assert w.net.put(f"/{kind}/{ident}/tags/t").status_code == 201
+    return ident
+
+
+def _tag_rows(kind: str) -> list[Row]:
+    key = _TAGGED[kind][0]
+    base = N + f"/{kind}/{{resource_id}}/tags"
+
+    def on_fresh(method: str, tail: str = "", body: Any = None) -> Build:
+        return lambda w: Req(method, N + f"/{kind}/{_tagged(w, kind)}/tags{tail}", body)
+
+    def on_missing(method: str, tail: str = "", body: Any = None) -> Build:
+        return lambda _w: Req(method, N + f"/{kind}/{random_id()}/tags{tail}", body)
+
+    tags = {"tags": ["x", "y"]}
+    return [
+        Row(
+            ("GET", base),
+            f"list {kind} tags",
+            fixed("GET", N + f"/{kind}/{{{key}}}/tags"),
+            READ_A,
+            on_missing("GET"),
+        ),
+        Row(
+            ("PUT", base),
+            f"replace {kind} tags",
+            on_fresh("PUT", "", tags),
+            WRITE_A,
+            on_missing("PUT", "", tags),
+        ),
+        Row(
+            ("DELETE", base),
+            f"remove all {kind} tags",
+            on_fresh("DELETE"),
+            E(204, 204, 404, 403),
+            on_missing("DELETE"),
+        ),
+        Row(
+            ("GET", base + "/{tag}"),
+            f"check a {kind} tag",
+            on_fresh("GET", "/t"),
+            E(204, 204, 404, 204),
+            on_missing("GET", "/t"),
+        ),
+        Row(
+            ("PUT", base + "/{tag}"),
+            f"add a {kind} tag",
+            on_fresh("PUT", "/u"),
+            E(201, 201, 404, 403),
+            on_missing("PUT", "/u"),
+        ),
+        Row(
+            ("DELETE", base + "/{tag}"),
+            f"remove a {kind} tag",
+            on_fresh("DELETE", "/t"),
+            E(204, 204, 404, 403),
+            on_missing("DELETE", "/t"),
+        ),
+    ]
+
+
+ROWS += [row for kind in _TAGGED for row in _tag_rows(kind)]
+ROWS += [
+    Row(
+        ("GET", N + "/networks/{resource_id}/tags"),
+        "list the tags of a network shared by another project",
+        fixed("GET", N + "/networks/{net_shared}/tags"),
+        READ_ALL,
+    ),
+    Row(
+        ("PUT", N + "/networks/{resource_id}/tags/{tag}"),
+        "tag a network shared by another project (its owner only)",
+        fixed("PUT", N + "/networks/{net_shared}/tags/s"),
+        E(201, 403, 201, 403),
+    ),
+]
+
+
 # --- the tests ---------------------------------------------------------------------------------
 
 
