@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -414,3 +415,67 @@ def test_the_boot_route_serves_only_what_a_booting_host_needs(server: Server) ->
             r = anyone.get(f"{base}/{path}")
             assert r.status_code == 404, (path, r.status_code)
         assert re.match(r"^#!ipxe", generic.text)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+def test_a_conductor_stop_mid_boot_leaves_no_boot_configuration(
+    tmp_path: Path, images: Images, image: tuple[str, bytes], how: signal.Signals
+) -> None:
+    """Killed (the next server's recovery) or stopped (the drain) while the host is being
+    powered on into the prepared ramdisk: the script and the options go with the ports."""
+    url, content = image
+    users = tmp_path / "users.toml"
+    add_user(users, ADMIN[0], ADMIN[1], "admin", "ops")
+    add_user(users, AGENT[0], AGENT[1], "agent", None, nic_hosts=[NIC])
+    port = free_port()
+    env = {
+        **FAST,
+        **ENV,
+        "METALNIC_HTTP_BOOT_URL": f"http://127.0.0.1:{port}/boot",
+        "METALNIC_DEPLOY_KERNEL": str(images.root / "deploy_kernel"),
+        "METALNIC_DEPLOY_RAMDISK": str(images.root / "deploy_initramfs"),
+    }
+    args = ("--auth", "http_basic", "--users-file", str(users))
+    srv = start_server(tmp_path / "state", *args, env=env, port=port)
+    srv.auth = ADMIN
+    fleet = Agents(srv, tmp_path)
+    try:
+        fleet.start(NIC, "--auth", ":".join(AGENT))
+        with srv.client() as c:
+            c.post("/network/v2.0/networks", json={"network": {"name": "provisioning"}})
+            fleet.wait_alive(c, NIC)
+            node, mac = ipxe_node(c, url, hashlib.sha256(content).hexdigest())
+            _available(srv, c, node)
+            r = c.patch(
+                f"/v1/nodes/{node}",
+                json=[{"op": "add", "path": "/driver_info/fake_power_delay", "value": "3"}],
+            )
+            assert r.status_code == 200, r.text
+            provision(c, node, "active")
+            for _ in range(300):  # prepared: the host is being powered on (3 s)
+                if any("ramdisk boot prepared" in e["event"] for e in history(c, node)):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                raise AssertionError("the ramdisk boot was never prepared")
+            assert (srv.state_dir / "httpboot" / node / "config").is_file()
+        srv.proc.send_signal(how)
+        srv.proc.wait(timeout=60)
+        srv = start_server(tmp_path / "state", *args, env=env, port=port)
+        srv.auth = ADMIN
+        with srv.client() as c:
+            failed = wait_for(c, node, "deploy failed", timeout=60)
+            for _ in range(300):  # the recovery's clean-up runs under the lock
+                shown = c.get(f"/v1/nodes/{node}").json()
+                if (
+                    shown["reservation"] is None
+                    and "recovery_pending" not in shown["driver_internal_info"]
+                ):
+                    break
+                threading.Event().wait(0.1)
+            left = assert_nothing_left(srv, c, node, mac)
+    finally:
+        fleet.close()
+        srv.stop()
+    assert "stopp" in failed["last_error"], failed["last_error"]
+    assert left == []  # the conductor's stop takes the ports off every network
