@@ -220,15 +220,28 @@ class NetworkCreate(_Network):
 
 def _ip_or_cidr(value: Any) -> Any:
     """An IP address, or a network in CIDR notation without host bits (Neutron
-    refuses ``10.0.0.1/24`` and recommends ``10.0.0.0/24``); not multicast."""
+    refuses ``10.0.0.1/24`` and recommends ``10.0.0.0/24``; an IPv4 network is
+    written as its canonical ``a.b.c.d/n``); not multicast."""
     if not isinstance(value, str):
         return value  # the str type refuses it
+    parsed: (
+        ipaddress.IPv4Address
+        | ipaddress.IPv6Address
+        | ipaddress.IPv4Network
+        | ipaddress.IPv6Network
+    )
     try:
-        net = ipaddress.ip_network(value, strict=True) if "/" in value else None
-        address = ipaddress.ip_address(value) if net is None else None
+        if "%" in value:  # an IPv6 zone (fe80::1%eth0) names an interface of no host here
+            raise ValueError(value)
+        if "/" in value:
+            parsed = ipaddress.ip_network(value, strict=True)
+            if parsed.version == 4 and str(parsed) != value:  # 10.0.0.0/255.255.255.0
+                raise ValueError(value)
+        else:
+            parsed = ipaddress.ip_address(value)
     except ValueError:
         raise ValueError("not a valid IP address or CIDR (a network has no host bits)") from None
-    if (net or address).is_multicast:  # type: ignore[union-attr]
+    if parsed.is_multicast:
         raise ValueError("a multicast address is not allowed")
     return value
 

@@ -99,7 +99,7 @@ class Tags:
 
     def add(self, who: Principal, kind: str, resource_id: str, tag: str) -> None:
         check_tag(tag)
-        self._change(who, kind, resource_id, lambda old: old | {tag})
+        self._change(who, kind, resource_id, lambda old: old | {tag}, relative=True)
 
     def remove(self, who: Principal, kind: str, resource_id: str, tag: str) -> None:
         check_tag(tag)
@@ -109,10 +109,10 @@ class Tags:
                 raise TagNotFound(tag)
             return old - {tag}
 
-        self._change(who, kind, resource_id, without)
+        self._change(who, kind, resource_id, without, relative=True)
 
     def clear(self, who: Principal, kind: str, resource_id: str) -> None:
-        self._change(who, kind, resource_id, lambda _old: set())
+        self._change(who, kind, resource_id, lambda _old: set(), relative=True)
 
     def _change(
         self,
@@ -120,13 +120,25 @@ class Tags:
         kind: str,
         resource_id: str,
         new: Callable[[set[str]], set[str]],
+        relative: bool = False,
     ) -> builtins.list[str]:
+        """One transaction that changes the tags to ``new(old)``.  A change relative to
+        what is there (add, remove, remove all) that lost the resource's row to a
+        concurrent write (StaleRevision) is made again on a fresh read: it still
+        means the same, and nothing of the other write is lost.  A replacement of all
+        tags is answered 409 instead, as every other PUT that raced."""
         k = _kind(kind)
-        with self.db.transaction() as s:
+
+        def change(s: Session) -> builtins.list[str]:
             resource = k.writable(s, who, resource_id)
             set_tags(resource, k.model, new({row.tag for row in resource.tag_rows}))
             s.flush()
             return names(resource)
+
+        if relative:
+            return self.db.retry(change)
+        with self.db.transaction() as s:
+            return change(s)
 
 
 def set_tags(resource: Tagged, model: TagModel, wanted: set[str]) -> None:

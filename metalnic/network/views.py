@@ -298,8 +298,9 @@ def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
         stamp(p.created_at),
         stamp(p.updated_at),
         _PortLists(
-            [{**a} for a in p.allowed_address_pairs],
-            [{**o} for o in p.extra_dhcp_opts],
+            # (None on a port not written yet: the column defaults apply at the INSERT)
+            [{**a} for a in p.allowed_address_pairs or ()],
+            [{**o} for o in p.extra_dhcp_opts or ()],
             sorted(t.tag for t in p.tag_rows),
         ),
     )

@@ -98,7 +98,8 @@ def test_the_document_describes_every_route_with_neutron_errors(fuzz_server: Ser
         for status, answer in op["responses"].items():
             if status >= "400":
                 assert answer["content"]["application/json"]["schema"] == error
-        if method in ("post", "put"):
+        if method in ("post", "put") and not path.endswith("/tags/{tag}"):
+            # (Neutron's PUT …/tags/{tag}, adding one tag, takes no body.)
             assert "requestBody" in op, (method, path)
         for param in op.get("parameters", []):
             assert param["in"] in ("path", "query", "header") and "schema" in param

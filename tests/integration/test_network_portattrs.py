@@ -218,6 +218,8 @@ def test_allowed_address_pairs_rules(pa_server: Server) -> None:
             [{"ip_address": "10.0.0.300"}],
             [{"ip_address": "10.0.0.1/24"}],  # host bits: Neutron wants 10.0.0.0/24
             [{"ip_address": "224.0.0.1"}],
+            [{"ip_address": "10.0.0.0/255.255.255.0"}],  # Neutron: 10.0.0.0/24 is recommended
+            [{"ip_address": "fe80::1%eth0"}],
             [{"ip_address": "10.0.0.1", "mac_address": "zz:00:00:00:00:00"}],
             [{"ip_address": "10.0.0.1", "mac_address": "01:00:5e:00:00:01"}],  # multicast
             [{"mac_address": "aa:bb:cc:00:00:02"}],
@@ -509,3 +511,29 @@ def test_openstacksdk_tags_pairs_and_dhcp_options(pa_server: Server) -> None:
     conn.network.add_tag(group, "sg-tag")
     assert conn.network.get_security_group(group.id).tags == ["sg-tag"]
     assert "standard-attr-tag" in {e.alias for e in conn.network.extensions()}
+
+
+def test_concurrent_tag_adds_all_land(pa_server: Server) -> None:
+    """Adding and removing one tag are relative to what is there: racing ones are all
+    applied (made again on a fresh read when another won the row), none lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with api(pa_server) as c:
+        net = make(c, "networks")
+        base = f"/networks/{net['id']}/tags"
+        assert c.put(base, json={"tags": [f"old-{i}" for i in range(10)]}).status_code == 200
+        rev = show(c, "networks", net["id"])["revision_number"]
+
+    def one(i: int) -> int:
+        with api(pa_server) as own:
+            if i < 10:
+                return own.delete(f"{base}/old-{i}").status_code
+            return own.put(f"{base}/new-{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(one, range(30)))
+    assert statuses == [204] * 10 + [201] * 20
+    with api(pa_server) as c:
+        shown = show(c, "networks", net["id"])
+    assert shown["tags"] == sorted(f"new-{i}" for i in range(10, 30))
+    assert shown["revision_number"] == rev + 30  # one revision per change

@@ -65,6 +65,7 @@ EXTENSIONS = (
     ("standard-attr-tag", "Tag support for resources with standard attribute"),
     ("tag", "Tag support"),
     ("tag-ext", "Tag support for resources: subnet, subnetpool, port, router"),
+    ("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation"),
     ("allowed-address-pairs", "Allowed Address Pairs"),
     ("extra_dhcp_opt", "Neutron Extra DHCP options"),
 )

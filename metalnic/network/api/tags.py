@@ -81,6 +81,8 @@ def _routes(kind: str) -> None:
             methods=[method],
             status_code=status,
             response_model=rp.TagsReply if status == 200 else None,
+            # 201 and 204 answer no body (the document shows none).
+            response_class=JSONResponse if status == 200 else Response,
             responses=errors,
             name=f"{endpoint.__name__}_{name}",
             operation_id=f"{endpoint.__name__}_{name}",
