@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from pydantic import ValidationError
 
 from metalnic.baremetal.drivers.base import (
     DriverConfigError,
@@ -21,6 +22,8 @@ from metalnic.baremetal.drivers.base import (
 from metalnic.baremetal.drivers.boot import scripts
 from metalnic.baremetal.drivers.boot.ipxe import BootTree, IpxeBoot, IpxeConfig
 from metalnic.baremetal.drivers.network.client import DhcpOption, NetworkObjectNotFound
+from metalnic.server import ipxe_config
+from metalnic.settings import Settings
 from tests.unit.test_phase_port_security import RecordingClient
 
 NODE = "1be26c0b-03f2-4d2d-ae87-c02d7f33c123"
@@ -304,3 +307,41 @@ def test_the_tree_follows_no_link_out_of_its_root(tmp_path: Path) -> None:
     assert tree.read(Path("../secret")) is None
     with pytest.raises(Exception, match="UUID"):
         tree.script("../../etc")
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_settings_derive_the_api_url_and_rescue_images(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path,
+        http_boot_url="http://192.0.2.10:6385/boot/",
+        deploy_kernel=tmp_path / "k",
+        deploy_ramdisk=tmp_path / "r",
+    )
+    cfg = ipxe_config(settings)
+    assert cfg.files.http_url == HTTP  # no trailing slash: the URLs are joined with one
+    assert cfg.files.api_url == API  # the boot URL's origin unless ramdisk_api_url is set
+    assert cfg.http_root == tmp_path / "httpboot"
+    assert cfg.image("rescue", "kernel") == tmp_path / "k"  # rescue defaults to deploy
+    assert cfg.image("rescue", "initramfs") == tmp_path / "r"
+    assert cfg.image("deploy", "vmlinuz") is None
+    own = Settings(state_dir=tmp_path, http_boot_url=HTTP, ramdisk_api_url="https://api:6385")
+    assert ipxe_config(own).files.api_url == "https://api:6385"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"http_boot_url": "tftp://192.0.2.1/boot"},
+        {"http_boot_url": "http://192.0.2.1/boot ipa-api-url=http://evil"},
+        {"ramdisk_api_url": "192.0.2.1:6385"},
+        {"tftp_server": "tftp.example"},  # next-server is an address
+        {"kernel_append_params": "console=ttyS0\nshell"},
+    ],
+)
+def test_settings_refuse_what_would_break_a_script_or_an_option(
+    tmp_path: Path, bad: dict[str, str]
+) -> None:
+    with pytest.raises(ValidationError):
+        Settings(state_dir=tmp_path, **bad)  # type: ignore[arg-type]
