@@ -14,6 +14,10 @@ each server (spawn to first answer, RSS of its process tree after the workload).
         --start-cmd "metalnic serve --port 6391 --state-dir /tmp/nb --log-level warning" \\
         --neutron-url http://127.0.0.1:9696 --neutron-start-cmd /opt/neutron-bench/start.sh
 
+With ``--subnet CIDR`` the network gets an IPv4 subnet of that range first, so
+that each port create also allocates an address (IPAM, issue 13) and each
+listed port shows one.
+
 It measures and reports; it asserts nothing about speed.
 """
 
@@ -70,6 +74,11 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     elapsed, r = timed(client, "POST", "/v2.0/networks", json=network_body)
     results["network_create"] = summary([elapsed])
     network_id = r.json()["network"]["id"]
+    if args.subnet:
+        subnet = {"network_id": network_id, "ip_version": 4, "cidr": args.subnet}
+        r = client.post("/v2.0/subnets", json={"subnet": {**subnet, "project_id": PROJECT}})
+        r.raise_for_status()
+        results["subnet"] = args.subnet
 
     port_times, port_ids = [], []
     for i in range(args.ports):
@@ -82,7 +91,12 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.list_repeats):
         elapsed, r = timed(client, "GET", "/v2.0/ports", params={"network_id": network_id})
         list_times.append(elapsed)
-    results["list_ports"] = {**summary(list_times), "ports_listed": len(r.json()["ports"])}
+    listed = r.json()["ports"]
+    results["list_ports"] = {
+        **summary(list_times),
+        "ports_listed": len(listed),
+        "fixed_ips_listed": sum(len(p["fixed_ips"]) for p in listed),
+    }
 
     path = f"/v2.0/ports/{port_ids[len(port_ids) // 2]}"
     results["concurrent_get"] = concurrent_get(
@@ -113,7 +127,12 @@ def measure(url: str, start_cmd: str | None, args: argparse.Namespace) -> dict[s
 def report(name: str, results: dict[str, Any]) -> None:
     print(f"{name}: network API benchmark against {results['url']} with {results['ports']} ports")
     print_rows(results, ROWS)
-    print(f"ports listed per list: {results['list_ports']['ports_listed']}")
+    listed = results["list_ports"]
+    print(
+        f"ports listed per list: {listed['ports_listed']} ({listed['fixed_ips_listed']} fixed IPs)"
+    )
+    if "subnet" in results:
+        print(f"each port allocated an address from the subnet {results['subnet']}")
     cg = results["concurrent_get"]
     print(f"concurrent GET: {cg['clients']} clients, {cg['seconds']} s, errors {cg['errors']}")
     if "startup_s" in results:
@@ -141,6 +160,9 @@ def main() -> None:
     p.add_argument("--list-repeats", type=int, default=20)
     p.add_argument("--start-timeout", type=float, default=180.0)
     p.add_argument("--cleanup", action="store_true", help="delete the ports afterwards")
+    p.add_argument(
+        "--subnet", metavar="CIDR", help="give the network an IPv4 subnet (creates allocate)"
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
 

@@ -9,7 +9,9 @@ code never builds HTTP responses itself.
     MetalnicError
     ├── InvalidInput            400  the request is malformed or breaks a rule
     │   ├── InvalidPatch        400  a JSON patch that cannot be applied
-    │   └── InvalidStateRequested 400 a verb the node's state does not allow
+    │   ├── InvalidStateRequested 400 a verb the node's state does not allow
+    │   ├── InvalidOperation    400  Neutron's InvalidInput: values that break a rule together
+    │   └── InvalidAllocationPool, OutOfBoundsAllocationPool, InvalidIpForSubnet, … (subnets)
     ├── NotAuthenticated        401  no or wrong credentials
     ├── Forbidden               403  the caller's role does not allow it
     ├── NotFound                404
@@ -22,7 +24,8 @@ code never builds HTTP responses itself.
     │   ├── MACAlreadyExists
     │   ├── NodeLocked              (retry helps: another flow holds the node)
     │   ├── StaleRevision           (retry helps: a concurrent write won the row)
-    │   └── InvalidStateForChange   (retry may help once the node moves)
+    │   ├── InvalidStateForChange   (retry may help once the node moves)
+    │   └── SubnetInUse, IpAddressGenerationFailure, IpAddressAlreadyAllocated, … (IPAM)
     ├── RevisionMismatch        412  ``If-Match: revision_number=N`` no longer holds
     ├── PayloadTooLarge         413
     ├── DriverError             500  a BMC, agent or network step failed (permanent)
@@ -224,6 +227,90 @@ class NetworkMacInUse(Conflict):
 
 class NetworkInUse(Conflict):
     neutron_type = "NetworkInUse"
+
+
+# --- subnets and IP addresses (Neutron's types and words) ---------------------------------
+
+
+class InvalidOperation(InvalidInput):
+    """A rule between values, or between a value and what is stored, is broken:
+    Neutron's ``InvalidInput`` ("Invalid input for operation: ...")."""
+
+    neutron_type = "InvalidInput"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid input for operation: {reason}")
+
+
+class SubnetNotFound(NotFound):
+    neutron_type = "SubnetNotFound"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Subnet {ident} could not be found.")
+
+
+class SubnetInUse(Conflict):
+    neutron_type = "SubnetInUse"
+
+    def __init__(self, ident: str) -> None:
+        super().__init__(
+            f"Unable to complete operation on subnet {ident}: One or more ports have an IP "
+            "allocation from this subnet."
+        )
+
+
+class GatewayConflictWithAllocationPools(Conflict):
+    neutron_type = "GatewayConflictWithAllocationPools"
+
+
+class InvalidAllocationPool(InvalidInput):
+    neutron_type = "InvalidAllocationPool"
+
+
+class OutOfBoundsAllocationPool(InvalidInput):
+    neutron_type = "OutOfBoundsAllocationPool"
+
+
+class OverlappingAllocationPools(Conflict):
+    neutron_type = "OverlappingAllocationPools"
+
+
+class DNSNameServersExhausted(InvalidInput):
+    neutron_type = "DNSNameServersExhausted"
+
+
+class HostRoutesExhausted(InvalidInput):
+    neutron_type = "HostRoutesExhausted"
+
+
+class IpAddressGenerationFailure(Conflict):
+    neutron_type = "IpAddressGenerationFailure"
+
+    def __init__(self, network_id: str) -> None:
+        super().__init__(f"No more IP addresses available on network {network_id}.")
+
+
+class IpAddressAlreadyAllocated(Conflict):
+    neutron_type = "IpAddressAlreadyAllocated"
+
+    def __init__(self, ip: str, subnet_id: str) -> None:
+        super().__init__(f"IP address {ip} already allocated in subnet {subnet_id}")
+
+
+class InvalidIpForSubnet(InvalidInput):
+    neutron_type = "InvalidIpForSubnet"
+
+    def __init__(self, ip: str) -> None:
+        super().__init__(f"IP address {ip} is not a valid IP for the specified subnet.")
+
+
+class InvalidIpForNetwork(InvalidInput):
+    neutron_type = "InvalidIpForNetwork"
+
+    def __init__(self, ip: str) -> None:
+        super().__init__(
+            f"IP address {ip} is not a valid IP for any of the subnets on the specified network."
+        )
 
 
 class NicHostHeld(Conflict):

@@ -30,8 +30,15 @@ from metalnic.errors import (
     NetworkNotFound,
     NetworkPortNotFound,
     SecurityGroupNotFound,
+    SubnetNotFound,
 )
-from metalnic.network.models import Network, NetworkPort, SecurityGroup, SecurityGroupRule
+from metalnic.network.models import (
+    Network,
+    NetworkPort,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
 
 READERS = frozenset({"admin", "member", "observer"})
 WRITERS = frozenset({"admin", "member"})
@@ -121,6 +128,57 @@ def networks_filter(who: Principal) -> Any:
     if sees_all(who):
         return None
     return (Network.project_id == who.project) | Network.shared.is_(True)
+
+
+# --- subnets ----------------------------------------------------------------------------
+# A subnet is seen by whoever sees its network (a shared network's subnets too) and
+# changed by the owner of the subnet; creating one needs a network the caller may write.
+
+
+def visible_subnet(s: Session, who: Principal, subnet_id: Any) -> Subnet:
+    require_reader(who)
+    subnet = s.get(Subnet, subnet_id) if isinstance(subnet_id, str) else None
+    if subnet is None:
+        raise SubnetNotFound(str(subnet_id))
+    if not (sees_all(who) or owns(who, subnet.project_id)):
+        net = s.get(Network, subnet.network_id)
+        if net is None or not net.shared:
+            raise SubnetNotFound(str(subnet_id))
+    return subnet
+
+
+def writable_subnet(s: Session, who: Principal, subnet_id: str) -> Subnet:
+    """A subnet ``who`` may change or delete; one of a shared network it does not own
+    is visible, so refusing it is a 403."""
+    require_writer(who)
+    subnet = visible_subnet(s, who, subnet_id)
+    if not owns(who, subnet.project_id):
+        net = s.get(Network, subnet.network_id)
+        if net is not None and net.shared:
+            raise Forbidden(f"Subnet {subnet_id} is on a shared network owned by another project.")
+        raise SubnetNotFound(subnet_id)
+    return subnet
+
+
+def subnets_filter(who: Principal) -> Any:
+    """The WHERE clause of a subnet listing, or None for every subnet."""
+    require_reader(who)
+    if sees_all(who):
+        return None
+    shared = select(Network.id).where(Network.shared.is_(True))
+    return (Subnet.project_id == who.project) | Subnet.network_id.in_(shared)
+
+
+def check_fixed_ips(who: Principal, net: Network, wanted: Sequence[Any] | None) -> None:
+    """Naming an address on a network of another project (a shared one) is reserved to
+    admins, as in Neutron's default policy; a subnet alone may be named."""
+    if who.is_admin or wanted is None or owns(who, net.project_id):
+        return
+    if any(getattr(w, "ip_address", None) is not None for w in wanted):
+        raise Forbidden(
+            "(rule:create_port and rule:create_port:fixed_ips:ip_address) is disallowed by "
+            "policy: only the network's owner may choose the address."
+        )
 
 
 # --- ports ------------------------------------------------------------------------------

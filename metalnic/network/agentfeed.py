@@ -21,7 +21,7 @@ from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.contract import agent as ac
 from metalnic.db.session import Database
-from metalnic.network import agents, feed
+from metalnic.network import agents, feed, ipam
 from metalnic.network.models import FeedRevision, Network, NetworkPort, Verification
 from metalnic.network.secgroups import SecurityGroups
 
@@ -179,7 +179,7 @@ def _desired_port(port: NetworkPort, net: Network) -> ac.DesiredPortData:
         "port_security_enabled": port.port_security_enabled,
         "security_groups": [g.id for g in port.security_groups],
         "status": port.status,
-        "fixed_ips": [],  # subnets and IPAM: issue 13
+        "fixed_ips": ipam.shown(port.fixed_ips),
         "allowed_address_pairs": [
             {"ip_address": a["ip_address"], "mac_address": a["mac_address"]}
             for a in port.allowed_address_pairs

@@ -374,6 +374,115 @@ class BindingProfile(Open):
     local_group_information: GroupInformation | None = None
 
 
+# --- addresses (subnets and fixed IPs) ------------------------------------------------------
+
+
+def _ip_address(value: Any) -> str:
+    """An IPv4 or IPv6 address without prefix, in its normalized text."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError(f"'{_shown(value)}' is not a valid IP address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"'{_shown(value)}' is not a valid IP address") from None
+
+
+def _cidr(value: Any) -> str:
+    """A network in CIDR notation, without host bits (Neutron's words when it has them)."""
+    if not isinstance(value, str) or len(value) > 64 or "/" not in value:
+        raise ValueError(f"'{_shown(value)}' is not a valid IP subnet")
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"'{_shown(value)}' is not a valid IP subnet") from None
+    if str(net) != value and ipaddress.ip_interface(value).ip != net.network_address:
+        raise ValueError(f"'{value}' isn't a recognized IP subnet cidr, '{net}' is recommended")
+    return str(net)
+
+
+def _shown(value: Any) -> str:
+    return value[:64] if isinstance(value, str) else type(value).__name__
+
+
+IpAddress = Annotated[
+    str,
+    BeforeValidator(_ip_address),
+    WithJsonSchema({"type": "string", "maxLength": 64, "description": "an IPv4 or IPv6 address"}),
+]
+Cidr = Annotated[
+    str,
+    BeforeValidator(_cidr),
+    WithJsonSchema(
+        {"type": "string", "maxLength": 64, "description": "a network: address/prefix length"}
+    ),
+]
+Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
+MAX_FIXED_IPS = 16
+
+
+class AllocationPool(Model):
+    start: IpAddress
+    end: IpAddress
+
+
+class HostRoute(Model):
+    destination: Cidr
+    nexthop: IpAddress
+
+
+class FixedIpRequest(Model):
+    """One entry of a port's ``fixed_ips``: an address, a subnet to take one from, or both."""
+
+    ip_address: IpAddress | None = None
+    subnet_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> FixedIpRequest:
+        if self.ip_address is None and self.subnet_id is None:
+            raise ValueError("an entry needs an ip_address, a subnet_id or both")
+        return self
+
+
+def _no_duplicates(items: list[Any], what: str) -> list[Any]:
+    seen: list[Any] = []
+    for item in items:
+        if item in seen:
+            raise ValueError(f"Duplicate {what} '{item}'")
+        seen.append(item)
+    return items
+
+
+class _Subnet(Model):
+    name: Name = ""
+    description: Name = ""
+    gateway_ip: IpAddress | None = Field(None, description="absent: the first address; null: none")
+    allocation_pools: list[AllocationPool] = Field(default_factory=list, max_length=64)
+    dns_nameservers: list[IpAddress] = Field(default_factory=list, max_length=64)
+    host_routes: list[HostRoute] = Field(default_factory=list, max_length=64)
+    enable_dhcp: BoolLike = True
+
+    @model_validator(mode="after")
+    def _distinct(self) -> _Subnet:
+        _no_duplicates(self.dns_nameservers, "nameserver")
+        _no_duplicates([(r.destination, r.nexthop) for r in self.host_routes], "hostroute")
+        return self
+
+
+class SubnetCreate(_Subnet):
+    network_id: Id
+    ip_version: IpVersion
+    cidr: Cidr
+    ipv6_ra_mode: Ipv6Mode | None = None
+    ipv6_address_mode: Ipv6Mode | None = None
+    project_id: Id | None = None
+    tenant_id: Id | None = None
+    subnetpool_id: None = Field(None, description="subnet pools are not supported: null")
+
+
+class SubnetUpdate(_Subnet):
+    pass
+
+
 VnicType = Literal["normal", "baremetal", "smart-nic"]
 
 
@@ -398,6 +507,9 @@ class PortUpdate(_Port):
     extra_dhcp_opts: list[ExtraDhcpOpt] | None = Field(
         None, max_length=64, description="merged by (opt_name, ip_version); null: no change"
     )
+    fixed_ips: list[FixedIpRequest] = Field(
+        default_factory=list, max_length=MAX_FIXED_IPS, description="replaces the port's addresses"
+    )
 
 
 class PortCreate(_Port):
@@ -411,8 +523,10 @@ class PortCreate(_Port):
     mac_address: Short | None = Field(None, description="absent or null: one is made")
     project_id: Id | None = None
     tenant_id: Id | None = None
-    fixed_ips: list[JsonObject] = Field(
-        default_factory=list, max_length=0, description="not supported: no subnets"
+    fixed_ips: list[FixedIpRequest] | None = Field(
+        None,
+        max_length=MAX_FIXED_IPS,
+        description="absent or null: one address per IP version from the network's subnets",
     )
     allowed_address_pairs: list[AddressPair] | None = Field(None, max_length=1000)
     extra_dhcp_opts: list[ExtraDhcpOpt] | None = Field(None, max_length=64)

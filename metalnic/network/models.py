@@ -1,4 +1,5 @@
-"""Tables of the network service: networks, ports, security groups, agents."""
+"""Tables of the network service: networks, subnets and IP allocations, ports, security
+groups, agents."""
 
 from __future__ import annotations
 
@@ -84,6 +85,52 @@ class Network(Stamped, Base):
     tag_rows: Mapped[list[NetworkTag]] = _tags_of("NetworkTag", lazy="selectin")
 
 
+# --- subnets and IP allocations (issue 13; the rules are network/subnets.py and ipam.py) ----
+
+
+class Subnet(Stamped, Base):
+    """A subnet of a network.  ``cidr``, ``gateway_ip`` and the pools' addresses are
+    stored in their normalized text (``network/ipam.py``); the pools, name servers
+    and host routes as the JSON lists Neutron shows, in the order given."""
+
+    __tablename__ = "subnets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), index=True
+    )
+    ip_version: Mapped[int] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64))
+    gateway_ip: Mapped[str | None] = mapped_column(String(64))
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(String(32))
+    ipv6_address_mode: Mapped[str | None] = mapped_column(String(32))
+    allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+
+
+class IPAllocation(Base):
+    """One address of a port.  The primary key (subnet, address) is what makes a double
+    allocation impossible, whatever the number of racing requests or server processes:
+    the second INSERT of an address conflicts in the database (``network/ipam.py``).
+    A port's deletion deletes its rows (ON DELETE CASCADE)."""
+
+    __tablename__ = "ip_allocations"
+
+    subnet_id: Mapped[str] = mapped_column(
+        ForeignKey("subnets.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port_id: Mapped[str] = mapped_column(
+        ForeignKey("network_ports.id", ondelete="CASCADE"), index=True
+    )
+    network_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
 port_security_groups = Table(
     "port_security_groups",
     Base.metadata,
@@ -137,6 +184,11 @@ class NetworkPort(Stamped, Base):
     # list cost one query per port.
     security_groups: Mapped[list[SecurityGroup]] = relationship(
         secondary=port_security_groups, lazy="selectin"
+    )
+    # Its addresses, loaded like its groups; written only by network/ipam.py (Core
+    # INSERTs that may conflict), so the ORM only reads them.
+    fixed_ips: Mapped[list[IPAllocation]] = relationship(
+        lazy="selectin", viewonly=True, order_by=IPAllocation.ip_address
     )
 
 

@@ -9,16 +9,16 @@ is ``network/segments.py``.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
-from metalnic.network import access, segments, tags, views
+from metalnic.network import access, segments, subnets, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import NetworkCreate, NetworkUpdate
-from metalnic.network.models import Network, NetworkPort
+from metalnic.network.models import Network, NetworkPort, Subnet
 from metalnic.settings import Settings
 
 
@@ -68,7 +68,8 @@ class Networks:
 
     def show(self, who: Principal, net_id: str) -> views.NetworkView:
         with self.db.transaction() as s:
-            return views.network(access.visible_network(s, who, net_id))
+            net = access.visible_network(s, who, net_id)
+            return views.network(net, subnets.subnet_ids(s, [net.id])[net.id])
 
     def list(self, who: Principal, filters: dict[str, str]) -> list[views.NetworkView]:
         stmt = select(Network).order_by(Network.created_at, Network.id)
@@ -85,7 +86,9 @@ class Networks:
                 stmt = stmt.where(column == filters[key])
         stmt = tags.filtered(stmt, filters, "networks", Network.id)
         with self.db.transaction() as s:
-            return [views.network(n) for n in s.scalars(stmt)]
+            nets = list(s.scalars(stmt))
+            owned = subnets.subnet_ids(s, [n.id for n in nets])
+            return [views.network(n, owned[n.id]) for n in nets]
 
     def update(
         self, who: Principal, net_id: str, body: NetworkUpdate, revision: int | None = None
@@ -104,7 +107,7 @@ class Networks:
                 net.mtu = body.mtu
             net.revision_number += 1
             s.flush()
-            return views.network(net)
+            return views.network(net, subnets.subnet_ids(s, [net.id])[net.id])
 
     def delete(self, who: Principal, net_id: str, revision: int | None = None) -> None:
         require_writer(who)
@@ -117,4 +120,6 @@ class Networks:
                     f"Unable to complete operation on network {net_id}. There are one or more "
                     "ports still in use on the network."
                 )
+            # Its subnets go with it, as in Neutron (no port holds an address of them).
+            s.execute(delete(Subnet).where(Subnet.network_id == net_id))
             s.delete(net)

@@ -6,6 +6,8 @@ change an agent must see bumps the feed revision of the NIC host in the same
 transaction and wakes waiters after the commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
 serves its NIC host (``network/agents.py``); ``bind`` writes that decision.
+A port's addresses (``fixed_ips``) are claimed and released by
+``network/ipam.py`` in the port's own transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
@@ -30,11 +32,11 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, feed, portattrs, secgroups, tags, views
+from metalnic.network import access, agents, feed, ipam, portattrs, secgroups, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
-from metalnic.network.models import Network, NetworkPort, PortTag
+from metalnic.network.models import IPAllocation, Network, NetworkPort, PortTag
 from metalnic.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class Ports:
         profile = _profile(given.get("binding:profile") or {})
         with self.db.transaction() as s:
             net = access.visible_network(s, who, body.network_id)
+            access.check_fixed_ips(who, net, body.fixed_ips)
             port = self._new_port(s, who, body, net, profile)
             # Bound before it is written (one INSERT, no UPDATE after it): no one else
             # sees the port before the commit, so nothing can race the decision.  The
@@ -89,7 +92,10 @@ class Ports:
             # twice would program the NIC twice for one port).
             with s.no_autoflush:
                 hosts = self._decide(s, port, net, {g.id for g in port.security_groups}, new=True)
-            view = views.port(port)
+            # Claimed after the port's INSERT (an allocation names its port), in the same
+            # transaction: a refused address leaves no port behind.
+            made = ipam.Allocator(s, who, port).allocate(body.fixed_ips)
+            view = views.port(port, fixed_ips=list(ipam.shown(made)))
         self.after_change(hosts)
         return view
 
@@ -166,7 +172,14 @@ class Ports:
             port = s.get(NetworkPort, port_id)
             return views.port(port) if port is not None else None
 
-    def list(self, who: Principal, filters: dict[str, str]) -> list[views.PortView]:
+    def list(
+        self,
+        who: Principal,
+        filters: dict[str, str],
+        fixed_ips: Mapping[str, list[str]] | None = None,
+    ) -> list[views.PortView]:
+        """``fixed_ips``: Neutron's ``fixed_ips=ip_address=…``/``subnet_id=…`` filters,
+        by key: a port matches when one of its addresses has one of the values of each key."""
         # Plain rows with their groups: an ORM object per port cost more than the
         # query itself (docs/benchmarks.md).
         stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
@@ -186,6 +199,8 @@ class Ports:
             if key in filters:
                 stmt = stmt.where(column == filters[key])
         stmt = tags.filtered(stmt, filters, "ports", NetworkPort.id)
+        if fixed_ips:
+            stmt = stmt.where(_holding(fixed_ips))
         with self.db.transaction() as s:
             # Core rows (the session's connection): the ORM's loading of plain rows
             # cost as much as fetching them.
@@ -207,15 +222,26 @@ class Ports:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
             access.check_device_owner(who, body, port)
+            if "fixed_ips" in body:
+                access.check_fixed_ips(who, s.get_one(Network, port.network_id), change.fixed_ips)
             old_host = port.host_id
             for key, column in _COPIED:
                 if key in body:
                     setattr(port, column, body[key])
+            old_mac = port.mac_address
             watchers = self._change_mac(s, port, body, old_host)
             portattrs.update(port, change, self.max_address_pairs)
             if "binding:profile" in body:
                 port.profile = _profile(body["binding:profile"])
             watchers |= self._change_groups(s, port, body)
+            if "fixed_ips" in body or port.mac_address != old_mac:
+                # Replaced in place (a new MAC: new SLAAC addresses too); the port's new
+                # revision bumps its host's feed below.
+                allocator = ipam.Allocator(s, who, port)
+                if "fixed_ips" in body:
+                    allocator.replace(change.fixed_ips)
+                if port.mac_address != old_mac:
+                    allocator.follow_mac()
             hosts = _bump_changed(s, port, old_host, watchers)
         self.after_change(hosts)
         self.bind(port_id)
@@ -333,6 +359,17 @@ class Ports:
             )
         for port_id in ids_:
             self.bind(port_id)
+
+
+def _holding(wanted: Mapping[str, list[str]]) -> Any:
+    """Ports with an address that matches every key of ``wanted`` (any of its values)."""
+    match = exists().where(IPAllocation.port_id == NetworkPort.id)
+    if wanted.get("ip_address"):
+        ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
+        match = match.where(IPAllocation.ip_address.in_(ips))
+    if wanted.get("subnet_id"):
+        match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
+    return match
 
 
 # Attributes an update copies as given: (API name, column); the MAC address, the

@@ -3,6 +3,7 @@
 Each part is a module of its own and owns one responsibility:
 
 * ``networks`` (``networks.py``) — networks and their VLAN segments;
+* ``subnets`` (``subnets.py``) — subnets (a port's addresses: ``ipam.py``, from ``ports``);
 * ``ports`` (``ports.py``) — network ports and their binding to a NIC host's agent;
 * ``secgroups`` (``secgroups.py``) — security groups and rules;
 * ``tags`` (``tags.py``) — the tags of networks, ports and security groups;
@@ -27,6 +28,7 @@ from metalnic.network.agents import Agents
 from metalnic.network.networks import Networks
 from metalnic.network.ports import Ports
 from metalnic.network.secgroups import SecurityGroups
+from metalnic.network.subnets import Subnets
 from metalnic.network.tags import Tags
 from metalnic.settings import Settings
 
@@ -39,6 +41,7 @@ class NetworkService:
         self.secgroups = SecurityGroups(db, self._after_change)
         self.networks = Networks(settings, db)
         self.tags = Tags(db)
+        self.subnets = Subnets(db, self._after_change)
         self.ports = Ports(settings, db, self.secgroups, self._after_change)
         self.agents = Agents(settings, db, self.ports.rebind_hosts)
         self.feed = AgentFeed(db, self.notifier, self.secgroups, self._after_change)

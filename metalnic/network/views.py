@@ -1,4 +1,4 @@
-"""JSON shapes of networks, ports, security groups and agents as Neutron renders them.
+"""JSON shapes of networks, subnets, ports, security groups and agents as Neutron renders them.
 
 The services render here, inside the transaction that read the rows (so every
 relationship a view shows is loaded), and hand the routes and the embedded
@@ -18,17 +18,21 @@ import orjson
 from sqlalchemy import ColumnElement, Row, Text, cast, select
 
 from metalnic import redact
+from metalnic.contract.agent import FixedIpData
 from metalnic.db.render import joined, json_list, utc_seconds
 from metalnic.jsontypes import JSONObject
+from metalnic.network import ipam
 from metalnic.network.models import (
     AddressPairRecord,
     Agent,
     DhcpOptRecord,
+    IPAllocation,
     Network,
     NetworkPort,
     PortTag,
     SecurityGroup,
     SecurityGroupRule,
+    Subnet,
     port_security_groups,
 )
 
@@ -75,7 +79,7 @@ PortView = TypedDict(
         "status": str,
         "device_id": str,
         "device_owner": str,
-        "fixed_ips": list[JSONObject],
+        "fixed_ips": list[FixedIpData],
         "allowed_address_pairs": list[JSONObject],
         "extra_dhcp_opts": list[JSONObject],
         "security_groups": list[str],
@@ -91,6 +95,31 @@ PortView = TypedDict(
         "updated_at": str | None,
     },
 )
+
+
+class SubnetView(TypedDict):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    network_id: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str | None
+    allocation_pools: list[dict[str, str]]
+    dns_nameservers: list[str]
+    host_routes: list[dict[str, str]]
+    enable_dhcp: bool
+    ipv6_ra_mode: str | None
+    ipv6_address_mode: str | None
+    subnetpool_id: None
+    segment_id: None
+    service_types: list[str]
+    tags: list[str]
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
 
 
 class PortColumns(Protocol):
@@ -149,6 +178,8 @@ class PortRecord(PortColumns, Protocol):
     def updated_at(self) -> dt.datetime | None: ...
     @property
     def security_groups(self) -> Sequence[SecurityGroup]: ...
+    @property
+    def fixed_ips(self) -> Sequence[IPAllocation]: ...
 
 
 class ListedPort(NamedTuple):
@@ -180,6 +211,7 @@ class ListedPort(NamedTuple):
     allowed_address_pairs: str
     extra_dhcp_opts: str
     tags: str | None  # a JSON list (NULL or "[]" for none)
+    fixed_ips: str | None  # "subnet_id address" pairs joined by ","
 
 
 def _listed_column(name: str) -> ColumnElement[Any]:
@@ -190,6 +222,10 @@ def _listed_column(name: str) -> ColumnElement[Any]:
     if name == "tags":
         tags = select(json_list(PortTag.tag)).where(PortTag.resource_id == NetworkPort.id)
         return tags.scalar_subquery().label(name)
+    if name == "fixed_ips":
+        pair = IPAllocation.subnet_id + " " + IPAllocation.ip_address
+        ips = select(joined(pair)).where(IPAllocation.port_id == NetworkPort.id)
+        return ips.scalar_subquery().label(name)
     column = NetworkPort.__table__.c[name]
     if name in ("profile", "vif_details", "allowed_address_pairs", "extra_dhcp_opts"):
         return cast(column, Text).label(name)
@@ -260,7 +296,8 @@ def stamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def network(n: Network) -> NetworkView:
+def network(n: Network, subnets: list[str] | None = None) -> NetworkView:
+    """``subnets``: the ids of the network's subnets, oldest first."""
     return {
         "id": n.id,
         "name": n.name,
@@ -270,7 +307,7 @@ def network(n: Network) -> NetworkView:
         "admin_state_up": n.admin_state_up,
         "status": "ACTIVE",
         "shared": n.shared,
-        "subnets": [],
+        "subnets": subnets or [],
         "mtu": n.mtu,
         "router:external": False,
         "provider:network_type": n.network_type,
@@ -288,11 +325,15 @@ def network(n: Network) -> NetworkView:
     }
 
 
-def port(p: PortRecord, groups: list[str] | None = None) -> PortView:
-    """``p`` is a port object (its groups read from its relationship unless given)."""
+def port(
+    p: PortRecord, groups: list[str] | None = None, fixed_ips: list[FixedIpData] | None = None
+) -> PortView:
+    """``p`` is a port object (its groups and addresses read from its relationships
+    unless given)."""
     return _port(
         p,
         groups if groups is not None else sorted(g.id for g in p.security_groups),
+        fixed_ips if fixed_ips is not None else list(ipam.shown(p.fixed_ips)),
         redact.redact(p.profile) if p.profile else p.profile,
         _details(p.vif_details, p.status_reason),
         stamp(p.created_at),
@@ -319,6 +360,7 @@ def listed_ports(rows: Sequence[Row[Any]]) -> list[PortView]:
 
 def _listed(p: ListedPort, clean: bool) -> PortView:
     groups = sorted(p.security_groups.split(",")) if p.security_groups else []
+    ips = _listed_ips(p.fixed_ips) if p.fixed_ips else []
     profile: JSONObject = orjson.loads(p.profile) if p.profile else {}
     details: JSONObject = orjson.loads(p.vif_details)
     if not clean:
@@ -331,7 +373,7 @@ def _listed(p: ListedPort, clean: bool) -> PortView:
         _json_list(p.extra_dhcp_opts),
         sorted(orjson.loads(p.tags)) if p.tags and p.tags != "[]" else [],
     )
-    return _port(p, groups, profile, details, p.created_at, p.updated_at, lists)
+    return _port(p, groups, ips, profile, details, p.created_at, p.updated_at, lists)
 
 
 def _json_list(text: str) -> list[JSONObject]:
@@ -346,6 +388,14 @@ class _PortLists(NamedTuple):
     tags: list[str]
 
 
+def _listed_ips(joined_pairs: str) -> list[FixedIpData]:
+    if "," not in joined_pairs:  # one address, the usual case: nothing to order
+        subnet_id, _, ip = joined_pairs.partition(" ")
+        return [{"subnet_id": subnet_id, "ip_address": ip}]
+    pairs = (pair.split(" ", 1) for pair in joined_pairs.split(","))
+    return list(ipam.shown(ipam.Address(sid, ip) for sid, ip in pairs))
+
+
 def _details(vif_details: JSONObject, reason: str | None) -> JSONObject:
     shown: JSONObject = redact.redact({**vif_details, "reason": reason} if reason else vif_details)
     return shown
@@ -354,6 +404,7 @@ def _details(vif_details: JSONObject, reason: str | None) -> JSONObject:
 def _port(
     p: PortColumns,
     groups: list[str],
+    fixed_ips: list[FixedIpData],
     profile: JSONObject,
     vif_details: JSONObject,
     created_at: str | None,
@@ -372,7 +423,7 @@ def _port(
         "status": p.status,
         "device_id": p.device_id,
         "device_owner": p.device_owner,
-        "fixed_ips": [],
+        "fixed_ips": fixed_ips,
         "allowed_address_pairs": lists.allowed_address_pairs,
         "extra_dhcp_opts": lists.extra_dhcp_opts,
         "security_groups": groups,
@@ -386,6 +437,33 @@ def _port(
         "revision_number": p.revision_number,
         "created_at": created_at,
         "updated_at": updated_at,
+    }
+
+
+def subnet(n: Subnet) -> SubnetView:
+    return {
+        "id": n.id,
+        "name": n.name,
+        "description": n.description,
+        "project_id": n.project_id,
+        "tenant_id": n.project_id,
+        "network_id": n.network_id,
+        "ip_version": n.ip_version,
+        "cidr": n.cidr,
+        "gateway_ip": n.gateway_ip,
+        "allocation_pools": [dict(p) for p in n.allocation_pools],
+        "dns_nameservers": list(n.dns_nameservers),
+        "host_routes": [dict(r) for r in n.host_routes],
+        "enable_dhcp": n.enable_dhcp,
+        "ipv6_ra_mode": n.ipv6_ra_mode,
+        "ipv6_address_mode": n.ipv6_address_mode,
+        "subnetpool_id": None,
+        "segment_id": None,
+        "service_types": [],
+        "tags": [],
+        "revision_number": n.revision_number,
+        "created_at": stamp(n.created_at),
+        "updated_at": stamp(n.updated_at),
     }
 
 

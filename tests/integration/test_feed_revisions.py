@@ -25,11 +25,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from metalnic.contract import agent as ac
 from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
 from metalnic.network import feed
-from metalnic.network.inputs import NetworkCreate, PortCreate, SecurityGroupCreate
+from metalnic.network.inputs import (
+    NetworkCreate,
+    PortCreate,
+    PortUpdate,
+    SecurityGroupCreate,
+    SubnetCreate,
+)
 from metalnic.network.models import FeedRevision
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
@@ -203,3 +210,44 @@ def test_a_listed_port_with_tags_pairs_and_options_is_its_own_view(db: Database)
     }
     assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,a,comma"})] == []
     assert [p["id"] for p in service.ports.list(CONDUCTOR, {"tags": "late,zeta"})] == [made["id"]]
+
+
+def test_fixed_ips_reach_the_feed_and_the_listed_view(db: Database) -> None:
+    """A port's addresses: in its listed view as in its own (the list joins them in SQL,
+    on both databases), in the desired state of its NIC host, and a change of them is
+    a new revision of that host's feed."""
+    service, net = _service(db)
+    heartbeat = {"host": "a1", "configurations": {"nic_hosts": ["nic-1"], "smartnic": True}}
+    service.agents.heartbeat(CONDUCTOR, ac.Heartbeat.model_validate(heartbeat))
+    v4 = service.subnets.create(
+        CONDUCTOR,
+        SubnetCreate.parse({"network_id": net, "ip_version": 4, "cidr": "10.9.0.0/24"}),
+    )
+    v6 = service.subnets.create(
+        CONDUCTOR,
+        SubnetCreate.parse(
+            {
+                "network_id": net,
+                "ip_version": 6,
+                "cidr": "fd00:9::/64",
+                "ipv6_address_mode": "slaac",
+            }
+        ),
+    )
+    made = service.ports.create(CONDUCTOR, _port(net, 1))
+    service.ports.create(CONDUCTOR, _port(net, 2, fixed_ips=[]))
+    assert [f["subnet_id"] for f in made["fixed_ips"]] == [v4["id"], v6["id"]]
+    listed = service.ports.list(CONDUCTOR, {"network_id": net})
+    assert {p["id"]: p for p in listed}[made["id"]] == made
+    for shown in listed:
+        assert shown == service.ports.show(CONDUCTOR, shown["id"])
+
+    desired = {p["id"]: p for p in service.feed.desired(CONDUCTOR, "nic-1")["ports"]}
+    assert desired[made["id"]]["fixed_ips"] == made["fixed_ips"]
+    before = revisions(db)["nic-1"]
+    change = PortUpdate.parse({"fixed_ips": [{"ip_address": "10.9.0.77"}]})
+    service.ports.update(CONDUCTOR, made["id"], change)
+    assert revisions(db)["nic-1"] > before
+    desired = {p["id"]: p for p in service.feed.desired(CONDUCTOR, "nic-1")["ports"]}
+    assert [f["ip_address"] for f in desired[made["id"]]["fixed_ips"]][0] == "10.9.0.77"
+    assert len(desired[made["id"]]["fixed_ips"]) == 2  # the SLAAC address stays

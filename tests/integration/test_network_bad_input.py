@@ -183,7 +183,8 @@ CASES: dict[str, tuple[Call, str]] = {
     "port security_groups not a list": (port(security_groups="default"), "security_groups"),
     "port mac object": (port(mac_address={}), "mac_address"),
     "port vnic_type unknown": (port(**{"binding:vnic_type": "sriov"}), "vnic_type"),
-    "port fixed_ips": (port(fixed_ips=[{"ip_address": "10.0.0.5"}]), "fixed_ips"),
+    "port fixed_ips not an address": (port(fixed_ips=[{"ip_address": "10.0.0.300"}]), "fixed_ips"),
+    "port fixed_ips entry empty": (port(fixed_ips=[{}]), "fixed_ips"),
     "port without network": (send("POST", "/ports", {"port": {"name": "x"}}), "network_id"),
     # security group rules
     "remote_ip_prefix number": (rule(remote_ip_prefix=5), "remote_ip_prefix"),

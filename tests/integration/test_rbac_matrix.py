@@ -19,6 +19,7 @@ All against one real ``metalnic serve`` with http_basic.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import shutil
 import tomllib
@@ -111,6 +112,13 @@ class World:
         assert r.status_code == 201, r.text
         return str(r.json()["port"]["id"])
 
+    def subnet(self, network: str | None = None, cidr: str = "10.200.0.0/24") -> str:
+        network = network or self.network()
+        body = {"subnet": {"network_id": network, "ip_version": 4, "cidr": cidr}}
+        r = self.net.post("/subnets", json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["subnet"]["id"])
+
     def secgroup(self, project: str = "project-a") -> str:
         body = {"security_group": {"name": "m", "project_id": project}}
         r = self.net.post("/security-groups", json=body)
@@ -173,6 +181,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> Iterato
     ids["net_a"] = w.network("project-a")
     ids["net_b"] = w.network("project-b")
     ids["net_shared"] = w.network("project-b", shared=True)
+    ids["subnet_a"] = w.subnet(ids["net_a"])
+    ids["subnet_b"] = w.subnet(ids["net_b"])  # the same CIDR: another project's own
+    ids["subnet_shared"] = w.subnet(ids["net_shared"], "10.201.0.0/24")
     ids["nport_a"] = w.net_port(ids["net_a"], "project-a")
     ids["nport_b"] = w.net_port(ids["net_b"], "project-b")
     ids["sg_a"] = w.secgroup("project-a")
@@ -313,6 +324,21 @@ def _smartnic_group(w: World, ops: list[dict[str, Any]]) -> Req:
     group = w.portgroup(node)
     w.port(node, is_smartnic=True, local_link_connection=SMART_LLC, portgroup_uuid=group)
     return Req("PATCH", f"/v1/portgroups/{group}", ops)
+
+
+_FRESH = itertools.count(1)
+
+
+def _subnet_body(network: str, fresh: bool = False) -> dict[str, Any]:
+    """A subnet for ``network``: a CIDR of its own when the network is reused."""
+    n = next(_FRESH)
+    cidr = f"10.{202 + n // 250}.{n % 250}.0/24" if fresh else "10.9.0.0/24"
+    return {"network_id": network, "ip_version": 4, "cidr": cidr}
+
+
+def _ip() -> str:
+    """A fresh address of the shared network's subnet (10.201.0.0/24)."""
+    return f"10.201.0.{2 + next(_FRESH) % 250}"
 
 
 GRANT = {"agent_grant": {"nic_hosts": ["nic-rbac-3"]}}
@@ -888,8 +914,82 @@ ROWS: list[Row] = [
         lambda w: Req("DELETE", N + f"/networks/{w.network()}"),
         E(204, 204, 404, 403),
     ),
+    # --- subnets --------------------------------------------------------------------------------
+    Row(("GET", N + "/subnets"), "list subnets", fixed("GET", N + "/subnets"), READ_ALL),
+    Row(
+        ("POST", N + "/subnets"),
+        "create subnet",
+        lambda w: Req("POST", N + "/subnets", {"subnet": _subnet_body(w.network())}),
+        E(201, 201, 404, 403),
+        lambda w: Req("POST", N + "/subnets", {"subnet": _subnet_body(random_id())}),
+    ),
+    Row(
+        ("POST", N + "/subnets"),
+        "create a subnet on a network shared by another project",
+        lambda w: Req(
+            "POST", N + "/subnets", {"subnet": _subnet_body(w.ids["net_shared"], fresh=True)}
+        ),
+        E(201, 403, 201, 403),
+    ),
+    Row(
+        ("GET", N + "/subnets/{subnet_id}"),
+        "show subnet",
+        fixed("GET", N + "/subnets/{subnet_a}"),
+        READ_A,
+        fixed("GET", N + f"/subnets/{random_id()}"),
+    ),
+    Row(
+        ("GET", N + "/subnets/{subnet_id}"),
+        "show a shared network's subnet",
+        fixed("GET", N + "/subnets/{subnet_shared}"),
+        READ_ALL,
+    ),
+    Row(
+        ("PUT", N + "/subnets/{subnet_id}"),
+        "update subnet",
+        fixed("PUT", N + "/subnets/{subnet_a}", {"subnet": {"name": "n"}}),
+        WRITE_A,
+        fixed("PUT", N + f"/subnets/{random_id()}", {"subnet": {"name": "n"}}),
+    ),
+    Row(
+        ("PUT", N + "/subnets/{subnet_id}"),
+        "update a subnet of a network shared by another project",
+        fixed("PUT", N + "/subnets/{subnet_shared}", {"subnet": {"name": "n"}}),
+        E(200, 403, 200, 403),
+    ),
+    Row(
+        ("DELETE", N + "/subnets/{subnet_id}"),
+        "delete subnet",
+        lambda w: Req("DELETE", N + f"/subnets/{w.subnet()}"),
+        E(204, 204, 404, 403),
+    ),
     # --- network ports --------------------------------------------------------------------------
     Row(("GET", N + "/ports"), "list network ports", fixed("GET", N + "/ports"), READ_ALL),
+    Row(
+        ("POST", N + "/ports"),
+        "create a port with an address of another project's subnet",
+        fixed(
+            "POST",
+            N + "/ports",
+            {"port": {"network_id": "{net_a}", "fixed_ips": [{"subnet_id": "{subnet_b}"}]}},
+        ),
+        E(400, 404, 404, 403),  # admin: a subnet of another network (InvalidInput)
+        fixed(
+            "POST",
+            N + "/ports",
+            {"port": {"network_id": "{net_a}", "fixed_ips": [{"subnet_id": random_id()}]}},
+        ),
+    ),
+    Row(
+        ("POST", N + "/ports"),
+        "choose the address of a port on a shared network (its owner and admins only)",
+        lambda w: Req(
+            "POST",
+            N + "/ports",
+            {"port": {"network_id": w.ids["net_shared"], "fixed_ips": [{"ip_address": _ip()}]}},
+        ),
+        E(201, 403, 201, 403),
+    ),
     Row(
         ("POST", N + "/ports"),
         "create a network port",

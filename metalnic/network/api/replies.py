@@ -132,6 +132,50 @@ class TagsReply(Reply):
     tags: list[str]
 
 
+class AllocationPool(Reply):
+    start: str
+    end: str
+
+
+class HostRoute(Reply):
+    destination: str
+    nexthop: str
+
+
+class Subnet(Reply):
+    id: str
+    name: str
+    description: str
+    project_id: str
+    tenant_id: str
+    network_id: str
+    ip_version: Literal[4, 6]
+    cidr: str
+    gateway_ip: str | None
+    allocation_pools: list[AllocationPool]
+    dns_nameservers: list[str]
+    host_routes: list[HostRoute]
+    enable_dhcp: bool
+    ipv6_ra_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None
+    ipv6_address_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None
+    revision_number: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class SubnetReply(Reply):
+    subnet: Subnet
+
+
+class SubnetsReply(Reply):
+    subnets: list[JSONObject] = Field(description="subnets, with only ?fields= if given")
+
+
+class FixedIp(Reply):
+    subnet_id: str
+    ip_address: str
+
+
 class Port(Reply):
     id: str
     name: str
@@ -144,7 +188,7 @@ class Port(Reply):
     status: Literal["DOWN", "BUILD", "ACTIVE", "ERROR"]
     device_id: str
     device_owner: str
-    fixed_ips: list[JsonValue]
+    fixed_ips: list[FixedIp]
     allowed_address_pairs: list[AddressPair]
     extra_dhcp_opts: list[ExtraDhcpOpt]
     security_groups: list[str]

@@ -1,4 +1,4 @@
-"""Routes of the network API: discovery, networks, ports, security groups, agents."""
+"""Routes of the network API: discovery, networks, subnets, ports, security groups, agents."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ router = APIRouter(prefix=PREFIX)
 
 NetworkCreate = Annotated[inputs.NetworkCreate, Depends(body_of(inputs.NetworkCreate, "network"))]
 NetworkUpdate = Annotated[inputs.NetworkUpdate, Depends(body_of(inputs.NetworkUpdate, "network"))]
+SubnetCreate = Annotated[inputs.SubnetCreate, Depends(body_of(inputs.SubnetCreate, "subnet"))]
+SubnetUpdate = Annotated[inputs.SubnetUpdate, Depends(body_of(inputs.SubnetUpdate, "subnet"))]
 PortCreate = Annotated[inputs.PortCreate, Depends(body_of(inputs.PortCreate, "port"))]
 PortUpdate = Annotated[inputs.PortUpdate, Depends(body_of(inputs.PortUpdate, "port"))]
 SecurityGroupUpdate = Annotated[
@@ -42,6 +44,7 @@ RuleCreate = Annotated[
 ]
 NetworkFilters = Annotated[sc.NetworkQuery, Query()]
 PortFilters = Annotated[sc.PortQuery, Query()]
+SubnetFilters = Annotated[sc.SubnetQuery, Query()]
 GroupFilters = Annotated[sc.SecurityGroupQuery, Query()]
 RuleFilters = Annotated[sc.SecurityGroupRuleQuery, Query()]
 # Status codes per kind of route (every error in Neutron's body).
@@ -68,6 +71,9 @@ EXTENSIONS = (
     ("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation"),
     ("allowed-address-pairs", "Allowed Address Pairs"),
     ("extra_dhcp_opt", "Neutron Extra DHCP options"),
+    # Subnets, their IPv6 modes and fixed IPs are Neutron's core API (no alias of their
+    # own); the description of every resource, subnets included, is this extension's.
+    ("standard-attr-description", "standard-attr-description"),
 )
 
 
@@ -98,6 +104,7 @@ def resources(request: Request) -> JSONResponse:
                 }
                 for name, coll in (
                     ("network", "networks"),
+                    ("subnet", "subnets"),
                     ("port", "ports"),
                     ("security_group", "security-groups"),
                     ("security_group_rule", "security-group-rules"),
@@ -176,6 +183,41 @@ def delete_network(net_id: PathId, ctx: Context, who: Caller, revision: IfRevisi
     return Response(status_code=204)
 
 
+# --- subnets ----------------------------------------------------------------------------
+
+
+@router.post("/v2.0/subnets", status_code=201, response_model=rp.SubnetReply, responses=CREATE)
+def create_subnet(ctx: Context, who: Caller, body: SubnetCreate) -> JSONResponse:
+    subnet = ctx.service.subnets.create(who, body)
+    return JSONResponse({"subnet": subnet}, status_code=201)
+
+
+@router.get("/v2.0/subnets", response_model=rp.SubnetsReply, responses=READ)
+def list_subnets(request: Request, ctx: Context, who: Caller, query: SubnetFilters) -> JSONResponse:
+    subnets = ctx.service.subnets.list(who, query.filters())
+    return JSONResponse({"subnets": select_fields_of_all(request, subnets)})
+
+
+@router.get("/v2.0/subnets/{subnet_id}", response_model=rp.SubnetReply, responses=SHOW)
+def show_subnet(subnet_id: PathId, request: Request, ctx: Context, who: Caller) -> JSONResponse:
+    subnet = ctx.service.subnets.show(who, subnet_id)
+    return JSONResponse({"subnet": select_fields(request, subnet)})
+
+
+@router.put("/v2.0/subnets/{subnet_id}", response_model=rp.SubnetReply, responses=UPDATE)
+def update_subnet(
+    subnet_id: PathId, ctx: Context, who: Caller, body: SubnetUpdate, revision: IfRevision
+) -> JSONResponse:
+    subnet = ctx.service.subnets.update(who, subnet_id, body, revision)
+    return JSONResponse({"subnet": subnet})
+
+
+@router.delete("/v2.0/subnets/{subnet_id}", status_code=204, responses=DELETE)
+def delete_subnet(subnet_id: PathId, ctx: Context, who: Caller, revision: IfRevision) -> Response:
+    ctx.service.subnets.delete(who, subnet_id, revision)
+    return Response(status_code=204)
+
+
 # --- ports ------------------------------------------------------------------------------
 
 
@@ -187,7 +229,7 @@ def create_port(ctx: Context, who: Caller, body: PortCreate) -> JSONResponse:
 
 @router.get("/v2.0/ports", response_model=rp.PortsReply, responses=READ)
 def list_ports(request: Request, ctx: Context, who: Caller, query: PortFilters) -> JSONResponse:
-    ports = ctx.service.ports.list(who, query.filters())
+    ports = ctx.service.ports.list(who, query.filters(), query.fixed_ip_filters())
     return JSONResponse({"ports": select_fields_of_all(request, ports)})
 
 

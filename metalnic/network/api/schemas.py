@@ -8,9 +8,12 @@ format, see ``errors.py``).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from metalnic.contract.values import INT64_MAX, Name
+from metalnic.errors import InvalidInput
 
 
 class Query(BaseModel):
@@ -25,7 +28,7 @@ class Query(BaseModel):
         return {
             k: ",".join(v) if isinstance(v, list) else v
             for k, v in self.model_dump(by_alias=True, exclude_none=True).items()
-            if k != "fields"
+            if k not in ("fields", "fixed_ips")
         }
 
 
@@ -50,6 +53,10 @@ class NetworkQuery(TaggedQuery):
 
 
 class PortQuery(TaggedQuery):
+    fixed_ips: list[Name] = Field(
+        default_factory=list,
+        description="ip_address=A or subnet_id=S (repeatable): ports holding such an address",
+    )
     id: Name | None = None
     name: Name | None = None
     network_id: Name | None = None
@@ -58,6 +65,33 @@ class PortQuery(TaggedQuery):
     mac_address: Name | None = None
     host_id: Name | None = Field(None, alias="binding:host_id")
     status: Name | None = None
+
+    def fixed_ip_filters(self) -> dict[str, list[str]]:
+        """Neutron's ``fixed_ips=ip_address=A&fixed_ips=subnet_id=S`` as values by key."""
+        wanted: dict[str, list[str]] = {}
+        for item in self.fixed_ips:
+            key, sep, value = item.partition("=")
+            if not sep or key not in ("ip_address", "subnet_id"):
+                raise InvalidInput(
+                    f"Invalid input for fixed_ips. Reason: '{item[:80]}' is not of the form "
+                    "ip_address=ADDRESS or subnet_id=ID."
+                )
+            wanted.setdefault(key, []).append(value)
+        return wanted
+
+
+class SubnetQuery(Query):
+    id: Name | None = None
+    name: Name | None = None
+    network_id: Name | None = None
+    project_id: Name | None = None
+    tenant_id: Name | None = None
+    cidr: Name | None = None
+    gateway_ip: Name | None = None
+    ip_version: Literal["4", "6"] | None = None
+    enable_dhcp: Literal["true", "false", "True", "False"] | None = None
+    ipv6_ra_mode: Name | None = None
+    ipv6_address_mode: Name | None = None
 
 
 class SecurityGroupQuery(TaggedQuery):

@@ -8,7 +8,7 @@ are Neutron's lists of dicts, stored as JSON on the port (every view shows
 them, and a list reads them in its one query); existing ports get ``[]``.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
