@@ -23,6 +23,7 @@ from metalnic.baremetal.drivers.network.client import (
     DEVICE_OWNER,
     VNIC_TYPE,
     Binding,
+    DhcpOption,
     NetworkClientError,
     NetworkConflict,
     NetworkObjectNotFound,
@@ -196,3 +197,8 @@ class EmbeddedNetworkClient:
             reason = answer["reason"] if answer is not None else ""
             verdicts[p] = Verdict(ok, "" if ok else reason or "not confirmed")
         return verdicts
+
+    def set_dhcp_options(self, port_id: str, options: Sequence[DhcpOption]) -> None:
+        with _translated():
+            change = PortUpdate.parse({"extra_dhcp_opts": [o.body() for o in options]}, ("port",))
+            retry_stale(lambda: self.service.ports.update(CONDUCTOR, port_id, change))

@@ -24,6 +24,7 @@ from metalnic import redact, transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
     drivers,
+    httpboot,
     microversion,
     nodes,
     portgroups,
@@ -37,6 +38,8 @@ from metalnic.baremetal.api.errors import error_response
 from metalnic.baremetal.conductor import periodic
 from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.base import NetworkPhase
+from metalnic.baremetal.drivers.boot.ipxe import IpxeConfig
+from metalnic.baremetal.drivers.boot.scripts import BootFiles
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
@@ -136,7 +139,7 @@ def build_context(
     settings: Settings, db: Database, network_client: NetworkClient | None
 ) -> AppContext:
     """The bare-metal side; it reaches the network service only through ``network_client``."""
-    registry = default_registry(network_client, smartnic_config(settings))
+    registry = default_registry(network_client, smartnic_config(settings), ipxe_config(settings))
     return AppContext(
         settings=settings,
         authenticator=make_authenticator(
@@ -167,6 +170,25 @@ def smartnic_config(settings: Settings) -> SmartNicConfig:
         },
         active_timeout=settings.port_active_timeout,
         removed_timeout=settings.port_removed_timeout,
+    )
+
+
+def ipxe_config(settings: Settings) -> IpxeConfig:
+    """What the ipxe boot interface writes and tells hosts, and what /boot serves."""
+    deploy = (settings.deploy_kernel, settings.deploy_ramdisk)
+    rescue = (settings.rescue_kernel or deploy[0], settings.rescue_ramdisk or deploy[1])
+    return IpxeConfig(
+        files=BootFiles(
+            http_url=settings.http_boot_url,
+            api_url=settings.resolved_ramdisk_api_url(),
+            tftp_server=settings.tftp_server,
+            bios_bootfile=settings.ipxe_bootfile_name,
+            uefi_bootfile=settings.uefi_ipxe_bootfile_name,
+            kernel_append_params=settings.kernel_append_params,
+        ),
+        http_root=settings.resolved_http_root(),
+        default_boot_mode=settings.default_boot_mode,
+        images={"deploy": deploy, "rescue": rescue},
     )
 
 
@@ -224,7 +246,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
-    for module in (root, nodes, ports, portgroups, drivers, states, vifs):
+    for module in (root, nodes, ports, portgroups, drivers, states, vifs, httpboot):
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)

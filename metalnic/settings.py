@@ -6,10 +6,11 @@ nothing reads configuration from module globals.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthStrategy = Literal["noauth", "http_basic"]
@@ -84,6 +85,31 @@ class Settings(BaseSettings):
     provisioning_network_security_groups: list[str] = []
     cleaning_network_security_groups: list[str] = []
     rescuing_network_security_groups: list[str] = []
+    # The ipxe boot interface (Ironic's [deploy]http_url/http_root and [pxe] options).
+    # Where hosts reach this server's /boot route, e.g. http://192.0.2.1:6385/boot
+    # (the URL the DHCP option for iPXE names); empty: ipxe nodes fail validation.
+    http_boot_url: str = ""
+    # Where the per-node iPXE scripts are written; default <state_dir>/httpboot.
+    http_root: Path | None = None
+    # The bare-metal API as a ramdisk reaches it (kernel parameter ipa-api-url);
+    # default: the scheme, host and port of http_boot_url.
+    ramdisk_api_url: str = ""
+    # The TFTP server (next-server; DHCP options 66 and 150) from which firmware that
+    # is not iPXE fetches the iPXE binary below; empty: only iPXE clients are answered.
+    tftp_server: str = ""
+    ipxe_bootfile_name: str = "undionly.kpxe"  # BIOS
+    uefi_ipxe_bootfile_name: str = "snponly.efi"  # UEFI
+    # A node's boot mode unless instance_info.deploy_boot_mode or its boot_mode
+    # capability says otherwise.
+    default_boot_mode: Literal["bios", "uefi"] = "uefi"
+    # Extra kernel parameters for every ramdisk (e.g. console=ttyS0,115200n8).
+    kernel_append_params: str = ""
+    # The ramdisk images /boot serves: deploy (deploy and clean) and rescue (default:
+    # the deploy images).
+    deploy_kernel: Path | None = None
+    deploy_ramdisk: Path | None = None
+    rescue_kernel: Path | None = None
+    rescue_ramdisk: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 
@@ -92,6 +118,37 @@ class Settings(BaseSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
+
+    @field_validator("http_boot_url", "ramdisk_api_url")
+    @classmethod
+    def _boot_url(cls, value: str) -> str:
+        web = value.startswith(("http://", "https://"))
+        if value and (not web or any(c.isspace() for c in value)):
+            raise ValueError("an http:// or https:// URL without spaces is expected")
+        return value.rstrip("/")
+
+    @field_validator("tftp_server")
+    @classmethod
+    def _tftp_address(cls, value: str) -> str:
+        if value:
+            ipaddress.ip_address(value)  # next-server is an address, not a name
+        return value
+
+    @field_validator("kernel_append_params", "ipxe_bootfile_name", "uefi_ipxe_bootfile_name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("a single line is expected")
+        return value.strip()
+
+    def resolved_http_root(self) -> Path:
+        return self.http_root or self.state_dir / "httpboot"
+
+    def resolved_ramdisk_api_url(self) -> str:
+        if self.ramdisk_api_url or not self.http_boot_url:
+            return self.ramdisk_api_url
+        scheme, rest = self.http_boot_url.split("://", 1)
+        return f"{scheme}://{rest.split('/', 1)[0]}"
 
     def resolved_database_url(self) -> str:
         return self.database_url or default_database_url(self.state_dir)

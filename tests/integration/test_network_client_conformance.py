@@ -31,6 +31,7 @@ from metalnic.baremetal.drivers.network.client import (
     DEVICE_OWNER,
     Binding,
     BindingProfile,
+    DhcpOption,
     NetworkClient,
     NetworkConflict,
     NetworkObjectNotFound,
@@ -297,3 +298,30 @@ def test_verify_plugged_asks_the_agent_where_it_can(backend: Backend) -> None:
         assert answer.plugged is not backend.confirms
     finally:
         client.unplug(plugged.port_id, "nic-ok", delete=True, timeout=10)
+
+
+def test_set_dhcp_options_merges_and_removes_as_neutron_does(backend: Backend) -> None:
+    """The ipxe boot interface's call: options land in the port's extra_dhcp_opts, a null
+    value removes one, the port stays ACTIVE, and a missing port is NotFound."""
+    client, net = backend.client, backend.nets["conf-net"]
+    plugged = client.plug(NewPort(net, "metalnic-conf-dhcp"), binding(device="node-dhcp"), 10)
+    script = DhcpOption("tag:ipxe,67", "http://192.0.2.1:6385/boot/boot.ipxe")
+    options = [script, DhcpOption("tag:!ipxe,67", "snponly.efi"), DhcpOption("150", "192.0.2.1")]
+
+    def shown() -> list[tuple[str, str, int]]:
+        with backend.http() as c:
+            port = c.get(f"/ports/{plugged.port_id}").json()["port"]
+        assert port["status"] == "ACTIVE"  # setting options does not unplug the port
+        return sorted(
+            (o["opt_name"], o["opt_value"], o["ip_version"]) for o in port["extra_dhcp_opts"]
+        )
+
+    client.set_dhcp_options(plugged.port_id, options)
+    assert shown() == sorted((o.name, str(o.value), 4) for o in options)
+    client.set_dhcp_options(plugged.port_id, [DhcpOption("150", None)])
+    assert shown() == sorted((o.name, str(o.value), 4) for o in options[:2])
+    client.set_dhcp_options(plugged.port_id, [DhcpOption(o.name, None) for o in options])
+    assert shown() == []
+    with pytest.raises(NetworkObjectNotFound):
+        client.set_dhcp_options(MISSING, [script])
+    assert client.unplug(plugged.port_id, "nic-ok", delete=True, timeout=10)

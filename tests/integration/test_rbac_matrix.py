@@ -406,6 +406,31 @@ ROWS: list[Row] = [
         fixed("POST", "/v1/heartbeat/{node_a}", {"callback_url": "http://x", "agent_token": "x"}),
         everyone(401),
     ),
+    # --- what a network-booting host fetches (the ipxe boot interface): no credentials ----
+    Row(
+        ("GET", "/boot/boot.ipxe"),
+        "the generic iPXE script",
+        fixed("GET", "/boot/boot.ipxe"),
+        everyone(200),
+    ),
+    Row(
+        ("GET", "/boot/pxelinux.cfg/{name}"),
+        "the iPXE script of a MAC whose node boots no ramdisk",
+        fixed("GET", "/boot/pxelinux.cfg/52-54-00-00-00-01"),
+        everyone(404),
+    ),
+    Row(
+        ("GET", "/boot/{node}/config"),
+        "the iPXE script of a node that boots no ramdisk",
+        fixed("GET", "/boot/{node_a}/config"),
+        everyone(404),
+    ),
+    Row(
+        ("GET", "/boot/images/{ramdisk}/{part}"),
+        "a ramdisk image that is not configured",
+        fixed("GET", "/boot/images/deploy/kernel"),
+        everyone(404),
+    ),
     # --- nodes -------------------------------------------------------------------------------
     Row(("GET", "/v1/nodes"), "list nodes", fixed("GET", "/v1/nodes"), READ_ALL),
     Row(("GET", "/v1/nodes/detail"), "node details", fixed("GET", "/v1/nodes/detail"), READ_ALL),

@@ -11,6 +11,7 @@ from typing import Any
 from metalnic.baremetal.drivers.base import NetworkPhase, NodeContext, PortInfo
 from metalnic.baremetal.drivers.network.client import (
     Binding,
+    DhcpOption,
     NetworkPort,
     NewPort,
     Plugged,
@@ -30,6 +31,7 @@ class RecordingClient:
 
     def __init__(self) -> None:
         self.created: list[tuple[str, list[str]]] = []
+        self.dhcp: dict[str, dict[tuple[str, int], str]] = {}  # port -> its extra_dhcp_opts
 
     def network_id(self, name_or_id: str) -> str:
         return f"id-of-{name_or_id}"
@@ -54,6 +56,15 @@ class RecordingClient:
         self, nic_host: str, port_ids: Sequence[str], timeout: float
     ) -> dict[str, Verdict]:
         return {p: Verdict(True) for p in port_ids}
+
+    def set_dhcp_options(self, port_id: str, options: Sequence[DhcpOption]) -> None:
+        """Neutron's merge: by name and IP version; a None value removes."""
+        held = self.dhcp.setdefault(port_id, {})
+        for o in options:
+            if o.value is None:
+                held.pop((o.name, o.ip_version), None)
+            else:
+                held[(o.name, o.ip_version)] = o.value
 
 
 def _ctx() -> NodeContext:

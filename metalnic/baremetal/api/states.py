@@ -111,6 +111,7 @@ def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSON
             ("management", d.management),
             ("network", d.network),
             ("deploy", d.deploy),
+            ("boot", d.boot),
         ):
             try:
                 iface.validate(task.ctx)

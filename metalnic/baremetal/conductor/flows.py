@@ -4,7 +4,11 @@ Each flow takes a locked node (``Task``) and returns the machine event that
 ends it: ``done``, or ``wait`` when a ramdisk agent has to call back first.
 Every network change goes through ``rewire`` (host off, then the smart NIC
 power rule of ``network_power``), and every boot through ``boot`` (the boot
-gate) — no deploy interface carries its own copy of either.  A tenant VIF
+gate) — no deploy interface carries its own copy of either.  A ramdisk booted
+on a phase network (deploy, clean, rescue) is prepared by the boot interface
+right before that boot (``boot_ramdisk``) and cleaned up when the node leaves
+the phase (``leave_phase``), or, on any failure, for every phase
+(``clean_up_boot``).  A tenant VIF
 plugged into or unplugged from a deployed node goes through ``hot_plug``: the
 same power rule, without powering a running instance off.
 """
@@ -18,7 +22,7 @@ from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.powered import network_power
 from metalnic.baremetal.conductor.states import Event
-from metalnic.baremetal.conductor.task import Task
+from metalnic.baremetal.conductor.task import BIOS_WINDOW, Task
 from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
 from metalnic.baremetal.drivers.base import NetworkPhase as Phase
 from metalnic.baremetal.states import BootDevice, PowerTarget
@@ -26,8 +30,55 @@ from metalnic.baremetal.states import BootDevice, PowerTarget
 
 def validate(task: Task) -> None:
     d, ctx = task.drivers, task.ctx
-    for iface in (d.power, d.management, d.network, d.deploy):
+    for iface in (d.power, d.management, d.network, d.deploy, d.boot):
         iface.validate(ctx)
+
+
+# The phases whose network a ramdisk boots on; their boot set-up is undone on failure.
+RAMDISK_PHASES = (Phase.PROVISIONING, Phase.CLEANING, Phase.RESCUING)
+
+
+def boot_ramdisk(task: Task, phase: Phase) -> None:
+    """Prepare the ramdisk boot on ``phase``'s network (ports attached), then boot it."""
+    task.prepare_ramdisk(phase)
+    boot(task, states.BOOT_PXE, phase)
+
+
+def leave_phase(task: Task, phase: Phase) -> None:
+    """The node's ramdisk on ``phase`` is done: the boot set-up goes before its ports."""
+    task.clean_up_ramdisk(phase)
+
+
+def power_off_quietly(task: Task) -> None:
+    try:
+        task.set_power(PowerTarget.POWER_OFF)
+        task.journal(BIOS_WINDOW, None)
+    except Exception as exc:
+        task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
+
+
+def wind_down_quietly(task: Task) -> None:
+    """After a failed, aborted or timed-out flow: the host off, and no boot set-up
+    (DHCP options, boot scripts) left behind; the node's ports stay where they are,
+    as in Ironic, until its next flow moves them."""
+    power_off_quietly(task)
+    clean_up_boot(task)
+
+
+def clean_up_boot(task: Task) -> None:
+    """After a failure: the boot set-up of every ramdisk phase goes (each is tried;
+    errors are logged, not raised: the flow's own error is the one to report)."""
+    if not task.drivers.boot.configures:
+        return
+    removed = True
+    for phase in RAMDISK_PHASES:
+        try:
+            task.clean_up_ramdisk(phase, logged=False)
+        except Exception as exc:  # a failure path: record it, go on with the others
+            removed = False
+            task.log(history.ERROR, f"could not remove the {phase} boot set-up: {exc}", "ERROR")
+    if removed:
+        task.log(history.BOOT, "ramdisk boot removed after the failure: DHCP options and scripts")
 
 
 def rewire(task: Task, detach: tuple[Phase, ...] = (), attach: tuple[Phase, ...] = ()) -> None:
@@ -88,7 +139,7 @@ def boot_agent(task: Task, phase: Phase) -> None:
     task.set_internal(
         agent_token=secrets.token_urlsafe(32), agent_token_given=False, agent_url=None
     )
-    boot(task, states.BOOT_PXE, phase)
+    boot_ramdisk(task, phase)
     task.log(history.AGENT, f"waiting for the ramdisk agent on the {phase} network")
 
 
@@ -160,12 +211,14 @@ def continue_deploy(task: Task) -> Event:
 def finish_deploy(task: Task) -> Event:
     """Ironic's reboot_and_finish_deploy: provisioning → tenant, then boot the disk."""
     forget_agent(task)
+    leave_phase(task, Phase.PROVISIONING)
     rewire(task, detach=(Phase.PROVISIONING,), attach=(Phase.TENANT,))
     boot(task, states.BOOT_DISK, Phase.TENANT, persistent=True)
     return Event.DONE
 
 
 def tear_down(task: Task) -> Event:
+    leave_phase(task, Phase.RESCUING)  # an undeployed rescue ramdisk
     rewire(task, detach=(Phase.TENANT, Phase.RESCUING))
     return Event.DONE
 
@@ -203,6 +256,7 @@ def continue_clean(task: Task) -> Event:
 def finish_clean(task: Task) -> Event:
     forget_agent(task)
     task.set_internal(clean_steps=None)
+    leave_phase(task, Phase.CLEANING)
     rewire(task, detach=(Phase.CLEANING,))
     return Event.DONE
 
@@ -213,11 +267,12 @@ def finish_clean(task: Task) -> Event:
 def rescue(task: Task) -> Event:
     validate(task)
     rewire(task, detach=(Phase.TENANT,), attach=(Phase.RESCUING,))
-    boot(task, states.BOOT_PXE, Phase.RESCUING)
+    boot_ramdisk(task, Phase.RESCUING)
     return Event.DONE
 
 
 def unrescue(task: Task) -> Event:
+    leave_phase(task, Phase.RESCUING)
     rewire(task, detach=(Phase.RESCUING,), attach=(Phase.TENANT,))
     boot(task, states.BOOT_DISK, Phase.TENANT, persistent=True)
     return Event.DONE

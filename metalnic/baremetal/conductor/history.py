@@ -21,6 +21,7 @@ POWER = "power"
 BOOT_DEVICE = "boot_device"
 NETWORK = "network"
 BOOT_GATE = "boot_gate"
+BOOT = "boot"  # what the boot interface set up for a network boot (DHCP options, scripts)
 PROVISION = "provision"
 AGENT = "agent"
 ERROR = "error"

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from metalnic.baremetal.conductor import history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
-from metalnic.baremetal.conductor.service import Conductor, power_off_quietly, stamp_heartbeat
+from metalnic.baremetal.conductor.flows import wind_down_quietly
+from metalnic.baremetal.conductor.service import Conductor, stamp_heartbeat
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import Drivers, Task
 from metalnic.baremetal.drivers.base import NodeContext
@@ -160,7 +161,7 @@ def fail_stale_waits(c: Conductor) -> None:
     # Retried on a fresh read when a request changed one of the nodes meanwhile.
     ids = c.db.retry(fail)
     for node_id in ids:
-        _locked_side_flow(c, node_id, power_off_quietly, locked=True)
+        _locked_side_flow(c, node_id, wind_down_quietly, locked=True)
 
 
 def sync_power(c: Conductor) -> None:

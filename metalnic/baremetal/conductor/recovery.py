@@ -150,11 +150,17 @@ def _power_off(task: Task) -> None:
 
 
 def unwire(task: Task) -> None:
-    """Power off and take every port off every network (each phase tried)."""
+    """Power off, remove the boot set-up and take every port off every network (each
+    phase tried)."""
     task.wind_down()
     task.set_internal(agent_token=None, agent_token_given=False, agent_url=None)
     _power_off(task)
     errors: list[str] = []
+    for phase in flows.RAMDISK_PHASES:  # before the ports go: their options are found on them
+        try:
+            task.clean_up_ramdisk(phase, logged=False)
+        except DriverError as exc:
+            errors.append(exc.message)
     with network_power(task):
         for phase in PHASES:
             try:

@@ -40,7 +40,7 @@ from metalnic.baremetal.conductor import bmc, flows, history, options, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.states import Event
-from metalnic.baremetal.conductor.task import BIOS_WINDOW, VIF_PENDING, Task
+from metalnic.baremetal.conductor.task import VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import Conductor as ConductorRow
@@ -188,7 +188,7 @@ class Conductor:
         if stopped and busy_state in recovery.POWERED_FLOWS and not recovery.unwire_quietly(task):
             return error + "; its ports are taken off the network by the next conductor", True
         if not stopped and busy_state in flows.POWER_OFF_ON_FAILURE:
-            power_off_quietly(task)
+            flows.wind_down_quietly(task)
         return error, False
 
     def _finish(
@@ -271,7 +271,7 @@ class Conductor:
         node_id = node.id
 
         def power_off(task: Task) -> None:
-            power_off_quietly(task)
+            flows.wind_down_quietly(task)
             flows.forget_agent(task)
 
         self.submit_side(node_id, power_off)
@@ -479,14 +479,6 @@ _AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING,
 def _describe(flow: Flow, exc: Exception) -> str:
     message = exc.message if isinstance(exc, MetalnicError) else f"internal error: {exc!r}"
     return f"{flow.__name__.replace('_', ' ')} failed: {message}"
-
-
-def power_off_quietly(task: Task) -> None:
-    try:
-        task.set_power(PowerTarget.POWER_OFF)
-        task.journal(BIOS_WINDOW, None)
-    except Exception as exc:
-        task.log(history.ERROR, f"could not power off after the failure: {exc}", "ERROR")
 
 
 def stamp_heartbeat(db: Database, name: str) -> None:

@@ -28,7 +28,9 @@ from metalnic.baremetal import states
 from metalnic.baremetal.conductor import bmc, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.drivers.base import (
+    BootInterface,
     DeployInterface,
+    DriverError,
     ManagementInterface,
     NetworkInterface,
     NetworkPhase,
@@ -142,6 +144,7 @@ def snapshot(session: Session, node: Node) -> NodeContext:
             )
             for g in groups
         ),
+        properties=dict(node.properties),
     )
 
 
@@ -151,14 +154,18 @@ class Drivers:
     management: ManagementInterface
     network: NetworkInterface
     deploy: DeployInterface
+    boot: BootInterface
 
 
 def drivers_for(registry: Registry, node: Node) -> Drivers:
+    # A node without a boot interface (rows older than the field) boots as configured
+    # outside metalnic, which is what every boot interface did before ipxe.
     return Drivers(
         power=registry.implementation("power", node.power_interface or ""),
         management=registry.implementation("management", node.management_interface or ""),
         network=registry.implementation("network", node.network_interface or ""),
         deploy=registry.implementation("deploy", node.deploy_interface or ""),
+        boot=registry.implementation("boot", node.boot_interface or "fake"),
     )
 
 
@@ -300,6 +307,34 @@ class Task:
     def _network_step(self, action: str, phase: NetworkPhase) -> None:
         self.checkpoint(f"{action} {phase} network")
         self.log(history.NETWORK, f"{action} {phase} network: started")
+
+    def prepare_ramdisk(self, phase: NetworkPhase) -> None:
+        """Have the host's next network boot on ``phase``'s network start its ramdisk
+        (the boot interface's DHCP options and scripts), logged."""
+        boot = self.drivers.boot
+        if not boot.configures:
+            return
+        self.checkpoint(f"preparing the {phase} ramdisk boot")
+        ports = self.drivers.network.phase_ports(self.ctx, phase)
+        boot.prepare_ramdisk(self.ctx, phase, ports)
+        self.log(history.BOOT, f"{phase} ramdisk boot prepared: DHCP options and boot script")
+
+    def clean_up_ramdisk(self, phase: NetworkPhase, logged: bool = True) -> None:
+        """Undo ``prepare_ramdisk`` (idempotent).  The boot interface's files go even when
+        the network ports cannot be listed; that error is raised afterwards."""
+        boot = self.drivers.boot
+        if not boot.configures:
+            return
+        failed: DriverError | None = None
+        try:
+            ports = self.drivers.network.phase_ports(self.ctx, phase)
+        except DriverError as exc:
+            ports, failed = (), exc
+        boot.clean_up_ramdisk(self.ctx, phase, ports)
+        if failed is not None:
+            raise failed
+        if logged:
+            self.log(history.BOOT, f"{phase} ramdisk boot removed: DHCP options and boot script")
 
     def boot_gate(self, phase: NetworkPhase) -> None:
         """Right before booting: every port must be up on the ``phase`` network."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,7 @@ class NodeContext:
     driver_internal_info: Mapping[str, Any] = field(default_factory=dict, repr=False)
     ports: tuple[PortInfo, ...] = ()
     portgroups: tuple[PortGroupInfo, ...] = ()
+    properties: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def smartnic_ports(self) -> tuple[PortInfo, ...]:
@@ -184,6 +185,36 @@ class NetworkInterface(abc.ABC):
     def unplug_vif(self, ctx: NodeContext, link: str) -> None:
         """Take the tenant VIF on ``link`` off the NIC of a deployed node and wait."""
         return None
+
+    def phase_ports(self, ctx: NodeContext, phase: NetworkPhase) -> tuple[str, ...]:
+        """The ids of the network ports that carry the node on ``phase``'s network (the
+        ports a boot interface puts its DHCP options on); none for interfaces that
+        make no network ports."""
+        return ()
+
+
+class BootInterface(abc.ABC):
+    """How a host boots the ramdisk of a phase (deploy, clean, rescue): what its DHCP
+    options say and what the boot server hands it, as Ironic's boot interfaces do.
+
+    ``ports`` are the network ports that carry the node on the phase's network
+    (``NetworkInterface.phase_ports``).  ``clean_up_ramdisk`` must be idempotent:
+    failure paths call it for phases the node may never have reached."""
+
+    #: False: the interface sets nothing up (the conductor skips its calls).
+    configures: bool = True
+
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None:
+        """Raise DriverConfigError when this node cannot boot this way."""
+
+    @abc.abstractmethod
+    def prepare_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
+        """Make the host's next network boot on ``phase``'s network start its ramdisk."""
+
+    @abc.abstractmethod
+    def clean_up_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
+        """Undo ``prepare_ramdisk``: nothing of it is left behind."""
 
 
 class DeployInterface(abc.ABC):

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from metalnic.baremetal.drivers.base import NetworkPhase
+from metalnic.baremetal.drivers.boot.ipxe import IpxeConfig
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 
@@ -25,6 +26,7 @@ INTERFACE_KINDS = (
 
 NETWORK_INTERFACES = ("flat", "noop", "smartnic", "fake")
 DEPLOY_INTERFACES = ("direct", "ramdisk", "ansible", "iscsi")
+BOOT_INTERFACES = ("pxe", "ipxe")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class HardwareType:
 
 def _common(**overrides: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
     base = {
-        "bios": ("no-bios",), "boot": ("pxe",), "console": ("no-console",),
+        "bios": ("no-bios",), "boot": BOOT_INTERFACES, "console": ("no-console",),
         "deploy": DEPLOY_INTERFACES, "inspect": ("no-inspect",),
         "network": NETWORK_INTERFACES, "raid": ("no-raid",),
         "rescue": ("agent", "no-rescue"), "storage": ("noop",), "vendor": ("no-vendor",),
@@ -52,7 +54,7 @@ FAKE_HARDWARE = HardwareType(
     name="fake-hardware",
     interfaces=_common(
         bios=("fake", "no-bios"),
-        boot=("fake", "pxe"),
+        boot=("fake", *BOOT_INTERFACES),
         console=("fake", "no-console"),
         deploy=("fake", *DEPLOY_INTERFACES),
         inspect=("fake", "no-inspect"),
@@ -103,6 +105,7 @@ IPMI = HardwareType(
 
 
 def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
+    from metalnic.baremetal.drivers.boot import ipxe
     from metalnic.baremetal.drivers.deploy import interfaces as deploy
     from metalnic.baremetal.drivers.network import simple, smartnic
     from metalnic.baremetal.drivers.power import fake
@@ -136,6 +139,9 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("network", "smartnic"): lambda r: smartnic.SmartNicNetwork(
             r.network_client, r.smartnic_config
         ),
+        ("boot", "fake"): lambda r: ipxe.PassiveBoot(),
+        ("boot", "pxe"): lambda r: ipxe.PassiveBoot(),
+        ("boot", "ipxe"): lambda r: ipxe.IpxeBoot(r.network_client, r.ipxe_config),
         ("deploy", "fake"): lambda r: deploy.FakeDeploy(),
         ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
         ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
@@ -160,13 +166,16 @@ class Registry:
     """The hardware types this server offers, and one instance per implementation.
 
     ``network_client`` is the network service the smartnic interface (and the VIF
-    API) talk to, given by ``server.py``; None: no smart NIC can be plugged."""
+    API) talk to, given by ``server.py``; None: no smart NIC can be plugged.
+    ``ipxe_config`` says where the ipxe boot interface writes and what it tells
+    hosts; None: that interface refuses to validate."""
 
     def __init__(
         self,
         types: list[HardwareType],
         network_client: NetworkClient | None = None,
         smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
+        ipxe_config: IpxeConfig | None = None,
     ) -> None:
         from metalnic.baremetal.drivers.power.fake import FakeBmcs
 
@@ -177,6 +186,7 @@ class Registry:
         self._factories = _factories()
         self.network_client = network_client
         self.smartnic_config = smartnic_config
+        self.ipxe_config = ipxe_config
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)
@@ -199,5 +209,6 @@ class Registry:
 def default_registry(
     network_client: NetworkClient | None = None,
     smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
+    ipxe_config: IpxeConfig | None = None,
 ) -> Registry:
-    return Registry([FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config)
+    return Registry([FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config, ipxe_config)

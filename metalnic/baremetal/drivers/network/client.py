@@ -1,4 +1,4 @@
-"""What the bare-metal side needs from a network service: six typed calls.
+"""What the bare-metal side needs from a network service: seven typed calls.
 
 The ``smartnic`` network interface (and the VIF API) reach the network service
 only through ``NetworkClient``; ``server.py`` injects one of its two
@@ -141,6 +141,22 @@ class Plugged:
 
 
 @dataclass(frozen=True)
+class DhcpOption:
+    """One of a port's ``extra_dhcp_opts`` as Neutron has them: a dnsmasq option name
+    or number, optionally behind a tag (``tag:ipxe,67``), its value, and the IP
+    version it is for.  ``value`` None removes the option (Neutron's way: an update
+    merges by name and version, and a null value deletes)."""
+
+    name: str
+    value: str | None
+    ip_version: int = 4
+
+    def body(self) -> dict[str, object]:
+        """The option in the port body's shape."""
+        return {"opt_name": self.name, "opt_value": self.value, "ip_version": self.ip_version}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The agent's read-back of one port from OVS."""
 
@@ -178,6 +194,11 @@ class NetworkClient(Protocol):
     ) -> dict[str, Verdict]:
         """Ask the agent of ``nic_host`` to confirm, read from OVS, that the ports are
         plugged as desired: a verdict per port."""
+
+    def set_dhcp_options(self, port_id: str, options: Sequence[DhcpOption]) -> None:
+        """Update the port's ``extra_dhcp_opts`` with ``options`` (merged by name and IP
+        version; a None value removes that option).  NetworkObjectNotFound when the
+        port does not exist."""
 
 
 def get_port(client: NetworkClient, port_id: str) -> NetworkPort | None:

@@ -24,6 +24,7 @@ from metalnic.baremetal.drivers.network.client import (
     DEVICE_OWNER,
     VNIC_TYPE,
     Binding,
+    DhcpOption,
     NetworkClientError,
     NetworkConflict,
     NetworkObjectNotFound,
@@ -226,3 +227,8 @@ class NeutronClient:
         # Neutron has no way to ask an agent to read OVS back: the port status (checked
         # by the boot gate before this) is all there is.
         return {p: Verdict(True) for p in port_ids}
+
+    def set_dhcp_options(self, port_id: str, options: Sequence[DhcpOption]) -> None:
+        body = [o.body() for o in options]
+        with _translated(self.endpoint, f"set the DHCP options of port {port_id}"):
+            _settled(lambda: self.conn.network.update_port(port_id, extra_dhcp_opts=body))

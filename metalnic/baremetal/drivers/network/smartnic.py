@@ -190,6 +190,10 @@ class SmartNicNetwork(NetworkInterface):
         if errors:
             raise DriverError(errors[0])
 
+    def phase_ports(self, ctx: NodeContext, phase: NetworkPhase) -> tuple[str, ...]:
+        client = self.client()
+        return tuple(p.id for _, p in self._network_ports(client, ctx, phase) if p is not None)
+
     @staticmethod
     def _link(ctx: NodeContext, uuid: str) -> Link | None:
         return next((link for link in ctx.smartnic_links if link.uuid == uuid), None)
