@@ -12,11 +12,12 @@ crash — removes exactly this lab and nothing else):
 * smart NICs — local ones (their agent uses the unix sockets) and remote ones
   (OVSDB-SSL and OpenFlow-SSL with their own certificates, trusting the lab's
   agent CA) — each with br-int, br-phys and its uplink port C on the fabric;
-* one host namespace per NIC, its port A facing the NIC's port B (not plugged:
-  the agent does that), with the MAC its bare-metal port will carry.
+* one host per NIC: a namespace whose port A faces the NIC's port B, or with
+  ``hosts="vm"`` a QEMU VM whose NIC is a persistent tap that is port B (not
+  plugged: the agent does that), with the MAC its bare-metal port will carry.
 
-``up`` is idempotent: a lab that is fully there is left alone; a broken or
-half-built one (a crash) is torn down and built again.  Needs root.
+``up`` is idempotent: a lab that is fully there (with the hosts asked for) is
+left alone; a broken or half-built one (a crash) is torn down and built again.  Needs root.
 
 * BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
   with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
@@ -102,7 +103,8 @@ def default_dir(name: str) -> Path:
 def up(spec: LabSpec, directory: Path) -> LabDescription:
     """Build the lab (or find it already built); returns its description."""
     existing = describe(directory)
-    if existing is not None and healthy(existing):
+    kinds = {h.get("kind", "netns") for h in existing["hosts"]} if existing else set()
+    if existing is not None and healthy(existing) and kinds <= {spec.hosts}:
         existing["already_up"] = True
         return existing
     teardown(spec.prefix, directory)  # a half-built or crashed lab: start clean
@@ -437,6 +439,10 @@ def problems(description: LabDescription) -> list[str]:
     wanted = [f"{prefix}-fab"] + [f"{prefix}-{n['name']}" for n in description["nics"]]
     wanted += [h["netns"] for h in description["hosts"]]
     found += [f"namespace {ns} is missing" for ns in wanted if ns not in present]
+    for host in (h for h in description["hosts"] if h.get("kind") == "vm"):
+        link = netns.in_ns(host["netns"], "ip", "link", "show", host["port_b"])
+        if host["netns"] in present and subprocess.run(link, capture_output=True).returncode:
+            found.append(f"the tap {host['port_b']} of {host['name']} is missing")
     if "bmc" in description and not _alive(directory / "bmc" / "emulator.pid"):
         found.append("the Redfish BMC is not running")
     if any(h.get("bmc") == "ipmi" for h in description["hosts"]) and not _alive(

@@ -1,9 +1,12 @@
-"""The lab's hosts: one simulator per host that follows what its BMC says.
+"""The lab's hosts: one follower per host that does what its BMC says.
 
 A real server does what its BMC's power state and boot device tell it; so does
-this one.  Each host follows what its BMC tells it (see below) and what it
-reads from it twice a second (through metalnic's own Redfish and IPMI drivers —
-the same code the conductor uses) and, whenever that changes, "boots":
+this one.  Each host's ``HostFollower`` follows what its BMC tells it (see
+below) and what it reads from it twice a second (through metalnic's own
+Redfish and IPMI drivers — the same code the conductor uses) and, whenever that
+changes, has its machine (``lab.machine``) boot.  A VM host's machine is
+``lab.vm.QemuMachine`` (a QEMU VM on a tap that is port B: see there); a
+namespace host's, the default, is ``NamespaceMachine`` here:
 
 * powered off → nothing runs, port A has no address;
 * on, boot device BIOS → silent (firmware set-up: no address, no packet);
@@ -28,15 +31,17 @@ to this process (``PUT`` of ``{"name", "power_state", "boot_device"}`` on
 ``<lab>["hosts_control"]["url"]``) *before the BMC answers the request that
 made it* — sushy-tools' fake driver through its ``external_notifier``, the IPMI
 BMC (``lab.ipmi_bmc``) itself.  On power-off the host's address is gone and its
-ramdisk killed (SIGKILL: a power cut, not a shutdown) before the reply leaves,
-so a BMC never confirms "off" for a host that can still send.  The twice-a-second
+ramdisk killed (SIGKILL: a power cut, not a shutdown) — a VM's qemu has quit —
+before the reply leaves, so a BMC never confirms "off" for a host that can still
+send.  The twice-a-second
 poll stays as a reconciler (a notification that failed, and sushy-tools only
 applies a due power change when someone reads it); a poll whose read raced a
 notification is dropped, so it can never undo a newer pushed state.
 
 Every boot and every lease is a line in ``<dir>/hosts/<name>/events.log``
 (``<unix time> <state> <detail>``): the demo shows them, the packet test uses
-them to know when a host was in BIOS.
+them to know when a host was in BIOS.  A machine that fails to boot is an
+event too (``<state> FAILED: …``); the follower keeps following.
 
 Run by ``metalnic lab up`` as its own process (``python -m metalnic.lab.hosts
 --dir DIR``); it also serves ``<dir>/images`` over HTTP on the provisioning

@@ -23,7 +23,8 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
+
+from metalnic.jsontypes import JSONObject, JSONValue
 
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path minus its terminating NUL (Linux)
 
@@ -41,8 +42,8 @@ class QmpClient:
         self.path, self.timeout = path, timeout
         self.sock: socket.socket | None = None
         self.buffer = b""
-        self.events: list[dict[str, Any]] = []  # asynchronous events seen, oldest first
-        self.greeting: dict[str, Any] = {}
+        self.events: list[JSONObject] = []  # asynchronous events seen, oldest first
+        self.greeting: JSONObject = {}
 
     def connect(self, wait: float = 10.0) -> QmpClient:
         """Connect (retrying while QEMU starts up for ``wait`` s) and negotiate."""
@@ -65,11 +66,11 @@ class QmpClient:
         self.execute("qmp_capabilities")
         return self
 
-    def execute(self, command: str, **arguments: Any) -> Any:
+    def execute(self, command: str, **arguments: JSONValue) -> JSONValue:
         """Run ``command``; its ``return`` value, or QmpError with QEMU's description."""
         if self.sock is None:
             raise QmpError("not connected")
-        request: dict[str, Any] = {"execute": command}
+        request: JSONObject = {"execute": command}
         if arguments:
             request["arguments"] = arguments
         try:
@@ -82,7 +83,7 @@ class QmpClient:
                 self.events.append(reply)
                 continue
             if "error" in reply:
-                error = reply["error"]
+                error = reply["error"] if isinstance(reply["error"], dict) else {}
                 raise QmpError(f"{command}: {error.get('class')}: {error.get('desc')}")
             if "return" in reply:
                 return reply["return"]
@@ -93,7 +94,7 @@ class QmpClient:
             self.sock.close()
             self.sock = None
 
-    def _message(self) -> dict[str, Any]:
+    def _message(self) -> JSONObject:
         assert self.sock is not None
         while b"\n" not in self.buffer:
             try:

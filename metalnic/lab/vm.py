@@ -28,12 +28,15 @@ What the BMC says, the machine does (``HostFollower`` calls ``boot``):
   (``-boot once=n`` is not used: with a NIC bootindex it is overridden.)
 
 A qemu that exits by itself (the guest powered off) is an event, and the host
-stays dark until its BMC powers it on again.
+stays dark until its BMC powers it on again.  So are the console's milestones
+(``<state> console: firmware: iPXE asks DHCP``, the ramdisk's and instance's
+own ``metalnic-…:`` lines): the demo shows each boot's stages as they happen.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
 import threading
@@ -50,6 +53,15 @@ MEMORY_MB = 256
 DISK_SIZE = 64 << 20  # sparse; the instance images are a few MiB
 NIC_ID, DISK_ID = "nic0", "disk0"
 SERCON_PORT = b"\xf8\x03"  # COM1: SeaBIOS writes its (and iPXE's) screen to serial
+_ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|.)")
+_FIRMWARE = (
+    ("SeaBIOS (version", "firmware: SeaBIOS"),
+    ("iPXE initialising devices", "firmware: iPXE"),
+    ("Configuring (net0", "firmware: iPXE asks DHCP"),
+    ("No bootable device", "firmware: no bootable device"),
+    ("Booting from Hard Disk", "firmware: booting from disk"),
+    ("Linux version", "kernel: Linux started"),
+)
 
 
 def boot_indices(state: str) -> dict[str, int]:
@@ -83,6 +95,34 @@ def qemu_command(
     ]  # fmt: skip
 
 
+def milestones(line: str) -> list[str]:
+    """What a console line says about the boot: firmware stages, and the ramdisk's and
+    instance's own ``metalnic-…:`` lines as they are."""
+    if line.startswith("metalnic-"):
+        return [line.strip()[:200]]
+    return [said for mark, said in _FIRMWARE if mark in line]
+
+
+class ConsoleWatch:
+    """Console bytes in, milestones out — each once per line, also for a line still
+    being written (iPXE's "Configuring (net0 …)....." ends only when DHCP does)."""
+
+    def __init__(self) -> None:
+        self.partial = ""
+        self.fired: set[str] = set()  # milestones of the line being written
+
+    def feed(self, text: str) -> list[str]:
+        self.partial += _ANSI.sub("", text)
+        *complete, self.partial = re.split(r"\r\n|\n|\r", self.partial)
+        found: list[str] = []
+        for line in complete:
+            found += [m for m in milestones(line) if m not in self.fired]
+            self.fired = set()
+        new = [m for m in milestones(self.partial) if m not in self.fired]
+        self.fired |= set(new)
+        return found + new
+
+
 def make_disk(path: Path, size: int = DISK_SIZE) -> None:
     """A sparse raw disk, unless there is one already (it keeps what was deployed)."""
     if not path.exists():
@@ -105,8 +145,10 @@ class QemuMachine:
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QmpClient | None = None
         self.quitting = False  # our own quit: the watcher says nothing
+        self.state = OFF  # what the console's milestones are events of
 
     def boot(self, state: str) -> str:
+        self.state = state
         if state == OFF:
             pid = self.proc.pid if self.proc is not None else None
             self.power_cut()
@@ -152,6 +194,7 @@ class QemuMachine:
 
     def _start(self, state: str) -> None:
         self._console(f"power on: {state}")
+        offset = (self.dir / "console.log").stat().st_size  # where this power-on's output starts
         (self.dir / "qmp.sock").unlink(missing_ok=True)
         name = f"{self.lab['prefix']}-{self.host['name']}"
         cmd = qemu_command(name, self.host["port_b"], self.host["mac"], self.dir, state)
@@ -173,6 +216,7 @@ class QemuMachine:
             tail = (self.dir / "qemu.log").read_text(errors="replace").strip().splitlines()[-3:]
             raise netns.LabError(f"qemu did not start: {exc}; {' '.join(tail)}") from exc
         threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._read_console, args=(proc, offset), daemon=True).start()
 
     def _connect(self, proc: subprocess.Popen[bytes]) -> QmpClient:
         deadline = time.monotonic() + 10
@@ -214,6 +258,19 @@ class QemuMachine:
             self.proc, self.qmp = None, None
             (self.dir / "qemu.pid").unlink(missing_ok=True)
             self.life.event(OFF, f"qemu {proc.pid} exited by itself ({code}): dark until power on")
+
+    def _read_console(self, proc: subprocess.Popen[bytes], offset: int) -> None:
+        """This qemu's console milestones as events, while it is the host's machine."""
+        path, watch = self.dir / "console.log", ConsoleWatch()
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            while not self.life.stopping.wait(0.2):
+                text = fh.read().decode(errors="replace")
+                with self.life.lock:
+                    if self.proc is not proc:
+                        return
+                    for said in watch.feed(text) if text else []:
+                        self.life.event(self.state, f"console: {said}")
 
     def _console(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

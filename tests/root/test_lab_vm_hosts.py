@@ -140,6 +140,11 @@ def _ipmi_host(directory: Path, desc: dict[str, Any], host: dict[str, Any]) -> l
     assert discovers, "no DHCPDISCOVER from the VM's firmware on port B"
     assert float(discovers[0].time) - started < 30
     assert _qemu_pid(directory, name) == first  # a reset, not a new process
+    # The console's milestones are events of the boot they belong to.
+    wait_until(
+        lambda: "pxe console: firmware: iPXE asks DHCP" in _events(directory, name),
+        10, "the firmware's DHCP on the console", show=lambda: _events(directory, name),
+    )  # fmt: skip
     ipmitool("chassis", "power", "off")
     # Dark by the time the BMC answered: the push contract.
     assert not alive_pid(first), "qemu still running when the BMC confirmed off"
