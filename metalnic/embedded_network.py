@@ -71,6 +71,7 @@ def _port(p: PortView) -> NetworkPort:
         reason=str(p["binding:vif_details"].get("reason") or ""),
         port_security=p["port_security_enabled"],
         security_groups=tuple(p["security_groups"]),
+        ip_versions=NetworkPort.versions_of([f["ip_address"] for f in p["fixed_ips"]]),
     )
 
 

@@ -102,6 +102,12 @@ class NetworkPort:
     reason: str  # why it is not ACTIVE, as the service says ("" when it says nothing)
     port_security: bool
     security_groups: tuple[str, ...]
+    ip_versions: tuple[int, ...] = ()  # of its fixed IPs, sorted, once each
+
+    @staticmethod
+    def versions_of(addresses: Sequence[str]) -> tuple[int, ...]:
+        """The sorted IP versions of ``addresses`` (the ``ip_versions`` field)."""
+        return tuple(sorted({6 if ":" in a else 4 for a in addresses}))
 
     @property
     def active(self) -> bool:

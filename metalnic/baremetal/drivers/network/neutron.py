@@ -86,6 +86,9 @@ def _port(p: Any) -> NetworkPort:
         reason=str(details.get("reason") or ""),
         port_security=bool(p.is_port_security_enabled),
         security_groups=tuple(p.security_group_ids or ()),
+        ip_versions=NetworkPort.versions_of(
+            [str(f.get("ip_address", "")) for f in p.fixed_ips or ()]
+        ),
     )
 
 
