@@ -80,6 +80,8 @@ class Dhcpcd:
     dev: str
     directory: Path
     stateful: bool
+    extra: tuple[str, ...] = ()  # more dhcpcd.conf lines
+    release: bool = True  # give the lease back when stopped (else it stays until it expires)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,10 +94,13 @@ class Dhcpcd:
 
     def start(self) -> Dhcpcd:
         self.hook.write_text(HOOK)
+        Path(f"{self.hook}.events").unlink(missing_ok=True)  # this client's events only
         self.hook.chmod(0o755)
         conf = self.directory / f"{self.dev}-dhcpcd.conf"
         lines = ["ipv6only", "duid", "slaac hwaddr", "option dhcp6_name_servers"]
         lines += ["ia_na"] if self.stateful else []
+        lines += self.extra
+        lines += ["release"] if self.release else []
         conf.write_text("\n".join([*lines, f"script {self.hook}", ""]))
         inner = (
             "mount -t tmpfs none /var/lib/dhcpcd && mkdir -p /run/dhcpcd && "
@@ -161,9 +166,14 @@ class World6:
     def dev(self, host: str) -> str:
         return self.lab.state.hosts[host].port_a
 
-    def dhcpcd(self, host: str, stateful: bool) -> Dhcpcd:
-        made = Dhcpcd(self.lab.ns(host), self.dev(host), self.lab.dir, stateful).start()
-        self.clients.append(made)
+    def dhcpcd(self, host: str, stateful: bool, *extra: str, release: bool = True) -> Dhcpcd:
+        """A fresh dhcpcd on ``host`` (one it runs already is stopped first), with a
+        DUID of its own (as firmware, iPXE and the ramdisk each have)."""
+        for running in [c for c in self.clients if c.ns == self.lab.ns(host)]:
+            running.stop()
+            self.clients.remove(running)
+        made = Dhcpcd(self.lab.ns(host), self.dev(host), self.lab.dir, stateful, extra, release)
+        self.clients.append(made.start())
         return made
 
     def dhcp_files(self, net: str) -> Files:
@@ -273,9 +283,7 @@ def dhcp6_world(tmp: Path) -> Iterator[World6]:
             nets = {key: net_id for key, (net_id, _) in made.items()}
             subnets = {key: sub for key, (_, sub) in made.items()}
             ports = {
-                host: bind_port(
-                    c, nets[net], "nic1", lab.state.hosts[host].port_b, mac, [sg_id]
-                )
+                host: bind_port(c, nets[net], "nic1", lab.state.hosts[host].port_b, mac, [sg_id])
                 for host, (net, mac) in HOSTS.items()
             }
             for port in ports.values():

@@ -142,7 +142,13 @@ class NetbootHost:
     powers the host on, then (``agent``) runs the real ramdisk agent."""
 
     def __init__(
-        self, server: Server, node: str, mac: str, disk: Path, agent: bool = True, ip_version: int = 4
+        self,
+        server: Server,
+        node: str,
+        mac: str,
+        disk: Path,
+        agent: bool = True,
+        ip_version: int = 4,
     ):
         self.server, self.node, self.mac, self.disk, self.agent = server, node, mac, disk, agent
         self.ip_version = ip_version  # 6: it boots by DHCPv6 (option 59, iPXE's user class)

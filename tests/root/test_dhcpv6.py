@@ -38,8 +38,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World6]:
 def _pings(world: World6, host: str, source: str, net: str) -> bool:
     """``host`` pings the network's DHCP port from ``source`` (through NIC and fabric)."""
     target = world.dhcp_port_ip(net)
-    done = world.sh(host, "ping", "-6", "-n", "-c", "2", "-W", "1", "-I", source, target, check=False)
+    done = world.sh(
+        host, "ping", "-6", "-n", "-c", "2", "-W", "1", "-I", source, target, check=False
+    )
     return done.returncode == 0
+
+
+def _dhcp_log(world: World6, net: str) -> str:
+    """The network's dnsmasq log without its router advertisements."""
+    lines = world.dhcp_files(net).log.read_text().splitlines()
+    return "\n".join(line for line in lines if "RTR-" not in line)
 
 
 def _bound(events: list[dict[str, str]], reason: str) -> dict[str, str] | None:
@@ -94,6 +102,73 @@ def test_stateless_address_by_slaac_and_dns_by_dhcpv6(world: World6) -> None:
     assert _pings(world, "h3", want, "stateless")
 
 
+def test_ipxe_gets_its_dhcpv6_boot_url_by_option_59(world: World6) -> None:
+    """Ironic's DHCPv6 boot options on h1's port (as the ipxe boot interface sets them):
+    a client with iPXE's user class gets the HTTP script, other firmware the TFTP URL."""
+    script, binary = "http://[2001:db8:a1::5]/boot/boot.ipxe", "tftp://[2001:db8:a1::5]/snponly.efi"
+    opts = [
+        {"opt_name": "tag:ipxe6,59", "opt_value": script, "ip_version": 6},
+        {"opt_name": "tag:!ipxe6,59", "opt_value": binary, "ip_version": 6},
+    ]
+    port = world.ports["h1"]["id"]
+    with world.client() as c:
+        r = c.put(f"/network/v2.0/ports/{port}", json={"port": {"extra_dhcp_opts": opts}})
+        assert r.status_code == 200, r.text
+    try:
+        for extra, want in ((("userclass iPXE",), script), ((), binary)):
+            outputs: list[str] = []
+
+            def booted(extra: tuple[str, ...] = extra, want: str = want) -> bool:
+                h1 = world.dhcpcd("h1", True, "option dhcp6_bootfile_url", *extra)
+                deadline = time.monotonic() + 10
+                while _bound(h1.events(), "BOUND6") is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                h1.stop()
+                outputs.append(h1.output())
+                lease = _bound(h1.events(), "BOUND6") or {}
+                return lease.get("new_dhcp6_bootfile_url") == want
+
+            # (the DHCP agent's next pass restarts dnsmasq with the port's new tag)
+            wait_until(booted, 40, f"h1's boot URL {want}", step=0.5,
+                       show=lambda: (outputs[-1][-2000:], _dhcp_log(world, "stateful")[-3000:]))  # noqa: B023  # fmt: skip
+    finally:
+        with world.client() as c:
+            gone = [{**o, "opt_value": None} for o in opts]
+            c.put(f"/network/v2.0/ports/{port}", json={"port": {"extra_dhcp_opts": gone}})
+
+
+def test_each_boot_stage_with_its_own_duid_gets_an_address_of_a_phase_port(
+    world: World6,
+) -> None:
+    """Firmware, iPXE and the ramdisk lease with DUIDs of their own and none gives its
+    lease back: on a port with one address only the first gets it (dnsmasq: "no
+    addresses available"), so a phase port holds several (the conductor makes them,
+    Ironic's dhcpv6_stateful_address_count) and each stage gets one of them.  (On h4,
+    whose leases are left to expire.)"""
+    port, subnet = world.ports["h4"], world.subnets["stateful"]["id"]
+    one = world.v6_ip("h4")
+    with world.client() as c:
+        more = [{"subnet_id": subnet, "ip_address": one}] + [{"subnet_id": subnet}] * 2
+        r = c.put(f"/network/v2.0/ports/{port['id']}", json={"port": {"fixed_ips": more}})
+        assert r.status_code == 200, r.text
+        held = {f["ip_address"] for f in r.json()["port"]["fixed_ips"]}
+    assert len(held) == 3
+    got = []
+    try:
+        for stage in range(3):
+            h4 = world.dhcpcd("h4", True, release=False)
+            wait_until(lambda: _bound(h4.events(), "BOUND6") is not None, 30,  # noqa: B023
+                       f"stage {stage}'s lease", show=lambda: _dhcp_log(world, "stateful")[-3000:])  # fmt: skip
+            got.append((_bound(h4.events(), "BOUND6") or {})["new_dhcp6_ia_na1_ia_addr1"])
+        world.dhcpcd("h4", True).stop()  # (the last stage's client, stopped)
+    finally:
+        with world.client() as c:
+            back = [{"subnet_id": subnet, "ip_address": one}]
+            r = c.put(f"/network/v2.0/ports/{port['id']}", json={"port": {"fixed_ips": back}})
+            assert r.status_code == 200, r.text
+    assert sorted(got) == sorted(held), got  # each stage one address, no two the same
+
+
 ROGUE_PREFIX = "2001:db8:bad::"
 
 
@@ -135,10 +210,7 @@ def test_a_rogue_dhcpv6_server_and_router_reach_nobody(world: World6) -> None:
     ]
     h1 = None
     try:
-        for c in world.clients:  # a fresh client on h1: solicits, and waits for RAs
-            if c.ns == world.lab.ns("h1"):
-                c.stop()
-        h1 = world.dhcpcd("h1", stateful=True)
+        h1 = world.dhcpcd("h1", stateful=True)  # a fresh client: solicits, waits for RAs
         wait_until(lambda: _bound(h1.events(), "BOUND6") is not None, 20, "h1's lease")
         time.sleep(4)  # more than the rogue's RA interval
     finally:

@@ -101,7 +101,6 @@ def test_removal_names_every_option_with_a_null_value() -> None:
     assert gone[0].body() == {"opt_name": "tag:ipxe,67", "opt_value": None, "ip_version": 4}
 
 
-
 def test_ipv6_options_are_option_59_urls_as_ironic_sets_them() -> None:
     got = {(o.name, o.value, o.ip_version) for o in scripts.dhcp_options(files(), "uefi", 6)}
     assert got == {
@@ -113,6 +112,7 @@ def test_ipv6_options_are_option_59_urls_as_ironic_sets_them() -> None:
     assert scripts.dhcp_options(files(tftp=""), "bios", 6) == [
         DhcpOption("tag:ipxe6,59", f"{HTTP}/boot.ipxe", 6)
     ]
+
 
 @pytest.mark.parametrize(
     ("instance_info", "properties", "mode"),
