@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from metalnic.baremetal.drivers.network.client import DHCPV6_STATEFUL_ADDRESSES
 from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
 from tests.integration.helpers import make_node, make_port
 from tests.integration.test_conductor import FAST
@@ -520,7 +521,7 @@ def test_an_ipv6_provisioning_network_gets_dhcpv6_option_59(
     tmp_path_factory: pytest.TempPathFactory, images: Images, image: tuple[str, bytes]
 ) -> None:
     """The provisioning (and so cleaning) network has only an IPv6 subnet: the phase port
-    gets an IPv6 fixed IP, and the conductor sets Ironic's DHCPv6 boot options on it
+    gets IPv6 fixed IPs, and the conductor sets Ironic's DHCPv6 boot options on it
     (``ip_version`` 6, option 59), no IPv4 ones; the host boots by them and they go."""
     tmp = tmp_path_factory.mktemp("ipxe6")
     srv = _start(tmp, images, V6_PROVISIONING)
@@ -540,8 +541,10 @@ def test_an_ipv6_provisioning_network_gets_dhcpv6_option_59(
             assert_nothing_left(srv, c, node, mac)
         assert [b.phase for b in host.boots] == ["cleaning"]
         (boot,) = host.boots
-        addresses = [f["ip_address"] for f in boot.port["fixed_ips"]]
-        assert len(addresses) == 1 and addresses[0].startswith("2001:db8:70:")
+        addresses = {f["ip_address"] for f in boot.port["fixed_ips"]}
+        # one per boot stage's DHCPv6 identity (Ironic's dhcpv6_stateful_address_count)
+        assert len(addresses) == DHCPV6_STATEFUL_ADDRESSES
+        assert all(a.startswith("2001:db8:70:") for a in addresses)
         check_boot(boot, srv, images, node, "deploy", ip_version=6)
     finally:
         fleet.close()

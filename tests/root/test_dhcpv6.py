@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from metalnic.lab.capture import Capture
-from tests.dhcp6lab import DNS, HOSTS, World6, dhcp6_world, require_dhcp6
+from tests.dhcp6lab import DNS, HOSTS, Dhcpcd, World6, dhcp6_world, require_dhcp6
 from tests.ovslab import require_ovs, wait_until
 
 scapy_all = pytest.importorskip("scapy.all")
@@ -102,6 +102,23 @@ def test_stateless_address_by_slaac_and_dns_by_dhcpv6(world: World6) -> None:
     assert _pings(world, "h3", want, "stateless")
 
 
+def _boot_url(world: World6, extra: tuple[str, ...]) -> str | None:
+    """A fresh client on h1 (``extra``: its further dhcpcd.conf lines) asks for option
+    59: the boot URL it got, if any."""
+    h1 = world.dhcpcd("h1", True, "option dhcp6_bootfile_url", *extra)
+    lease = _lease(h1, 10) or {}
+    h1.stop()
+    return lease.get("new_dhcp6_bootfile_url")
+
+
+def _lease(client: Dhcpcd, timeout: float) -> dict[str, str] | None:
+    """The client's DHCPv6 lease (its BOUND6 event) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (found := _bound(client.events(), "BOUND6")) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
 def test_ipxe_gets_its_dhcpv6_boot_url_by_option_59(world: World6) -> None:
     """Ironic's DHCPv6 boot options on h1's port (as the ipxe boot interface sets them):
     a client with iPXE's user class gets the HTTP script, other firmware the TFTP URL."""
@@ -116,21 +133,10 @@ def test_ipxe_gets_its_dhcpv6_boot_url_by_option_59(world: World6) -> None:
         assert r.status_code == 200, r.text
     try:
         for extra, want in ((("userclass iPXE",), script), ((), binary)):
-            outputs: list[str] = []
-
-            def booted(extra: tuple[str, ...] = extra, want: str = want) -> bool:
-                h1 = world.dhcpcd("h1", True, "option dhcp6_bootfile_url", *extra)
-                deadline = time.monotonic() + 10
-                while _bound(h1.events(), "BOUND6") is None and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                h1.stop()
-                outputs.append(h1.output())
-                lease = _bound(h1.events(), "BOUND6") or {}
-                return lease.get("new_dhcp6_bootfile_url") == want
-
             # (the DHCP agent's next pass restarts dnsmasq with the port's new tag)
-            wait_until(booted, 40, f"h1's boot URL {want}", step=0.5,
-                       show=lambda: (outputs[-1][-2000:], _dhcp_log(world, "stateful")[-3000:]))  # noqa: B023  # fmt: skip
+            wait_until(lambda e=extra, w=want: _boot_url(world, e) == w, 40,
+                       f"h1's boot URL {want}", step=0.5,
+                       show=lambda: _dhcp_log(world, "stateful")[-3000:])  # fmt: skip
     finally:
         with world.client() as c:
             gone = [{**o, "opt_value": None} for o in opts]
@@ -156,10 +162,9 @@ def test_each_boot_stage_with_its_own_duid_gets_an_address_of_a_phase_port(
     got = []
     try:
         for stage in range(3):
-            h4 = world.dhcpcd("h4", True, release=False)
-            wait_until(lambda: _bound(h4.events(), "BOUND6") is not None, 30,  # noqa: B023
-                       f"stage {stage}'s lease", show=lambda: _dhcp_log(world, "stateful")[-3000:])  # fmt: skip
-            got.append((_bound(h4.events(), "BOUND6") or {})["new_dhcp6_ia_na1_ia_addr1"])
+            lease = _lease(world.dhcpcd("h4", True, release=False), 30)
+            assert lease is not None, (stage, _dhcp_log(world, "stateful")[-3000:])
+            got.append(lease["new_dhcp6_ia_na1_ia_addr1"])
         world.dhcpcd("h4", True).stop()  # (the last stage's client, stopped)
     finally:
         with world.client() as c:

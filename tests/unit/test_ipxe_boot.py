@@ -25,6 +25,7 @@ from metalnic.baremetal.drivers.network.client import (
     DhcpOption,
     NetworkObjectNotFound,
     NetworkPort,
+    more_dhcpv6_addresses,
 )
 from metalnic.server import ipxe_config
 from metalnic.settings import Settings
@@ -393,3 +394,17 @@ def test_prepare_sets_each_ports_options_for_the_ip_versions_of_its_addresses(
     assert client.dhcp["p6"][("tag:ipxe6,59", 6)] == f"{HTTP}/boot.ipxe"
     IpxeBoot(client, cfg).clean_up_ramdisk(ctx(), PROV, ["p4", "p6", "p46", "none"])
     assert client.dhcp == {"p4": {}, "p6": {}, "p46": {}, "none": {}}
+
+
+def test_a_new_port_gets_more_addresses_on_its_dhcpv6_stateful_subnets_only() -> None:
+    fixed = [("v4", "10.0.0.5"), ("v6s", "2001:db8::5"), ("slaac", "2001:db8:1::5")]
+    assert more_dhcpv6_addresses(fixed, ["v6s"], 3) == [
+        {"subnet_id": "v4", "ip_address": "10.0.0.5"},
+        {"subnet_id": "v6s", "ip_address": "2001:db8::5"},
+        {"subnet_id": "slaac", "ip_address": "2001:db8:1::5"},
+        {"subnet_id": "v6s"},
+        {"subnet_id": "v6s"},
+    ]
+    assert more_dhcpv6_addresses(fixed, [], 4) is None  # no stateful subnet: no update
+    assert more_dhcpv6_addresses(fixed, ["v6s"], 1) is None
+    assert more_dhcpv6_addresses([("v4", "10.0.0.5")], ["v6s"], 4) is None  # not on it
