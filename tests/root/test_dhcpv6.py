@@ -85,6 +85,8 @@ def test_slaac_address_from_dnsmasqs_ra_is_the_ports_eui64_address(world: World6
                show=lambda: (h2.addresses(), h2.output()[-3000:]))  # fmt: skip
     assert h2.addresses() == [want]  # nothing else (no lease: there is no DHCPv6 here)
     assert _bound(h2.events(), "BOUND6") is None
+    routes = world.sh("h2", "ip", "-6", "route", "show", "default").stdout
+    assert routes.strip() == "", routes  # dnsmasq's adverts name no router (lifetime 0)
     assert _pings(world, "h2", want, "slaac")
 
 

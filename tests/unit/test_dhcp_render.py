@@ -131,6 +131,7 @@ def test_ipv6_modes(mode: str, ra: str | None, expected: str) -> None:
     args = render.command(_network(subnets=[v6]), FILES, "ns", 600)
     assert expected in args
     assert ("--enable-ra" in args) == (ra is not None)
+    assert ("--ra-param=ns,0,0" in args) == (ra is not None)  # no default route via us
 
 
 def test_hosts_file_lists_known_ports_only_in_a_stable_order() -> None:
