@@ -172,6 +172,42 @@ def add_user(
     subprocess.run(cmd, input=password.encode(), check=True, capture_output=True)
 
 
+@dataclass(frozen=True)
+class User:
+    """A user of a test server's users file (``add_user``)."""
+
+    name: str
+    password: str
+    role: str
+    project: str | None = None
+    nic_hosts: Iterable[str] = ()
+
+
+def start_with_users(
+    tmp: Path,
+    users: Iterable[User],
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """`metalnic serve` with http_basic over a users file of ``users`` (in ``tmp``, the
+    server's state in ``tmp/state``); the first user is the server's ``auth``."""
+    users = list(users)
+    users_file = tmp / "users.toml"
+    for user in users:
+        add_user(users_file, user.name, user.password, user.role, user.project, user.nic_hosts)
+    server = start_server(
+        tmp / "state",
+        "--auth",
+        "http_basic",
+        "--users-file",
+        str(users_file),
+        database_url=database_url,
+        env=env,
+    )
+    server.auth = (users[0].name, users[0].password)
+    return server
+
+
 # --- PEM material ------------------------------------------------------------
 
 

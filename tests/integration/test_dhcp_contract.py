@@ -22,7 +22,7 @@ import pytest
 
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
-from tests.support import Postgres, Server, add_user, start_postgres, start_server
+from tests.support import Postgres, Server, User, start_postgres, start_with_users
 
 DOWN_TIME = 3.0
 ADMIN = ("admin", "admin-pw-1")
@@ -31,22 +31,14 @@ VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
 
 
 def _start(tmp: Path, database_url: str | None = None) -> Server:
-    users = tmp / "users.toml"
-    add_user(users, *ADMIN, "admin", "ops")
-    add_user(users, "dhcp1", PW["dhcp1"], "agent", None)
-    add_user(users, "dhcp2", PW["dhcp2"], "agent", None)
-    add_user(users, "alice", PW["alice"], "member", "project-a")
-    srv = start_server(
-        tmp / "state",
-        "--auth",
-        "http_basic",
-        "--users-file",
-        str(users),
-        database_url=database_url,
-        env={"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)},
-    )
-    srv.auth = ADMIN
-    return srv
+    users = [
+        User(*ADMIN, "admin", "ops"),
+        User("dhcp1", PW["dhcp1"], "agent"),
+        User("dhcp2", PW["dhcp2"], "agent"),
+        User("alice", PW["alice"], "member", "project-a"),
+    ]
+    env = {"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)}
+    return start_with_users(tmp, users, database_url, env)
 
 
 @pytest.fixture(scope="module")
