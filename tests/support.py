@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,28 @@ def start_with_users(
     )
     server.auth = (users[0].name, users[0].password)
     return server
+
+
+def module_server(start: Callable[[Path], Server], name: str) -> Any:
+    """A module-scoped fixture ``server``: ``start(tmp)`` in a temporary directory
+    named after ``name``, stopped after the module's last test."""
+
+    @pytest.fixture(scope="module", name="server")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+        srv = start(tmp_path_factory.mktemp(name))
+        yield srv
+        srv.stop()
+
+    return server
+
+
+def network_client(
+    server: Server, auth: tuple[str, str], headers: dict[str, str] | None = None
+) -> httpx.Client:
+    """A client of ``server``'s network API (``/network/v2.0``) as ``auth``."""
+    return httpx.Client(
+        base_url=server.url + "/network/v2.0", auth=auth, timeout=60, headers=headers
+    )
 
 
 # --- PEM material ------------------------------------------------------------

@@ -26,6 +26,8 @@ from tests.support import (
     Postgres,
     Server,
     User,
+    module_server,
+    network_client,
     remote_llc,
     start_postgres,
     start_with_users,
@@ -54,16 +56,11 @@ def _start(tmp: Path, database_url: str | None = None) -> Server:
     return start_with_users(tmp, users, database_url, env)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _start(tmp_path_factory.mktemp("ownership"))
-    yield srv
-    srv.stop()
+server = module_server(_start, "ownership")
 
 
 def client(server: Server, user: str) -> httpx.Client:
-    auth = ADMIN if user == "admin" else (user, PW[user])
-    return httpx.Client(base_url=server.url + "/network/v2.0", auth=auth, timeout=60)
+    return network_client(server, ADMIN if user == "admin" else (user, PW[user]))
 
 
 def beat(c: httpx.Client, host: str, nic_hosts: list[str], mode: str = "local") -> httpx.Response:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,15 @@ import pytest
 
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
-from tests.support import Postgres, Server, User, start_postgres, start_with_users
+from tests.support import (
+    Postgres,
+    Server,
+    User,
+    module_server,
+    network_client,
+    start_postgres,
+    start_with_users,
+)
 
 DOWN_TIME = 3.0
 ADMIN = ("admin", "admin-pw-1")
@@ -41,18 +48,11 @@ def _start(tmp: Path, database_url: str | None = None) -> Server:
     return start_with_users(tmp, users, database_url, env)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _start(tmp_path_factory.mktemp("dhcp-contract"))
-    yield srv
-    srv.stop()
+server = module_server(_start, "dhcp-contract")
 
 
 def client(server: Server, user: str) -> httpx.Client:
-    auth = ADMIN if user == "admin" else (user, PW[user])
-    return httpx.Client(
-        base_url=server.url + "/network/v2.0", auth=auth, timeout=60, headers=VERSION
-    )
+    return network_client(server, ADMIN if user == "admin" else (user, PW[user]), VERSION)
 
 
 def beat(c: httpx.Client, host: str) -> httpx.Response:
