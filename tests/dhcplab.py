@@ -1,10 +1,9 @@
 """Test support for DHCP on real parts: an OVS instance for the DHCP bridge, hosts as
 namespaces running ``busybox udhcpc``, and desired states built from the contract.
 
-The udhcpc script configures the lease on the host's interface (so a renewal,
-unicast to the server, leaves from the leased address) and appends every
-event (``bound``/``renew``/``deconfig``/``leasefail``) with its address to a
-log file the tests read.
+The hosts run the lab's own DHCP client (``metalnic.lab.dhcpclient``: udhcpc and
+the script that configures each lease and logs every event to a file the tests
+read).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import httpx
 from metalnic.contract import dhcp as dc
 from metalnic.dhcp import dnsmasq
 from metalnic.dhcp.render import Files
-from metalnic.lab import netns
+from metalnic.lab import dhcpclient, netns
 from metalnic.lab.topology import Lab
 from tests.ovslab import (
     AgentProcess,
@@ -38,17 +37,6 @@ from tests.ovslab import (
 )
 from tests.support import Server
 
-SCRIPT = """#!/bin/sh
-boot="${bootfile:-${boot_file:-}}"
-echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-} boot=$boot" >> "$UDHCPC_LOG"
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface" scope global
-    ip addr add "$ip/${mask:-24}" dev "$interface" ;;
-  deconfig) ip addr flush dev "$interface" scope global ;;
-esac
-"""
-
 
 def require_dhcp() -> None:
     require_root_tools(
@@ -57,11 +45,7 @@ def require_dhcp() -> None:
     )
 
 
-def udhcpc_script(directory: Path) -> Path:
-    script = directory / "udhcpc.sh"
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    return script
+udhcpc_script = dhcpclient.write_script
 
 
 @dataclass
@@ -75,30 +59,14 @@ class Client:
     proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "UDHCPC_LOG": str(self.log)}
+        return dhcpclient.environment(self.log)
 
     def once(self, timeout: int = 3, *extra: str) -> tuple[str | None, float]:
         """One DISCOVER → ACK exchange (udhcpc -q): the address got (None) and seconds;
         ``extra``: more udhcpc arguments (``-O bootfile`` asks for option 67)."""
         began = time.monotonic()
         cmd = netns.in_ns(
-            self.ns,
-            "busybox",
-            "udhcpc",
-            "-i",
-            self.dev,
-            "-f",
-            "-q",
-            "-n",
-            "-t",
-            str(timeout),
-            "-T",
-            "1",
-            "-A",
-            "1",
-            "-s",
-            str(self.script),
-            *extra,
+            self.ns, *dhcpclient.command(self.dev, self.script, "-q", "-n", *extra, tries=timeout)
         )
         done = subprocess.run(cmd, capture_output=True, env=self.env(), timeout=timeout * 3 + 10)
         took = time.monotonic() - began
@@ -109,20 +77,7 @@ class Client:
 
     def follow(self) -> None:
         """udhcpc kept running (renewals on SIGUSR1)."""
-        cmd = netns.in_ns(
-            self.ns,
-            "busybox",
-            "udhcpc",
-            "-i",
-            self.dev,
-            "-f",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            str(self.script),
-        )
+        cmd = netns.in_ns(self.ns, *dhcpclient.command(self.dev, self.script, tries=5))
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
