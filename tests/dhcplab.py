@@ -8,7 +8,6 @@ read).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
