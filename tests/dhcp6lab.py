@@ -30,7 +30,7 @@ from metalnic.dhcp import dnsmasq
 from metalnic.dhcp.render import Files
 from metalnic.lab import netns
 from metalnic.lab.topology import Lab
-from tests.dhcplab import ADMIN, AGENT, DhcpAgentProcess, alive, dhcp_agent_config
+from tests.dhcplab import ADMIN, AGENT, alive, dhcp_agent_config, dhcp_agent_process
 from tests.ovslab import (
     AgentProcess,
     bind_port,
@@ -154,7 +154,7 @@ class World6:
     server: Server
     lab: Lab
     nic_agent: AgentProcess
-    dhcp_agent: DhcpAgentProcess
+    dhcp_agent: AgentProcess
     nets: dict[str, str]  # NETWORKS key → network id
     subnets: dict[str, dict[str, Any]]  # NETWORKS key → subnet
     ports: dict[str, dict[str, Any]]  # host → its port
@@ -270,7 +270,7 @@ def dhcp6_world(tmp: Path) -> Iterator[World6]:
             tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
         )
         nic_agent.start()
-        dhcp_agent = DhcpAgentProcess(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
+        dhcp_agent = dhcp_agent_process(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
         dhcp_agent.start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
             wait_until(
@@ -292,14 +292,16 @@ def dhcp6_world(tmp: Path) -> Iterator[World6]:
                     20,
                     f"port {port['id']} ACTIVE",
                 )
-        world = World6(server, lab, nic_agent, dhcp_agent, nets, subnets, ports)
+        built = World6(server, lab, nic_agent, dhcp_agent, nets, subnets, ports)
+        world = built
+        agent_log = dhcp_agent.log
         for key in NETWORKS:
-            wait_until(
-                lambda k=key: dnsmasq.running(world.dhcp_files(k)) is not None,  # type: ignore[union-attr]
-                20,
-                f"dnsmasq of network {key}",
-                show=lambda: dhcp_agent.log.read_text()[-2000:],  # type: ignore[union-attr]
-            )
+
+            def serving(net: str = key) -> bool:
+                return dnsmasq.running(built.dhcp_files(net)) is not None
+
+            wait_until(serving, 20, f"dnsmasq of network {key}",
+                       show=lambda: agent_log.read_text()[-2000:])  # fmt: skip
         yield world
     finally:
         for client in world.clients if world is not None else []:

@@ -136,7 +136,11 @@ def test_ipxe_gets_its_dhcpv6_boot_url_by_option_59(world: World6) -> None:
     try:
         for extra, want in ((("userclass iPXE",), script), ((), binary)):
             # (the DHCP agent's next pass restarts dnsmasq with the port's new tag)
-            wait_until(lambda e=extra, w=want: _boot_url(world, e) == w, 40,
+
+            def served(e: tuple[str, ...] = extra, w: str = want) -> bool:
+                return _boot_url(world, e) == w
+
+            wait_until(served, 40,
                        f"h1's boot URL {want}", step=0.5,
                        show=lambda: _dhcp_log(world, "stateful")[-3000:])  # fmt: skip
     finally:
