@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
@@ -205,7 +205,9 @@ class Ports:
         fixed_ips: Mapping[str, list[str]] | None = None,
     ) -> list[views.PortView]:
         """``fixed_ips``: Neutron's ``fixed_ips=ip_address=…``/``subnet_id=…`` filters,
-        by key: a port matches when one of its addresses has one of the values of each key."""
+        by key: a port matches when one of its addresses has one of the values of each key;
+        and ``ip_address_substr=…`` (``ip-substring-filtering``): when one of its
+        addresses, any, contains one of the values."""
         # Plain rows with their groups: an ORM object per port cost more than the
         # query itself (docs/benchmarks.md).
         stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
@@ -404,14 +406,26 @@ class Ports:
 
 
 def _holding(wanted: Mapping[str, list[str]]) -> Any:
-    """Ports with an address that matches every key of ``wanted`` (any of its values)."""
-    match = exists().where(IPAllocation.port_id == NetworkPort.id)
-    if wanted.get("ip_address"):
-        ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
-        match = match.where(IPAllocation.ip_address.in_(ips))
-    if wanted.get("subnet_id"):
-        match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
-    return match
+    """Ports with an address that matches every key of ``wanted`` (any of its values),
+    and, as Neutron, an address (maybe another) containing one of ``ip_address_substr``
+    (SQL ``LIKE '%…%'``, its wildcards unescaped as Neutron's)."""
+    clauses = []
+    if wanted.get("ip_address") or wanted.get("subnet_id"):
+        match = exists().where(IPAllocation.port_id == NetworkPort.id)
+        if wanted.get("ip_address"):
+            ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
+            match = match.where(IPAllocation.ip_address.in_(ips))
+        if wanted.get("subnet_id"):
+            match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
+        clauses.append(match)
+    if wanted.get("ip_address_substr"):
+        clauses.append(
+            exists().where(
+                IPAllocation.port_id == NetworkPort.id,
+                or_(*(IPAllocation.ip_address.like(f"%{p}%") for p in wanted["ip_address_substr"])),
+            )
+        )
+    return and_(true(), *clauses)
 
 
 # Attributes an update copies as given: (API name, column); the MAC address, the
