@@ -74,9 +74,7 @@ def parts(s: Session, port: NetworkPort) -> Parts:
         if bound
         else None
     )
-    dhcp = (
-        (port.mac_address, served, repr(port.extra_dhcp_opts)) if port.admin_state_up else None
-    )
+    dhcp = (port.mac_address, served, repr(port.extra_dhcp_opts)) if port.admin_state_up else None
     return Parts(port.host_id if bound else "", nic, dhcp, None)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.contract.dhcp import DHCP_OWNER
 from metalnic.db.session import Database
 from metalnic.errors import (
     DNSNameServersExhausted,
@@ -30,7 +31,6 @@ from metalnic.errors import (
     InvalidOperation,
     SubnetInUse,
 )
-from metalnic.contract.dhcp import DHCP_OWNER
 from metalnic.network import access, dhcpfeed, dhcpports, feed, ipam, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import SubnetCreate, SubnetUpdate

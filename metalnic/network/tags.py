@@ -119,9 +119,7 @@ class Tags:
         _check_count(kind, tags)
         return self._change(who, kind, resource_id, lambda _old: set(tags))
 
-    def create(
-        self, who: Principal, kind: str, resource_id: str, tags: builtins.list[str]
-    ) -> None:
+    def create(self, who: Principal, kind: str, resource_id: str, tags: builtins.list[str]) -> None:
         """``POST …/tags``: ``tags`` added to the resource's (those it has stay)."""
         _check_count(kind, tags)
         self._change(who, kind, resource_id, lambda old: old | set(tags), relative=True)

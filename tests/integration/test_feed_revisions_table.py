@@ -159,6 +159,12 @@ def _dhcp_agent_deleted(lab: Lab) -> None:
     lab.service.agents.delete(CONDUCTOR, agents[0]["id"])
 
 
+def _v4_of(lab: Lab, name: str) -> list[dict[str, str]]:
+    """The port's address on subnet a4, as a ``fixed_ips`` entry that keeps it."""
+    held = lab.service.ports.show(CONDUCTOR, lab.ids[name])["fixed_ips"]
+    return [dict(f) for f in held if f["subnet_id"] == lab.ids["a4"]]
+
+
 def _new_network(lab: Lab) -> None:
     lab.ids["C"] = lab.service.networks.create(CONDUCTOR, NetworkCreate(name="C"))["id"]
 
@@ -180,19 +186,12 @@ MUTATIONS: dict[str, Mutation | tuple[Mutation, Mutation]] = {
         "p1", fixed_ips=[{"subnet_id": lab.ids["a4"], "ip_address": "10.1.0.77"}]
     ),
     "port fixed_ips on the non-DHCP subnet": lambda lab: lab.update_port(
-        "p1",
-        fixed_ips=[
-            {"subnet_id": lab.ids["a4"], "ip_address": lab.service.ports.show(
-                CONDUCTOR, lab.ids["p1"])["fixed_ips"][0]["ip_address"]},
-            {"subnet_id": lab.ids["a4off"]},
-        ],
+        "p1", fixed_ips=[*_v4_of(lab, "p1"), {"subnet_id": lab.ids["a4off"]}]
     ),
     "port fixed_ips of unbound": lambda lab: lab.update_port(
         "loose", fixed_ips=[{"subnet_id": lab.ids["a4"], "ip_address": "10.1.0.78"}]
     ),
-    "port fixed_ips unchanged": lambda lab: lab.update_port(
-        "p1", fixed_ips=lab.service.ports.show(CONDUCTOR, lab.ids["p1"])["fixed_ips"][:1]
-    ),
+    "port fixed_ips unchanged": lambda lab: lab.update_port("p1", fixed_ips=_v4_of(lab, "p1")),
     "port mac of unbound": lambda lab: lab.update_port("loose", mac_address="fa:16:3e:00:00:99"),
     "port address pairs": lambda lab: lab.update_port(
         "p2", allowed_address_pairs=[{"ip_address": "10.1.0.201"}]
@@ -244,9 +243,7 @@ MUTATIONS: dict[str, Mutation | tuple[Mutation, Mutation]] = {
     "subnet DHCP on": lambda lab: lab.update_subnet("a4off", enable_dhcp=True),
     "subnet DHCP off, the last": lambda lab: lab.update_subnet("b4", enable_dhcp=False),
     "subnet delete, SLAAC": lambda lab: lab.service.subnets.delete(CONDUCTOR, lab.ids["a6"]),
-    "subnet delete, non-DHCP": lambda lab: lab.service.subnets.delete(
-        CONDUCTOR, lab.ids["a4off"]
-    ),
+    "subnet delete, non-DHCP": lambda lab: lab.service.subnets.delete(CONDUCTOR, lab.ids["a4off"]),
     # networks and DHCP agents
     "network delete": (
         _emptied_b,
@@ -300,7 +297,9 @@ def test_a_mutation_bumps_exactly_the_feeds_it_changes(db: Database, name: str) 
     for key in sorted(before.keys() | after.keys()):
         # A feed first seen after the mutation was a feed with nothing in it.
         (rev0, doc0), (rev1, doc1) = before.get(key, (0, None)), after[key]
-        changed = doc0 != doc1 if doc0 is not None else bool(doc1.get("ports") or doc1.get("networks"))
+        changed = (
+            doc0 != doc1 if doc0 is not None else bool(doc1.get("ports") or doc1.get("networks"))
+        )
         if changed != (rev1 > rev0):
             wrong[key] = "changed, not bumped" if changed else f"bumped {rev0}->{rev1}, unchanged"
     assert not wrong, wrong

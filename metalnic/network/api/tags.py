@@ -54,9 +54,7 @@ def _routes(kind: str) -> None:
     ) -> JSONResponse:
         return JSONResponse({"tags": ctx.service.tags.replace(who, kind, resource_id, body.tags)})
 
-    def create_tags(
-        resource_id: PathId, ctx: Context, who: Caller, body: TagsBody
-    ) -> JSONResponse:
+    def create_tags(resource_id: PathId, ctx: Context, who: Caller, body: TagsBody) -> JSONResponse:
         ctx.service.tags.create(who, kind, resource_id, body.tags)
         return JSONResponse({"tags": body.tags})
 
