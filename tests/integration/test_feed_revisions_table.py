@@ -1,15 +1,18 @@
 """Every mutation bumps exactly the feeds whose desired document it changes.
 
 One table of mutations (ports, subnets, networks, DHCP agents), run against one lab
-of two networks: for every feed (each NIC host's, each DHCP agent's ``dhcp:<host>``)
-the desired document is read before and after, without its revision, and the feed's
-revision must have moved iff its document changed.  A missed bump leaves an agent
-programming stale state until its next full pass; a needless one wakes it for nothing.
+of two networks, on SQLite and PostgreSQL: for every feed (each NIC host's, each
+DHCP agent's ``dhcp:<host>``) the desired document is read before and after,
+without its revision, and the feed's revision must have moved iff its document
+changed.  A missed bump leaves an agent programming stale state until its next
+full pass; a needless one wakes it for nothing.  Some rows also name the feeds
+that must change (``CHANGES``).
 
 The lab: network A (a DHCP-enabled IPv4 subnet, a DHCP-disabled one, a SLAAC IPv6
 subnet; served by DHCP agent d1) with ports on nic-1 and nic-2, an unbound port
-and one administratively down; network B (served by d1 too) with a port on nic-3;
-DHCP agent d2 serves nothing yet.  One NIC agent serves nic-1..nic-4.
+and one administratively down; network B (the same CIDR, served by d1 too) with a
+port on nic-3; DHCP agent d2 serves nothing yet.  One NIC agent serves nic-1..nic-4.
+All ports are in their project's default group (ingress from its members).
 """
 
 from __future__ import annotations
@@ -38,14 +41,31 @@ from metalnic.network.inputs import (
 from metalnic.network.models import FeedRevision, NetworkPort
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
+from tests.support import Postgres, start_postgres
 
 NIC_HOSTS = ("nic-1", "nic-2", "nic-3", "nic-4")
 DHCP_HOSTS = ("d1", "d2")
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path}/db.sqlite")
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    pg = start_postgres()
+    yield pg
+    pg.stop()
+
+
+_made = 0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    global _made
+    if request.param == "postgres":
+        _made += 1
+        url = request.getfixturevalue("postgres").create_database(f"feedtable{_made}")
+    else:
+        url = f"sqlite:///{tmp_path}/db.sqlite"
+    database = Database(url)
     migrate.upgrade(database.engine)
     yield database
     database.engine.dispose()
@@ -205,6 +225,11 @@ MUTATIONS: dict[str, Mutation | tuple[Mutation, Mutation]] = {
     "port extra_dhcp_opts of admin-down": lambda lab: lab.update_port(
         "down", extra_dhcp_opts=[{"opt_name": "bootfile-name", "opt_value": "x.efi"}]
     ),
+    "port device_id": lambda lab: lab.update_port("p1", device_id="instance-1"),
+    "port leaves its groups": lambda lab: lab.update_port("p1", security_groups=[]),
+    "port security off": lambda lab: lab.update_port(
+        "p1", port_security_enabled=False, security_groups=[]
+    ),
     "port admin down": lambda lab: lab.update_port("p1", admin_state_up=False),
     "port admin up": lambda lab: lab.update_port("down", admin_state_up=True),
     "port moves host": lambda lab: lab.update_port(
@@ -275,6 +300,8 @@ CHANGES = {
     "DHCP port moves agent": {"dhcp:d1", "dhcp:d2"},
     "DHCP agent deleted": {"dhcp:d1", "dhcp:d2"},
     "network MTU": {"dhcp:d1"},
+    "port device_id": {"nic-1"},
+    "port leaves its groups": {"nic-1", "nic-2", "nic-3"},  # their rules name the default group
     "port rename": set(),
     "subnet rename": set(),
     "network rename": set(),
