@@ -10,9 +10,10 @@ other port of the network (MAC, fixed IPs, host name, ``extra_dhcp_opts``):
 Revisions: one ``FeedRevision`` row per DHCP agent host, keyed
 ``dhcp:<host>`` (``contract.dhcp.feed_key``) so it never meets a NIC host's;
 every write that changes what a DHCP agent must serve (a port of a served
-network created, changed or deleted; a DHCP port moved) bumps it in the same
-transaction (``bump_network``), and the long poll waits on it like the NIC
-agents' (``network/feed.py``).
+network created, changed or deleted: ``network/portfeeds.py``; a DHCP port moved or
+readdressed: ``network/dhcpports.py``; a served subnet's options or the network's
+MTU changed) bumps it in the same transaction, and only such a write; the long
+poll waits on it like the NIC agents' (``network/feed.py``).
 
 Who may read it: an admin, or the user with role ``agent`` who registered the
 DHCP agent of that host (``speaks_for``); anyone else 403.

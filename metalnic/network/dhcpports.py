@@ -11,9 +11,11 @@ networks (no automatic failover; an admin moves a port by PUT of
 ``binding:host_id``).
 
 Everything here runs in the caller's transaction and returns the feed keys it
-bumped: the DHCP agents' (``dhcp:<host>``) and those of the NIC hosts with
-ports on the network, whose desired ports list the network's DHCP servers
-(``dhcp_servers``: the only source of DHCP replies the NIC admits).
+bumped: the DHCP agents' (``dhcp:<host>``), and, when the DHCP port is made,
+readdressed or removed, those of the NIC hosts with ports on the network, whose
+desired ports list the network's DHCP servers (``dhcp_servers``: the only source
+of DHCP replies the NIC admits).  Moving the port to another agent changes
+neither its MAC nor its addresses: only the two agents' feeds are bumped.
 """
 
 from __future__ import annotations

@@ -101,3 +101,14 @@ def bump_changed(
 def bound_host(port: NetworkPort) -> str:
     """The NIC host whose feed lists ``port`` ("" when none does)."""
     return port.host_id if port.vif_type == "ovs" and port.host_id else ""
+
+
+def of_new(s: Session, port: NetworkPort) -> set[str]:
+    """A new port (written in ``s``): bump the DHCP feeds it appears in (its NIC host's
+    is its binding's, ``Ports._decide``).  A plain port is a host entry while it is up,
+    whatever its addresses: no need to read them (one query less on a port create)."""
+    if port.device_owner == dc.DHCP_OWNER:
+        return bump_changed(s, port.network_id, NONE, parts(s, port))
+    if not port.admin_state_up:
+        return set()
+    return dhcpfeed.bump_network(s, port.network_id)

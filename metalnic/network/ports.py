@@ -107,9 +107,7 @@ class Ports:
             # Claimed after the port's INSERT (an allocation names its port), in the same
             # transaction: a refused address leaves no port behind.
             made = ipam.Allocator(s, who, port).allocate(body.fixed_ips)
-            # Its DHCP agent learns the host (its NIC host's feed is bumped already).
-            new = portfeeds.parts(s, port)._replace(nic_host="", nic=None)
-            hosts |= portfeeds.bump_changed(s, net.id, portfeeds.NONE, new)
+            hosts |= portfeeds.of_new(s, port)  # its DHCP agent learns the host
             view = views.port(port, fixed_ips=list(ipam.shown(made)))
         self.after_change(hosts)
         return view
