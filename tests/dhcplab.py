@@ -1,16 +1,13 @@
 """Test support for DHCP on real parts: an OVS instance for the DHCP bridge, hosts as
 namespaces running ``busybox udhcpc``, and desired states built from the contract.
 
-The udhcpc script configures the lease on the host's interface (so a renewal,
-unicast to the server, leaves from the leased address) and appends every
-event (``bound``/``renew``/``deconfig``/``leasefail``) with its address to a
-log file the tests read.
+The hosts run the lab's own DHCP client (``metalnic.lab.dhcpclient``: udhcpc and
+the script that configures each lease and logs every event to a file the tests
+read).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -25,7 +22,7 @@ import httpx
 from metalnic.contract import dhcp as dc
 from metalnic.dhcp import dnsmasq
 from metalnic.dhcp.render import Files
-from metalnic.lab import netns
+from metalnic.lab import dhcpclient, netns
 from metalnic.lab.topology import Lab
 from tests.ovslab import (
     AgentProcess,
@@ -33,37 +30,21 @@ from tests.ovslab import (
     local_agent_config,
     new_lab,
     port_status,
+    require_root_tools,
     start_agent_server,
     wait_until,
 )
-from tests.support import VENV_BIN, Server, require
-
-SCRIPT = """#!/bin/sh
-boot="${bootfile:-${boot_file:-}}"
-echo "$1 ${ip:-} ${router:-} ${subnet:-} ${serverid:-} boot=$boot" >> "$UDHCPC_LOG"
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface" scope global
-    ip addr add "$ip/${mask:-24}" dev "$interface" ;;
-  deconfig) ip addr flush dev "$interface" scope global ;;
-esac
-"""
+from tests.support import Server
 
 
 def require_dhcp() -> None:
-    require(os.geteuid() == 0, "root (network namespaces, Open vSwitch)")
-    for tool in ("ovs-vswitchd", "dnsmasq", "busybox", "ip", "ethtool"):
-        require(
-            shutil.which(tool) is not None,
-            f"{tool} (Debian packages openvswitch-switch, dnsmasq-base, busybox-static)",
-        )
+    require_root_tools(
+        ("ovs-vswitchd", "dnsmasq", "busybox", "ip", "ethtool"),
+        "openvswitch-switch, dnsmasq-base, busybox-static",
+    )
 
 
-def udhcpc_script(directory: Path) -> Path:
-    script = directory / "udhcpc.sh"
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    return script
+udhcpc_script = dhcpclient.write_script
 
 
 @dataclass
@@ -77,30 +58,14 @@ class Client:
     proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "UDHCPC_LOG": str(self.log)}
+        return dhcpclient.environment(self.log)
 
     def once(self, timeout: int = 3, *extra: str) -> tuple[str | None, float]:
         """One DISCOVER → ACK exchange (udhcpc -q): the address got (None) and seconds;
         ``extra``: more udhcpc arguments (``-O bootfile`` asks for option 67)."""
         began = time.monotonic()
         cmd = netns.in_ns(
-            self.ns,
-            "busybox",
-            "udhcpc",
-            "-i",
-            self.dev,
-            "-f",
-            "-q",
-            "-n",
-            "-t",
-            str(timeout),
-            "-T",
-            "1",
-            "-A",
-            "1",
-            "-s",
-            str(self.script),
-            *extra,
+            self.ns, *dhcpclient.command(self.dev, self.script, "-q", "-n", *extra, tries=timeout)
         )
         done = subprocess.run(cmd, capture_output=True, env=self.env(), timeout=timeout * 3 + 10)
         took = time.monotonic() - began
@@ -111,20 +76,7 @@ class Client:
 
     def follow(self) -> None:
         """udhcpc kept running (renewals on SIGUSR1)."""
-        cmd = netns.in_ns(
-            self.ns,
-            "busybox",
-            "udhcpc",
-            "-i",
-            self.dev,
-            "-f",
-            "-t",
-            "5",
-            "-T",
-            "1",
-            "-s",
-            str(self.script),
-        )
+        cmd = netns.in_ns(self.ns, *dhcpclient.command(self.dev, self.script, tries=5))
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -210,40 +162,9 @@ def network(
     )
 
 
-class DhcpAgentProcess:
+def dhcp_agent_process(directory: Path, config: str) -> AgentProcess:
     """``metalnic dhcp-agent --config …`` as a child process."""
-
-    def __init__(self, directory: Path, config: str) -> None:
-        self.path = directory / "dhcp-agent.toml"
-        self.path.write_text(config)
-        self.log = directory / "dhcp-agent.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(VENV_BIN / "metalnic"),
-                    "dhcp-agent",
-                    "--config",
-                    str(self.path),
-                    "--log-level",
-                    "debug",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+    return AgentProcess(directory, "dhcp-agent", config, command="dhcp-agent")
 
 
 def dhcp_agent_config(
@@ -278,7 +199,7 @@ class World:
     server: Server
     lab: Lab
     nic_agent: AgentProcess
-    dhcp_agent: DhcpAgentProcess
+    dhcp_agent: AgentProcess
     nets: dict[str, str]  # A/B → network id
     ports: dict[str, dict[str, Any]]  # host → its network port
     script: Path
@@ -329,7 +250,7 @@ def fabric_world(tmp: Path) -> Iterator[World]:
             tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
         )
         nic_agent.start()
-        dhcp_agent = DhcpAgentProcess(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
+        dhcp_agent = dhcp_agent_process(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
         dhcp_agent.start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
             wait_until(

@@ -4,9 +4,12 @@ It brings up the lab (``metalnic lab``: 2 local-mode and 2 remote-mode smart
 NICs, a fabric, 4 hosts with Redfish and IPMI BMCs), starts the server (SQLite)
 and the smart NIC agents, enrolls the 4 hosts as nodes, cleans them (the
 ramdisk boots through each NIC on the provisioning network), and lets two
-tenants each deploy two nodes onto their own network — showing every step of
-every node and host as it happens.  At the end: tables of nodes, bare-metal
-ports and network ports, and a connectivity matrix measured with pings.
+tenants each deploy two nodes onto their own network and subnet (the same
+CIDR for both) — showing every step of every node and host as it happens,
+every DHCP lease included (each host takes every address by DHCP, from the
+lab's ``metalnic dhcp-agent``).  At the end: tables of nodes, bare-metal ports,
+network ports with their fixed IPs, the hosts' DHCP leases against those
+fixed IPs, and a connectivity matrix measured with pings.
 
 Without ``--keep`` everything is removed again at the end; with it, it stays
 up for you to explore (``metalnic demo --down`` removes it later).
@@ -126,14 +129,16 @@ def _report(stack: Any, hosts: list[str]) -> None:
                     "vlan": nets[p["network_id"]].get("provider:segmentation_id"),
                     "project": p["project_id"],
                     "mac": p["mac_address"],
+                    "fixed_ips": ", ".join(ip["ip_address"] for ip in p["fixed_ips"]),
                     "nic": p["binding:host_id"],
                     "status": p["status"],
                 }
                 for p in c.get("/network/v2.0/ports").json()["ports"]
             ],
             "table",
-            ["network", "vlan", "project", "mac", "nic", "status"],
+            ["network", "vlan", "project", "mac", "fixed_ips", "nic", "status"],
         )
+    _leases(stack, hosts)
     matrix = stack.matrix(hosts)
     print("\nConnectivity (ping from row to column's tenant address; ✓ reached, · not):")
     print("        " + "".join(f"{h:>10}" for h in hosts))
@@ -154,6 +159,34 @@ def _report(stack: Any, hosts: list[str]) -> None:
     print("Same tenant: reached; across tenants: nothing (same subnet, separate networks).")
 
 
+def _leases(stack: Any, hosts: list[str]) -> None:
+    """Each host's DHCP leases (its own view) against its tenant port's fixed IP."""
+    from metalnic.lab.scenario import ScenarioError
+
+    print("\nDHCP leases (as each host saw them; the tenant lease is its VIF's fixed IP):")
+    rows, wrong = [], []
+    for host in hosts:
+        leases = stack.leases(host)
+        tenant = [cidr.split("/")[0] for _, state, cidr in leases if state == "disk"]
+        fixed = stack.tenant_ip(host)
+        rows.append(
+            {
+                "host": host,
+                "provisioning leases": ", ".join(
+                    dict.fromkeys(c for _, state, c in leases if state == "pxe")
+                ),
+                "tenant lease": tenant[-1] if tenant else "none",
+                "VIF fixed IP": fixed,
+                "equal": "✓" if tenant and tenant[-1] == fixed else "✗",
+            }
+        )
+        if not tenant or tenant[-1] != fixed:
+            wrong.append(host)
+    emit(rows, "table", ["host", "provisioning leases", "tenant lease", "VIF fixed IP", "equal"])
+    if wrong:
+        raise ScenarioError(f"lease differs from the port's fixed IP: {', '.join(wrong)}")
+
+
 def _explain(state: Path, lab_dir: Path) -> None:
     from metalnic.lab.datacentre import describe
 
@@ -165,7 +198,7 @@ def _explain(state: Path, lab_dir: Path) -> None:
     print("  metalnic node list --detail")
     print(
         f"  openstack --os-auth-type http_basic --os-endpoint {url} "
-        '--os-username admin --os-password "$METALNIC_PASSWORD" baremetal node list'
+        '--os-username admin --os-password="$METALNIC_PASSWORD" baremetal node list'
     )
     print(f"  metalnic lab status --dir {lab_dir}")
     print(f"Remove it all with:  metalnic demo --down --state-dir {state}")

@@ -96,6 +96,8 @@ def _show(description: LabDescription, as_json: bool) -> None:
         f"  provisioning: VLAN {prov['vlan']}, server side {prov['server_ip']}/{prov['prefix']} "
         f"on {prov['leg']}; the hosts' ramdisk calls {prov.get('api_url', '?')}"
     )
+    if "pool" in prov:
+        print(f"  provisioning leases (DHCP): {prov['pool'][0]} – {prov['pool'][1]}")
     if "images" in description:
         print(f"  image: {description['images']['url']} (sha256 {description['images']['sha256']})")
     if "bmc" in description:
@@ -109,7 +111,7 @@ def _show(description: LabDescription, as_json: bool) -> None:
         print(
             f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  "
             f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
-            f", provisioning {host.get('provisioning_ip', '?')}" + _bmc(host)
+            + _bmc(host)
         )
 
 

@@ -26,6 +26,25 @@ class DnsmasqError(Exception):
     pass
 
 
+def make_readable_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) mode 0755 and check that dnsmasq can
+    reach it: dnsmasq drops root (to user nobody) right after start and rereads its
+    hosts and options files as that user on every SIGHUP.  A parent that others cannot
+    traverse would leave each network with no leases ("cannot read …: Permission
+    denied" in its log only) — so it is an error here, naming the directory."""
+    missing = [p for p in (directory, *directory.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o755, exist_ok=True)
+        path.chmod(0o755)  # mkdir's mode is reduced by the umask
+    for path in (directory, *directory.parents):
+        if not path.stat().st_mode & 0o001:
+            raise DnsmasqError(
+                f"{path} (mode {path.stat().st_mode & 0o777:04o}) is not traversable by other "
+                f"users, and dnsmasq rereads its files in {directory} as user nobody: "
+                "choose a state_dir whose every parent is (e.g. /var/lib/metalnic-dhcp)"
+            )
+
+
 def running(files: Files) -> int | None:
     """The pid of this network's dnsmasq, if it runs (checked against /proc)."""
     try:
@@ -105,5 +124,6 @@ def write_if_changed(path: Path, text: str) -> bool:
         pass
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
+    tmp.chmod(0o644)  # dnsmasq (user nobody) rereads it; whatever the umask
     tmp.replace(path)
     return True

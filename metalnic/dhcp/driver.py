@@ -122,7 +122,7 @@ class DhcpDriver:
         self._ensure_addresses(network, ns)
         files = self.files(network.id)
         # dnsmasq rereads these files after dropping root (user nobody): readable to all.
-        files.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        dnsmasq.make_readable_dir(files.directory)
         changed = dnsmasq.write_if_changed(files.hosts, render.hosts_file(network))
         changed |= dnsmasq.write_if_changed(files.opts, render.opts_file(network))
         retag = dnsmasq.write_if_changed(files.tags, render.tags_file(network))

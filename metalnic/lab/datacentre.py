@@ -25,13 +25,17 @@ half-built one (a crash) is torn down and built again.  Needs root.
   followed it, so "off" is never confirmed for a host that can still send;
 * the hosts' simulators (``metalnic.lab.hosts``, one process): each host
   follows its BMC — off: nothing; BIOS: silent; PXE: the ramdisk agent in the
-  host's namespace, talking to the server at ``http://<server ip>:<api port>``
-  over the provisioning network through its NIC; disk: the instance, with the
-  addresses of its config drive — and the image server for ``<dir>/images``
-  (a sample ``disk.img`` with its sha256 in the description).
+  host's namespace at the address it leased by DHCP, talking to the server at
+  ``http://<server ip>:<api port>`` over the provisioning network through its
+  NIC; disk: the instance, which asks DHCP for its tenant address — and the
+  image server for ``<dir>/images`` (a sample ``disk.img`` with its sha256 in
+  the description);
+* a DHCP node (its own OVS, ``br-dhcp`` trunked into the fabric) where
+  ``metalnic dhcp-agent`` runs one dnsmasq per network with DHCP.
 
 The provisioning subnet (default 10.99.0.0/24: the server side is its first
-address, hosts get .10, .11, …) is an option, so that two labs can coexist.
+address, DHCP leases from ``pool``, .10 to the last) is an option, so that two
+labs can coexist.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalnic.dhcp import dnsmasq
 from metalnic.lab import netns, pki, redfish
 from metalnic.lab.description import Bmc, Host, HostsControl, Images, LabDescription, Nic
 from metalnic.lab.topology import Lab, down
@@ -68,8 +73,8 @@ class LabSpec:
     provisioning_subnet: str = "10.99.0.0/24"
     api_port: int = 6385  # where the ramdisk finds the server, on the provisioning side
 
-    def provisioning(self) -> tuple[ipaddress.IPv4Network, list[ipaddress.IPv4Address]]:
-        """The subnet and its addresses: [server, host1, host2, …]."""
+    def provisioning(self) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address, list[str]]:
+        """The subnet, the server's address (its first) and the pool DHCP leases from."""
         try:
             net = ipaddress.IPv4Network(self.provisioning_subnet)
         except ValueError as exc:
@@ -77,7 +82,8 @@ class LabSpec:
         hosts = self.local_nics + self.remote_nics
         if net.num_addresses < 16 + hosts:
             raise netns.LabError(f"provisioning subnet {net} is too small for {hosts} hosts")
-        return net, [net.network_address + 1] + [net.network_address + 10 + i for i in range(hosts)]
+        pool = [str(net.network_address + 10), str(net.broadcast_address - 1)]
+        return net, net.network_address + 1, pool
 
     @property
     def prefix(self) -> str:
@@ -107,13 +113,13 @@ def up(spec: LabSpec, directory: Path) -> LabDescription:
 
 
 def _build(spec: LabSpec, lab: Lab) -> LabDescription:
-    subnet, addresses = spec.provisioning()
+    subnet, server, pool = spec.provisioning()
     lab.add_fabric([])
     fab = lab.ovs("fab")
     # The provisioning leg: the server's side of the provisioning VLAN.
     leg, leg_fab = f"{lab.prefix}-pv", f"{lab.prefix}-pvf"
     netns.veth(leg, None, leg_fab, lab.ns("fab"))
-    netns.address(None, leg, f"{addresses[0]}/{subnet.prefixlen}")
+    netns.address(None, leg, f"{server}/{subnet.prefixlen}")
     # The server's TCP replies cross the userspace datapath: no checksum offload.
     netns.run(["ethtool", "-K", leg, "tx", "off"])
     fab.vsctl("add-port", "br-fab", leg_fab, f"tag={PROVISIONING_VLAN}")
@@ -155,7 +161,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
             entry["ssh_public_key"] = pki.ssh_public_key(f"{name}@{lab.prefix}")
         nics.append(entry)
     dhcp_node = lab.add_dhcp_node(trunks)
-    lab.dhcp_state_dir().mkdir(mode=0o755, exist_ok=True)
+    dnsmasq.make_readable_dir(lab.dhcp_state_dir())
     hosts: list[Host] = []
     for index, nic_entry in enumerate(nics):
         name = f"host{index + 1}"
@@ -169,13 +175,12 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
                 "port_a": spec_host.port_a,
                 "port_b": spec_host.port_b,
                 "netns": lab.ns(name),
-                "provisioning_ip": str(addresses[index + 1]),
             }
         )
     # The BMCs tell the host simulators every change before they answer (lab.hosts).
     control: HostsControl = {"url": f"http://127.0.0.1:{netns.free_port()}/power"}
     description_bmc = _start_bmc(lab, hosts, control["url"])
-    server_ip = str(addresses[0])
+    server_ip = str(server)
     description: LabDescription = {
         "bmc": description_bmc,
         "name": spec.name,
@@ -186,6 +191,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
             "subnet": str(subnet),
             "server_ip": server_ip,
             "prefix": subnet.prefixlen,
+            "pool": pool,
             "leg": leg,
             "api_url": f"http://{server_ip}:{spec.api_port}",
         },
@@ -251,7 +257,7 @@ def _start_bmc(lab: Lab, hosts: list[Host], notify_url: str) -> Bmc:
     """The BMCs: with two hosts or more the last one has an IPMI BMC (pyghmi, lanplus on
     127.0.0.1/udp), every other host a system on one Redfish BMC (sushy-tools); both
     push each change to ``notify_url`` (the host simulators) before answering."""
-    password = secrets.token_urlsafe(12)  # 16 characters: IPMI 2.0 allows at most 20
+    password = new_password(12)  # 16 characters: IPMI 2.0 allows at most 20
     password_file = lab.dir / "certs" / "bmc-password"
     write_secret(password_file, password + "\n")
     (lab.dir / "bmc").mkdir(exist_ok=True)
@@ -437,6 +443,14 @@ def _issue(ca: pki.CA, cn: str) -> tuple[str, str]:
     """PEM certificate and key, as the lab writes them to files."""
     cert, key = pki.issue(ca, cn)
     return pki.pem(cert), key
+
+
+def new_password(nbytes: int) -> str:
+    """A random URL-safe password that does not start with ``-``: one that does would be
+    read as an option by the command lines it is given to (``--os-password -x…``)."""
+    while (password := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return password
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -16,6 +16,7 @@ class Provisioning(TypedDict):
     subnet: str
     server_ip: str
     prefix: int
+    pool: list[str]  # first and last address DHCP hands out (the subnet's allocation pool)
     leg: str
     api_url: NotRequired[str]
 
@@ -66,7 +67,6 @@ class Host(TypedDict):
     port_a: str
     port_b: str
     netns: str
-    provisioning_ip: str
     bmc: NotRequired[Literal["redfish", "ipmi"]]
     redfish_system_id: NotRequired[str]
     ipmi_address: NotRequired[str]

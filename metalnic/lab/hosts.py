@@ -7,13 +7,20 @@ the same code the conductor uses) and, whenever that changes, "boots":
 
 * powered off → nothing runs, port A has no address;
 * on, boot device BIOS → silent (firmware set-up: no address, no packet);
-* on, PXE → the ramdisk: ``metalnic-ramdisk`` runs *inside the host's
-  namespace* with the host's provisioning address, heartbeating to the server
-  at the provisioning address through the host's smart NIC; its disk and
-  config drive are files in ``<dir>/hosts/<name>/``;
-* on, disk (or no override) → the instance: it reads ``network_data`` from the
-  config drive the ramdisk wrote and configures those addresses on port A
-  (the kernel then answers pings on the tenant network).
+* on, PXE → the firmware and then the ramdisk: a DHCP client (busybox
+  udhcpc, ``metalnic.lab.dhcpclient``) asks for an address on port A — through
+  the host's smart NIC, answered by the provisioning network's DHCP server (the
+  lab's ``metalnic dhcp-agent``) — and, once leased, ``metalnic-ramdisk`` runs
+  *inside the host's namespace* at that address, heartbeating to the server at
+  the provisioning address; its disk and config drive are files in
+  ``<dir>/hosts/<name>/``;
+* on, disk (or no override) → the instance: it asks DHCP for its address on
+  its tenant network (sending the config drive's ``meta_data.hostname``); the
+  config drive carries metadata only, as on a cloud with DHCP.  The kernel
+  then answers pings at the leased address.
+
+The DHCP client keeps running (renewals) for as long as the boot lasts; each
+lease is an event (``<state> lease <ip>/<prefix> from <server>``).
 
 A real host is dark the instant its power drops, so the BMCs do not leave it
 to the host to notice: every change of a host's power or boot device is pushed
@@ -27,7 +34,7 @@ poll stays as a reconciler (a notification that failed, and sushy-tools only
 applies a due power change when someone reads it); a poll whose read raced a
 notification is dropped, so it can never undo a newer pushed state.
 
-Every boot is a line in ``<dir>/hosts/<name>/events.log``
+Every boot and every lease is a line in ``<dir>/hosts/<name>/events.log``
 (``<unix time> <state> <detail>``): the demo shows them, the packet test uses
 them to know when a host was in BIOS.
 
@@ -40,10 +47,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,14 +63,14 @@ from urllib.parse import urlsplit
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
-from metalnic.jsontypes import JSONObject, JSONValue
-from metalnic.lab import netns
+from metalnic.lab import dhcpclient, netns
 from metalnic.lab.description import Host, LabDescription
 
 log = logging.getLogger("metalnic.lab.hosts")
 POLL = 0.5
 RAMDISK_PORT = 9999
 OFF, BIOS, PXE, DISK = "off", "bios", "pxe", "disk"
+HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")  # what goes into DHCP option 12
 
 
 class HostSimulator:
@@ -73,11 +80,14 @@ class HostSimulator:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.disk = self.dir / "disk"
         self.config_drive = self.dir / "disk.config-2"
+        self.dhcp_log = self.dir / "dhcp-events.log"  # the DHCP client script's
+        self.dhcp_script = dhcpclient.write_script(self.dir)
         self.ctx, self.power, self.management = _bmc_of(lab, host, password)
         self.state: str | None = None
-        self.ramdisk: subprocess.Popen[bytes] | None = None
+        self.boots = 0  # which boot is current: a boot's DHCP follower ends with it
+        self.running: dict[str, subprocess.Popen[bytes]] = {}  # "dhcp", "ramdisk"
         self.stopping = threading.Event()
-        self.lock = threading.Lock()  # one change of state at a time: poll or push
+        self.lock = threading.Lock()  # one change of state at a time: poll, push or lease
         self.pushed = 0  # notifications received from the BMC
 
     # --- following the BMC ------------------------------------------------------------
@@ -99,7 +109,8 @@ class HostSimulator:
                 if self.pushed == seen:  # else the BMC told us something newer meanwhile
                     self._follow(observed)
         with self.lock:
-            self._stop_ramdisk()
+            self.boots += 1
+            self._power_cut()
 
     def pushed_state(self, power_state: str, boot_device: str | None) -> None:
         """The BMC's word (Redfish vocabulary), given before it answers its caller."""
@@ -121,17 +132,26 @@ class HostSimulator:
             self._boot(state)
 
     def _boot(self, state: str) -> None:
-        self._flush()  # first: nothing the dying ramdisk's sockets send can leave
-        self._stop_ramdisk()
+        self.boots += 1
+        self._flush()  # first: nothing the dying processes' sockets send can leave
+        self._power_cut()
         if state == PXE:
-            detail = self._start_ramdisk()
+            self._start_dhcp()
+            detail = f"firmware PXE: DHCP on {self.host['port_a']}"
         elif state == DISK:
-            detail = self._start_instance()
+            name = self._hostname()
+            self._start_dhcp(*(("-x", f"hostname:{name}") if name else ()))
+            detail = f"instance booted from disk: DHCP on {self.host['port_a']}"
+            detail += f" as {name}" if name else ""
         elif state == BIOS:
             detail = "in BIOS set-up: silent"
         else:
             detail = "powered off"
         self.event(state, detail)
+        if state in (PXE, DISK):
+            threading.Thread(
+                target=self._follow_leases, args=(self.boots, state), daemon=True
+            ).start()
 
     def event(self, state: str, detail: str) -> None:
         log.info("%s: %s — %s", self.host["name"], state, detail)
@@ -147,55 +167,72 @@ class HostSimulator:
         self._ip("addr", "flush", "dev", self.host["port_a"])
         self._ip("neigh", "flush", "all")
 
-    def _start_ramdisk(self) -> str:
-        prov = self.lab["provisioning"]
-        address = self.host["provisioning_ip"]
-        self._ip("addr", "add", f"{address}/{prov['prefix']}", "dev", self.host["port_a"])
-        with (self.dir / "ramdisk.log").open("ab") as out:
-            self.ramdisk = subprocess.Popen(
-                netns.in_ns(
-                    self.host["netns"],
-                    sys.executable,
-                    "-m",
-                    "metalnic.ramdisk.agent",
-                    "--api-url",
-                    prov["api_url"],
-                    "--mac",
-                    self.host["mac"],
-                    "--disk",
-                    str(self.disk),
-                    "--config-drive",
-                    str(self.config_drive),
-                    "--listen",
-                    f"{address}:{RAMDISK_PORT}",
-                    "--interval",
-                    "1",
-                ),
-                stdout=out,
-                stderr=subprocess.STDOUT,
+    def _spawn(self, role: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        with (self.dir / f"{role}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                netns.in_ns(self.host["netns"], *cmd), stdout=out, stderr=subprocess.STDOUT, env=env
             )
-        (self.dir / "ramdisk.pid").write_text(str(self.ramdisk.pid))
-        return f"ramdisk agent at {address}:{RAMDISK_PORT} → {prov['api_url']}"
+        self.running[role] = proc
+        (self.dir / f"{role}.pid").write_text(str(proc.pid))
 
-    def _stop_ramdisk(self) -> None:
-        if self.ramdisk is None:
-            return
-        self.ramdisk.kill()  # the power is gone: no shutdown, no last words
-        self.ramdisk.wait()
-        self.ramdisk = None
-        (self.dir / "ramdisk.pid").unlink(missing_ok=True)
+    def _power_cut(self) -> None:
+        """Every process of this boot killed at once: no shutdown, no DHCP release."""
+        for role, proc in self.running.items():
+            proc.kill()
+            proc.wait()
+            (self.dir / f"{role}.pid").unlink(missing_ok=True)
+        self.running.clear()
 
-    def _start_instance(self) -> str:
+    def _start_dhcp(self, *extra: str) -> None:
+        self.dhcp_log.write_text("")
+        cmd = dhcpclient.command(self.host["port_a"], self.dhcp_script, *extra)
+        self._spawn("dhcp", cmd, dhcpclient.environment(self.dhcp_log))
+
+    def _follow_leases(self, boot: int, state: str) -> None:
+        """This boot's DHCP events as host events; in PXE, the ramdisk once leased."""
+        offset, asked = 0, False
+        while not self.stopping.wait(0.05):
+            with self.lock:
+                if boot != self.boots:
+                    return  # the host booted again (or lost power) meanwhile
+                try:
+                    with self.dhcp_log.open() as fh:
+                        fh.seek(offset)
+                        lines = fh.readlines()
+                        offset = fh.tell()
+                except OSError:
+                    continue
+                for line in lines:
+                    got = dhcpclient.parse(line.strip())
+                    if got.leased:
+                        again = "renewed" if got.kind == "renew" else "from"
+                        self.event(state, f"lease {got.interface} {again} {got.server}")
+                        if state == PXE and "ramdisk" not in self.running:
+                            self.event(state, self._start_ramdisk(got.ip))
+                    elif got.kind in ("leasefail", "nak") and not asked:
+                        asked = True  # once a boot: a host waiting for DHCP asks again
+                        self.event(state, f"no DHCP lease yet ({got.kind}): asking again")
+
+    def _start_ramdisk(self, address: str) -> str:
+        api = self.lab["provisioning"]["api_url"]
+        self._spawn(
+            "ramdisk",
+            [sys.executable, "-m", "metalnic.ramdisk.agent", "--api-url", api,
+             "--mac", self.host["mac"], "--disk", str(self.disk),
+             "--config-drive", str(self.config_drive),
+             "--listen", f"{address}:{RAMDISK_PORT}", "--interval", "1"],
+        )  # fmt: skip
+        return f"ramdisk agent at {address}:{RAMDISK_PORT} → {api}"
+
+    def _hostname(self) -> str:
+        """The config drive's ``meta_data.hostname`` (what the instance tells DHCP)."""
         try:
             drive = json.loads(self.config_drive.read_text() or "{}")
         except (OSError, ValueError):
-            drive = {}
-        addresses = instance_addresses(drive.get("network_data") or {}, self.host["mac"])
-        for cidr in addresses:
-            self._ip("addr", "add", cidr, "dev", self.host["port_a"])
-        if not addresses:
-            return "instance booted from disk: no network_data for its MAC"
-        return f"instance booted from disk with {', '.join(addresses)}"
+            return ""
+        meta = drive.get("meta_data") if isinstance(drive, dict) else None
+        name = meta.get("hostname") if isinstance(meta, dict) else None
+        return name if isinstance(name, str) and HOSTNAME.fullmatch(name) else ""
 
 
 def observed_state(power_state: str, boot_device: str | None) -> str:
@@ -203,26 +240,6 @@ def observed_state(power_state: str, boot_device: str | None) -> str:
     if power_state != "On":
         return OFF
     return {"BiosSetup": BIOS, "Pxe": PXE}.get(boot_device or "", DISK)
-
-
-def instance_addresses(network_data: JSONValue, mac: str) -> list[str]:
-    """The IPv4 addresses OpenStack ``network_data`` gives the link with ``mac``."""
-    doc = network_data if isinstance(network_data, dict) else {}
-    links = {
-        link.get("id")
-        for link in _objects(doc.get("links"))
-        if str(link.get("ethernet_mac_address", "")).lower() == mac.lower()
-    }
-    found = []
-    for net in _objects(doc.get("networks")):
-        if net.get("link") in links and net.get("type") == "ipv4" and net.get("ip_address"):
-            iface = ipaddress.ip_interface(f"{net['ip_address']}/{net.get('netmask', '32')}")
-            found.append(str(iface))
-    return found
-
-
-def _objects(value: JSONValue) -> list[JSONObject]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _bmc_of(lab: LabDescription, host: Host, password: str) -> tuple[NodeContext, Any, Any]:

@@ -8,20 +8,24 @@ the end-to-end tests drive step by step.
   them running; users ``admin``, ``lab-agent`` (granted every NIC host of the
   lab: it runs all the agents) and one member per tenant, with
   generated passwords in ``<state>/credentials/`` (0600).
-* ``Stack.enroll``: the provisioning network, then one node per lab host:
+* ``Stack.enroll``: the provisioning network and its DHCP subnet (the lab's
+  provisioning subnet; no gateway; DHCP leases from the lab's pool), then one
+  node per lab host:
   its BMC (Redfish or IPMI), ``smartnic`` network, ``direct`` deploy of the
   lab's image, one smart NIC port (remote NICs: with their OVSDB certificate
   and CA), owned by its tenant's project; taken to ``available`` through
   manage and provide (cleaning boots the ramdisk through the NIC).
-* ``Stack.deploy``: as each tenant's member: its network, a VIF attached to
-  its nodes, and ``active`` with a config drive giving the tenant address.
-* ``matrix``: pings between every pair of hosts' tenant addresses.
+* ``Stack.deploy``: as each tenant's member: its network with a subnet (both
+  tenants the same CIDR), a VIF port (its fixed IP allocated by IPAM) attached
+  to its nodes, and ``active`` with a config drive of metadata only: the
+  instance takes its address by DHCP, and it is the port's fixed IP.
+* ``matrix``: pings between every pair of hosts' tenant addresses;
+  ``leases``: what each host was given by DHCP (from its events).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -35,12 +39,12 @@ import httpx
 from metalnic.auth import add_user, load_users
 from metalnic.jsontypes import JSONObject
 from metalnic.lab import netns
-from metalnic.lab.datacentre import owned_pid, stop_process, write_secret
+from metalnic.lab.datacentre import new_password, owned_pid, stop_process, write_secret
 from metalnic.lab.description import Host, LabDescription
 from metalnic.lab.hosts import bmc_driver_info
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
-TENANT_SUBNET = "10.50.0"  # both tenants use it: isolation must come from the NICs
+TENANT_CIDR = "10.50.0.0/24"  # both tenants use it: isolation must come from the NICs
 FAILED = ("clean failed", "deploy failed", "inspect failed", "error")
 
 
@@ -56,6 +60,7 @@ class Stack:
     tenants: tuple[str, ...] = ("tenant-a", "tenant-b")
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, str] = field(default_factory=dict)  # host name → node uuid
+    addresses: dict[str, str] = field(default_factory=dict)  # host → its VIF's fixed IP
 
     # --- processes ----------------------------------------------------------------------
 
@@ -86,7 +91,7 @@ class Stack:
         for name, role, project, grant in wanted:
             fresh = not (creds / name).exists()
             if fresh:
-                write_secret(creds / name, secrets.token_urlsafe(18) + "\n")
+                write_secret(creds / name, new_password(18) + "\n")
             record = load_users(users).get(name)
             if fresh or record is None or set(record.nic_hosts) != set(grant):
                 add_user(users, name, self.password(name), (role,), project, grant)
@@ -162,28 +167,42 @@ class Stack:
         return self.tenants[index % len(self.tenants)]
 
     def tenant_ip(self, host: str) -> str:
-        index = [h["name"] for h in self.lab["hosts"]].index(host)
-        return f"{TENANT_SUBNET}.{index + 11}"
+        """The fixed IP of the host's tenant VIF port (IPAM's choice; what DHCP leases)."""
+        if host not in self.addresses:
+            with self.client() as c:
+                r = c.get("/network/v2.0/ports", params={"name": f"{host}-vif"})
+                ports = r.json()["ports"] if r.is_success else []
+            if not ports or not ports[0]["fixed_ips"]:
+                raise ScenarioError(f"{host} has no tenant port with an address")
+            self.addresses[host] = str(ports[0]["fixed_ips"][0]["ip_address"])
+        return self.addresses[host]
+
+    def leases(self, host: str) -> list[tuple[float, str, str]]:
+        """Every DHCP lease the host got: (time, state ``pxe``/``disk``, ``ip/prefix``)."""
+        path = Path(self.lab["dir"]) / "hosts" / host / "events.log"
+        found = []
+        for line in path.read_text().splitlines() if path.exists() else []:
+            stamp, state, detail = (line.split(" ", 2) + ["", ""])[:3]
+            if detail.startswith("lease "):
+                found.append((float(stamp), state, detail.split()[1]))
+        return found
 
     def enroll(self) -> dict[str, str]:
         password = Path(self.lab["bmc"]["password_file"]).read_text().strip()
         with self.client() as c:
-            if not c.get("/network/v2.0/networks", params={"name": "provisioning"}).json()[
-                "networks"
-            ]:
-                _ok(
-                    c.post(
-                        "/network/v2.0/networks",
-                        json={
-                            "network": {
-                                "name": "provisioning",
-                                "provider:network_type": "vlan",
-                                "provider:physical_network": "physnet1",
-                                "provider:segmentation_id": self.lab["provisioning"]["vlan"],
-                            }
-                        },
-                    )
-                )
+            prov = self.lab["provisioning"]
+            vlan: JSONObject = {
+                "provider:network_type": "vlan",
+                "provider:physical_network": "physnet1",
+                "provider:segmentation_id": prov["vlan"],
+            }
+            start, end = prov["pool"]
+            subnet: JSONObject = {
+                "cidr": prov["subnet"],
+                "gateway_ip": None,  # the server is on the subnet itself
+                "allocation_pools": [{"start": start, "end": end}],
+            }
+            _network(c, "provisioning", vlan, subnet)
             for host in self.lab["hosts"]:
                 name = f"node-{host['name']}"
                 r = c.get(f"/v1/nodes/{name}")
@@ -229,14 +248,14 @@ class Stack:
         for host in hosts:
             self.attach_tenant_vif(host)
         # "active" means the BMC powered the host on from disk; the instance is up
-        # once the host has booted it (as a cloud user waits for SSH).
+        # once it booted and DHCP gave it its address (as a cloud user waits for SSH).
         self.drive(
             hosts,
             "active",
             {"available": "active"},
             None,
             timeout,
-            booted=lambda h: self.host_state(h).startswith("disk instance"),
+            booted=lambda h: self.host_state(h).startswith("disk lease"),
         )
 
     def host_state(self, host: str) -> str:
@@ -254,12 +273,7 @@ class Stack:
             attached = c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]
             if attached:
                 return str(attached[0]["id"])
-            nets = c.get("/network/v2.0/networks", params={"name": tenant}).json()["networks"]
-            if nets:
-                net = nets[0]
-            else:
-                made = c.post("/network/v2.0/networks", json={"network": {"name": tenant}})
-                net = _ok(made)["network"]
+            net = _network(c, tenant, {}, {"cidr": TENANT_CIDR})
             port = _ok(
                 c.post(
                     "/network/v2.0/ports",
@@ -272,22 +286,8 @@ class Stack:
             return str(port["id"])
 
     def configdrive(self, host: str) -> JSONObject:
-        mac = next(h["mac"] for h in self.lab["hosts"] if h["name"] == host)
-        return {
-            "meta_data": {"uuid": self.nodes[host], "hostname": host},
-            "network_data": {
-                "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": mac}],
-                "networks": [
-                    {
-                        "id": "tenant",
-                        "link": "port0",
-                        "type": "ipv4",
-                        "ip_address": self.tenant_ip(host),
-                        "netmask": "255.255.255.0",
-                    }
-                ],
-            },
-        }
+        """Metadata only: the instance's addresses come from DHCP, not from the drive."""
+        return {"meta_data": {"uuid": self.nodes[host], "hostname": host}}
 
     def drive(
         self,
@@ -445,6 +445,26 @@ def _ok(r: httpx.Response) -> dict[str, Any]:
     if r.status_code >= 300:
         raise ScenarioError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}")
     return dict(r.json())
+
+
+def _network(c: httpx.Client, name: str, extra: JSONObject, subnet: JSONObject) -> JSONObject:
+    """The caller's network ``name`` and its IPv4 subnet ``name``: found, or made."""
+    net = (
+        _named(c, "networks", name)
+        or _ok(c.post("/network/v2.0/networks", json={"network": {"name": name, **extra}}))[
+            "network"
+        ]
+    )
+    if not _named(c, "subnets", name):
+        body = {"name": name, "network_id": net["id"], "ip_version": 4, **subnet}
+        _ok(c.post("/network/v2.0/subnets", json={"subnet": body}))
+    return dict(net)
+
+
+def _named(c: httpx.Client, collection: str, name: str) -> dict[str, Any] | None:
+    """The caller's first network-API ``collection`` item called ``name`` (or None)."""
+    items = _ok(c.get(f"/network/v2.0/{collection}", params={"name": name}))[collection]
+    return dict(items[0]) if items else None
 
 
 def _answers(url: str) -> bool:

@@ -167,7 +167,7 @@ class Lab:
 
     def dhcp_state_dir(self) -> Path:
         """Where the lab's DHCP agent keeps dnsmasq's files (``down`` stops those)."""
-        return self.dir / "dhcp-state"
+        return dhcp_state_dir(self.prefix)
 
     def add_host(self, name: str, nic: str, mac: str, ip: str | None) -> HostSpec:
         """A host namespace whose port A faces port B on ``nic`` (B stays off br-int:
@@ -261,10 +261,20 @@ def management_link(prefix: str, index: int) -> tuple[str, str]:
     raise netns.LabError("no free /30 left in 169.254.0.0/16")
 
 
+DHCP_STATE_ROOT = Path("/run/metalnic-lab")
+
+
+def dhcp_state_dir(prefix: str) -> Path:
+    """The lab's DHCP state directory: outside the lab's directory, because dnsmasq
+    rereads its files as user nobody and a lab directory may sit in a private (0700)
+    tree — a test's temporary directory, an operator's home."""
+    return DHCP_STATE_ROOT / f"{prefix}-dhcp"
+
+
 def down(prefix: str, directory: Path) -> None:
     """Remove every OVS instance under ``directory`` and every namespace named ``prefix-*``
     (the DHCP agent's dnsmasq processes first: a process keeps its namespace alive)."""
-    for pidfile in sorted((directory / "dhcp-state").glob("*/pid")):
+    for pidfile in sorted(dhcp_state_dir(prefix).glob("*/pid")):
         dnsmasq.stop(Files(pidfile.parent))
     if directory.exists():
         for child in directory.iterdir():
@@ -277,3 +287,4 @@ def down(prefix: str, directory: Path) -> None:
         if name.startswith(f"{prefix}-"):  # root ends of management links
             netns.run(["ip", "link", "del", name], check=False)
     shutil.rmtree(directory, ignore_errors=True)
+    shutil.rmtree(dhcp_state_dir(prefix), ignore_errors=True)

@@ -33,11 +33,20 @@ def test_demo_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         out = run.stdout
         assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
         lab = json.loads((state / "lab" / "description.json").read_text())
-        # What happened is shown as it happens: BIOS, ramdisk, instance for every host.
+        # What happened is shown as it happens: BIOS, ramdisk, instance for every host,
+        # each address leased by DHCP (provisioning, then the tenant's subnet).
         for host in ("host1", "host2", "host3", "host4"):
-            assert f"{host}  host: pxe ramdisk agent" in out
-            assert f"{host}  host: disk instance booted from disk with 10.50.0." in out
+            assert f"{host}  host: pxe lease 10.96.0." in out
+            assert f"{host}  host: pxe ramdisk agent at 10.96.0." in out
+            assert f"{host}  host: disk lease 10.50.0." in out
             assert f"{host}  node: active" in out
+        # The leases table: every host's tenant lease is its VIF port's fixed IP.
+        table = out[out.index("DHCP leases") : out.index("Connectivity")]
+        rows = [
+            line for line in table.splitlines() if line.startswith("| host") and "|" in line[7:]
+        ]
+        rows = [row for row in rows if row[6].isdigit()]
+        assert len(rows) == 4 and all(row.rstrip(" |").endswith("✓") for row in rows), table
         assert "Same tenant: reached; across tenants: nothing" in out
         matrix = [line for line in out.splitlines() if line.startswith("host")][-4:]
         assert [line.split()[1:5] for line in matrix] == [
@@ -60,7 +69,7 @@ def test_demo_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         assert sorted(n["provision_state"] for n in json.loads(nodes.stdout)) == ["active"] * 4
         osc = subprocess.run(
             [str(VENV_BIN / "openstack"), "--os-auth-type", "http_basic", "--os-endpoint", url,
-             "--os-username", "admin", "--os-password", password,
+             "--os-username", "admin", f"--os-password={password}",
              "baremetal", "node", "list", "-f", "json"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip

@@ -101,7 +101,7 @@ def test_only_known_ports_get_their_fixed_ip_per_network(rig: Rig) -> None:
     a1 = rig.client("a1", "52:54:00:88:0a:01", 101)
     got, _ = a1.once()
     assert got == "10.88.0.11"  # exactly its port's fixed IP, from A's server
-    assert "10.88.0.1" in a1.events()[-1].split()  # A's gateway as router
+    assert "router=10.88.0.1" in a1.events()[-1].split()  # A's gateway as router
 
     b1 = rig.client("b1", "52:54:00:88:0b:01", 102)
     got, _ = b1.once()

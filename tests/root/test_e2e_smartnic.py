@@ -206,7 +206,15 @@ def test_two_tenants_deploy_through_their_nics(e2e: E2E) -> None:
         assert "ports verified ACTIVE on the tenant network" in events
     # A deployed host is on its tenant network only: provisioning is gone.
     host1 = e2e.host("host1")
-    with _address(host1, f"{host1['provisioning_ip']}/24"):
+    # Every address came by DHCP: the provisioning ones while the ramdisk ran, the
+    # tenant one from the tenant's subnet — and it is the VIF port's fixed IP.
+    for host in hosts:
+        leases = stack.leases(host)
+        assert {state for _, state, _ in leases} == {"pxe", "disk"}, (host, leases)
+        tenant = [cidr for _, state, cidr in leases if state == "disk"]
+        assert tenant[-1] == f"{stack.tenant_ip(host)}/24", (host, leases)
+    provisioning = [cidr for _, state, cidr in stack.leases("host1") if state == "pxe"]
+    with _address(host1, provisioning[-1]):
         assert not ping(host1["netns"], lab["provisioning"]["server_ip"])
 
 
