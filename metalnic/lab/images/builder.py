@@ -92,11 +92,15 @@ def archive_state(lists: Path = APT_LISTS, config: Path = APT_CONFIG) -> str:
     return digest.hexdigest()[:16]
 
 
-def _source_hash(extra: list[Path]) -> str:
-    """sha256 over the builder's own files and ``extra``: changing them rebuilds."""
+def _source_hash(extra: list[Path], kernel_only: bool = False) -> str:
+    """sha256 over the builder's own source (for the kernel, only the modules that
+    make it) and ``extra``: changing them rebuilds."""
     here = Path(__file__).parent
+    own = [here / "debs.py", here / "elf.py"]
+    if not kernel_only:
+        own = [*here.glob("*.py"), *(here / "files").glob("*")]
     digest = hashlib.sha256()
-    for path in sorted([*here.glob("*.py"), *(here / "files").glob("*"), *extra]):
+    for path in sorted([*own, *extra]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -171,7 +175,7 @@ class Builder:
         kernel, python, syslinux = self._resolve()
         busybox = next(p for p in python if p.name == "busybox-static")
         source = _source_hash([])
-        kernel_dir = self._kernel(kernel, source, cached)
+        kernel_dir = self._kernel(kernel, _source_hash([], kernel_only=True), cached)
         modules = _modules(kernel_dir)
         ramdisk_key = cache_key(
             "ramdisk",
@@ -275,7 +279,8 @@ class Builder:
         for src, name in zip(_agent_sources(), AGENT_FILES, strict=True):
             (agent_root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, agent_root / name)
-        rootfs.compile_stdlib(root, [rootfs.STDLIB, "usr/lib/metalnic"])
+        rootfs.compile_stdlib(root, [rootfs.STDLIB], legacy=True)
+        rootfs.compile_stdlib(root, ["usr/lib/metalnic"])
         kept = rootfs.python_files(root)
         agent = [str(p.relative_to(root)) for p in (root / "usr/lib/metalnic").rglob("*.py*")]
         libs = rootfs.library_closure(

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from importlib import resources
@@ -36,7 +37,11 @@ STDLIB_DROPPED = frozenset(
     {
         "test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data",
         "distutils", "venv", "sqlite3", "dbm", "curses", "unittest", "asyncio", "xmlrpc",
-        "msilib", "site-packages", "dist-packages", "__phello__",
+        "msilib", "site-packages", "dist-packages", "__phello__", "xml", "multiprocessing",
+        "wsgiref", "ctypes", "concurrent", "zoneinfo", "tomllib", "pydoc.py", "turtle.py",
+        "doctest.py", "_pydecimal.py", "pdb.py", "mailbox.py", "imaplib.py", "smtplib.py",
+        "nntplib.py", "ftplib.py", "tarfile.py", "zipfile.py", "_pyio.py", "pickletools.py",
+        "difflib.py", "cProfile.py", "profile.py", "trace.py",
     }
 )  # fmt: skip
 # Extension modules dropped, and with them the libraries only they need (the
@@ -51,8 +56,10 @@ DLOPENED = ("libgcc_s.so.1",)
 
 
 def python_files(root: Path) -> list[str]:
-    """Paths (relative to ``root``) of the interpreter and the kept standard library
-    (with the ``.pyc`` files :func:`compile_stdlib` made)."""
+    """Paths (relative to ``root``) of the interpreter and the kept standard library:
+    its compiled modules without their sources (``compile_stdlib(legacy=True)``
+    put each ``.pyc`` where its ``.py`` is, so Python imports it sourceless; this
+    halves the archive) and its extension modules and data files."""
     if not (root / PYTHON).is_file():
         raise ImageBuildError(f"{PYTHON} is not in the extracted packages")
     kept = [PYTHON]
@@ -61,7 +68,9 @@ def python_files(root: Path) -> list[str]:
         rel = path.relative_to(stdlib)
         if rel.parts[0] in STDLIB_DROPPED or rel.parts[0].startswith("config-"):
             continue
-        if path.suffix == ".exe":
+        if "__pycache__" in rel.parts or path.suffix == ".exe":
+            continue
+        if path.suffix == ".py" and path.with_suffix(".pyc").exists():
             continue
         if rel.parts[0] == "lib-dynload" and path.name.startswith(DYNLOAD_DROPPED):
             continue
@@ -125,16 +134,17 @@ def library_closure(root: Path, objects: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def compile_stdlib(root: Path, dirs: Iterable[str]) -> None:
-    """``.pyc`` next to every kept module, compiled by the extracted interpreter."""
+def compile_stdlib(root: Path, dirs: Iterable[str], legacy: bool = False) -> None:
+    """``.pyc`` for every kept module of ``dirs``, compiled by the extracted
+    interpreter: in ``__pycache__``, or beside the source when ``legacy``."""
     env = {"PYTHONHOME": str(root / "usr"), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
     loader = root / resolve_in(root, LOADER)
-    skip = "|".join(sorted(STDLIB_DROPPED))
+    skip = "|".join(sorted(re.escape(name) for name in STDLIB_DROPPED))
     args = [str(loader), "--library-path", ":".join(str(root / d) for d in LIB_DIRS)]
+    options = ["-q", "-j", "0", "--invalidation-mode", "unchecked-hash", *(["-b"] * legacy)]
     run = subprocess.run(
-        [*args, str(root / PYTHON), "-S", "-m", "compileall", "-q", "-j", "0",
-         "--invalidation-mode", "unchecked-hash", "-x", f"/python3\\.11/({skip})/",
-         *(str(root / d) for d in dirs)],
+        [*args, str(root / PYTHON), "-S", "-m", "compileall", *options,
+         "-x", f"/python3\\.11/({skip})(/|$)", *(str(root / d) for d in dirs)],
         env=env,
         capture_output=True,
         text=True,
