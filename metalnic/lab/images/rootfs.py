@@ -66,8 +66,9 @@ def python_files(root: Path) -> list[str]:
     stdlib = root / STDLIB
     for path in sorted(stdlib.rglob("*")):
         rel = path.relative_to(stdlib)
-        if rel.parts[0] in STDLIB_DROPPED or rel.parts[0].startswith("config-"):
-            continue
+        top = rel.parts[0]
+        if {top, top.removesuffix("c")} & STDLIB_DROPPED or top.startswith("config-"):
+            continue  # (a dropped "pydoc.py" drops its "pydoc.pyc")
         if "__pycache__" in rel.parts or path.suffix == ".exe":
             continue
         if path.suffix == ".py" and path.with_suffix(".pyc").exists():

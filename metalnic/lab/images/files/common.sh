@@ -23,6 +23,13 @@ parse_cmdline() {
   fi
 }
 
+# The hostname in the config drive $1: JSON the ramdisk agent wrote, NUL-terminated
+# ({"meta_data": {"hostname": …}, …}); nothing when there is none.
+drive_hostname() {
+  dd if="$1" bs=4096 count=16 2>/dev/null | tr -d '\000' |
+    sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p' | head -n 1
+}
+
 early_setup() {
   /bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin
   /bin/busybox --install -s

@@ -9,9 +9,7 @@ say "init"
 load_modules
 NAME=metalnic-instance
 if [ -b /dev/vdb ]; then
-  # The ramdisk agent wrote the config drive as JSON, NUL-terminated.
-  FOUND=$(dd if=/dev/vdb bs=4096 count=16 2>/dev/null | tr -d '\000' |
-    sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p' | head -n 1)
+  FOUND=$(drive_hostname /dev/vdb)
   [ -n "$FOUND" ] && NAME="$FOUND"
 fi
 hostname "$NAME"
