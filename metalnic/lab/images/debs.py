@@ -27,7 +27,8 @@ import tarfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from metalnic.jsontypes import JSONObject
 
 _NAME = re.compile(r"^\s*([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?")
 
@@ -43,13 +44,16 @@ class Package:
     architecture: str
     depends: tuple[str, ...]  # alternatives groups, each "a | b"
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "version": self.version, "architecture": self.architecture,
                 "depends": list(self.depends)}  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Package:
-        return cls(data["name"], data["version"], data["architecture"], tuple(data["depends"]))
+    def from_json(cls, data: JSONObject) -> Package:
+        depends = data["depends"]
+        assert isinstance(depends, list)
+        fields = (str(data["name"]), str(data["version"]), str(data["architecture"]))
+        return cls(*fields, tuple(str(d) for d in depends))
 
     @property
     def filename(self) -> str:
