@@ -8,8 +8,6 @@ read).
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -32,19 +30,18 @@ from tests.ovslab import (
     local_agent_config,
     new_lab,
     port_status,
+    require_root_tools,
     start_agent_server,
     wait_until,
 )
-from tests.support import VENV_BIN, Server, require
+from tests.support import Server
 
 
 def require_dhcp() -> None:
-    require(os.geteuid() == 0, "root (network namespaces, Open vSwitch)")
-    for tool in ("ovs-vswitchd", "dnsmasq", "busybox", "ip", "ethtool"):
-        require(
-            shutil.which(tool) is not None,
-            f"{tool} (Debian packages openvswitch-switch, dnsmasq-base, busybox-static)",
-        )
+    require_root_tools(
+        ("ovs-vswitchd", "dnsmasq", "busybox", "ip", "ethtool"),
+        "openvswitch-switch, dnsmasq-base, busybox-static",
+    )
 
 
 udhcpc_script = dhcpclient.write_script
@@ -165,40 +162,9 @@ def network(
     )
 
 
-class DhcpAgentProcess:
+def dhcp_agent_process(directory: Path, config: str) -> AgentProcess:
     """``metalnic dhcp-agent --config …`` as a child process."""
-
-    def __init__(self, directory: Path, config: str) -> None:
-        self.path = directory / "dhcp-agent.toml"
-        self.path.write_text(config)
-        self.log = directory / "dhcp-agent.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(VENV_BIN / "metalnic"),
-                    "dhcp-agent",
-                    "--config",
-                    str(self.path),
-                    "--log-level",
-                    "debug",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+    return AgentProcess(directory, "dhcp-agent", config, command="dhcp-agent")
 
 
 def dhcp_agent_config(
@@ -233,7 +199,7 @@ class World:
     server: Server
     lab: Lab
     nic_agent: AgentProcess
-    dhcp_agent: DhcpAgentProcess
+    dhcp_agent: AgentProcess
     nets: dict[str, str]  # A/B → network id
     ports: dict[str, dict[str, Any]]  # host → its network port
     script: Path
@@ -284,7 +250,7 @@ def fabric_world(tmp: Path) -> Iterator[World]:
             tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
         )
         nic_agent.start()
-        dhcp_agent = DhcpAgentProcess(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
+        dhcp_agent = dhcp_agent_process(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
         dhcp_agent.start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
             wait_until(

@@ -21,16 +21,21 @@ import httpx
 
 from metalnic.lab import netns
 from metalnic.lab.topology import Lab
-from tests.support import VENV_BIN, Server, add_user, require, start_server
+from tests.support import VENV_BIN, Server, User, require, start_with_users
 
 
 def require_ovs() -> None:
+    require_root_tools(
+        ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "ethtool"),
+        "openvswitch-switch, iproute2, ethtool",
+    )
+
+
+def require_root_tools(tools: Iterable[str], packages: str) -> None:
+    """Root and each of ``tools`` (from the Debian ``packages``), or the test is skipped."""
     require(os.geteuid() == 0, "root (network namespaces, Open vSwitch)")
-    for tool in ("ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-ofctl", "ip", "ethtool"):
-        require(
-            shutil.which(tool) is not None,
-            f"{tool} (Debian packages openvswitch-switch, iproute2, ethtool)",
-        )
+    for tool in tools:
+        require(shutil.which(tool) is not None, f"{tool} (Debian packages {packages})")
 
 
 def new_lab(tag: str) -> Lab:
@@ -50,16 +55,10 @@ def start_agent_server(
     """A server with http_basic: ``admin`` (project ops) and an agent user, granted
     ``nic_hosts`` in the users file, whose password is in the returned file (what an
     agent config's ``password_file`` names)."""
-    users = tmp / "users.toml"
-    add_user(users, admin[0], admin[1], "admin", "ops")
-    add_user(users, agent[0], agent[1], "agent", None, nic_hosts=nic_hosts)
+    users = [User(*admin, "admin", "ops"), User(*agent, "agent", nic_hosts=nic_hosts)]
     password_file = tmp / "agent.password"
     password_file.write_text(agent[1] + "\n")
-    server = start_server(
-        tmp / "server", "--auth", "http_basic", "--users-file", str(users), env=env
-    )
-    server.auth = admin
-    return server, password_file
+    return start_with_users(tmp, users, env=env), password_file
 
 
 def wait_until(
@@ -121,12 +120,14 @@ def tcp(lab: Lab, src: str, dst: str, dst_ip: str, port: int, timeout: float = 1
 
 
 class AgentProcess:
-    """``metalnic agent --config …`` as a child process."""
+    """``metalnic agent --config …`` (or another agent ``command``, ``dhcp-agent``) as a
+    child process; its config in ``<name>.toml``, its output in ``<name>.log``."""
 
-    def __init__(self, directory: Path, name: str, config: str) -> None:
+    def __init__(self, directory: Path, name: str, config: str, command: str = "agent") -> None:
         self.path = directory / f"{name}.toml"
         self.path.write_text(config)
         self.log = directory / f"{name}.log"
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -134,7 +135,7 @@ class AgentProcess:
             self.proc = subprocess.Popen(
                 [
                     str(VENV_BIN / "metalnic"),
-                    "agent",
+                    self.command,
                     "--config",
                     str(self.path),
                     "--log-level",

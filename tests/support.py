@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,64 @@ def add_user(
     for host in nic_hosts:
         cmd += ["--nic-host", host]
     subprocess.run(cmd, input=password.encode(), check=True, capture_output=True)
+
+
+@dataclass(frozen=True)
+class User:
+    """A user of a test server's users file (``add_user``)."""
+
+    name: str
+    password: str
+    role: str
+    project: str | None = None
+    nic_hosts: Iterable[str] = ()
+
+
+def start_with_users(
+    tmp: Path,
+    users: Iterable[User],
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """`metalnic serve` with http_basic over a users file of ``users`` (in ``tmp``, the
+    server's state in ``tmp/state``); the first user is the server's ``auth``."""
+    users = list(users)
+    users_file = tmp / "users.toml"
+    for user in users:
+        add_user(users_file, user.name, user.password, user.role, user.project, user.nic_hosts)
+    server = start_server(
+        tmp / "state",
+        "--auth",
+        "http_basic",
+        "--users-file",
+        str(users_file),
+        database_url=database_url,
+        env=env,
+    )
+    server.auth = (users[0].name, users[0].password)
+    return server
+
+
+def module_server(start: Callable[[Path], Server], name: str) -> Any:
+    """A module-scoped fixture ``server``: ``start(tmp)`` in a temporary directory
+    named after ``name``, stopped after the module's last test."""
+
+    @pytest.fixture(scope="module", name="server")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+        srv = start(tmp_path_factory.mktemp(name))
+        yield srv
+        srv.stop()
+
+    return server
+
+
+def network_client(
+    server: Server, auth: tuple[str, str], headers: dict[str, str] | None = None
+) -> httpx.Client:
+    """A client of ``server``'s network API (``/network/v2.0``) as ``auth``."""
+    return httpx.Client(
+        base_url=server.url + "/network/v2.0", auth=auth, timeout=60, headers=headers
+    )
 
 
 # --- PEM material ------------------------------------------------------------

@@ -16,58 +16,35 @@
                  br-phys = "unix:/run/openvswitch/br-phys.mgmt" }
     bridge_mappings = { physnet1 = "br-phys" }
 
-Which NICs an agent serves comes from this file; every one is announced in the
-heartbeat (``nic_hosts``), and the server hands the agent exactly those NICs'
-ports.  Secrets never go on the command line (visible to other users).
+The common keys (server, credentials, host, timing) are read by
+``configfile.py``, as for the DHCP agent.  Which NICs an agent serves comes
+from this file; every one is announced in the heartbeat (``nic_hosts``), and
+the server hands the agent exactly those NICs' ports.  Secrets never go on
+the command line (visible to other users).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from metalnic.agent import configfile
+from metalnic.agent.configfile import ConfigError
 from metalnic.agent.nic import NicConfig
 from metalnic.agent.ovs import Endpoint
 from metalnic.agent.service import AgentConfig, NicSpec
 
+__all__ = ["ConfigError", "load", "parse"]
 
-class ConfigError(Exception):
-    pass
+OWN = {"mode", "datapath_type", "private_key", "certificate", "nics", "state_dir", "create_bridges"}
 
 
 def load(path: Path) -> AgentConfig:
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read agent config {path}: {exc}") from None
-    return parse(doc)
+    return parse(configfile.read(path, "agent"))
 
 
 def parse(doc: dict[str, Any]) -> AgentConfig:
-    known = {
-        "server",
-        "username",
-        "password_file",
-        "cacert",
-        "mode",
-        "datapath_type",
-        "private_key",
-        "certificate",
-        "host",
-        "nics",
-        "heartbeat_interval",
-        "resync_interval",
-        "state_dir",
-        "create_bridges",
-    }
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise ConfigError(f"unknown agent setting(s): {', '.join(unknown)}")
-    if not isinstance(doc.get("server"), str):
-        raise ConfigError("server (the metalnic URL) is required")
+    common = configfile.common(doc, "agent", OWN)
     mode = doc.get("mode", "local")
     if mode not in ("local", "remote"):
         raise ConfigError("mode must be local or remote")
@@ -80,12 +57,6 @@ def parse(doc: dict[str, Any]) -> AgentConfig:
         raise ConfigError(
             "remote mode needs private_key and certificate (the agent's TLS identity)"
         )
-    password = os.environ.get("METALNIC_AGENT_PASSWORD")
-    if doc.get("password_file"):
-        try:
-            password = Path(doc["password_file"]).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read password_file: {exc.strerror}") from None
     specs = []
     for host, raw in nics.items():
         if not isinstance(raw, dict) or not isinstance(raw.get("ovsdb"), str):
@@ -109,15 +80,9 @@ def parse(doc: dict[str, Any]) -> AgentConfig:
                 raise ConfigError(f"nics.{host}.openflow has no target for bridge {bridge}")
         specs.append(NicSpec(config, Endpoint(raw["ovsdb"], openflow), remote))
     return AgentConfig(
-        server=doc["server"],
+        **common,
         nics=tuple(specs),
-        host=doc.get("host") or socket.gethostname(),
         mode=mode,
-        username=doc.get("username"),
-        password=password,
-        cacert=doc.get("cacert"),
-        heartbeat_interval=float(doc.get("heartbeat_interval", 2.0)),
-        resync_interval=float(doc.get("resync_interval", 5.0)),
         private_key=doc.get("private_key"),
         certificate=doc.get("certificate"),
         state_dir=doc.get("state_dir", "/var/lib/metalnic-agent"),

@@ -1,5 +1,7 @@
-"""The agent process: heartbeats, one worker per NIC following its desired-state feed.
+"""The smart NIC agent process: heartbeats, one worker per NIC following its feed.
 
+The process shell (heartbeats, long polls, retries, stopping) is the one every
+agent shares (``process.py``); this module is what is the NIC agent's own.
 A worker long-polls its NIC host's feed (woken by the server's commit), runs a
 reconcile pass, and reports port statuses with the revision it applied.  Even
 without changes it reconciles every ``resync_interval`` seconds (the long-poll
@@ -11,18 +13,17 @@ the reason is reported per port and retried.
 
 from __future__ import annotations
 
+import functools
 import logging
-import socket
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Endpoint, Ovs, OvsError
+from metalnic.agent.process import AgentProcess, ProcessConfig, message
 from metalnic.agent.remote import IdentityError, RemoteNic
 from metalnic.contract import agent as ac
 
@@ -36,72 +37,25 @@ class NicSpec:
     remote: bool = False
 
 
-@dataclass(frozen=True)
-class AgentConfig:
-    server: str
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig(ProcessConfig):
     nics: tuple[NicSpec, ...]
-    host: str = field(default_factory=socket.gethostname)
     mode: str = "local"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    cacert: str | None = None
-    heartbeat_interval: float = 2.0
-    resync_interval: float = 5.0
     # Remote mode: the agent's own TLS identity towards the NICs (files).
     private_key: str | None = None
     certificate: str | None = None
     state_dir: str = "/var/lib/metalnic-agent"
 
 
-class Agent:
+class Agent(AgentProcess[AgentConfig]):
+    """The smart NIC agent: the process shell of ``process.py``, one worker per NIC."""
+
     def __init__(self, config: AgentConfig) -> None:
-        self.config = config
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__(config)
         self.passes: dict[str, Pass] = {}  # the last pass per NIC host (status, tests)
-        auth = (config.username, config.password or "") if config.username else None
-        self.http = httpx.Client(
-            base_url=config.server.rstrip("/") + "/network/v2.0",
-            auth=auth,
-            verify=config.cacert or True,
-            timeout=httpx.Timeout(10.0, read=config.resync_interval + 15),
-            headers={ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)},
-        )
 
-    # --- life -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._heartbeat()  # registered before the first desired-state read
-        beat = threading.Thread(target=self._beat_loop, name="heartbeat", daemon=True)
-        self._threads.append(beat)
-        for spec in self.config.nics:
-            worker = threading.Thread(
-                target=self._work, args=(spec,), name=f"nic-{spec.config.host}", daemon=True
-            )
-            self._threads.append(worker)
-        for thread in self._threads:
-            thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self) -> None:
-        """Stop following the feeds; what is programmed on the NICs stays as it is."""
-        self._stop.set()
-        for thread in self._threads:
-            # A worker in a long-poll finishes within resync_interval; don't wait longer
-            # than a moment for it (daemon threads end with the process).
-            thread.join(timeout=2.0)
-        self.http.close()
-
-    def wait(self) -> None:
-        while not self._stop.wait(1.0):
-            pass
-
-    # --- heartbeats -------------------------------------------------------------------
-
-    def _heartbeat(self) -> bool:
-        body = ac.Heartbeat(
+    def heartbeat(self) -> ac.Heartbeat:
+        return ac.Heartbeat(
             host=self.config.host,
             configurations=ac.AgentConfigurations(
                 mode="remote" if self.config.mode == "remote" else "local",
@@ -110,52 +64,25 @@ class Agent:
                 bridge_mappings=_mappings(self.config.nics),
             ),
         )
-        try:
-            r = self.http.post("/metalnic/agents/heartbeat", json=body.model_dump(mode="json"))
-            if r.status_code != 200:
-                log.error("heartbeat refused (%s): %s", r.status_code, _message(r))
-                return False
-            _answer(r, ac.HeartbeatReply)
-        except httpx.HTTPError as exc:
-            log.warning("heartbeat failed: %s", type(exc).__name__)
-            return False
-        except ServerError as exc:
-            log.error("heartbeat answer refused: %s", exc)
-            return False
-        return True
 
-    def _beat_loop(self) -> None:
-        while not self._stop.wait(self.config.heartbeat_interval):
-            self._heartbeat()
+    def workers(self) -> list[tuple[str, Callable[[], None]]]:
+        return [
+            (f"nic-{spec.config.host}", functools.partial(self._work, spec))
+            for spec in self.config.nics
+        ]
 
     # --- one NIC ----------------------------------------------------------------------
 
     def _work(self, spec: NicSpec) -> None:
         host = spec.config.host
         nic = self._nic(spec)
-        revision: int | None = None  # None: full resync next
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                params: dict[str, int] = {}
-                if revision is not None:
-                    params = {"since": revision, "wait": int(max(1, self.config.resync_interval))}
-                r = self.http.get(f"/metalnic/hosts/{host}/desired", params=params)
-                if r.status_code != 200:
-                    raise ServerError(f"desired state of {host}: {r.status_code} {_message(r)}")
-                desired = _answer(r, ac.DesiredState)
-            except (httpx.HTTPError, ServerError) as exc:
-                # Keep what is programmed; come back with a full resync.
-                log.warning("no desired state for %s (%s); retrying", host, exc)
-                revision = None
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            backoff = 0.5
+
+        def apply(desired: ac.DesiredState) -> int | None:
             done = self._pass(nic, spec, desired)
-            revision = desired.revision if done is not None else None
-            if done is None:
-                self._stop.wait(1.0)
+            return desired.revision if done is not None else None
+
+        path = f"/metalnic/hosts/{host}/desired"
+        self.follow(path, ac.DesiredState, f"desired state of {host}", apply)
 
     def _nic(self, spec: NicSpec) -> Nic:
         ovs = Ovs(spec.endpoint)
@@ -191,7 +118,7 @@ class Agent:
         try:
             r = self.http.post(f"/metalnic/hosts/{host}/report", json=body)
             if r.status_code != 204:
-                log.error("report for %s refused (%s): %s", host, r.status_code, _message(r))
+                log.error("report for %s refused (%s): %s", host, r.status_code, message(r))
         except httpx.HTTPError as exc:
             log.warning("report for %s failed: %s", host, type(exc).__name__)
 
@@ -235,35 +162,8 @@ def _verify(nic: Nic, questions: list[ac.VerifyRequest]) -> dict[str, dict[str, 
     return verified
 
 
-class ServerError(Exception):
-    pass
-
-
 def _mappings(nics: tuple[NicSpec, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for spec in nics:
         out.update(spec.config.bridge_mappings)
     return out
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _answer(r: httpx.Response, model: type[M]) -> M:
-    """The server's answer as the contract's ``model``: of this contract version, well formed."""
-    mismatch = ac.version_mismatch(r.headers.get(ac.CONTRACT_HEADER), "agent", "server")
-    if mismatch:
-        raise ServerError(mismatch)
-    try:
-        return model.model_validate_json(r.content)
-    except ValidationError as exc:
-        why = f"the server's answer does not follow the agent contract: {exc}"
-        raise ServerError(why) from None
-
-
-def _message(r: httpx.Response) -> str:
-    try:
-        body = r.json()
-        return str(body.get("NeutronError", {}).get("message") or body)
-    except ValueError:
-        return r.text[:200]

@@ -7,8 +7,9 @@ import getpass
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -17,6 +18,11 @@ from metalnic.auth import ROLES
 from metalnic.cli import demo, lab, resources
 from metalnic.errors import MetalnicError
 from metalnic.settings import Settings
+
+if TYPE_CHECKING:  # the agent modules load only for the agent commands
+    from metalnic.agent.process import AgentProcess, ProcessConfig
+
+C = TypeVar("C", bound="ProcessConfig")
 
 
 def _settings(a: argparse.Namespace) -> Settings:
@@ -46,51 +52,37 @@ def _settings(a: argparse.Namespace) -> Settings:
 
 
 def cmd_agent(a: argparse.Namespace) -> None:
-    import signal
-
-    from metalnic.agent.config import ConfigError, load
+    from metalnic.agent.config import load
     from metalnic.agent.service import Agent
 
+    _run_agent(a.log_level, lambda: load(a.config), Agent)
+
+
+def cmd_dhcp_agent(a: argparse.Namespace) -> None:
+    from metalnic.dhcp.config import load
+    from metalnic.dhcp.service import DhcpAgent
+
+    _run_agent(a.log_level, lambda: load(a.config), DhcpAgent)
+
+
+def _run_agent(log_level: str, load: Callable[[], C], make: Callable[[C], AgentProcess[C]]) -> None:
+    """An agent process (``metalnic agent``, ``metalnic dhcp-agent``) until SIGTERM or ^C."""
+    import signal
+
+    from metalnic.agent.configfile import ConfigError
+
     logging.basicConfig(
-        level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     for noisy in ("httpx", "httpcore"):  # every long-poll would be a line
         logging.getLogger(noisy).setLevel(logging.WARNING)
     redact.install_logging()
     try:
-        config = load(a.config)
+        config = load()
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     redact.remember(config.password)
-    agent = Agent(config)
-    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
-    agent.start()
-    try:
-        agent.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        agent.stop()
-
-
-def cmd_dhcp_agent(a: argparse.Namespace) -> None:
-    import signal
-
-    from metalnic.dhcp.config import ConfigError, load
-    from metalnic.dhcp.service import DhcpAgent
-
-    logging.basicConfig(
-        level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    redact.install_logging()
-    try:
-        config = load(a.config)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    redact.remember(config.password)
-    agent = DhcpAgent(config)
+    agent = make(config)
     signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     agent.start()
     try:
@@ -214,15 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(func=cmd_users_add, client=False)
 
-    p = sub.add_parser("agent", help="run the smart NIC OVS agent")
-    p.add_argument("--config", type=Path, required=True, help="the agent's TOML file")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(func=cmd_agent, client=False)
-
-    p = sub.add_parser("dhcp-agent", help="run the DHCP agent (dnsmasq per network)")
-    p.add_argument("--config", type=Path, required=True, help="the DHCP agent's TOML file")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(func=cmd_dhcp_agent, client=False)
+    for name, what, about, func in (
+        ("agent", "agent", "run the smart NIC OVS agent", cmd_agent),
+        ("dhcp-agent", "DHCP agent", "run the DHCP agent (dnsmasq per network)", cmd_dhcp_agent),
+    ):
+        p = sub.add_parser(name, help=about)
+        p.add_argument("--config", type=Path, required=True, help=f"the {what}'s TOML file")
+        p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        p.set_defaults(func=func, client=False)
 
     demo.add_parser(sub)
     lab.add_parser(sub)

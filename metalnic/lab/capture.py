@@ -31,8 +31,12 @@ class Capture:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Capture:
-        # -U: each packet is written at once; -Z root: keep writing as root (no privilege drop).
-        cmd = ["tcpdump", "-i", self.device, "-n", "-U", "-Z", "root", "-w", str(self.path)]
+        # --immediate-mode: each packet handed over as it arrives (libpcap otherwise retires
+        # its ring's blocks up to ~1 s late, and a block not yet retired when tcpdump stops
+        # is lost: the last packets of a test); -U: each written at once; -Z root: no
+        # privilege drop, so it can keep writing.
+        cmd = ["tcpdump", "-i", self.device, "-n", "--immediate-mode", "-U", "-Z", "root",
+               "-w", str(self.path)]  # fmt: skip
         self.proc = subprocess.Popen(
             netns.in_ns(self.namespace, *cmd),
             stdout=subprocess.DEVNULL,

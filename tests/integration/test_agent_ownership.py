@@ -22,7 +22,16 @@ import pytest
 from pydantic import BaseModel
 
 from metalnic.contract import agent as ac
-from tests.support import Postgres, Server, add_user, remote_llc, start_postgres, start_server
+from tests.support import (
+    Postgres,
+    Server,
+    User,
+    module_server,
+    network_client,
+    remote_llc,
+    start_postgres,
+    start_with_users,
+)
 
 DOWN_TIME = 5.0
 ADMIN = ("admin", "admin-pw-1")
@@ -39,34 +48,19 @@ GRANTS = {
 
 
 def _start(tmp: Path, database_url: str | None = None) -> Server:
-    users = tmp / "users.toml"
-    add_user(users, *ADMIN, "admin", "ops")
+    users = [User(*ADMIN, "admin", "ops")]
     for name in ("rack1", "rack2", "rogue"):
-        add_user(users, name, PW[name], "agent", None, nic_hosts=GRANTS.get(name, ()))
-    add_user(users, "alice", PW["alice"], "member", "project-a")
-    srv = start_server(
-        tmp / "state",
-        "--auth",
-        "http_basic",
-        "--users-file",
-        str(users),
-        database_url=database_url,
-        env={"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)},
-    )
-    srv.auth = ADMIN
-    return srv
+        users.append(User(name, PW[name], "agent", nic_hosts=GRANTS.get(name, ())))
+    users.append(User("alice", PW["alice"], "member", "project-a"))
+    env = {"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)}
+    return start_with_users(tmp, users, database_url, env)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _start(tmp_path_factory.mktemp("ownership"))
-    yield srv
-    srv.stop()
+server = module_server(_start, "ownership")
 
 
 def client(server: Server, user: str) -> httpx.Client:
-    auth = ADMIN if user == "admin" else (user, PW[user])
-    return httpx.Client(base_url=server.url + "/network/v2.0", auth=auth, timeout=60)
+    return network_client(server, ADMIN if user == "admin" else (user, PW[user]))
 
 
 def beat(c: httpx.Client, host: str, nic_hosts: list[str], mode: str = "local") -> httpx.Response:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,15 @@ import pytest
 
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
-from tests.support import Postgres, Server, add_user, start_postgres, start_server
+from tests.support import (
+    Postgres,
+    Server,
+    User,
+    module_server,
+    network_client,
+    start_postgres,
+    start_with_users,
+)
 
 DOWN_TIME = 3.0
 ADMIN = ("admin", "admin-pw-1")
@@ -31,36 +38,21 @@ VERSION = {ac.CONTRACT_HEADER: str(ac.CONTRACT_VERSION)}
 
 
 def _start(tmp: Path, database_url: str | None = None) -> Server:
-    users = tmp / "users.toml"
-    add_user(users, *ADMIN, "admin", "ops")
-    add_user(users, "dhcp1", PW["dhcp1"], "agent", None)
-    add_user(users, "dhcp2", PW["dhcp2"], "agent", None)
-    add_user(users, "alice", PW["alice"], "member", "project-a")
-    srv = start_server(
-        tmp / "state",
-        "--auth",
-        "http_basic",
-        "--users-file",
-        str(users),
-        database_url=database_url,
-        env={"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)},
-    )
-    srv.auth = ADMIN
-    return srv
+    users = [
+        User(*ADMIN, "admin", "ops"),
+        User("dhcp1", PW["dhcp1"], "agent"),
+        User("dhcp2", PW["dhcp2"], "agent"),
+        User("alice", PW["alice"], "member", "project-a"),
+    ]
+    env = {"METALNIC_AGENT_DOWN_TIME": str(DOWN_TIME)}
+    return start_with_users(tmp, users, database_url, env)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = _start(tmp_path_factory.mktemp("dhcp-contract"))
-    yield srv
-    srv.stop()
+server = module_server(_start, "dhcp-contract")
 
 
 def client(server: Server, user: str) -> httpx.Client:
-    auth = ADMIN if user == "admin" else (user, PW[user])
-    return httpx.Client(
-        base_url=server.url + "/network/v2.0", auth=auth, timeout=60, headers=VERSION
-    )
+    return network_client(server, ADMIN if user == "admin" else (user, PW[user]), VERSION)
 
 
 def beat(c: httpx.Client, host: str) -> httpx.Response:

@@ -31,7 +31,7 @@ from metalnic.contract.agent import DesiredState
 from metalnic.lab import netns
 from metalnic.lab.capture import Capture
 from metalnic.lab.topology import Lab
-from tests.ovslab import new_lab, ping, require_ovs, wait_until
+from tests.ovslab import new_lab, ping, require_ovs, require_root_tools, wait_until
 
 scapy_all = pytest.importorskip("scapy.all")
 
@@ -123,6 +123,7 @@ def fixed(*addresses: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_ovs()
+    require_root_tools(("arping", "busybox"), "iputils-arping, busybox-static")
     tmp = tmp_path_factory.mktemp("antispoof")
     lab = new_lab("sp")
     nics: dict[str, Nic] = {}
@@ -313,7 +314,9 @@ def test_arp_for_another_ip_reaches_nobody(world: World) -> None:
                          IPS["h1"], check=False)  # fmt: skip
     finally:
         seen = seen_by(*caps)
-    assert probe.returncode == 1, probe.stdout  # 1: the address is in use (h1 replied)
+    # 1: the address is in use — h1 replied (and it was arping that said so: `ip netns
+    # exec` also exits 1 when it cannot run a command)
+    assert probe.returncode == 1 and "reply from" in probe.stdout, probe.stdout + probe.stderr
     for packets in seen:
         arps = [p[scapy_all.ARP] for p in packets if scapy_all.ARP in p]
         claims = {a.psrc for a in arps if a.hwsrc == MACS["h2"]}

@@ -1,13 +1,17 @@
-"""The agent's TOML configuration: what it accepts and the errors it gives."""
+"""The agent's TOML configuration: what it accepts and the errors it gives; the keys
+it shares with the DHCP agent's file are read alike (``metalnic/agent/configfile.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from metalnic.agent.config import ConfigError, load, parse
+from metalnic.agent.process import ProcessConfig
+from metalnic.dhcp import config as dhcp_config
 
 LOCAL = {
     "server": "http://127.0.0.1:6385",
@@ -56,3 +60,41 @@ def test_bad_config(change: dict[str, Any], message: str) -> None:
     doc = {k: v for k, v in doc.items() if v is not None}
     with pytest.raises(ConfigError, match=message):
         parse(doc)
+
+
+@pytest.mark.parametrize("parse_file", [parse, dhcp_config.parse], ids=["agent", "dhcp-agent"])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"heartbeat_interval": "often"}, "heartbeat_interval is a number of seconds"),
+        ({"resync_interval": 0}, "resync_interval is a number of seconds"),
+        ({"username": 7}, "username must be a string"),
+        ({"password_file": "/nonexistent/pw"}, "cannot read password_file"),
+    ],
+)
+def test_both_agents_read_the_common_keys_alike(
+    parse_file: Callable[[dict[str, Any]], ProcessConfig], change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_file({**LOCAL, **change} if parse_file is parse else {"server": "http://x", **change})
+
+
+def test_the_common_keys_are_the_same_fields_for_both_agents(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("pw-1\n")
+    common = {
+        "server": "http://m",
+        "username": "u",
+        "password_file": str(tmp_path / "pw"),
+        "host": "h",
+        "heartbeat_interval": 1,
+        "resync_interval": 3.5,
+    }
+    nic, dhcp = parse({**LOCAL, **common}), dhcp_config.parse(common)
+    for config in (nic, dhcp):
+        assert (config.server, config.username, config.password, config.host) == (
+            "http://m",
+            "u",
+            "pw-1",
+            "h",
+        )
+        assert (config.heartbeat_interval, config.resync_interval) == (1.0, 3.5)

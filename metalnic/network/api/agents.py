@@ -8,16 +8,20 @@ report, whose bodies are the models of ``metalnic/contract/agent.py`` (the one
 module the agent uses too); every contract request and answer carries its
 version header, and a request of another version is refused (400).
 Only the user whose agent registered for a NIC host (or an admin) may read
-its desired state or report for it.
+its desired state or report for it; likewise for a DHCP agent's desired state
+and the user that registered it.  Both desired states are read through one
+long poll (``_long_poll``); who may read is each feed's own rule.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from metalnic.auth import Principal
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
 from metalnic.errors import InvalidInput
@@ -25,7 +29,15 @@ from metalnic.httpjson import JSONResponse
 from metalnic.network import inputs, views
 from metalnic.network.api import replies as rp
 from metalnic.network.api import schemas as sc
-from metalnic.network.api.deps import PREFIX, Caller, Context, PathId, body_of, select_fields_of_all
+from metalnic.network.api.deps import (
+    PREFIX,
+    Caller,
+    Context,
+    NetworkContext,
+    PathId,
+    body_of,
+    select_fields_of_all,
+)
 from metalnic.network.api.replies import answers
 
 router = APIRouter(prefix=PREFIX + "/v2.0")
@@ -101,13 +113,7 @@ def heartbeat(ctx: Context, who: Caller, body: Heartbeat) -> JSONResponse:
 async def desired(
     nic_host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
 ) -> JSONResponse:
-    feed = ctx.service.feed
-    await run_in_threadpool(feed.check_speaks_for, who, nic_host)  # before any long wait
-    if query.since is not None:
-        wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
-        await feed.wait_past(nic_host, query.since, wait)
-    state = await run_in_threadpool(feed.desired, who, nic_host)
-    return JSONResponse(state, headers=VERSION)
+    return await _long_poll(ctx.service.feed, ctx, who, nic_host, query)
 
 
 @router.post(
@@ -131,10 +137,29 @@ async def dhcp_desired(
     host: PathId, ctx: Context, who: Caller, query: Annotated[sc.DesiredQuery, Query()]
 ) -> JSONResponse:
     """A DHCP agent's desired state: the networks it serves (``metalnic/contract/dhcp.py``)."""
-    dhcp = ctx.service.dhcp
-    await run_in_threadpool(dhcp.check_speaks_for, who, host)  # before any long wait
+    return await _long_poll(ctx.service.dhcp, ctx, who, host, query)
+
+
+class DesiredFeed(Protocol):
+    """A feed of desired states per host (``agentfeed.AgentFeed``, ``dhcpfeed.DhcpFeed``);
+    each checks itself who may read it."""
+
+    def check_speaks_for(self, who: Principal, host: str) -> None: ...
+
+    async def wait_past(self, host: str, since: int, timeout: float) -> bool: ...
+
+    def desired(self, who: Principal, host: str) -> Mapping[str, object]: ...
+
+
+async def _long_poll(
+    feed: DesiredFeed, ctx: NetworkContext, who: Principal, host: str, query: sc.DesiredQuery
+) -> JSONResponse:
+    """An agent's read of ``host``'s desired state: at once, or with ``since`` once its
+    revision passes it (at most ``wait`` seconds, capped by the server).  The caller's
+    right is checked before any wait and again with the read."""
+    await run_in_threadpool(feed.check_speaks_for, who, host)  # before any long wait
     if query.since is not None:
         wait = min(float(query.wait), ctx.service.settings.agent_poll_max_wait)
-        await dhcp.wait_past(host, query.since, wait)
-    state = await run_in_threadpool(dhcp.desired, who, host)
+        await feed.wait_past(host, query.since, wait)
+    state = await run_in_threadpool(feed.desired, who, host)
     return JSONResponse(state, headers=VERSION)
