@@ -158,6 +158,7 @@ class Builder:
         cached[kind] = False
         started = time.monotonic()
         staging = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=self.cache))
+        staging.chmod(0o755)  # an HTTP or TFTP server not running as root serves it
         try:
             yield staging
             shutil.rmtree(final, ignore_errors=True)
