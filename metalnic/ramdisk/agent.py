@@ -31,6 +31,7 @@ import hashlib
 import http.client
 import json
 import logging
+import os
 import stat
 import threading
 import time
@@ -40,7 +41,7 @@ import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from metalnic import redact
 from metalnic.jsontypes import JSONObject
@@ -91,6 +92,7 @@ def prepare_image(storage: Storage, params: JSONObject) -> JSONObject:
                     downloaded.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
+                _sync(out)
     except urllib.error.HTTPError as exc:
         raise CommandFailed(f"image download failed: HTTP {exc.code}") from exc
     except HTTP_ERRORS as exc:
@@ -119,6 +121,7 @@ def erase_metadata(storage: Storage, params: JSONObject) -> JSONObject:
         raise CommandFailed(f"unknown clean step {step!r}")
     with storage.disk.open("r+b" if storage.disk.exists() else "wb") as fh:
         fh.write(b"\0" * CHUNK)
+        _sync(fh)
     if storage.config_drive.exists():
         _write_drive(storage.config_drive, "")
     return {"clean_step": step}
@@ -130,8 +133,18 @@ def _write_drive(path: Path, text: str) -> None:
     if path.exists() and stat.S_ISBLK(path.stat().st_mode):
         with path.open("r+b") as fh:
             fh.write(text.encode() + b"\0" * DRIVE_PAD)
+            _sync(fh)
     else:
-        path.write_text(text)
+        with path.open("w") as fh:
+            fh.write(text)
+            _sync(fh)
+
+
+def _sync(fh: BinaryIO | TextIO) -> None:
+    """On the device before the command answers: the conductor may reset the host
+    right after (a block device's writes otherwise sit in the page cache)."""
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}

@@ -6,7 +6,9 @@ a stub of the bare-metal API answers ``/v1/lookup`` and ``/v1/heartbeat``:
 * the ramdisk, kernel loaded directly (``-kernel vmlinux -initrd …``, Ironic's
   ``BOOTIF``/``ipa-api-url`` on the command line): it leases an address on the
   NIC with the BOOTIF MAC, its agent looks itself up by that MAC, heartbeats
-  with a callback on the leased address, and answers ``/v1/status`` there;
+  with a callback on the leased address, answers ``/v1/status`` there, and
+  ``standby.prepare_image`` writes the instance image to its ``/dev/vda``
+  (checksum verified) and the config drive to its ``/dev/vdb``;
 * the instance image from its disk (SeaBIOS → syslinux → kernel, no
   ``-kernel``), with a config drive on a second disk: it names itself from the
   drive's ``meta_data``, leases an address and answers ping and HTTP on port 80.
@@ -17,6 +19,7 @@ default): the first run builds them (about 30 s), later ones find them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -52,7 +55,11 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(data)
     def do_GET(self):
         log.write(json.dumps({"method": "GET", "path": self.path}) + "\n")
-        if self.path.startswith("/v1/lookup"):
+        if self.path == "/disk.img":
+            data = open(sys.argv[3], "rb").read()
+            self.send_response(200); self.send_header("Content-Length", str(len(data)))
+            self.end_headers(); self.wfile.write(data)
+        elif self.path.startswith("/v1/lookup"):
             self.reply(200, {"node": {"uuid": "0c5e7ab2-0000-4000-8000-000000000001"},
                              "config": {"agent_token": "him-token"}})
         else:
@@ -124,7 +131,15 @@ def net(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ne
         requests = d / "requests.jsonl"
         procs.append(
             subprocess.Popen(
-                netns.in_ns(NS, sys.executable, "-c", STUB, str(requests), str(STUB_PORT))
+                netns.in_ns(
+                    NS,
+                    sys.executable,
+                    "-c",
+                    STUB,
+                    str(requests),
+                    str(STUB_PORT),
+                    str(images.instance),
+                )  # fmt: skip
             )
         )
         yield Net(d, requests)
@@ -175,8 +190,10 @@ def test_ramdisk_leases_on_bootif_and_its_agent_looks_up_and_heartbeats(
     images: Images, net: Net
 ) -> None:
     mac = "52:54:00:79:00:01"
-    disk = net.dir / "ramdisk-disk.img"
-    disk.write_bytes(b"\0" * (8 << 20))
+    disk, drive = net.dir / "ramdisk-disk.img", net.dir / "ramdisk-drive.img"
+    for path, size in ((disk, 32 << 20), (drive, 1 << 20)):
+        with path.open("wb") as fh:
+            fh.truncate(size)
     append = (
         f"console=ttyS0 quiet BOOTIF=01-{mac.replace(':', '-')} "
         f"ipa-api-url=http://{SERVER}:{STUB_PORT}"
@@ -185,15 +202,10 @@ def test_ramdisk_leases_on_bootif_and_its_agent_looks_up_and_heartbeats(
         net,
         "ramdisk",
         [
-            "-kernel",
-            str(images.vmlinux),
-            "-initrd",
-            str(images.ramdisk),
-            "-append",
-            append,
-            "-drive",
-            f"file={disk},format=raw,if=virtio",
-        ],  # fmt: skip
+            *("-kernel", str(images.vmlinux), "-initrd", str(images.ramdisk), "-append", append),
+            *("-drive", f"file={disk},format=raw,if=virtio,index=0"),
+            *("-drive", f"file={drive},format=raw,if=virtio,index=1"),
+        ],
         mac,
     )
     try:
@@ -202,8 +214,25 @@ def test_ramdisk_leases_on_bootif_and_its_agent_looks_up_and_heartbeats(
         guest.wait_for(r"metalnic-ramdisk: agent starting: .*--mac " + re.escape(mac))
         _, looked_up_at = guest.wait_for(r"metalnic-ramdisk: looked up node")
         _, beat_at = guest.wait_for(r"metalnic-ramdisk: heartbeat accepted")
+        started = time.monotonic()
+        result = _command(ip, "standby.prepare_image", {
+            "image_info": {"urls": [f"http://{SERVER}:{STUB_PORT}/disk.img"],
+                           "os_hash_value": images.instance_sha256},
+            "configdrive": {"meta_data": {"hostname": "him-deployed"}},
+        })  # fmt: skip
+        written_in = time.monotonic() - started
     finally:
         guest.stop()
+    assert result["command_status"] == "SUCCEEDED", result
+    assert result["command_result"] == {
+        "os_hash_algo": "sha256",
+        "os_hash_value": images.instance_sha256,
+    }
+    size = images.instance.stat().st_size
+    with disk.open("rb") as fh:
+        assert hashlib.sha256(fh.read(size)).hexdigest() == images.instance_sha256
+    head = drive.read_bytes()[:4096]
+    assert json.loads(head.split(b"\0", 1)[0]) == {"meta_data": {"hostname": "him-deployed"}}
     log = net.log()
     lookups = [e for e in log if str(e["path"]).startswith("/v1/lookup")]
     assert lookups and f"addresses={mac.replace(':', '%3A')}" in str(lookups[0]["path"])
@@ -215,8 +244,24 @@ def test_ramdisk_leases_on_bootif_and_its_agent_looks_up_and_heartbeats(
     assert beats[0].get("status") == {"version": "metalnic-ramdisk"}, beats[0]
     print(
         f"ramdisk (vmlinux direct): lease {ip} at {leased_at:.1f} s, lookup at "
-        f"{looked_up_at:.1f} s, heartbeat at {beat_at:.1f} s"
+        f"{looked_up_at:.1f} s, heartbeat at {beat_at:.1f} s; image ({size >> 20} MiB) "
+        f"written and verified in {written_in:.1f} s"
     )
+
+
+def _command(ip: str, name: str, params: dict[str, object]) -> dict[str, object]:
+    """A command to the ramdisk agent, from the namespace (as the conductor sends it)."""
+    send = (
+        "import json, sys, urllib.request as u; r = u.Request(sys.argv[1], data=sys.argv[2]"
+        ".encode(), headers={'Content-Type': 'application/json'}); "
+        "print(u.urlopen(r, timeout=50).read().decode())"
+    )
+    body = json.dumps({"name": name, "params": params})
+    url = f"http://{ip}:9999/v1/commands/?wait=true"
+    answer: dict[str, object] = json.loads(
+        netns.run(netns.in_ns(NS, sys.executable, "-c", send, url, body))
+    )
+    return answer
 
 
 def test_instance_image_boots_from_disk_names_itself_and_answers_ping_and_http(

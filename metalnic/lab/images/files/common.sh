@@ -45,6 +45,17 @@ load_modules() {
   done
 }
 
+# Whether block device $1 appears within $2 tenths of a second (virtio disks
+# show up asynchronously after virtio_blk is loaded).
+wait_block() {
+  i=0
+  while [ ! -b "$1" ] && [ "$i" -lt "$2" ]; do
+    usleep 100000
+    i=$((i + 1))
+  done
+  [ -b "$1" ]
+}
+
 # The NIC whose MAC is $1 (any but lo when $1 is empty); waits for it up to 10 s.
 find_nic() {
   i=0

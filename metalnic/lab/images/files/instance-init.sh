@@ -8,7 +8,8 @@ early_setup
 say "init"
 load_modules
 NAME=metalnic-instance
-if [ -b /dev/vdb ]; then
+wait_block /dev/vda 100
+if wait_block /dev/vdb 10; then
   FOUND=$(drive_hostname /dev/vdb)
   [ -n "$FOUND" ] && NAME="$FOUND"
 fi

@@ -20,10 +20,10 @@ if ! lease "$IF"; then
 fi
 say "lease $IP/$MASK on $IF from $SERVER"
 [ -n "$MAC" ] || MAC=$(cat "/sys/class/net/$IF/address")
-[ -b "$DISK" ] || say "warning: no disk $DISK"
+wait_block "$DISK" 100 || say "warning: no disk $DISK"
 # The config drive goes on the second disk, where the instance reads it back.
 DRIVE=/dev/vdb
-if [ ! -b "$DRIVE" ]; then
+if ! wait_block "$DRIVE" 10; then
   DRIVE=/run/config-2
   say "no config-drive disk /dev/vdb: the config drive stays in RAM ($DRIVE)"
 fi
