@@ -198,7 +198,10 @@ class Archive:
                     name = member.name.removeprefix("./")
                     if member.isfile() and keep(name):
                         member.name = name
-                        tar.extract(member, into, filter="data")
+                        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+                            tar.extract(member, into, filter="data")
+                        else:
+                            tar.extract(member, into)
                         taken.append(name)
         if proc.returncode != 0:
             raise ImageBuildError(f"dpkg-deb --fsys-tarfile {deb.name} failed")
