@@ -339,3 +339,24 @@ def test_instance_names_itself_from_the_config_drive_the_agent_wrote(tmp_path: P
     assert _sh("drive_hostname drive", tmp_path) == "web-1"
     agent._write_drive(drive, "")  # cleaning empties it
     assert _sh("drive_hostname drive", tmp_path) == ""
+
+
+def test_the_cache_keeps_what_other_checkouts_use_and_prunes_the_long_unused(
+    tmp_path: Path,
+) -> None:
+    cache = builder.Builder(tmp_path, say=lambda _line: None)
+    day_old = os.path.getmtime(tmp_path) - builder.PRUNE_AFTER - 60
+    for name in ("ramdisk-current", "ramdisk-other", "ramdisk-stale"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+    os.utime(tmp_path / "ramdisk-stale" / "manifest.json", (day_old, day_old))
+    (tmp_path / "ramdisk-broken").mkdir()  # a build that died before its manifest
+    os.utime(tmp_path / "ramdisk-broken", (day_old, day_old))
+    (tmp_path / "debs").mkdir()
+    for deb in ("used.deb", "old.deb"):
+        (tmp_path / "debs" / deb).write_bytes(b"")
+        os.utime(tmp_path / "debs" / deb, (day_old, day_old))
+    cache._prune({"ramdisk-current"}, {"used.deb"})
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ramdisk-"))
+    assert left == ["ramdisk-current", "ramdisk-other"]
+    assert [p.name for p in (tmp_path / "debs").iterdir()] == ["used.deb"]

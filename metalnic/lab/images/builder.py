@@ -56,6 +56,7 @@ AGENT_FILES = (
     "ramdisk/agent.py",
 )
 SYSLINUX_MBR = "usr/lib/syslinux/mbr/mbr.bin"
+PRUNE_AFTER = 24 * 3600.0  # seconds an artifact of other inputs stays unused
 APT_LISTS = Path("/var/lib/apt/lists")
 APT_CONFIG = Path("/etc/apt")
 
@@ -151,6 +152,7 @@ class Builder:
         """Yields a staging directory to fill, or None when ``<kind>-<key>`` exists."""
         final = self.cache / f"{kind}-{key}"
         if (final / "manifest.json").exists():
+            os.utime(final / "manifest.json")  # in use: not pruned (see _prune)
             cached[kind] = True
             self.say(f"{kind}: cached ({final})")
             yield None
@@ -193,7 +195,7 @@ class Builder:
                 self._instance(staging, kernel_dir, busybox, syslinux[0], modules)
         instance_dir = self.cache / f"instance-{instance_key}"
         self._prune(
-            {f"kernel-{kernel_dir.name.removeprefix('kernel-')}", f"ramdisk-{ramdisk_key}",
+            {kernel_dir.name, f"ramdisk-{ramdisk_key}",
              f"instance-{instance_key}", f"resolved-{archive_state()}.json"},
             {p.filename for p in [kernel, *python, *syslinux]},
         )  # fmt: skip
@@ -209,14 +211,20 @@ class Builder:
         )
 
     def _prune(self, current: set[str], debs: set[str]) -> None:
-        """Artifacts of older inputs and ``.deb`` files no current one uses go."""
+        """Artifacts and ``.deb`` files of other inputs go once unused for a day: the
+        cache is shared by checkouts whose builders differ (a worktree's tests must
+        not lose the files they are booting to another worktree's build)."""
+        old = time.time() - PRUNE_AFTER
         for path in self.cache.iterdir():
-            stale = path.name.startswith(("kernel-", "ramdisk-", "instance-", "resolved-"))
-            if stale and path.name not in current:
-                self.say(f"cache: removing {path.name} (older inputs)")
+            kinds = ("kernel-", "ramdisk-", "instance-", "resolved-")
+            if not path.name.startswith(kinds) or path.name in current:
+                continue
+            used = path / "manifest.json" if path.is_dir() else path
+            if not used.exists() or used.stat().st_mtime < old:
+                self.say(f"cache: removing {path.name} (unused for a day)")
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         for deb in self.archive.debs.glob("*.deb"):
-            if deb.name not in debs:
+            if deb.name not in debs and deb.stat().st_mtime < old:
                 deb.unlink()
 
     def _resolve(self) -> tuple[Package, list[Package], list[Package]]:

@@ -21,10 +21,11 @@ No python-apt: it would be one more package on the host for two commands.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,11 +157,14 @@ class Archive:
     def resolve(self, roots: Iterable[str], skip: frozenset[str] = frozenset()) -> list[Package]:
         return sorted(closure(roots, self.lookup, skip).values(), key=lambda p: p.name)
 
-    def fetch(self, packages: Iterable[Package]) -> dict[str, Path]:
+    def fetch(self, packages: Sequence[Package]) -> dict[str, Path]:
         """Each package's ``.deb`` (downloaded once, in one ``apt-get download``)."""
         self.debs.mkdir(parents=True, exist_ok=True)
         files = {p.name: self.debs / p.filename for p in packages}
         missing = [p for p in packages if not files[p.name].exists()]
+        for path in files.values():
+            if path.exists():
+                os.utime(path)  # in use (the builder prunes what is unused for a day)
         if missing:
             specs = [f"{p.name}={p.version}" for p in missing]
             run = subprocess.run(
