@@ -31,6 +31,7 @@ from metalnic.baremetal.drivers.network.client import (
     NewPort,
     Plugged,
     Verdict,
+    more_dhcpv6_addresses,
     selected,
 )
 from metalnic.db.session import retry_stale
@@ -71,6 +72,7 @@ def _port(p: PortView) -> NetworkPort:
         reason=str(p["binding:vif_details"].get("reason") or ""),
         port_security=p["port_security_enabled"],
         security_groups=tuple(p["security_groups"]),
+        ip_versions=NetworkPort.versions_of([f["ip_address"] for f in p["fixed_ips"]]),
     )
 
 
@@ -127,12 +129,31 @@ class EmbeddedNetworkClient:
                 }
                 made = self.service.ports.create(CONDUCTOR, PortCreate.parse(new, ("port",)))
                 port_id, created = made["id"], True
+                try:
+                    self._more_dhcpv6_addresses(made, port.dhcpv6_addresses)
+                except MetalnicError:
+                    self.service.ports.delete(CONDUCTOR, port_id)  # nothing created
+                    raise
             else:
                 change = PortUpdate.parse(body, ("port",))
                 retry_stale(lambda: self.service.ports.update(CONDUCTOR, port, change))
                 port_id, created = port, False
         active, reason = self._wait_active(port_id, timeout)
         return Plugged(port_id, created, active, reason)
+
+    def _more_dhcpv6_addresses(self, made: PortView, count: int) -> None:
+        fixed = [(f["subnet_id"], f["ip_address"]) for f in made["fixed_ips"]]
+        if count <= 1 or not any(":" in ip for _, ip in fixed):
+            return  # (no subnet read for a port without IPv6 addresses)
+        stateful = [
+            s["id"]
+            for s in self.service.subnets.list(CONDUCTOR, {"network_id": made["network_id"]})
+            if s["ipv6_address_mode"] == "dhcpv6-stateful"
+        ]
+        wanted = more_dhcpv6_addresses(fixed, stateful, count)
+        if wanted is not None:
+            change = PortUpdate.parse({"fixed_ips": wanted}, ("port",))
+            retry_stale(lambda: self.service.ports.update(CONDUCTOR, made["id"], change))
 
     def _wait_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
         last = {"why": ""}

@@ -1,4 +1,4 @@
-"""``metalnic lab up|status|down``: the virtual data centre (see metalnic.lab.datacentre)."""
+"""``metalnic lab up|status|down|console``: the virtual data centre (metalnic.lab.datacentre)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,12 @@ def add_parser(sub: Any) -> None:
         ("up", "build it (idempotent; a broken one is rebuilt)"),
         ("status", "show it and what is wrong with it"),
         ("down", "remove everything it made, and nothing else"),
+        ("console", "print a VM host's serial console (firmware, ramdisk, instance)"),
     ):
         p = acts.add_parser(action, help=text)
+        if action == "console":
+            p.add_argument("host", help="the host's name (host1, host2, …)")
+            p.add_argument("--follow", "-f", action="store_true", help="keep printing (tail -f)")
         p.add_argument("--name", default="demo", help="the lab's name (default: demo)")
         p.add_argument(
             "--dir",
@@ -29,8 +34,16 @@ def add_parser(sub: Any) -> None:
             help="its state directory "
             "(default: $METALNIC_LAB_DIR/<name> or /var/lib/metalnic-lab/<name>)",
         )
-        p.add_argument("--json", action="store_true", help="print the description as JSON")
+        if action != "console":
+            p.add_argument("--json", action="store_true", help="print the description as JSON")
         if action == "up":
+            p.add_argument(
+                "--hosts",
+                choices=("netns", "vm"),
+                default="netns",
+                help="hosts as network namespaces (default, fast) or QEMU machines "
+                "(TCG) that really boot, on a tap that is port B",
+            )
             p.add_argument("--local-nics", type=int, default=2)
             p.add_argument("--remote-nics", type=int, default=2)
             p.add_argument(
@@ -89,15 +102,19 @@ def run(a: argparse.Namespace) -> None:
     from metalnic.lab import datacentre
     from metalnic.lab.netns import LabError
 
+    directory = a.dir or datacentre.default_dir(a.name)
+    if a.action == "console":
+        _console(directory, a.host, a.follow)
+        return
     if os.geteuid() != 0:
         raise SystemExit("error: the lab needs root (network namespaces, Open vSwitch)")
-    directory = a.dir or datacentre.default_dir(a.name)
     spec = datacentre.LabSpec(
         a.name,
         getattr(a, "local_nics", 2),
         getattr(a, "remote_nics", 2),
         getattr(a, "provisioning_subnet", "10.99.0.0/24"),
         getattr(a, "api_port", 6385),
+        getattr(a, "hosts", "netns"),
     )
     if a.action == "down":
         datacentre.teardown(spec.prefix, directory)
@@ -146,11 +163,42 @@ def _show(description: LabDescription, as_json: bool) -> None:
     for nic in description["nics"]:
         print(f"  {nic['name']:6} {nic['mode']:6} ovsdb {nic['ovsdb']}")
     for host in description["hosts"]:
-        print(
-            f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  "
-            f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
-            + _bmc(host)
+        where = (
+            f"VM on tap {host['port_b']} (= port B; console {host['vm']['console']})"
+            if "vm" in host
+            else f"port A {host['port_a']} (netns {host['netns']}) ↔ port B {host['port_b']}"
         )
+        print(f"  {host['name']:6} behind {host['nic']:6} mac {host['mac']}  {where}{_bmc(host)}")
+
+
+def _console(directory: Path, host: str, follow: bool) -> None:
+    """The host's serial console as captured (all power-ons, each marked); with
+    ``follow``, then what it prints next, until interrupted."""
+    home = directory / "hosts" / host
+    path = home / "console.log"
+    if not home.is_dir():
+        raise SystemExit(f"error: no host {host!r} in the lab at {directory}")
+    if not path.exists() and not follow:
+        raise SystemExit(
+            f"error: {host} has no serial console yet (a namespace host never has one: "
+            f"see {home / 'events.log'})"
+        )
+    offset = 0
+    try:
+        while True:
+            if path.exists():
+                with path.open("rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                    offset = fh.tell()
+                if chunk:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+            if not follow:
+                return
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        return
 
 
 def _bmc(host: Host) -> str:

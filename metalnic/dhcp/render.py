@@ -22,6 +22,13 @@ file (rewritten and reread on SIGHUP, which keeps the leases).
 * Facts from LAB-NOTES (QEMU hosts): ``no-ping`` (else 3 s per offer),
   ``enable-ra`` and a ``ra-only`` range where router adverts are wanted, and
   ``dhcp-option-force=tag:ipxe,175,...`` (else iPXE waits 3 s for ProxyDHCP).
+* Router adverts (a subnet with an ``ipv6_ra_mode``) carry the prefixes with a
+  router lifetime of 0 (``ra-param=<if>,0,0``): dnsmasq's namespace is no router,
+  so hosts take no default route via it (as no router option goes out for a
+  subnet without gateway; the network's real router sends its own adverts).
+* iPXE asking over DHCPv6 is tagged ``ipxe6`` by its user class (option 15,
+  ``iPXE``), as Neutron's dnsmasq does: Ironic's IPv6 boot options are
+  ``tag:ipxe6,59`` / ``tag:!ipxe6,59`` (DHCPv4's option 175 is not sent there).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pathlib import Path
 from metalnic.contract.dhcp import DhcpHost, DhcpNetwork, DhcpOption, DhcpSubnet
 
 IPXE_MATCH = "dhcp-match=set:ipxe,175"
+IPXE6_MATCH = "dhcp-userclass=set:ipxe6,iPXE"
 
 
 @dataclass(frozen=True)
@@ -95,13 +103,14 @@ def command(network: DhcpNetwork, files: Files, interface: str, lease_time: int)
         "--log-dhcp",
         f"--{IPXE_MATCH}",
         "--dhcp-option-force=tag:ipxe,175,b0:01:01",
+        f"--{IPXE6_MATCH}",
     ]
     ra = False
     for subnet in network.subnets:
         args += _range(subnet, lease_time)
         ra = ra or subnet.ip_version == 6 and subnet.ipv6_ra_mode is not None
-    if ra:
-        args.append("--enable-ra")
+    if ra:  # prefixes, but no default route via dnsmasq's namespace: it routes nothing
+        args += ["--enable-ra", f"--ra-param={interface},0,0"]
     return args
 
 

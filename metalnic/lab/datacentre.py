@@ -12,11 +12,12 @@ crash — removes exactly this lab and nothing else):
 * smart NICs — local ones (their agent uses the unix sockets) and remote ones
   (OVSDB-SSL and OpenFlow-SSL with their own certificates, trusting the lab's
   agent CA) — each with br-int, br-phys and its uplink port C on the fabric;
-* one host namespace per NIC, its port A facing the NIC's port B (not plugged:
-  the agent does that), with the MAC its bare-metal port will carry.
+* one host per NIC: a namespace whose port A faces the NIC's port B, or with
+  ``hosts="vm"`` a QEMU VM whose NIC is a persistent tap that is port B (not
+  plugged: the agent does that), with the MAC its bare-metal port will carry.
 
-``up`` is idempotent: a lab that is fully there is left alone; a broken or
-half-built one (a crash) is torn down and built again.  Needs root.
+``up`` is idempotent: a lab that is fully there (with the hosts asked for) is
+left alone; a broken or half-built one (a crash) is torn down and built again.  Needs root.
 
 * BMCs: a Redfish BMC (sushy-tools, fake systems) with a system per host, and
   with two hosts or more an IPMI BMC (pyghmi, lanplus) for the last host; one
@@ -53,9 +54,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from metalnic.dhcp import dnsmasq
-from metalnic.lab import netns, pki, redfish
+from metalnic.lab import netns, pki, redfish, vm
 from metalnic.lab.description import Bmc, Host, HostsControl, Images, LabDescription, Nic
 from metalnic.lab.topology import Lab, down
 
@@ -72,6 +74,7 @@ class LabSpec:
     remote_nics: int = 2
     provisioning_subnet: str = "10.99.0.0/24"
     api_port: int = 6385  # where the ramdisk finds the server, on the provisioning side
+    hosts: Literal["netns", "vm"] = "netns"  # namespaces, or QEMU machines (lab.vm)
 
     def provisioning(self) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address, list[str]]:
         """The subnet, the server's address (its first) and the pool DHCP leases from."""
@@ -100,7 +103,8 @@ def default_dir(name: str) -> Path:
 def up(spec: LabSpec, directory: Path) -> LabDescription:
     """Build the lab (or find it already built); returns its description."""
     existing = describe(directory)
-    if existing is not None and healthy(existing):
+    kinds = {h.get("kind", "netns") for h in existing["hosts"]} if existing else set()
+    if existing is not None and healthy(existing) and kinds <= {spec.hosts}:
         existing["already_up"] = True
         return existing
     teardown(spec.prefix, directory)  # a half-built or crashed lab: start clean
@@ -114,6 +118,10 @@ def up(spec: LabSpec, directory: Path) -> LabDescription:
 
 def _build(spec: LabSpec, lab: Lab) -> LabDescription:
     subnet, server, pool = spec.provisioning()
+    if spec.hosts == "vm" and not vm.available():
+        raise netns.LabError(
+            f"--hosts vm needs {vm.QEMU} (Debian: qemu-system-x86 seabios ipxe-qemu)"
+        )
     lab.add_fabric([])
     fab = lab.ovs("fab")
     # The provisioning leg: the server's side of the provisioning VLAN.
@@ -166,6 +174,9 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
     for index, nic_entry in enumerate(nics):
         name = f"host{index + 1}"
         mac = f"52:54:00:{int(lab.prefix[-3:], 16) % 256:02x}:{index + 1:02x}:01"
+        if spec.hosts == "vm":
+            hosts.append(_vm_host(lab, name, nic_entry, mac))
+            continue
         spec_host = lab.add_host(name, nic_entry["name"], mac, None)
         hosts.append(
             {
@@ -175,6 +186,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
                 "port_a": spec_host.port_a,
                 "port_b": spec_host.port_b,
                 "netns": lab.ns(name),
+                "kind": "netns",
             }
         )
     # The BMCs tell the host simulators every change before they answer (lab.hosts).
@@ -215,6 +227,26 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
     (lab.dir / "description.json").write_text(json.dumps(description, indent=1))
     _start_hosts(lab.dir)
     return description
+
+
+def _vm_host(lab: Lab, name: str, nic: Nic, mac: str) -> Host:
+    """A host that is a QEMU machine on a tap that is port B (``lab.vm``)."""
+    spec = lab.add_vm_host(name, nic["name"], mac)
+    home = lab.dir / "hosts" / name
+    home.mkdir(parents=True, exist_ok=True)
+    vm.make_disk(home / "disk")
+    files = {"console": "console.log", "disk": "disk", "qmp": "qmp.sock"}
+    return {
+        "name": name,
+        "nic": nic["name"],
+        "mac": mac,
+        "port_a": spec.port_a,
+        "port_b": spec.port_b,
+        "netns": nic["netns"],
+        "kind": "vm",
+        "vm": {"console": str(home / files["console"]), "disk": str(home / files["disk"]),
+               "qmp": str(home / files["qmp"])},
+    }  # fmt: skip
 
 
 def _sample_image(directory: Path, server_ip: str) -> Images:
@@ -379,8 +411,9 @@ def stop_process(pidfile: Path, owner: Path) -> None:
 def teardown(prefix: str, directory: Path) -> None:
     """``down``: the processes (ours: checked by their command lines), then the rest."""
     stop_process(directory / "hosts.pid", directory)
-    for pidfile in sorted(directory.glob("hosts/*/ramdisk.pid")):  # if the simulators died
-        stop_process(pidfile, pidfile.parent)
+    for role in ("ramdisk", "qemu"):  # if the host followers died: each names its host dir
+        for pidfile in sorted(directory.glob(f"hosts/*/{role}.pid")):
+            stop_process(pidfile, pidfile.parent)
     stop_process(directory / "bmc" / "emulator.pid", directory / "bmc")
     stop_process(directory / "bmc" / "ipmi.pid", directory)
     down(prefix, directory)
@@ -406,6 +439,10 @@ def problems(description: LabDescription) -> list[str]:
     wanted = [f"{prefix}-fab"] + [f"{prefix}-{n['name']}" for n in description["nics"]]
     wanted += [h["netns"] for h in description["hosts"]]
     found += [f"namespace {ns} is missing" for ns in wanted if ns not in present]
+    for host in (h for h in description["hosts"] if h.get("kind") == "vm"):
+        link = netns.in_ns(host["netns"], "ip", "link", "show", host["port_b"])
+        if host["netns"] in present and subprocess.run(link, capture_output=True).returncode:
+            found.append(f"the tap {host['port_b']} of {host['name']} is missing")
     if "bmc" in description and not _alive(directory / "bmc" / "emulator.pid"):
         found.append("the Redfish BMC is not running")
     if any(h.get("bmc") == "ipmi" for h in description["hosts"]) and not _alive(

@@ -58,8 +58,21 @@ class Nic(TypedDict):
     ssh_public_key: NotRequired[str]
 
 
+class VmHost(TypedDict):
+    """A VM host's files (``metalnic.lab.vm``)."""
+
+    console: str  # the serial console, appended to across power-ons
+    disk: str  # raw, the VM's virtio disk
+    qmp: str  # the QMP socket of the running qemu
+
+
 class Host(TypedDict):
-    """A simulated bare-metal host cabled to one NIC, with its BMC (set by ``lab up``)."""
+    """A bare-metal host cabled to one NIC, with its BMC (set by ``lab up``).
+
+    ``kind`` "netns" (the default; older descriptions have no ``kind``): a namespace
+    ``netns`` whose veth ``port_a`` faces ``port_b``.  "vm": a QEMU machine whose NIC's
+    backend is the tap ``port_b``; there is no port A outside the VM, so ``port_a``
+    names the tap too and ``netns`` is the NIC's namespace, where tap and qemu live."""
 
     name: str
     nic: str
@@ -67,6 +80,8 @@ class Host(TypedDict):
     port_a: str
     port_b: str
     netns: str
+    kind: NotRequired[Literal["netns", "vm"]]
+    vm: NotRequired[VmHost]
     bmc: NotRequired[Literal["redfish", "ipmi"]]
     redfish_system_id: NotRequired[str]
     ipmi_address: NotRequired[str]

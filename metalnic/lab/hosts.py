@@ -1,9 +1,12 @@
-"""The lab's hosts: one simulator per host that follows what its BMC says.
+"""The lab's hosts: one follower per host that does what its BMC says.
 
 A real server does what its BMC's power state and boot device tell it; so does
-this one.  Each host follows what its BMC tells it (see below) and what it
-reads from it twice a second (through metalnic's own Redfish and IPMI drivers —
-the same code the conductor uses) and, whenever that changes, "boots":
+this one.  Each host's ``HostFollower`` follows what its BMC tells it (see
+below) and what it reads from it twice a second (through metalnic's own
+Redfish and IPMI drivers — the same code the conductor uses) and, whenever that
+changes, has its machine (``lab.machine``) boot.  A VM host's machine is
+``lab.vm.QemuMachine`` (a QEMU VM on a tap that is port B: see there); a
+namespace host's, the default, is ``NamespaceMachine`` here:
 
 * powered off → nothing runs, port A has no address;
 * on, boot device BIOS → silent (firmware set-up: no address, no packet);
@@ -28,15 +31,17 @@ to this process (``PUT`` of ``{"name", "power_state", "boot_device"}`` on
 ``<lab>["hosts_control"]["url"]``) *before the BMC answers the request that
 made it* — sushy-tools' fake driver through its ``external_notifier``, the IPMI
 BMC (``lab.ipmi_bmc``) itself.  On power-off the host's address is gone and its
-ramdisk killed (SIGKILL: a power cut, not a shutdown) before the reply leaves,
-so a BMC never confirms "off" for a host that can still send.  The twice-a-second
+ramdisk killed (SIGKILL: a power cut, not a shutdown) — a VM's qemu has quit —
+before the reply leaves, so a BMC never confirms "off" for a host that can still
+send.  The twice-a-second
 poll stays as a reconciler (a notification that failed, and sushy-tools only
 applies a due power change when someone reads it); a poll whose read raced a
 notification is dropped, so it can never undo a newer pushed state.
 
 Every boot and every lease is a line in ``<dir>/hosts/<name>/events.log``
 (``<unix time> <state> <detail>``): the demo shows them, the packet test uses
-them to know when a host was in BIOS.
+them to know when a host was in BIOS.  A machine that fails to boot is an
+event too (``<state> FAILED: …``); the follower keeps following.
 
 Run by ``metalnic lab up`` as its own process (``python -m metalnic.lab.hosts
 --dir DIR``); it also serves ``<dir>/images`` over HTTP on the provisioning
@@ -55,7 +60,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -65,37 +69,43 @@ from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
 from metalnic.lab import dhcpclient, netns
 from metalnic.lab.description import Host, LabDescription
+from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog, Machine, observed_state
 
+__all__ = ["HostFollower", "NamespaceMachine", "observed_state", "bmc_driver_info"]
 log = logging.getLogger("metalnic.lab.hosts")
 POLL = 0.5
 RAMDISK_PORT = 9999
-OFF, BIOS, PXE, DISK = "off", "bios", "pxe", "disk"
 HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}")  # what goes into DHCP option 12
 
 
-class HostSimulator:
+class HostFollower:
+    """One host: follows its BMC (pushed and polled, see the module docstring) and
+    drives its machine — a namespace (``NamespaceMachine``) or a VM (``vm.QemuMachine``)."""
+
     def __init__(self, lab: LabDescription, host: Host, password: str) -> None:
         self.lab, self.host = lab, host
-        self.dir = Path(lab["dir"]) / "hosts" / host["name"]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.disk = self.dir / "disk"
-        self.config_drive = self.dir / "disk.config-2"
-        self.dhcp_log = self.dir / "dhcp-events.log"  # the DHCP client script's
-        self.dhcp_script = dhcpclient.write_script(self.dir)
+        directory = Path(lab["dir"]) / "hosts" / host["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = HostLog(host["name"], directory)
+        self.machine: Machine
+        if host.get("kind") == "vm":
+            from metalnic.lab.vm import QemuMachine
+
+            self.machine = QemuMachine(lab, host, self.log)
+        else:
+            self.machine = NamespaceMachine(lab, host, self.log)
         self.ctx, self.power, self.management = _bmc_of(lab, host, password)
         self.state: str | None = None
-        self.boots = 0  # which boot is current: a boot's DHCP follower ends with it
-        self.running: dict[str, subprocess.Popen[bytes]] = {}  # "dhcp", "ramdisk"
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()  # one change of state at a time: poll, push or lease
         self.pushed = 0  # notifications received from the BMC
 
-    # --- following the BMC ------------------------------------------------------------
+    @property
+    def stopping(self) -> threading.Event:
+        return self.log.stopping
 
     def run(self) -> None:
         failures = 0
-        while not self.stopping.wait(POLL):
-            with self.lock:
+        while not self.log.stopping.wait(POLL):
+            with self.log.lock:
                 seen = self.pushed
             try:
                 observed = self._observe()
@@ -105,16 +115,16 @@ class HostSimulator:
                 if failures in (1, 20):
                     log.warning("%s: cannot read its BMC: %s", self.host["name"], exc)
                 continue
-            with self.lock:
+            with self.log.lock:
                 if self.pushed == seen:  # else the BMC told us something newer meanwhile
                     self._follow(observed)
-        with self.lock:
-            self.boots += 1
-            self._power_cut()
+        with self.log.lock:
+            self.log.boots += 1
+            self.machine.power_cut()
 
     def pushed_state(self, power_state: str, boot_device: str | None) -> None:
         """The BMC's word (Redfish vocabulary), given before it answers its caller."""
-        with self.lock:
+        with self.log.lock:
             self.pushed += 1
             self._follow(observed_state(power_state, boot_device))
 
@@ -129,12 +139,30 @@ class HostSimulator:
     def _follow(self, state: str) -> None:
         if state != self.state:
             self.state = state
-            self._boot(state)
+            self.log.boots += 1
+            try:
+                detail = self.machine.boot(state)
+            except Exception as exc:  # the machine could not do it: say so, stay put
+                log.exception("%s: %s failed", self.host["name"], state)
+                detail = f"FAILED: {exc}"
+            self.log.event(state, detail)
 
-    def _boot(self, state: str) -> None:
-        self.boots += 1
+
+class NamespaceMachine:
+    """A host as processes in its network namespace (see the module docstring)."""
+
+    def __init__(self, lab: LabDescription, host: Host, life: HostLog) -> None:
+        self.lab, self.host, self.life = lab, host, life
+        self.dir = life.dir
+        self.disk = self.dir / "disk"
+        self.config_drive = self.dir / "disk.config-2"
+        self.dhcp_log = self.dir / "dhcp-events.log"  # the DHCP client script's
+        self.dhcp_script = dhcpclient.write_script(self.dir)
+        self.running: dict[str, subprocess.Popen[bytes]] = {}  # "dhcp", "ramdisk"
+
+    def boot(self, state: str) -> str:
         self._flush()  # first: nothing the dying processes' sockets send can leave
-        self._power_cut()
+        self.power_cut()
         if state == PXE:
             self._start_dhcp()
             detail = f"firmware PXE: DHCP on {self.host['port_a']}"
@@ -147,16 +175,14 @@ class HostSimulator:
             detail = "in BIOS set-up: silent"
         else:
             detail = "powered off"
-        self.event(state, detail)
         if state in (PXE, DISK):
             threading.Thread(
-                target=self._follow_leases, args=(self.boots, state), daemon=True
+                target=self._follow_leases, args=(self.life.boots, state), daemon=True
             ).start()
+        return detail
 
     def event(self, state: str, detail: str) -> None:
-        log.info("%s: %s — %s", self.host["name"], state, detail)
-        with (self.dir / "events.log").open("a") as out:
-            out.write(f"{time.time():.6f} {state} {detail}\n")
+        self.life.event(state, detail)
 
     # --- what runs on the host ----------------------------------------------------------
 
@@ -175,7 +201,7 @@ class HostSimulator:
         self.running[role] = proc
         (self.dir / f"{role}.pid").write_text(str(proc.pid))
 
-    def _power_cut(self) -> None:
+    def power_cut(self) -> None:
         """Every process of this boot killed at once: no shutdown, no DHCP release."""
         for role, proc in self.running.items():
             proc.kill()
@@ -191,9 +217,9 @@ class HostSimulator:
     def _follow_leases(self, boot: int, state: str) -> None:
         """This boot's DHCP events as host events; in PXE, the ramdisk once leased."""
         offset, asked = 0, False
-        while not self.stopping.wait(0.05):
-            with self.lock:
-                if boot != self.boots:
+        while not self.life.stopping.wait(0.05):
+            with self.life.lock:
+                if boot != self.life.boots:
                     return  # the host booted again (or lost power) meanwhile
                 try:
                     with self.dhcp_log.open() as fh:
@@ -233,13 +259,6 @@ class HostSimulator:
         meta = drive.get("meta_data") if isinstance(drive, dict) else None
         name = meta.get("hostname") if isinstance(meta, dict) else None
         return name if isinstance(name, str) and HOSTNAME.fullmatch(name) else ""
-
-
-def observed_state(power_state: str, boot_device: str | None) -> str:
-    """The state of a host whose BMC says ``power_state``/``boot_device`` (Redfish names)."""
-    if power_state != "On":
-        return OFF
-    return {"BiosSetup": BIOS, "Pxe": PXE}.get(boot_device or "", DISK)
 
 
 def _bmc_of(lab: LabDescription, host: Host, password: str) -> tuple[NodeContext, Any, Any]:
@@ -282,7 +301,7 @@ def serve_images(lab: LabDescription) -> ThreadingHTTPServer:
     return httpd
 
 
-def serve_control(lab: LabDescription, sims: dict[str, HostSimulator]) -> ThreadingHTTPServer:
+def serve_control(lab: LabDescription, sims: dict[str, HostFollower]) -> ThreadingHTTPServer:
     """The BMCs' line to their hosts: each ``PUT`` is answered once the host follows it."""
     url = urlsplit(lab["hosts_control"]["url"])  # chosen by `lab up` for the BMCs
     handler = functools.partial(_ControlHandler, sims)
@@ -292,7 +311,7 @@ def serve_control(lab: LabDescription, sims: dict[str, HostSimulator]) -> Thread
 
 
 class _ControlHandler(BaseHTTPRequestHandler):
-    def __init__(self, sims: dict[str, HostSimulator], *args: Any) -> None:
+    def __init__(self, sims: dict[str, HostFollower], *args: Any) -> None:
         self.sims = sims
         super().__init__(*args)
 
@@ -328,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("sushy").setLevel(logging.ERROR)  # a new session per question
     lab = json.loads((a.dir / "description.json").read_text())
     password = Path(lab["bmc"]["password_file"]).read_text().strip()
-    sims = [HostSimulator(lab, host, password) for host in lab["hosts"]]
+    sims = [HostFollower(lab, host, password) for host in lab["hosts"]]
     httpd = serve_images(lab)
     control = (
         serve_control(lab, {s.host["name"]: s for s in sims}) if "hosts_control" in lab else None

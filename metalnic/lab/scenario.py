@@ -461,10 +461,10 @@ def _network(c: httpx.Client, name: str, extra: JSONObject, subnet: JSONObject) 
     return dict(net)
 
 
-def _named(c: httpx.Client, collection: str, name: str) -> dict[str, Any] | None:
+def _named(c: httpx.Client, collection: str, name: str) -> JSONObject | None:
     """The caller's first network-API ``collection`` item called ``name`` (or None)."""
     items = _ok(c.get(f"/network/v2.0/{collection}", params={"name": name}))[collection]
-    return dict(items[0]) if items else None
+    return items[0] if items and isinstance(items[0], dict) else None
 
 
 def _answers(url: str) -> bool:

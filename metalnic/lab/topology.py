@@ -1,11 +1,12 @@
 """The lab's data centre: smart NICs (OVS in a namespace each), a VLAN-trunking fabric
-switch, and hosts (namespaces) wired to their NIC's port B.
+switch, and hosts (namespaces, or VMs on taps) wired to their NIC's port B.
 
 Every name starts with the lab's prefix and everything made is recorded in
 ``<dir>/lab.json`` first, so ``down`` removes exactly this lab — also after a
 crash — and nothing else (another lab or test run has another prefix)::
 
     host netns <p>-hN  [<p>-hNa] ─veth─ [<p>-hNb]  in NIC netns <p>-<nic>, on br-int (by the agent)
+    or a VM host: qemu in NIC netns <p>-<nic>, its NIC's backend the persistent tap [<p>-hNb]
     NIC netns <p>-<nic>: br-int, br-phys (netdev, fail_mode=secure), port C [<p>-<i>c] on br-phys
     fabric netns <p>-fab: br-fab, a trunk port [<p>-<i>f] per NIC
     DHCP node netns <p>-dhcp: br-dhcp (netdev, NORMAL), uplink [<p>-dc] ─veth─ [<p>-df]
@@ -35,6 +36,7 @@ class HostSpec:
     ip: str | None  # CIDR; None: the host simulator configures it
     port_b: str
     port_a: str
+    kind: str = "netns"  # or "vm": port B is a tap, port A is inside the VM
 
 
 @dataclass
@@ -184,6 +186,19 @@ class Lab:
             netns.address(ns, spec.port_a, ip, mac)
         # TCP fails silently through the userspace datapath with checksum offload on.
         netns.run(netns.in_ns(ns, "ethtool", "-K", spec.port_a, "tx", "off"))
+        return spec
+
+    def add_vm_host(self, name: str, nic: str, mac: str) -> HostSpec:
+        """A host that is a VM (``metalnic.lab.vm``): port B is a persistent tap in the
+        NIC's namespace (off br-int: the agent plugs it), so that it, its OVS port and
+        its ofport stay while qemu processes come and go; the VM's NIC carries ``mac``."""
+        port_b = f"{self.prefix}-{name}b"
+        spec = HostSpec(name, nic, mac, None, port_b, port_b, "vm")
+        self.state.hosts[name] = spec
+        self._save()
+        ns = self.ns(nic)
+        netns.run(netns.in_ns(ns, "ip", "tuntap", "add", "dev", port_b, "mode", "tap"))
+        netns.run(netns.in_ns(ns, "ip", "link", "set", port_b, "up"))
         return spec
 
     def expose_over_ssl(

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from metalnic.baremetal.drivers.network.client import DHCPV6_STATEFUL_ADDRESSES
 from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
 from tests.integration.helpers import make_node, make_port
 from tests.integration.test_conductor import FAST
@@ -61,9 +62,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     return made
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, images: Images) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("ipxe")
+def _start(tmp: Path, images: Images, subnet: dict[str, Any] | None = None) -> Server:
+    """The server; ``subnet``: the provisioning network's (none: no subnet, IPv4 options)."""
     users = tmp / "users.toml"
     add_user(users, ADMIN[0], ADMIN[1], "admin", "ops")
     add_user(users, AGENT[0], AGENT[1], "agent", None, nic_hosts=[NIC])
@@ -86,6 +86,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, images: Images) -> Iterator
         for name in ("provisioning", "tenant-a"):
             r = c.post("/network/v2.0/networks", json={"network": {"name": name}})
             assert r.status_code == 201, r.text
+            if subnet is not None and name == "provisioning":
+                body = {**subnet, "network_id": r.json()["network"]["id"]}
+                made = c.post("/network/v2.0/subnets", json={"subnet": body})
+                assert made.status_code == 201, made.text
+    return srv
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, images: Images) -> Iterator[Server]:
+    srv = _start(tmp_path_factory.mktemp("ipxe"), images)
     yield srv
     srv.stop()
 
@@ -119,7 +129,7 @@ class Boot:
 
     phase: str
     port: dict[str, Any]  # its phase port, as the network API shows it
-    options: dict[str, str]  # opt_name -> opt_value (all ip_version 4)
+    options: dict[str, str]  # opt_name -> opt_value (all of the host's IP version)
     generic: str
     script_url: str
     script: str
@@ -132,8 +142,17 @@ class NetbootHost:
     """Network-boots like iPXE each time the conductor prepares a ramdisk boot and
     powers the host on, then (``agent``) runs the real ramdisk agent."""
 
-    def __init__(self, server: Server, node: str, mac: str, disk: Path, agent: bool = True):
+    def __init__(
+        self,
+        server: Server,
+        node: str,
+        mac: str,
+        disk: Path,
+        agent: bool = True,
+        ip_version: int = 4,
+    ):
         self.server, self.node, self.mac, self.disk, self.agent = server, node, mac, disk, agent
+        self.ip_version = ip_version  # 6: it boots by DHCPv6 (option 59, iPXE's user class)
         self.boots: list[Boot] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -182,14 +201,15 @@ class NetbootHost:
     def boot(self, c: httpx.Client, phase: str) -> None:
         ports = c.get("/network/v2.0/ports", params={"device_id": self.node}).json()["ports"]
         (port,) = [p for p in ports if p["name"].startswith(f"metalnic-{phase}-")]
-        assert all(o["ip_version"] == 4 for o in port["extra_dhcp_opts"])
+        assert all(o["ip_version"] == self.ip_version for o in port["extra_dhcp_opts"])
         options = {o["opt_name"]: o["opt_value"] for o in port["extra_dhcp_opts"]}
+        bootfile = "tag:ipxe6,59" if self.ip_version == 6 else "tag:ipxe,67"
         with httpx.Client(timeout=10) as firmware:  # no credentials: a host in firmware has none
-            generic = firmware.get(options["tag:ipxe,67"])
+            generic = firmware.get(options[bootfile])
             assert generic.status_code == 200, generic.text
             chain = next(line for line in generic.text.splitlines() if line.startswith("chain "))
             target = chain.split()[-2].replace("${mac:hexhyp}", self.mac.replace(":", "-"))
-            script_url = urljoin(options["tag:ipxe,67"], target)
+            script_url = urljoin(options[bootfile], target)
             script = firmware.get(script_url)
             assert script.status_code == 200, (script_url, script.text)
             lines = script.text.splitlines()
@@ -257,15 +277,23 @@ def assert_nothing_left(
     return list(ports)
 
 
-def check_boot(boot: Boot, server: Server, images: Images, node: str, ramdisk: str) -> None:
+def check_boot(
+    boot: Boot, server: Server, images: Images, node: str, ramdisk: str, ip_version: int = 4
+) -> None:
     base = f"{server.url}/boot"
-    assert boot.options == {
-        "tag:ipxe,67": f"{base}/boot.ipxe",
-        "tag:!ipxe,67": "snponly.efi",  # UEFI by default
-        "66": "127.0.0.1",
-        "150": "127.0.0.1",
-        "server-ip-address": "127.0.0.1",
-    }
+    if ip_version == 6:  # Ironic's DHCPv6 set: option 59, always a URL
+        assert boot.options == {
+            "tag:ipxe6,59": f"{base}/boot.ipxe",
+            "tag:!ipxe6,59": "tftp://127.0.0.1/snponly.efi",
+        }
+    else:
+        assert boot.options == {
+            "tag:ipxe,67": f"{base}/boot.ipxe",
+            "tag:!ipxe,67": "snponly.efi",  # UEFI by default
+            "66": "127.0.0.1",
+            "150": "127.0.0.1",
+            "server-ip-address": "127.0.0.1",
+        }
     assert boot.generic.startswith("#!ipxe")
     assert boot.script_url == f"{base}/pxelinux.cfg/{boot.port['mac_address'].replace(':', '-')}"
     assert boot.kernel == getattr(images, f"{ramdisk}_kernel")
@@ -479,3 +507,45 @@ def test_a_conductor_stop_mid_boot_leaves_no_boot_configuration(
         srv.stop()
     assert "stopp" in failed["last_error"], failed["last_error"]
     assert left == []  # the conductor's stop takes the ports off every network
+
+
+V6_PROVISIONING = {
+    "cidr": "2001:db8:70::/64",
+    "ip_version": 6,
+    "ipv6_address_mode": "dhcpv6-stateful",
+    "ipv6_ra_mode": "dhcpv6-stateful",
+}
+
+
+def test_an_ipv6_provisioning_network_gets_dhcpv6_option_59(
+    tmp_path_factory: pytest.TempPathFactory, images: Images, image: tuple[str, bytes]
+) -> None:
+    """The provisioning (and so cleaning) network has only an IPv6 subnet: the phase port
+    gets IPv6 fixed IPs, and the conductor sets Ironic's DHCPv6 boot options on it
+    (``ip_version`` 6, option 59), no IPv4 ones; the host boots by them and they go."""
+    tmp = tmp_path_factory.mktemp("ipxe6")
+    srv = _start(tmp, images, V6_PROVISIONING)
+    fleet = Agents(srv, tmp)
+    try:
+        fleet.start(NIC, "--auth", ":".join(AGENT))
+        url, content = image
+        with srv.client() as c:
+            fleet.wait_alive(c, NIC)
+            node, mac = ipxe_node(c, url, hashlib.sha256(content).hexdigest())
+            with NetbootHost(srv, node, mac, tmp / "disk", ip_version=6) as host:
+                (tmp / "disk").write_bytes(b"OLD" * 1000)
+                provision(c, node, "manage")
+                wait_for(c, node, "manageable")
+                provision(c, node, "provide")  # automated cleaning boots the ramdisk
+                wait_for(c, node, "available", timeout=60)
+            assert_nothing_left(srv, c, node, mac)
+        assert [b.phase for b in host.boots] == ["cleaning"]
+        (boot,) = host.boots
+        addresses = {f["ip_address"] for f in boot.port["fixed_ips"]}
+        # one per boot stage's DHCPv6 identity (Ironic's dhcpv6_stateful_address_count)
+        assert len(addresses) == DHCPV6_STATEFUL_ADDRESSES
+        assert all(a.startswith("2001:db8:70:") for a in addresses)
+        check_boot(boot, srv, images, node, "deploy", ip_version=6)
+    finally:
+        fleet.close()
+        srv.stop()

@@ -195,6 +195,34 @@ def test_plug_with_security_groups_turns_port_security_on(backend: Backend) -> N
     assert client.unplug(plugged.port_id, "nic-ok", delete=True, timeout=10)
 
 
+def test_plug_gives_a_new_port_several_addresses_on_a_dhcpv6_stateful_subnet(
+    backend: Backend,
+) -> None:
+    """Ironic's dhcpv6_stateful_address_count: one address per DHCPv6 identity that
+    boots on the port (firmware, iPXE, the ramdisk); and its IP versions are shown."""
+    with backend.http() as c:
+        r = c.post("/networks", json={"network": {"name": "conf-v6"}})
+        assert r.status_code == 201, r.text
+        net = r.json()["network"]["id"]
+        for body in (
+            {"cidr": "10.77.0.0/24", "ip_version": 4},
+            {"cidr": "2001:db8:77::/64", "ip_version": 6,
+             "ipv6_address_mode": "dhcpv6-stateful", "ipv6_ra_mode": "dhcpv6-stateful"},
+        ):  # fmt: skip
+            made = c.post("/subnets", json={"subnet": {**body, "network_id": net}})
+            assert made.status_code == 201, made.text
+    client = backend.client
+    plugged = client.plug(NewPort(net, "metalnic-conf-v6", dhcpv6_addresses=3), binding(), 10)
+    assert plugged.active, plugged.reason
+    with backend.http() as c:
+        fixed = c.get(f"/ports/{plugged.port_id}").json()["port"]["fixed_ips"]
+    v6 = {f["ip_address"] for f in fixed if ":" in f["ip_address"]}
+    assert len(v6) == 3 and len(fixed) == 4, fixed  # and its one IPv4 address
+    port = get_port(client, plugged.port_id)
+    assert port is not None and port.ip_versions == (4, 6)
+    assert client.unplug(plugged.port_id, "nic-ok", delete=True, timeout=10)
+
+
 def test_ports_by_device_are_only_the_bare_metal_services_own(backend: Backend) -> None:
     client = backend.client
     # A tenant's port naming the node as its device, with the conductor's name prefix.

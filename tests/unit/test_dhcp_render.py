@@ -131,6 +131,7 @@ def test_ipv6_modes(mode: str, ra: str | None, expected: str) -> None:
     args = render.command(_network(subnets=[v6]), FILES, "ns", 600)
     assert expected in args
     assert ("--enable-ra" in args) == (ra is not None)
+    assert ("--ra-param=ns,0,0" in args) == (ra is not None)  # no default route via us
 
 
 def test_hosts_file_lists_known_ports_only_in_a_stable_order() -> None:
@@ -202,3 +203,25 @@ def test_docs_show_the_dhcp_contract_as_the_models_say() -> None:
     begin = "<!-- BEGIN DHCP contract (tests/unit/test_dhcp_render.py checks these tables) -->\n"
     shown = text.split(begin, 1)[1].split("<!-- END DHCP contract -->", 1)[0]
     assert shown == "\n".join(line for m in dc.MODELS for line in doc.model_table(m)) + "\n"
+
+
+def test_ipxe_over_dhcpv6_is_tagged_by_its_user_class_and_option_59_reaches_it() -> None:
+    """Ironic's IPv6 boot options (``tag:ipxe6,59``) need dnsmasq to tag iPXE's DHCPv6
+    requests (user class ``iPXE``), as Neutron's dnsmasq does."""
+    args = render.command(_network(), FILES, "ns", 600)
+    assert "--dhcp-userclass=set:ipxe6,iPXE" in args
+    host = {
+        "port_id": "p6",
+        "mac_address": "52:54:00:00:00:06",
+        "hostname": "host-6",
+        "fixed_ips": [{"subnet_id": "s6", "ip_address": "fd00::6"}],
+        "extra_dhcp_opts": [
+            {"opt_name": "tag:ipxe6,59", "opt_value": "http://[fd00::5]/boot.ipxe",
+             "ip_version": 6},
+            {"opt_name": "tag:!ipxe6,59", "opt_value": "tftp://[fd00::5]/snponly.efi",
+             "ip_version": 6},
+        ],
+    }  # fmt: skip
+    lines = render.opts_file(_network(hosts=[host])).splitlines()
+    assert "tag:port-p6,tag:ipxe6,option6:59,http://[fd00::5]/boot.ipxe" in lines
+    assert "tag:port-p6,tag:!ipxe6,option6:59,tftp://[fd00::5]/snponly.efi" in lines

@@ -21,7 +21,12 @@ from metalnic.baremetal.drivers.base import (
 )
 from metalnic.baremetal.drivers.boot import scripts
 from metalnic.baremetal.drivers.boot.ipxe import BootTree, IpxeBoot, IpxeConfig
-from metalnic.baremetal.drivers.network.client import DhcpOption, NetworkObjectNotFound
+from metalnic.baremetal.drivers.network.client import (
+    DhcpOption,
+    NetworkObjectNotFound,
+    NetworkPort,
+    more_dhcpv6_addresses,
+)
 from metalnic.server import ipxe_config
 from metalnic.settings import Settings
 from tests.unit.test_phase_port_security import RecordingClient
@@ -95,6 +100,19 @@ def test_removal_names_every_option_with_a_null_value() -> None:
     assert [(o.name, o.ip_version) for o in gone] == [(o.name, o.ip_version) for o in options]
     assert all(o.value is None for o in gone)
     assert gone[0].body() == {"opt_name": "tag:ipxe,67", "opt_value": None, "ip_version": 4}
+
+
+def test_ipv6_options_are_option_59_urls_as_ironic_sets_them() -> None:
+    got = {(o.name, o.value, o.ip_version) for o in scripts.dhcp_options(files(), "uefi", 6)}
+    assert got == {
+        ("tag:ipxe6,59", f"{HTTP}/boot.ipxe", 6),  # iPXE (DHCPv6 user class iPXE)
+        ("tag:!ipxe6,59", "tftp://192.0.2.10/snponly.efi", 6),  # other firmware: a URL
+    }  # no next-server or TFTP server options: DHCPv6 has none
+    v6_tftp = scripts.dhcp_options(files(tftp="2001:db8::10"), "bios", 6)
+    assert v6_tftp[1] == DhcpOption("tag:!ipxe6,59", "tftp://[2001:db8::10]/undionly.kpxe", 6)
+    assert scripts.dhcp_options(files(tftp=""), "bios", 6) == [
+        DhcpOption("tag:ipxe6,59", f"{HTTP}/boot.ipxe", 6)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -345,3 +363,48 @@ def test_settings_refuse_what_would_break_a_script_or_an_option(
 ) -> None:
     with pytest.raises(ValidationError):
         Settings(state_dir=tmp_path, **bad)  # type: ignore[arg-type]
+
+
+class VersionedClient(RecordingClient):
+    """Ports whose fixed IPs have the given IP versions."""
+
+    def __init__(self, versions: dict[str, tuple[int, ...]]) -> None:
+        super().__init__()
+        self.versions = versions
+
+    def ports(
+        self, *, ids: Sequence[str] = (), device_id: str | None = None, name_prefix: str = ""
+    ) -> list[NetworkPort]:
+        return [
+            NetworkPort(p, "", "net", "proj", MAC1, NODE, "baremetal:none", "nic1", "ACTIVE",
+                        "ovs", "", False, (), self.versions[p])
+            for p in ids if p in self.versions
+        ]  # fmt: skip
+
+
+def test_prepare_sets_each_ports_options_for_the_ip_versions_of_its_addresses(
+    tmp_path: Path,
+) -> None:
+    client = VersionedClient({"p4": (4,), "p6": (6,), "p46": (4, 6), "none": ()})
+    cfg = config(tmp_path)
+    IpxeBoot(client, cfg).prepare_ramdisk(ctx(), PROV, ["p4", "p6", "p46", "none"])
+    v4 = {(o.name, 4): o.value for o in scripts.dhcp_options(cfg.files, "uefi")}
+    v6 = {(o.name, 6): o.value for o in scripts.dhcp_options(cfg.files, "uefi", 6)}
+    assert client.dhcp == {"p4": v4, "p6": v6, "p46": {**v4, **v6}, "none": v4}
+    assert client.dhcp["p6"][("tag:ipxe6,59", 6)] == f"{HTTP}/boot.ipxe"
+    IpxeBoot(client, cfg).clean_up_ramdisk(ctx(), PROV, ["p4", "p6", "p46", "none"])
+    assert client.dhcp == {"p4": {}, "p6": {}, "p46": {}, "none": {}}
+
+
+def test_a_new_port_gets_more_addresses_on_its_dhcpv6_stateful_subnets_only() -> None:
+    fixed = [("v4", "10.0.0.5"), ("v6s", "2001:db8::5"), ("slaac", "2001:db8:1::5")]
+    assert more_dhcpv6_addresses(fixed, ["v6s"], 3) == [
+        {"subnet_id": "v4", "ip_address": "10.0.0.5"},
+        {"subnet_id": "v6s", "ip_address": "2001:db8::5"},
+        {"subnet_id": "slaac", "ip_address": "2001:db8:1::5"},
+        {"subnet_id": "v6s"},
+        {"subnet_id": "v6s"},
+    ]
+    assert more_dhcpv6_addresses(fixed, [], 4) is None  # no stateful subnet: no update
+    assert more_dhcpv6_addresses(fixed, ["v6s"], 1) is None
+    assert more_dhcpv6_addresses([("v4", "10.0.0.5")], ["v6s"], 4) is None  # not on it

@@ -7,7 +7,10 @@ provisioning and cleaning networks, rescue on the rescuing network):
 * ``prepare_ramdisk`` writes the node's iPXE script (``<http_root>/<node>/config``)
   and links each PXE-enabled port's MAC to it (``pxelinux.cfg/<mac-with-hyphens>``),
   then sets the DHCP options of ``scripts.dhcp_options`` on the phase's network
-  ports through the network client (Neutron ``extra_dhcp_opts``);
+  ports through the network client (Neutron ``extra_dhcp_opts``): per port, the
+  IPv4 set when it has an IPv4 address (or none), the DHCPv6 set (option 59,
+  ``ip_version`` 6) when it has an IPv6 one, as Ironic does for an IPv6
+  provisioning subnet;
 * ``clean_up_ramdisk`` removes the options from those ports (a port deleted
   meanwhile has none left) and the script and its links — also when the node
   never got that far, so that failure paths can call it for every phase.
@@ -151,13 +154,17 @@ class IpxeBoot(BootInterface):
             raise DriverConfigError(f"node {ctx.uuid} has no PXE-enabled port to boot from")
         self._options(ctx)
 
-    def _options(self, ctx: NodeContext) -> list[DhcpOption]:
+    def _options(self, ctx: NodeContext, ip_versions: Sequence[int] = ()) -> list[DhcpOption]:
+        """The options for a port whose fixed IPs have ``ip_versions`` (none: IPv4's)."""
         config = self.config()
         try:
             mode = scripts.boot_mode(ctx.instance_info, ctx.properties, config.default_boot_mode)
         except ValueError as exc:
             raise DriverConfigError(f"node {ctx.uuid}: {exc}") from None
-        return scripts.dhcp_options(config.files, mode)
+        options: list[DhcpOption] = []
+        for version in sorted(set(ip_versions)) or [4]:
+            options += scripts.dhcp_options(config.files, mode, version)
+        return options
 
     def prepare_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
         config, client = self.config(), self.client()
@@ -166,7 +173,8 @@ class IpxeBoot(BootInterface):
                 f"the ipxe boot interface found no network port of node {ctx.uuid} on the "
                 f"{phase} network to carry its DHCP options (network interface smartnic)"
             )
-        options = self._options(ctx)
+        self._options(ctx)  # a bad boot mode fails before anything is written
+        versions = {p.id: p.ip_versions for p in client.ports(ids=tuple(ports))}
         tree = BootTree(config.http_root)
         try:
             tree.write(ctx.uuid, _macs(ctx), scripts.node_script(config.files, ctx.uuid, phase))
@@ -175,10 +183,10 @@ class IpxeBoot(BootInterface):
         done: list[str] = []
         try:
             for port in ports:
-                client.set_dhcp_options(port, options)
+                client.set_dhcp_options(port, self._options(ctx, versions.get(port, ())))
                 done.append(port)
         except DriverError:
-            self._remove(client, tree, ctx, done, options)
+            self._remove(client, tree, ctx, done, _any_options(config.files))
             raise
 
     def clean_up_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
@@ -232,7 +240,12 @@ class PassiveBoot(BootInterface):
 def _any_options(files: scripts.BootFiles) -> list[DhcpOption]:
     """Every option ``prepare_ramdisk`` may have set (for either boot mode): removing
     one a port does not carry changes nothing."""
-    names = {o.name: o for mode in scripts.BOOT_MODES for o in scripts.dhcp_options(files, mode)}
+    names = {
+        (o.name, o.ip_version): o
+        for mode in scripts.BOOT_MODES
+        for version in (4, 6)
+        for o in scripts.dhcp_options(files, mode, version)
+    }
     return list(names.values())
 
 

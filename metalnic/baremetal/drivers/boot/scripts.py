@@ -7,6 +7,11 @@
   reply's next-server, ``server-ip-address``); iPXE itself (``tag:ipxe,67``)
   is told the HTTP URL of the generic ``boot.ipxe``.  Without a TFTP server
   only iPXE clients are answered (e.g. QEMU's NIC ROMs, which are iPXE).
+* On an IPv6 phase port (``ip_version`` 6) the boot file is DHCPv6 option 59
+  (``bootfile-url``), always a URL, as Ironic sets it: iPXE (tagged ``ipxe6``
+  by its DHCPv6 user class, see ``metalnic.dhcp.render``) gets the HTTP URL of
+  ``boot.ipxe``, other firmware ``tftp://[server]/<binary>``; DHCPv6 has no
+  next-server or TFTP server options.
 * ``boot_script``: the generic ``boot.ipxe``; it chains
   ``pxelinux.cfg/<MAC>`` (the MAC with hyphens, iPXE's ``${mac:hexhyp}``) for
   the booting NIC, then for every other NIC, and gives up when none has a
@@ -31,6 +36,7 @@ from metalnic.baremetal.drivers.network.client import DhcpOption
 TFTP_SERVER_NAME = "66"
 BOOTFILE_NAME = "67"
 TFTP_SERVER_ADDRESS = "150"
+BOOTFILE_URL = "59"  # DHCPv6 (RFC 5970)
 NEXT_SERVER = "server-ip-address"  # dnsmasq's name for the reply's siaddr
 BOOT_SCRIPT = "boot.ipxe"
 MAC_DIR = "pxelinux.cfg"
@@ -77,11 +83,19 @@ def boot_mode(instance_info: Mapping[str, Any], properties: Mapping[str, Any], d
     return mode
 
 
-def dhcp_options(files: BootFiles, mode: str) -> list[DhcpOption]:
-    """The phase port's ``extra_dhcp_opts`` for a host booting in ``mode`` (IPv4)."""
+def dhcp_options(files: BootFiles, mode: str, ip_version: int = 4) -> list[DhcpOption]:
+    """The phase port's ``extra_dhcp_opts`` for a host booting in ``mode`` over DHCP
+    (``ip_version`` 4) or DHCPv6 (6)."""
+    binary = files.uefi_bootfile if mode == "uefi" else files.bios_bootfile
+    if ip_version == 6:
+        script = f"{files.http_url}/{BOOT_SCRIPT}"
+        options = [DhcpOption(f"tag:ipxe6,{BOOTFILE_URL}", script, 6)]
+        if files.tftp_server:
+            host = f"[{files.tftp_server}]" if ":" in files.tftp_server else files.tftp_server
+            options.append(DhcpOption(f"tag:!ipxe6,{BOOTFILE_URL}", f"tftp://{host}/{binary}", 6))
+        return options
     options = [DhcpOption(f"tag:ipxe,{BOOTFILE_NAME}", f"{files.http_url}/{BOOT_SCRIPT}")]
     if files.tftp_server:
-        binary = files.uefi_bootfile if mode == "uefi" else files.bios_bootfile
         options += [
             DhcpOption(f"tag:!ipxe,{BOOTFILE_NAME}", binary),
             DhcpOption(TFTP_SERVER_NAME, files.tftp_server),

@@ -102,6 +102,12 @@ class NetworkPort:
     reason: str  # why it is not ACTIVE, as the service says ("" when it says nothing)
     port_security: bool
     security_groups: tuple[str, ...]
+    ip_versions: tuple[int, ...] = ()  # of its fixed IPs, sorted, once each
+
+    @staticmethod
+    def versions_of(addresses: Sequence[str]) -> tuple[int, ...]:
+        """The sorted IP versions of ``addresses`` (the ``ip_versions`` field)."""
+        return tuple(sorted({6 if ":" in a else 4 for a in addresses}))
 
     @property
     def active(self) -> bool:
@@ -119,14 +125,38 @@ class Binding:
     profile: BindingProfile
 
 
+# Ironic's ``[neutron]dhcpv6_stateful_address_count``: firmware, iPXE and the ramdisk
+# each ask DHCPv6 with an identifier (DUID/IAID) of their own, and a DHCPv6 server
+# leases an address to one identifier only, so a phase port holds several.
+DHCPV6_STATEFUL_ADDRESSES = 4
+
+
 @dataclass(frozen=True)
 class NewPort:
     """A port ``plug`` creates on ``network_id``.  With ``security_groups`` those
-    groups filter it; without, port security is off (the phase networks' default)."""
+    groups filter it; without, port security is off (the phase networks' default).
+    On each ``dhcpv6-stateful`` subnet it gets ``dhcpv6_addresses`` addresses."""
 
     network_id: str
     name: str
     security_groups: tuple[str, ...] = ()
+    dhcpv6_addresses: int = DHCPV6_STATEFUL_ADDRESSES
+
+
+def more_dhcpv6_addresses(
+    fixed_ips: Sequence[tuple[str, str]], stateful: Sequence[str], count: int
+) -> list[dict[str, str]] | None:
+    """The ``fixed_ips`` a new port's update gives it (None: none needed): its
+    addresses ((subnet id, address)) and, per subnet of ``stateful`` (its
+    dhcpv6-stateful ones) it has an address on, ``count - 1`` more."""
+    extra = [
+        {"subnet_id": subnet}
+        for subnet in dict.fromkeys(s for s, _ in fixed_ips if s in stateful)
+        for _ in range(count - 1)
+    ]
+    if not extra:
+        return None
+    return [{"subnet_id": s, "ip_address": ip} for s, ip in fixed_ips] + extra
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from metalnic.baremetal.drivers.network.client import (
     NewPort,
     Plugged,
     Verdict,
+    more_dhcpv6_addresses,
     selected,
 )
 
@@ -86,6 +87,9 @@ def _port(p: Any) -> NetworkPort:
         reason=str(details.get("reason") or ""),
         port_security=bool(p.is_port_security_enabled),
         security_groups=tuple(p.security_group_ids or ()),
+        ip_versions=NetworkPort.versions_of(
+            [str(f.get("ip_address", "")) for f in p.fixed_ips or ()]
+        ),
     )
 
 
@@ -175,6 +179,12 @@ class NeutronClient:
                     device_owner=DEVICE_OWNER,
                 )
             port_id, created = str(made.id), True
+            try:
+                self._more_dhcpv6_addresses(made, port.dhcpv6_addresses)
+            except NetworkClientError:
+                with _translated(self.endpoint, f"delete port {made.id}"):
+                    network.delete_port(made.id, ignore_missing=True)  # nothing created
+                raise
         else:
             with _translated(self.endpoint, f"bind port {port}"):
                 _settled(
@@ -191,6 +201,21 @@ class NeutronClient:
             port_id, created = port, False
         active, reason = self._wait_active(port_id, timeout)
         return Plugged(port_id, created, active, reason)
+
+    def _more_dhcpv6_addresses(self, made: Any, count: int) -> None:
+        fixed = [(str(f["subnet_id"]), str(f["ip_address"])) for f in made.fixed_ips or ()]
+        if count <= 1 or not any(":" in ip for _, ip in fixed):
+            return
+        with _translated(self.endpoint, f"read the subnets of network {made.network_id}"):
+            stateful = [
+                str(s.id)
+                for s in self.conn.network.subnets(network_id=made.network_id, ip_version=6)
+                if s.ipv6_address_mode == "dhcpv6-stateful"
+            ]
+        wanted = more_dhcpv6_addresses(fixed, stateful, count)
+        if wanted is not None:
+            with _translated(self.endpoint, f"add DHCPv6 addresses to port {made.id}"):
+                _settled(lambda: self.conn.network.update_port(made.id, fixed_ips=wanted))
 
     def _wait_active(self, port_id: str, timeout: float) -> tuple[bool, str]:
         deadline = time.monotonic() + timeout
