@@ -11,7 +11,8 @@ a stub of the bare-metal API answers ``/v1/lookup`` and ``/v1/heartbeat``:
   (checksum verified) and the config drive to its ``/dev/vdb``;
 * the instance image from its disk (SeaBIOS → syslinux → kernel, no
   ``-kernel``), with a config drive on a second disk: it names itself from the
-  drive's ``meta_data``, leases an address and answers ping and HTTP on port 80.
+  drive's ``meta_data`` (and tells DHCP that name), leases an address and
+  answers ping and HTTP on port 80.
 
 The images come from the builder's cache (``METALNIC_IMAGE_CACHE`` or its
 default): the first run builds them (about 30 s), later ones find them.
@@ -288,6 +289,7 @@ def test_instance_image_boots_from_disk_names_itself_and_answers_ping_and_http(
         ip = lease.group(1)
         guest.wait_for(r"metalnic-instance: ready")
         assert "metalnic-instance: hostname him-inst1" in guest.text()
+        assert " him-inst1 " in (net.dir / "leases").read_text()  # sent as DHCP option 12
         ping = netns.run(netns.in_ns(NS, "ping", "-c", "1", "-W", "5", ip), check=False)
         assert " 0% packet loss" in ping, ping
         # (not busybox wget: the host's segfaults on this answer)

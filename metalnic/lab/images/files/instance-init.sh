@@ -19,7 +19,7 @@ if ! IF=$(find_nic ""); then
   say "no NIC; giving up"
   idle
 fi
-if ! lease "$IF"; then
+if ! lease "$IF" "$NAME"; then
   say "no lease on $IF; giving up"
   idle
 fi
