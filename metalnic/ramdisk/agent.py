@@ -282,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s metalnic-ramdisk: %(message)s")
+    # Lines start with the stage's name, as /init's do: the lab reads a VM's serial
+    # console for lines starting "metalnic-" (metalnic.lab.vm.milestones).
+    logging.basicConfig(level=logging.INFO, format="metalnic-ramdisk: %(message)s [%(asctime)s]")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
     run(a.api_url, a.mac, Storage(a.disk, drive), a.listen, a.advertise, a.interval)
 

@@ -213,8 +213,8 @@ def test_ramdisk_leases_on_bootif_and_its_agent_looks_up_and_heartbeats(
         lease, leased_at = guest.wait_for(r"metalnic-ramdisk: lease (10\.79\.0\.\d+)/24 on (\w+)")
         ip = lease.group(1)
         guest.wait_for(r"metalnic-ramdisk: agent starting: .*--mac " + re.escape(mac))
-        _, looked_up_at = guest.wait_for(r"metalnic-ramdisk: looked up node")
-        _, beat_at = guest.wait_for(r"metalnic-ramdisk: heartbeat accepted")
+        _, looked_up_at = guest.wait_for(r"(?m)^metalnic-ramdisk: looked up node")
+        _, beat_at = guest.wait_for(r"(?m)^metalnic-ramdisk: heartbeat accepted")
         started = time.monotonic()
         result = _command(ip, "standby.prepare_image", {
             "image_info": {"urls": [f"http://{SERVER}:{STUB_PORT}/disk.img"],
