@@ -326,6 +326,17 @@ class TagNotFound(NotFound):
         super().__init__(f"Tag {tag} could not be found.")
 
 
+class TagsLimitExceeded(InvalidInput):
+    """More tags on one resource than Neutron's per-resource limit (its BadRequest)."""
+
+    neutron_type = "BadRequest"
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(
+            f"Bad {kind} request: The number of tags exceed the per-resource limit of {limit}."
+        )
+
+
 class AddressPairAndPortSecurityRequired(Conflict):
     neutron_type = "AddressPairAndPortSecurityRequired"
 

@@ -10,9 +10,10 @@ other port of the network (MAC, fixed IPs, host name, ``extra_dhcp_opts``):
 Revisions: one ``FeedRevision`` row per DHCP agent host, keyed
 ``dhcp:<host>`` (``contract.dhcp.feed_key``) so it never meets a NIC host's;
 every write that changes what a DHCP agent must serve (a port of a served
-network created, changed or deleted; a DHCP port moved) bumps it in the same
-transaction (``bump_network``), and the long poll waits on it like the NIC
-agents' (``network/feed.py``).
+network created, changed or deleted: ``network/portfeeds.py``; a DHCP port moved or
+readdressed: ``network/dhcpports.py``; a served subnet's options or the network's
+MTU changed) bumps it in the same transaction, and only such a write; the long
+poll waits on it like the NIC agents' (``network/feed.py``).
 
 Who may read it: an admin, or the user with role ``agent`` who registered the
 DHCP agent of that host (``speaks_for``); anyone else 403.
@@ -173,7 +174,7 @@ def _network(s: Session, dhcp_port: NetworkPort) -> NetworkData:
         "network_type": net.network_type,
         "physical_network": net.physical_network,
         "segmentation_id": net.segmentation_id,
-        "mtu": 1500,
+        "mtu": net.mtu,
         "subnets": subnets,
         "port": {
             "id": dhcp_port.id,
@@ -211,19 +212,21 @@ def _dhcp_subnets(s: Session, network_id: str) -> list[SubnetData]:
         .where(Subnet.network_id == network_id, Subnet.enable_dhcp.is_(True))
         .order_by(Subnet.created_at, Subnet.id)
     )
-    return [
-        {
-            "id": n.id,
-            "cidr": n.cidr,
-            "ip_version": n.ip_version,
-            "gateway_ip": n.gateway_ip,
-            "dns_nameservers": list(n.dns_nameservers),
-            "host_routes": [dict(r) for r in n.host_routes],
-            "ipv6_address_mode": n.ipv6_address_mode,
-            "ipv6_ra_mode": n.ipv6_ra_mode,
-        }
-        for n in found
-    ]
+    return [subnet_data(n) for n in found]
+
+
+def subnet_data(n: Subnet) -> SubnetData:
+    """A DHCP-enabled subnet as its DHCP agent is sent it."""
+    return {
+        "id": n.id,
+        "cidr": n.cidr,
+        "ip_version": n.ip_version,
+        "gateway_ip": n.gateway_ip,
+        "dns_nameservers": list(n.dns_nameservers),
+        "host_routes": [dict(r) for r in n.host_routes],
+        "ipv6_address_mode": n.ipv6_address_mode,
+        "ipv6_ra_mode": n.ipv6_ra_mode,
+    }
 
 
 def _fixed_ips(

@@ -11,9 +11,11 @@ networks (no automatic failover; an admin moves a port by PUT of
 ``binding:host_id``).
 
 Everything here runs in the caller's transaction and returns the feed keys it
-bumped: the DHCP agents' (``dhcp:<host>``) and those of the NIC hosts with
-ports on the network, whose desired ports list the network's DHCP servers
-(``dhcp_servers``: the only source of DHCP replies the NIC admits).
+bumped: the DHCP agents' (``dhcp:<host>``), and, when the DHCP port is made,
+readdressed or removed, those of the NIC hosts with ports on the network, whose
+desired ports list the network's DHCP servers (``dhcp_servers``: the only source
+of DHCP replies the NIC admits).  Moving the port to another agent changes
+neither its MAC nor its addresses: only the two agents' feeds are bumped.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def sync(s: Session, who: Principal, network_id: str, down_time: float) -> set[s
     if not subnets:
         if port is None:
             return set()
-        keys = _keys(s, network_id, port.host_id)
+        keys = seeing_keys(s, network_id, port.host_id)
         s.delete(port)  # its addresses go with it (ON DELETE CASCADE)
         s.flush()
         feed.bump_all(s, keys)
@@ -84,7 +86,7 @@ def sync(s: Session, who: Principal, network_id: str, down_time: float) -> set[s
     if not (gone or missing):
         return set()
     port.revision_number += 1
-    keys = _keys(s, network_id, port.host_id)
+    keys = seeing_keys(s, network_id, port.host_id)
     feed.bump_all(s, keys)
     return keys
 
@@ -96,11 +98,12 @@ def schedule_waiting(s: Session, agent: Agent) -> set[str]:
             NetworkPort.device_owner == dc.DHCP_OWNER, NetworkPort.host_id == ""
         )
     ).all()
-    keys: set[str] = set()
+    # Only the agents' feeds name who serves a network (the NIC hosts' list the DHCP
+    # port's MAC and addresses, unchanged by a move).
+    keys = {dc.feed_key(agent.host)} if waiting else set()
     for port in waiting:
         port.host_id, port.status = agent.host, "ACTIVE"
         port.revision_number += 1
-        keys |= _keys(s, port.network_id, agent.host)
     s.flush()
     feed.bump_all(s, keys)
     return keys
@@ -120,7 +123,8 @@ def reschedule_from(s: Session, agent: Agent, down_time: float) -> set[str]:
         port.host_id, port.status = host, "ACTIVE" if host else "DOWN"
         port.revision_number += 1
         s.flush()
-        keys |= _keys(s, port.network_id, host)
+        if host:  # the agents' feeds only, as in schedule_waiting
+            keys.add(dc.feed_key(host))
     feed.bump_all(s, keys)
     return keys
 
@@ -160,9 +164,18 @@ def servers(s: Session, network_ids: set[str]) -> dict[str, list[tuple[str, list
     return out
 
 
-def _keys(s: Session, network_id: str, dhcp_host: str) -> set[str]:
+def seeing_keys(s: Session, network_id: str, dhcp_host: str) -> set[str]:
     """The feeds that see the DHCP port: its agent's and the NIC hosts on the network."""
-    nic_hosts = s.scalars(
+    keys = nic_hosts(s, network_id)
+    if dhcp_host:
+        keys.add(dc.feed_key(dhcp_host))
+    return keys
+
+
+def nic_hosts(s: Session, network_id: str) -> set[str]:
+    """The NIC hosts with a port bound on the network: their feeds list its DHCP ports
+    (``dhcp_servers``)."""
+    hosts = s.scalars(
         select(NetworkPort.host_id)
         .where(
             NetworkPort.network_id == network_id,
@@ -171,10 +184,7 @@ def _keys(s: Session, network_id: str, dhcp_host: str) -> set[str]:
         )
         .distinct()
     )
-    keys = {h for h in nic_hosts if h}
-    if dhcp_host:
-        keys.add(dc.feed_key(dhcp_host))
-    return keys
+    return {h for h in hosts if h}
 
 
 def _pick_agent(s: Session, down_time: float) -> str:

@@ -9,13 +9,15 @@ is ``network/segments.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select
 
 from metalnic import ids
 from metalnic.auth import Principal
 from metalnic.db.session import Database
 from metalnic.errors import Forbidden, NetworkInUse
-from metalnic.network import access, dhcpports, segments, subnets, tags, views
+from metalnic.network import access, dhcpfeed, dhcpports, feed, segments, subnets, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import NetworkCreate, NetworkUpdate
 from metalnic.network.models import Network, NetworkPort, Subnet
@@ -23,8 +25,14 @@ from metalnic.settings import Settings
 
 
 class Networks:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        after_change: Callable[[set[str]], None] = lambda hosts: None,
+    ) -> None:
         self.db = db
+        self.after_change = after_change  # wakes the waiters of the feeds a write bumped
         self.ranges = segments.parse_ranges(settings.network_vlan_ranges)
         # Names the bare-metal side resolves its phase networks by (see access).
         self.phase_networks = {
@@ -99,6 +107,7 @@ class Networks:
     ) -> views.NetworkView:
         require_writer(who)
         given = body.values()
+        bumped: set[str] = set()
         with self.db.transaction() as s:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
@@ -107,18 +116,23 @@ class Networks:
             for key in ("name", "description", "admin_state_up", "shared", "port_security_enabled"):
                 if key in given:
                     setattr(net, key, given[key])
-            if "mtu" in given:
+            if "mtu" in given and body.mtu != net.mtu:
                 net.mtu = body.mtu
+                # Its DHCP agent sets the MTU of its interface on the network.
+                bumped = dhcpfeed.serving_keys(s, [net.id])
+                feed.bump_all(s, bumped)
             net.revision_number += 1
             s.flush()
-            return views.network(net, subnets.subnet_ids(s, [net.id])[net.id])
+            view = views.network(net, subnets.subnet_ids(s, [net.id])[net.id])
+        self.after_change(bumped)
+        return view
 
     def delete(self, who: Principal, net_id: str, revision: int | None = None) -> None:
         require_writer(who)
         with self.db.transaction() as s:
             net = access.writable_network(s, who, net_id)
             net.require_revision(revision)
-            dhcpports.remove_for_network(s, net_id)  # Neutron removes the DHCP port itself
+            bumped = dhcpports.remove_for_network(s, net_id)  # Neutron removes it itself
             used = s.scalar(select(NetworkPort.id).where(NetworkPort.network_id == net_id))
             if used is not None:
                 raise NetworkInUse(
@@ -128,3 +142,4 @@ class Networks:
             # Its subnets go with it, as in Neutron (no port holds an address of them).
             s.execute(delete(Subnet).where(Subnet.network_id == net_id))
             s.delete(net)
+        self.after_change(bumped)

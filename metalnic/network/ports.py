@@ -2,8 +2,10 @@
 
 Each method runs its own transaction(s) and raises ``metalnic.errors``; bodies
 arrive as the request models of ``network/inputs.py``.  A
-change an agent must see bumps the feed revision of the NIC host in the same
-transaction and wakes waiters after the commit (``after_change``).  Which agent
+write bumps, in its own transaction, exactly the feeds whose desired document it
+changes (``network/portfeeds.py``: the port's NIC host, its network's DHCP agent,
+and for a DHCP port every NIC host on the network) and wakes waiters after the
+commit (``after_change``).  Which agent
 plugs a port is decided by ``network/binding.py`` from the live agent that
 serves its NIC host (``network/agents.py``); ``bind`` writes that decision.
 A port's addresses (``fixed_ips``) are claimed and released by
@@ -17,13 +19,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from metalnic import ids, redact
 from metalnic.auth import Principal
-from metalnic.contract.dhcp import DHCP_OWNER
-from metalnic.contract.dhcp import feed_key as dhcp_key
 from metalnic.db.session import Database
 from metalnic.errors import (
     Conflict,
@@ -34,7 +34,17 @@ from metalnic.errors import (
     StaleRevision,
 )
 from metalnic.jsontypes import JSONObject
-from metalnic.network import access, agents, dhcpfeed, feed, ipam, portattrs, secgroups, tags, views
+from metalnic.network import (
+    access,
+    agents,
+    feed,
+    ipam,
+    portattrs,
+    portfeeds,
+    secgroups,
+    tags,
+    views,
+)
 from metalnic.network.access import require_writer
 from metalnic.network.binding import bind_decision
 from metalnic.network.inputs import PortCreate, PortUpdate
@@ -97,7 +107,7 @@ class Ports:
             # Claimed after the port's INSERT (an allocation names its port), in the same
             # transaction: a refused address leaves no port behind.
             made = ipam.Allocator(s, who, port).allocate(body.fixed_ips)
-            hosts |= dhcpfeed.bump_network(s, net.id)  # its DHCP agent learns the host
+            hosts |= portfeeds.of_new(s, port)  # its DHCP agent learns the host
             view = views.port(port, fixed_ips=list(ipam.shown(made)))
         self.after_change(hosts)
         return view
@@ -193,7 +203,9 @@ class Ports:
         fixed_ips: Mapping[str, list[str]] | None = None,
     ) -> list[views.PortView]:
         """``fixed_ips``: Neutron's ``fixed_ips=ip_address=…``/``subnet_id=…`` filters,
-        by key: a port matches when one of its addresses has one of the values of each key."""
+        by key: a port matches when one of its addresses has one of the values of each key;
+        and ``ip_address_substr=…`` (``ip-substring-filtering``): when one of its
+        addresses, any, contains one of the values."""
         # Plain rows with their groups: an ORM object per port cost more than the
         # query itself (docs/benchmarks.md).
         stmt = select(*views.LISTED_PORT).order_by(NetworkPort.created_at, NetworkPort.id)
@@ -239,6 +251,7 @@ class Ports:
             if "fixed_ips" in body:
                 access.check_fixed_ips(who, s.get_one(Network, port.network_id), change.fixed_ips)
             old_host = port.host_id
+            before = portfeeds.parts(s, port)
             for key, column in _COPIED:
                 if key in body:
                     setattr(port, column, body[key])
@@ -256,11 +269,11 @@ class Ports:
                     allocator.replace(change.fixed_ips)
                 if port.mac_address != old_mac:
                     allocator.follow_mac()
-            hosts = _bump_changed(s, port, old_host, watchers)
-            hosts |= dhcpfeed.bump_network(s, port.network_id)
-            if old_host and old_host != port.host_id and port.device_owner == DHCP_OWNER:
-                feed.bump_all(s, {dhcp_key(old_host)})  # the DHCP agent it left
-                hosts.add(dhcp_key(old_host))
+            if port.host_id != old_host:
+                port.status = "DOWN"  # until its agent on the new host reports it plugged
+            port.revision_number += 1
+            after = portfeeds.parts(s, port)
+            hosts = watchers | portfeeds.bump_changed(s, port.network_id, before, after, watchers)
         self.after_change(hosts)
         self.bind(port_id)
         with self.db.transaction() as s:
@@ -302,15 +315,18 @@ class Ports:
             port = access.writable_port(s, who, port_id)
             port.require_revision(revision)
             access.check_not_dhcp_port(who, port)
-            host = port.host_id if port.vif_type != "unbound" else ""
+            before = portfeeds.parts(s, port)
             groups = {g.id for g in port.security_groups}
-            dhcp = dhcpfeed.serving_keys(s, [port.network_id])  # incl. its own, if DHCP
+            network_id = port.network_id
             s.delete(port)
             s.flush()
-            feed.bump_all(s, dhcp)
-            watchers = self.secgroups.touch_watchers(s, groups) | dhcp
-            revision = feed.bump(s, host) if host else None
-        self.after_change(({host} if host else set()) | watchers)
+            watchers = self.secgroups.touch_watchers(s, groups)
+            hosts = watchers | portfeeds.bump_changed(
+                s, network_id, before, portfeeds.NONE, watchers
+            )
+            host = before.nic_host  # the feed that listed it, if any
+            revision = feed.revisions(s, host)[0] if host else None
+        self.after_change(hosts)
         return revision
 
     # --- binding ----------------------------------------------------------------------
@@ -348,6 +364,7 @@ class Ports:
         agent = agents.serving(s, port.host_id, self.down_time) if port.host_id else None
         decision = bind_decision(port, net, agent)
         before = _binding(port)
+        listed = port.vif_type == "ovs"  # in its NIC host's feed before this decision
         port.vif_type, port.vif_details = decision.vif_type, decision.vif_details
         if decision.vif_type == "unbound":
             port.status, port.status_reason = "DOWN", None
@@ -360,10 +377,14 @@ class Ports:
         if new:
             s.add(port)
             s.flush()  # one INSERT, bound already (its first revision: models.py)
-        elif _binding(port) != before:  # an unchanged binding is no new revision
+        changed = new or _binding(port) != before
+        if changed and not new:  # an unchanged binding is no new revision
             port.revision_number += 1
         hosts = self.secgroups.touch_watchers(s, members_of or set())
-        if port.host_id and decision.vif_type != "unbound" and port.host_id not in hosts:
+        # Its NIC host's feed lists it while it is bound (ovs): bumped when that entry
+        # changed (a rebind that decides the same is no change for the agent).
+        shown = changed and (listed or decision.vif_type == "ovs")
+        if port.host_id and shown and port.host_id not in hosts:
             feed.bump_all(s, {port.host_id})
             hosts.add(port.host_id)
         s.flush()
@@ -383,14 +404,26 @@ class Ports:
 
 
 def _holding(wanted: Mapping[str, list[str]]) -> Any:
-    """Ports with an address that matches every key of ``wanted`` (any of its values)."""
-    match = exists().where(IPAllocation.port_id == NetworkPort.id)
-    if wanted.get("ip_address"):
-        ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
-        match = match.where(IPAllocation.ip_address.in_(ips))
-    if wanted.get("subnet_id"):
-        match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
-    return match
+    """Ports with an address that matches every key of ``wanted`` (any of its values),
+    and, as Neutron, an address (maybe another) containing one of ``ip_address_substr``
+    (SQL ``LIKE '%…%'``, its wildcards unescaped as Neutron's)."""
+    clauses = []
+    if wanted.get("ip_address") or wanted.get("subnet_id"):
+        match = exists().where(IPAllocation.port_id == NetworkPort.id)
+        if wanted.get("ip_address"):
+            ips = [ipam.normalized(ip) for ip in wanted["ip_address"]]
+            match = match.where(IPAllocation.ip_address.in_(ips))
+        if wanted.get("subnet_id"):
+            match = match.where(IPAllocation.subnet_id.in_(wanted["subnet_id"]))
+        clauses.append(match)
+    if wanted.get("ip_address_substr"):
+        clauses.append(
+            exists().where(
+                IPAllocation.port_id == NetworkPort.id,
+                or_(*(IPAllocation.ip_address.like(f"%{p}%") for p in wanted["ip_address_substr"])),
+            )
+        )
+    return and_(true(), *clauses)
 
 
 # Attributes an update copies as given: (API name, column); the MAC address, the
@@ -405,17 +438,6 @@ _COPIED = (
     ("admin_state_up", "admin_state_up"),
     ("port_security_enabled", "port_security_enabled"),
 )
-
-
-def _bump_changed(s: Session, port: NetworkPort, old_host: str, watchers: set[str]) -> set[str]:
-    """An updated port: a new revision, DOWN on a new host until its agent reports it
-    plugged, and the feeds of its old and new host and of ``watchers`` bumped."""
-    if port.host_id != old_host:
-        port.status = "DOWN"
-    port.revision_number += 1
-    own = {h for h in (old_host, port.host_id) if h}
-    feed.bump_all(s, own - watchers)  # the watchers' feeds are bumped already
-    return own | watchers
 
 
 def _binding(port: NetworkPort) -> tuple[Any, ...]:

@@ -245,7 +245,12 @@ def _member_hosts(gids: Select[str] | list[str]) -> Select[str]:
     return (
         select(NetworkPort.host_id)
         .join(port_security_groups, link.port_id == NetworkPort.id)
-        .where(link.security_group_id.in_(gids), NetworkPort.host_id != "")
+        # Bound ports only: an agent's feed lists no other (``network/agentfeed.py``).
+        .where(
+            link.security_group_id.in_(gids),
+            NetworkPort.host_id != "",
+            NetworkPort.vif_type == "ovs",
+        )
     )
 
 

@@ -47,7 +47,7 @@ class NetworkService:
         self.db = db
         self.notifier = feed.Notifier()
         self.secgroups = SecurityGroups(db, self._after_change)
-        self.networks = Networks(settings, db)
+        self.networks = Networks(settings, db, self._after_change)
         self.tags = Tags(db)
         self.subnets = Subnets(db, self._after_change, self._dhcp_follows)
         self.ports = Ports(settings, db, self.secgroups, self._after_change)

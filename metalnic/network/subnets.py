@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from metalnic import ids
 from metalnic.auth import Principal
+from metalnic.contract.dhcp import DHCP_OWNER
 from metalnic.db.session import Database
 from metalnic.errors import (
     DNSNameServersExhausted,
@@ -30,7 +31,7 @@ from metalnic.errors import (
     InvalidOperation,
     SubnetInUse,
 )
-from metalnic.network import access, feed, ipam, tags, views
+from metalnic.network import access, dhcpfeed, dhcpports, feed, ipam, tags, views
 from metalnic.network.access import require_writer
 from metalnic.network.inputs import SubnetCreate, SubnetUpdate
 from metalnic.network.models import IPAllocation, NetworkPort, Subnet
@@ -162,6 +163,7 @@ class Subnets:
                 else subnet.allocation_pools
             )
             _check_addresses(subnet.id, net, gateway, pools, body)
+            served = dhcpfeed.subnet_data(subnet) if subnet.enable_dhcp else None
             for key in ("name", "description", "enable_dhcp"):
                 if key in given:
                     setattr(subnet, key, getattr(body, key))
@@ -173,6 +175,12 @@ class Subnets:
             subnet.revision_number += 1
             s.flush()
             bumped = self.on_change(s, subnet.network_id)
+            if served != (dhcpfeed.subnet_data(subnet) if subnet.enable_dhcp else None):
+                # What its DHCP agent serves changed (gateway, name servers, routes;
+                # switched on or off: the DHCP port's address, in ``on_change``).
+                keys = dhcpfeed.serving_keys(s, [subnet.network_id]) - bumped
+                feed.bump_all(s, keys)
+                bumped |= keys
             view = views.subnet(subnet)
         self.after_change(bumped)
         return view
@@ -185,7 +193,12 @@ class Subnets:
             subnet = access.writable_subnet(s, who, subnet_id)
             subnet.require_revision(revision)
             holders = s.execute(
-                select(NetworkPort.id, NetworkPort.device_owner, NetworkPort.host_id)
+                select(
+                    NetworkPort.id,
+                    NetworkPort.device_owner,
+                    NetworkPort.host_id,
+                    NetworkPort.vif_type,
+                )
                 .join(IPAllocation, IPAllocation.port_id == NetworkPort.id)
                 .where(IPAllocation.subnet_id == subnet.id)
             ).all()
@@ -200,11 +213,17 @@ class Subnets:
                     .values(revision_number=NetworkPort.revision_number + 1)
                     .execution_options(synchronize_session=False)
                 )
-            hosts = {h.host_id for h in holders if h.host_id}
-            feed.bump_all(s, hosts)  # those ports' addresses changed
+            # Those ports' addresses changed: the NIC hosts they are bound to, and
+            # (a DHCP subnet) its agent and, for the DHCP port's, every NIC host there.
+            hosts = {h.host_id for h in holders if h.host_id and h.vif_type == "ovs"}
             network_id = subnet.network_id
+            if subnet.enable_dhcp:
+                hosts |= dhcpfeed.serving_keys(s, [network_id])
+            if any(h.device_owner == DHCP_OWNER for h in holders):
+                hosts |= dhcpports.nic_hosts(s, network_id)
+            feed.bump_all(s, hosts)
             s.delete(subnet)
-            hosts |= self.on_change(s, network_id)
+            hosts |= self.on_change(s, network_id) - hosts
         self.after_change(hosts)
 
 

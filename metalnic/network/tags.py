@@ -8,6 +8,9 @@ callers that may read and update the resource itself, so another project's
 object answers as a missing one).  A new kind of resource is one row here, its
 tag model (``network/models.py``) and its table (a migration).
 
+``POST …/tags`` (Neutron's ``tag-creation``) adds the tags it names to those the
+resource has (idempotent: a tag it has already is left alone).
+
 A change of the tags is a change of the resource: it bumps the resource's
 ``revision_number`` (and ``updated_at``), as Neutron does; a request that
 changes nothing (a tag added twice, the same set put again) bumps nothing.
@@ -30,7 +33,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from metalnic.auth import Principal
 from metalnic.db.session import Database
-from metalnic.errors import InvalidInput, TagNotFound
+from metalnic.errors import InvalidInput, TagNotFound, TagsLimitExceeded
 from metalnic.network import access
 from metalnic.network.models import (
     Network,
@@ -44,6 +47,9 @@ from metalnic.network.models import (
 )
 
 MAX_TAG_LEN = 255
+# Neutron's per-resource limit, checked as Neutron does: on the tags a PUT or POST
+# names, and on the resource's tags plus the one a ``PUT …/tags/{tag}`` adds.
+MAX_TAGS = 50
 # The list filters, by query parameter name.
 FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
@@ -110,11 +116,22 @@ class Tags:
         self, who: Principal, kind: str, resource_id: str, tags: builtins.list[str]
     ) -> builtins.list[str]:
         """``PUT …/tags``: exactly ``tags`` (checked unique by ``portinputs.Tags``)."""
+        _check_count(kind, tags)
         return self._change(who, kind, resource_id, lambda _old: set(tags))
+
+    def create(self, who: Principal, kind: str, resource_id: str, tags: builtins.list[str]) -> None:
+        """``POST …/tags``: ``tags`` added to the resource's (those it has stay)."""
+        _check_count(kind, tags)
+        self._change(who, kind, resource_id, lambda old: old | set(tags), relative=True)
 
     def add(self, who: Principal, kind: str, resource_id: str, tag: str) -> None:
         check_tag(tag)
-        self._change(who, kind, resource_id, lambda old: old | {tag}, relative=True)
+
+        def plus(old: set[str]) -> set[str]:
+            _check_count(kind, old | {tag})
+            return old | {tag}
+
+        self._change(who, kind, resource_id, plus, relative=True)
 
     def remove(self, who: Principal, kind: str, resource_id: str, tag: str) -> None:
         check_tag(tag)
@@ -167,6 +184,11 @@ def set_tags(resource: Tagged, model: TagModel, wanted: set[str]) -> None:
     for tag in sorted(wanted - old):
         rows.append(model(resource_id=resource.id, tag=tag))
     resource.revision_number += 1
+
+
+def _check_count(kind: str, tags: builtins.list[str] | set[str]) -> None:
+    if len(set(tags)) > MAX_TAGS:
+        raise TagsLimitExceeded(kind.replace("-", "_"), MAX_TAGS)
 
 
 def _kind(kind: str) -> Kind:

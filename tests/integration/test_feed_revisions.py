@@ -102,7 +102,12 @@ def test_racing_bumps_of_overlapping_hosts_all_count(db: Database) -> None:
 
 
 def _service(db: Database) -> tuple[NetworkService, str]:
+    """A service with one live smart NIC agent serving nic-0..nic-19: ports bind (a
+    NIC host's feed lists bound ports only, and only their changes bump it)."""
     service = NetworkService(Settings(), db)
+    nic_hosts = [f"nic-{i}" for i in range(20)]
+    heartbeat = {"host": "a0", "configurations": {"nic_hosts": nic_hosts, "smartnic": True}}
+    service.agents.heartbeat(CONDUCTOR, ac.Heartbeat.model_validate(heartbeat))
     net = service.networks.create(CONDUCTOR, NetworkCreate(name="feed"))
     return service, net["id"]
 
@@ -172,7 +177,7 @@ def test_a_listed_port_is_shown_as_its_own_view(db: Database, profile: dict[str,
     made = service.ports.create(
         CONDUCTOR, _port(net, 1, **{"binding:profile": profile, "name": "listed"})
     )
-    service.ports.create(CONDUCTOR, _port(net, 2))  # one with a reason (no agent)
+    service.ports.create(CONDUCTOR, _port(net, 99))  # one with a reason (no agent serves it)
     groups = [service.secgroups.create(CONDUCTOR, SecurityGroupCreate(name=n)) for n in "gh"]
     service.ports.create(  # one in two groups (both views order them by id)
         CONDUCTOR, _port(net, 3, security_groups=[g["id"] for g in reversed(groups)])
@@ -224,8 +229,6 @@ def test_fixed_ips_reach_the_feed_and_the_listed_view(db: Database) -> None:
     on both databases), in the desired state of its NIC host, and a change of them is
     a new revision of that host's feed."""
     service, net = _service(db)
-    heartbeat = {"host": "a1", "configurations": {"nic_hosts": ["nic-1"], "smartnic": True}}
-    service.agents.heartbeat(CONDUCTOR, ac.Heartbeat.model_validate(heartbeat))
     v4 = service.subnets.create(
         CONDUCTOR,
         SubnetCreate.parse({"network_id": net, "ip_version": 4, "cidr": "10.9.0.0/24"}),

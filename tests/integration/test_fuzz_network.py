@@ -124,6 +124,16 @@ ROLES = {
 }
 
 
+WORKERS = "2"
+# CPython 3.11 keeps the AST constructor's recursion counter once per interpreter, not
+# per thread: when a garbage collection inside one thread's ``ast.parse`` runs a Python
+# finalizer and the GIL passes to another thread parsing too, the counter is off and
+# ``ast.parse`` raises this SystemError (reproduced on 3.11.7, absent on 3.12.1 and
+# 3.13.0; docs/development.md).  Hypothesis parses lambdas' source for the ``repr`` of
+# schemathesis's strategies, and ``--workers 2`` runs two such threads.
+AST_FAULT = "SystemError: AST constructor recursion depth mismatch"
+
+
 @pytest.mark.parametrize("user", sorted(ROLES))
 def test_fuzz_network_api(fuzz_server: Server, user: str, tmp_path: Path) -> None:
     password = AGENT[1] if user == "nic-agent" else PASSWORDS[user]
@@ -145,7 +155,7 @@ def test_fuzz_network_api(fuzz_server: Server, user: str, tmp_path: Path) -> Non
         "--seed",
         os.environ.get("METALNIC_FUZZ_SEED", "20261201"),
         "--workers",
-        "2",
+        WORKERS,
         "--request-timeout",
         "30",  # the desired state long-polls at most 1 s here (the server's setting)
         "--suppress-health-check",
@@ -158,6 +168,14 @@ def test_fuzz_network_api(fuzz_server: Server, user: str, tmp_path: Path) -> Non
     env = {**os.environ, "NO_COLOR": "1"}
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path)
     out = run.stdout + run.stderr
+    if run.returncode != 0 and AST_FAULT in out:
+        # CPython 3.11's fault in schemathesis's own threads (see AST_FAULT), never an
+        # answer of the API: the same run again in one thread, where it cannot happen.
+        cmd[cmd.index("--workers") + 1] = "1"
+        run = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path
+        )
+        out = run.stdout + run.stderr
     assert run.returncode == 0, out[-20000:]
     # A run cut short (or filtered to nothing) also exits 0: every operation must be tested.
     selected = re.search(r"Selected: (\d+)/", out)

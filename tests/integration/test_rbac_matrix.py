@@ -1258,7 +1258,7 @@ ROWS: list[Row] = [
 ]
 
 
-# --- tags: the same six routes on each kind of resource, with the resource's own rights ---------
+# --- tags: the same seven routes on each kind of resource, with the resource's own rights ---------
 
 _TAGGED = {  # kind → (the key of project-a's object in the world, how to make a fresh one)
     "networks": ("net_a", lambda w: w.network()),
@@ -1300,6 +1300,13 @@ def _tag_rows(kind: str) -> list[Row]:
             on_fresh("PUT", "", tags),
             WRITE_A,
             on_missing("PUT", "", tags),
+        ),
+        Row(
+            ("POST", base),
+            f"add {kind} tags (tag-creation)",
+            on_fresh("POST", "", tags),
+            WRITE_A,
+            on_missing("POST", "", tags),
         ),
         Row(
             ("DELETE", base),

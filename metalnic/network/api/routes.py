@@ -69,6 +69,8 @@ EXTENSIONS = (
     ("tag", "Tag support"),
     ("tag-ext", "Tag support for resources: subnet, subnetpool, port, router"),
     ("tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation"),
+    ("tag-creation", "Tag creation extension"),
+    ("ip-substring-filtering", "IP address substring filtering"),
     ("allowed-address-pairs", "Allowed Address Pairs"),
     ("extra_dhcp_opt", "Neutron Extra DHCP options"),
     # Subnets, their IPv6 modes and fixed IPs are Neutron's core API (no alias of their

@@ -55,7 +55,10 @@ class NetworkQuery(TaggedQuery):
 class PortQuery(TaggedQuery):
     fixed_ips: list[Name] = Field(
         default_factory=list,
-        description="ip_address=A or subnet_id=S (repeatable): ports holding such an address",
+        description=(
+            "ip_address=A, subnet_id=S or ip_address_substr=P (repeatable): ports holding "
+            "such an address (ip_address_substr: extension ip-substring-filtering)"
+        ),
     )
     id: Name | None = None
     name: Name | None = None
@@ -67,14 +70,15 @@ class PortQuery(TaggedQuery):
     status: Name | None = None
 
     def fixed_ip_filters(self) -> dict[str, list[str]]:
-        """Neutron's ``fixed_ips=ip_address=A&fixed_ips=subnet_id=S`` as values by key."""
+        """Neutron's ``fixed_ips=ip_address=A&fixed_ips=subnet_id=S`` (and
+        ``ip_address_substr=P``) as values by key."""
         wanted: dict[str, list[str]] = {}
         for item in self.fixed_ips:
             key, sep, value = item.partition("=")
-            if not sep or key not in ("ip_address", "subnet_id"):
+            if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
                 raise InvalidInput(
                     f"Invalid input for fixed_ips. Reason: '{item[:80]}' is not of the form "
-                    "ip_address=ADDRESS or subnet_id=ID."
+                    "ip_address=ADDRESS, subnet_id=ID or ip_address_substr=PART."
                 )
             wanted.setdefault(key, []).append(value)
         return wanted

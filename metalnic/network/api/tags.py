@@ -4,12 +4,16 @@ Under ``/v2.0/{collection}/{id}``, with Neutron's status codes:
 
 * ``GET …/tags`` → 200 ``{"tags": [...]}``;
 * ``PUT …/tags`` with ``{"tags": [...]}`` (no envelope) → 200, all tags replaced;
+* ``POST …/tags`` with ``{"tags": [...]}`` → 200, those tags added (extension
+  ``tag-creation``); the answer is the body as given, as Neutron's;
 * ``DELETE …/tags`` → 204, all removed;
 * ``GET …/tags/{tag}`` → 204 when the resource has it, else 404 ``TagNotFound``;
 * ``PUT …/tags/{tag}`` → 201, added (already there: no change);
 * ``DELETE …/tags/{tag}`` → 204, removed (404 ``TagNotFound`` when it was not there).
 
-A tag is a string of at most 255 characters (400 otherwise).  Reading the tags
+A tag is a string of at most 255 characters (400 otherwise); a PUT or POST naming
+more than 50 tags, or a ``PUT …/tags/{tag}`` that would make 51, is Neutron's 400
+``BadRequest``.  Reading the tags
 needs the right to read the resource, changing them the right to update it: an
 id the caller may not see is the resource's own 404.
 """
@@ -38,7 +42,7 @@ WRITE = answers(400, 401, 403, 404, 409, 413)  # 409: the resource changed meanw
 
 
 def _routes(kind: str) -> None:
-    """The six routes of one kind of resource (their functions close over ``kind``)."""
+    """The seven routes of one kind of resource (their functions close over ``kind``)."""
     base = f"/{kind}/{{resource_id}}/tags"
     name = kind.replace("-", "_")
 
@@ -49,6 +53,10 @@ def _routes(kind: str) -> None:
         resource_id: PathId, ctx: Context, who: Caller, body: TagsBody
     ) -> JSONResponse:
         return JSONResponse({"tags": ctx.service.tags.replace(who, kind, resource_id, body.tags)})
+
+    def create_tags(resource_id: PathId, ctx: Context, who: Caller, body: TagsBody) -> JSONResponse:
+        ctx.service.tags.create(who, kind, resource_id, body.tags)
+        return JSONResponse({"tags": body.tags})
 
     def clear_tags(resource_id: PathId, ctx: Context, who: Caller) -> Response:
         ctx.service.tags.clear(who, kind, resource_id)
@@ -69,6 +77,7 @@ def _routes(kind: str) -> None:
     table: tuple[tuple[str, str, Callable[..., Any], int, dict[int | str, Any]], ...] = (
         ("GET", base, list_tags, 200, READ),
         ("PUT", base, replace_tags, 200, WRITE),
+        ("POST", base, create_tags, 200, WRITE),
         ("DELETE", base, clear_tags, 204, WRITE),
         ("GET", base + "/{tag}", check_tag, 204, READ),
         ("PUT", base + "/{tag}", add_tag, 201, WRITE),
