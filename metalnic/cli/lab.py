@@ -58,6 +58,44 @@ def add_parser(sub: Any) -> None:
                 help="the server's port, as the hosts' ramdisk reaches it (default 6385)",
             )
         p.set_defaults(func=run, client=False)
+    _add_build_images(acts)
+
+
+def _add_build_images(acts: Any) -> None:
+    p = acts.add_parser(
+        "build-images",
+        help="build the QEMU hosts' kernel, ramdisk and instance image from Debian packages",
+    )
+    p.add_argument(
+        "--cache",
+        type=Path,
+        help="cache directory (default: $METALNIC_IMAGE_CACHE, else "
+        "/var/cache/metalnic/images as root, ~/.cache/metalnic/images otherwise)",
+    )
+    p.add_argument("--json", action="store_true", help="print where everything is as JSON")
+    p.set_defaults(func=build_images, client=False)
+
+
+def build_images(a: argparse.Namespace) -> None:
+    from metalnic.lab import images
+
+    try:
+        built = images.build(a.cache, say=(lambda _line: None) if a.json else print)
+    except images.ImageBuildError as exc:
+        raise SystemExit(f"error: the images could not be built: {exc}") from None
+    where = {
+        "vmlinuz": str(built.vmlinuz),
+        "vmlinux": str(built.vmlinux),
+        "ramdisk": str(built.ramdisk),
+        "instance": str(built.instance),
+        "instance_sha256": built.instance_sha256,
+        "cached": built.cached,
+    }
+    if a.json:
+        print(json.dumps(where, indent=1))
+        return
+    for key in ("vmlinuz", "vmlinux", "ramdisk", "instance", "instance_sha256"):
+        print(f"  {key:16} {where[key]}")
 
 
 def run(a: argparse.Namespace) -> None:

@@ -15,29 +15,44 @@ URL, and serves the commands the conductor sends to
 
 The "disk" and the "config drive" are paths (block devices on real hardware —
 IPA makes a ``config-2`` partition — files in the lab; the config drive holds
-JSON: ``{"meta_data": …, "network_data": …, "user_data": …}``).
+JSON: ``{"meta_data": …, "network_data": …, "user_data": …}``; on a block
+device the JSON is followed by NUL bytes, so a reader stops at the first NUL).
+
+HTTP goes through the standard library (``urllib``), not httpx: the agent runs
+in the ramdisk built from Debian's Python packages (``metalnic.lab.images``),
+and the standard library alone keeps that ramdisk small and its dependency
+closure short — every megabyte costs boot time on an emulated machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import logging
+import os
+import stat
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, BinaryIO, TextIO
 
 from metalnic import redact
 from metalnic.jsontypes import JSONObject
 
 log = logging.getLogger("metalnic.ramdisk")
 CHUNK = 1 << 20
+# A config drive on a block device is terminated by this many NUL bytes (the rest
+# of the device may hold an older, longer one).
+DRIVE_PAD = 4096
+API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.53", "Accept": "application/json"}
+HTTP_ERRORS = (OSError, http.client.HTTPException)  # urllib's URLError is an OSError
 
 
 class CommandFailed(Exception):
@@ -69,15 +84,18 @@ def prepare_image(storage: Storage, params: JSONObject) -> JSONObject:
     downloaded = hashlib.sha256()
     size = 0
     try:
-        with httpx.stream("GET", urls[0], timeout=60) as r:
-            if r.status_code != 200:
-                raise CommandFailed(f"image download failed: HTTP {r.status_code}")
+        with urllib.request.urlopen(urls[0], timeout=60) as r:
+            if r.status != 200:
+                raise CommandFailed(f"image download failed: HTTP {r.status}")
             with disk.open("r+b" if disk.exists() else "wb") as out:
-                for chunk in r.iter_bytes(CHUNK):
+                while chunk := r.read(CHUNK):
                     downloaded.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-    except httpx.HTTPError as exc:
+                _sync(out)
+    except urllib.error.HTTPError as exc:
+        raise CommandFailed(f"image download failed: HTTP {exc.code}") from exc
+    except HTTP_ERRORS as exc:
         raise CommandFailed(f"image download failed: {exc}") from exc
     if downloaded.hexdigest() != expected:
         raise CommandFailed(
@@ -93,7 +111,7 @@ def prepare_image(storage: Storage, params: JSONObject) -> JSONObject:
     if drive is not None:
         if not isinstance(drive, dict | str):
             raise CommandFailed("configdrive must be an object or a string")
-        storage.config_drive.write_text(drive if isinstance(drive, str) else json.dumps(drive))
+        _write_drive(storage.config_drive, drive if isinstance(drive, str) else json.dumps(drive))
     return {"os_hash_algo": "sha256", "os_hash_value": written.hexdigest()}
 
 
@@ -103,9 +121,30 @@ def erase_metadata(storage: Storage, params: JSONObject) -> JSONObject:
         raise CommandFailed(f"unknown clean step {step!r}")
     with storage.disk.open("r+b" if storage.disk.exists() else "wb") as fh:
         fh.write(b"\0" * CHUNK)
+        _sync(fh)
     if storage.config_drive.exists():
-        storage.config_drive.write_bytes(b"")
+        _write_drive(storage.config_drive, "")
     return {"clean_step": step}
+
+
+def _write_drive(path: Path, text: str) -> None:
+    """A file gets exactly ``text``; a block device (which cannot be truncated)
+    gets ``text`` and NUL bytes after it."""
+    if path.exists() and stat.S_ISBLK(path.stat().st_mode):
+        with path.open("r+b") as fh:
+            fh.write(text.encode() + b"\0" * DRIVE_PAD)
+            _sync(fh)
+    else:
+        with path.open("w") as fh:
+            fh.write(text)
+            _sync(fh)
+
+
+def _sync(fh: BinaryIO | TextIO) -> None:
+    """On the device before the command answers: the conductor may reset the host
+    right after (a block device's writes otherwise sit in the page cache)."""
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}
@@ -178,36 +217,56 @@ def run(
     server = ThreadingHTTPServer((host, int(port)), make_handler(storage))
     callback = advertise or f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = httpx.Client(
-        base_url=api_url.rstrip("/"), timeout=10, headers={"X-OpenStack-Ironic-API-Version": "1.53"}
-    )
-    node, token = None, None
+    api = api_url.rstrip("/")
+    node, token, beating, refused = None, None, False, 0
     while True:
         try:
             if node is None:
-                r = client.get("/v1/lookup", params={"addresses": ",".join(macs)})
-                if r.status_code == 200:
-                    body = r.json()
-                    node = body["node"]["uuid"]
-                    token = body["config"].get("agent_token", token)
+                query = urllib.parse.urlencode({"addresses": ",".join(macs)})
+                status, body = _call("GET", f"{api}/v1/lookup?{query}")
+                if status == 200:
+                    found = json.loads(body)
+                    node = found["node"]["uuid"]
+                    token = found["config"].get("agent_token", token)
                     redact.remember(token)
                     log.info("looked up node %s", node)
+                elif status != refused:  # once per answer, not every interval
+                    refused = status
+                    log.info("lookup of %s: HTTP %s; trying again", ",".join(macs), status)
             if node is not None:
-                r = client.post(
-                    f"/v1/heartbeat/{node}",
-                    json={
-                        "callback_url": callback,
-                        "agent_token": token,
-                        "agent_version": "metalnic-ramdisk",
-                    },
-                )
-                if r.status_code == 404:
-                    node = None
-                elif r.status_code >= 400:
-                    log.warning("heartbeat refused: %s %s", r.status_code, r.text[:200])
-        except httpx.HTTPError as exc:
-            log.warning("server unreachable: %s", exc)
+                heartbeat = {
+                    "callback_url": callback,
+                    "agent_token": token,
+                    "agent_version": "metalnic-ramdisk",
+                }
+                status, body = _call("POST", f"{api}/v1/heartbeat/{node}", heartbeat)
+                if status == 404:
+                    node, beating = None, False
+                elif status >= 400:
+                    log.warning(
+                        "heartbeat refused: %s %s", status, body[:200].decode(errors="replace")
+                    )
+                    beating = False
+                elif not beating:
+                    beating = True
+                    log.info("heartbeat accepted for node %s (callback %s)", node, callback)
+        except (*HTTP_ERRORS, ValueError, KeyError, TypeError) as exc:
+            log.warning("server unreachable or its answer unreadable: %s", exc)
         time.sleep(interval)
+
+
+def _call(method: str, url: str, body: JSONObject | None = None) -> tuple[int, bytes]:
+    """One request to the bare-metal API: its status and body (also for 4xx/5xx)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=API_HEADERS)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s ramdisk: %(message)s")
+    # Lines start with the stage's name, as /init's do: the lab reads a VM's serial
+    # console for lines starting "metalnic-" (metalnic.lab.vm.milestones).
+    logging.basicConfig(level=logging.INFO, format="metalnic-ramdisk: %(message)s [%(asctime)s]")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
     run(a.api_url, a.mac, Storage(a.disk, drive), a.listen, a.advertise, a.interval)
 

@@ -1,0 +1,84 @@
+"""The ramdisk agent's image download over the standard library's HTTP client (it left
+httpx for the ramdisk built from Debian's Python): success, HTTP errors and an
+unreachable server each end the way the conductor expects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metalnic.lab.netns import free_port
+from metalnic.ramdisk import agent
+
+pytestmark = pytest.mark.integration
+IMAGE = bytes(range(256)) * 5000  # 1.25 MB: more than one CHUNK
+
+
+class _Images(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/disk.img":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(IMAGE)))
+            self.end_headers()
+            self.wfile.write(IMAGE)
+        else:
+            self.send_error(404)
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _params(url: str, checksum: str | None = None) -> dict[str, Any]:
+    value = checksum or hashlib.sha256(IMAGE).hexdigest()
+    return {"image_info": {"urls": [url], "os_hash_value": value}}
+
+
+def test_image_is_written_verified_and_the_config_drive_follows(base: str, tmp_path: Path) -> None:
+    storage = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    params = _params(f"{base}/disk.img") | {"configdrive": {"meta_data": {"hostname": "h"}}}
+    result = agent.prepare_image(storage, params)
+    assert result == {"os_hash_algo": "sha256", "os_hash_value": hashlib.sha256(IMAGE).hexdigest()}
+    assert storage.disk.read_bytes() == IMAGE
+    assert json.loads(storage.config_drive.read_text()) == {"meta_data": {"hostname": "h"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "checksum", "error"),
+    [
+        ("/missing.img", None, "image download failed: HTTP 404"),
+        ("/disk.img", "0" * 64, "image checksum mismatch"),
+    ],
+)
+def test_http_errors_and_bad_checksums_fail_the_command(
+    base: str, tmp_path: Path, path: str, checksum: str | None, error: str
+) -> None:
+    storage = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    with pytest.raises(agent.CommandFailed, match=error):
+        agent.prepare_image(storage, _params(base + path, checksum))
+
+
+def test_an_unreachable_image_server_fails_the_command(tmp_path: Path) -> None:
+    storage = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    url = f"http://127.0.0.1:{free_port()}/disk.img"
+    with pytest.raises(agent.CommandFailed, match="image download failed: .*refused"):
+        agent.prepare_image(storage, _params(url))
+
+
+def test_api_calls_return_the_status_of_refusals_too(base: str) -> None:
+    status, body = agent._call("GET", f"{base}/v1/lookup?addresses=x")
+    assert status == 404 and body
