@@ -58,13 +58,14 @@ from typing import Literal
 
 from metalnic.dhcp import dnsmasq
 from metalnic.lab import netns, pki, redfish, vm
-from metalnic.lab.description import Bmc, Host, HostsControl, Images, LabDescription, Nic
+from metalnic.lab.deployimage import deploy_image
+from metalnic.lab.description import Bmc, Host, HostsControl, LabDescription, Nic
 from metalnic.lab.topology import Lab, down
 
 PROVISIONING_VLAN = 100
 TENANT_VLANS = range(101, 200)
 BMC_USER = "lab-admin"
-IMAGE_SIZE = 4 << 20
+CONFIG_DRIVE_SIZE = 1 << 20  # a VM host's vdb: the config drive (JSON, NUL-terminated)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
             "leg": leg,
             "api_url": f"http://{server_ip}:{spec.api_port}",
         },
-        "images": _sample_image(lab.dir, server_ip),
+        "images": deploy_image(lab.dir, server_ip, spec.hosts),
         "tenant_vlans": [TENANT_VLANS.start, TENANT_VLANS.stop - 1],
         "nics": nics,
         "hosts": hosts,
@@ -235,6 +236,7 @@ def _vm_host(lab: Lab, name: str, nic: Nic, mac: str) -> Host:
     home = lab.dir / "hosts" / name
     home.mkdir(parents=True, exist_ok=True)
     vm.make_disk(home / "disk")
+    vm.make_disk(home / "config-drive", CONFIG_DRIVE_SIZE)
     files = {"console": "console.log", "disk": "disk", "qmp": "qmp.sock"}
     return {
         "name": name,
@@ -247,22 +249,6 @@ def _vm_host(lab: Lab, name: str, nic: Nic, mac: str) -> Host:
         "vm": {"console": str(home / files["console"]), "disk": str(home / files["disk"]),
                "qmp": str(home / files["qmp"])},
     }  # fmt: skip
-
-
-def _sample_image(directory: Path, server_ip: str) -> Images:
-    """A small disk image for deploys (deterministic, so its checksum is stable)."""
-    root = directory / "images"
-    root.mkdir(exist_ok=True)
-    block = b"METALNIC LAB DISK IMAGE\n" + bytes(range(256)) * 16
-    image = (block * (IMAGE_SIZE // len(block) + 1))[:IMAGE_SIZE]
-    (root / "disk.img").write_bytes(image)
-    port = netns.free_port(server_ip)
-    return {
-        "address": server_ip,
-        "port": port,
-        "url": f"http://{server_ip}:{port}/disk.img",
-        "sha256": hashlib.sha256(image).hexdigest(),
-    }
 
 
 def _start_hosts(directory: Path) -> None:

@@ -26,6 +26,7 @@ the end-to-end tests drive step by step.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,11 +41,13 @@ from metalnic.auth import add_user, load_users
 from metalnic.jsontypes import JSONObject
 from metalnic.lab import netns
 from metalnic.lab.datacentre import new_password, owned_pid, stop_process, write_secret
-from metalnic.lab.description import Host, LabDescription
+from metalnic.lab.description import LabDescription
 from metalnic.lab.hosts import bmc_driver_info
+from metalnic.lab.stackconfig import DHCP_AGENT, agent_configs, dhcp_agent_config, smart_nic_port
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
 TENANT_CIDR = "10.50.0.0/24"  # both tenants use it: isolation must come from the NICs
+LEASE = re.compile(r"\blease (\d+\.\d+\.\d+\.\d+/\d+)")  # in a host's event
 FAILED = ("clean failed", "deploy failed", "inspect failed", "error")
 
 
@@ -106,7 +109,7 @@ class Stack:
                 "--users-file", str(users), "--log-level", "info",
             ],
             {"METALNIC_DEPLOY_CALLBACK_TIMEOUT": "300", "METALNIC_PERIODIC_INTERVAL": "1",
-             **self.env},
+             **self._boot_settings(), **self.env},
         )  # fmt: skip
         self._wait(lambda: _answers(self.url), 30, "the server to answer")
         configs = agent_configs(self.lab, self.url, "lab-agent", creds / "lab-agent", self.state)
@@ -183,9 +186,31 @@ class Stack:
         found = []
         for line in path.read_text().splitlines() if path.exists() else []:
             stamp, state, detail = (line.split(" ", 2) + ["", ""])[:3]
-            if detail.startswith("lease "):
-                found.append((float(stamp), state, detail.split()[1]))
+            got = LEASE.search(detail)  # a namespace host's own, or a VM console's line
+            if got:
+                found.append((float(stamp), state, got.group(1)))
         return found
+
+    @property
+    def vm_hosts(self) -> bool:
+        """Are the lab's hosts QEMU machines (they network-boot through iPXE)?"""
+        return any(h.get("kind") == "vm" for h in self.lab["hosts"])
+
+    def _boot_settings(self) -> dict[str, str]:
+        """The server's ipxe settings for QEMU hosts: the ramdisk built from Debian
+        packages (``metalnic.lab.images``, cached), served by its /boot route."""
+        if not self.vm_hosts:
+            return {}
+        from metalnic.lab.images import build
+
+        built = build(say=self.say)
+        return {
+            "METALNIC_HTTP_BOOT_URL": f"{self.url}/boot",
+            "METALNIC_DEPLOY_KERNEL": str(built.vmlinuz),
+            "METALNIC_DEPLOY_RAMDISK": str(built.ramdisk),
+            "METALNIC_KERNEL_APPEND_PARAMS": "console=ttyS0",
+            "METALNIC_DEFAULT_BOOT_MODE": "bios",
+        }
 
     def enroll(self) -> dict[str, str]:
         password = Path(self.lab["bmc"]["password_file"]).read_text().strip()
@@ -217,6 +242,7 @@ class Stack:
                             "driver": host["bmc"],
                             "driver_info": bmc_driver_info(self.lab, host, password),
                             "network_interface": "smartnic",
+                            "boot_interface": "ipxe" if host.get("kind") == "vm" else "fake",
                             "deploy_interface": "direct",
                             "owner": self.tenant_of(host["name"]),
                             "instance_info": {
@@ -255,8 +281,18 @@ class Stack:
             {"available": "active"},
             None,
             timeout,
-            booted=lambda h: self.host_state(h).startswith("disk lease"),
+            booted=self.instance_leased,
         )
+
+    def instance_leased(self, host: str) -> bool:
+        """The host runs its instance (booted from disk, not left since) and that
+        instance has leased its address (later events may follow the lease)."""
+        path = Path(self.lab["dir"]) / "hosts" / host / "events.log"
+        booted = False
+        for line in path.read_text().splitlines() if path.exists() else []:
+            _stamp, state, detail = (line.split(" ", 2) + ["", ""])[:3]
+            booted = state == "disk" and (booted or LEASE.search(detail) is not None)
+        return booted
 
     def host_state(self, host: str) -> str:
         """The host simulator's last boot: ``<state> <detail>`` (see lab.hosts)."""
@@ -357,70 +393,6 @@ def ping(namespace: str, address: str, count: int = 2) -> bool:
     """True when ``address`` answers from ``namespace`` (ARP included: a retry or two)."""
     cmd = netns.in_ns(namespace, "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1")
     return subprocess.run([*cmd, address], capture_output=True).returncode == 0
-
-
-def smart_nic_port(lab: LabDescription, host: Host, node: str) -> JSONObject:
-    nic = next(n for n in lab["nics"] if n["name"] == host["nic"])
-    llc: JSONObject = {"hostname": nic["name"], "port_id": host["port_b"]}
-    if nic["mode"] == "remote":
-        llc.update(
-            ssh_public_key=nic["ssh_public_key"],
-            ovsdb_cert=nic["ovsdb_cert"],
-            ovsdb_ca_cert=nic["ovsdb_ca_cert"],
-        )
-    return {
-        "node_uuid": node,
-        "address": host["mac"],
-        "is_smartnic": True,
-        "pxe_enabled": True,
-        "local_link_connection": llc,
-    }
-
-
-DHCP_AGENT = "lab-dhcp"  # the DHCP agent's name and host
-
-
-def dhcp_agent_config(lab: LabDescription, server: str, password_file: Path) -> str:
-    """TOML for the lab's DHCP agent on its DHCP node (user lab-agent: role agent)."""
-    node = lab["dhcp"]
-    return (
-        f'server = "{server}"\nusername = "lab-agent"\npassword_file = "{password_file}"\n'
-        f'host = "{DHCP_AGENT}"\novsdb = "{node["ovsdb"]}"\novs_namespace = "{node["netns"]}"\n'
-        f'datapath_type = "netdev"\nbridge_mappings = {{ physnet1 = "{node["bridge"]}" }}\n'
-        f'state_dir = "{node["state_dir"]}"\nprefix = "{node["prefix"]}"\n'
-        "resync_interval = 5.0\nheartbeat_interval = 1.0\n"
-    )
-
-
-def agent_configs(
-    lab: LabDescription, server: str, user: str, password_file: Path, state: Path
-) -> dict[str, str]:
-    """TOML for the lab's agents: one per local NIC, one for all remote NICs."""
-    common = (
-        f'server = "{server}"\nusername = "{user}"\npassword_file = "{password_file}"\n'
-        'datapath_type = "netdev"\nresync_interval = 5.0\nheartbeat_interval = 1.0\n'
-    )
-    configs = {}
-    remote = ""
-    for nic in lab["nics"]:
-        flows = ", ".join(f'{b} = "{t}"' for b, t in nic["openflow"].items())
-        block = (
-            f'[nics.{nic["name"]}]\novsdb = "{nic["ovsdb"]}"\nopenflow = {{ {flows} }}\n'
-            'bridge_mappings = { physnet1 = "br-phys" }\n'
-        )
-        if nic["mode"] == "local":
-            name = f"agent-{nic['name']}"
-            configs[name] = common + f'mode = "local"\nhost = "{name}"\n' + block
-        else:
-            remote += block
-    if remote:
-        tls = lab["agent_tls"]
-        configs["agent-remote"] = (
-            common + 'mode = "remote"\nhost = "agent-remote"\n'
-            f'private_key = "{tls["private_key"]}"\ncertificate = "{tls["certificate"]}"\n'
-            f'state_dir = "{state / "agent-remote-state"}"\n' + remote
-        )
-    return configs
 
 
 class _EventTail:

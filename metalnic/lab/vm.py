@@ -92,6 +92,9 @@ def qemu_command(
         "-device", f"virtio-net-pci,id={NIC_ID},netdev=net0,mac={mac}{boot(NIC_ID)}",
         "-drive", f"file={directory / 'disk'},format=raw,if=none,id=drive0",
         "-device", f"virtio-blk-pci,id={DISK_ID},drive=drive0{boot(DISK_ID)}",
+        # vdb: the config drive the ramdisk writes and the instance reads (never booted)
+        "-drive", f"file={directory / 'config-drive'},format=raw,if=none,id=drive1",
+        "-device", "virtio-blk-pci,id=configdrive,drive=drive1",
     ]  # fmt: skip
 
 
