@@ -505,7 +505,13 @@ def test_a_conductor_stop_mid_boot_leaves_no_boot_configuration(
     finally:
         fleet.close()
         srv.stop()
-    assert "stopp" in failed["last_error"], failed["last_error"]
+    # The signal lands after "ramdisk boot prepared", before or after the flow's last
+    # checkpoint (set boot device, boot gate, power on: tens of ms apart, and the test
+    # polls over HTTP). Before it, the flow ends there ("…stopped…"); after it, the host
+    # was powered on and the node waits for a callback without a lock, so it is the
+    # callback timeout that fails it after the restart. Either way nothing is left.
+    error = failed["last_error"]
+    assert "stopp" in error or "the ramdisk agent never called back" in error, error
     assert left == []  # the conductor's stop takes the ports off every network
 
 
