@@ -17,16 +17,13 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from metalnic.contract import agent as ac
-from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
 from metalnic.network import feed, views
@@ -40,31 +37,9 @@ from metalnic.network.inputs import (
 from metalnic.network.models import FeedRevision, NetworkPort
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
-from tests.support import Postgres, start_postgres
+from tests import dbfixtures
 
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    pg = start_postgres()
-    yield pg
-    pg.stop()
-
-
-_made = 0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    global _made
-    if request.param == "postgres":
-        _made += 1
-        url = request.getfixturevalue("postgres").create_database(f"feed{_made}")
-    else:
-        url = f"sqlite:///{tmp_path}/db.sqlite"
-    database = Database(url)
-    migrate.upgrade(database.engine)
-    yield database
-    database.engine.dispose()
+db, postgres = dbfixtures.db, dbfixtures.postgres  # the fixtures, on SQLite and PostgreSQL
 
 
 def revisions(db: Database) -> dict[str, int]:

@@ -17,9 +17,8 @@ All ports are in their project's default group (ingress from its members).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,6 @@ from sqlalchemy import select
 
 from metalnic.contract import agent as ac
 from metalnic.contract import dhcp as dc
-from metalnic.db import migrate
 from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR
 from metalnic.network.inputs import (
@@ -41,34 +39,12 @@ from metalnic.network.inputs import (
 from metalnic.network.models import FeedRevision, NetworkPort
 from metalnic.network.service import NetworkService
 from metalnic.settings import Settings
-from tests.support import Postgres, start_postgres
+from tests import dbfixtures
+
+db, postgres = dbfixtures.db, dbfixtures.postgres  # the fixtures, on SQLite and PostgreSQL
 
 NIC_HOSTS = ("nic-1", "nic-2", "nic-3", "nic-4")
 DHCP_HOSTS = ("d1", "d2")
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    pg = start_postgres()
-    yield pg
-    pg.stop()
-
-
-_made = 0
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    global _made
-    if request.param == "postgres":
-        _made += 1
-        url = request.getfixturevalue("postgres").create_database(f"feedtable{_made}")
-    else:
-        url = f"sqlite:///{tmp_path}/db.sqlite"
-    database = Database(url)
-    migrate.upgrade(database.engine)
-    yield database
-    database.engine.dispose()
 
 
 @dataclass
