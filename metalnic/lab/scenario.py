@@ -242,13 +242,16 @@ class Stack:
                             "driver": host["bmc"],
                             "driver_info": bmc_driver_info(self.lab, host, password),
                             "network_interface": "smartnic",
-                            "boot_interface": "ipxe" if host.get("kind") == "vm" else "fake",
                             "deploy_interface": "direct",
                             "owner": self.tenant_of(host["name"]),
                             "instance_info": {
                                 "image_source": self.lab["images"]["url"],
                                 "image_os_hash_value": self.lab["images"]["sha256"],
                             },
+                            # QEMU hosts network-boot for real (iPXE from their phase
+                            # port's DHCP options); namespace hosts keep the hardware
+                            # type's default, which configures nothing.
+                            **({"boot_interface": "ipxe"} if host.get("kind") == "vm" else {}),
                         },
                     )
                 )
