@@ -30,11 +30,10 @@ from metalnic.dhcp import dnsmasq
 from metalnic.dhcp.render import Files
 from metalnic.lab import netns
 from metalnic.lab.topology import Lab
-from tests.dhcplab import ADMIN, AGENT, alive, dhcp_agent_config, dhcp_agent_process
+from tests.dhcplab import ADMIN, AGENT, start_agents
 from tests.ovslab import (
     AgentProcess,
     bind_port,
-    local_agent_config,
     new_lab,
     port_status,
     start_agent_server,
@@ -255,7 +254,6 @@ def dhcp6_world(tmp: Path) -> Iterator[World6]:
     """Server, NIC agent, DHCP agent, one network per IPv6 mode, hosts h1…h4 behind nic1."""
     server, password = start_agent_server(tmp, ADMIN, AGENT, nic_hosts=["nic1"])
     lab = new_lab("hv6")
-    lab.dir.chmod(0o755)  # dnsmasq reads its files as nobody
     vlans = [v for v, _, _ in NETWORKS.values()]
     nic_agent = dhcp_agent = None
     world: World6 | None = None
@@ -266,18 +264,8 @@ def dhcp6_world(tmp: Path) -> Iterator[World6]:
         for host, (_, mac) in HOSTS.items():
             lab.add_host(host, "nic1", mac, None)
             _enable_ipv6(lab, host)
-        nic_agent = AgentProcess(
-            tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
-        )
-        nic_agent.start()
-        dhcp_agent = dhcp_agent_process(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
-        dhcp_agent.start()
+        nic_agent, dhcp_agent = start_agents(tmp, server, password, lab)
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
-            wait_until(
-                lambda: alive(c, "DHCP agent") and alive(c, "Open vSwitch agent"),
-                20,
-                "both agents alive",
-            )
             sg_id = _open_group(c)
             made = {key: _network(c, key) for key in NETWORKS}
             nets = {key: net_id for key, (net_id, _) in made.items()}

@@ -233,23 +233,17 @@ def _network(c: httpx.Client, name: str, vlan: int) -> str:
     return net_id
 
 
-@contextmanager
-def fabric_world(tmp: Path) -> Iterator[World]:
-    """The end-to-end DHCP world (``tests/root/test_dhcp_agent.py`` describes it)."""
-    server, password = start_agent_server(tmp, ADMIN, AGENT, nic_hosts=["nic1"])
-    lab = new_lab("dh")
-    lab.dir.chmod(0o755)  # dnsmasq reads its files as nobody
-    nic_agent = dhcp_agent = None
+def start_agents(
+    tmp: Path, server: Server, password: Path, lab: Lab
+) -> tuple[AgentProcess, AgentProcess]:
+    """nic1's agent and the DHCP agent as processes, both seen alive by the server (if
+    that fails, whichever was started is stopped again)."""
+    nic_agent = AgentProcess(
+        tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
+    )
+    nic_agent.start()
+    dhcp_agent = None
     try:
-        lab.add_fabric([])
-        lab.add_nic("nic1", [101, 102])
-        lab.add_dhcp_node([101, 102])
-        for host in MACS:
-            lab.add_host(host, "nic1", MACS[host], None)
-        nic_agent = AgentProcess(
-            tmp, "nic1", local_agent_config(server, lab, "nic1", AGENT[0], password)
-        )
-        nic_agent.start()
         dhcp_agent = dhcp_agent_process(tmp, dhcp_agent_config(server.url, AGENT[0], password, lab))
         dhcp_agent.start()
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
@@ -258,6 +252,28 @@ def fabric_world(tmp: Path) -> Iterator[World]:
                 20,
                 "both agents alive",
             )
+    except BaseException:
+        for started in (dhcp_agent, nic_agent):
+            if started is not None:
+                started.stop()
+        raise
+    return nic_agent, dhcp_agent
+
+
+@contextmanager
+def fabric_world(tmp: Path) -> Iterator[World]:
+    """The end-to-end DHCP world (``tests/root/test_dhcp_agent.py`` describes it)."""
+    server, password = start_agent_server(tmp, ADMIN, AGENT, nic_hosts=["nic1"])
+    lab = new_lab("dh")
+    nic_agent = dhcp_agent = None
+    try:
+        lab.add_fabric([])
+        lab.add_nic("nic1", [101, 102])
+        lab.add_dhcp_node([101, 102])
+        for host in MACS:
+            lab.add_host(host, "nic1", MACS[host], None)
+        nic_agent, dhcp_agent = start_agents(tmp, server, password, lab)
+        with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
             # Until the NIC admits DHCP replies by itself (issue 13's anti-spoofing part),
             # the hosts' group lets the server's answers in.
             sg = c.post(
