@@ -133,6 +133,11 @@ def test_packets_left_each_nic_only_on_the_network_it_was_active_on(e2e: E2E) ->
         for host in e2e.lab["hosts"]
     }
     packetproof.check_no_other_tenant_heard(stack, e2e.frames, allowed)
+    # Each host's DHCP on the cleaning and the provisioning network asked only once its
+    # NIC was programmed for that network, and was answered after.
+    for host in e2e.lab["hosts"]:
+        phases = packetproof.check_dhcp_after_attach(stack, e2e.frames, host)
+        assert phases == ["cleaning", "provisioning"], (host["name"], phases)
 
 
 def test_undeploy_returns_the_nic_port_to_deny_by_default(e2e: E2E) -> None:
