@@ -7,8 +7,10 @@ that *is* port B on the smart NIC's OVS (persistent: made by ``lab up`` in the
 NIC's namespace, so it — and the OVS port and ofport the NIC agent plugs and
 programs — outlive every qemu process), a raw virtio disk (``<host dir>/disk``)
 and the serial console appended to ``<host dir>/console.log`` (SeaBIOS and iPXE
-print there too: ``etc/sercon-port``).  qemu runs in the NIC's namespace, where
-the tap is.
+print there too: ``etc/sercon-port``), and a second serial port (ttyS1) on
+``<host dir>/probe.sock``: the probe channel on which the instance answers
+``ping``/``tcp`` probes (``metalnic.lab.probe``; ``probe`` below).  qemu runs
+in the NIC's namespace, where the tap is.
 
 What the BMC says, the machine does (``HostFollower`` calls ``boot``):
 
@@ -45,7 +47,8 @@ from pathlib import Path
 
 from metalnic.lab import netns
 from metalnic.lab.description import Host, LabDescription
-from metalnic.lab.machine import BIOS, OFF, PXE, HostLog
+from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog
+from metalnic.lab.probe import Probe, ProbeError, ask_socket
 from metalnic.lab.qmp import QmpClient, QmpError
 
 QEMU = "qemu-system-x86_64"
@@ -86,6 +89,9 @@ def qemu_command(
         "-qmp", f"unix:{directory / 'qmp.sock'},server=on,wait=off",
         "-chardev", f"file,id=console,path={directory / 'console.log'},append=on",
         "-serial", "chardev:console",
+        # ttyS1: the probe channel the instance answers on (metalnic.lab.probe)
+        "-chardev", f"socket,id=probe,path={directory / 'probe.sock'},server=on,wait=off",
+        "-device", "isa-serial,chardev=probe",
         "-fw_cfg", f"name=etc/sercon-port,file={directory / 'sercon-port'}",
         "-boot", "strict=on",
         "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no,vnet_hdr=off",
@@ -149,6 +155,7 @@ class QemuMachine:
         self.qmp: QmpClient | None = None
         self.quitting = False  # our own quit: the watcher says nothing
         self.state = OFF  # what the console's milestones are events of
+        self.probing = threading.Lock()  # one probe at a time on the channel
 
     def boot(self, state: str) -> str:
         self.state = state
@@ -185,6 +192,18 @@ class QemuMachine:
             proc.wait()
         (self.dir / "qemu.pid").unlink(missing_ok=True)
         (self.dir / "qmp.sock").unlink(missing_ok=True)
+        (self.dir / "probe.sock").unlink(missing_ok=True)
+
+    def probe(self, check: Probe) -> bool:
+        """Ask the running instance over its probe channel (ttyS1, ``probe.sock``)."""
+        with self.life.lock:
+            running = self.proc is not None and self.proc.poll() is None
+            state = self.state
+        if not running or state != DISK:
+            what = "powered off" if not running else f"in {state}, not running its instance"
+            raise ProbeError(f"{self.host['name']} is {what}: nothing to probe from")
+        with self.probing:
+            return ask_socket(self.dir / "probe.sock", check)
 
     # --- inside ---------------------------------------------------------------------------
 
@@ -199,6 +218,7 @@ class QemuMachine:
         self._console(f"power on: {state}")
         offset = (self.dir / "console.log").stat().st_size  # where this power-on's output starts
         (self.dir / "qmp.sock").unlink(missing_ok=True)
+        (self.dir / "probe.sock").unlink(missing_ok=True)
         name = f"{self.lab['prefix']}-{self.host['name']}"
         cmd = qemu_command(name, self.host["port_b"], self.host["mac"], self.dir, state)
         with (self.dir / "qemu.log").open("ab") as out:
