@@ -215,7 +215,8 @@ def test_the_followers_control_server_probes_through_the_machine(tmp_path: Path)
     [
         ("pxe", "firmware PXE: NIC x first: qemu 7 powered on",
          "host: pxe firmware PXE: NIC x first: qemu 7 powered on"),
-        ("pxe", "lease 10.96.0.11/24 from 10.96.0.2", "host: pxe lease 10.96.0.11/24 from 10.96.0.2"),
+        ("pxe", "lease 10.96.0.11/24 from 10.96.0.2",
+         "host: pxe lease 10.96.0.11/24 from 10.96.0.2"),
         ("pxe", "console: firmware: iPXE asks DHCP", "firmware: iPXE asks DHCP"),
         ("pxe", "console: kernel: Linux started", "ramdisk: Linux started"),
         ("disk", "console: kernel: Linux started", "instance: Linux started"),
