@@ -65,6 +65,9 @@ _FIRMWARE = (
     ("Booting from Hard Disk", "firmware: booting from disk"),
     ("Linux version", "kernel: Linux started"),
 )
+# iPXE's lease ("net0: 10.99.0.11/255.255.255.0") and each file it chains ("http://….. ok")
+_IPXE_LEASE = re.compile(r"^net0: (\d+\.\d+\.\d+\.\d+/[\d.]+)")
+_IPXE_LOADED = re.compile(r"^(https?://\S+?)\.\.\..*\bok\s*$")
 
 
 def boot_indices(state: str) -> dict[str, int]:
@@ -109,6 +112,10 @@ def milestones(line: str) -> list[str]:
     instance's own ``metalnic-…:`` lines as they are."""
     if line.startswith("metalnic-"):
         return [line.strip()[:200]]
+    if lease := _IPXE_LEASE.match(line):
+        return [f"firmware: iPXE leased {lease.group(1)}"]
+    if loaded := _IPXE_LOADED.match(line):
+        return [f"firmware: iPXE loaded {loaded.group(1)[:160]}"]
     return [said for mark, said in _FIRMWARE if mark in line]
 
 

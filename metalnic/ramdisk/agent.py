@@ -249,9 +249,11 @@ def run(
                 if status == 404:
                     node, beating = None, False
                 elif status >= 400:
-                    log.warning(
-                        "heartbeat refused: %s %s", status, body[:200].decode(errors="replace")
-                    )
+                    if beating or status != refused:  # once per refusal, not every interval
+                        refused = status
+                        log.warning(
+                            "heartbeat refused: %s %s", status, body[:200].decode(errors="replace")
+                        )
                     beating = False
                 elif not beating:
                     beating = True
