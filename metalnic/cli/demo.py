@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -89,19 +90,26 @@ def run(a: argparse.Namespace) -> None:
         print(f"demo in {state} is down")
         return
     ok = False
+    took = _Phases()
     try:
         what = "QEMU machines" if spec.hosts == "vm" else "namespace hosts"
         print(f"Bringing up the lab (smart NICs, fabric, {what}, BMCs) ...", flush=True)
         lab = datacentre.up(spec, lab_dir)
+        took.done("lab up")
         stack = Stack(lab, state, say=lambda line: print(line, flush=True))
         stack.start()
         hosts = [h["name"] for h in lab["hosts"]]
         stack.enroll()
+        took.done("server, agents, enroll")
         print("\nCleaning every node (manage → provide; the ramdisk boots through its NIC):")
         stack.make_available(hosts)
+        took.done("cleaning")
         print("\nEach tenant deploys its two nodes onto its own network:")
         stack.deploy(hosts)
+        took.done("deploys")
         _report(stack, hosts)
+        took.done("report and matrix")
+        print(f"\nTime: {took}")
         ok = True
     except (LabError, ScenarioError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
@@ -116,6 +124,22 @@ def run(a: argparse.Namespace) -> None:
             print("\nEverything the demo started is stopped and removed (--keep leaves it up).")
     if not ok:
         sys.exit(1)
+
+
+class _Phases:
+    """Wall time per phase of the run (where a demo's minutes go)."""
+
+    def __init__(self) -> None:
+        self.began = self.last = time.monotonic()
+        self.phases: list[str] = []
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases.append(f"{phase} {now - self.last:.0f} s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.phases)}; total {time.monotonic() - self.began:.0f} s"
 
 
 def _report(stack: Any, hosts: list[str]) -> None:

@@ -23,7 +23,7 @@ from tests.ovslab import require_ovs
 from tests.support import VENV_BIN, free_port, require
 
 
-def _demo(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def _demo(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "metalnic"), "demo", *args], capture_output=True, text=True, timeout=timeout
     )
