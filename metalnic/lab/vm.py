@@ -28,6 +28,11 @@ What the BMC says, the machine does (``HostFollower`` calls ``boot``):
   (the disk 2); disk = the disk at 1 and the NIC without a bootindex, so an
   empty disk stops at "No bootable device." instead of falling through to PXE.
   (``-boot once=n`` is not used: with a NIC bootindex it is overridden.)
+  With nothing bootable SeaBIOS tries its boot order again after
+  ``REBOOT_TIMEOUT_MS`` (what devstack's Ironic VMs set, ``rebootTimeout``): a PXE
+  boot whose DHCP went unanswered within iPXE's ~18 s (a DHCP agent restarting
+  dnsmasq under load) is retried as a real server's firmware does, instead of the
+  deploy waiting out its callback timeout.  A disk boot still never reaches the NIC.
 
 A qemu that exits by itself (the guest powered off) is an event, and the host
 stays dark until its BMC powers it on again.  So are the console's milestones
@@ -55,6 +60,7 @@ QEMU = "qemu-system-x86_64"
 MEMORY_MB = 256
 DISK_SIZE = 64 << 20  # sparse; the instance images are a few MiB
 NIC_ID, DISK_ID = "nic0", "disk0"
+REBOOT_TIMEOUT_MS = 5000
 SERCON_PORT = b"\xf8\x03"  # COM1: SeaBIOS writes its (and iPXE's) screen to serial
 _ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|.)")
 _FIRMWARE = (
@@ -96,7 +102,7 @@ def qemu_command(
         "-chardev", f"socket,id=probe,path={directory / 'probe.sock'},server=on,wait=off",
         "-device", "isa-serial,chardev=probe",
         "-fw_cfg", f"name=etc/sercon-port,file={directory / 'sercon-port'}",
-        "-boot", "strict=on",
+        "-boot", f"strict=on,reboot-timeout={REBOOT_TIMEOUT_MS}",
         "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no,vnet_hdr=off",
         "-device", f"virtio-net-pci,id={NIC_ID},netdev=net0,mac={mac}{boot(NIC_ID)}",
         "-drive", f"file={directory / 'disk'},format=raw,if=none,id=drive0",

@@ -34,7 +34,7 @@ def test_qemu_command_per_boot_device(tmp_path: Path, state: str, nic: str, disk
     assert _device(cmd, "virtio-blk-pci").endswith(f"drive=drive0{disk}")
     # Always created stopped (BIOS stays so), TCG, strict boot order, the tap as is.
     assert "-S" in cmd and cmd[cmd.index("-accel") + 1] == "tcg"
-    assert cmd[cmd.index("-boot") + 1] == "strict=on"
+    assert cmd[cmd.index("-boot") + 1] == "strict=on,reboot-timeout=5000"
     assert _device(cmd, "tap,") == (
         "tap,id=net0,ifname=p-host1b,script=no,downscript=no,vnet_hdr=off"
     )
