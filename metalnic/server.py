@@ -170,6 +170,7 @@ def smartnic_config(settings: Settings) -> SmartNicConfig:
         },
         active_timeout=settings.port_active_timeout,
         removed_timeout=settings.port_removed_timeout,
+        dhcpv6_addresses=settings.dhcpv6_stateful_address_count,
     )
 
 

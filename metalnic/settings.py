@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_allowed_address_pair: int = Field(default=10, ge=0)
     # The longest an agent's desired-state long poll is held open (its ``wait`` is capped).
     agent_poll_max_wait: float = Field(default=60.0, gt=0)
+    # Ironic's [neutron]dhcpv6_stateful_address_count: the addresses a phase port gets
+    # on each dhcpv6-stateful subnet (firmware, iPXE and the ramdisk each ask with a
+    # DHCPv6 identity of their own, and one address is leased to one identity).
+    dhcpv6_stateful_address_count: int = Field(default=4, ge=1, le=64)
     # How long the bare-metal side waits for a smart NIC port to be plugged/unplugged.
     port_active_timeout: float = Field(default=60.0, gt=0)
     port_removed_timeout: float = Field(default=60.0, gt=0)

@@ -274,22 +274,16 @@ def fabric_world(tmp: Path) -> Iterator[World]:
             lab.add_host(host, "nic1", MACS[host], None)
         nic_agent, dhcp_agent = start_agents(tmp, server, password, lab)
         with httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as c:
-            # Until the NIC admits DHCP replies by itself (issue 13's anti-spoofing part),
-            # the hosts' group lets the server's answers in.
+            # The hosts' group has no ingress rule at all: the NIC admits the replies of
+            # each port's DHCP servers by itself (anti-spoofing), whatever the group says.
             sg = c.post(
                 "/network/v2.0/security-groups", json={"security_group": {"name": "dhcp-client"}}
             ).json()
             sg_id = sg["security_group"]["id"]
-            rule = {
-                "security_group_id": sg_id,
-                "direction": "ingress",
-                "ethertype": "IPv4",
-                "protocol": "udp",
-                "port_range_min": 68,
-                "port_range_max": 68,
-            }
-            r = c.post("/network/v2.0/security-group-rules", json={"security_group_rule": rule})
-            assert r.status_code == 201, r.text
+            rules = c.get(
+                "/network/v2.0/security-group-rules", params={"security_group_id": sg_id}
+            ).json()["security_group_rules"]
+            assert not [r for r in rules if r["direction"] == "ingress"], rules
             nets = {"A": _network(c, "dhcp-a", 101), "B": _network(c, "dhcp-b", 102)}
             ports = {
                 "h1": bind_port(

@@ -22,8 +22,8 @@ way out of the first *and* on the way into the second)::
                  unbound port → drop; anything else → drop
      9 members   destination MAC → reg4 = bits of the remote groups it belongs to → 10
     10 egress    anti-spoofing (port security): a host acting as DHCP server (UDP
-                 from 67/547) or router (RA, redirect) → drop; DHCP discover from
-                 0.0.0.0 → 15; DAD/MLD from :: → NORMAL; IPv4 whose (MAC, source)
+                 from 67/547 or to 68/546) or router (RA, redirect) → drop;
+                 DHCP discover from 0.0.0.0 → 15; DAD/MLD from :: → NORMAL; IPv4 whose (MAC, source)
                  is the port's (fixed IPs, pairs) → ct(zone=port) → 11; ARP whose
                  (sender MAC, sender IP) is, or a probe from 0.0.0.0 → NORMAL; IPv6
                  whose (MAC, source) is (with the link-local address of each MAC) → 12;
@@ -36,7 +36,8 @@ way out of the first *and* on the way into the second)::
                  else NORMAL (the access tag and the patch carry it to the uplink)
     19 members   source MAC → reg5 = bits of the remote groups it belongs to → 20
     20 ingress   DHCP replies to a port: only from its DHCP servers' MACs → output
-                 (broadcast ones: a network's flow to every port listing the server);
+                 (broadcast ones: a network's flow to every port listing the server),
+                 anything else for its DHCP client port (68/546) → drop;
                  IP for a port's MAC on reg6 → ct(zone=port) → 21
     21 ingress   est/rel → output; new and allowed by an ingress rule → commit → output
 
@@ -194,8 +195,12 @@ def _anti_spoofing_base() -> list[str]:
     neighbour discovery of a host whose source was checked."""
     e, nd = EGRESS, EGRESS_ND
     return [
+        # A DHCP server (or relay) answers from its port or to a client's, whatever
+        # source port it picks: neither leaves a host.
         f"table={e},priority=120,udp,tp_src={DHCP_SERVER},actions=drop",
         f"table={e},priority=120,udp6,tp_src={DHCP6_SERVER},actions=drop",
+        f"table={e},priority=120,udp,tp_dst={DHCP_CLIENT},actions=drop",
+        f"table={e},priority=120,udp6,tp_dst={DHCP6_CLIENT},actions=drop",
         f"table={e},priority=120,icmp6,icmp_type={RA},actions=drop",
         f"table={e},priority=120,icmp6,icmp_type={REDIRECT},actions=drop",
         f"table={e},priority=105,udp,nw_src=0.0.0.0,tp_src={DHCP_CLIENT},tp_dst={DHCP_SERVER},"
@@ -405,7 +410,8 @@ def _dhcp_replies(port: PortPlan, to_port: str, out: str) -> list[str]:
             f"table={INGRESS},priority=95,{reply},dl_src={mac},actions={out}"
             for mac in sorted(set(port.dhcp_servers))
         ]
-        flows.append(f"table={INGRESS},priority=94,{reply},actions=drop")
+        # Anything else for the host's DHCP client port, from any source port.
+        flows.append(f"table={INGRESS},priority=94,{proto},{to_port},tp_dst={client},actions=drop")
     return flows
 
 

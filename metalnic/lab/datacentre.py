@@ -294,6 +294,7 @@ def _start_bmc(lab: Lab, hosts: list[Host], notify_url: str) -> Bmc:
         auth=(BMC_USER, password),
         detach=True,
         notify_url=notify_url,
+        faults_dir=lab.dir / "hosts",  # lab.bmcfaults: <lab dir>/hosts/<name>/refuse-bios-setup
     )
     (lab.dir / "bmc" / "emulator.pid").write_text(str(emulator.proc.pid))
     for host, system in zip(redfish_hosts, systems, strict=True):
@@ -332,6 +333,8 @@ def _start_ipmi(directory: Path, password_file: Path, notify_url: str, host: str
                     notify_url,
                     "--host",
                     host,
+                    "--faults-dir",
+                    str(directory.parent / "hosts"),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

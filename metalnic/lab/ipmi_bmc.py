@@ -6,7 +6,8 @@ pyghmi keeps client and server sessions in the same class-level tables, so a
 BMC and a client in one process would see each other's packets::
 
     METALNIC_BMC_PASSWORD=… python -m metalnic.lab.ipmi_bmc --port 6230 --user admin \
-        [--password-file F] [--power-delay 1.0] [--notify-url URL --host NAME]
+        [--password-file F] [--power-delay 1.0] [--notify-url URL --host NAME] \
+        [--faults-dir DIR]
 
 The password comes from ``--password-file`` or ``METALNIC_BMC_PASSWORD``, never
 from the command line (other users can read that).
@@ -37,6 +38,10 @@ What pyghmi's stock server lacks and this adds:
 * A client that opens a new session from the port of an old one (pyghmi's
   client does) is not taken for a replay of the old one.
 * The boot flags keep the "persistent" bit and can be cleared.
+
+With ``--faults-dir`` it has the lab's fault knob (``lab.bmcfaults``): while
+``<DIR>/<NAME>/refuse-bios-setup`` exists, setting the boot device to BIOS set-up
+is answered with completion code 0xCC and changes nothing.
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pyghmi.ipmi.bmc as bmc
 import pyghmi.ipmi.private.constants as constants
 import pyghmi.ipmi.private.serversession as serversession
+
+from metalnic.lab.bmcfaults import refuses_bios_setup
 
 # RMCP+ algorithm numbers of cipher suite 3, the only one pyghmi's server does.
 _AUTH_HMAC_SHA1 = 1
@@ -68,6 +76,8 @@ _BOOT_PERSISTENT = 0x40
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Device numbers (data 2 bits 5..2) as the Redfish names the host simulator reads.
 _REDFISH_DEVICE = {1: "Pxe", 2: "Hdd", 5: "Cd", 6: "BiosSetup"}
+_BIOS_SETUP = 6
+_INVALID_DATA_FIELD = 0xCC
 
 
 class _Session(serversession.ServerSession):  # type: ignore[misc]
@@ -102,6 +112,7 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
         port: int,
         power_delay: float = 0.0,
         notify: tuple[str, str] | None = None,  # (URL, host name)
+        faults: tuple[Path, str] | None = None,  # (lab.bmcfaults' dir, host name)
     ) -> None:
         # An IPv6 socket bound to the v4-mapped loopback: reachable at
         # 127.0.0.1 only, and pyghmi's internal wake-up packets (sent to ::1
@@ -109,6 +120,7 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
         super().__init__(authdata, port=port, address="::ffff:127.0.0.1")
         self.power_delay = power_delay
         self.notify = notify
+        self.faults = faults
         self._lock = threading.Lock()
         self._power = "off"
         self._pending: tuple[str, float] | None = None  # (state, monotonic due time)
@@ -211,6 +223,10 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
             return
         flags = data[1] & (_BOOT_VALID | _BOOT_PERSISTENT | 0x20)
         device = (data[2] >> 2) & 0x0F
+        if flags & _BOOT_VALID and device == _BIOS_SETUP and self._refuses_bios():
+            print(f"{time.time():.6f} refused boot device BIOS set-up (lab fault)", flush=True)
+            session.send_ipmi_response(code=_INVALID_DATA_FIELD)
+            return
         with self._lock:
             if flags & _BOOT_VALID:
                 self._boot_flags, self._boot_device = flags, device
@@ -218,6 +234,9 @@ class FakeBmc(bmc.Bmc):  # type: ignore[misc]
                 self._boot_flags, self._boot_device = 0, 0
             self._push()
         session.send_ipmi_response()
+
+    def _refuses_bios(self) -> bool:
+        return self.faults is not None and refuses_bios_setup(*self.faults)
 
     # --- sessions ---------------------------------------------------------------
 
@@ -243,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--notify-url", help="PUT every power/boot change here before answering")
     parser.add_argument("--host", default="", help="the host's name in those notifications")
+    parser.add_argument("--faults-dir", type=Path, help="lab.bmcfaults' knobs: <DIR>/<host>/…")
     args = parser.parse_args(argv)
     if args.password_file:
         with open(args.password_file) as fh:
@@ -252,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if not password:
         parser.error("no password: give --password-file or set METALNIC_BMC_PASSWORD")
     notify = (args.notify_url, args.host) if args.notify_url else None
-    fake = FakeBmc({args.user: password}, args.port, args.power_delay, notify)
+    faults = (args.faults_dir, args.host) if args.faults_dir else None
+    fake = FakeBmc({args.user: password}, args.port, args.power_delay, notify, faults)
     print(f"fake IPMI BMC on 127.0.0.1:{args.port}/udp", flush=True)
     fake.listen(timeout=30)
     return 0

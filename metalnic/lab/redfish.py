@@ -153,10 +153,12 @@ def start_redfish_emulator(
     tls: bool = False,
     detach: bool = False,
     notify_url: str | None = None,
+    faults_dir: Path | None = None,
 ) -> RedfishEmulator:
     """Start the emulator in ``workdir`` (fresh, empty) and wait until it answers.
 
-    ``notify_url``: every change of a system is ``PUT`` there before it is answered."""
+    ``notify_url``: every change of a system is ``PUT`` there before it is answered.
+    ``faults_dir``: run it with ``lab.bmcfaults``' knobs read from there."""
     workdir.mkdir(parents=True, exist_ok=True)
     auth_file = None
     if auth:
@@ -183,8 +185,17 @@ def start_redfish_emulator(
     last_error = ""
     for _attempt in range(3):  # the free port may be taken between probe and bind
         port = free_port()
+        emulator = [str(Path(sys.executable).parent / "sushy-emulator")]
+        if faults_dir is not None:
+            emulator = [
+                sys.executable,
+                "-m",
+                "metalnic.lab.bmcfaults",
+                "--faults-dir",
+                str(faults_dir),
+            ]
         cmd = [
-            str(Path(sys.executable).parent / "sushy-emulator"), "--fake", "--config", str(config),
+            *emulator, "--fake", "--config", str(config),
             "--interface", "127.0.0.1", "--port", str(port), *tls_args,
         ]  # fmt: skip
         with log_path.open("ab") as log:

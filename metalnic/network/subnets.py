@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from metalnic import ids
@@ -41,6 +41,9 @@ MAX_DNS_NAMESERVERS = 5
 MAX_HOST_ROUTES = 20
 # Ports whose addresses a subnet's deletion takes with it (Neutron: the DHCP port's).
 RELEASED_WITH_SUBNET = ("network:dhcp",)
+# Router interfaces (``network:router_interface``, ``…_distributed``, ``…_gateway``)
+# get no automatic IPv6 address on a new subnet (Neutron's rule).
+ROUTER_OWNER_PREFIX = "network:router"
 
 
 class Subnets:
@@ -96,7 +99,8 @@ class Subnets:
             )
             s.add(subnet)
             s.flush()
-            bumped = self.on_change(s, network.id)
+            bumped = _auto_addresses_for_ports(s, subnet) if ipam.is_auto_address(subnet) else set()
+            bumped |= self.on_change(s, network.id)
             view = views.subnet(subnet)
         self.after_change(bumped)
         return view
@@ -225,6 +229,52 @@ class Subnets:
             s.delete(subnet)
             hosts |= self.on_change(s, network_id) - hosts
         self.after_change(hosts)
+
+
+def _auto_addresses_for_ports(s: Session, subnet: Subnet) -> set[str]:
+    """A new SLAAC or DHCPv6-stateless subnet: every port already on the network gets
+    its EUI-64 address on it, as in Neutron (the host's kernel makes that address from
+    the router advert, and the NIC would drop it as spoofed otherwise).  Not router
+    ports (Neutron's exception) nor the DHCP port (``dhcpports.sync`` gives it an
+    address on each DHCP subnet).  The address of a MAC is unique on a network, and
+    no one can hold one on a subnet made in this transaction: a plain INSERT.
+    Returns the feeds bumped: the NIC hosts the ports are bound to, and (a DHCP
+    subnet) its DHCP agent."""
+    owner = NetworkPort.device_owner
+    ports = s.execute(
+        select(NetworkPort.id, NetworkPort.mac_address, NetworkPort.host_id, NetworkPort.vif_type)
+        .where(
+            NetworkPort.network_id == subnet.network_id,
+            owner != DHCP_OWNER,
+            ~owner.startswith(ROUTER_OWNER_PREFIX),
+        )
+        .order_by(NetworkPort.id)
+    ).all()
+    if not ports:
+        return set()
+    s.execute(
+        insert(IPAllocation),
+        [
+            {
+                "subnet_id": subnet.id,
+                "ip_address": ipam.eui64(subnet.cidr, p.mac_address),
+                "port_id": p.id,
+                "network_id": subnet.network_id,
+            }
+            for p in ports
+        ],
+    )
+    s.execute(
+        update(NetworkPort)
+        .where(NetworkPort.id.in_([p.id for p in ports]))
+        .values(revision_number=NetworkPort.revision_number + 1)
+        .execution_options(synchronize_session=False)
+    )
+    hosts = {p.host_id for p in ports if p.host_id and p.vif_type == "ovs"}
+    if subnet.enable_dhcp:
+        hosts |= dhcpfeed.serving_keys(s, [subnet.network_id])
+    feed.bump_all(s, hosts)
+    return hosts
 
 
 def subnet_ids(s: Session, network_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -224,6 +224,16 @@ MUTATIONS: dict[str, Mutation | tuple[Mutation, Mutation]] = {
     "subnet create, no DHCP": lambda lab: lab.subnet(
         "new", "A", ip_version=4, cidr="10.3.0.0/24", enable_dhcp=False
     ),
+    # Every port already on A gets its EUI-64 address (the DHCP port: on DHCP subnets).
+    "subnet create, SLAAC": lambda lab: lab.subnet(
+        "new6", "A", ip_version=6, cidr="fd00:2::/64", ipv6_address_mode="slaac"
+    ),
+    "subnet create, DHCPv6-stateless": lambda lab: lab.subnet(
+        "new6", "A", ip_version=6, cidr="fd00:2::/64", ipv6_address_mode="dhcpv6-stateless"
+    ),
+    "subnet create, DHCPv6-stateful": lambda lab: lab.subnet(
+        "new6", "A", ip_version=6, cidr="fd00:2::/64", ipv6_address_mode="dhcpv6-stateful"
+    ),
     "subnet create on a new network": (
         _new_network,
         lambda lab: lab.subnet("new", "C", ip_version=4, cidr="10.3.0.0/24"),
@@ -272,6 +282,8 @@ CHANGES = {
     "port moves host": {"nic-1", "nic-4"},
     "subnet dns": {"dhcp:d1"},
     "subnet DHCP on": {"nic-1", "nic-2", "dhcp:d1"},
+    "subnet create, SLAAC": {"nic-1", "nic-2", "dhcp:d1"},
+    "subnet create, DHCPv6-stateless": {"nic-1", "nic-2", "dhcp:d1"},
     "DHCP port address": {"nic-1", "nic-2", "dhcp:d1"},
     "DHCP port moves agent": {"dhcp:d1", "dhcp:d2"},
     "DHCP agent deleted": {"dhcp:d1", "dhcp:d2"},

@@ -62,8 +62,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     return made
 
 
-def _start(tmp: Path, images: Images, subnet: dict[str, Any] | None = None) -> Server:
-    """The server; ``subnet``: the provisioning network's (none: no subnet, IPv4 options)."""
+def _start(tmp: Path, images: Images, subnet: dict[str, Any] | None = None, **extra: str) -> Server:
+    """The server; ``subnet``: the provisioning network's (none: no subnet, IPv4 options);
+    ``extra``: more of its environment."""
     users = tmp / "users.toml"
     add_user(users, ADMIN[0], ADMIN[1], "admin", "ops")
     add_user(users, AGENT[0], AGENT[1], "agent", None, nic_hosts=[NIC])
@@ -79,6 +80,7 @@ def _start(tmp: Path, images: Images, subnet: dict[str, Any] | None = None) -> S
         "METALNIC_RESCUE_KERNEL": str(images.root / "rescue_kernel"),
         "METALNIC_RESCUE_RAMDISK": str(images.root / "rescue_initramfs"),
         "METALNIC_DEPLOY_CALLBACK_TIMEOUT": "20",
+        **extra,
     }
     srv = start_server(tmp, "--auth", "http_basic", "--users-file", str(users), env=env, port=port)
     srv.auth = ADMIN
@@ -535,7 +537,8 @@ def test_an_ipv6_provisioning_network_gets_dhcpv6_option_59(
     gets IPv6 fixed IPs, and the conductor sets Ironic's DHCPv6 boot options on it
     (``ip_version`` 6, option 59), no IPv4 ones; the host boots by them and they go."""
     tmp = tmp_path_factory.mktemp("ipxe6")
-    srv = _start(tmp, images, V6_PROVISIONING)
+    # Not Ironic's default count (4): the setting reaches the phase port.
+    srv = _start(tmp, images, V6_PROVISIONING, METALNIC_DHCPV6_STATEFUL_ADDRESS_COUNT="3")
     fleet = Agents(srv, tmp)
     try:
         fleet.start(NIC, "--auth", ":".join(AGENT))
@@ -554,7 +557,7 @@ def test_an_ipv6_provisioning_network_gets_dhcpv6_option_59(
         (boot,) = host.boots
         addresses = {f["ip_address"] for f in boot.port["fixed_ips"]}
         # one per boot stage's DHCPv6 identity (Ironic's dhcpv6_stateful_address_count)
-        assert len(addresses) == DHCPV6_STATEFUL_ADDRESSES
+        assert len(addresses) == 3 != DHCPV6_STATEFUL_ADDRESSES
         assert all(a.startswith("2001:db8:70:") for a in addresses)
         check_boot(boot, srv, images, node, "deploy", ip_version=6)
     finally:

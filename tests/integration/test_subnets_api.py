@@ -294,6 +294,39 @@ def test_ipv6_modes(srv: Server) -> None:
         assert [p["id"] for p in found] == [made["id"]]
 
 
+def test_ports_already_on_the_network_get_their_auto_addresses(srv: Server) -> None:
+    """As in Neutron: a new SLAAC or DHCPv6-stateless subnet gives every port already on
+    the network its EUI-64 address (not router interfaces); a stateful one gives none."""
+    with api(srv) as c:
+        net = network(c)
+        mac, router_mac = "fa:16:3e:70:00:01", "fa:16:3e:70:00:02"
+        host = port(c, net["id"], mac_address=mac).json()["port"]
+        router = port(
+            c, net["id"], mac_address=router_mac, device_owner="network:router_interface"
+        ).json()["port"]
+        assert host["fixed_ips"] == [] and router["fixed_ips"] == []
+        made = {}
+        for cidr, mode in (("fd00:70::/64", "slaac"), ("fd00:71::/64", "dhcpv6-stateless")):
+            made[mode] = subnet(c, net["id"], cidr, ipv6_ra_mode=mode, ipv6_address_mode=mode)
+        stateful = subnet(c, net["id"], "fd00:72::/64", ipv6_address_mode="dhcpv6-stateful")
+        now = c.get(f"/ports/{host['id']}").json()["port"]
+        assert {f["subnet_id"]: f["ip_address"] for f in now["fixed_ips"]} == {
+            made[mode]["id"]: str(netaddr.EUI(mac).ipv6(netaddr.IPNetwork(cidr).first))
+            for cidr, mode in (("fd00:70::/64", "slaac"), ("fd00:71::/64", "dhcpv6-stateless"))
+        }
+        assert now["revision_number"] >= host["revision_number"] + 2  # one per new address
+        assert stateful["id"] not in {f["subnet_id"] for f in now["fixed_ips"]}
+        assert c.get(f"/ports/{router['id']}").json()["port"]["fixed_ips"] == []
+        found = c.get("/ports", params={"fixed_ips": f"subnet_id={made['slaac']['id']}"}).json()[
+            "ports"
+        ]
+        assert [p["id"] for p in found if p["device_owner"] != "network:dhcp"] == [host["id"]]
+        # They go with their subnets again.
+        for mode in made:
+            assert c.delete(f"/subnets/{made[mode]['id']}").status_code == 204
+        assert c.get(f"/ports/{host['id']}").json()["port"]["fixed_ips"] == []
+
+
 # --- fixed IPs --------------------------------------------------------------------------
 
 

@@ -427,6 +427,57 @@ def test_a_rogue_dhcp_server_reaches_nobody(world: World) -> None:
     assert not dhcp_replies(seen[0]) and not dhcp_replies(seen[2])  # … and nobody got it
 
 
+def test_dhcp_replies_from_another_source_port_reach_nobody(world: World) -> None:
+    """A rogue server that picks a source port other than 67/547 (a client does not
+    check it) is dropped as well: on the way out of its host (to a client port, from
+    any port), and at the victim's port for one on the fabric (no port security there)."""
+    lla = {h: f"fe80::5054:ff:fe81:{MACS[h].split(':')[-1].lstrip('0') or '0'}" for h in MACS}
+    offer = (
+        "BOOTP(op=2, yiaddr='10.81.0.77', chaddr=bytes.fromhex({mac!r}.replace(':', '')))"
+        "/DHCP(options=[('message-type', 'offer'), 'end'])"
+    )
+    frames = {
+        # h2 (port security on): unicast to h1 and broadcast, v4 and v6, from port 5067.
+        "h2": [
+            f"Ether(src={MACS['h2']!r}, dst={dst!r})/IP(src={IPS['h2']!r}, dst={ip!r})"
+            f"/UDP(sport=5067, dport=68)/" + offer.format(mac=MACS["h1"])
+            for dst, ip in ((MACS["h1"], IPS["h1"]), ("ff:ff:ff:ff:ff:ff", "255.255.255.255"))
+        ]
+        + [
+            f"Ether(src={MACS['h2']!r}, dst={MACS['h1']!r})/IPv6(src={lla['h2']!r},"
+            f" dst={lla['h1']!r})/UDP(sport=5547, dport=546)/DHCP6_Advertise(trid=4713)"
+        ],
+        # The fabric's server (no port of ours): unicast to h1 from port 5067.
+        FABRIC_DHCP[0]: [
+            f"Ether(src={FABRIC_DHCP[1]!r}, dst={MACS['h1']!r})/IP(src={FABRIC_DHCP[2]!r},"
+            f" dst={IPS['h1']!r})/UDP(sport=5067, dport=68)/" + offer.format(mac=MACS["h1"])
+        ],
+    }
+    caps = [world.capture(h, "off-port-dhcp") for h in ("h1", "h3", "hd")]
+    try:
+        for sender, sent in frames.items():
+            world.scapy(sender, "".join(f"sendp({f}, iface=dev, count=3)\n" for f in sent))
+    finally:
+        seen = seen_by(*caps)
+    for packets in seen:
+        assert not [
+            p for p in packets if scapy_all.UDP in p and p[scapy_all.UDP].sport in (5067, 5547)
+        ], [p.summary() for p in packets]
+    # Nothing was lost to the capture itself: a discover h2 sends as a client does
+    # (68 → 67) is seen by hd.
+    cap = world.capture("hd", "off-port-dhcp-control")
+    try:
+        world.scapy(
+            "h2",
+            f"sendp(Ether(src={MACS['h2']!r}, dst='ff:ff:ff:ff:ff:ff')/IP(src='0.0.0.0',"
+            " dst='255.255.255.255')/UDP(sport=68, dport=67)/BOOTP(op=1)"
+            "/DHCP(options=[('message-type', 'discover'), 'end']), iface=dev, count=3)",
+        )
+    finally:
+        (control,) = seen_by(cap)
+    assert [p for p in control if scapy_all.UDP in p and p[scapy_all.UDP].dport == 67]
+
+
 def test_dhcp_replies_come_only_from_the_networks_dhcp_port(world: World) -> None:
     server = Dnsmasq(world, "hd", "--dhcp-range=10.81.0.0,static,255.255.255.0,1h",
                      f"--dhcp-host={MACS['h1']},{IPS['h1']}")  # fmt: skip

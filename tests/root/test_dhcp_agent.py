@@ -99,6 +99,34 @@ def test_a_host_whose_mac_is_no_port_gets_nothing(world: World) -> None:
     assert f"{MACS['h3']} no address available" in log  # heard, and refused
 
 
+def test_a_host_on_the_wrong_network_is_answered_by_nobody(world: World) -> None:
+    """h3 sits on network A; a port with h3's MAC (and a fixed IP) exists on network B.
+    B's dnsmasq knows h3 and would answer, but never hears it (VLAN isolation through
+    the NIC and the fabric); A's dnsmasq hears it and does not know it."""
+    with world.client() as c:
+        r = c.post(
+            "/network/v2.0/ports",
+            json={"port": {"network_id": world.nets["B"], "mac_address": MACS["h3"]}},
+        )
+        assert r.status_code == 201, r.text
+        on_b = r.json()["port"]
+        try:
+            files = world.dhcp_files("B")
+            wait_until(
+                lambda: MACS["h3"] in files.hosts.read_text(),
+                15,
+                "network B's dnsmasq knows h3's MAC",
+                show=lambda: files.hosts.read_text(),
+            )
+            got, _ = world.udhcpc("h3", "-wrong").once(timeout=3)
+            assert got is None
+            heard = [ln for ln in files.log.read_text().splitlines() if MACS["h3"] in ln]
+            assert not heard, heard  # B's dnsmasq never saw a request from h3
+            assert f"{MACS['h3']} no address available" in world.dhcp_files("A").log.read_text()
+        finally:
+            assert c.delete(f"/network/v2.0/ports/{on_b['id']}").status_code == 204
+
+
 def test_renewal_is_answered_across_a_dhcp_agent_restart(world: World) -> None:
     h1 = world.udhcpc("h1", "-follow")
     h1.follow()

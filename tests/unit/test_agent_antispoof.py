@@ -85,19 +85,24 @@ def test_dhcp_replies_only_from_the_listed_servers() -> None:
     flows = _flows(dhcp_servers=(SERVER,))
     reply = f"udp,reg6=3,dl_dst={MAC},tp_src=67,tp_dst=68"
     assert f"table=20,priority=95,{reply},dl_src={SERVER},actions=output:7" in flows
-    assert f"table=20,priority=94,{reply},actions=drop" in flows
+    # Anything else for the client port is dropped, whatever its source port.
+    assert f"table=20,priority=94,udp,reg6=3,dl_dst={MAC},tp_dst=68,actions=drop" in flows
     reply6 = f"udp6,reg6=3,dl_dst={MAC},tp_src=547,tp_dst=546"
     assert f"table=20,priority=95,{reply6},dl_src={SERVER},actions=output:7" in flows
+    assert f"table=20,priority=94,udp6,reg6=3,dl_dst={MAC},tp_dst=546,actions=drop" in flows
     # None listed: none admitted.
     none = _flows()
     assert not [f for f in none if "tp_src=67" in f and "drop" not in f]
-    assert f"table=20,priority=94,{reply},actions=drop" in none
+    assert f"table=20,priority=94,udp,reg6=3,dl_dst={MAC},tp_dst=68,actions=drop" in none
 
 
 def test_a_dhcp_port_may_answer_and_no_other_host() -> None:
     base = "\n".join(pipeline.base_groups("br-int", ["br-phys"])[0].flows)
     assert "table=10,priority=120,udp,tp_src=67,actions=drop" in base
     assert "table=10,priority=120,udp6,tp_src=547,actions=drop" in base
+    # … and to a DHCP client's port from any other source port.
+    assert "table=10,priority=120,udp,tp_dst=68,actions=drop" in base
+    assert "table=10,priority=120,udp6,tp_dst=546,actions=drop" in base
     assert "table=10,priority=120,icmp6,icmp_type=134,actions=drop" in base  # RA
     assert "table=10,priority=120,icmp6,icmp_type=137,actions=drop" in base  # redirect
     assert "table=10,priority=105,udp,nw_src=0.0.0.0,tp_src=68,tp_dst=67," in base

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from metalnic.baremetal.drivers.base import NetworkPhase, NodeContext, PortInfo
 from metalnic.baremetal.drivers.network.client import (
     Binding,
@@ -23,6 +26,7 @@ from metalnic.db.session import Database
 from metalnic.embedded_network import CONDUCTOR, EmbeddedNetworkClient
 from metalnic.network.inputs import NetworkCreate, SecurityGroupCreate
 from metalnic.network.service import NetworkService
+from metalnic.server import smartnic_config
 from metalnic.settings import Settings
 
 
@@ -101,6 +105,29 @@ def test_settings_read_the_ironic_option_names(monkeypatch: Any) -> None:
     settings = Settings()
     assert settings.provisioning_network_security_groups == ["a", "b"]
     assert settings.cleaning_network_security_groups == []
+
+
+def test_the_dhcpv6_address_count_reaches_the_phase_ports(monkeypatch: Any) -> None:
+    """Ironic's dhcpv6_stateful_address_count: default 4, set by the environment,
+    refused outside 1..64; the smartnic interface asks for that many per phase port."""
+    assert smartnic_config(Settings()).dhcpv6_addresses == 4
+    monkeypatch.setenv("METALNIC_DHCPV6_STATEFUL_ADDRESS_COUNT", "2")
+    config = smartnic_config(Settings())
+    assert config.dhcpv6_addresses == 2
+    asked: list[int] = []
+
+    class Counting(RecordingClient):
+        def plug(self, port: NewPort | str, binding: Binding, timeout: float) -> Plugged:
+            assert isinstance(port, NewPort)
+            asked.append(port.dhcpv6_addresses)
+            return super().plug(port, binding, timeout)
+
+    SmartNicNetwork(Counting(), config).attach(_ctx(), NetworkPhase.CLEANING)
+    assert asked == [2]
+    for bad in ("0", "65", "x"):
+        monkeypatch.setenv("METALNIC_DHCPV6_STATEFUL_ADDRESS_COUNT", bad)
+        with pytest.raises(ValidationError):
+            Settings()
 
 
 def test_embedded_client_turns_port_security_off_without_groups(tmp_path: Path) -> None:

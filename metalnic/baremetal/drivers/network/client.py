@@ -125,9 +125,10 @@ class Binding:
     profile: BindingProfile
 
 
-# Ironic's ``[neutron]dhcpv6_stateful_address_count``: firmware, iPXE and the ramdisk
-# each ask DHCPv6 with an identifier (DUID/IAID) of their own, and a DHCPv6 server
-# leases an address to one identifier only, so a phase port holds several.
+# The default of Ironic's ``[neutron]dhcpv6_stateful_address_count`` (the setting
+# ``dhcpv6_stateful_address_count``): firmware, iPXE and the ramdisk each ask DHCPv6
+# with an identifier (DUID/IAID) of their own, and a DHCPv6 server leases an address
+# to one identifier only, so a phase port holds several.
 DHCPV6_STATEFUL_ADDRESSES = 4
 
 

@@ -36,6 +36,7 @@ from metalnic.baremetal.drivers.base import (
     NodeContext,
 )
 from metalnic.baremetal.drivers.network.client import (
+    DHCPV6_STATEFUL_ADDRESSES,
     Binding,
     BindingProfile,
     GroupInformation,
@@ -58,6 +59,8 @@ class SmartNicConfig:
     removed_timeout: float
     # phase -> security group ids for its ports; none: port security off there
     security_groups: dict[NetworkPhase, list[str]] = field(default_factory=dict)
+    # addresses per phase port on each dhcpv6-stateful subnet
+    dhcpv6_addresses: int = DHCPV6_STATEFUL_ADDRESSES
 
 
 class SmartNicNetwork(NetworkInterface):
@@ -112,7 +115,7 @@ class SmartNicNetwork(NetworkInterface):
             target: NewPort | str = link.vif
         else:
             groups = tuple(self.config.security_groups.get(phase, ()))
-            target = NewPort(network, _name(phase, link), groups)
+            target = NewPort(network, _name(phase, link), groups, self.config.dhcpv6_addresses)
         plugged = client.plug(target, binding, self.config.active_timeout)
         if not plugged.active:
             self._rollback(client, [(link, plugged)])
