@@ -56,14 +56,15 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
                 f"{host}  ramdisk: disk metadata erased",
                 f"{host}  node: available",
                 f"{host}  ramdisk: image written, its sha256 verified",
-                f"{host}  firmware: booting from disk",
+                f"{host}  node: active",  # the conductor powered it on from disk, then:
                 f"{host}  instance: lease 10.50.0.",
-                f"{host}  node: active",
             ]
             at = 0  # each after the one before (a PXE retry may repeat a firmware line)
             for line in stages:
                 at = out.find(line, at)
                 assert at != -1, f"{line!r} missing or out of order"
+                if line.endswith("sha256 verified"):
+                    assert out.find(f"{host}  firmware: booting from disk", at) != -1
         assert '"POST /v1/commands' not in out  # the ramdisk's access log is not a stage
         # The leases table: every host's tenant lease is its VIF port's fixed IP.
         table = out[out.index("DHCP leases") : out.index("Connectivity")]
