@@ -9,7 +9,15 @@ CIDR for both) — showing every step of every node and host as it happens,
 every DHCP lease included (each host takes every address by DHCP, from the
 lab's ``metalnic dhcp-agent``).  At the end: tables of nodes, bare-metal ports,
 network ports with their fixed IPs, the hosts' DHCP leases against those
-fixed IPs, and a connectivity matrix measured with pings.
+fixed IPs, and a connectivity matrix measured on the machines themselves.
+
+``--hosts vm`` (the default): the hosts are QEMU machines (``lab.vm``) that
+really boot — firmware (SeaBIOS, the NIC's iPXE asking DHCP), the ramdisk over
+HTTP (leased, looked up, heartbeat, disk erased or image written), the instance
+from disk (leased) — each stage printed as its serial console shows it
+(``lab.stages``; ``metalnic lab console HOST --dir <state>/lab`` prints the
+console), and the matrix is ping and TCP 80 from each booted instance
+(``lab.probe``).  ``--hosts ns``: network namespaces with simulated boots (fast).
 
 Without ``--keep`` everything is removed again at the end; with it, it stays
 up for you to explore (``metalnic demo --down`` removes it later).
@@ -21,6 +29,7 @@ import argparse
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,6 +53,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--provisioning-subnet", default="10.99.0.0/24", help="the lab's provisioning subnet"
     )
+    p.add_argument(
+        "--hosts",
+        choices=("vm", "ns"),
+        default="vm",
+        help="QEMU machines that really boot (default; needs qemu-system-x86) "
+        "or network namespaces (ns: fast, simulated boots)",
+    )
     p.add_argument("--keep", action="store_true", help="leave everything running at the end")
     p.add_argument("--down", action="store_true", help="remove a demo left up by --keep")
     p.set_defaults(func=run, client=False)
@@ -61,7 +77,12 @@ def run(a: argparse.Namespace) -> None:
     # (given two subnets and ports) do not touch each other.
     name = f"{LAB_NAME}-{hashlib.sha256(str(state).encode()).hexdigest()[:6]}"
     spec = datacentre.LabSpec(
-        name, 2, 2, provisioning_subnet=a.provisioning_subnet, api_port=a.port
+        name,
+        2,
+        2,
+        provisioning_subnet=a.provisioning_subnet,
+        api_port=a.port,
+        hosts="vm" if a.hosts == "vm" else "netns",
     )
     lab_dir = state / "lab"
     if a.down:
@@ -69,18 +90,26 @@ def run(a: argparse.Namespace) -> None:
         print(f"demo in {state} is down")
         return
     ok = False
+    took = _Phases()
     try:
-        print("Bringing up the lab (smart NICs, fabric, hosts, BMCs) ...", flush=True)
+        what = "QEMU machines" if spec.hosts == "vm" else "namespace hosts"
+        print(f"Bringing up the lab (smart NICs, fabric, {what}, BMCs) ...", flush=True)
         lab = datacentre.up(spec, lab_dir)
+        took.done("lab up")
         stack = Stack(lab, state, say=lambda line: print(line, flush=True))
         stack.start()
         hosts = [h["name"] for h in lab["hosts"]]
         stack.enroll()
+        took.done("server, agents, enroll")
         print("\nCleaning every node (manage → provide; the ramdisk boots through its NIC):")
         stack.make_available(hosts)
+        took.done("cleaning")
         print("\nEach tenant deploys its two nodes onto its own network:")
         stack.deploy(hosts)
+        took.done("deploys")
         _report(stack, hosts)
+        took.done("report and matrix")
+        print(f"\nTime: {took}")
         ok = True
     except (LabError, ScenarioError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
@@ -95,6 +124,22 @@ def run(a: argparse.Namespace) -> None:
             print("\nEverything the demo started is stopped and removed (--keep leaves it up).")
     if not ok:
         sys.exit(1)
+
+
+class _Phases:
+    """Wall time per phase of the run (where a demo's minutes go)."""
+
+    def __init__(self) -> None:
+        self.began = self.last = time.monotonic()
+        self.phases: list[str] = []
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases.append(f"{phase} {now - self.last:.0f} s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.phases)}; total {time.monotonic() - self.began:.0f} s"
 
 
 def _report(stack: Any, hosts: list[str]) -> None:
@@ -140,7 +185,8 @@ def _report(stack: Any, hosts: list[str]) -> None:
         )
     _leases(stack, hosts)
     matrix = stack.matrix(hosts)
-    print("\nConnectivity (ping from row to column's tenant address; ✓ reached, · not):")
+    how = "ping and TCP 80 from each booted instance" if stack.vm_hosts else "ping"
+    print(f"\nConnectivity (row → column's tenant address, {how}; ✓ reached, · not):")
     print("        " + "".join(f"{h:>10}" for h in hosts))
     for src in hosts:
         cells = "".join(
@@ -201,6 +247,8 @@ def _explain(state: Path, lab_dir: Path) -> None:
         '--os-username admin --os-password="$METALNIC_PASSWORD" baremetal node list'
     )
     print(f"  metalnic lab status --dir {lab_dir}")
+    if lab and any(h.get("kind") == "vm" for h in lab["hosts"]):
+        print(f"  metalnic lab console host1 --dir {lab_dir}     # its serial console")
     print(f"Remove it all with:  metalnic demo --down --state-dir {state}")
 
 

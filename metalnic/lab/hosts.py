@@ -43,6 +43,11 @@ Every boot and every lease is a line in ``<dir>/hosts/<name>/events.log``
 them to know when a host was in BIOS.  A machine that fails to boot is an
 event too (``<state> FAILED: …``); the follower keeps following.
 
+The same control server answers ``POST /probe`` (``{"name", "kind", "address",
+"port"}``): the host's machine asks its running OS whether it reaches an address
+(``lab.probe``: a namespace pings from the namespace, a VM's instance answers on
+its probe serial port) — how the demo measures the isolation matrix.
+
 Run by ``metalnic lab up`` as its own process (``python -m metalnic.lab.hosts
 --dir DIR``); it also serves ``<dir>/images`` over HTTP on the provisioning
 address (the image server the ramdisk downloads from).
@@ -70,6 +75,7 @@ from metalnic.baremetal.drivers.base import NodeContext
 from metalnic.lab import dhcpclient, netns
 from metalnic.lab.description import Host, LabDescription
 from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog, Machine, observed_state
+from metalnic.lab.probe import Probe, ProbeError, in_namespace
 
 __all__ = ["HostFollower", "NamespaceMachine", "observed_state", "bmc_driver_info"]
 log = logging.getLogger("metalnic.lab.hosts")
@@ -183,6 +189,10 @@ class NamespaceMachine:
 
     def event(self, state: str, detail: str) -> None:
         self.life.event(state, detail)
+
+    def probe(self, check: Probe) -> bool:
+        """From the host's namespace, whatever it runs (as the tests always pinged)."""
+        return in_namespace(self.host["netns"], check)
 
     # --- what runs on the host ----------------------------------------------------------
 
@@ -329,6 +339,33 @@ class _ControlHandler(BaseHTTPRequestHandler):
         sim.pushed_state(power, None if device is None else str(device))
         self.send_response(204)
         self.end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802
+        """``/probe`` ``{"name", "kind", "address", "port"}``: the host's machine probes
+        (``lab.probe``); 200 ``{"reached": bool}``, 409 ``{"error"}`` when it cannot."""
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            sim = self.sims.get(str(body["name"]))
+            port = body.get("port")
+            check = Probe(body["kind"], str(body["address"]), None if port is None else int(port))
+        except (ValueError, KeyError, TypeError, ProbeError) as exc:
+            self._json(400, {"error": f"expected name, kind, address (and port): {exc}"})
+            return
+        if self.path != "/probe" or sim is None:
+            self._json(404, {"error": f"no host {body['name']!r} in this lab"})
+            return
+        try:
+            self._json(200, {"reached": sim.machine.probe(check)})
+        except ProbeError as exc:
+            self._json(409, {"error": str(exc)})
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, fmt: str, *args: Any) -> None:
         return None  # every change is in the host's events.log already

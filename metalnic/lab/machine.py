@@ -21,7 +21,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from metalnic.lab.probe import Probe
 
 log = logging.getLogger("metalnic.lab.hosts")
 
@@ -52,7 +55,8 @@ class HostLog:
 
 
 class Machine(Protocol):
-    """A host's hardware.  Both methods are called with ``HostLog.lock`` held."""
+    """A host's hardware.  ``boot`` and ``power_cut`` are called with ``HostLog.lock``
+    held; ``probe`` without it (it may take seconds, and a BMC's push must not wait)."""
 
     def boot(self, state: str) -> str:
         """Go to ``state`` (OFF, BIOS, PXE or DISK) now — by the time this returns an
@@ -62,4 +66,9 @@ class Machine(Protocol):
 
     def power_cut(self) -> None:
         """Off at once (the follower is stopping); no event."""
+        ...
+
+    def probe(self, check: Probe) -> bool:
+        """Does the host's running OS reach ``check``'s target (ping, a TCP connect)?
+        Raises ``probe.ProbeError`` when there is no OS to ask."""
         ...

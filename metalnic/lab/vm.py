@@ -7,8 +7,10 @@ that *is* port B on the smart NIC's OVS (persistent: made by ``lab up`` in the
 NIC's namespace, so it — and the OVS port and ofport the NIC agent plugs and
 programs — outlive every qemu process), a raw virtio disk (``<host dir>/disk``)
 and the serial console appended to ``<host dir>/console.log`` (SeaBIOS and iPXE
-print there too: ``etc/sercon-port``).  qemu runs in the NIC's namespace, where
-the tap is.
+print there too: ``etc/sercon-port``), and a second serial port (ttyS1) on
+``<host dir>/probe.sock``: the probe channel on which the instance answers
+``ping``/``tcp`` probes (``metalnic.lab.probe``; ``probe`` below).  qemu runs
+in the NIC's namespace, where the tap is.
 
 What the BMC says, the machine does (``HostFollower`` calls ``boot``):
 
@@ -26,6 +28,11 @@ What the BMC says, the machine does (``HostFollower`` calls ``boot``):
   (the disk 2); disk = the disk at 1 and the NIC without a bootindex, so an
   empty disk stops at "No bootable device." instead of falling through to PXE.
   (``-boot once=n`` is not used: with a NIC bootindex it is overridden.)
+  With nothing bootable SeaBIOS tries its boot order again after
+  ``REBOOT_TIMEOUT_MS`` (what devstack's Ironic VMs set, ``rebootTimeout``): a PXE
+  boot whose DHCP went unanswered within iPXE's ~18 s (a DHCP agent restarting
+  dnsmasq under load) is retried as a real server's firmware does, instead of the
+  deploy waiting out its callback timeout.  A disk boot still never reaches the NIC.
 
 A qemu that exits by itself (the guest powered off) is an event, and the host
 stays dark until its BMC powers it on again.  So are the console's milestones
@@ -45,13 +52,15 @@ from pathlib import Path
 
 from metalnic.lab import netns
 from metalnic.lab.description import Host, LabDescription
-from metalnic.lab.machine import BIOS, OFF, PXE, HostLog
+from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog
+from metalnic.lab.probe import Probe, ProbeError, ask_socket
 from metalnic.lab.qmp import QmpClient, QmpError
 
 QEMU = "qemu-system-x86_64"
 MEMORY_MB = 256
 DISK_SIZE = 64 << 20  # sparse; the instance images are a few MiB
 NIC_ID, DISK_ID = "nic0", "disk0"
+REBOOT_TIMEOUT_MS = 5000
 SERCON_PORT = b"\xf8\x03"  # COM1: SeaBIOS writes its (and iPXE's) screen to serial
 _ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][A-Z0-9]|.)")
 _FIRMWARE = (
@@ -62,6 +71,9 @@ _FIRMWARE = (
     ("Booting from Hard Disk", "firmware: booting from disk"),
     ("Linux version", "kernel: Linux started"),
 )
+# iPXE's lease ("net0: 10.99.0.11/255.255.255.0") and each file it chains ("http://….. ok")
+_IPXE_LEASE = re.compile(r"^net0: (\d+\.\d+\.\d+\.\d+/[\d.]+)")
+_IPXE_LOADED = re.compile(r"^(https?://\S+?)\.\.\..*\bok\s*$")
 
 
 def boot_indices(state: str) -> dict[str, int]:
@@ -86,8 +98,11 @@ def qemu_command(
         "-qmp", f"unix:{directory / 'qmp.sock'},server=on,wait=off",
         "-chardev", f"file,id=console,path={directory / 'console.log'},append=on",
         "-serial", "chardev:console",
+        # ttyS1: the probe channel the instance answers on (metalnic.lab.probe)
+        "-chardev", f"socket,id=probe,path={directory / 'probe.sock'},server=on,wait=off",
+        "-device", "isa-serial,chardev=probe",
         "-fw_cfg", f"name=etc/sercon-port,file={directory / 'sercon-port'}",
-        "-boot", "strict=on",
+        "-boot", f"strict=on,reboot-timeout={REBOOT_TIMEOUT_MS}",
         "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no,vnet_hdr=off",
         "-device", f"virtio-net-pci,id={NIC_ID},netdev=net0,mac={mac}{boot(NIC_ID)}",
         "-drive", f"file={directory / 'disk'},format=raw,if=none,id=drive0",
@@ -103,6 +118,10 @@ def milestones(line: str) -> list[str]:
     instance's own ``metalnic-…:`` lines as they are."""
     if line.startswith("metalnic-"):
         return [line.strip()[:200]]
+    if lease := _IPXE_LEASE.match(line):
+        return [f"firmware: iPXE leased {lease.group(1)}"]
+    if loaded := _IPXE_LOADED.match(line):
+        return [f"firmware: iPXE loaded {loaded.group(1)[:160]}"]
     return [said for mark, said in _FIRMWARE if mark in line]
 
 
@@ -149,6 +168,7 @@ class QemuMachine:
         self.qmp: QmpClient | None = None
         self.quitting = False  # our own quit: the watcher says nothing
         self.state = OFF  # what the console's milestones are events of
+        self.probing = threading.Lock()  # one probe at a time on the channel
 
     def boot(self, state: str) -> str:
         self.state = state
@@ -185,6 +205,18 @@ class QemuMachine:
             proc.wait()
         (self.dir / "qemu.pid").unlink(missing_ok=True)
         (self.dir / "qmp.sock").unlink(missing_ok=True)
+        (self.dir / "probe.sock").unlink(missing_ok=True)
+
+    def probe(self, check: Probe) -> bool:
+        """Ask the running instance over its probe channel (ttyS1, ``probe.sock``)."""
+        with self.life.lock:
+            running = self.proc is not None and self.proc.poll() is None
+            state = self.state
+        if not running or state != DISK:
+            what = "powered off" if not running else f"in {state}, not running its instance"
+            raise ProbeError(f"{self.host['name']} is {what}: nothing to probe from")
+        with self.probing:
+            return ask_socket(self.dir / "probe.sock", check)
 
     # --- inside ---------------------------------------------------------------------------
 
@@ -199,6 +231,7 @@ class QemuMachine:
         self._console(f"power on: {state}")
         offset = (self.dir / "console.log").stat().st_size  # where this power-on's output starts
         (self.dir / "qmp.sock").unlink(missing_ok=True)
+        (self.dir / "probe.sock").unlink(missing_ok=True)
         name = f"{self.lab['prefix']}-{self.host['name']}"
         cmd = qemu_command(name, self.host["port_b"], self.host["mac"], self.dir, state)
         with (self.dir / "qemu.log").open("ab") as out:

@@ -148,6 +148,10 @@ def _sync(fh: BinaryIO | TextIO) -> None:
 
 
 COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}
+DONE = {
+    "standby.prepare_image": "image written, its sha256 verified (and the config drive)",
+    "clean.execute_clean_step": "disk metadata erased (cleaning)",
+}
 
 
 def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
@@ -182,6 +186,7 @@ def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 result = command(storage, request.get("params") or {})
+                log.info("%s", DONE[request["name"]])  # the lab's console shows the stage
                 self._reply(
                     200,
                     {
@@ -192,6 +197,7 @@ def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             except (CommandFailed, OSError) as exc:
+                log.warning("%s failed: %s", request["name"], exc)
                 self._reply(
                     200,
                     {
@@ -243,9 +249,11 @@ def run(
                 if status == 404:
                     node, beating = None, False
                 elif status >= 400:
-                    log.warning(
-                        "heartbeat refused: %s %s", status, body[:200].decode(errors="replace")
-                    )
+                    if beating or status != refused:  # once per refusal, not every interval
+                        refused = status
+                        log.warning(
+                            "heartbeat refused: %s %s", status, body[:200].decode(errors="replace")
+                        )
                     beating = False
                 elif not beating:
                     beating = True

@@ -34,7 +34,7 @@ def test_qemu_command_per_boot_device(tmp_path: Path, state: str, nic: str, disk
     assert _device(cmd, "virtio-blk-pci").endswith(f"drive=drive0{disk}")
     # Always created stopped (BIOS stays so), TCG, strict boot order, the tap as is.
     assert "-S" in cmd and cmd[cmd.index("-accel") + 1] == "tcg"
-    assert cmd[cmd.index("-boot") + 1] == "strict=on"
+    assert cmd[cmd.index("-boot") + 1] == "strict=on,reboot-timeout=5000"
     assert _device(cmd, "tap,") == (
         "tap,id=net0,ifname=p-host1b,script=no,downscript=no,vnet_hdr=off"
     )
@@ -64,6 +64,15 @@ def test_console_milestones_once_per_line_also_while_it_is_written() -> None:
     assert watch.feed(" ok\r\nmetalnic-ramdisk: lease 10.99.0.11/24\n") == [
         "metalnic-ramdisk: lease 10.99.0.11/24"
     ]
+    assert watch.feed("net0: 10.99.0.11/255.255.255.0\r\n") == [
+        "firmware: iPXE leased 10.99.0.11/255.255.255.0"
+    ]
+    assert watch.feed("http://10.99.0.1:6385/boot/boot.ipxe... ok\r\n") == [
+        "firmware: iPXE loaded http://10.99.0.1:6385/boot/boot.ipxe"
+    ]
+    kernel = "http://10.99.0.1:6385/boot/images/deploy/kernel... "
+    assert watch.feed(kernel + "22%     98%  ") == []  # still loading
+    assert watch.feed("   ok\r\n") == [f"firmware: iPXE loaded {kernel[:-4]}"]
     assert watch.feed("No bootable device.") == ["firmware: no bootable device"]
     assert watch.feed("\nConfiguring (net0 x)\n") == ["firmware: iPXE asks DHCP"]  # a new line
 
