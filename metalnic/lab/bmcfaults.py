@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from metalnic.jsontypes import JSONObject
+
 REFUSE_BIOS_SETUP = "refuse-bios-setup"
 BIOS_SETUP = "BiosSetup"
 
@@ -48,7 +50,7 @@ def refuses_bios_setup(faults_dir: Path | None, host: str) -> bool:
     return (faults_dir / host / REFUSE_BIOS_SETUP).exists()
 
 
-def redfish_refusal(faults_dir: Path, system_name: str, body: Any) -> dict[str, Any] | None:
+def redfish_refusal(faults_dir: Path, system_name: str, body: Any) -> JSONObject | None:
     """The Redfish error body for a system PATCH that the fault refuses (else None)."""
     boot = body.get("Boot") if isinstance(body, dict) else None
     target = boot.get("BootSourceOverrideTarget") if isinstance(boot, dict) else None

@@ -72,6 +72,7 @@ from urllib.parse import urlsplit
 
 from metalnic.baremetal import states
 from metalnic.baremetal.drivers.base import NodeContext
+from metalnic.jsontypes import JSONObject
 from metalnic.lab import dhcpclient, netns
 from metalnic.lab.description import Host, LabDescription
 from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog, Machine, observed_state
@@ -359,7 +360,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
         except ProbeError as exc:
             self._json(409, {"error": str(exc)})
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
+    def _json(self, status: int, body: JSONObject) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
