@@ -1,5 +1,6 @@
 """Packet captures in the lab: ``tcpdump`` on a link inside a namespace, and a reader
-for what it wrote (classic pcap, Ethernet frames, 802.1Q tags)."""
+for what it wrote (classic pcap, Ethernet frames, 802.1Q tags, and the message type of
+an IPv4 DHCP packet: the packet proofs tell a firmware's DHCPDISCOVER from its answer)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 from metalnic.lab import netns
 
 _PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">"}
+_DHCP_COOKIE = b"\x63\x82\x53\x63"
+DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPACK = 1, 2, 3, 5  # option 53 (RFC 2132)
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class Frame:
     dst: str
     vlan: int | None
     ethertype: int
+    dhcp: int | None = None  # an IPv4 DHCP packet's message type (option 53) ...
+    dhcp_client: str | None = None  # ... and the client it is from or for (chaddr)
 
 
 class Capture:
@@ -73,14 +78,47 @@ def read_pcap(path: Path) -> list[Frame]:
         if len(packet) < 14:
             continue
         ethertype = int.from_bytes(packet[12:14], "big")
-        vlan = None
+        vlan, payload = None, 14
         if ethertype == 0x8100 and len(packet) >= 18:
             vlan = int.from_bytes(packet[14:16], "big") & 0x0FFF
             ethertype = int.from_bytes(packet[16:18], "big")
+            payload = 18
+        dhcp = dhcp_message(packet[payload:]) if ethertype == 0x0800 else None
         frames.append(
-            Frame(sec + usec / 1e6, _mac(packet[6:12]), _mac(packet[0:6]), vlan, ethertype)
-        )
+            Frame(
+                sec + usec / 1e6, _mac(packet[6:12]), _mac(packet[0:6]), vlan, ethertype,
+                *(dhcp or (None, None)),
+            )
+        )  # fmt: skip
     return frames
+
+
+def dhcp_message(ip: bytes) -> tuple[int, str] | None:
+    """The DHCP message type and client hardware address of an IPv4 packet (UDP between
+    ports 67 and 68), else None."""
+    if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+        return None
+    udp = ip[(ip[0] & 0x0F) * 4 :]
+    if len(udp) < 8 or {int.from_bytes(udp[0:2], "big"), int.from_bytes(udp[2:4], "big")} != {
+        67,
+        68,
+    }:
+        return None
+    bootp = udp[8:]
+    if bootp[236:240] != _DHCP_COOKIE:
+        return None
+    options, i = bootp[240:], 0
+    while i < len(options) and options[i] != 255:
+        if options[i] == 0:  # pad
+            i += 1
+            continue
+        if i + 1 >= len(options):
+            break
+        code, length = options[i], options[i + 1]
+        if code == 53 and length == 1 and i + 2 < len(options):
+            return options[i + 2], _mac(bootp[28:34])
+        i += 2 + length
+    return None
 
 
 def _mac(raw: bytes) -> str:

@@ -11,8 +11,6 @@ taken during the whole run, held against the nodes' event logs.
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from metalnic.baremetal import states
 from metalnic.lab import datacentre, netns
 from metalnic.lab.capture import Capture, Frame
 from metalnic.lab.scenario import ScenarioError, Stack, alive_agents, ping
+from tests import packetproof
 from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.ovslab import require_ovs, wait_until
 from tests.support import free_port
@@ -41,9 +39,7 @@ class E2E:
         return next(h for h in self.lab["hosts"] if h["name"] == name)
 
     def history(self, host: str) -> list[dict[str, Any]]:
-        with self.stack.client() as c:
-            r = c.get(f"/v1/nodes/{self.stack.nodes[host]}/history")
-            return list(r.json()["history"])
+        return packetproof.history(self.stack, host)
 
     def stop_captures(self) -> None:
         for name, capture in self.captures.items():
@@ -63,15 +59,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     captures: dict[str, Capture] = {}
     try:
         lab = datacentre.up(spec, lab_dir)
-        for nic in lab["nics"]:
-            captures[f"{nic['name']}-uplink"] = Capture(
-                nic["netns"], nic["uplink"], tmp / f"{nic['name']}-uplink.pcap"
-            ).start()
-        for host in lab["hosts"]:
-            nic_ns = f"{lab['prefix']}-{host['nic']}"
-            captures[f"{host['name']}-b"] = Capture(
-                nic_ns, host["port_b"], tmp / f"{host['name']}-b.pcap"
-            ).start()
+        captures = packetproof.start_captures(lab, tmp)
         stack = Stack(
             lab,
             tmp / "state",
@@ -87,21 +75,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             capture.stop()
         if stack is not None:
             stack.stop()
-        _keep_lab_logs(lab_dir, tmp / "lab-logs")
+        packetproof.keep_lab_logs(lab_dir, tmp / "lab-logs")
         datacentre.teardown(spec.prefix, lab_dir)
-
-
-def _keep_lab_logs(lab_dir: Path, to: Path) -> None:
-    """The hosts' events and the BMCs' logs outlive the lab (``down`` removes its dir): a
-    failed packet check is read against them."""
-    for log in [
-        *lab_dir.glob("hosts/*/*.log"),
-        *lab_dir.glob("*.log"),
-        *lab_dir.glob("bmc/**/*.log"),
-    ]:
-        target = to / log.relative_to(lab_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(log, target)
 
 
 @contextmanager
@@ -114,76 +89,6 @@ def _address(host: dict[str, Any], cidr: str) -> Iterator[None]:
         yield
     finally:
         netns.run(netns.in_ns(host["netns"], *ip, "del", cidr, "dev", host["port_a"]))
-
-
-def _time(event: dict[str, Any]) -> float:
-    return dt.datetime.fromisoformat(event["created_at"]).replace(tzinfo=dt.UTC).timestamp()
-
-
-def _windows(
-    events: list[dict[str, Any]],
-    vlans: dict[str, int],
-    opened_by: str = "done",
-    closed_by: str = "started",
-) -> list[tuple[int, float, float]]:
-    """(VLAN, from, to): from "attach <phase> network: done" to the matching detach's start —
-    when the host may use that network (with "started"/"done": when its port may be on it)."""
-    windows: list[tuple[int, float, float]] = []
-    opened: dict[str, float] = {}
-    for e in events:
-        text = e["event"]
-        for phase, vlan in vlans.items():
-            if text.startswith(f"attach {phase} network: {opened_by}"):
-                opened[phase] = _time(e)
-            elif text.startswith(f"detach {phase} network: {closed_by}") and phase in opened:
-                windows.append((vlan, opened.pop(phase), _time(e)))
-    windows += [(vlans[p], start, float("inf")) for p, start in opened.items()]
-    return windows
-
-
-def _off_windows(events: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    """From the BMC confirming "power off" to the next power-on request: a real host is dark
-    then, so the simulated one must be too (its BMC tells it before it confirms)."""
-    windows: list[tuple[float, float]] = []
-    off: float | None = None
-    for e in events:
-        text = e["event"]
-        if text == f"{states.POWER_OFF} (BMC confirmed)":
-            off = _time(e)
-        elif off is not None and text in (
-            f"{states.POWER_ON} requested",
-            f"{states.REBOOT} requested",
-            f"{states.SOFT_REBOOT} requested",
-        ):
-            windows.append((off, _time(e)))
-            off = None
-    return windows + ([(off, float("inf"))] if off is not None else [])
-
-
-def _context(frame: Frame, events: list[dict[str, Any]], lab_dir: Path, host: str) -> str:
-    """What the conductor and the host simulator did around ``frame`` (for a failure)."""
-    lines = (lab_dir / "hosts" / host / "events.log").read_text().splitlines()
-    near = [(_time(e), "conductor", e["event"]) for e in events]
-    near += [(float(line.split()[0]), "host", line.split(" ", 1)[1]) for line in lines]
-    shown = [
-        f"{t - frame.time:+.3f}s {who}: {what}"
-        for t, who, what in sorted(near)
-        if abs(t - frame.time) < 2
-    ]
-    return f"frame at {frame.time:.6f} (VLAN {frame.vlan}, type {frame.ethertype:#06x}): " + (
-        "; ".join(shown) or "nothing logged within 2 s"
-    )
-
-
-def _bios_windows(lab_dir: Path, host: str) -> list[tuple[float, float]]:
-    """When the host simulator was in BIOS (from its events.log)."""
-    lines = (lab_dir / "hosts" / host / "events.log").read_text().splitlines()
-    entries = [(float(line.split()[0]), line.split()[1]) for line in lines]
-    return [
-        (t, entries[i + 1][0] if i + 1 < len(entries) else float("inf"))
-        for i, (t, state) in enumerate(entries)
-        if state == "bios"
-    ]
 
 
 def test_two_tenants_deploy_through_their_nics(e2e: E2E) -> None:
@@ -219,72 +124,20 @@ def test_two_tenants_deploy_through_their_nics(e2e: E2E) -> None:
 
 
 def test_packets_left_each_nic_only_on_the_network_it_was_active_on(e2e: E2E) -> None:
-    """Captured on every uplink and port B since before the first node was cleaned."""
+    """Captured on every uplink and port B since before the first node was cleaned (the
+    checks: tests/packetproof.py, shared with the VM hosts' proof)."""
     e2e.stop_captures()
-    lab, stack = e2e.lab, e2e.stack
-    with stack.client() as c:
-        nets = {n["name"]: n for n in c.get("/network/v2.0/networks").json()["networks"]}
-    windows_of: dict[str, list[tuple[int, float, float]]] = {}
-    for host in lab["hosts"]:
-        name, mac = host["name"], host["mac"]
-        tenant_vlan = nets[stack.tenant_of(name)]["provider:segmentation_id"]
-        vlans = {"provisioning": 100, "cleaning": 100, "tenant": tenant_vlan}
-        history = e2e.history(name)
-        windows = windows_of[name] = _windows(history, vlans)
-        sent = [f for f in e2e.frames[f"{host['nic']}-uplink"] if f.src == mac]
-        # The capture saw the host on both networks (so this check can fail) ...
-        assert {f.vlan for f in sent} == {100, tenant_vlan}, (name, {f.vlan for f in sent})
-        # ... and every frame inside a window where its port was ACTIVE on that VLAN.
-        stray = [
-            f for f in sent if not any(v == f.vlan and a <= f.time <= b for v, a, b in windows)
-        ]
-        lab_dir = Path(lab["dir"])
-        assert stray == [], (
-            f"{name}: {len(stray)} frames outside their network's window: "
-            + " | ".join(_context(f, history, lab_dir, name) for f in stray[:3])
-        )
-        # Once its BMC confirmed "off", the host sent nothing until it was powered on again
-        # (port B sees everything it sends).
-        at_b = [f for f in e2e.frames[f"{name}-b"] if f.src == mac]
-        assert at_b, f"{name}: nothing captured at port B"
-        off = _off_windows(history)
-        assert len(off) >= 6, (name, off)
-        after_off = [f for f in at_b if any(a <= f.time < b for a, b in off)]
-        assert after_off == [], (
-            f"{name} sent {len(after_off)} frames while its BMC said off: "
-            + " | ".join(_context(f, history, lab_dir, name) for f in after_off[:3])
-        )
-        # In BIOS the host sent nothing at all.
-        bios = _bios_windows(lab_dir, name)
-        in_bios = [f for f in at_b if any(a <= f.time < b for a, b in bios)]
-        assert in_bios == [], f"{name} sent {len(in_bios)} frames while in BIOS"
-    # Another tenant's host is heard only while both share the provisioning network: never
-    # on a tenant network.  A port is on a network from its attach's start to its detach's
-    # end; outside the window where its host may send (above), i.e. while the port is being
-    # moved, the host must be held in BIOS (the power rule), so that is checked too.
-    lab_dir = Path(lab["dir"])
-    for host in lab["hosts"]:
-        name, mine = host["name"], stack.tenant_of(host["name"])
-        foreign = {h["mac"] for h in lab["hosts"] if stack.tenant_of(h["name"]) != mine}
-        history = e2e.history(name)
-        may_send = [(a, b) for v, a, b in windows_of[name] if v == 100]
-        phases = {"provisioning": 100, "cleaning": 100}
-        shared = [(a, b) for _, a, b in _windows(history, phases, "started", "done")]
-        bios = _bios_windows(lab_dir, name)
-
-        def within(t: float, windows: list[tuple[float, float]]) -> bool:
-            return any(a <= t <= b for a, b in windows)
-
-        heard = [f for f in e2e.frames[f"{name}-b"] if f.src in foreign]
-        leaked = [
-            f
-            for f in heard
-            if not within(f.time, may_send)
-            and not (within(f.time, shared) and within(f.time, bios))
-        ]
-        assert leaked == [], f"{name} heard another tenant: " + " | ".join(
-            _context(f, history, lab_dir, name) for f in leaked[:3]
-        )
+    stack = e2e.stack
+    allowed = {
+        host["name"]: packetproof.check_host_sent_only_when_allowed(stack, e2e.frames, host, 6)
+        for host in e2e.lab["hosts"]
+    }
+    packetproof.check_no_other_tenant_heard(stack, e2e.frames, allowed)
+    # Each host's DHCP on the cleaning and the provisioning network asked only once its
+    # NIC was programmed for that network, and was answered after.
+    for host in e2e.lab["hosts"]:
+        phases = packetproof.check_dhcp_after_attach(stack, e2e.frames, host)
+        assert phases == ["cleaning", "provisioning"], (host["name"], phases)
 
 
 def test_undeploy_returns_the_nic_port_to_deny_by_default(e2e: E2E) -> None:
