@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import tty as tty_mode
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +125,7 @@ def test_the_instance_answers_on_its_probe_tty(tmp_path: Path) -> None:
     listening = socket.create_server(("127.0.0.1", 0))
     closed = free_port()
     master, slave = pty.openpty()
+    tty_mode.setraw(slave)  # as the loop's own stty does (it may start after our first write)
     loop = subprocess.Popen(
         [busybox, "sh", "-c", f". {tmp_path / 'fn.sh'}; probe_loop {os.ttyname(slave)}"]
     )
