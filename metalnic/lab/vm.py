@@ -72,6 +72,8 @@ _FIRMWARE = (
     ("Linux version", "kernel: Linux started"),
 )
 # iPXE's lease ("net0: 10.99.0.11/255.255.255.0") and each file it chains ("http://….. ok")
+# The ramdisk's and the instance's own lines (``metalnic-ramdisk: …``).
+_OWN_LINE = re.compile(r"metalnic-[a-z]+: .*")
 _IPXE_LEASE = re.compile(r"^net0: (\d+\.\d+\.\d+\.\d+/[\d.]+)")
 _IPXE_LOADED = re.compile(r"^(https?://\S+?)\.\.\..*\bok\s*$")
 
@@ -116,8 +118,8 @@ def qemu_command(
 def milestones(line: str) -> list[str]:
     """What a console line says about the boot: firmware stages, and the ramdisk's and
     instance's own ``metalnic-…:`` lines as they are."""
-    if line.startswith("metalnic-"):
-        return [line.strip()[:200]]
+    if own := _OWN_LINE.search(line):  # also behind a kernel message on the same line
+        return [own.group(0).strip()[:200]]
     if lease := _IPXE_LEASE.match(line):
         return [f"firmware: iPXE leased {lease.group(1)}"]
     if loaded := _IPXE_LOADED.match(line):
@@ -145,6 +147,23 @@ class ConsoleWatch:
         return found + new
 
 
+class _ConsoleTail:
+    """One qemu's console output from where its power-on began: the milestones not
+    read yet, each time ``read`` is called."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.fh = path.open("rb")
+        self.fh.seek(offset)
+        self.watch = ConsoleWatch()
+
+    def read(self) -> list[str]:
+        text = self.fh.read().decode(errors="replace")
+        return self.watch.feed(text) if text else []
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def make_disk(path: Path, size: int = DISK_SIZE) -> None:
     """A sparse raw disk, unless there is one already (it keeps what was deployed)."""
     if not path.exists():
@@ -168,14 +187,18 @@ class QemuMachine:
         self.qmp: QmpClient | None = None
         self.quitting = False  # our own quit: the watcher says nothing
         self.state = OFF  # what the console's milestones are events of
+        self.console: _ConsoleTail | None = None  # the running qemu's unread output
         self.probing = threading.Lock()  # one probe at a time on the channel
 
     def boot(self, state: str) -> str:
-        self.state = state
+        # What the console said up to now is the old state's (power_cut drains it too).
+        self._drain()
         if state == OFF:
             pid = self.proc.pid if self.proc is not None else None
             self.power_cut()
+            self.state = state
             return "powered off" + (f": qemu {pid} quit" if pid else "")
+        self.state = state
         if self.proc is not None and self.proc.poll() is None and self.qmp is not None:
             try:
                 self._reset_into(state)
@@ -203,6 +226,9 @@ class QemuMachine:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # Its last words (written before it quit) are still events of its boot; not when
+        # the follower stops (no events then).
+        self._end_console(drain=not self.life.stopping.is_set())
         (self.dir / "qemu.pid").unlink(missing_ok=True)
         (self.dir / "qmp.sock").unlink(missing_ok=True)
         (self.dir / "probe.sock").unlink(missing_ok=True)
@@ -251,8 +277,9 @@ class QemuMachine:
             self.power_cut()
             tail = (self.dir / "qemu.log").read_text(errors="replace").strip().splitlines()[-3:]
             raise netns.LabError(f"qemu did not start: {exc}; {' '.join(tail)}") from exc
+        self.console = reader = _ConsoleTail(self.dir / "console.log", offset)
         threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
-        threading.Thread(target=self._read_console, args=(proc, offset), daemon=True).start()
+        threading.Thread(target=self._read_console, args=(reader,), daemon=True).start()
 
     def _connect(self, proc: subprocess.Popen[bytes]) -> QmpClient:
         deadline = time.monotonic() + 10
@@ -292,21 +319,32 @@ class QemuMachine:
             if self.proc is not proc or self.quitting:
                 return  # ours to stop, or already replaced
             self.proc, self.qmp = None, None
+            self._end_console(drain=True)
             (self.dir / "qemu.pid").unlink(missing_ok=True)
             self.life.event(OFF, f"qemu {proc.pid} exited by itself ({code}): dark until power on")
 
-    def _read_console(self, proc: subprocess.Popen[bytes], offset: int) -> None:
-        """This qemu's console milestones as events, while it is the host's machine."""
-        path, watch = self.dir / "console.log", ConsoleWatch()
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            while not self.life.stopping.wait(0.2):
-                text = fh.read().decode(errors="replace")
-                with self.life.lock:
-                    if self.proc is not proc:
-                        return
-                    for said in watch.feed(text) if text else []:
-                        self.life.event(self.state, f"console: {said}")
+    def _read_console(self, tail: _ConsoleTail) -> None:
+        """This qemu's console milestones as events, while it is the host's machine (read
+        under the host's lock, so that a power-off drains the rest first: no line lost)."""
+        while not self.life.stopping.wait(0.2):
+            with self.life.lock:
+                if self.console is not tail:
+                    return
+                self._drain()
+
+    def _end_console(self, drain: bool) -> None:
+        """The qemu is gone: read the rest of its output (``drain``), stop reading."""
+        if drain:
+            self._drain()
+        if self.console is not None:
+            self.console.close()
+            self.console = None
+
+    def _drain(self) -> None:
+        """The console's output not read yet, as events of the current state (lock held)."""
+        if self.console is not None:
+            for said in self.console.read():
+                self.life.event(self.state, f"console: {said}")
 
     def _console(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

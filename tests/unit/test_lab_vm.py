@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from metalnic.lab import hosts
+from metalnic.lab import hosts, vm
 from metalnic.lab.description import Host, LabDescription
-from metalnic.lab.machine import BIOS, DISK, OFF, PXE, observed_state
+from metalnic.lab.machine import BIOS, DISK, OFF, PXE, HostLog, observed_state
 from metalnic.lab.qmp import QmpClient, QmpError
-from metalnic.lab.vm import ConsoleWatch, boot_indices, make_disk, qemu_command
+from metalnic.lab.vm import ConsoleWatch, QemuMachine, boot_indices, make_disk, qemu_command
 
 
 def _device(cmd: list[str], prefix: str) -> str:
@@ -75,6 +76,40 @@ def test_console_milestones_once_per_line_also_while_it_is_written() -> None:
     assert watch.feed("   ok\r\n") == [f"firmware: iPXE loaded {kernel[:-4]}"]
     assert watch.feed("No bootable device.") == ["firmware: no bootable device"]
     assert watch.feed("\nConfiguring (net0 x)\n") == ["firmware: iPXE asks DHCP"]  # a new line
+
+
+def test_own_lines_behind_a_kernel_message_are_milestones() -> None:
+    """A kernel message printed on the same serial line first does not hide them."""
+    watch = ConsoleWatch()
+    line = "[   12.345678] random: crng init done\tmetalnic-ramdisk: disk metadata erased\n"
+    assert watch.feed(line) == ["metalnic-ramdisk: disk metadata erased"]
+    assert watch.feed("[metalnic lab 2026-12-03T12:00:00Z] power off\n") == []
+
+
+def test_a_power_off_keeps_the_last_console_lines(tmp_path: Path) -> None:
+    """What the VM wrote just before its power-off (not read yet by the 0.2 s reader)
+    is still an event of that boot, before the power-off's own event."""
+    life = HostLog("host1", tmp_path)
+    lab = cast(LabDescription, {"prefix": "t"})
+    host = cast(Host, {"name": "host1"})
+    machine = QemuMachine(lab, host, life)
+    (tmp_path / "console.log").write_text("earlier boot\n")
+    with life.lock:
+        machine.state = PXE
+        machine.proc = subprocess.Popen(["sleep", "30"])  # a qemu that does not quit by itself
+        machine.console = vm._ConsoleTail(tmp_path / "console.log", len("earlier boot\n"))
+    with (tmp_path / "console.log").open("a") as out:
+        out.write("metalnic-ramdisk: heartbeat accepted\nmetalnic-ramdisk: disk metadata erased\n")
+    with life.lock:
+        assert machine.boot(OFF).startswith("powered off")
+        life.event(OFF, "powered off")
+    events = [line.split(" ", 1)[1] for line in (tmp_path / "events.log").read_text().splitlines()]
+    assert events == [
+        "pxe console: metalnic-ramdisk: heartbeat accepted",
+        "pxe console: metalnic-ramdisk: disk metadata erased",
+        "off powered off",
+    ]
+    assert machine.console is None and machine.state == OFF
 
 
 def test_observed_state() -> None:
