@@ -206,7 +206,15 @@ def test_fixed_ips_reach_the_feed_and_the_listed_view(db: Database) -> None:
     service, net = _service(db)
     v4 = service.subnets.create(
         CONDUCTOR,
-        SubnetCreate.parse({"network_id": net, "ip_version": 4, "cidr": "10.9.0.0/24"}),
+        SubnetCreate.parse(
+            {
+                "network_id": net,
+                "ip_version": 4,
+                "cidr": "10.9.0.0/24",
+                # Automatic addresses are picked at random: above the .77 named below.
+                "allocation_pools": [{"start": "10.9.0.100", "end": "10.9.0.254"}],
+            }
+        ),
     )
     v6 = service.subnets.create(
         CONDUCTOR,

@@ -101,7 +101,15 @@ def _lab(db: Database) -> Lab:
     lab.beat("d1", dhcp=True)
     for net in ("A", "B"):
         lab.ids[net] = lab.service.networks.create(CONDUCTOR, NetworkCreate(name=net))["id"]
-    lab.subnet("a4", "A", ip_version=4, cidr="10.1.0.0/24", dns_nameservers=["10.1.0.53"])
+    # Automatic addresses come from .100-.199 at random: the table names .77, .78, .250.
+    lab.subnet(
+        "a4",
+        "A",
+        ip_version=4,
+        cidr="10.1.0.0/24",
+        dns_nameservers=["10.1.0.53"],
+        allocation_pools=[{"start": "10.1.0.100", "end": "10.1.0.199"}],
+    )
     lab.subnet("a4off", "A", ip_version=4, cidr="10.2.0.0/24", enable_dhcp=False)
     lab.subnet("a6", "A", ip_version=6, cidr="fd00:1::/64", ipv6_address_mode="slaac")
     lab.subnet("b4", "B", ip_version=4, cidr="10.1.0.0/24")  # the same CIDR: isolated

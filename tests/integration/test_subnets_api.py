@@ -62,6 +62,13 @@ def subnet(c: httpx.Client, net_id: str, cidr: str, **fields: Any) -> dict[str, 
     return dict(r.json()["subnet"])
 
 
+def pool(start: str) -> list[dict[str, str]]:
+    """An allocation pool from ``start`` to the end of its /24.  A test that names
+    addresses names them below it: automatic allocation (a port's, the network's DHCP
+    port's) picks at random in the pools and could otherwise have taken one first."""
+    return [{"start": start, "end": start.rsplit(".", 1)[0] + ".254"}]
+
+
 def port(c: httpx.Client, net_id: str, **fields: Any) -> httpx.Response:
     return c.post("/ports", json={"port": {"network_id": net_id, **fields}})
 
@@ -246,7 +253,7 @@ def test_ipv6_modes(srv: Server) -> None:
         )
         error(r, 400, "HTTPBadRequest")
 
-        v4s = subnet(c, net["id"], "10.60.0.0/24")
+        v4s = subnet(c, net["id"], "10.60.0.0/24", allocation_pools=pool("10.60.0.100"))
         slaac = subnet(
             c, net["id"], "fd00:60::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac"
         )
@@ -333,8 +340,8 @@ def test_ports_already_on_the_network_get_their_auto_addresses(srv: Server) -> N
 def test_fixed_ips_requested_taken_released(srv: Server) -> None:
     with api(srv) as c:
         net = network(c)
-        s1 = subnet(c, net["id"], "10.70.0.0/24")
-        s2 = subnet(c, net["id"], "10.71.0.0/24")
+        s1 = subnet(c, net["id"], "10.70.0.0/24", allocation_pools=pool("10.70.0.100"))
+        s2 = subnet(c, net["id"], "10.71.0.0/24", allocation_pools=pool("10.71.0.210"))
         foreign = subnet(c, network(c)["id"], "10.72.0.0/24")
 
         a = port(c, net["id"], fixed_ips=[{"ip_address": "10.70.0.10"}])
@@ -384,7 +391,7 @@ def test_fixed_ips_requested_taken_released(srv: Server) -> None:
 def test_fixed_ips_changed_with_put(srv: Server) -> None:
     with api(srv) as c:
         net = network(c)
-        s1 = subnet(c, net["id"], "10.80.0.0/24")
+        s1 = subnet(c, net["id"], "10.80.0.0/24", allocation_pools=pool("10.80.0.100"))
         p = port(c, net["id"], fixed_ips=[{"ip_address": "10.80.0.5"}]).json()["port"]
         r = c.put(f"/ports/{p['id']}", json={"port": {"fixed_ips": [{"ip_address": "10.80.0.6"}]}})
         assert r.status_code == 200, r.text
@@ -411,8 +418,8 @@ def test_fixed_ips_changed_with_put(srv: Server) -> None:
 def test_port_list_filters_by_fixed_ips(srv: Server) -> None:
     with api(srv) as c:
         net = network(c)
-        s1 = subnet(c, net["id"], "10.90.0.0/24")
-        s2 = subnet(c, net["id"], "10.91.0.0/24")
+        s1 = subnet(c, net["id"], "10.90.0.0/24", allocation_pools=pool("10.90.0.100"))
+        s2 = subnet(c, net["id"], "10.91.0.0/24", allocation_pools=pool("10.91.0.100"))
         a = port(c, net["id"], fixed_ips=[{"ip_address": "10.90.0.10"}]).json()["port"]
         b = port(c, net["id"], fixed_ips=[{"ip_address": "10.91.0.10"}]).json()["port"]
         both = [{"ip_address": "10.90.0.11"}, {"ip_address": "10.91.0.11"}]
