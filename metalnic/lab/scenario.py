@@ -9,7 +9,8 @@ the end-to-end tests drive step by step.
   lab: it runs all the agents) and one member per tenant, with
   generated passwords in ``<state>/credentials/`` (0600).
 * ``Stack.enroll``: the provisioning network and its DHCP subnet (the lab's
-  provisioning subnet; no gateway; DHCP leases from the lab's pool), then one
+  provisioning subnet; no gateway; DHCP leases from the lab's pool) — with QEMU
+  hosts also a SLAAC subnet, for the router adverts iPXE waits for — then one
   node per lab host:
   its BMC (Redfish or IPMI), ``smartnic`` network, ``direct`` deploy of the
   lab's image, one smart NIC port (remote NICs: with their OVSDB certificate
@@ -52,6 +53,13 @@ from metalnic.lab.stackconfig import DHCP_AGENT, agent_configs, dhcp_agent_confi
 from metalnic.lab.stages import stage
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
+PROVISIONING_V6: JSONObject = {
+    "ip_version": 6,
+    "cidr": "fd00:6d6e::/64",  # a ULA prefix: each lab's provisioning network is its own
+    "gateway_ip": None,
+    "ipv6_ra_mode": "slaac",
+    "ipv6_address_mode": "slaac",
+}
 TENANT_CIDR = "10.50.0.0/24"  # both tenants use it: isolation must come from the NICs
 LEASE = re.compile(r"\blease (\d+\.\d+\.\d+\.\d+/\d+)")  # in a host's event
 FAILED = ("clean failed", "deploy failed", "inspect failed", "error")
@@ -235,7 +243,14 @@ class Stack:
                 "gateway_ip": None,  # the server is on the subnet itself
                 "allocation_pools": [{"start": start, "end": end}],
             }
-            _network(c, "provisioning", vlan, subnet)
+            net = _network(c, "provisioning", vlan, subnet)
+            if self.vm_hosts and not _named(c, "subnets", "provisioning-v6"):
+                # Router adverts on the provisioning network: iPXE (Debian's, in QEMU's
+                # NIC ROM) waits ~16 s for IPv6 router discovery after every DHCPv4
+                # lease on a network without them (docs/development.md).  A SLAAC
+                # subnet makes the DHCP agent's dnsmasq send them (router lifetime 0).
+                body = {"name": "provisioning-v6", "network_id": net["id"], **PROVISIONING_V6}
+                _ok(c.post("/network/v2.0/subnets", json={"subnet": body}))
             for host in self.lab["hosts"]:
                 name = f"node-{host['name']}"
                 r = c.get(f"/v1/nodes/{name}")
