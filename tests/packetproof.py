@@ -3,7 +3,7 @@ every NIC's uplink and every host's port B, held against the node's history (whe
 conductor had its ports ACTIVE on which network, when its BMC said off) and the host's
 ``events.log`` (when it was held in BIOS, when it network-booted).
 
-Used by tests/root/test_e2e_smartnic.py (namespace hosts) and tests/root/test_vm_e2e.py
+Used by tests/root/test_e2e_smartnic.py (namespace hosts) and tests/root/test_demo.py
 (QEMU hosts): a lab's kind of host changes nothing of what is asserted.
 """
 

@@ -31,9 +31,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
+    from metalnic.lab.datacentre import LabSpec
     from metalnic.lab.description import LabDescription
 
 from metalnic.cli.output import emit
@@ -65,6 +66,16 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run, client=False)
 
 
+def lab_spec(state: Path, subnet: str, port: int, hosts: Literal["netns", "vm"]) -> LabSpec:
+    """The demo's lab for a state directory: 2 local-mode and 2 remote-mode NICs, one
+    host each.  Its names derive from the directory: demos in two directories (given
+    two subnets and ports) do not touch each other."""
+    from metalnic.lab.datacentre import LabSpec
+
+    name = f"{LAB_NAME}-{hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:6]}"
+    return LabSpec(name, 2, 2, provisioning_subnet=subnet, api_port=port, hosts=hosts)
+
+
 def run(a: argparse.Namespace) -> None:
     from metalnic.lab import datacentre
     from metalnic.lab.netns import LabError
@@ -73,17 +84,7 @@ def run(a: argparse.Namespace) -> None:
     if os.geteuid() != 0:
         raise SystemExit("error: the demo needs root (network namespaces, Open vSwitch)")
     state = a.state_dir.resolve()
-    # The lab's names derive from the state directory: demos in two directories
-    # (given two subnets and ports) do not touch each other.
-    name = f"{LAB_NAME}-{hashlib.sha256(str(state).encode()).hexdigest()[:6]}"
-    spec = datacentre.LabSpec(
-        name,
-        2,
-        2,
-        provisioning_subnet=a.provisioning_subnet,
-        api_port=a.port,
-        hosts="vm" if a.hosts == "vm" else "netns",
-    )
+    spec = lab_spec(state, a.provisioning_subnet, a.port, "vm" if a.hosts == "vm" else "netns")
     lab_dir = state / "lab"
     if a.down:
         _down(state, spec.prefix, lab_dir)

@@ -4,7 +4,18 @@ ramdisk over HTTP through their smart NICs, the instance from the disk it wrote)
 nodes for two tenants; each boot's stages shown as they happen, every lease its port's
 fixed IP, the isolation matrix measured from the booted instances (ping and TCP 80);
 then explored with the CLI and the OpenStack client (``--keep``), and removed
-(``--down``) without leaving anything behind.  8 PXE boots in all.
+(``--down``) without leaving anything behind.
+
+It is also the packet proof on QEMU hosts (issue 14, item 5), with nothing simulated:
+the test brings the demo's lab up first (``demo.lab_spec``: the demo finds it up) and
+captures on every NIC's uplink and every tap (port B) from before the first cleaning
+to after one host's undeploy; the checks are tests/packetproof.py, the same ones the
+namespace hosts' test_e2e_smartnic makes — no frame while a host is held in BIOS or its
+BMC said off, every frame leaves its NIC only on a network ACTIVE for it at that
+moment, another tenant is never heard on a tenant network — plus: each network boot's
+first DHCPDISCOVER comes after the conductor's "attach <phase> network: done" and is
+answered after it.  9 PXE boots in all (clean + deploy each, host3's cleaning after its
+undeploy).
 
 (The namespace hosts' demo, ``--hosts ns``, runs the same ``Stack`` that
 test_e2e_smartnic drives step by step; it is not run again here.)"""
@@ -15,13 +26,23 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
-from metalnic.lab import vm
+from metalnic.cli.demo import lab_spec
+from metalnic.lab import datacentre, netns, vm
+from metalnic.lab.capture import Capture, Frame
 from metalnic.lab.datacentre import alive_pid
 from metalnic.lab.netns import list_ns
+from metalnic.lab.scenario import Stack
+from tests import packetproof
+from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.ovslab import require_ovs
 from tests.support import VENV_BIN, free_port, require
+
+SUBNET = "10.96.0.0/24"  # its own subnet and port: a demo someone runs here is left alone
+UNDEPLOYED = "host3"  # a remote-mode NIC's host, its BMC Redfish
 
 
 def _demo(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
@@ -35,11 +56,15 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
     require(vm.available(), f"{vm.QEMU} (Debian: qemu-system-x86 seabios ipxe-qemu)")
     state = tmp_path / "demo"
     port = free_port()
-    # Its own subnet and port: a demo someone runs on this machine is left alone.
-    common = ("--state-dir", str(state), "--provisioning-subnet", "10.96.0.0/24")
+    common = ("--state-dir", str(state), "--provisioning-subnet", SUBNET)
     pids: list[int] = []
     qemus: list[int] = []
+    captures: dict[str, Capture] = {}
+    spec = lab_spec(state, SUBNET, port, "vm")
     try:
+        # The demo's own lab, up before the demo so that the captures see everything.
+        made = datacentre.up(spec, state / "lab")
+        captures = packetproof.start_captures(dict(made), tmp_path)
         run = _demo("--keep", "--port", str(port), *common)
         out = run.stdout
         assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
@@ -122,7 +147,16 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         booted = re.search(r"host\d  (firmware|ramdisk|instance): ", again.stdout)
         assert booted is None, booted  # no host booted again
         assert sorted(int(p.read_text()) for p in state.glob("*.pid")) == sorted(pids)
+        stack = Stack(lab, state, say=lambda line: print(line, flush=True))
+        with stack.client() as c:
+            for host in lab["hosts"]:
+                stack.nodes[host["name"]] = c.get(f"/v1/nodes/node-{host['name']}").json()["uuid"]
+        _undeploy_denies_by_default(stack, _host(lab, UNDEPLOYED))
+        frames = {name: capture.stop() for name, capture in captures.items()}
+        _packet_proof(stack, frames)
     finally:
+        for capture in captures.values():
+            capture.stop()
         down = _demo("--down", *common, timeout=120)
     assert down.returncode == 0, down.stderr
     assert not any(alive_pid(pid) for pid in pids + qemus)
@@ -131,3 +165,57 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         assert not (state / "lab" / pidfile).exists() or not alive_pid(
             int((state / "lab" / pidfile).read_text())
         )
+
+
+def _host(lab: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(h for h in lab["hosts"] if h["name"] == name)
+
+
+def _undeploy_denies_by_default(stack: Stack, host: dict[str, Any]) -> None:
+    """The host is undeployed and cleaned (its third network boot): its NIC port is on
+    no network and none of its ports is bound (its VIF's neither: as in Ironic, the VIF
+    stays attached until its owner detaches it)."""
+    began = time.monotonic()
+    stack.undeploy([host["name"]], timeout=600)
+    print(f"demo: {host['name']} undeployed and cleaned in {time.monotonic() - began:.0f}s")
+    node = stack.nodes[host["name"]]
+    with stack.client() as c:
+        shown = c.get(f"/v1/nodes/{node}").json()
+        assert (shown["provision_state"], shown["power_state"]) == ("available", "power off")
+        vifs = [v["id"] for v in c.get(f"/v1/nodes/{node}/vifs").json()["vifs"]]
+        ports = c.get("/network/v2.0/ports", params={"device_id": node}).json()["ports"]
+        assert ports and [p["id"] for p in ports if p["binding:host_id"]] == []
+        assert vifs and all(c.get(f"/network/v2.0/ports/{v}").json()["port"]["binding:host_id"]
+                            in ("", None) for v in vifs), vifs  # fmt: skip
+    nic = next(n for n in stack.lab["nics"] if n["name"] == host["nic"])
+    assert nic["mode"] == "remote"  # its agent speaks OVSDB-SSL: read the NIC's own OVS
+    db = Path(stack.lab["dir"]) / host["nic"] / "db.sock"
+    tag = netns.run(
+        ["ovs-vsctl", f"--db=unix:{db}", "--if-exists", "get", "Port", host["port_b"], "tag"]
+    ).strip()
+    assert tag in ("", "4095"), tag
+
+
+def _packet_proof(stack: Stack, frames: dict[str, list[Frame]]) -> None:
+    """The node histories against the captures (since before the first cleaning)."""
+    for host in stack.lab["hosts"]:
+        history = packetproof.history(stack, host["name"])
+        # Every network change with the VM held in BIOS, every boot behind a boot gate.
+        counts = audit_smartnic_order(history)
+        assert counts["network"] >= 5 and counts["boots"] >= 3, (host["name"], counts)
+        events = " | ".join(e["event"] for e in history)
+        assert "image written and its checksum verified" in events
+        assert "ports verified ACTIVE on the tenant network" in events
+    allowed = {
+        host["name"]: packetproof.check_host_sent_only_when_allowed(stack, frames, host, 2)
+        for host in stack.lab["hosts"]
+    }
+    packetproof.check_no_other_tenant_heard(stack, frames, allowed)
+    # Each network boot asked DHCP only once the NIC was programmed for its network.
+    boots = {
+        h["name"]: packetproof.check_dhcp_after_attach(stack, frames, h) for h in stack.lab["hosts"]
+    }
+    once = ["cleaning", "provisioning"]
+    assert boots == {
+        "host1": once, "host2": once, "host3": [*once, "cleaning"], "host4": once
+    }, boots  # fmt: skip
