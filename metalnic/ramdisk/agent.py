@@ -34,7 +34,6 @@ import logging
 import os
 import stat
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -218,14 +217,18 @@ def run(
     listen: str,
     advertise: str | None,
     interval: float,
+    stop: threading.Event | None = None,
 ) -> None:
+    """Look the node up, heartbeat every ``interval`` and serve the conductor's
+    commands, until ``stop`` is set (never, in a ramdisk: its host is powered off)."""
+    stop = stop or threading.Event()
     host, _sep, port = listen.rpartition(":")
     server = ThreadingHTTPServer((host, int(port)), make_handler(storage))
     callback = advertise or f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = api_url.rstrip("/")
     node, token, beating, refused = None, None, False, 0
-    while True:
+    while not stop.is_set():
         try:
             if node is None:
                 query = urllib.parse.urlencode({"addresses": ",".join(macs)})
@@ -248,6 +251,11 @@ def run(
                 status, body = _call("POST", f"{api}/v1/heartbeat/{node}", heartbeat)
                 if status == 404:
                     node, beating = None, False
+                elif status == 401 and beating:
+                    # Accepted before: the conductor withdrew the one-time token because
+                    # it is done with this ramdisk (its step finished); a power-off is next.
+                    refused, beating = status, False
+                    log.info("done: the conductor withdrew this ramdisk's token")
                 elif status >= 400:
                     if beating or status != refused:  # once per refusal, not every interval
                         refused = status
@@ -260,7 +268,8 @@ def run(
                     log.info("heartbeat accepted for node %s (callback %s)", node, callback)
         except (*HTTP_ERRORS, ValueError, KeyError, TypeError) as exc:
             log.warning("server unreachable or its answer unreadable: %s", exc)
-        time.sleep(interval)
+        stop.wait(interval)
+    server.shutdown()
 
 
 def _call(method: str, url: str, body: JSONObject | None = None) -> tuple[int, bytes]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,3 +83,63 @@ def test_an_unreachable_image_server_fails_the_command(tmp_path: Path) -> None:
 def test_api_calls_return_the_status_of_refusals_too(base: str) -> None:
     status, body = agent._call("GET", f"{base}/v1/lookup?addresses=x")
     assert status == 404 and body
+
+
+class _Api(BaseHTTPRequestHandler):
+    """A bare-metal API that looks the ramdisk up, accepts two heartbeats and then
+    refuses its token (as the conductor does once the ramdisk's step is done)."""
+
+    beats = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._answer(200, {"node": {"uuid": "n-1"}, "config": {"agent_token": "t-1"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).beats += 1
+        if type(self).beats <= 2:
+            self._answer(202, {})
+        else:
+            self._answer(401, {"error_message": "Invalid or missing agent_token."})
+
+
+def test_a_withdrawn_token_after_acceptance_is_the_end_of_the_step_not_a_refusal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop itself against a real HTTP API: lookup, heartbeats accepted, then 401s —
+    said once, as the end of the ramdisk's work (the conductor withdrew its token)."""
+    api = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    listen, stop = f"127.0.0.1:{free_port()}", threading.Event()
+    caplog.set_level("INFO", logger=agent.log.name)
+    storage = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    loop = threading.Thread(
+        target=agent.run,
+        args=(f"http://127.0.0.1:{api.server_address[1]}", ["52:54:00:00:00:01"], storage),
+        kwargs={"listen": listen, "advertise": None, "interval": 0.02, "stop": stop},
+    )
+    loop.start()
+    deadline = time.monotonic() + 10
+    while _Api.beats < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    loop.join(5)
+    api.shutdown()
+    said = [r.getMessage() for r in caplog.records if r.name == agent.log.name]
+    assert said[:2] == [
+        "looked up node n-1",
+        f"heartbeat accepted for node n-1 (callback http://{listen})",
+    ], said
+    assert said.count("done: the conductor withdrew this ramdisk's token") == 1, said
+    assert not [m for m in said if m.startswith("heartbeat refused")], said
+    assert not loop.is_alive()
