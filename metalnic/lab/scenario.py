@@ -44,6 +44,7 @@ import httpx
 
 from metalnic.auth import add_user, load_users
 from metalnic.jsontypes import JSONObject
+from metalnic.lab import stackconfig
 from metalnic.lab.datacentre import new_password, owned_pid, stop_process, write_secret
 from metalnic.lab.description import LabDescription
 from metalnic.lab.hosts import bmc_driver_info
@@ -53,13 +54,6 @@ from metalnic.lab.stackconfig import DHCP_AGENT, agent_configs, dhcp_agent_confi
 from metalnic.lab.stages import stage
 
 API_VERSION = {"X-OpenStack-Ironic-API-Version": "1.53"}
-PROVISIONING_V6: JSONObject = {
-    "ip_version": 6,
-    "cidr": "fd00:6d6e::/64",  # a ULA prefix: each lab's provisioning network is its own
-    "gateway_ip": None,
-    "ipv6_ra_mode": "slaac",
-    "ipv6_address_mode": "slaac",
-}
 TENANT_CIDR = "10.50.0.0/24"  # both tenants use it: isolation must come from the NICs
 LEASE = re.compile(r"\blease (\d+\.\d+\.\d+\.\d+/\d+)")  # in a host's event
 FAILED = ("clean failed", "deploy failed", "inspect failed", "error")
@@ -243,14 +237,10 @@ class Stack:
                 "gateway_ip": None,  # the server is on the subnet itself
                 "allocation_pools": [{"start": start, "end": end}],
             }
-            net = _network(c, "provisioning", vlan, subnet)
-            if self.vm_hosts and not _named(c, "subnets", "provisioning-v6"):
-                # Router adverts on the provisioning network: iPXE (Debian's, in QEMU's
-                # NIC ROM) waits ~16 s for IPv6 router discovery after every DHCPv4
-                # lease on a network without them (docs/development.md).  A SLAAC
-                # subnet makes the DHCP agent's dnsmasq send them (router lifetime 0).
-                body = {"name": "provisioning-v6", "network_id": net["id"], **PROVISIONING_V6}
-                _ok(c.post("/network/v2.0/subnets", json={"subnet": body}))
+            # With QEMU hosts a SLAAC subnet too: its router adverts spare iPXE a 16 s
+            # wait for IPv6 router discovery on every boot (docs/development.md).
+            more = [stackconfig.PROVISIONING_V6] if self.vm_hosts else []
+            _network(c, "provisioning", vlan, subnet, *more)
             for host in self.lab["hosts"]:
                 name = f"node-{host['name']}"
                 r = c.get(f"/v1/nodes/{name}")
@@ -471,17 +461,20 @@ def _ok(r: httpx.Response) -> dict[str, Any]:
     return dict(r.json())
 
 
-def _network(c: httpx.Client, name: str, extra: JSONObject, subnet: JSONObject) -> JSONObject:
-    """The caller's network ``name`` and its IPv4 subnet ``name``: found, or made."""
+def _network(
+    c: httpx.Client, name: str, extra: JSONObject, subnet: JSONObject, *more: JSONObject
+) -> JSONObject:
+    """The caller's network ``name``, its IPv4 subnet ``name`` and the ``more`` subnets
+    (each body with its name): found, or made."""
     net = (
         _named(c, "networks", name)
         or _ok(c.post("/network/v2.0/networks", json={"network": {"name": name, **extra}}))[
             "network"
         ]
     )
-    if not _named(c, "subnets", name):
-        body = {"name": name, "network_id": net["id"], "ip_version": 4, **subnet}
-        _ok(c.post("/network/v2.0/subnets", json={"subnet": body}))
+    for body in [{"name": name, "ip_version": 4, **subnet}, *more]:
+        if not _named(c, "subnets", str(body["name"])):
+            _ok(c.post("/network/v2.0/subnets", json={"subnet": {"network_id": net["id"], **body}}))
     return dict(net)
 
 

@@ -1,6 +1,7 @@
 """What the lab's stack writes and enrolls: the agents' TOML configurations (one per
-local NIC, one for all remote NICs, the DHCP agent) and each host's smart NIC port.
-Split from ``lab.scenario`` (which drives the stack) to keep both readable."""
+local NIC, one for all remote NICs, the DHCP agent), each host's smart NIC port and
+the provisioning network's SLAAC subnet (QEMU hosts).  Split from ``lab.scenario``
+(which drives the stack) to keep both readable."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from pathlib import Path
 
 from metalnic.jsontypes import JSONObject
 from metalnic.lab.description import Host, LabDescription
+
+# Only for its router adverts (iPXE waits 16 s for them after each DHCPv4 lease).
+PROVISIONING_V6: JSONObject = {
+    "name": "provisioning-v6",
+    "ip_version": 6,
+    "cidr": "fd00:6d6e::/64",  # a ULA prefix: each lab's provisioning network is its own
+    "gateway_ip": None,
+    "ipv6_ra_mode": "slaac",
+    "ipv6_address_mode": "slaac",
+}
 
 
 def smart_nic_port(lab: LabDescription, host: Host, node: str) -> JSONObject:
