@@ -206,5 +206,13 @@ def bind_port(
     return dict(r.json()["port"])
 
 
+def port_b_tag(lab: dict[str, Any], host: dict[str, Any]) -> str:
+    """The VLAN tag of a lab host's port B on its NIC's br-int, read from the NIC's own
+    OVSDB (local or remote mode alike): "" when no agent plugged it, 4095 when parked."""
+    db = next(n for n in lab["nics"] if n["name"] == host["nic"])["ovsdb"]
+    cmd = ["ovs-vsctl", f"--db={db}", "--if-exists", "get", "Port", host["port_b"], "tag"]
+    return netns.run(cmd).strip()
+
+
 def port_status(c: httpx.Client, port_id: str) -> dict[str, Any]:
     return dict(c.get(f"/network/v2.0/ports/{port_id}").json()["port"])

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from metalnic.cli.demo import lab_spec
-from metalnic.lab import datacentre, netns, vm
+from metalnic.lab import datacentre, vm
 from metalnic.lab.capture import Capture, Frame
 from metalnic.lab.datacentre import alive_pid
 from metalnic.lab.netns import list_ns
 from metalnic.lab.scenario import Stack
 from tests import packetproof
 from tests.integration.conductor_helpers import audit_smartnic_order
-from tests.ovslab import require_ovs
+from tests.ovslab import port_b_tag, require_ovs
 from tests.support import VENV_BIN, free_port, require
 
 SUBNET = "10.96.0.0/24"  # its own subnet and port: a demo someone runs here is left alone
@@ -189,10 +189,7 @@ def _undeploy_denies_by_default(stack: Stack, host: dict[str, Any]) -> None:
                             in ("", None) for v in vifs), vifs  # fmt: skip
     nic = next(n for n in stack.lab["nics"] if n["name"] == host["nic"])
     assert nic["mode"] == "remote"  # its agent speaks OVSDB-SSL: read the NIC's own OVS
-    db = Path(stack.lab["dir"]) / host["nic"] / "db.sock"
-    tag = netns.run(
-        ["ovs-vsctl", f"--db=unix:{db}", "--if-exists", "get", "Port", host["port_b"], "tag"]
-    ).strip()
+    tag = port_b_tag(dict(stack.lab), host)
     assert tag in ("", "4095"), tag
 
 

@@ -24,7 +24,7 @@ from metalnic.lab.capture import Capture, Frame
 from metalnic.lab.scenario import ScenarioError, Stack, alive_agents, ping
 from tests import packetproof
 from tests.integration.conductor_helpers import audit_smartnic_order
-from tests.ovslab import require_ovs, wait_until
+from tests.ovslab import port_b_tag, require_ovs, wait_until
 from tests.support import free_port
 
 
@@ -167,11 +167,7 @@ def test_agent_killed_before_deploy_fails_cleanly_then_redeploy_works(e2e: E2E) 
         ports = c.get("/network/v2.0/ports", params={"device_id": node}).json()["ports"]
         assert [p for p in ports if p["binding:host_id"]] == []
     # Nothing of the failed deploy is left on the NIC: port B is in no network's VLAN.
-    port_b = e2e.host("host2")["port_b"]
-    nic_db = next(n for n in e2e.lab["nics"] if n["name"] == "nic2")["ovsdb"]
-    tag = netns.run(
-        ["ovs-vsctl", f"--db={nic_db}", "--if-exists", "get", "Port", port_b, "tag"]
-    ).strip()
+    tag = port_b_tag(e2e.lab, e2e.host("host2"))
     assert tag in ("", "4095"), tag
     stack.restart("agent-nic2")
     with stack.client() as c:

@@ -42,7 +42,7 @@ from metalnic.lab import datacentre, netns, vm
 from metalnic.lab.bmcfaults import refuse_bios_setup
 from metalnic.lab.capture import Capture
 from metalnic.lab.scenario import ScenarioError, Stack, alive_agents
-from tests.ovslab import require_ovs, wait_until
+from tests.ovslab import port_b_tag, require_ovs, wait_until
 from tests.support import free_port, require
 
 SUBNET = "10.94.0.0/24"  # this module's provisioning subnet
@@ -99,9 +99,7 @@ class Lab:
 
     def port_b_tag(self, host: str) -> str:
         """Port B's VLAN tag on br-int ("" when the agent never plugged it)."""
-        port_b, db = self.host(host)["port_b"], self.nic(host)["ovsdb"]
-        cmd = ["ovs-vsctl", f"--db={db}", "--if-exists", "get", "Port", port_b, "tag"]
-        return netns.run(cmd).strip()
+        return port_b_tag(self.desc, self.host(host))
 
     def flows_for(self, host: str) -> list[str]:
         """br-int's flows that name the host's MAC."""
