@@ -149,8 +149,7 @@ class Shell:
         marker = f"__consoledoc_done_{self.count}__"
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(
-            f"set -o pipefail; source {script} > {output} 2>&1 < /dev/null; "
-            f"echo {marker} $?\n"
+            f"set -o pipefail; source {script} > {output} 2>&1 < /dev/null; echo {marker} $?\n"
         )
         self.proc.stdin.flush()
         status = self._wait_for(marker, time.monotonic() + timeout)
@@ -202,7 +201,9 @@ def run_document(
                 raise AssertionError(f"{where}\nexited {status}:\n{output}")
             want = missing_output(cmd.expected, output)
             if want is not None:
-                raise AssertionError(f"{where}\nprinted no line like {want!r}; it printed:\n{output}")
+                raise AssertionError(
+                    f"{where}\nprinted no line like {want!r}; it printed:\n{output}"
+                )
     unused = sorted(set(stand_ins) - used)
     assert not unused, f"{path.name}: no '# not run' block for the stand-in(s) {unused}"
     return found

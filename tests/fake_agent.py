@@ -47,7 +47,14 @@ def main() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the server is down: try again
                 client.post(
                     "/metalnic/agents/heartbeat",
-                    json={"host": a.host, "configurations": {"mode": a.mode, "smartnic": True}},
+                    json={
+                        "host": a.host,
+                        "configurations": {
+                            "mode": a.mode,
+                            "smartnic": True,
+                            "nic_hosts": [a.host],
+                        },
+                    },
                 )
             time.sleep(0.5)
 

@@ -95,7 +95,10 @@ class Site:
         with (self.tmp / log).open("ab") as out:
             self.procs.append(
                 subprocess.Popen(
-                    cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                    cmd,
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                     env={**os.environ, **env},
                 )  # fmt: skip
             )
