@@ -12,7 +12,7 @@ pointed at what this test starts:
 * node-2's BMC: sushy-tools' Redfish emulator (``metalnic.lab.redfish``);
 * nic-2's identity files (a CA, the NIC's OVSDB certificate, an SSH key);
 * for the two ``# not run`` agent blocks, stand-in agents (``tests/fake_agent.py``,
-  the real agent contract over HTTP, no OVS) logged in as the doc's agent user.
+  the real agent contract over HTTP, no OVS) logged in as the doc's agent users.
 
 Afterwards node-1's whole event log is checked against the power rule the doc
 describes (``audit_smartnic_order``).
@@ -103,12 +103,12 @@ class Site:
                 )  # fmt: skip
             )
 
-    def agent(self, host: str, mode: str) -> None:
-        """A stand-in for the doc's agent of ``host``, as its agent user ``rack1``."""
-        password = (self.work / "rack1.password").read_text().strip()
+    def agent(self, host: str, mode: str, user: str) -> None:
+        """A stand-in for the doc's agent of ``host``, as the doc's agent ``user``."""
+        password = (self.work / f"{user}.password").read_text().strip()
         self._spawn(
             [sys.executable, "-m", "tests.fake_agent", "--url", self.server.url,
-             "--host", host, "--mode", mode, "--auth", f"rack1:{password}"],
+             "--host", host, "--mode", mode, "--auth", f"{user}:{password}"],
             f"agent-{host}.log",
         )  # fmt: skip
         with httpx.Client(base_url=self.server.url, auth=self.server.auth, timeout=30) as c:
@@ -142,8 +142,8 @@ def test_every_command_of_multitenancy_md_works(site: Site) -> None:
             DOC,
             shell,
             stand_ins={
-                "stand-in agent for nic-1": lambda: site.agent("nic-1", "local"),
-                "stand-in remote agent for nic-2": lambda: site.agent("nic-2", "remote"),
+                "stand-in agent for nic-1": lambda: site.agent("nic-1", "local", "nic-1-agent"),
+                "stand-in remote agent for nic-2": lambda: site.agent("nic-2", "remote", "rack1"),
             },
         )
     finally:
