@@ -21,6 +21,7 @@ describes (``audit_smartnic_order``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from tests.bmc.redfish_emulator import RedfishEmulator, start_redfish_emulator
 from tests.consoledoc import Shell, clean_env, run_document
 from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.integration.test_ipmi_driver import free_udp_port, ipmi_ping
-from tests.support import ROOT, VENV_BIN, Server, add_user, remote_llc, start_server
+from tests.support import ROOT, VENV_BIN, Server, add_user, remote_llc, require, start_server
 
 DOC = ROOT / "docs" / "multitenancy.md"
 ENV = {"METALNIC_PERIODIC_INTERVAL": "0.5", "METALNIC_PORT_ACTIVE_TIMEOUT": "20"}
@@ -128,8 +129,14 @@ class Site:
         self.server.stop()
 
 
+# What the doc's commands use besides metalnic and openstack (Debian: jq, curl, openssl).
+TOOLS = ("bash", "jq", "curl", "openssl")
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    require(not missing, f"the doc's tools {missing}")
     made = Site(tmp_path)
     yield made
     made.close()

@@ -12,6 +12,7 @@ alive (a stand-in speaking the real agent contract).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from tests.support import (
     make_ca,
     make_server_cert,
     pem,
+    require,
     start_server,
 )
 
@@ -123,6 +125,8 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
+    missing = [tool for tool in ("bash", "jq", "curl") if shutil.which(tool) is None]
+    require(not missing, f"the checklist's tools {missing}")
     made = Site(tmp_path)
     yield made
     made.close()

@@ -2,7 +2,8 @@
 
 The harness itself must be able to fail: a wrong command, a missing output line
 and a reordered one are each reported with the document's line.  The docs'
-blocks must parse, their links reach their headings, and the agent
+blocks must parse, their links reach their headings, the files they cite
+exist, and the agent
 configurations docs/multitenancy.md shows must be ones the agent accepts.
 """
 
@@ -16,7 +17,7 @@ import pytest
 from metalnic.agent import config as agent_config
 from tests.consoledoc import Shell, blocks, clean_env, missing_output, run_document
 from tests.support import ROOT, VENV_BIN
-from tests.unit.test_architecture_doc import broken_links
+from tests.unit.test_architecture_doc import broken_links, missing_references
 
 SAMPLE = """# A doc
 
@@ -99,10 +100,11 @@ DOCS = [ROOT / "docs" / "multitenancy.md", ROOT / "docs" / "security.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
-def test_the_docs_parse_and_their_links_reach_their_headings(doc: Path) -> None:
+def test_the_docs_parse_and_their_links_and_paths_exist(doc: Path) -> None:
     text = doc.read_text()
     assert blocks(text), f"{doc.name} has no console block"
     assert broken_links(text, doc.parent) == []
+    assert missing_references(text) == []
 
 
 def test_the_agent_configurations_shown_are_accepted(tmp_path: Path) -> None:
