@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -102,7 +103,7 @@ class Site:
         return httpx.Client(
             base_url=self.server.url,
             auth=self.server.auth,
-            verify=str(self.ca_file),
+            verify=ssl.create_default_context(cafile=self.ca_file),
             headers={"X-OpenStack-Ironic-API-Version": "1.53"},
             timeout=30,
         )
