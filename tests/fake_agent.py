@@ -4,6 +4,8 @@ It heartbeats, long-polls the desired state of its NIC host, and reports every
 desired port ACTIVE (after ``--delay`` seconds) and the revision it "programmed"
 — without any OVS — and answers boot-gate verifications from memory.
 ``--error REASON`` reports ports in ERROR instead;
+``--mode remote`` registers it as a remote-mode agent (it binds the ports of
+remote NICs, those with an ``ovsdb_cert``);
 ``--silent`` never reports (an agent that is alive but stuck); ``--delay-file F``
 reads the delay from F before each report (a test slows it down at a chosen
 point).  It appends ``seen <port> <monotonic time>`` lines to ``--log`` when it
@@ -35,6 +37,7 @@ def main() -> None:
     p.add_argument("--silent", action="store_true")
     p.add_argument("--log", type=Path)
     p.add_argument("--auth", help="user:password")
+    p.add_argument("--mode", choices=["local", "remote"], default="local")
     a = p.parse_args()
     auth = tuple(a.auth.split(":", 1)) if a.auth else None
     client = httpx.Client(base_url=a.url.rstrip("/") + "/network/v2.0", timeout=30, auth=auth)  # type: ignore[arg-type]
@@ -44,7 +47,14 @@ def main() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the server is down: try again
                 client.post(
                     "/metalnic/agents/heartbeat",
-                    json={"host": a.host, "configurations": {"mode": "local", "smartnic": True}},
+                    json={
+                        "host": a.host,
+                        "configurations": {
+                            "mode": a.mode,
+                            "smartnic": True,
+                            "nic_hosts": [a.host],
+                        },
+                    },
                 )
             time.sleep(0.5)
 
