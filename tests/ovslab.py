@@ -208,8 +208,11 @@ def bind_port(
 
 def port_b_tag(lab: dict[str, Any], host: dict[str, Any]) -> str:
     """The VLAN tag of a lab host's port B on its NIC's br-int, read from the NIC's own
-    OVSDB (local or remote mode alike): "" when no agent plugged it, 4095 when parked."""
-    db = next(n for n in lab["nics"] if n["name"] == host["nic"])["ovsdb"]
+    OVSDB: "" when no agent plugged it, 4095 when parked. A remote NIC's OVSDB-SSL
+    remote wants the agent's client certificate, so the test reads that NIC's OVS the
+    way its own operator would, through the unix socket in the NIC's lab directory."""
+    nic = next(n for n in lab["nics"] if n["name"] == host["nic"])
+    db = nic["ovsdb"] if nic["mode"] == "local" else f"unix:{lab['dir']}/{nic['name']}/db.sock"
     cmd = ["ovs-vsctl", f"--db={db}", "--if-exists", "get", "Port", host["port_b"], "tag"]
     return netns.run(cmd).strip()
 

@@ -96,6 +96,14 @@ class _Session(serversession.ServerSession):  # type: ignore[misc]
         self.remseqnumber = None
         return bytearray(super().create_open_session_response(request))
 
+    def sessionless_data(self, data: bytes, sockaddr: Any) -> None:
+        # pyghmi's loop queues a packet for this session, and when the session has
+        # left its handler table before the packet is processed (the client closed
+        # it and, reusing its UDP port, already asks for the next one: seen under
+        # load) it calls this method, which ServerSession lacks — the
+        # AttributeError killed the emulator mid-demo.  It is the BMC's now.
+        self.bmc.sessionless_data(data, sockaddr)
+
     def _got_rakp1(self, data: bytearray) -> None:
         name = bytes(data[28:])
         if data[27] and self.authdata.get(name.decode("utf-8", "replace")) is None:
