@@ -25,14 +25,19 @@ from tests.integration.test_direct_deploy import (
     conductor_skip_clean,
     images,
 )
-from tests.support import Server, free_port, start_server
+from tests.support import Server, free_port, require, start_server
 
 __all__ = ["images"]  # the image server fixture, shared with the direct deploy's tests
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("tgtd") and qemu_img_has_iscsi()),
-    reason="needs tgt and qemu-img with iSCSI (scripts/setup installs them)",
-)
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    require(
+        bool(shutil.which("tgtd")) and qemu_img_has_iscsi(),
+        "tgt and qemu-img with iSCSI (scripts/setup installs them)",
+    )
+
+
 MIB = 1 << 20
 PORTAL_PORT = free_port()  # this module's server tells its ramdisks to export on it
 
