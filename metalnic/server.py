@@ -139,7 +139,10 @@ def build_context(
     settings: Settings, db: Database, network_client: NetworkClient | None
 ) -> AppContext:
     """The bare-metal side; it reaches the network service only through ``network_client``."""
-    registry = default_registry(network_client, smartnic_config(settings), ipxe_config(settings))
+    registry = default_registry(
+        network_client, smartnic_config(settings), ipxe_config(settings),
+        settings.iscsi_portal_port,
+    )  # fmt: skip
     return AppContext(
         settings=settings,
         authenticator=make_authenticator(

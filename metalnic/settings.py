@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     deploy_ramdisk: Path | None = None
     rescue_kernel: Path | None = None
     rescue_ramdisk: Path | None = None
+    # The TCP port a ramdisk exports its disk on for the iscsi deploy interface.
+    iscsi_portal_port: int = Field(default=3260, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 

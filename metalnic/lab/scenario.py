@@ -255,7 +255,7 @@ class Stack:
                             "driver": host["bmc"],
                             "driver_info": bmc_driver_info(self.lab, host, password),
                             "network_interface": "smartnic",
-                            "deploy_interface": "direct",
+                            "deploy_interface": stackconfig.deploy_interface(host),
                             "owner": self.tenant_of(host["name"]),
                             "instance_info": {
                                 "image_source": self.lab["images"]["url"],

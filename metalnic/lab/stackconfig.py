@@ -83,3 +83,12 @@ def agent_configs(
             f'state_dir = "{state / "agent-remote-state"}"\n' + remote
         )
     return configs
+
+
+def deploy_interface(host: Host) -> str:
+    """The lab deploys its QEMU hosts both ways an image reaches a disk: the even
+    ones through iSCSI (the ramdisk exports the disk, the conductor writes it), the
+    others ``direct`` (the ramdisk downloads and writes); namespace hosts direct."""
+    if host.get("kind") == "vm" and int(host["name"].removeprefix("host")) % 2 == 0:
+        return "iscsi"
+    return "direct"

@@ -11,7 +11,10 @@ URL, and serves the commands the conductor sends to
   (the OpenStack metadata keys as an object, or an encoded image as a string)
   is written to the config drive;
 * ``clean.execute_clean_step`` with ``erase_devices_metadata`` — zero the
-  first MiB of the disk and empty the config drive.
+  first MiB of the disk and empty the config drive;
+* ``iscsi.start_iscsi_target`` / ``iscsi.stop_iscsi_target`` — export the disk
+  and the config drive to the conductor over iSCSI with CHAP, and withdraw the
+  export (``metalnic.ramdisk.iscsi``; the iscsi deploy interface writes through it).
 
 The "disk" and the "config drive" are paths (block devices on real hardware —
 IPA makes a ``config-2`` partition — files in the lab; the config drive holds
@@ -32,24 +35,24 @@ import http.client
 import json
 import logging
 import os
+import signal
 import stat
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from metalnic import redact
+from metalnic.contract import configdrive
 from metalnic.jsontypes import JSONObject
+from metalnic.ramdisk import iscsi
 
 log = logging.getLogger("metalnic.ramdisk")
 CHUNK = 1 << 20
-# A config drive on a block device is terminated by this many NUL bytes (the rest
-# of the device may hold an older, longer one).
-DRIVE_PAD = 4096
 API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.53", "Accept": "application/json"}
 HTTP_ERRORS = (OSError, http.client.HTTPException)  # urllib's URLError is an OSError
 
@@ -58,10 +61,19 @@ class CommandFailed(Exception):
     pass
 
 
+# A config drive file the agent creates for an iSCSI export (nothing else exports an
+# empty path): room for the JSON metadata, as IPA's config-2 partitions have.
+DRIVE_FILE_SIZE = 1 << 20
+
+
 @dataclass(frozen=True)
 class Storage:
+    """The host's disk and config drive, and their iSCSI export (on ``portal_host``)."""
+
     disk: Path
     config_drive: Path
+    portal_host: str = "127.0.0.1"
+    targets: iscsi.Targets = field(default_factory=iscsi.Targets)
 
 
 def _object(params: JSONObject, key: str) -> JSONObject:
@@ -108,9 +120,10 @@ def prepare_image(storage: Storage, params: JSONObject) -> JSONObject:
             remaining -= len(block)
     drive = params.get("configdrive")
     if drive is not None:
-        if not isinstance(drive, dict | str):
-            raise CommandFailed("configdrive must be an object or a string")
-        _write_drive(storage.config_drive, drive if isinstance(drive, str) else json.dumps(drive))
+        try:
+            _write_drive(storage.config_drive, configdrive.text(drive))
+        except configdrive.InvalidDrive as exc:
+            raise CommandFailed(str(exc)) from exc
     return {"os_hash_algo": "sha256", "os_hash_value": written.hexdigest()}
 
 
@@ -131,7 +144,7 @@ def _write_drive(path: Path, text: str) -> None:
     gets ``text`` and NUL bytes after it."""
     if path.exists() and stat.S_ISBLK(path.stat().st_mode):
         with path.open("r+b") as fh:
-            fh.write(text.encode() + b"\0" * DRIVE_PAD)
+            fh.write(configdrive.block(text))
             _sync(fh)
     else:
         with path.open("w") as fh:
@@ -146,10 +159,29 @@ def _sync(fh: BinaryIO | TextIO) -> None:
     os.fsync(fh.fileno())
 
 
-COMMANDS = {"standby.prepare_image": prepare_image, "clean.execute_clean_step": erase_metadata}
+def start_iscsi_target(storage: Storage, params: JSONObject) -> JSONObject:
+    drive = storage.config_drive
+    if not drive.exists():
+        with drive.open("wb") as fh:
+            fh.truncate(DRIVE_FILE_SIZE)
+    return storage.targets.start(storage.portal_host, (storage.disk, drive), params)
+
+
+def stop_iscsi_target(storage: Storage, params: JSONObject) -> JSONObject:
+    return storage.targets.stop()
+
+
+COMMANDS = {
+    "standby.prepare_image": prepare_image,
+    "clean.execute_clean_step": erase_metadata,
+    "iscsi.start_iscsi_target": start_iscsi_target,
+    "iscsi.stop_iscsi_target": stop_iscsi_target,
+}
 DONE = {
     "standby.prepare_image": "image written, its sha256 verified (and the config drive)",
     "clean.execute_clean_step": "disk metadata erased (cleaning)",
+    "iscsi.start_iscsi_target": "disk exported over iSCSI",
+    "iscsi.stop_iscsi_target": "iSCSI export withdrawn, disk flushed",
 }
 
 
@@ -195,7 +227,7 @@ def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
                         "command_result": result,
                     },
                 )
-            except (CommandFailed, OSError) as exc:
+            except (CommandFailed, iscsi.TargetError, OSError) as exc:
                 log.warning("%s failed: %s", request["name"], exc)
                 self._reply(
                     200,
@@ -270,6 +302,7 @@ def run(
             log.warning("server unreachable or its answer unreadable: %s", exc)
         stop.wait(interval)
     server.shutdown()
+    storage.targets.stop()  # an export outlives no agent (tgtd is its child)
 
 
 def _call(method: str, url: str, body: JSONObject | None = None) -> tuple[int, bytes]:
@@ -297,13 +330,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for commands")
     p.add_argument("--advertise", help="callback URL to report (default: the listen address)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between heartbeats")
+    p.add_argument(
+        "--iscsi-target",
+        choices=("auto", "lio", "tgt"),
+        default="auto",
+        help="how the disk is exported for the iscsi deploy (auto: LIO when loaded, else tgtd)",
+    )
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs
     # Lines start with the stage's name, as /init's do: the lab reads a VM's serial
     # console for lines starting "metalnic-" (metalnic.lab.vm.milestones).
     logging.basicConfig(level=logging.INFO, format="metalnic-ramdisk: %(message)s [%(asctime)s]")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
-    run(a.api_url, a.mac, Storage(a.disk, drive), a.listen, a.advertise, a.interval)
+    host = a.listen.rpartition(":")[0] or "0.0.0.0"
+    storage = Storage(a.disk, drive, host, iscsi.Targets(a.iscsi_target))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    run(a.api_url, a.mac, storage, a.listen, a.advertise, a.interval, stop)
 
 
 if __name__ == "__main__":

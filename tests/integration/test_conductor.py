@@ -257,13 +257,16 @@ def test_power_and_boot_device_api(conductor: Server) -> None:
         assert result["deploy"]["result"] is True
 
 
-def test_validate_reports_unsupported_deploy_interfaces(conductor: Server) -> None:
+def test_validate_reports_what_a_deploy_interface_lacks(conductor: Server) -> None:
     with conductor.client() as c:
-        for iface in ("ansible", "iscsi"):
-            node = make_node(c, deploy_interface=iface)["uuid"]
-            result = c.get(f"/v1/nodes/{node}/validate").json()
-            assert result["deploy"]["result"] is False
-            assert iface in result["deploy"]["reason"]
+        node = make_node(c, deploy_interface="ansible")["uuid"]
+        result = c.get(f"/v1/nodes/{node}/validate").json()
+        assert result["deploy"]["result"] is False
+        assert "ansible deploy interface cannot write images" in result["deploy"]["reason"]
+        node = make_node(c, deploy_interface="iscsi")["uuid"]  # no image named
+        result = c.get(f"/v1/nodes/{node}/validate").json()
+        assert result["deploy"]["result"] is False
+        assert "iscsi deploy needs instance_info image_source" in result["deploy"]["reason"]
 
 
 def test_dead_conductor_is_reaped_and_its_node_failed(conductor: Server) -> None:

@@ -68,8 +68,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, byte
 class HostSimulator:
     """Boots the ramdisk agent while the node waits for it, like a host PXE-booting."""
 
-    def __init__(self, server: Server, node: str, mac: str, disk: Path) -> None:
-        self.server, self.node, self.mac, self.disk = server, node, mac, disk
+    def __init__(
+        self, server: Server, node: str, mac: str, disk: Path, args: tuple[str, ...] = ()
+    ) -> None:
+        self.server, self.node, self.mac, self.disk, self.args = server, node, mac, disk, args
         self.boots = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -116,6 +118,7 @@ class HostSimulator:
                             str(self.disk),
                             "--interval",
                             "0.2",
+                            *self.args,
                         ],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,

@@ -36,6 +36,7 @@ from metalnic.lab.capture import Capture, Frame
 from metalnic.lab.datacentre import alive_pid
 from metalnic.lab.netns import list_ns
 from metalnic.lab.scenario import Stack
+from metalnic.lab.stackconfig import deploy_interface
 from tests import packetproof
 from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.ovslab import port_b_tag, require_ovs
@@ -73,15 +74,21 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         # hold, firmware, ramdisk, instance, each address leased by DHCP (provisioning,
         # then the tenant's subnet) — in that order.
         for host in ("host1", "host2", "host3", "host4"):
+            # hosts 2 and 4 deploy through iSCSI: the conductor writes, the ramdisk exports
+            iscsi = deploy_interface(next(h for h in lab["hosts"] if h["name"] == host)) == "iscsi"
+            erased = "iSCSI export withdrawn" if iscsi else "disk metadata erased"
+            written = "iSCSI export withdrawn" if iscsi else "image written, its sha256 verified"
             stages = [
                 f"{host}  host: bios in BIOS set-up",
                 f"{host}  firmware: iPXE asks DHCP",
                 f"{host}  ramdisk: lease 10.96.0.",
                 f"{host}  ramdisk: looked up node",
                 f"{host}  ramdisk: heartbeat accepted",
-                f"{host}  ramdisk: disk metadata erased",
+                *([f"{host}  ramdisk: disk exported over iSCSI"] if iscsi else []),
+                f"{host}  ramdisk: {erased}",
                 f"{host}  node: available",
-                f"{host}  ramdisk: image written, its sha256 verified",
+                *([f"{host}  ramdisk: disk exported over iSCSI"] if iscsi else []),
+                f"{host}  ramdisk: {written}",
                 f"{host}  node: active",  # the conductor powered it on from disk, then:
                 f"{host}  instance: lease 10.50.0.",
             ]
@@ -89,7 +96,7 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
             for line in stages:
                 at = out.find(line, at)
                 assert at != -1, f"{line!r} missing or out of order"
-                if line.endswith("sha256 verified"):
+                if line == f"{host}  ramdisk: {written}":
                     assert out.find(f"{host}  firmware: booting from disk", at) != -1
         assert '"POST /v1/commands' not in out  # the ramdisk's access log is not a stage
         # The leases table: every host's tenant lease is its VIF port's fixed IP.
@@ -202,6 +209,8 @@ def _packet_proof(stack: Stack, frames: dict[str, list[Frame]]) -> None:
         assert counts["network"] >= 5 and counts["boots"] >= 3, (host["name"], counts)
         events = " | ".join(e["event"] for e in history)
         assert "image written and its checksum verified" in events
+        if deploy_interface(host) == "iscsi":  # the conductor's own read-back
+            assert "image read back from the target: sha256 matches" in events
         assert "ports verified ACTIVE on the tenant network" in events
     allowed = {
         host["name"]: packetproof.check_host_sent_only_when_allowed(stack, frames, host, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 
 from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history
@@ -147,6 +148,11 @@ def forget_agent(task: Task) -> None:
     task.set_internal(agent_token=None, agent_token_given=False, agent_url=None)
 
 
+def _say(task: Task) -> Callable[[str], None]:
+    """A deploy interface's progress, into the node's history."""
+    return lambda message: task.log(history.AGENT, message)
+
+
 def agent_url(task: Task) -> str:
     url = task.ctx.driver_internal_info.get("agent_url")
     if not url:
@@ -203,7 +209,7 @@ def deploy(task: Task) -> Event:
 
 def continue_deploy(task: Task) -> Event:
     task.log(history.AGENT, "ramdisk agent called back; writing the image")
-    task.drivers.deploy.write_image(task.ctx, agent_url(task))
+    task.drivers.deploy.write_image(task.ctx, agent_url(task), _say(task))
     task.log(history.AGENT, "image written and its checksum verified")
     return finish_deploy(task)
 
@@ -248,7 +254,7 @@ def continue_clean(task: Task) -> Event:
     for step in _clean_steps(task):
         if step != "deploy.erase_devices_metadata":
             raise DriverError(f"clean step {step} is not supported by the ramdisk agent")
-        task.drivers.deploy.clean_disk(task.ctx, agent_url(task))
+        task.drivers.deploy.clean_disk(task.ctx, agent_url(task), _say(task))
         task.log(history.AGENT, "disk metadata erased by the ramdisk agent")
     return finish_clean(task)
 

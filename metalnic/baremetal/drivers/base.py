@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +217,13 @@ class BootInterface(abc.ABC):
         """Undo ``prepare_ramdisk``: nothing of it is left behind."""
 
 
+Say = Callable[[str], None]
+
+
+def say_nothing(message: str) -> None:
+    """The progress reporter of a caller that keeps no history."""
+
+
 class DeployInterface(abc.ABC):
     """How the image gets onto the disk; the conductor's flows do the rest."""
 
@@ -229,10 +236,11 @@ class DeployInterface(abc.ABC):
     def validate(self, ctx: NodeContext) -> None:
         """Raise DriverConfigError when this node cannot be deployed this way."""
 
-    def write_image(self, ctx: NodeContext, agent_url: str) -> None:
-        """Have the ramdisk agent at ``agent_url`` write and verify the image."""
+    def write_image(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
+        """Write and verify the image on the host whose ramdisk agent is at
+        ``agent_url``; ``say`` tells the node's history how it goes."""
         raise DriverError(f"{type(self).__name__} does not write images through an agent")
 
-    def clean_disk(self, ctx: NodeContext, agent_url: str) -> None:
-        """Have the ramdisk agent at ``agent_url`` erase the disk's metadata."""
+    def clean_disk(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
+        """Erase the disk's metadata on the host whose ramdisk agent is at ``agent_url``."""
         raise DriverError(f"{type(self).__name__} does not clean through an agent")

@@ -146,7 +146,7 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
         ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
         ("deploy", "ansible"): lambda r: deploy.AnsibleDeploy(),
-        ("deploy", "iscsi"): lambda r: deploy.IscsiDeploy(),
+        ("deploy", "iscsi"): lambda r: deploy.IscsiDeploy(r.iscsi_portal_port),
     }
 
 
@@ -176,6 +176,7 @@ class Registry:
         network_client: NetworkClient | None = None,
         smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
         ipxe_config: IpxeConfig | None = None,
+        iscsi_portal_port: int = 3260,
     ) -> None:
         from metalnic.baremetal.drivers.power.fake import FakeBmcs
 
@@ -187,6 +188,7 @@ class Registry:
         self.network_client = network_client
         self.smartnic_config = smartnic_config
         self.ipxe_config = ipxe_config
+        self.iscsi_portal_port = iscsi_portal_port
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)
@@ -210,5 +212,9 @@ def default_registry(
     network_client: NetworkClient | None = None,
     smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
     ipxe_config: IpxeConfig | None = None,
+    iscsi_portal_port: int = 3260,
 ) -> Registry:
-    return Registry([FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config, ipxe_config)
+    return Registry(
+        [FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config, ipxe_config,
+        iscsi_portal_port,
+    )  # fmt: skip

@@ -38,6 +38,11 @@ from metalnic.lab.images.debs import Archive, Package
 
 KERNEL_META = "linux-image-amd64"
 MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "e1000"]
+# The ramdisk also loads LIO, the kernel's iSCSI target (the iscsi deploy interface
+# exports the disk through it: metalnic.ramdisk.iscsi); the instance does not.
+# crc32c: every iSCSI login allocates it through the crypto API, by name (no
+# modinfo dependency; without it "iscsi_login_setup_crypto() failed").
+TARGET_MODULES = ["crc32c_generic", "target_core_iblock", "target_core_file", "iscsi_target_mod"]
 RAMDISK_ROOTS = ["busybox-static", "python3.11-minimal", "libpython3.11-stdlib"]
 # Packages the ramdisk needs no file from: configuration and data packages, and
 # the libraries of the extension modules rootfs.DYNLOAD_DROPPED leaves out.
@@ -52,8 +57,11 @@ AGENT_FILES = (
     "__init__.py",
     "redact.py",
     "jsontypes.py",
+    "contract/__init__.py",
+    "contract/configdrive.py",
     "ramdisk/__init__.py",
     "ramdisk/agent.py",
+    "ramdisk/iscsi.py",
 )
 SYSLINUX_MBR = "usr/lib/syslinux/mbr/mbr.bin"
 PRUNE_AFTER = 24 * 3600.0  # seconds an artifact of other inputs stays unused
@@ -179,16 +187,16 @@ class Builder:
         busybox = next(p for p in python if p.name == "busybox-static")
         source = _source_hash([])
         kernel_dir = self._kernel(kernel, _source_hash([], kernel_only=True), cached)
-        modules = _modules(kernel_dir)
+        modules = _modules(kernel_dir, "load-order")
         ramdisk_key = cache_key(
             "ramdisk",
             [kernel, *python],
             _source_hash(_agent_sources()),
-            {"modules": ",".join(MODULES)},
+            {"modules": ",".join(MODULES + TARGET_MODULES)},
         )
         with self._artifact("ramdisk", ramdisk_key, cached) as staging:
             if staging is not None:
-                self._ramdisk(staging, python, busybox, modules)
+                self._ramdisk(staging, python, busybox, _modules(kernel_dir, "load-order-ramdisk"))
         instance_key = cache_key("instance", [kernel, busybox, *syslinux], source, _tool_versions())
         with self._artifact("instance", instance_key, cached) as staging:
             if staging is not None:
@@ -245,7 +253,7 @@ class Builder:
         return kernel, python, syslinux
 
     def _kernel(self, kernel: Package, source: str, cached: dict[str, bool]) -> Path:
-        key = cache_key("kernel", [kernel], source, {"modules": ",".join(MODULES)})
+        key = cache_key("kernel", [kernel], source, {"modules": ",".join(MODULES + TARGET_MODULES)})
         with self._artifact("kernel", key, cached) as staging:
             if staging is not None:
                 deb = self.archive.fetch([kernel])[kernel.name]
@@ -261,13 +269,16 @@ class Builder:
                 paths = {
                     Path(n).name.removesuffix(".ko"): raw / n for n in taken if n.endswith(".ko")
                 }
-                order = elf.load_order(_LazyDepends(paths), MODULES)
+                depends = _LazyDepends(paths)
+                order = elf.load_order(depends, MODULES)
+                everything = elf.load_order(depends, MODULES + TARGET_MODULES)
                 (staging / "modules").mkdir()
-                for name in order:
+                for name in everything:
                     shutil.copy(paths[name], staging / "modules" / f"{name}.ko")
-                (staging / "modules" / "load-order").write_text("".join(f"{n}\n" for n in order))
+                for listing, names in (("load-order", order), ("load-order-ramdisk", everything)):
+                    (staging / "modules" / listing).write_text("".join(f"{n}\n" for n in names))
                 shutil.rmtree(raw)
-                _manifest(staging, package=f"{kernel.name}={kernel.version}", modules=order)
+                _manifest(staging, package=f"{kernel.name}={kernel.version}", modules=everything)
         return self.cache / f"kernel-{key}"
 
     def _extract(self, packages: list[Package], into: Path) -> None:
@@ -351,8 +362,8 @@ class _LazyDepends(dict[str, list[str]]):
         return dict.__getitem__(self, name)
 
 
-def _modules(kernel_dir: Path) -> list[tuple[str, bytes]]:
-    order = (kernel_dir / "modules" / "load-order").read_text().split()
+def _modules(kernel_dir: Path, listing: str) -> list[tuple[str, bytes]]:
+    order = (kernel_dir / "modules" / listing).read_text().split()
     return [(n, (kernel_dir / "modules" / f"{n}.ko").read_bytes()) for n in order]
 
 

@@ -8,8 +8,10 @@ flows, shared by all of them.
   (sha256) and writes it, with the config drive when the deploy gave one; the
   conductor checks the checksum it reports back.
 * ``ramdisk``: the booted ramdisk is the instance; nothing is written.
-* ``ansible``, ``iscsi``: same step sequence, but writing the image is not
-  supported here; ``validate`` says so before anything is touched.
+* ``iscsi``: the ramdisk exports its disk over iSCSI and the conductor writes
+  and reads back the image itself (``metalnic.baremetal.drivers.deploy.iscsi``).
+* ``ansible``: same step sequence, but writing the image is not supported yet;
+  ``validate`` says so before anything is touched.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ from metalnic.baremetal.drivers.base import (
     DriverConfigError,
     DriverError,
     NodeContext,
+    Say,
+    say_nothing,
 )
-from metalnic.baremetal.drivers.deploy import agent_client
+from metalnic.baremetal.drivers.deploy import agent_client, images
+from metalnic.baremetal.drivers.deploy.iscsi import IscsiDeploy
+
+__all__ = ["AnsibleDeploy", "DirectDeploy", "FakeDeploy", "IscsiDeploy", "RamdiskDeploy"]
 
 
 class FakeDeploy(DeployInterface):
@@ -32,16 +39,9 @@ class DirectDeploy(DeployInterface):
     uses_agent = True
 
     def validate(self, ctx: NodeContext) -> None:
-        info = ctx.instance_info
-        missing = [k for k in ("image_source", "image_os_hash_value") if not info.get(k)]
-        if missing:
-            raise DriverConfigError(
-                f"direct deploy needs instance_info {', '.join(missing)} (image URL and its sha256)"
-            )
-        if info.get("image_os_hash_algo", "sha256") != "sha256":
-            raise DriverConfigError("direct deploy supports image_os_hash_algo sha256 only")
+        images.validate_image_info(ctx, "direct")
 
-    def write_image(self, ctx: NodeContext, agent_url: str) -> None:
+    def write_image(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
         expected = str(ctx.instance_info["image_os_hash_value"]).lower()
         params: dict[str, object] = {
             "image_info": {
@@ -59,7 +59,7 @@ class DirectDeploy(DeployInterface):
                 f"image checksum mismatch: expected sha256 {expected}, the agent wrote {written}"
             )
 
-    def clean_disk(self, ctx: NodeContext, agent_url: str) -> None:
+    def clean_disk(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
         agent_client.run_command(
             agent_url,
             "clean.execute_clean_step",
@@ -74,19 +74,11 @@ class RamdiskDeploy(DeployInterface):
         return None
 
 
-class _UnsupportedImageDeploy(DeployInterface):
-    name = ""
+class AnsibleDeploy(DeployInterface):
+    name = "ansible"
 
     def validate(self, ctx: NodeContext) -> None:
         raise DriverConfigError(
-            f"the {self.name} deploy interface cannot write images in metalnic "
+            "the ansible deploy interface cannot write images in metalnic yet "
             "(its network sequencing is implemented; image writing is not)"
         )
-
-
-class AnsibleDeploy(_UnsupportedImageDeploy):
-    name = "ansible"
-
-
-class IscsiDeploy(_UnsupportedImageDeploy):
-    name = "iscsi"
