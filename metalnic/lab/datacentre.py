@@ -454,7 +454,7 @@ def problems(description: LabDescription) -> list[str]:
     if "images" in description and not _alive(directory / "hosts.pid"):
         found.append("the host simulators are not running")
     for nic in description["nics"]:
-        if "ssh" in nic and sshd.pid(directory / nic["name"]) is None:
+        if nic["mode"] == "remote" and sshd.pid(directory / nic["name"]) is None:
             found.append(f"the SSH server of {nic['name']} is not running")
     for name in ["fab"] + [n["name"] for n in description["nics"]]:
         for daemon in ("ovsdb-server", "ovs-vswitchd"):
