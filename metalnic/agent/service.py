@@ -66,11 +66,7 @@ class Agent(AgentProcess[AgentConfig]):
                 nic_hosts=[n.config.host for n in self.config.nics],
                 smartnic=True,
                 bridge_mappings=_mappings(self.config.nics),
-                nic_netdevs={
-                    host: dict(nic.inventory)
-                    for host, nic in list(self.nics.items())
-                    if isinstance(nic, RemoteNic) and nic.inventory
-                },
+                nic_netdevs=_netdevs(self.nics),
             ),
         )
 
@@ -170,6 +166,24 @@ def _verify(nic: Nic, questions: list[ac.VerifyRequest]) -> dict[str, dict[str, 
             unread = ac.PlugAnswer(plugged=False, reason=f"OVS cannot be read: {exc}")
             verified[question.id] = {p: unread for p in question.ports}
     return verified
+
+
+# Netdevs in one heartbeat at most (~45 bytes each): the heartbeat must stay well under
+# the server's request body limit (112 KiB by default) however many NICs report.
+MAX_REPORTED_NETDEVS = 1000
+
+
+def _netdevs(nics: dict[str, Nic]) -> dict[str, dict[str, str]]:
+    """The remote NICs' netdevs for the heartbeat (name → MAC), in NIC and name order, up
+    to ``MAX_REPORTED_NETDEVS`` in all; the planner uses every one regardless."""
+    out: dict[str, dict[str, str]] = {}
+    room = MAX_REPORTED_NETDEVS
+    for host, nic in sorted(list(nics.items())):
+        if isinstance(nic, RemoteNic) and nic.inventory and room > 0:
+            names = sorted(nic.inventory)[:room]
+            out[host] = {name: nic.inventory[name] for name in names}
+            room -= len(names)
+    return out
 
 
 def _mappings(nics: tuple[NicSpec, ...]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from metalnic.agent.nic import NicConfig
 from metalnic.agent.ovs import Endpoint, Ovs
 from metalnic.agent.plan import Observed, PlugPort, decide
 from metalnic.agent.remote import IdentityError, RemoteNic, Untrusted, stored_host_key
-from metalnic.agent.service import Agent, AgentConfig, NicSpec
+from metalnic.agent.service import MAX_REPORTED_NETDEVS, Agent, AgentConfig, NicSpec
 from metalnic.agent.sshchannel import (
     ChannelError,
     HostKey,
@@ -237,3 +237,19 @@ def test_the_heartbeat_reports_each_remote_nics_netdevs(tmp_path: Path) -> None:
         agent.http.close()
     assert beat.configurations.nic_netdevs == {"nic-1": {"pfb0": "52:54:00:aa:00:01"}}
     assert beat.model_dump(mode="json")["configurations"]["nic_netdevs"]["nic-1"]["pfb0"]
+
+
+def test_the_heartbeat_keeps_its_netdevs_within_a_budget(tmp_path: Path) -> None:
+    agent = Agent(AgentConfig(server="http://x", nics=(), mode="remote"))
+    try:
+        for n in range(3):  # 3 NICs × 600 netdevs: more than one heartbeat carries
+            nic, _channel = remote_nic(tmp_path / str(n))
+            nic.inventory = {f"pf0vf{i}": f"52:54:00:00:{n:02x}:{i % 256:02x}" for i in range(600)}
+            agent.nics[f"nic-{n}"] = nic
+        beat = agent.heartbeat()
+    finally:
+        agent.http.close()
+    netdevs = beat.configurations.nic_netdevs
+    assert sum(len(v) for v in netdevs.values()) == MAX_REPORTED_NETDEVS
+    assert len(netdevs["nic-0"]) == 600 and len(netdevs["nic-1"]) == 400 and "nic-2" not in netdevs
+    assert len(beat.model_dump_json()) < 112 * 1024
