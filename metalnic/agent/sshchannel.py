@@ -4,18 +4,18 @@ One SSH connection per remote NIC, kept across passes and opened again after any
 failure, with one shell in it (``/bin/sh``: a new session per pass would start
 the user's login shell every time).  Each pass runs one command in it (``cat
 /proc/sys/kernel/random/boot_id && ip -j link show``, its answer ended by a
-marker line with its exit status): the boot id tells the agent
-that the NIC rebooted since the last pass (``remote.py`` then proves and programs
-it anew), the netdevs (representors: names and MACs) which port B names a binding
-may use at all.
+marker line with its exit status): the boot id tells the agent that the NIC
+rebooted since the last pass (``remote.py`` then proves and programs it anew),
+the netdevs (representors: names and MACs) which port B names a binding may use
+at all.
 
 The NIC is trusted only if its SSH server presents **exactly** the host key its
 bare-metal port stores (``local_link_connection.ssh_public_key``): the transport
 offers the server only that key's algorithm, and the key presented must be that
-key, byte for byte.  No known_hosts file, no trust on first use: the stored key is
-checked on every pass (the connection is kept only while the stored key is the
-one it was proven against), and a mismatch (``HostKeyMismatch``) names both fingerprints,
-never key material.  The agent logs in with its own key (config
+key, byte for byte.  No known_hosts file, no trust on first use: the stored key
+is checked on every pass (the connection is kept only while the stored key is
+the one it was proven against), and a mismatch (``HostKeyMismatch``) names both
+fingerprints, never key material.  The agent logs in with its own key (config
 ``ssh_private_key``), which the NIC authorises.
 
 paramiko, not asyncssh: the agent is threads — one worker per NIC whose OVS tool
@@ -127,6 +127,19 @@ def parse_facts(output: str) -> NicFacts:
     return NicFacts(boot_id, netdevs)
 
 
+def host_key_algorithms(kind: str) -> tuple[str, ...]:
+    """The host key algorithms that make a server present its key of type ``kind``."""
+    wanted = ALGORITHMS.get(kind, (kind,))
+    with socket.socket() as unconnected:  # paramiko's defaults, without any connection
+        known = paramiko.Transport(unconnected).get_security_options().key_types
+    usable = tuple(a for a in wanted if a in known)
+    if not usable:
+        raise ChannelError(
+            f"the stored ssh_public_key is of a type this agent cannot check ({kind})"
+        )
+    return usable
+
+
 class SshChannel:
     """One NIC's SSH connection (not thread-safe: one NIC worker uses it)."""
 
@@ -167,9 +180,7 @@ class SshChannel:
             raise ChannelError(f"cannot reach the SSH server at {where}: {exc}") from None
         transport = paramiko.Transport(sock)
         try:
-            transport.get_security_options().key_types = ALGORITHMS.get(
-                expected.kind, (expected.kind,)
-            )
+            transport.get_security_options().key_types = host_key_algorithms(expected.kind)
             try:
                 transport.start_client(timeout=self.timeout)
             except paramiko.ssh_exception.IncompatiblePeer:

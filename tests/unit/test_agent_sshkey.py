@@ -25,6 +25,7 @@ from metalnic.agent.sshchannel import (
     HostKeyMismatch,
     NicFacts,
     SshTarget,
+    host_key_algorithms,
     parse_facts,
 )
 from metalnic.contract.agent import DesiredState
@@ -77,6 +78,13 @@ def keyed(p: dict[str, Any], key: str | None, cert: str | None = None) -> dict[s
         {**link, "ssh_public_key": key, "ovsdb_cert": cert} for link in p["local_link_information"]
     ]
     return {**p, "local_link_information": links}
+
+
+def test_the_server_is_asked_for_exactly_the_stored_keys_type() -> None:
+    assert host_key_algorithms("ssh-ed25519") == ("ssh-ed25519",)
+    assert host_key_algorithms("ssh-rsa")[0] == "rsa-sha2-512"  # SHA-2 signatures first
+    with pytest.raises(ChannelError, match="cannot check"):  # an error, not a crash
+        host_key_algorithms("sk-ssh-ed25519@openssh.com")
 
 
 # --- the NIC's answer ----------------------------------------------------------------------
