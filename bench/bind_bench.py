@@ -26,7 +26,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalnic.lab import netns  # noqa: E402
+from metalnic.lab import netns, pki  # noqa: E402
+from metalnic.lab.datacentre import write_secret  # noqa: E402
 from metalnic.lab.topology import Lab  # noqa: E402
 from tests.ovslab import AgentProcess, local_agent_config, start_agent_server  # noqa: E402
 from tests.support import (  # noqa: E402
@@ -35,7 +36,6 @@ from tests.support import (  # noqa: E402
     make_ca,
     make_server_cert,
     pem,
-    ssh_public_key,
 )
 
 ADMIN = ("admin", "bench-admin-1")
@@ -169,13 +169,16 @@ def remote(args: argparse.Namespace) -> None:
     (tmp / "agent-cert.pem").write_text(cert)
     (tmp / "agent-key.pem").write_text(key)
     (tmp / "agent-ca.pem").write_text(pem(agent_ca[0]))
+    login_key, login_public = pki.ssh_keypair("bench-agent")
+    write_secret(tmp / "agent-ssh-key", login_key)
+    (tmp / "authorized_keys").write_text(login_public + "\n")
     stored: dict[str, dict[str, str]] = {}
     conf = (
         f'server = "{server.url}"\nusername = "bench-agent"\n'
         f'password_file = "{password}"\nmode = "remote"\ndatapath_type = "netdev"\n'
         f'resync_interval = 30\nhost = "bench-remote"\n'
         f'private_key = "{tmp / "agent-key.pem"}"\ncertificate = "{tmp / "agent-cert.pem"}"\n'
-        f'state_dir = "{tmp / "state"}"\n'
+        f'state_dir = "{tmp / "state"}"\nssh_private_key = "{tmp / "agent-ssh-key"}"\n'
     )
     agent = AgentProcess(tmp, "remote", "")
     try:
@@ -195,15 +198,20 @@ def remote(args: argparse.Namespace) -> None:
                 tmp / f"{nic}-cert.pem",
                 tmp / "agent-ca.pem",
             )
+            host_key, public = pki.ssh_keypair(nic)
+            write_secret(tmp / f"{nic}-ssh-host-key", host_key)
+            address, port, _boot = lab.serve_ssh(
+                nic, tmp / f"{nic}-ssh-host-key", tmp / "authorized_keys"
+            )
             stored[nic] = {
                 "ovsdb_cert": ncert,
                 "ovsdb_ca_cert": pem(ca[0]),
-                "ssh_public_key": ssh_public_key(),
+                "ssh_public_key": public,
             }
             targets = ", ".join(f'{b} = "{t}"' for b, t in flows.items())
             conf += (
                 f'[nics.{nic}]\novsdb = "{ovsdb}"\nopenflow = {{ {targets} }}\n'
-                'bridge_mappings = { physnet1 = "br-phys" }\n'
+                f'bridge_mappings = {{ physnet1 = "br-phys" }}\nssh = "{address}:{port}"\n'
             )
         print(f"lab with {args.nics} NICs up in {time.perf_counter() - began:.1f} s")
         agent.path.write_text(conf)

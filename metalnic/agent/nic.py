@@ -69,6 +69,9 @@ class Nic:
         self.config = config
         self._ensured = False
         self.expected: dict[str, Expected] = {}
+        # The NIC's netdev names when known (remote mode reads them over SSH); the
+        # planner refuses a port B that is not among them.
+        self.netdevs: frozenset[str] | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"ovs-{config.host}")
 
     # --- the pass ---------------------------------------------------------------------
@@ -83,7 +86,7 @@ class Nic:
             if not step.again:
                 break
             interfaces = {i.name: i for i in self.ovs.state(self.config.integration_bridge)[1]}
-            observed = Observed(interfaces, cookies, frozenset(done.tried))
+            observed = Observed(interfaces, cookies, frozenset(done.tried), self.netdevs)
         done.results = step.results
         done.ports_plugged = step.plugged
         done.ports_unplugged = step.parked
@@ -98,7 +101,13 @@ class Nic:
         reads = {b: self._pool.submit(self._cookies, b) for b in (br, *self.config.uplinks)}
         state = self._pool.submit(self.ovs.state, br)
         cookies = {name: future.result() for name, future in reads.items()}
-        return Observed({i.name: i for i in state.result()[1]}, cookies)
+        return Observed({i.name: i for i in state.result()[1]}, cookies, netdevs=self.netdevs)
+
+    def forget(self) -> None:
+        """Drop what this object remembers of the NIC (it rebooted): the next pass
+        ensures the bridges again and plans from what it reads alone."""
+        self._ensured = False
+        self.expected = {}
 
     def apply(
         self, actions: list[Action], cookies: Mapping[str, Counter[int]], done: Pass

@@ -56,6 +56,7 @@ class Observed:
     interfaces: Mapping[str, Interface]
     cookies: Mapping[str, Counter[int]]  # bridge → cookie → number of flows
     tried: frozenset[str] = frozenset()  # NIC ports plugged (or removed) earlier this pass
+    netdevs: frozenset[str] | None = None  # the NIC's netdevs, when known (remote: SSH)
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ def decide(desired: DesiredState, observed: Observed, config: NicConfig) -> Deci
             net = network(port, vlans, config)
             if not port.members():
                 raise PlugError("the binding names no NIC port (local_link_information)")
+            absent_representors(port.members(), observed.netdevs, config.host)
             nets[port.id] = net
         except PlugError as exc:
             done.results[port.id] = PortStatus(status="ERROR", reason=str(exc))
@@ -192,6 +194,16 @@ def decide(desired: DesiredState, observed: Observed, config: NicConfig) -> Deci
         return Decision(list(plugs), again=True)
     _flows(desired, observed, config, todo, nets, done)
     return done
+
+
+def absent_representors(names: list[str], netdevs: frozenset[str] | None, host: str) -> None:
+    """Refuse NIC port names the NIC does not have (when its netdevs are known)."""
+    absent = [n for n in names if netdevs is not None and n not in netdevs]
+    if absent:
+        some = ", ".join(sorted(netdevs or ())[:8]) + (", …" if len(netdevs or ()) > 8 else "")
+        raise PlugError(
+            f"NIC {host} has no representor {', '.join(absent)} (its netdevs: {some or 'none'})"
+        )
 
 
 def _flows(

@@ -2,24 +2,33 @@
 
 The identity to trust comes from the server, not from the agent's config: the
 bare-metal port of a remote NIC stores the certificate the NIC's OVSDB server
-presents (``ovsdb_cert``) and optionally the CA that issued it
-(``ovsdb_ca_cert``); both arrive in the binding's ``local_link_information``.
-Before changing a NIC the agent opens a TLS connection to its OVSDB with its
+presents (``ovsdb_cert``), optionally the CA that issued it (``ovsdb_ca_cert``)
+and the NIC's SSH host key (``ssh_public_key``); all arrive in the binding's
+``local_link_information``.
+
+Every pass first reads the NIC over SSH (``sshchannel.py``): its SSH server must
+present exactly the stored host key — otherwise the NIC is untrusted, nothing is
+changed on it and its ports are reported DOWN with both keys' fingerprints
+(``Untrusted``).  The SSH reading gives the NIC's boot id (a new one: the NIC
+rebooted, so it is proven and programmed anew, as after an OVS restart) and its
+netdevs (the planner refuses a binding whose port B the NIC does not have; the
+heartbeat reports them).
+
+Before changing a NIC the agent also opens a TLS connection to its OVSDB with its
 own client certificate and requires that the NIC presents exactly the stored
 certificate, issued by the stored CA (again whenever the stored certificate
-changes, after an OVS failure, and every ``REPROVE_AFTER`` seconds; every
-tool run in between verifies the NIC against the same CA).  Otherwise the NIC is not touched and
-every port on it is reported ERROR with the reason.
+changes, after an OVS failure or a reboot, and every ``REPROVE_AFTER`` seconds;
+every tool run in between verifies the NIC against the same CA).  Otherwise the
+NIC is not touched and every port on it is reported ERROR with the reason.
 
 The OVS tools then run with that CA as their trust (``-C``), so the OpenFlow
-connections are verified too.  The SSH public key on the port is checked for
-form by the API but not used: this agent programs flows over OpenFlow-SSL, not
-over SSH.
+connections are verified too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -33,11 +42,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Ovs, OvsError, Tls
-from metalnic.contract.agent import DesiredState
+from metalnic.agent.sshchannel import ChannelError, HostKeyMismatch, SshChannel, SshTarget
+from metalnic.contract.agent import DesiredState, PortStatusName
 
 if TYPE_CHECKING:
     from metalnic.agent.service import AgentConfig
 
+log = logging.getLogger(__name__)
 
 # The NIC's identity is proven with a TLS handshake before the first change, whenever
 # the stored certificate changes, after any OVS failure, and at least this often.
@@ -47,21 +58,35 @@ REPROVE_AFTER = 60.0
 class IdentityError(Exception):
     """The NIC is not the one its bare-metal port describes (or cannot be checked)."""
 
+    status: PortStatusName = "ERROR"  # what its ports are reported as
+
+
+class Untrusted(IdentityError):
+    """The NIC's SSH host key is not the stored one: its ports stay DOWN, untouched."""
+
+    status = "DOWN"
+
 
 class RemoteNic(Nic):
-    def __init__(self, ovs: Ovs, config: NicConfig, agent: AgentConfig) -> None:
+    def __init__(
+        self, ovs: Ovs, config: NicConfig, agent: AgentConfig, ssh: SshTarget | None = None
+    ) -> None:
         super().__init__(ovs, config)
         self.agent = agent
         self.endpoint = ovs.endpoint
         self.verified: str | None = None  # fingerprint of the identity last proven
         self.proven_at = 0.0
+        self.channel = SshChannel(ssh, agent.ssh_private_key or "") if ssh else None
+        self.host_key: str | None = None  # the stored SSH host key last proven
+        self.boot_id: str | None = None
+        self.inventory: dict[str, str] = {}  # netdev → MAC, as last read over SSH
 
     def reconcile(self, desired: DesiredState) -> Pass:
         pinned, ca = stored_identity(desired)
-        if pinned is None:
-            if self.verified is None:
-                return Pass()  # nothing bound here yet and nothing known to trust: hands off
-        elif (
+        if pinned is None and self.verified is None:
+            return Pass()  # nothing bound here yet and nothing known to trust: hands off
+        self._read_over_ssh(stored_host_key(desired) or self.host_key)
+        if pinned is not None and (
             self.verified != _fingerprint(pinned, ca)
             or time.monotonic() - self.proven_at > REPROVE_AFTER
         ):
@@ -71,6 +96,32 @@ class RemoteNic(Nic):
         except OvsError:
             self.verified = None  # a NIC that fails may have been replaced: prove it again
             raise
+
+    def _read_over_ssh(self, host_key: str | None) -> None:
+        """The NIC's boot id and netdevs, from an SSH server with the stored host key."""
+        if host_key is None:
+            raise IdentityError("the bare-metal port stores no ssh_public_key for this NIC")
+        if self.channel is None or not self.agent.ssh_private_key:
+            raise IdentityError("remote mode needs nics.<host>.ssh and the agent's ssh_private_key")
+        try:
+            facts = self.channel.read(host_key)
+        except HostKeyMismatch as exc:
+            self.verified = None  # untrusted now: prove everything again once it matches
+            raise Untrusted(str(exc)) from None
+        except ChannelError as exc:
+            raise IdentityError(str(exc)) from None
+        if self.boot_id is not None and facts.boot_id != self.boot_id:
+            log.warning(
+                "NIC %s rebooted (boot id %s, was %s): proving and programming it anew",
+                self.config.host,
+                facts.boot_id,
+                self.boot_id,
+            )
+            self.verified = None
+            self.forget()
+        self.host_key, self.boot_id = host_key, facts.boot_id
+        self.inventory = facts.netdevs
+        self.netdevs = frozenset(facts.netdevs)
 
     def _prove(self, pinned: str, ca: str | None) -> None:
         if not (self.agent.private_key and self.agent.certificate):
@@ -116,6 +167,19 @@ def stored_identity(desired: DesiredState) -> tuple[str | None, str | None]:
         return None, None
     cert, ca = found.pop()
     return cert + "\n", (str(ca).strip() + "\n") if ca else None
+
+
+def stored_host_key(desired: DesiredState) -> str | None:
+    """The ``ssh_public_key`` the bare-metal ports of this NIC store; they must agree."""
+    found = {
+        " ".join(link.ssh_public_key.split()[:2])
+        for port in desired.ports
+        for link in port.local_link_information
+        if link.ssh_public_key
+    }
+    if len(found) > 1:
+        raise IdentityError("the bare-metal ports of this NIC store different ssh_public_keys")
+    return found.pop() if found else None
 
 
 def _presented_certificate(target: str, ca_file: str, cert: str, key: str) -> bytes:

@@ -25,6 +25,7 @@ from metalnic.agent.nic import Nic, NicConfig, Pass
 from metalnic.agent.ovs import Endpoint, Ovs, OvsError
 from metalnic.agent.process import AgentProcess, ProcessConfig, message
 from metalnic.agent.remote import IdentityError, RemoteNic
+from metalnic.agent.sshchannel import SshTarget
 from metalnic.contract import agent as ac
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class NicSpec:
     config: NicConfig
     endpoint: Endpoint
     remote: bool = False
+    ssh: SshTarget | None = None  # remote: the NIC's SSH server
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +46,7 @@ class AgentConfig(ProcessConfig):
     # Remote mode: the agent's own TLS identity towards the NICs (files).
     private_key: str | None = None
     certificate: str | None = None
+    ssh_private_key: str | None = None  # the agent's SSH key towards the NICs (file)
     state_dir: str = "/var/lib/metalnic-agent"
 
 
@@ -53,6 +56,7 @@ class Agent(AgentProcess[AgentConfig]):
     def __init__(self, config: AgentConfig) -> None:
         super().__init__(config)
         self.passes: dict[str, Pass] = {}  # the last pass per NIC host (status, tests)
+        self.nics: dict[str, Nic] = {}
 
     def heartbeat(self) -> ac.Heartbeat:
         return ac.Heartbeat(
@@ -62,6 +66,7 @@ class Agent(AgentProcess[AgentConfig]):
                 nic_hosts=[n.config.host for n in self.config.nics],
                 smartnic=True,
                 bridge_mappings=_mappings(self.config.nics),
+                nic_netdevs=_netdevs(self.nics),
             ),
         )
 
@@ -75,7 +80,7 @@ class Agent(AgentProcess[AgentConfig]):
 
     def _work(self, spec: NicSpec) -> None:
         host = spec.config.host
-        nic = self._nic(spec)
+        nic = self.nics[host] = self._nic(spec)
 
         def apply(desired: ac.DesiredState) -> int | None:
             done = self._pass(nic, spec, desired)
@@ -87,7 +92,7 @@ class Agent(AgentProcess[AgentConfig]):
     def _nic(self, spec: NicSpec) -> Nic:
         ovs = Ovs(spec.endpoint)
         if spec.remote:
-            return RemoteNic(ovs, spec.config, self.config)
+            return RemoteNic(ovs, spec.config, self.config, spec.ssh)
         return Nic(ovs, spec.config)
 
     def _pass(self, nic: Nic, spec: NicSpec, desired: ac.DesiredState) -> Pass | None:
@@ -98,7 +103,8 @@ class Agent(AgentProcess[AgentConfig]):
             done = nic.reconcile(desired)
         except (OvsError, IdentityError) as exc:
             log.error("NIC %s cannot be programmed: %s", host, exc)
-            error = ac.PortStatus(status="ERROR", reason=f"NIC {host}: {exc}")
+            status = exc.status if isinstance(exc, IdentityError) else "ERROR"
+            error = ac.PortStatus(status=status, reason=f"NIC {host}: {exc}")
             self._report(host, ac.Report(ports={p.id: error for p in desired.ports}))
             return None
         self.passes[host] = done
@@ -160,6 +166,24 @@ def _verify(nic: Nic, questions: list[ac.VerifyRequest]) -> dict[str, dict[str, 
             unread = ac.PlugAnswer(plugged=False, reason=f"OVS cannot be read: {exc}")
             verified[question.id] = {p: unread for p in question.ports}
     return verified
+
+
+# Netdevs in one heartbeat at most (~45 bytes each): the heartbeat must stay well under
+# the server's request body limit (112 KiB by default) however many NICs report.
+MAX_REPORTED_NETDEVS = 1000
+
+
+def _netdevs(nics: dict[str, Nic]) -> dict[str, dict[str, str]]:
+    """The remote NICs' netdevs for the heartbeat (name → MAC), in NIC and name order, up
+    to ``MAX_REPORTED_NETDEVS`` in all; the planner uses every one regardless."""
+    out: dict[str, dict[str, str]] = {}
+    room = MAX_REPORTED_NETDEVS
+    for host, nic in sorted(list(nics.items())):
+        if isinstance(nic, RemoteNic) and nic.inventory and room > 0:
+            names = sorted(nic.inventory)[:room]
+            out[host] = {name: nic.inventory[name] for name in names}
+            room -= len(names)
+    return out
 
 
 def _mappings(nics: tuple[NicSpec, ...]) -> dict[str, str]:

@@ -38,7 +38,7 @@ from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from metalnic.contract.values import Id, LongText, Name, Revision, StrictBool, check_json
+from metalnic.contract.values import Id, LongText, Name, Revision, Short, StrictBool, check_json
 from metalnic.jsontypes import JSONObject
 
 CONTRACT_VERSION = 1
@@ -91,6 +91,11 @@ class AgentConfigurations(Sent):
     smartnic: StrictBool = Field(False, description="true: binds smart-nic ports")
     bridge_mappings: dict[Name, Name] = Field(
         default_factory=dict, description="physical network → uplink bridge"
+    )
+    nic_netdevs: dict[Id, dict[Name, Short]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="remote: each NIC host's netdevs (representors), name → MAC, read over SSH",
     )
 
     @model_validator(mode="after")
@@ -154,6 +159,9 @@ class LinkInformation(Received):
     hostname: str | None = Field(None, description="the NIC host")
     ovsdb_cert: str | None = Field(None, description="remote NIC: its OVSDB certificate (PEM)")
     ovsdb_ca_cert: str | None = Field(None, description="remote NIC: the CA that issued it")
+    ssh_public_key: str | None = Field(
+        None, description="remote NIC: the host key its SSH server presents (OpenSSH)"
+    )
 
 
 class GroupInformation(Received):

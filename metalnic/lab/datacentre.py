@@ -11,7 +11,9 @@ crash — removes exactly this lab and nothing else):
   provisioning network;
 * smart NICs — local ones (their agent uses the unix sockets) and remote ones
   (OVSDB-SSL and OpenFlow-SSL with their own certificates, trusting the lab's
-  agent CA) — each with br-int, br-phys and its uplink port C on the fabric;
+  agent CA, and an SSH server with its own host key, authorising the agent's
+  SSH key: ``lab.sshd``) — each with br-int, br-phys and its uplink port C on
+  the fabric;
 * one host per NIC: a namespace whose port A faces the NIC's port B, or with
   ``hosts="vm"`` a QEMU VM whose NIC is a persistent tap that is port B (not
   plugged: the agent does that), with the MAC its bare-metal port will carry.
@@ -57,7 +59,7 @@ from pathlib import Path
 from typing import Literal
 
 from metalnic.dhcp import dnsmasq
-from metalnic.lab import netns, pki, redfish, vm
+from metalnic.lab import netns, pki, redfish, sshd, vm
 from metalnic.lab.deployimage import deploy_image
 from metalnic.lab.description import Bmc, Host, HostsControl, LabDescription, Nic
 from metalnic.lab.topology import Lab, down
@@ -137,9 +139,13 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
     certs.mkdir(mode=0o700, exist_ok=True)
     agent_ca = pki.make_ca("metalnic lab agents")
     write_secret(certs / "agent-ca.pem", pki.pem(agent_ca[0]))
-    agent_cert, agent_key = _issue(agent_ca, "metalnic lab agent")
+    agent_cert, agent_key = pki.issue_pem(agent_ca, "metalnic lab agent")
     write_secret(certs / "agent-cert.pem", agent_cert)
     write_secret(certs / "agent-key.pem", agent_key)
+    # The agent's SSH login key; every remote NIC's sshd authorises its public half.
+    ssh_private, ssh_public = pki.ssh_keypair(f"metalnic-agent@{lab.prefix}")
+    write_secret(certs / "agent-ssh-key", ssh_private)
+    write_secret(certs / "agent-ssh-authorized_keys", ssh_public + "\n")
     nics: list[Nic] = []
     for index in range(spec.local_nics + spec.remote_nics):
         remote = index >= spec.local_nics
@@ -155,7 +161,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
         }
         if remote:
             ca = pki.make_ca(f"{name} CA")
-            cert, key = _issue(ca, name)
+            cert, key = pki.issue_pem(ca, name)
             write_secret(certs / f"{name}-cert.pem", cert)
             write_secret(certs / f"{name}-key.pem", key)
             ovsdb, openflow = lab.expose_over_ssl(
@@ -167,7 +173,13 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
             )
             entry["ovsdb"], entry["openflow"] = ovsdb, openflow
             entry["ovsdb_cert"], entry["ovsdb_ca_cert"] = cert, pki.pem(ca[0])
-            entry["ssh_public_key"] = pki.ssh_public_key(f"{name}@{lab.prefix}")
+            host_key, entry["ssh_public_key"] = pki.ssh_keypair(f"{name}@{lab.prefix}")
+            write_secret(certs / f"{name}-ssh-host-key", host_key)
+            address, port, boot_id = lab.serve_ssh(
+                name, certs / f"{name}-ssh-host-key", certs / "agent-ssh-authorized_keys"
+            )
+            entry["ssh"] = {"address": address, "port": port, "user": "root",
+                            "boot_id_file": str(boot_id)}  # fmt: skip
         nics.append(entry)
     dhcp_node = lab.add_dhcp_node(trunks)
     dnsmasq.make_readable_dir(lab.dhcp_state_dir())
@@ -223,6 +235,7 @@ def _build(spec: LabSpec, lab: Lab) -> LabDescription:
         "agent_tls": {
             "private_key": str(certs / "agent-key.pem"),
             "certificate": str(certs / "agent-cert.pem"),
+            "ssh_private_key": str(certs / "agent-ssh-key"),
         },
     }
     (lab.dir / "description.json").write_text(json.dumps(description, indent=1))
@@ -440,6 +453,9 @@ def problems(description: LabDescription) -> list[str]:
         found.append("the IPMI BMC is not running")
     if "images" in description and not _alive(directory / "hosts.pid"):
         found.append("the host simulators are not running")
+    for nic in description["nics"]:
+        if nic["mode"] == "remote" and sshd.pid(directory / nic["name"]) is None:
+            found.append(f"the SSH server of {nic['name']} is not running")
     for name in ["fab"] + [n["name"] for n in description["nics"]]:
         for daemon in ("ovsdb-server", "ovs-vswitchd"):
             if not _alive(directory / name / f"{daemon}.pid"):
@@ -463,12 +479,6 @@ def alive_pid(pid: int) -> bool:
 
 
 # --- certificates -------------------------------------------------------------------------
-
-
-def _issue(ca: pki.CA, cn: str) -> tuple[str, str]:
-    """PEM certificate and key, as the lab writes them to files."""
-    cert, key = pki.issue(ca, cn)
-    return pki.pem(cert), key
 
 
 def new_password(nbytes: int) -> str:

@@ -42,6 +42,16 @@ class HostsControl(TypedDict):
 class AgentTls(TypedDict):
     private_key: str
     certificate: str
+    ssh_private_key: NotRequired[str]  # the agent's SSH login key (remote NICs authorise it)
+
+
+class NicSsh(TypedDict):
+    """A remote NIC's SSH server (``lab.sshd``), as the remote agent needs it."""
+
+    address: str  # the NIC's management address, reachable from the root namespace
+    port: int
+    user: str
+    boot_id_file: str  # what the NIC reports as its boot id (lab-controlled: ``reboot``)
 
 
 class Nic(TypedDict):
@@ -55,7 +65,8 @@ class Nic(TypedDict):
     openflow: dict[str, str]  # bridge -> OpenFlow endpoint
     ovsdb_cert: NotRequired[str]
     ovsdb_ca_cert: NotRequired[str]
-    ssh_public_key: NotRequired[str]
+    ssh_public_key: NotRequired[str]  # the host key its sshd presents
+    ssh: NotRequired[NicSsh]
 
 
 class VmHost(TypedDict):

@@ -1,7 +1,8 @@
 """Certificates for the lab (and the tests): a CA, and certificates it issues.
 
 EC P-256 keys, SHA-256 signatures; a server certificate can carry its IP as a
-subject alternative name.  Private keys come back as unencrypted PKCS#8 PEM:
+subject alternative name.  SSH keys (ed25519) for the remote NICs' sshd and the
+agent that logs in to them.  Private keys come back as unencrypted PKCS#8 PEM:
 write them with mode 0600.
 """
 
@@ -66,13 +67,27 @@ def issue(ca: CA, cn: str, ip: str | None = None, days: int = 365) -> tuple[x509
     return cert, key_pem
 
 
+def issue_pem(ca: CA, cn: str) -> tuple[str, str]:
+    """PEM certificate and key, as the lab writes them to files."""
+    cert, key = issue(ca, cn)
+    return pem(cert), key
+
+
 def pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def ssh_public_key(comment: str) -> str:
-    """An OpenSSH ed25519 public key (a remote NIC's, as its bare-metal port records it;
-    the private half is not kept: metalnic programs NICs over OVSDB/OpenFlow-SSL)."""
-    key = ed25519.Ed25519PrivateKey.generate().public_key()
-    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return f"{raw.decode()} {comment}"
+def ssh_keypair(comment: str) -> tuple[str, str]:
+    """An ed25519 SSH key: (private half in OpenSSH format — write it with mode 0600 —,
+    public half as an OpenSSH line with ``comment``).  A remote NIC's host key (its public
+    half is what its bare-metal port stores) or the agent's login key."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, f"{public.decode()} {comment}"

@@ -70,6 +70,9 @@ def agent_configs(
             f'[nics.{nic["name"]}]\novsdb = "{nic["ovsdb"]}"\nopenflow = {{ {flows} }}\n'
             'bridge_mappings = { physnet1 = "br-phys" }\n'
         )
+        if "ssh" in nic:
+            ssh = nic["ssh"]
+            block += f'ssh = "{ssh["address"]}:{ssh["port"]}"\nssh_user = "{ssh["user"]}"\n'
         if nic["mode"] == "local":
             name = f"agent-{nic['name']}"
             configs[name] = common + f'mode = "local"\nhost = "{name}"\n' + block
@@ -80,6 +83,7 @@ def agent_configs(
         configs["agent-remote"] = (
             common + 'mode = "remote"\nhost = "agent-remote"\n'
             f'private_key = "{tls["private_key"]}"\ncertificate = "{tls["certificate"]}"\n'
+            f'ssh_private_key = "{tls.get("ssh_private_key", "")}"\n'
             f'state_dir = "{state / "agent-remote-state"}"\n' + remote
         )
     return configs

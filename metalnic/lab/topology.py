@@ -24,7 +24,7 @@ from pathlib import Path
 
 from metalnic.dhcp import dnsmasq
 from metalnic.dhcp.render import Files
-from metalnic.lab import netns
+from metalnic.lab import netns, sshd
 from metalnic.lab.ovs import OvsInstance
 
 
@@ -46,6 +46,7 @@ class LabState:
     hosts: dict[str, HostSpec] = field(default_factory=dict)
     fabric: bool = False
     dhcp: bool = False
+    management: dict[str, str] = field(default_factory=dict)  # remote NIC → its address
 
 
 class Lab:
@@ -221,6 +222,8 @@ class Lab:
             ]
         )
         root_ip, nic_ip = management_link(self.prefix, index)
+        self.state.management[name] = nic_ip
+        self._save()
         outside, inside = f"{self.prefix}-{index}m", f"{self.prefix}-{index}mi"
         netns.veth(outside, None, inside, self.ns(name))
         netns.address(None, outside, f"{root_ip}/30")
@@ -247,6 +250,17 @@ class Lab:
             )
             targets[bridge] = f"ssl:{nic_ip}:{port}"
         return f"ssl:127.0.0.1:{ovsdb_port}", targets
+
+    def serve_ssh(
+        self, name: str, host_key: Path, authorized_keys: Path, port: int = 22
+    ) -> tuple[str, int, Path]:
+        """sshd for remote NIC ``name`` (after ``expose_over_ssl``) on its management
+        address, presenting ``host_key``, letting in the keys in ``authorized_keys``
+        (``lab.sshd``).  Returns (address, port, the boot id file it serves)."""
+        address = self.state.management[name]
+        boot_id = sshd.start(self.ns(name), self.ovs(name).dir, address, port, host_key,
+                             authorized_keys)  # fmt: skip
+        return address, port, boot_id
 
     # --- tearing down -----------------------------------------------------------------
 
@@ -293,6 +307,7 @@ def down(prefix: str, directory: Path) -> None:
         dnsmasq.stop(Files(pidfile.parent))
     if directory.exists():
         for child in directory.iterdir():
+            sshd.stop(child)  # a remote NIC's SSH server (by its pid)
             if (child / "conf.db").exists():
                 OvsInstance(child.name, f"{prefix}-{child.name}", child).stop()
     for ns in netns.list_ns(f"{prefix}-"):

@@ -9,10 +9,12 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from metalnic.lab import netns
+from metalnic.agent.sshchannel import SshChannel, SshTarget
+from metalnic.lab import netns, sshd
 from metalnic.lab.datacentre import LabSpec, alive_pid
 from tests.ovslab import require_ovs, wait_until
 from tests.support import VENV_BIN
@@ -54,6 +56,7 @@ def test_lab_up_status_down() -> None:
         assert desc["nics"][1]["ovsdb"].startswith("ssl:127.0.0.1:")
         assert "BEGIN CERTIFICATE" in desc["nics"][1]["ovsdb_cert"]
         assert oct((directory / "certs" / "agent-key.pem").stat().st_mode & 0o777) == "0o600"
+        sshd_pid = _remote_nic_answers_over_ssh(directory, desc, r.stdout + r.stderr)
         spaces = set(netns.list_ns(f"{prefix}-"))
         assert {
             f"{prefix}-fab",
@@ -140,8 +143,31 @@ def test_lab_up_status_down() -> None:
     assert not directory.exists()
     assert not alive_pid(bmc_pid) and not alive_pid(ipmi_pid)  # the BMCs (ours) are gone too
     assert not alive_pid(hosts_pid)  # and the host simulators
+    assert not alive_pid(sshd_pid)  # and the remote NIC's SSH server
     assert lab("down", *where).returncode == 0  # again: nothing to do, no error
     assert lab("status", *where).returncode == 3
+
+
+def _remote_nic_answers_over_ssh(directory: Path, desc: dict[str, Any], printed: str) -> int:
+    """The remote NIC's sshd presents the host key its description (and so its bare-metal
+    port) has, lets the agent's key in, and tells the lab's boot id; its private halves
+    are 0600 files, printed nowhere.  The pid of that sshd."""
+    nic = desc["nics"][1]
+    ssh, key_file = nic["ssh"], desc["agent_tls"]["ssh_private_key"]
+    for secret in (Path(key_file), directory / "certs" / "nic2-ssh-host-key"):
+        assert oct(secret.stat().st_mode & 0o777) == "0o600"
+        assert secret.read_text().strip() not in printed
+    assert "PRIVATE KEY" not in printed
+    channel = SshChannel(SshTarget(ssh["address"], ssh["port"], ssh["user"]), key_file)
+    try:
+        facts = channel.read(nic["ssh_public_key"])
+    finally:
+        channel.close()
+    assert facts.boot_id == Path(ssh["boot_id_file"]).read_text().strip()
+    assert nic["uplink"] in facts.netdevs  # read in the NIC's namespace
+    pid = sshd.pid(directory / "nic2")
+    assert pid is not None
+    return pid
 
 
 def _ipmitool(host: dict[str, object], bmc: dict[str, str], *cmd: str) -> None:

@@ -23,6 +23,9 @@ LOCAL = {
     },
 }
 
+REMOTE_KEYS = {"private_key": "k", "certificate": "c", "ssh_private_key": "s"}
+REMOTE_NIC = {"ovsdb": "ssl:192.0.2.1:6640", "openflow": {"br-int": "ssl:a", "br-phys": "ssl:b"}}
+
 
 def test_local_config(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("s3cret\n")
@@ -48,7 +51,17 @@ def test_local_config(tmp_path: Path) -> None:
         ({"bogus": 1}, "unknown agent setting"),
         ({"nics": {**LOCAL["nics"], "nic-2": LOCAL["nics"]["nic-1"]}}, "exactly one"),
         ({"mode": "remote"}, "private_key and certificate"),
-        ({"mode": "remote", "private_key": "k", "certificate": "c"}, "ssl: only"),
+        ({"mode": "remote", "private_key": "k", "certificate": "c"}, "ssh_private_key"),
+        ({"mode": "remote", **REMOTE_KEYS}, "ssl: only"),
+        ({"mode": "remote", **REMOTE_KEYS, "nics": {"n": REMOTE_NIC}}, "needs ssh"),
+        (
+            {"mode": "remote", **REMOTE_KEYS, "nics": {"n": {**REMOTE_NIC, "ssh": "h:port"}}},
+            "must be HOST",
+        ),
+        (
+            {"mode": "remote", **REMOTE_KEYS, "nics": {"n": {**REMOTE_NIC, "ssh": "h:99999"}}},
+            "must be HOST",
+        ),
         (
             {"nics": {"nic-1": {"ovsdb": "unix:/db", "openflow": {"br-int": "unix:/a"}}}},
             "no target for bridge br-phys",
@@ -98,3 +111,21 @@ def test_the_common_keys_are_the_same_fields_for_both_agents(tmp_path: Path) -> 
             "h",
         )
         assert (config.heartbeat_interval, config.resync_interval) == (1.0, 3.5)
+
+
+@pytest.mark.parametrize(
+    ("given", "host", "port", "user"),
+    [
+        ({"ssh": "192.0.2.1"}, "192.0.2.1", 22, "root"),
+        ({"ssh": "nic.example:2222", "ssh_user": "ubuntu"}, "nic.example", 2222, "ubuntu"),
+        ({"ssh": "[2001:db8::1]:2200"}, "2001:db8::1", 2200, "admin"),
+        ({"ssh": "2001:db8::1"}, "2001:db8::1", 22, "admin"),
+    ],
+)
+def test_remote_nic_ssh_target(given: dict[str, str], host: str, port: int, user: str) -> None:
+    top = {"ssh_user": "admin"} if "ssh_user" not in given and ":" in host else {}
+    doc = {**LOCAL, "mode": "remote", **REMOTE_KEYS, **top, "nics": {"n": {**REMOTE_NIC, **given}}}
+    config = parse(doc)
+    ssh = config.nics[0].ssh
+    assert ssh is not None and (ssh.host, ssh.port, ssh.user) == (host, port, user)
+    assert config.ssh_private_key == "s"
