@@ -13,7 +13,10 @@ half-built image is never found and two builds do not race.
   uncompressed ``vmlinux`` (boots directly in 2.9 s instead of 7.7 s under
   TCG), and the NIC/disk modules with their dependencies in load order;
 * ramdisk: ``initramfs.gz`` — busybox-static, Python from Debian's packages,
-  the metalnic ramdisk agent, ``files/ramdisk-init.sh`` as ``/init``;
+  the metalnic ramdisk agent, dropbear's SSH server (``dropbear-bin``: the
+  server and its key generator with their libraries, ~0.6 MB; started by /init
+  on request, ``files/sshd.sh``: the rescue mode), ``files/ramdisk-init.sh`` as
+  ``/init``;
 * instance: ``disk.img`` (``disk.build``) booting the same kernel with a
   busybox initramfs (``files/instance-init.sh``), and its sha256.
 """
@@ -38,14 +41,17 @@ from metalnic.lab.images.debs import Archive, Package
 
 KERNEL_META = "linux-image-amd64"
 MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "e1000"]
-RAMDISK_ROOTS = ["busybox-static", "python3.11-minimal", "libpython3.11-stdlib"]
+RAMDISK_ROOTS = ["busybox-static", "python3.11-minimal", "libpython3.11-stdlib", "dropbear-bin"]
+# The SSH server's files taken from dropbear-bin (not its client or converter).
+SSH_FILES = ("usr/sbin/dropbear", "usr/bin/dropbearkey")
 # Packages the ramdisk needs no file from: configuration and data packages, and
-# the libraries of the extension modules rootfs.DYNLOAD_DROPPED leaves out.
+# the libraries of the extension modules rootfs.DYNLOAD_DROPPED leaves out
+# (libcrypt1 is not among them: dropbear checks passwords with it).
 PACKAGE_SKIP = frozenset(
     {
         "media-types", "mime-support", "tzdata", "readline-common", "libreadline8",
         "libncursesw6", "libtinfo6", "libsqlite3-0", "libdb5.3", "libnsl2", "libtirpc3",
-        "libtirpc-common", "libgssapi-krb5-2", "libssl3", "libcrypt1", "gcc-12-base",
+        "libtirpc-common", "libgssapi-krb5-2", "libssl3", "gcc-12-base",
     }
 )  # fmt: skip
 AGENT_FILES = (
@@ -293,10 +299,11 @@ class Builder:
         kept = rootfs.python_files(root)
         agent = [str(p.relative_to(root)) for p in (root / "usr/lib/metalnic").rglob("*.py*")]
         libs = rootfs.library_closure(
-            root, [k for k in kept if k.endswith(".so") or k == rootfs.PYTHON]
+            root, [*(k for k in kept if k.endswith(".so") or k == rootfs.PYTHON), *SSH_FILES]
         )
         archive = rootfs.base_archive(root / "bin/busybox", modules, "ramdisk-init.sh")
-        rootfs.add_paths(archive, root, [*libs, *kept, *agent])
+        archive.file("lib/metalnic/sshd.sh", rootfs.init_file("sshd.sh"))
+        rootfs.add_paths(archive, root, [*libs, *kept, *agent, *SSH_FILES])
         data = archive.gzipped()
         (staging / "initramfs.gz").write_bytes(data)
         shutil.rmtree(root)
