@@ -140,6 +140,13 @@ def _tool_versions() -> dict[str, str]:
     return out
 
 
+def _resolved_name() -> str:
+    """The file keeping the archive's answer: for this state of the package lists
+    and these roots and skips (adding a root to the ramdisk must resolve again)."""
+    asked = json.dumps([KERNEL_META, RAMDISK_ROOTS, sorted(PACKAGE_SKIP)]).encode()
+    return f"resolved-{archive_state()}-{hashlib.sha256(asked).hexdigest()[:8]}.json"
+
+
 class Builder:
     def __init__(self, cache: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.cache = (cache or default_cache()).resolve()
@@ -202,7 +209,7 @@ class Builder:
         instance_dir = self.cache / f"instance-{instance_key}"
         self._prune(
             {kernel_dir.name, f"ramdisk-{ramdisk_key}",
-             f"instance-{instance_key}", f"resolved-{archive_state()}.json"},
+             f"instance-{instance_key}", _resolved_name()},
             {p.filename for p in [kernel, *python, *syslinux]},
         )  # fmt: skip
         manifest = json.loads((instance_dir / "manifest.json").read_text())
@@ -236,8 +243,9 @@ class Builder:
     def _resolve(self) -> tuple[Package, list[Package], list[Package]]:
         """The kernel, the ramdisk's packages and syslinux-common, as the archive has
         them now.  ``apt-cache`` takes seconds here (no binary package cache), so the
-        answer is kept per state of the package lists (``archive_state``)."""
-        saved = self.cache / f"resolved-{archive_state()}.json"
+        answer is kept per state of the package lists (``archive_state``) and per
+        set of packages asked for (``_resolved_name``)."""
+        saved = self.cache / _resolved_name()
         if saved.exists():
             data = json.loads(saved.read_text())
             kernel, *syslinux = [Package.from_json(p) for p in data["single"]]
