@@ -34,9 +34,7 @@ from metalnic.errors import InvalidInput
 
 HASH_KEY = "hashed_rescue_password"  # Ironic's instance_info key
 # Ironic's API message for a rescue without a usable password.
-REQUIRED = (
-    'A non-empty "rescue_password" is required when setting target provision state to rescue'
-)
+REQUIRED = 'A non-empty "rescue_password" is required when setting target provision state to rescue'
 ONLY_RESCUE = '"rescue_password" is only valid when setting target provision state to rescue'
 ROUNDS = 5000
 

@@ -44,9 +44,7 @@ def history(c: httpx.Client, node: str) -> list[dict[str, Any]]:
     return list(r.json()["history"])
 
 
-def audit_smartnic_order(
-    events: list[dict[str, Any]], running: bool = False
-) -> dict[str, int]:
+def audit_smartnic_order(events: list[dict[str, Any]], running: bool = False) -> dict[str, int]:
     """Check the spec's rule over a whole log; return counts of what was checked.
 
     * every network step happens while the host is powered on with BIOS as its

@@ -76,7 +76,9 @@ class RescueRamdisk:
                     self.agents.append(subprocess.Popen(cmd, stdout=out, stderr=out))
 
 
-def rescue_node(c: httpx.Client, server: Server, rescue_interface: str = "agent") -> tuple[str, str]:
+def rescue_node(
+    c: httpx.Client, server: Server, rescue_interface: str = "agent"
+) -> tuple[str, str]:
     node = make_node(
         c,
         network_interface="fake",
@@ -215,7 +217,8 @@ def test_abort_in_rescue_wait(server: Server) -> None:
         texts = [e["event"] for e in history(c, node)]
     assert "Aborted" in failed["last_error"] and failed["power_state"] == "power off"
     assert rescuepw.HASH_KEY not in stored_instance_info(server, node)
-    assert "detach rescuing network: done (ports removed)" in texts[texts.index("aborted: now rescue failed") :]
+    after = texts[texts.index("aborted: now rescue failed") :]
+    assert "detach rescuing network: done (ports removed)" in after
 
 
 def test_agent_refusing_the_password_fails_the_rescue(server: Server, tmp_path: Path) -> None:

@@ -105,10 +105,10 @@ IPMI = HardwareType(
 
 
 def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
+    from metalnic.baremetal.drivers import rescue
     from metalnic.baremetal.drivers.boot import ipxe
     from metalnic.baremetal.drivers.deploy import interfaces as deploy
     from metalnic.baremetal.drivers.network import simple, smartnic
-    from metalnic.baremetal.drivers import rescue
     from metalnic.baremetal.drivers.power import fake
 
     def redfish(kind: str) -> Callable[[Registry], Any]:

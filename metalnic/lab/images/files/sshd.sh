@@ -27,5 +27,12 @@ ssh_server() {
   fi
   say "ssh: host key $(dropbearkey -y -f "$KEY" | sed -n 's/^Fingerprint: //p')"
   dropbear -F -E -r "$KEY" -p "${1:-22}" 2>&1 | sed "s/^/$TAG: sshd: /" &
+  # Said once the port listens (state 0A in /proc/net/tcp), not merely started.
+  hex=$(printf ':%04X ' "${1:-22}")
+  i=0
+  while ! grep -q "^ *[0-9]*: [0-9A-F]*$hex[0-9A-F:]* 0A " /proc/net/tcp && [ "$i" -lt 50 ]; do
+    usleep 100000
+    i=$((i + 1))
+  done
   say "ssh: dropbear listening on port ${1:-22}"
 }
