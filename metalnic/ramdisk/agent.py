@@ -71,7 +71,9 @@ class CommandFailed(Exception):
 class Storage:
     disk: Path
     config_drive: Path
-    shadow: Path = Path("/etc/shadow")  # where rescue.finalize_rescue sets the password
+    # Where rescue.finalize_rescue sets the password (None: it cannot; no default, so
+    # that an agent run on a workstation never touches that machine's /etc/shadow).
+    shadow: Path | None = None
 
 
 def _object(params: JSONObject, key: str) -> JSONObject:
@@ -150,6 +152,8 @@ def finalize_rescue(storage: Storage, params: JSONObject) -> JSONObject:
     if not isinstance(hashed, str) or not _CRYPT_HASH.fullmatch(hashed):
         raise CommandFailed("rescue_password is not a crypt(3) hash")
     shadow = storage.shadow
+    if shadow is None:
+        raise CommandFailed("this agent was started without --shadow: no rescue password")
     lines = shadow.read_text().splitlines() if shadow.exists() else []
     days = int(time.time() // 86400)
     entry = f"{RESCUE_USER}:{hashed}:{days}:0:99999:7:::"
@@ -350,8 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--shadow",
         type=Path,
-        default=Path("/etc/shadow"),
-        help="the shadow file rescue.finalize_rescue writes the rescue user's hash to",
+        help="the shadow file rescue.finalize_rescue writes the rescue user's hash to "
+        "(the ramdisk's /etc/shadow; without it rescue is refused)",
     )
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs

@@ -35,6 +35,7 @@ import pytest
 
 from metalnic.lab import datacentre, netns, vm
 from metalnic.lab.scenario import Stack
+from tests.integration.conductor_helpers import audit_smartnic_order
 from tests.ovslab import require_ovs, wait_until
 from tests.support import free_port, require
 
@@ -228,6 +229,10 @@ def test_rescue_login_over_ssh_then_unrescue(lab: Lab) -> None:
     ], steps
     called = texts.index("ramdisk agent called back; handing it the rescue password (hashed)")
     assert not [t for t in texts[called:] if t.startswith("power ")], texts[called:]
+    # The power rule: tenant → rescuing inside a BIOS hold, rescuing → tenant while the
+    # rescue ramdisk runs (no BIOS hold, no power cycle).
+    counts = audit_smartnic_order(events, running=True)
+    assert counts["running_network"] == 2 and counts["bios_sessions"] == 1, counts
 
     lab.verb("unrescue")
     lab.settled("active", 300)

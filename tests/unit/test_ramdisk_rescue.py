@@ -65,3 +65,10 @@ def test_finalize_refuses_anything_but_a_crypt_hash(
         agent.finalize_rescue(s, params)
     assert "plain" not in str(failed.value) and "salt" not in str(failed.value)
     assert not s.shadow.exists()
+
+
+def test_without_a_shadow_file_nothing_is_written(tmp_path: Path) -> None:
+    s = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    hashed = rescuepw.hash_password("pw")
+    with pytest.raises(agent.CommandFailed, match="without --shadow"):
+        agent.finalize_rescue(s, {"rescue_password": hashed, "hashed": True})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Mapping
 
 from metalnic.baremetal import rescuepw, states
 from metalnic.baremetal.conductor import history
@@ -30,7 +29,6 @@ from metalnic.baremetal.conductor.task import BIOS_WINDOW, Task
 from metalnic.baremetal.drivers.base import DriverConfigError, DriverError
 from metalnic.baremetal.drivers.base import NetworkPhase as Phase
 from metalnic.baremetal.states import BootDevice, PowerTarget
-from metalnic.jsontypes import JSONObject, JSONValue
 
 
 def validate(task: Task) -> None:
@@ -317,15 +315,11 @@ def finalize_rescue(task: Task) -> Event:
     task.drivers.rescue.finalize(task.ctx, agent_url(task), hashed)
     task.log(history.AGENT, "rescue password set by the ramdisk agent (user rescue)")
     forget_agent(task)
-    task.update(instance_info=_without(task.ctx.instance_info, rescuepw.HASH_KEY))
+    task.forget_instance_info(rescuepw.HASH_KEY)  # Ironic's remove_rescue_password
     leave_phase(task, Phase.RESCUING)
     rewire(task, detach=(Phase.RESCUING,), attach=(Phase.TENANT,), running=True)
     task.boot_gate(Phase.TENANT)
     return Event.DONE
-
-
-def _without(info: Mapping[str, JSONValue], key: str) -> JSONObject:
-    return {k: v for k, v in info.items() if k != key}
 
 
 def unrescue(task: Task) -> Event:

@@ -244,6 +244,16 @@ class Task:
         self.db.retry(write)
         self.refresh()
 
+    def forget_instance_info(self, key: str) -> None:
+        """Drop one key of instance_info (on a fresh read, as ``update``)."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
+            node.instance_info = {k: v for k, v in node.instance_info.items() if k != key}
+
+        self.db.retry(write)
+        self.refresh()
+
     def checkpoint(self, step: str) -> None:
         """Before each step that moves the host forward (network, boot device, power on):
         a stopping conductor ends the flow here, so that it fails cleanly.  Powering
