@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     bmc_retries: int = Field(default=3, ge=0, le=100)
     bmc_retry_interval: float = Field(default=2.0, ge=0, le=600)
     deploy_callback_timeout: float = Field(default=1800.0, gt=0)
+    # Ironic's [conductor]rescue_callback_timeout: how long "rescue wait" waits for the agent.
+    rescue_callback_timeout: float = Field(default=1800.0, gt=0)
     conductor_dead_after: float = Field(default=60.0, gt=0)
     # Network service.
     # "physnet:first:last" VLAN ranges tenant networks are allocated from.

@@ -15,6 +15,13 @@ URL, and serves the commands the conductor sends to
 * ``iscsi.start_iscsi_target`` / ``iscsi.stop_iscsi_target`` — export the disk
   and the config drive to the conductor over iSCSI with CHAP, and withdraw the
   export (``metalnic.ramdisk.iscsi``; the iscsi deploy interface writes through it).
+* ``rescue.finalize_rescue`` with ``rescue_password`` (a crypt(3) hash) and
+  ``hashed: true`` — set that hash for the user ``rescue`` in the shadow file
+  (IPA's rescue user), answer, stop heartbeating and return from ``run``: the
+  ramdisk's /init then renews its lease (the conductor moves the NIC to the
+  tenant network) and starts the SSH server.  A plaintext password is refused
+  (the ramdisk has no crypt module; metalnic's conductor always sends a hash).
+  The hash is never logged.
 
 The "disk" and the "config drive" are paths (block devices on real hardware —
 IPA makes a ``config-2`` partition — files in the lab; the config drive holds
@@ -35,9 +42,11 @@ import http.client
 import json
 import logging
 import os
+import re
 import signal
 import stat
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -74,6 +83,9 @@ class Storage:
     config_drive: Path
     portal_host: str = "127.0.0.1"
     targets: iscsi.Targets = field(default_factory=iscsi.Targets)
+    # Where rescue.finalize_rescue sets the password (None: it cannot; no default, so
+    # that an agent run on a workstation never touches that machine's /etc/shadow).
+    shadow: Path | None = None
 
 
 def _object(params: JSONObject, key: str) -> JSONObject:
@@ -139,6 +151,35 @@ def erase_metadata(storage: Storage, params: JSONObject) -> JSONObject:
     return {"clean_step": step}
 
 
+RESCUE_USER = "rescue"
+# A crypt(3) hash: $id$[params$]salt$digest, from crypt's alphabet only — nothing
+# that could end a shadow field (":") or line.
+_CRYPT_HASH = re.compile(r"\$[0-9a-z]+(\$[A-Za-z0-9./=,]+){2,3}")
+
+
+def finalize_rescue(storage: Storage, params: JSONObject) -> JSONObject:
+    """Set the rescue user's password hash in the shadow file (replacing its line)."""
+    hashed = params.get("rescue_password")
+    if params.get("hashed") is not True:
+        raise CommandFailed("only a hashed rescue_password is accepted (hashed: true)")
+    if not isinstance(hashed, str) or not _CRYPT_HASH.fullmatch(hashed):
+        raise CommandFailed("rescue_password is not a crypt(3) hash")
+    shadow = storage.shadow
+    if shadow is None:
+        raise CommandFailed("this agent was started without --shadow: no rescue password")
+    lines = shadow.read_text().splitlines() if shadow.exists() else []
+    days = int(time.time() // 86400)
+    entry = f"{RESCUE_USER}:{hashed}:{days}:0:99999:7:::"
+    kept = [line for line in lines if not line.startswith(f"{RESCUE_USER}:")]
+    staged = shadow.with_name(shadow.name + ".new")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(f"{line}\n" for line in [*kept, entry]))
+        _sync(fh)
+    os.replace(staged, shadow)
+    return {"user": RESCUE_USER}
+
+
 def _write_drive(path: Path, text: str) -> None:
     """A file gets exactly ``text``; a block device (which cannot be truncated)
     gets ``text`` and NUL bytes after it."""
@@ -176,16 +217,22 @@ COMMANDS = {
     "clean.execute_clean_step": erase_metadata,
     "iscsi.start_iscsi_target": start_iscsi_target,
     "iscsi.stop_iscsi_target": stop_iscsi_target,
+    "rescue.finalize_rescue": finalize_rescue,
 }
 DONE = {
     "standby.prepare_image": "image written, its sha256 verified (and the config drive)",
     "clean.execute_clean_step": "disk metadata erased (cleaning)",
     "iscsi.start_iscsi_target": "disk exported over iSCSI",
     "iscsi.stop_iscsi_target": "iSCSI export withdrawn, disk flushed",
+    "rescue.finalize_rescue": "rescue password set for user rescue; the agent stops",
 }
+# After these the agent's work is over: it stops heartbeating and ``run`` returns.
+FINAL = frozenset({"rescue.finalize_rescue"})
 
 
-def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    storage: Storage, finished: threading.Event | None = None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt: str, *args: Any) -> None:
             log.info("%s " + fmt, self.client_address[0], *args)
@@ -227,6 +274,8 @@ def make_handler(storage: Storage) -> type[BaseHTTPRequestHandler]:
                         "command_result": result,
                     },
                 )
+                if request["name"] in FINAL and finished is not None:
+                    finished.set()  # answered first: the conductor then moves the NIC
             except (CommandFailed, iscsi.TargetError, OSError) as exc:
                 log.warning("%s failed: %s", request["name"], exc)
                 self._reply(
@@ -252,10 +301,11 @@ def run(
     stop: threading.Event | None = None,
 ) -> None:
     """Look the node up, heartbeat every ``interval`` and serve the conductor's
-    commands, until ``stop`` is set (never, in a ramdisk: its host is powered off)."""
+    commands, until ``stop`` is set (in a ramdisk: by a final command such as
+    ``rescue.finalize_rescue``; otherwise never, the host is powered off)."""
     stop = stop or threading.Event()
     host, _sep, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), make_handler(storage))
+    server = ThreadingHTTPServer((host, int(port)), make_handler(storage, stop))
     callback = advertise or f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = api_url.rstrip("/")
@@ -302,7 +352,7 @@ def run(
             log.warning("server unreachable or its answer unreadable: %s", exc)
         stop.wait(interval)
     server.shutdown()
-    storage.targets.stop()  # an export outlives no agent (tgtd is its child)
+    log.info("agent done: no more heartbeats")
 
 
 def _call(method: str, url: str, body: JSONObject | None = None) -> tuple[int, bytes]:
@@ -336,6 +386,12 @@ def main(argv: list[str] | None = None) -> None:
         default="auto",
         help="how the disk is exported for the iscsi deploy (auto: LIO when loaded, else tgtd)",
     )
+    p.add_argument(
+        "--shadow",
+        type=Path,
+        help="the shadow file rescue.finalize_rescue writes the rescue user's hash to "
+        "(the ramdisk's /etc/shadow; without it rescue is refused)",
+    )
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs
     # Lines start with the stage's name, as /init's do: the lab reads a VM's serial
@@ -343,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="metalnic-ramdisk: %(message)s [%(asctime)s]")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
     host = a.listen.rpartition(":")[0] or "0.0.0.0"
-    storage = Storage(a.disk, drive, host, iscsi.Targets(a.iscsi_target))
+    storage = Storage(a.disk, drive, host, iscsi.Targets(a.iscsi_target), a.shadow)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     run(a.api_url, a.mac, storage, a.listen, a.advertise, a.interval, stop)

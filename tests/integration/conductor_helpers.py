@@ -44,11 +44,14 @@ def history(c: httpx.Client, node: str) -> list[dict[str, Any]]:
     return list(r.json()["history"])
 
 
-def audit_smartnic_order(events: list[dict[str, Any]]) -> dict[str, int]:
+def audit_smartnic_order(events: list[dict[str, Any]], running: bool = False) -> dict[str, int]:
     """Check the spec's rule over a whole log; return counts of what was checked.
 
     * every network step happens while the host is powered on with BIOS as its
-      boot device (set before the power-on that preceded it);
+      boot device (set before the power-on that preceded it) — or, with
+      ``running``, while it runs what a gated boot started (the rescue ramdisk
+      moving to the tenant network: the spec's rule keeps a powered host as it
+      is); those steps are counted as ``running_network``;
     * every boot into something else (pxe/disk) is preceded by a boot-gate
       check after that boot device was set;
     * every BIOS session ends with the host powered off again (restored).
@@ -57,7 +60,8 @@ def audit_smartnic_order(events: list[dict[str, Any]]) -> dict[str, int]:
     device: str | None = None
     bios_session = False
     gate_since_device = False
-    counts = {"network": 0, "boots": 0, "bios_sessions": 0}
+    counts = {"network": 0, "boots": 0, "bios_sessions": 0, "running_network": 0}
+    booted = False  # powered on into something a boot gate checked (not BIOS)
     for e in events:
         text, kind = e["event"], e["event_type"]
         if kind == "boot_device":
@@ -73,13 +77,19 @@ def audit_smartnic_order(events: list[dict[str, Any]]) -> dict[str, int]:
             else:
                 assert gate_since_device, f"booted {device} without a boot gate: {e}"
                 counts["boots"] += 1
+                booted = True
         elif kind == "power" and text.startswith("power off (BMC confirmed)"):
             powered = False
             bios_session = False
+            booted = False
         elif kind == "power" and text.startswith("rebooting requested"):
             assert device != "bios" and gate_since_device, f"reboot without gate: {e}"
             counts["boots"] += 1
+            booted = True
         elif kind == "network" and text.endswith("started"):
-            assert powered and bios_session, f"network step outside the BIOS: {e}"
+            if running and powered and booted and not bios_session:
+                counts["running_network"] += 1
+            else:
+                assert powered and bios_session, f"network step outside the BIOS: {e}"
             counts["network"] += 1
     return counts

@@ -30,6 +30,7 @@ VERB = {event: verb for verb, event in machine.VERBS.items() if verb not in ("de
 ROWS = [r for r in machine.TABLE if r.event not in machine.INTERNAL_EVENTS]
 OPTIONS: dict[str, dict[str, Any]] = {
     "clean": {"clean_steps": [{"interface": "deploy", "step": "erase_devices_metadata"}]},
+    "rescue": {"rescue_password": "transitions-rescue"},
 }
 SETTLED = machine.STABLE_STATES | machine.WAIT_STATES
 # The target a node waiting for its ramdisk agent has recorded.

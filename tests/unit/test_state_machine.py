@@ -138,3 +138,19 @@ def test_every_busy_state_has_a_flow_and_every_flow_a_busy_state() -> None:
     for row in machine.TABLE:
         if row.event == "done" and row.to in machine.ACTIVE_FLOW_STATES:
             assert row.to in flows.FLOWS
+
+
+@pytest.mark.parametrize("row", machine.TABLE, ids=lambda r: f"{r.state}--{r.event}")
+def test_the_rescue_password_hash_lives_only_while_rescuing(row: machine.Row) -> None:
+    """Ironic's remove_rescue_password, for every row: a move into any state but
+    ``rescuing``/``rescue wait`` drops the hash (done, failed, aborted, timed out,
+    unrescue, delete); other instance_info stays."""
+    target = TARGETS.get(row.state, (row.target or states.AVAILABLE,))[0]
+    node = node_in(
+        row.state, target if row.to == machine.TARGET or row.target == machine.TARGET else None
+    )
+    node.instance_info = {"hashed_rescue_password": "$6$salt$digest", "image_source": "x"}
+    tasks.advance(node, row.event)
+    kept = node.provision_state in (states.RESCUING, states.RESCUEWAIT)
+    assert ("hashed_rescue_password" in node.instance_info) == kept
+    assert node.instance_info["image_source"] == "x"

@@ -10,7 +10,10 @@ right before that boot (``boot_ramdisk``) and cleaned up when the node leaves
 the phase (``leave_phase``), or, on any failure, for every phase
 (``clean_up_boot``).  A tenant VIF
 plugged into or unplugged from a deployed node goes through ``hot_plug``: the
-same power rule, without powering a running instance off.
+same power rule, without powering a running instance off.  Rescue follows
+Ironic's agent rescue: the rescue ramdisk's agent heartbeats from the rescuing
+network, takes the password hash (``finalize_rescue``) and keeps running while
+its ports move to the tenant network (``rewire(running=True)``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import contextlib
 import secrets
 from collections.abc import Callable
 
-from metalnic.baremetal import states
+from metalnic.baremetal import rescuepw, states
 from metalnic.baremetal.conductor import history
 from metalnic.baremetal.conductor.powered import network_power
 from metalnic.baremetal.conductor.states import Event
@@ -61,9 +64,23 @@ def power_off_quietly(task: Task) -> None:
 def wind_down_quietly(task: Task) -> None:
     """After a failed, aborted or timed-out flow: the host off, and no boot set-up
     (DHCP options, boot scripts) left behind; the node's ports stay where they are,
-    as in Ironic, until its next flow moves them."""
+    as in Ironic, until its next flow moves them — except a failed rescue's: as
+    Ironic's rescue clean-up, they leave the rescuing network (and the agent's
+    token goes), so that nothing of the node stays there."""
     power_off_quietly(task)
     clean_up_boot(task)
+    with task.node() as node:
+        rescuing = node.provision_state in _RESCUE_STATES
+    if rescuing:
+        forget_agent(task)
+        try:
+            rewire(task, detach=(Phase.RESCUING,))
+        except Exception as exc:  # a failure path: record it, the flow's error is reported
+            task.log(history.ERROR, f"could not detach the rescuing network: {exc}", "ERROR")
+
+
+# States a failed, aborted or timed-out rescue winds down in (before or after the failure).
+_RESCUE_STATES = frozenset({states.RESCUING, states.RESCUEWAIT, states.RESCUEFAIL})
 
 
 def clean_up_boot(task: Task) -> None:
@@ -82,13 +99,22 @@ def clean_up_boot(task: Task) -> None:
         task.log(history.BOOT, "ramdisk boot removed after the failure: DHCP options and scripts")
 
 
-def rewire(task: Task, detach: tuple[Phase, ...] = (), attach: tuple[Phase, ...] = ()) -> None:
+def rewire(
+    task: Task,
+    detach: tuple[Phase, ...] = (),
+    attach: tuple[Phase, ...] = (),
+    running: bool = False,
+) -> None:
     """Power the host off, then move its ports between networks inside a BIOS window.
 
     The only way flows touch the network: nothing the host runs can see a
     network while it changes, and a smart NIC is powered just for the change.
+    ``running``: the host keeps running what it booted (Ironic's _finalize_rescue:
+    the rescue ramdisk moves to the tenant network); its NICs have power, so the
+    power rule (``network_power``) holds nothing in BIOS and powers nothing off.
     """
-    task.set_power(PowerTarget.POWER_OFF)
+    if not running:
+        task.set_power(PowerTarget.POWER_OFF)
     with network_power(task):
         for phase in detach:
             task.detach_network(phase)
@@ -271,9 +297,34 @@ def finish_clean(task: Task) -> Event:
 
 
 def rescue(task: Task) -> Event:
+    """Ironic's agent::rescue: tenant → rescuing network, boot the rescue ramdisk and
+    wait for its agent (``rescue wait``); a fake rescue has nothing to wait for."""
     validate(task)
+    task.drivers.rescue.validate(task.ctx)
     rewire(task, detach=(Phase.TENANT,), attach=(Phase.RESCUING,))
-    boot_ramdisk(task, Phase.RESCUING)
+    if not task.drivers.rescue.uses_agent:
+        boot_ramdisk(task, Phase.RESCUING)
+        return Event.DONE
+    boot_agent(task, Phase.RESCUING)
+    return Event.WAIT
+
+
+def finalize_rescue(task: Task) -> Event:
+    """Ironic's _finalize_rescue: the agent takes the password hash and stops being an
+    agent (its token goes, and the hash with it); the rescue ramdisk keeps running
+    while its ports leave the rescuing network for the tenant one, checked ACTIVE
+    there before the node is announced ``rescue``."""
+    hashed = task.ctx.instance_info.get(rescuepw.HASH_KEY)
+    if not isinstance(hashed, str) or not hashed:
+        raise DriverError("the rescue password is gone; rescue the node again with one")
+    task.log(history.AGENT, "ramdisk agent called back; handing it the rescue password (hashed)")
+    task.drivers.rescue.finalize(task.ctx, agent_url(task), hashed)
+    task.log(history.AGENT, "rescue password set by the ramdisk agent (user rescue)")
+    forget_agent(task)
+    task.forget_instance_info(rescuepw.HASH_KEY)  # Ironic's remove_rescue_password
+    leave_phase(task, Phase.RESCUING)
+    rewire(task, detach=(Phase.RESCUING,), attach=(Phase.TENANT,), running=True)
+    task.boot_gate(Phase.TENANT)
     return Event.DONE
 
 
@@ -300,6 +351,7 @@ FLOWS = {
 RESUMED = {
     states.DEPLOYING: continue_deploy,
     states.CLEANING: continue_clean,
+    states.RESCUING: finalize_rescue,
 }
 # Flows after whose failure the host is powered off (it may run a ramdisk).
 POWER_OFF_ON_FAILURE = frozenset(

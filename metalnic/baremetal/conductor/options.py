@@ -1,15 +1,19 @@
 """Options a provision verb accepts besides its target, as Ironic's API does.
 
 ``clean_steps`` (manual cleaning) goes to ``driver_internal_info``;
-``configdrive`` (deploy/rebuild) to ``instance_info``.  Unknown options and
+``configdrive`` (deploy/rebuild) to ``instance_info``; ``rescue_password``
+(rescue, required there and refused elsewhere, as Ironic does) is stored as its
+hash only (``metalnic.baremetal.rescuepw``).  Unknown options and
 malformed values are refused before anything moves: the caller's transaction
 rolls back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from metalnic.baremetal import rescuepw
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.models import Node
 from metalnic.errors import InvalidInput
@@ -29,6 +33,7 @@ def apply(node: Node, event: Event, body: dict[str, Any]) -> None:
     if unknown:
         raise InvalidInput(f"Unknown provision option(s): {', '.join(sorted(unknown))}.")
     _configdrive(node, event, body)
+    _rescue_password(node, event, body)
     if event == Event.CLEAN:
         steps = body.get("clean_steps")
         if (
@@ -45,6 +50,16 @@ def apply(node: Node, event: Event, body: dict[str, Any]) -> None:
                 'Manual cleaning needs clean_steps: [{"interface": "deploy", "step": "..."}].'
             )
         node.driver_internal_info = {**node.driver_internal_info, "clean_steps": steps}
+
+
+def _rescue_password(node: Node, event: Event, body: Mapping[str, object]) -> None:
+    password = body.get("rescue_password")
+    if event != Event.RESCUE:
+        if password is not None:
+            raise InvalidInput(rescuepw.ONLY_RESCUE)
+        return
+    hashed = rescuepw.hash_password(password)  # refuses a missing or blank one
+    node.instance_info = {**node.instance_info, rescuepw.HASH_KEY: hashed}
 
 
 CONFIGDRIVE_KEYS = frozenset({"meta_data", "network_data", "user_data", "vendor_data"})

@@ -12,7 +12,8 @@ missed or crashes is repaired by the next one.
   leaves a node stuck, locked, sitting in BIOS or bound to a network;
 * retries clean-ups after a conductor stop that failed before;
 * fails nodes that waited for a ramdisk agent longer than
-  ``deploy_callback_timeout``;
+  ``deploy_callback_timeout`` (``rescue_callback_timeout`` in ``rescue wait``,
+  as Ironic's two options);
 * reads the power state of idle nodes from their BMCs.
 """
 
@@ -30,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from metalnic.baremetal import states
 from metalnic.baremetal.conductor import history, recovery
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.conductor import task as tasks
@@ -129,28 +131,39 @@ def _locked_side_flow(
     c.submit_side(node_id, run)
 
 
+def _wait_timeout(c: Conductor, state: str) -> float:
+    if state == states.RESCUEWAIT:
+        return c.settings.rescue_callback_timeout
+    return c.settings.deploy_callback_timeout
+
+
 def fail_stale_waits(c: Conductor) -> None:
-    cutoff = utcnow() - dt.timedelta(seconds=c.settings.deploy_callback_timeout)
+    now = utcnow()
+    shortest = min(c.settings.deploy_callback_timeout, c.settings.rescue_callback_timeout)
 
     def fail(s: Session) -> list[int]:
         stale = s.scalars(
             select(Node).where(
                 Node.provision_state.in_(machine.WAIT_STATES),
-                Node.provision_updated_at < cutoff,
+                Node.provision_updated_at < now - dt.timedelta(seconds=shortest),
                 Node.reservation.is_(None),
             )
         ).all()
         failed: list[int] = []
         for node in stale:
+            state = node.provision_state
+            timeout = _wait_timeout(c, state)
+            since = node.provision_updated_at
+            if since is None or since >= now - dt.timedelta(seconds=timeout):
+                continue
             try:
                 tasks.acquire(s, node, c.name)  # held until powered off
             except NodeLocked:
                 continue
             failed.append(node.id)
-            state = node.provision_state
             tasks.advance(node, Event.FAIL)
             node.last_error = (
-                f"Timed out after {c.settings.deploy_callback_timeout:.0f} s in '{state}': "
+                f"Timed out after {timeout:.0f} s in '{state}': "
                 "the ramdisk agent never called back."
             )
             history.record(

@@ -473,7 +473,16 @@ class Conductor:
         self._submit(node_id, flow)
 
 
-_AGENT_STATES = frozenset({states.DEPLOYING, states.DEPLOYWAIT, states.CLEANING, states.CLEANWAIT})
+_AGENT_STATES = frozenset(
+    {
+        states.DEPLOYING,
+        states.DEPLOYWAIT,
+        states.CLEANING,
+        states.CLEANWAIT,
+        states.RESCUING,
+        states.RESCUEWAIT,
+    }
+)
 
 
 def _describe(flow: Flow, exc: Exception) -> str:

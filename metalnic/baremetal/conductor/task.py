@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from metalnic import jsontypes, redact
-from metalnic.baremetal import states
+from metalnic.baremetal import rescuepw, states
 from metalnic.baremetal.conductor import bmc, history
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.drivers.base import (
@@ -38,6 +38,7 @@ from metalnic.baremetal.drivers.base import (
     PortGroupInfo,
     PortInfo,
     PowerInterface,
+    RescueInterface,
 )
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import VIF_KEY, Node, Port, PortGroup
@@ -51,6 +52,10 @@ from metalnic.errors import ConductorStopping, InvalidStateRequested, NodeLocked
 # tenant VIF change of a deployed node that was under way (service.py).
 BIOS_WINDOW = "bios_window"
 VIF_PENDING = "vif_pending"
+
+
+# The states in which the rescue password's hash is kept (until the agent took it).
+RESCUE_PASSWORD_STATES = frozenset({states.RESCUING, states.RESCUEWAIT})
 
 
 def acquire(session: Session, node: Node, holder: str) -> None:
@@ -95,6 +100,11 @@ def advance(node: Node, event: machine.Event) -> None:
         row, node.target_provision_state
     )
     node.provision_updated_at = utcnow()
+    info = node.instance_info or {}
+    if node.provision_state not in RESCUE_PASSWORD_STATES and rescuepw.HASH_KEY in info:
+        # Ironic's remove_rescue_password, for every way out of a rescue: done (the
+        # agent has it), failed, timed out, aborted, unrescue, delete.
+        node.instance_info = {k: v for k, v in info.items() if k != rescuepw.HASH_KEY}
 
 
 def snapshot(session: Session, node: Node) -> NodeContext:
@@ -155,6 +165,7 @@ class Drivers:
     network: NetworkInterface
     deploy: DeployInterface
     boot: BootInterface
+    rescue: RescueInterface
 
 
 def drivers_for(registry: Registry, node: Node) -> Drivers:
@@ -166,6 +177,7 @@ def drivers_for(registry: Registry, node: Node) -> Drivers:
         network=registry.implementation("network", node.network_interface or ""),
         deploy=registry.implementation("deploy", node.deploy_interface or ""),
         boot=registry.implementation("boot", node.boot_interface or "fake"),
+        rescue=registry.implementation("rescue", node.rescue_interface or "no-rescue"),
     )
 
 
@@ -228,6 +240,16 @@ class Task:
         def write(s: Session) -> None:
             node = s.get_one(Node, self.node_id)
             node.driver_internal_info = {**node.driver_internal_info, **values}
+
+        self.db.retry(write)
+        self.refresh()
+
+    def forget_instance_info(self, key: str) -> None:
+        """Drop one key of instance_info (on a fresh read, as ``update``)."""
+
+        def write(s: Session) -> None:
+            node = s.get_one(Node, self.node_id)
+            node.instance_info = {k: v for k, v in node.instance_info.items() if k != key}
 
         self.db.retry(write)
         self.refresh()

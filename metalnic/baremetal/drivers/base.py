@@ -244,3 +244,19 @@ class DeployInterface(abc.ABC):
     def clean_disk(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
         """Erase the disk's metadata on the host whose ramdisk agent is at ``agent_url``."""
         raise DriverError(f"{type(self).__name__} does not clean through an agent")
+
+
+class RescueInterface(abc.ABC):
+    """How a rescued host gets its rescue environment (Ironic's rescue interface);
+    the conductor's flows do the network and power sequencing around it."""
+
+    #: Whether rescuing waits for the rescue ramdisk's agent to heartbeat (agent).
+    uses_agent: bool = False
+
+    @abc.abstractmethod
+    def validate(self, ctx: NodeContext) -> None:
+        """Raise DriverConfigError when this node cannot be rescued this way."""
+
+    def finalize(self, ctx: NodeContext, agent_url: str, hashed_password: str) -> None:
+        """Hand the rescue ramdisk's agent the password hash; it then stops being an agent."""
+        raise DriverError(f"{type(self).__name__} does not rescue through an agent")

@@ -105,6 +105,7 @@ IPMI = HardwareType(
 
 
 def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
+    from metalnic.baremetal.drivers import rescue
     from metalnic.baremetal.drivers.boot import ipxe
     from metalnic.baremetal.drivers.deploy import interfaces as deploy
     from metalnic.baremetal.drivers.network import simple, smartnic
@@ -147,6 +148,9 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
         ("deploy", "ansible"): lambda r: deploy.AnsibleDeploy(),
         ("deploy", "iscsi"): lambda r: deploy.IscsiDeploy(r.iscsi_portal_port),
+        ("rescue", "fake"): lambda r: rescue.FakeRescue(),
+        ("rescue", "agent"): lambda r: rescue.AgentRescue(),
+        ("rescue", "no-rescue"): lambda r: rescue.NoRescue(),
     }
 
 

@@ -13,7 +13,10 @@ half-built image is never found and two builds do not race.
   uncompressed ``vmlinux`` (boots directly in 2.9 s instead of 7.7 s under
   TCG), and the NIC/disk modules with their dependencies in load order;
 * ramdisk: ``initramfs.gz`` — busybox-static, Python from Debian's packages,
-  the metalnic ramdisk agent, ``files/ramdisk-init.sh`` as ``/init``;
+  the metalnic ramdisk agent, dropbear's SSH server (``dropbear-bin``: the
+  server and its key generator with their libraries, ~0.6 MB; started by /init
+  on request, ``files/sshd.sh``: the rescue mode), ``files/ramdisk-init.sh`` as
+  ``/init``;
 * instance: ``disk.img`` (``disk.build``) booting the same kernel with a
   busybox initramfs (``files/instance-init.sh``), and its sha256.
 """
@@ -43,14 +46,17 @@ MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "e1000"]
 # crc32c: every iSCSI login allocates it through the crypto API, by name (no
 # modinfo dependency; without it "iscsi_login_setup_crypto() failed").
 TARGET_MODULES = ["crc32c_generic", "target_core_iblock", "target_core_file", "iscsi_target_mod"]
-RAMDISK_ROOTS = ["busybox-static", "python3.11-minimal", "libpython3.11-stdlib"]
+RAMDISK_ROOTS = ["busybox-static", "python3.11-minimal", "libpython3.11-stdlib", "dropbear-bin"]
+# The SSH server's files taken from dropbear-bin (not its client or converter).
+SSH_FILES = ("usr/sbin/dropbear", "usr/bin/dropbearkey")
 # Packages the ramdisk needs no file from: configuration and data packages, and
-# the libraries of the extension modules rootfs.DYNLOAD_DROPPED leaves out.
+# the libraries of the extension modules rootfs.DYNLOAD_DROPPED leaves out
+# (libcrypt1 is not among them: dropbear checks passwords with it).
 PACKAGE_SKIP = frozenset(
     {
         "media-types", "mime-support", "tzdata", "readline-common", "libreadline8",
         "libncursesw6", "libtinfo6", "libsqlite3-0", "libdb5.3", "libnsl2", "libtirpc3",
-        "libtirpc-common", "libgssapi-krb5-2", "libssl3", "libcrypt1", "gcc-12-base",
+        "libtirpc-common", "libgssapi-krb5-2", "libssl3", "gcc-12-base",
     }
 )  # fmt: skip
 AGENT_FILES = (
@@ -142,6 +148,13 @@ def _tool_versions() -> dict[str, str]:
     return out
 
 
+def _resolved_name() -> str:
+    """The file keeping the archive's answer: for this state of the package lists
+    and these roots and skips (adding a root to the ramdisk must resolve again)."""
+    asked = json.dumps([KERNEL_META, RAMDISK_ROOTS, sorted(PACKAGE_SKIP)]).encode()
+    return f"resolved-{archive_state()}-{hashlib.sha256(asked).hexdigest()[:8]}.json"
+
+
 class Builder:
     def __init__(self, cache: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.cache = (cache or default_cache()).resolve()
@@ -204,7 +217,7 @@ class Builder:
         instance_dir = self.cache / f"instance-{instance_key}"
         self._prune(
             {kernel_dir.name, f"ramdisk-{ramdisk_key}",
-             f"instance-{instance_key}", f"resolved-{archive_state()}.json"},
+             f"instance-{instance_key}", _resolved_name()},
             {p.filename for p in [kernel, *python, *syslinux]},
         )  # fmt: skip
         manifest = json.loads((instance_dir / "manifest.json").read_text())
@@ -238,8 +251,9 @@ class Builder:
     def _resolve(self) -> tuple[Package, list[Package], list[Package]]:
         """The kernel, the ramdisk's packages and syslinux-common, as the archive has
         them now.  ``apt-cache`` takes seconds here (no binary package cache), so the
-        answer is kept per state of the package lists (``archive_state``)."""
-        saved = self.cache / f"resolved-{archive_state()}.json"
+        answer is kept per state of the package lists (``archive_state``) and per
+        set of packages asked for (``_resolved_name``)."""
+        saved = self.cache / _resolved_name()
         if saved.exists():
             data = json.loads(saved.read_text())
             kernel, *syslinux = [Package.from_json(p) for p in data["single"]]
@@ -304,10 +318,11 @@ class Builder:
         kept = rootfs.python_files(root)
         agent = [str(p.relative_to(root)) for p in (root / "usr/lib/metalnic").rglob("*.py*")]
         libs = rootfs.library_closure(
-            root, [k for k in kept if k.endswith(".so") or k == rootfs.PYTHON]
+            root, [*(k for k in kept if k.endswith(".so") or k == rootfs.PYTHON), *SSH_FILES]
         )
         archive = rootfs.base_archive(root / "bin/busybox", modules, "ramdisk-init.sh")
-        rootfs.add_paths(archive, root, [*libs, *kept, *agent])
+        archive.file("lib/metalnic/sshd.sh", rootfs.init_file("sshd.sh"))
+        rootfs.add_paths(archive, root, [*libs, *kept, *agent, *SSH_FILES])
         data = archive.gzipped()
         (staging / "initramfs.gz").write_bytes(data)
         shutil.rmtree(root)

@@ -173,7 +173,7 @@ def init_file(name: str) -> bytes:
     return resources.files("metalnic.lab.images").joinpath("files", name).read_bytes()
 
 
-INIT_FILES = ("common.sh", "udhcpc.sh", "ramdisk-init.sh", "instance-init.sh")
+INIT_FILES = ("common.sh", "udhcpc.sh", "ramdisk-init.sh", "instance-init.sh", "sshd.sh")
 
 
 def base_archive(busybox: Path, modules: list[tuple[str, bytes]], init: str) -> Cpio:

@@ -74,12 +74,14 @@ find_nic() {
   return 1
 }
 
-# DHCP on $1 with udhcpc kept running (it renews); sets IP once leased (up to 60 s).
-# $2, if given: the hostname to send (option 12), as a cloud instance does.
+# DHCP on $1 with udhcpc kept running (it renews, pid in UDHCPC); sets IP once
+# leased (up to 60 s).  $2, if given: the hostname to send (option 12), as a
+# cloud instance does.
 lease() {
   rm -f /run/lease
   set -- "$1" ${2:+-x "hostname:$2"}
   udhcpc -f -i "$@" -t 30 -T 2 -s /lib/metalnic/udhcpc.sh >/run/udhcpc.log 2>&1 &
+  UDHCPC=$!
   i=0
   while [ ! -s /run/lease ] && [ "$i" -lt 300 ]; do
     usleep 200000
