@@ -84,7 +84,7 @@ def test_smartnic_cleaning_on_a_real_bmc(server: Server, bmc: RedfishEmulator) -
     assert done["power_state"] == "power off"
     assert done["last_error"] is None
     counts = audit_smartnic_order(events)
-    assert counts == {"network": 2, "boots": 0, "bios_sessions": 2}
+    assert counts == {"network": 2, "boots": 0, "bios_sessions": 2, "running_network": 0}
     with bmc.client() as raw:
         system = raw.get(bmc.system_path()).json()
     # BiosSetup is not advertised by this BMC: the driver PATCHed it and read it back.
