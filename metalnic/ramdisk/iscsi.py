@@ -22,6 +22,7 @@ with CHAP is a dozen directory and attribute writes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -245,7 +246,13 @@ class Targets:
         with self.lock:
             self._stop()  # a retried start replaces the previous export
             target = self.backend()
-            target.start(Export(iqn, f"{host}:{port}", user, secret, devices))
+            try:
+                target.start(Export(iqn, f"{host}:{port}", user, secret, devices))
+            except BaseException:
+                # nothing half-exported stays: a tgtd without its target, a half-made tpg
+                with contextlib.suppress(TargetError, OSError):
+                    target.stop()
+                raise
             self.current = target
         luns: JSONObject = {"disk": target.first_lun, "config_drive": target.first_lun + 1}
         return {"iscsi_target_iqn": iqn, "portal_port": port, "luns": luns, "backend": target.name}

@@ -212,3 +212,25 @@ def test_the_export_needs_the_chap_secret(tmp_path: Path) -> None:
         targets.stop()
     with pytest.raises(DriverError, match="iSCSI info failed"):
         capacity(good)  # withdrawn: nothing listens any more
+
+
+def test_a_failed_export_leaves_no_target_running(tmp_path: Path) -> None:
+    """tgtd started, then its LUN refused (a directory is no disk): the half-made
+    export is taken down, nothing listens on the portal."""
+    from metalnic.ramdisk.iscsi import TargetError, Targets
+
+    port = free_port()
+    not_a_disk = tmp_path / "a-directory"
+    not_a_disk.mkdir()
+    targets = Targets("tgt")
+    params = {
+        "iqn": "iqn.2008-10.org.openstack:test-half",
+        "portal_port": port,
+        "user": "metalnic-t",
+        "secret": "Abcdefgh12345678",
+    }
+    with pytest.raises(TargetError, match="tgtadm new logicalunit"):
+        targets.start("127.0.0.1", (not_a_disk, not_a_disk), dict(params))
+    assert targets.current is None
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

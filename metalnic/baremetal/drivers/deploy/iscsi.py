@@ -18,6 +18,7 @@ a file readable by the conductor only, never on a command line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -73,7 +74,10 @@ class Lun:
         return ["--object", f"secret,id=chap,file={self.secret_file}", spec]
 
 
+@functools.cache
 def qemu_img_has_iscsi() -> bool:
+    """Whether this machine's qemu-img has its iSCSI driver (asked once per process:
+    validate runs on every deploy and every ``GET …/validate``)."""
     if shutil.which(QEMU_IMG) is None:
         return False
     done = subprocess.run([QEMU_IMG, "--help"], capture_output=True, text=True, check=False)
