@@ -26,6 +26,8 @@ _TRAILER = re.compile(r"\s*(\(uptime [0-9.]+\)|\[[0-9-]+ [0-9:,]+\])\s*$")  # /i
 _QUIET = (
     re.compile(r'^[0-9.]+ "(GET|POST|PUT) '),  # the ramdisk agent's HTTP access log
     re.compile(r"^(init|cmdline |dhcp on |agent starting|probe channel)"),
+    # dropbear's start-up and login-record chatter (logins and failures stay)
+    re.compile(r"^sshd: \[[0-9]+\] .*(Not backgrounding|lastlog_|syslogin_|[uw]tmpx?_)"),
 )
 
 

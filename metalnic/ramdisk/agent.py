@@ -15,6 +15,10 @@ URL, and serves the commands the conductor sends to
 * ``iscsi.start_iscsi_target`` / ``iscsi.stop_iscsi_target`` — export the disk
   and the config drive to the conductor over iSCSI with CHAP, and withdraw the
   export (``metalnic.ramdisk.iscsi``; the iscsi deploy interface writes through it).
+* ``system.describe`` — the disk and config drive paths and, when the ramdisk
+  runs an SSH server for the ansible deploy (``--ssh-port``), its port and
+  public host key (``--ssh-host-key``): the conductor's playbooks write to these
+  paths, and its SSH client trusts only that host key.
 * ``rescue.finalize_rescue`` with ``rescue_password`` (a crypt(3) hash) and
   ``hashed: true`` — set that hash for the user ``rescue`` in the shadow file
   (IPA's rescue user), answer, stop heartbeating and return from ``run``: the
@@ -86,6 +90,9 @@ class Storage:
     # Where rescue.finalize_rescue sets the password (None: it cannot; no default, so
     # that an agent run on a workstation never touches that machine's /etc/shadow).
     shadow: Path | None = None
+    # The ramdisk's SSH server for the ansible deploy: its port and public host key file.
+    ssh_port: int | None = None
+    ssh_host_key: Path | None = None
 
 
 def _object(params: JSONObject, key: str) -> JSONObject:
@@ -200,6 +207,19 @@ def _sync(fh: BinaryIO | TextIO) -> None:
     os.fsync(fh.fileno())
 
 
+def describe(storage: Storage, params: JSONObject) -> JSONObject:
+    ssh: JSONObject | None = None
+    if storage.ssh_port is not None and storage.ssh_host_key is not None:
+        try:
+            key = storage.ssh_host_key.read_text().split()
+        except OSError as exc:
+            raise CommandFailed(f"the SSH host key cannot be read: {exc.strerror}") from exc
+        if len(key) < 2:
+            raise CommandFailed("the SSH host key file holds no public key")
+        ssh = {"port": storage.ssh_port, "host_key": f"{key[0]} {key[1]}"}
+    return {"disk": str(storage.disk), "config_drive": str(storage.config_drive), "ssh": ssh}
+
+
 def start_iscsi_target(storage: Storage, params: JSONObject) -> JSONObject:
     drive = storage.config_drive
     if not drive.exists():
@@ -218,6 +238,7 @@ COMMANDS = {
     "iscsi.start_iscsi_target": start_iscsi_target,
     "iscsi.stop_iscsi_target": stop_iscsi_target,
     "rescue.finalize_rescue": finalize_rescue,
+    "system.describe": describe,
 }
 DONE = {
     "standby.prepare_image": "image written, its sha256 verified (and the config drive)",
@@ -225,6 +246,7 @@ DONE = {
     "iscsi.start_iscsi_target": "disk exported over iSCSI",
     "iscsi.stop_iscsi_target": "iSCSI export withdrawn, disk flushed",
     "rescue.finalize_rescue": "rescue password set for user rescue; the agent stops",
+    "system.describe": "storage and SSH server described",
 }
 # After these the agent's work is over: it stops heartbeating and ``run`` returns.
 FINAL = frozenset({"rescue.finalize_rescue"})
@@ -392,6 +414,10 @@ def main(argv: list[str] | None = None) -> None:
         help="the shadow file rescue.finalize_rescue writes the rescue user's hash to "
         "(the ramdisk's /etc/shadow; without it rescue is refused)",
     )
+    p.add_argument(
+        "--ssh-port", type=int, help="the port of this ramdisk's SSH server (the ansible deploy)"
+    )
+    p.add_argument("--ssh-host-key", type=Path, help="that server's public host key (a file)")
     a = p.parse_args(argv)
     redact.install_logging()  # no agent token, image URL credentials or config drive in logs
     # Lines start with the stage's name, as /init's do: the lab reads a VM's serial
@@ -399,7 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="metalnic-ramdisk: %(message)s [%(asctime)s]")
     drive = a.config_drive or a.disk.with_name(a.disk.name + ".config-2")
     host = a.listen.rpartition(":")[0] or "0.0.0.0"
-    storage = Storage(a.disk, drive, host, iscsi.Targets(a.iscsi_target), a.shadow)
+    storage = Storage(
+        a.disk, drive, host, iscsi.Targets(a.iscsi_target), a.shadow, a.ssh_port, a.ssh_host_key
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     run(a.api_url, a.mac, storage, a.listen, a.advertise, a.interval, stop)

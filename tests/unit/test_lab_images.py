@@ -332,6 +332,18 @@ def test_init_script_and_ipxe_script_agree_on_the_parameters(tmp_path: Path) -> 
     assert out == "52:54:00:aa:00:07|http://10.9.0.1:6385"
 
 
+def test_init_reads_the_conductors_ssh_key_as_the_ansible_deploy_passes_it(
+    tmp_path: Path,
+) -> None:
+    from metalnic.baremetal.drivers.deploy import ansible
+
+    key = ansible.conductor_public_key(tmp_path / "keys" / "id_ed25519")
+    (tmp_path / "cmdline").write_text(f"console=ttyS0 {ansible.kernel_param(key)} BOOTIF=\n")
+    assert _sh('parse_cmdline cmdline; echo "$SSHKEY"', tmp_path) == key
+    (tmp_path / "cmdline").write_text("console=ttyS0\n")
+    assert _sh('parse_cmdline cmdline; echo "[$SSHKEY]"', tmp_path) == "[]"
+
+
 def test_instance_names_itself_from_the_config_drive_the_agent_wrote(tmp_path: Path) -> None:
     drive = tmp_path / "drive"
     drive.write_bytes(b"old, longer content " * 300)

@@ -232,6 +232,13 @@ def test_the_followers_control_server_probes_through_the_machine(tmp_path: Path)
         ("disk", "console: metalnic-instance: lease 10.50.0.5/24 on eth0 (uptime 8.00)",
          "instance: lease 10.50.0.5/24 on eth0"),
         ("disk", "console: metalnic-instance: probe channel on ttyS1 (uptime 8.01)", None),
+        ("pxe", "console: metalnic-ramdisk: sshd: [164] Dec 04 18:48:05 lastlog_openseek: "
+         "/var/log/lastlog is not a file or directory!", None),
+        ("pxe", "console: metalnic-ramdisk: sshd: [153] Dec 04 18:46:44 Not backgrounding", None),
+        ("pxe", "console: metalnic-ramdisk: sshd: [166] Dec 04 18:46:47 Pubkey auth succeeded "
+         "for 'root' with ssh-ed25519 key SHA256:x from 10.91.0.1:56530",
+         "ramdisk: sshd: [166] Dec 04 18:46:47 Pubkey auth succeeded for 'root' with "
+         "ssh-ed25519 key SHA256:x from 10.91.0.1:56530"),
         ("disk", "console: power off", "console: power off"),
     ],
 )  # fmt: skip

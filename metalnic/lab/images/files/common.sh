@@ -7,14 +7,17 @@ say() {
 
 # The kernel's command line → MAC (from BOOTIF: Ironic's iPXE passes ${mac},
 # "aa:bb:…"; PXELINUX's IPAPPEND passes "01-aa-bb-…"), API (ipa-api-url),
-# DISK (metalnic.disk=, default /dev/vda).  $1: the file (default /proc/cmdline).
+# DISK (metalnic.disk=, default /dev/vda), SSHKEY (metalnic.sshkey=<type>:<base64>:
+# the conductor's public key for the ansible deploy, given back as "<type> <base64>").
+# $1: the file (default /proc/cmdline).
 parse_cmdline() {
-  MAC= API= DISK=/dev/vda
+  MAC= API= DISK=/dev/vda SSHKEY=
   for arg in $(cat "${1:-/proc/cmdline}"); do
     case "$arg" in
       BOOTIF=*) MAC=$(echo "${arg#BOOTIF=}" | tr 'A-F-' 'a-f:') ;;
       ipa-api-url=*) API="${arg#ipa-api-url=}" ;;
       metalnic.disk=*) DISK="${arg#metalnic.disk=}" ;;
+      metalnic.sshkey=*) SSHKEY=$(echo "${arg#metalnic.sshkey=}" | sed 's/:/ /') ;;
     esac
   done
   # "01:aa:bb:cc:dd:ee:ff": the leading 01 is the ARP hardware type (Ethernet).

@@ -5,7 +5,9 @@
 # agent returns after rescue.finalize_rescue (the rescue user's hash is in
 # /etc/shadow), the ramdisk becomes the rescue environment: the conductor moves
 # the NIC to the tenant network, so the ramdisk leases again until a DHCP server
-# other than the rescuing network's answers, then serves SSH (sshd.sh).
+# other than the rescuing network's answers, then serves SSH (sshd.sh).  With the
+# conductor's key on the command line (metalnic.sshkey=, the ansible deploy) it
+# serves SSH for that key while the agent runs.
 TAG=metalnic-ramdisk
 . /lib/metalnic/common.sh
 . /lib/metalnic/sshd.sh
@@ -67,10 +69,20 @@ if [ -z "$API" ]; then
   idle
 fi
 mkdir -p /etc
-say "agent starting: --api-url $API --mac $MAC --disk $DISK --config-drive $DRIVE --listen $IP:9999"
+# The ansible deploy: the conductor's key on the command line → an SSH server that
+# admits that key only; the agent reports the server's port and host key.
+set --
+if [ -n "$SSHKEY" ]; then
+  ssh_users
+  ssh_authorize "$SSHKEY"
+  if ssh_server 22 -s; then
+    set -- --ssh-port 22 --ssh-host-key /run/ssh_host_key.pub
+  fi
+fi
+say "agent starting: --api-url $API --mac $MAC --disk $DISK --config-drive $DRIVE --listen $IP:9999 $*"
 PYTHONPATH=/usr/lib/metalnic PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
   /usr/bin/python3.11 -S -m metalnic.ramdisk.agent --api-url "$API" --mac "$MAC" \
-  --disk "$DISK" --config-drive "$DRIVE" --listen "$IP:9999" --shadow /etc/shadow 2>&1
+  --disk "$DISK" --config-drive "$DRIVE" --listen "$IP:9999" --shadow /etc/shadow "$@" 2>&1
 STATUS=$?
 if grep -q '^rescue:\$' /etc/shadow 2>/dev/null; then
   rescue_mode
