@@ -40,6 +40,7 @@ from metalnic.baremetal.conductor.service import Conductor
 from metalnic.baremetal.drivers.base import NetworkPhase
 from metalnic.baremetal.drivers.boot.ipxe import IpxeConfig
 from metalnic.baremetal.drivers.boot.scripts import BootFiles
+from metalnic.baremetal.drivers.deploy.ansible import AnsibleConfig
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 from metalnic.baremetal.drivers.registry import default_registry
@@ -142,6 +143,10 @@ def build_context(
     registry = default_registry(
         network_client, smartnic_config(settings), ipxe_config(settings),
         settings.iscsi_portal_port,
+        AnsibleConfig(
+            settings.resolved_ansible_key_file(), settings.ansible_username,
+            settings.ansible_timeout,
+        ),
     )  # fmt: skip
     return AppContext(
         settings=settings,

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     rescue_ramdisk: Path | None = None
     # The TCP port a ramdisk exports its disk on for the iscsi deploy interface.
     iscsi_portal_port: int = Field(default=3260, ge=1, le=65535)
+    # The ansible deploy interface: the conductor's SSH private key (OpenSSH format,
+    # unencrypted; an ed25519 pair is made there on first use; default
+    # <state_dir>/ansible/id_ed25519; servers sharing a database share one key file)
+    # and the user its playbooks log in to the ramdisk as.
+    ansible_key_file: Path | None = None
+    ansible_username: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    # Seconds one playbook run may take before it is ended and the node fails.
+    ansible_timeout: float = Field(default=1800.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 
@@ -151,6 +159,9 @@ class Settings(BaseSettings):
 
     def resolved_http_root(self) -> Path:
         return self.http_root or self.state_dir / "httpboot"
+
+    def resolved_ansible_key_file(self) -> Path:
+        return self.ansible_key_file or self.state_dir / "ansible" / "id_ed25519"
 
     def resolved_ramdisk_api_url(self) -> str:
         if self.ramdisk_api_url or not self.http_boot_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,31 @@ def smartnic_node(c: httpx.Client, power_delay: str = "0.05", **driver_info: obj
     )
     make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
     return str(node["uuid"])
+
+
+MIB = 1 << 20
+
+
+def image_node(
+    c: httpx.Client, deploy_interface: str, image_url: str, checksum: str
+) -> tuple[str, str]:
+    """A node (fake network interface) that deploys ``image_url`` with
+    ``deploy_interface``, and its one smart NIC port: (node uuid, port MAC)."""
+    node = make_node(
+        c,
+        network_interface="fake",
+        deploy_interface=deploy_interface,
+        instance_info={"image_source": image_url, "image_os_hash_value": checksum},
+    )
+    port = make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
+    return str(node["uuid"]), str(port["address"])
+
+
+def a_disk(tmp_path: Path) -> Path:
+    """A 4 MiB disk file that holds something other than zeros."""
+    disk = tmp_path / "disk"
+    disk.write_bytes((b"OLD-CONTENT" * (4 * MIB // 11 + 1))[: 4 * MIB])
+    return disk
 
 
 def wait_for(c: httpx.Client, node: str, state: str, timeout: float = 30) -> dict[str, Any]:
@@ -42,6 +68,17 @@ def history(c: httpx.Client, node: str) -> list[dict[str, Any]]:
     r = c.get(f"/v1/nodes/{node}/history")
     assert r.status_code == 200, r.text
     return list(r.json()["history"])
+
+
+def kept_off_tenant_networks(events: list[dict[str, Any]]) -> None:
+    """After a failed deploy step: the power rule held throughout, and the host's ports
+    were never on a tenant network after they left it (as in Ironic, they stay on the
+    phase network the step failed on until the next flow moves them)."""
+    audit_smartnic_order(events)
+    done = [e["event"] for e in events if e["event_type"] == "network" and ": done" in e["event"]]
+    tenant = [text for text in done if " tenant network" in text]
+    assert not tenant or tenant[-1].startswith("detach tenant network"), done
+    assert not any("plugged on" in e["event"] for e in events), done
 
 
 def audit_smartnic_order(events: list[dict[str, Any]], running: bool = False) -> dict[str, int]:

@@ -262,7 +262,7 @@ def test_validate_reports_what_a_deploy_interface_lacks(conductor: Server) -> No
         node = make_node(c, deploy_interface="ansible")["uuid"]
         result = c.get(f"/v1/nodes/{node}/validate").json()
         assert result["deploy"]["result"] is False
-        assert "ansible deploy interface cannot write images" in result["deploy"]["reason"]
+        assert "ansible deploy needs instance_info image_source" in result["deploy"]["reason"]
         node = make_node(c, deploy_interface="iscsi")["uuid"]  # no image named
         result = c.get(f"/v1/nodes/{node}/validate").json()
         assert result["deploy"]["result"] is False

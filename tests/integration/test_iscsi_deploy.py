@@ -16,8 +16,15 @@ from pathlib import Path
 import pytest
 
 from metalnic.baremetal.drivers.deploy.iscsi import qemu_img_has_iscsi
-from tests.integration.conductor_helpers import audit_smartnic_order, history, provision, wait_for
-from tests.integration.helpers import SMART_LLC, make_node, make_port
+from tests.integration.conductor_helpers import (
+    MIB,
+    a_disk,
+    audit_smartnic_order,
+    history,
+    image_node,
+    provision,
+    wait_for,
+)
 from tests.integration.test_conductor import FAST
 from tests.integration.test_direct_deploy import (
     CONFIGDRIVE,
@@ -38,7 +45,6 @@ def _tools() -> None:
     )
 
 
-MIB = 1 << 20
 PORTAL_PORT = free_port()  # this module's server tells its ramdisks to export on it
 
 
@@ -52,20 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def iscsi_node(server: Server, image_url: str, checksum: str) -> tuple[str, str]:
     with server.client() as c:
-        node = make_node(
-            c,
-            network_interface="fake",
-            deploy_interface="iscsi",
-            instance_info={"image_source": image_url, "image_os_hash_value": checksum},
-        )
-        port = make_port(c, node["uuid"], is_smartnic=True, local_link_connection=SMART_LLC)
-    return str(node["uuid"]), str(port["address"])
-
-
-def a_disk(tmp_path: Path) -> Path:
-    disk = tmp_path / "disk"
-    disk.write_bytes((b"OLD-CONTENT" * (4 * MIB // 11 + 1))[: 4 * MIB])
-    return disk
+        return image_node(c, "iscsi", image_url, checksum)
 
 
 def test_iscsi_deploy_writes_reads_back_and_cleans_through_the_target(

@@ -338,7 +338,12 @@ class Task:
             return
         self.checkpoint(f"preparing the {phase} ramdisk boot")
         ports = self.drivers.network.phase_ports(self.ctx, phase)
-        boot.prepare_ramdisk(self.ctx, phase, ports)
+        # The deploy interface's kernel parameters go to the ramdisks it works through
+        # (deploy and clean), not to the rescue ramdisk.
+        params = (
+            () if phase is NetworkPhase.RESCUING else self.drivers.deploy.ramdisk_params(self.ctx)
+        )
+        boot.prepare_ramdisk(self.ctx, phase, ports, params)
         self.log(history.BOOT, f"{phase} ramdisk boot prepared: DHCP options and boot script")
 
     def clean_up_ramdisk(self, phase: NetworkPhase, logged: bool = True) -> None:

@@ -209,8 +209,15 @@ class BootInterface(abc.ABC):
         """Raise DriverConfigError when this node cannot boot this way."""
 
     @abc.abstractmethod
-    def prepare_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
-        """Make the host's next network boot on ``phase``'s network start its ramdisk."""
+    def prepare_ramdisk(
+        self,
+        ctx: NodeContext,
+        phase: NetworkPhase,
+        ports: Sequence[str],
+        params: Sequence[str] = (),
+    ) -> None:
+        """Make the host's next network boot on ``phase``'s network start its ramdisk,
+        with ``params`` added to its kernel command line."""
 
     @abc.abstractmethod
     def clean_up_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
@@ -235,6 +242,11 @@ class DeployInterface(abc.ABC):
     @abc.abstractmethod
     def validate(self, ctx: NodeContext) -> None:
         """Raise DriverConfigError when this node cannot be deployed this way."""
+
+    def ramdisk_params(self, ctx: NodeContext) -> tuple[str, ...]:
+        """Kernel parameters the deploy and cleaning ramdisks need for this interface
+        (ansible: the conductor's SSH public key); none by default."""
+        return ()
 
     def write_image(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
         """Write and verify the image on the host whose ramdisk agent is at

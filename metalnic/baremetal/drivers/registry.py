@@ -16,6 +16,7 @@ from typing import Any
 
 from metalnic.baremetal.drivers.base import NetworkPhase
 from metalnic.baremetal.drivers.boot.ipxe import IpxeConfig
+from metalnic.baremetal.drivers.deploy.ansible import AnsibleConfig
 from metalnic.baremetal.drivers.network.client import NetworkClient
 from metalnic.baremetal.drivers.network.smartnic import SmartNicConfig
 
@@ -146,7 +147,7 @@ def _factories() -> dict[tuple[str, str], Callable[[Registry], Any]]:
         ("deploy", "fake"): lambda r: deploy.FakeDeploy(),
         ("deploy", "direct"): lambda r: deploy.DirectDeploy(),
         ("deploy", "ramdisk"): lambda r: deploy.RamdiskDeploy(),
-        ("deploy", "ansible"): lambda r: deploy.AnsibleDeploy(),
+        ("deploy", "ansible"): lambda r: deploy.AnsibleDeploy(r.ansible_config),
         ("deploy", "iscsi"): lambda r: deploy.IscsiDeploy(r.iscsi_portal_port),
         ("rescue", "fake"): lambda r: rescue.FakeRescue(),
         ("rescue", "agent"): lambda r: rescue.AgentRescue(),
@@ -181,6 +182,7 @@ class Registry:
         smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
         ipxe_config: IpxeConfig | None = None,
         iscsi_portal_port: int = 3260,
+        ansible_config: AnsibleConfig | None = None,
     ) -> None:
         from metalnic.baremetal.drivers.power.fake import FakeBmcs
 
@@ -193,6 +195,7 @@ class Registry:
         self.smartnic_config = smartnic_config
         self.ipxe_config = ipxe_config
         self.iscsi_portal_port = iscsi_portal_port
+        self.ansible_config = ansible_config
 
     def get(self, name: str) -> HardwareType | None:
         return self._types.get(name)
@@ -217,8 +220,9 @@ def default_registry(
     smartnic_config: SmartNicConfig = DEFAULT_SMARTNIC_CONFIG,
     ipxe_config: IpxeConfig | None = None,
     iscsi_portal_port: int = 3260,
+    ansible_config: AnsibleConfig | None = None,
 ) -> Registry:
     return Registry(
         [FAKE_HARDWARE, REDFISH, IPMI], network_client, smartnic_config, ipxe_config,
-        iscsi_portal_port,
+        iscsi_portal_port, ansible_config,
     )  # fmt: skip

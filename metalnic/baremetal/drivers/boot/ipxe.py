@@ -166,7 +166,13 @@ class IpxeBoot(BootInterface):
             options += scripts.dhcp_options(config.files, mode, version)
         return options
 
-    def prepare_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
+    def prepare_ramdisk(
+        self,
+        ctx: NodeContext,
+        phase: NetworkPhase,
+        ports: Sequence[str],
+        params: Sequence[str] = (),
+    ) -> None:
         config, client = self.config(), self.client()
         if not ports:
             raise DriverError(
@@ -175,9 +181,13 @@ class IpxeBoot(BootInterface):
             )
         self._options(ctx)  # a bad boot mode fails before anything is written
         versions = {p.id: p.ip_versions for p in client.ports(ids=tuple(ports))}
+        try:
+            script = scripts.node_script(config.files, ctx.uuid, phase, params)
+        except ValueError as exc:
+            raise DriverError(f"node {ctx.uuid}: {exc}") from exc
         tree = BootTree(config.http_root)
         try:
-            tree.write(ctx.uuid, _macs(ctx), scripts.node_script(config.files, ctx.uuid, phase))
+            tree.write(ctx.uuid, _macs(ctx), script)
         except OSError as exc:
             raise DriverError(f"could not write the iPXE script of node {ctx.uuid}: {exc}") from exc
         done: list[str] = []
@@ -230,7 +240,13 @@ class PassiveBoot(BootInterface):
     def validate(self, ctx: NodeContext) -> None:
         return None
 
-    def prepare_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:
+    def prepare_ramdisk(
+        self,
+        ctx: NodeContext,
+        phase: NetworkPhase,
+        ports: Sequence[str],
+        params: Sequence[str] = (),
+    ) -> None:
         return None
 
     def clean_up_ramdisk(self, ctx: NodeContext, phase: NetworkPhase, ports: Sequence[str]) -> None:

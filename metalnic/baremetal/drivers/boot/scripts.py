@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,10 +135,20 @@ exit 1
 """
 
 
-def node_script(files: BootFiles, node: str, phase: NetworkPhase, tries: int = 5) -> str:
+def node_script(
+    files: BootFiles,
+    node: str,
+    phase: NetworkPhase,
+    extra: Sequence[str] = (),
+    tries: int = 5,
+) -> str:
     """The script of ``node`` while it boots ``phase``'s ramdisk (absolute URLs: it is
-    reached through ``pxelinux.cfg/<MAC>`` as well as its own path)."""
+    reached through ``pxelinux.cfg/<MAC>`` as well as its own path), ``extra`` added to
+    the kernel command line (the deploy interface's ``ramdisk_params``)."""
     ramdisk = RAMDISK_OF[phase]
+    for param in extra:
+        if not param or any(c.isspace() or c in "${}" for c in param):
+            raise ValueError(f"kernel parameter {param!r}: no spaces or iPXE expansions")
     params = " ".join(
         p
         for p in (
@@ -146,6 +156,7 @@ def node_script(files: BootFiles, node: str, phase: NetworkPhase, tries: int = 5
             f"initrd={INITRAMFS}",
             f"ipa-api-url={files.api_url}",
             "BOOTIF=${mac}",
+            *extra,
         )
         if p
     )

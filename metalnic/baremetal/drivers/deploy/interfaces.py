@@ -10,21 +10,21 @@ flows, shared by all of them.
 * ``ramdisk``: the booted ramdisk is the instance; nothing is written.
 * ``iscsi``: the ramdisk exports its disk over iSCSI and the conductor writes
   and reads back the image itself (``metalnic.baremetal.drivers.deploy.iscsi``).
-* ``ansible``: same step sequence, but writing the image is not supported yet;
-  ``validate`` says so before anything is touched.
+* ``ansible``: the conductor runs metalnic's playbooks over SSH against the
+  ramdisk (``metalnic.baremetal.drivers.deploy.ansible``).
 """
 
 from __future__ import annotations
 
 from metalnic.baremetal.drivers.base import (
     DeployInterface,
-    DriverConfigError,
     DriverError,
     NodeContext,
     Say,
     say_nothing,
 )
 from metalnic.baremetal.drivers.deploy import agent_client, images
+from metalnic.baremetal.drivers.deploy.ansible import AnsibleDeploy
 from metalnic.baremetal.drivers.deploy.iscsi import IscsiDeploy
 
 __all__ = ["AnsibleDeploy", "DirectDeploy", "FakeDeploy", "IscsiDeploy", "RamdiskDeploy"]
@@ -72,13 +72,3 @@ class RamdiskDeploy(DeployInterface):
 
     def validate(self, ctx: NodeContext) -> None:
         return None
-
-
-class AnsibleDeploy(DeployInterface):
-    name = "ansible"
-
-    def validate(self, ctx: NodeContext) -> None:
-        raise DriverConfigError(
-            "the ansible deploy interface cannot write images in metalnic yet "
-            "(its network sequencing is implemented; image writing is not)"
-        )
