@@ -90,9 +90,14 @@ def agent_configs(
 
 
 def deploy_interface(host: Host) -> str:
-    """The lab deploys its QEMU hosts both ways an image reaches a disk: the even
-    ones through iSCSI (the ramdisk exports the disk, the conductor writes it), the
-    others ``direct`` (the ramdisk downloads and writes); namespace hosts direct."""
-    if host.get("kind") == "vm" and int(host["name"].removeprefix("host")) % 2 == 0:
+    """The lab deploys its QEMU hosts every way an image reaches a disk: the even
+    ones through iSCSI (the ramdisk exports the disk, the conductor writes it), every
+    fourth from host3 with ansible (the conductor's playbooks over the ramdisk's SSH
+    server), the others ``direct`` (the ramdisk downloads and writes); namespace
+    hosts direct."""
+    if host.get("kind") != "vm":
+        return "direct"
+    number = int(host["name"].removeprefix("host"))
+    if number % 2 == 0:
         return "iscsi"
-    return "direct"
+    return "ansible" if number % 4 == 3 else "direct"

@@ -74,10 +74,14 @@ def test_demo_on_vms_deploys_two_tenants_and_cleans_up(tmp_path: Path) -> None:
         # hold, firmware, ramdisk, instance, each address leased by DHCP (provisioning,
         # then the tenant's subnet) — in that order.
         for host in ("host1", "host2", "host3", "host4"):
-            # hosts 2 and 4 deploy through iSCSI: the conductor writes, the ramdisk exports
-            iscsi = deploy_interface(next(h for h in lab["hosts"] if h["name"] == host)) == "iscsi"
-            erased = "iSCSI export withdrawn" if iscsi else "disk metadata erased"
-            written = "iSCSI export withdrawn" if iscsi else "image written, its sha256 verified"
+            # hosts 2 and 4 deploy through iSCSI: the conductor writes, the ramdisk exports;
+            # host3 with ansible: the conductor's playbooks over the ramdisk's SSH server
+            how = deploy_interface(next(h for h in lab["hosts"] if h["name"] == host))
+            iscsi = how == "iscsi"
+            erased, written = {
+                "iscsi": ("iSCSI export withdrawn", "iSCSI export withdrawn"),
+                "ansible": ("storage and SSH server described",) * 2,
+            }.get(how, ("disk metadata erased", "image written, its sha256 verified"))
             stages = [
                 f"{host}  host: bios in BIOS set-up",
                 f"{host}  firmware: iPXE asks DHCP",
@@ -211,6 +215,14 @@ def _packet_proof(stack: Stack, frames: dict[str, list[Frame]]) -> None:
         assert "image written and its checksum verified" in events
         if deploy_interface(host) == "iscsi":  # the conductor's own read-back
             assert "image read back from the target: sha256 matches" in events
+        if deploy_interface(host) == "ansible":  # each playbook task, in the history
+            for task in (
+                "erase the disk's first MiB (partition table and boot sector)",
+                "verify the downloaded image's sha256",
+                "read the image back from the disk and verify its sha256",
+                "write the config drive",
+            ):
+                assert f"ansible: {task}: ok" in events, (task, events)
         assert "ports verified ACTIVE on the tenant network" in events
     allowed = {
         host["name"]: packetproof.check_host_sent_only_when_allowed(stack, frames, host, 2)
