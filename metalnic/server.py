@@ -31,6 +31,7 @@ from metalnic.baremetal.api import (
     ports,
     root,
     states,
+    traits,
     vifs,
 )
 from metalnic.baremetal.api.deps import AppContext
@@ -255,7 +256,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
-    for module in (root, nodes, ports, portgroups, drivers, states, vifs, httpboot):
+    for module in (root, nodes, ports, portgroups, drivers, states, traits, vifs, httpboot):
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)

@@ -22,7 +22,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
-from metalnic.baremetal import nodes, portgroups, ports, vifs
+from metalnic.baremetal import nodes, portgroups, ports, traits, vifs
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page
@@ -90,6 +90,24 @@ class Inventory:
     ) -> R:
         """One page of a node's history events, after ``marker_id``."""
         return self._unit(lambda s: render(*nodes.history(s, who, ident, limit, marker_id)))
+
+    def list_traits(self, who: Principal, ident: str) -> list[str]:
+        return self._unit(lambda s: traits.list_traits(s, who, ident))
+
+    # A trait change is a whole read-and-write of the node's list: when a concurrent
+    # write to the node won the row, it is applied again on a fresh read (as Ironic's
+    # node lock serialises them), so racing additions all land.
+
+    def set_traits(self, who: Principal, ident: str, body: object) -> None:
+        wanted = traits.parse_list(body)  # bad input is refused before the node is read
+        self._db.retry(lambda s: traits.replace(s, who, ident, wanted))
+
+    def add_trait(self, who: Principal, ident: str, trait: str) -> None:
+        self._db.retry(lambda s: traits.add(s, who, ident, trait))
+
+    def remove_trait(self, who: Principal, ident: str, trait: str | None) -> None:
+        """Remove one trait, or all of them (None)."""
+        self._db.retry(lambda s: traits.remove(s, who, ident, trait))
 
     def list_vifs(self, who: Principal, ident: str) -> list[dict[str, str]]:
         """Plain values already: nothing to render."""

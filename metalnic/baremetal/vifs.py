@@ -14,6 +14,12 @@ device uses (409).  The ``vif_claims`` table, keyed on the VIF id and written in
 the attach transaction, makes that hold against racing attaches too: of two
 concurrent attaches of one VIF (to two nodes, or twice to one) one wins and
 the other is refused with 409.
+
+A node whose network interface is ``noop`` (its networking is not managed) takes
+any VIF id and records nothing, as Ironic's noop network interface: attach and
+detach answer 204 after the node's own checks (rights, not busy), no network
+port is looked up, and the list shows only VIFs recorded before the interface
+became ``noop``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from metalnic.baremetal.models import VIF_KEY, Port, PortGroup, VifClaim
 from metalnic.errors import Conflict, InvalidInput, InvalidStateForChange, NotFound
 
 KEY = VIF_KEY
+NOOP = "noop"
 
 
 def _links(session: Session, node_id: int) -> list[Port | PortGroup]:
@@ -86,6 +93,8 @@ def attach(
     node = nodes.find(session, ident, for_update=True)
     policy.check_node(who, node.owner, ident, write=True)
     _require_settled(node.provision_state, node.uuid)
+    if node.network_interface == NOOP:
+        return False, ""  # accepted, nothing recorded (see the module docstring)
     policy.usable_vif(session, node, vif, get_port(client, vif) if client else None)
     links = _links(session, node.id)
     if any(link.internal_info.get(KEY) == vif for link in links):
@@ -127,6 +136,8 @@ def find(session: Session, who: Principal, ident: str, vif: str) -> tuple[bool, 
     for link in _links(session, node.id):
         if link.internal_info.get(KEY) == vif:
             return node.provision_state == states.ACTIVE, link.uuid
+    if node.network_interface == NOOP:
+        return False, ""  # nothing was recorded to detach
     raise NotFound(f"VIF {vif} is not attached to node {node.uuid}.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from metalnic.baremetal.api.states import VALIDATED
 from tests.integration.conductor_helpers import (
     audit_smartnic_order,
     history,
@@ -253,8 +255,25 @@ def test_power_and_boot_device_api(conductor: Server) -> None:
         r = c.put(f"/v1/nodes/{node}/states/power", json={"target": "explode"})
         assert r.status_code == 400
         result = c.get(f"/v1/nodes/{node}/validate").json()
-        assert result["power"] == {"result": True, "reason": None}
+        assert result["power"] == {"result": True}  # Ironic's shape: a reason only on failure
         assert result["deploy"]["result"] is True
+
+
+def test_validate_reports_every_interface_as_ironic(conductor: Server) -> None:
+    with conductor.client() as c:
+        node = make_node(
+            c, bios_interface="no-bios", console_interface="fake", rescue_interface="no-rescue"
+        )["uuid"]
+        result = c.get(f"/v1/nodes/{node}/validate").json()
+    assert sorted(result) == sorted(VALIDATED)
+    assert result["bios"] == {
+        "result": False,
+        "reason": "Driver fake-hardware does not support bios (disabled or not implemented).",
+    }
+    assert result["console"] == {"result": True}
+    assert result["storage"] == {"result": True}  # noop
+    assert result["rescue"]["result"] is False
+    assert "no-rescue rescue interface cannot rescue" in result["rescue"]["reason"]
 
 
 def test_validate_reports_what_a_deploy_interface_lacks(conductor: Server) -> None:
@@ -333,3 +352,22 @@ def test_openstack_cli_drives_the_lifecycle(conductor: Server) -> None:
     refused = openstack_cli(url, "baremetal", "node", "undeploy", node)
     assert refused.returncode != 0
     assert "available" in refused.stderr
+
+
+def test_openstack_cli_and_sdk_read_every_interface_of_validate(conductor: Server) -> None:
+    import openstack
+
+    with conductor.client() as c:
+        node = make_node(c, bios_interface="no-bios")["uuid"]
+    r = openstack_cli(conductor.url, "baremetal", "node", "validate", node, "-f", "json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["Interface"]: row for row in json.loads(r.stdout)}
+    assert sorted(rows) == sorted(VALIDATED)
+    assert rows["bios"]["Result"] is False and "does not support bios" in rows["bios"]["Reason"]
+    conn = openstack.connect(
+        auth_type="none", baremetal_endpoint_override=conductor.url,
+        load_yaml_config=False, load_envvars=False,
+    )  # fmt: skip
+    checked = conn.baremetal.validate_node(node, required=())
+    assert checked["boot"].result is True  # what a user's code reads
+    assert checked["bios"].result is False

@@ -86,6 +86,11 @@ class World:
             self.port(node)
         return node
 
+    def traited_node(self, trait: str = "CUSTOM_A") -> str:
+        node = self.node()
+        assert self.admin.put(f"/v1/nodes/{node}/traits/{trait}").status_code == 204
+        return node
+
     def port(self, node: str, **fields: Any) -> str:
         body = {"node_uuid": node, "address": random_mac(), **fields}
         r = self.admin.post("/v1/ports", json=body)
@@ -538,6 +543,37 @@ ROWS: list[Row] = [
         "history",
         fixed("GET", "/v1/nodes/{node_a}/history"),
         READ_A,
+    ),
+    # --- traits -------------------------------------------------------------------------------
+    Row(
+        ("GET", "/v1/nodes/{ident}/traits"),
+        "list traits",
+        fixed("GET", "/v1/nodes/{node_a}/traits"),
+        READ_A,
+    ),
+    Row(
+        ("PUT", "/v1/nodes/{ident}/traits"),
+        "set traits",
+        lambda w: Req("PUT", f"/v1/nodes/{w.node()}/traits", {"traits": ["CUSTOM_A"]}),
+        E(204, 204, 404, 403),
+    ),
+    Row(
+        ("PUT", "/v1/nodes/{ident}/traits/{trait}"),
+        "add a trait",
+        lambda w: Req("PUT", f"/v1/nodes/{w.node()}/traits/CUSTOM_A"),
+        E(204, 204, 404, 403),
+    ),
+    Row(
+        ("DELETE", "/v1/nodes/{ident}/traits"),
+        "remove all traits",
+        lambda w: Req("DELETE", f"/v1/nodes/{w.traited_node()}/traits"),
+        E(204, 204, 404, 403),
+    ),
+    Row(
+        ("DELETE", "/v1/nodes/{ident}/traits/{trait}"),
+        "remove a trait",
+        lambda w: Req("DELETE", f"/v1/nodes/{w.traited_node()}/traits/CUSTOM_A"),
+        E(204, 204, 404, 403),
     ),
     # --- VIFs ---------------------------------------------------------------------------------
     Row(

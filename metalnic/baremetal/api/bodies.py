@@ -192,6 +192,13 @@ class Vif(BaseModel):
     id: Str255
 
 
+class Traits(BaseModel):
+    """``PUT /v1/nodes/{id}/traits`` (documentation: ``traits.parse_list`` checks it)."""
+
+    model_config = _STRICT
+    traits: list[Str255]
+
+
 class Heartbeat(BaseModel):
     """What the ramdisk agent sends; Ironic's agent adds fields metalnic ignores."""
 

@@ -177,6 +177,7 @@ _SUCCESS: dict[str, JSONObject] = {
         "vifs", {"type": "array", "items": _object_with("id", {"type": "string"})}
     ),
     "node_history": _object_with("history", {"type": "array", "items": {"type": "object"}}),
+    "list_traits": _object_with("traits", {"type": "array", "items": {"type": "string"}}),
     "supported_boot_devices": _object_with(
         "supported_boot_devices", {"type": "array", "items": {"type": "string"}}
     ),
@@ -202,6 +203,8 @@ _FOLLOWS: dict[str, tuple[str, tuple[str, ...]]] = {
             "set_power_state",
             "node_history",
             "validate",
+            "list_traits",
+            "set_traits",
         ),
     ),
     "create_port": ("uuid", ("show_port", "patch_port", "delete_port")),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -23,7 +23,7 @@ from metalnic.baremetal.api.deps import (
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.coerce import as_bool
 from metalnic.baremetal.conductor.task import Task
-from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.base import DriverError, NodeContext
 from metalnic.baremetal.states import BootDevice
 from metalnic.httpjson import JSONResponse, SecretKeysJSONResponse
 
@@ -94,30 +94,56 @@ def supported_boot_devices(
     return JSONResponse({"supported_boot_devices": devices})
 
 
-class Validation(TypedDict):
-    """One interface's answer in ``GET /v1/nodes/{ident}/validate``."""
+class Validatable(Protocol):
+    def validate(self, ctx: NodeContext) -> None: ...
+
+
+class Validation(TypedDict, total=False):
+    """One interface's answer in ``GET /v1/nodes/{ident}/validate``: as Ironic's,
+    ``reason`` only when ``result`` is false."""
 
     result: bool
-    reason: str | None
+    reason: str
+
+
+# Every interface Ironic's validate reports (its non-vendor interfaces), in its order.
+VALIDATED = (
+    "bios", "boot", "console", "deploy", "inspect", "management",
+    "network", "power", "raid", "rescue", "storage",
+)  # fmt: skip
+
+
+def _optional_interface(kind: str, name: str, driver: str) -> Validation:
+    """An interface metalnic has no driver code for (bios, console, inspect, raid,
+    storage): its ``fake`` and ``noop`` do nothing and are valid; its ``no-*`` says
+    the driver does not support it, as Ironic's do."""
+    if name.startswith("no-"):
+        reason = f"Driver {driver} does not support {kind} (disabled or not implemented)."
+        return {"result": False, "reason": reason}
+    return {"result": True}
 
 
 @router.get("/nodes/{ident}/validate", responses=errors(404, 409))
 def validate(ident: str, ctx: Context, who: Caller, version: ApiVersion) -> JSONResponse:
     def check(task: Task) -> dict[str, Validation]:
+        with task.node() as node:
+            names = {kind: getattr(node, f"{kind}_interface") or "" for kind in VALIDATED}
         results: dict[str, Validation] = {}
         d = task.drivers
-        for name, iface in (
-            ("power", d.power),
-            ("management", d.management),
-            ("network", d.network),
-            ("deploy", d.deploy),
-            ("boot", d.boot),
-        ):
+        coded: dict[str, Validatable] = {
+            "power": d.power, "management": d.management, "network": d.network,
+            "deploy": d.deploy, "boot": d.boot, "rescue": d.rescue,
+        }  # fmt: skip
+        for kind in VALIDATED:
+            iface = coded.get(kind)
+            if iface is None:
+                results[kind] = _optional_interface(kind, names[kind], task.ctx.driver)
+                continue
             try:
                 iface.validate(task.ctx)
-                results[name] = {"result": True, "reason": None}
+                results[kind] = {"result": True}
             except DriverError as exc:
-                results[name] = {"result": False, "reason": exc.message}
+                results[kind] = {"result": False, "reason": exc.message}
         return results
 
     return JSONResponse(ctx.conductor.with_lock(who, ident, check, write=False))
