@@ -1,4 +1,5 @@
-"""``metalnic node …`` and ``metalnic port …``: the bare-metal API from the shell."""
+"""``metalnic node …`` and ``metalnic port …``: the bare-metal API from the shell
+(the provisioning verbs and ``--wait``: ``metalnic.cli.provision``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metalnic.cli import provision
 from metalnic.cli.output import emit
 from metalnic.jsonpatch import PatchOp
 from metalnic.jsontypes import JSONObject, JSONValue
@@ -85,6 +87,7 @@ def add_parsers(sub: Any) -> None:
     p = node.add_parser("delete", help="delete nodes")
     p.add_argument("nodes", nargs="+")
     p.set_defaults(func=node_delete)
+    provision.add_parsers(node)
 
     port = sub.add_parser("port", help="bare-metal ports").add_subparsers(
         dest="action", required=True
