@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metalnic import redact, transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
+    conductors,
     drivers,
     httpboot,
     microversion,
@@ -256,7 +257,18 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.network = NetworkContext(ctx.settings, network_service, ctx.authenticator)
-    for module in (root, nodes, ports, portgroups, drivers, states, traits, vifs, httpboot):
+    for module in (
+        root,
+        nodes,
+        ports,
+        portgroups,
+        drivers,
+        conductors,
+        states,
+        traits,
+        vifs,
+        httpboot,
+    ):
         app.include_router(module.router)
     app.include_router(network_routes.router)
     app.include_router(network_agents.router)

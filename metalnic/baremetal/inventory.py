@@ -22,11 +22,11 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
-from metalnic.baremetal import nodes, portgroups, ports, traits, vifs
+from metalnic.baremetal import conductors, nodes, portgroups, ports, traits, vifs
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page
-from metalnic.baremetal.models import Node, Port, PortGroup
+from metalnic.baremetal.models import Conductor, Node, Port, PortGroup
 from metalnic.db.session import Database
 from metalnic.jsonpatch import PatchOp
 from metalnic.jsontypes import JSONObject
@@ -112,6 +112,14 @@ class Inventory:
     def list_vifs(self, who: Principal, ident: str) -> list[dict[str, str]]:
         """Plain values already: nothing to render."""
         return self._unit(lambda s: vifs.list_vifs(s, who, ident))
+
+    # --- conductors --------------------------------------------------------------------
+
+    def list_conductors(self, who: Principal, render: Callable[[Sequence[Conductor]], R]) -> R:
+        return self._unit(lambda s: render(conductors.list_conductors(s, who)))
+
+    def get_conductor(self, who: Principal, hostname: str, render: Callable[[Conductor], R]) -> R:
+        return self._unit(lambda s: render(conductors.get(s, who, hostname)))
 
     # --- ports -------------------------------------------------------------------------
 

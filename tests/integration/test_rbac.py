@@ -69,6 +69,8 @@ ROUTES = [
     ("GET", "/v1/nodes/{node}/management/boot_device/supported"),
     ("GET", "/v1/nodes/{node}/validate"),
     ("GET", "/v1/nodes/{node}/history"),
+    ("GET", "/v1/conductors"),
+    ("GET", "/v1/conductors/{node}"),
     ("GET", "/v1/nodes/{node}/traits"),
     ("PUT", "/v1/nodes/{node}/traits"),
     ("PUT", "/v1/nodes/{node}/traits/CUSTOM_A"),

@@ -86,6 +86,10 @@ class World:
             self.port(node)
         return node
 
+    def conductor(self) -> str:
+        listed = self.admin.get("/v1/conductors").json()["conductors"]
+        return str(listed[0]["hostname"])
+
     def traited_node(self, trait: str = "CUSTOM_A") -> str:
         node = self.node()
         assert self.admin.put(f"/v1/nodes/{node}/traits/{trait}").status_code == 204
@@ -258,6 +262,7 @@ READ_A = E(200, 200, 404, 200)  # an object of project-a
 WRITE_A = E(200, 200, 404, 403)
 CREATE = E(201, 201, 201, 403)
 ADMIN_ONLY = E(200, 403, 403, 403)
+ADMIN_OBS = E(200, 403, 403, 200)  # infrastructure: admins and observers (system readers)
 
 
 def fixed(method: str, path: str, body: Any = None, **params: str) -> Build:
@@ -543,6 +548,14 @@ ROWS: list[Row] = [
         "history",
         fixed("GET", "/v1/nodes/{node_a}/history"),
         READ_A,
+    ),
+    # --- conductors ---------------------------------------------------------------------------
+    Row(("GET", "/v1/conductors"), "list conductors", fixed("GET", "/v1/conductors"), ADMIN_OBS),
+    Row(
+        ("GET", "/v1/conductors/{hostname}"),
+        "show a conductor",
+        lambda w: Req("GET", f"/v1/conductors/{w.conductor()}"),
+        ADMIN_OBS,
     ),
     # --- traits -------------------------------------------------------------------------------
     Row(

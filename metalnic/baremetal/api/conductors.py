@@ -1,0 +1,99 @@
+"""Routes for /v1/conductors (Ironic's, API 1.49; rules in ``metalnic.baremetal.conductors``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from metalnic.baremetal import conductors
+from metalnic.baremetal.api import params, views
+from metalnic.baremetal.api.deps import Caller, Context, base_url, check_url, get_version
+from metalnic.baremetal.api.openapi import errors
+from metalnic.baremetal.fields import Field, Version
+from metalnic.baremetal.models import Conductor
+from metalnic.errors import InvalidInput, NotFound
+from metalnic.httpjson import JSONResponse
+
+router = APIRouter(prefix="/v1/conductors", dependencies=[Depends(check_url)])
+CONDUCTORS_SINCE: Version = (1, 49)
+FIELDS = {
+    name: Field(name, CONDUCTORS_SINCE)
+    for name in (
+        "hostname", "conductor_group", "alive", "drivers", "created_at", "updated_at", "links"
+    )
+}  # fmt: skip
+LIST_FIELDS = ("hostname", "conductor_group", "alive", "links")
+
+
+async def conductors_version(version: Annotated[Version, Depends(get_version)]) -> Version:
+    """Conductors are not shown below 1.49: Ironic answers 404 there."""
+    if version < CONDUCTORS_SINCE:
+        raise NotFound(
+            f"Conductors need API version {CONDUCTORS_SINCE[0]}.{CONDUCTORS_SINCE[1]} or newer."
+        )
+    return version
+
+
+ConductorsVersion = Annotated[Version, Depends(conductors_version)]
+
+
+def _view(ctx: Context, row: Conductor, base: str, fields: Sequence[str]) -> views.View:
+    values: views.View = {
+        "hostname": row.name,
+        "conductor_group": "",
+        "alive": conductors.alive(row, ctx.settings.conductor_dead_after),
+        "drivers": sorted(hw.name for hw in ctx.registry.all()),
+        "created_at": row.started_at.isoformat(),
+        "updated_at": row.heartbeat_at.isoformat(),
+        "links": views.links(base, "conductors", row.name),
+    }
+    return {name: values[name] for name in fields}
+
+
+@router.get("", responses=errors(403))
+def list_conductors(
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ConductorsVersion,
+    detail: params.Detail = None,
+    fields: params.Fields = None,
+    limit: params.Limit = None,
+    marker: params.Marker = None,
+) -> JSONResponse:
+    if detail and fields is not None:
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
+    default = list(FIELDS) if detail else list(LIST_FIELDS)
+    shown = views.select_fields(FIELDS, fields, version, default)
+    base = base_url(request)
+
+    def render(rows: Sequence[Conductor]) -> views.View:
+        names = [r.name for r in rows]
+        if marker is not None and marker not in names:
+            raise NotFound(f"Conductor {marker} could not be found.")
+        start = names.index(marker) + 1 if marker is not None else 0
+        page = rows[start : start + limit] if limit else rows[start:]
+        out: views.View = {"conductors": [_view(ctx, r, base, shown) for r in page]}
+        if limit and start + limit < len(rows):
+            out["next"] = f"{base}/v1/conductors?limit={limit}&marker={page[-1].name}"
+        return out
+
+    return JSONResponse(ctx.inventory.list_conductors(who, render))
+
+
+@router.get("/{hostname}", responses=errors(403, 404))
+def show_conductor(
+    hostname: str,
+    request: Request,
+    ctx: Context,
+    who: Caller,
+    version: ConductorsVersion,
+    fields: params.Fields = None,
+) -> JSONResponse:
+    shown = views.select_fields(FIELDS, fields, version, list(FIELDS))
+    base = base_url(request)
+    return JSONResponse(
+        ctx.inventory.get_conductor(who, hostname, lambda r: _view(ctx, r, base, shown))
+    )
