@@ -13,7 +13,7 @@ members do not (Ironic's system-reader rule).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,18 +31,31 @@ def require_infrastructure_reader(who: Principal) -> None:
         raise Forbidden(f"User {who.name} may not see conductors: admins and observers only.")
 
 
-def list_conductors(session: Session, who: Principal) -> Sequence[Conductor]:
+@dataclass(frozen=True)
+class ConductorInfo:
+    """What the API shows of one conductor row (plain values: no ORM object leaves)."""
+
+    hostname: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    alive: bool
+
+
+def _info(row: Conductor, dead_after: float, now: dt.datetime) -> ConductorInfo:
+    alive = (now - row.heartbeat_at).total_seconds() < dead_after
+    return ConductorInfo(row.name, row.started_at, row.heartbeat_at, alive)
+
+
+def list_conductors(session: Session, who: Principal, dead_after: float) -> list[ConductorInfo]:
     require_infrastructure_reader(who)
-    return session.scalars(select(Conductor).order_by(Conductor.name)).all()
+    now = utcnow()
+    rows = session.scalars(select(Conductor).order_by(Conductor.name))
+    return [_info(row, dead_after, now) for row in rows]
 
 
-def get(session: Session, who: Principal, hostname: str) -> Conductor:
+def get(session: Session, who: Principal, hostname: str, dead_after: float) -> ConductorInfo:
     require_infrastructure_reader(who)
     row = session.scalars(select(Conductor).where(Conductor.name == hostname)).first()
     if row is None:
         raise NotFound(f"Conductor {hostname} could not be found.")
-    return row
-
-
-def alive(row: Conductor, dead_after: float, now: dt.datetime | None = None) -> bool:
-    return ((now or utcnow()) - row.heartbeat_at).total_seconds() < dead_after
+    return _info(row, dead_after, utcnow())

@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
 from metalnic.baremetal import conductors, nodes, portgroups, ports, traits, vifs
+from metalnic.baremetal.conductors import ConductorInfo
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page
-from metalnic.baremetal.models import Conductor, Node, Port, PortGroup
+from metalnic.baremetal.models import Node, Port, PortGroup
 from metalnic.db.session import Database
 from metalnic.jsonpatch import PatchOp
 from metalnic.jsontypes import JSONObject
@@ -115,11 +116,11 @@ class Inventory:
 
     # --- conductors --------------------------------------------------------------------
 
-    def list_conductors(self, who: Principal, render: Callable[[Sequence[Conductor]], R]) -> R:
-        return self._unit(lambda s: render(conductors.list_conductors(s, who)))
+    def list_conductors(self, who: Principal, dead_after: float) -> list[ConductorInfo]:
+        return self._unit(lambda s: conductors.list_conductors(s, who, dead_after))
 
-    def get_conductor(self, who: Principal, hostname: str, render: Callable[[Conductor], R]) -> R:
-        return self._unit(lambda s: render(conductors.get(s, who, hostname)))
+    def get_conductor(self, who: Principal, hostname: str, dead_after: float) -> ConductorInfo:
+        return self._unit(lambda s: conductors.get(s, who, hostname, dead_after))
 
     # --- ports -------------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ def test_the_running_conductor_is_listed_alive_with_its_drivers(basic_server: Se
         }
         r = c.get("/v1/conductors", params={"fields": "hostname,nope"})
         assert r.status_code == 400 and "nope" in fault(r)
+        assert c.get("/v1/conductors", params={"limit": 1}).json()["conductors"][0]["alive"]
+        assert c.get("/v1/conductors", params={"marker": me}).json() == {"conductors": []}
+        assert c.get("/v1/conductors", params={"marker": "gone"}).status_code == 404
         r = c.get("/v1/conductors/no-such-conductor")
         assert r.status_code == 404 and "no-such-conductor" in fault(r)
     with basic_server.client(version="1.48") as old:

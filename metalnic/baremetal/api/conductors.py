@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from metalnic.baremetal import conductors
 from metalnic.baremetal.api import params, views
 from metalnic.baremetal.api.deps import Caller, Context, base_url, check_url, get_version
 from metalnic.baremetal.api.openapi import errors
+from metalnic.baremetal.conductors import ConductorInfo
 from metalnic.baremetal.fields import Field, Version
-from metalnic.baremetal.models import Conductor
 from metalnic.errors import InvalidInput, NotFound
 from metalnic.httpjson import JSONResponse
 
@@ -39,15 +38,15 @@ async def conductors_version(version: Annotated[Version, Depends(get_version)]) 
 ConductorsVersion = Annotated[Version, Depends(conductors_version)]
 
 
-def _view(ctx: Context, row: Conductor, base: str, fields: Sequence[str]) -> views.View:
+def _view(ctx: Context, c: ConductorInfo, base: str, fields: Sequence[str]) -> views.View:
     values: views.View = {
-        "hostname": row.name,
+        "hostname": c.hostname,
         "conductor_group": "",
-        "alive": conductors.alive(row, ctx.settings.conductor_dead_after),
+        "alive": c.alive,
         "drivers": sorted(hw.name for hw in ctx.registry.all()),
-        "created_at": row.started_at.isoformat(),
-        "updated_at": row.heartbeat_at.isoformat(),
-        "links": views.links(base, "conductors", row.name),
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "links": views.links(base, "conductors", c.hostname),
     }
     return {name: values[name] for name in fields}
 
@@ -69,18 +68,16 @@ def list_conductors(
     shown = views.select_fields(FIELDS, fields, version, default)
     base = base_url(request)
 
-    def render(rows: Sequence[Conductor]) -> views.View:
-        names = [r.name for r in rows]
-        if marker is not None and marker not in names:
-            raise NotFound(f"Conductor {marker} could not be found.")
-        start = names.index(marker) + 1 if marker is not None else 0
-        page = rows[start : start + limit] if limit else rows[start:]
-        out: views.View = {"conductors": [_view(ctx, r, base, shown) for r in page]}
-        if limit and start + limit < len(rows):
-            out["next"] = f"{base}/v1/conductors?limit={limit}&marker={page[-1].name}"
-        return out
-
-    return JSONResponse(ctx.inventory.list_conductors(who, render))
+    rows = ctx.inventory.list_conductors(who, ctx.settings.conductor_dead_after)
+    names = [r.hostname for r in rows]
+    if marker is not None and marker not in names:
+        raise NotFound(f"Conductor {marker} could not be found.")
+    start = names.index(marker) + 1 if marker is not None else 0
+    page = rows[start : start + limit] if limit else rows[start:]
+    out: views.View = {"conductors": [_view(ctx, r, base, shown) for r in page]}
+    if limit and start + limit < len(rows):
+        out["next"] = f"{base}/v1/conductors?limit={limit}&marker={page[-1].hostname}"
+    return JSONResponse(out)
 
 
 @router.get("/{hostname}", responses=errors(403, 404))
@@ -94,6 +91,5 @@ def show_conductor(
 ) -> JSONResponse:
     shown = views.select_fields(FIELDS, fields, version, list(FIELDS))
     base = base_url(request)
-    return JSONResponse(
-        ctx.inventory.get_conductor(who, hostname, lambda r: _view(ctx, r, base, shown))
-    )
+    found = ctx.inventory.get_conductor(who, hostname, ctx.settings.conductor_dead_after)
+    return JSONResponse(_view(ctx, found, base, shown))
