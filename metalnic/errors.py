@@ -104,6 +104,11 @@ class PortNotFound(NotFound):
         super().__init__(f"Port {ident} could not be found.")
 
 
+class ChassisNotFound(NotFound):
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Chassis {ident} could not be found.")
+
+
 class PortGroupNotFound(NotFound):
     def __init__(self, ident: str) -> None:
         super().__init__(f"Portgroup {ident} could not be found.")

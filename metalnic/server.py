@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metalnic import redact, transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
+    chassis,
     conductors,
     drivers,
     httpboot,
@@ -262,6 +263,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         nodes,
         ports,
         portgroups,
+        chassis,
         drivers,
         conductors,
         states,

@@ -1,4 +1,5 @@
-"""The API fields of nodes, ports and port groups: since which microversion, and who may set them.
+"""The API fields of nodes, ports, port groups and chassis: since which microversion,
+and who may set them.
 
 One table per resource serves the views (hiding fields newer than the
 request's microversion), the create and PATCH validation (which fields are
@@ -70,7 +71,7 @@ NODE_FIELDS = _table(
     Field("instance_info", coerce=coerce.as_dict),
     Field("extra", coerce=coerce.as_dict),
     Field("instance_uuid", coerce=coerce.as_optional_str, on_create=False),
-    Field("chassis_uuid", coerce=coerce.as_null_only),
+    Field("chassis_uuid", coerce=coerce.as_optional_str, writers=ADMINS),
     Field("power_state"),
     Field("target_power_state"),
     Field("provision_state"),
@@ -169,6 +170,17 @@ PORTGROUP_FIELDS = _table(
 )
 
 PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
+
+CHASSIS_FIELDS = _table(
+    Field("uuid", coerce=lambda _f, v: v, writers=ADMINS),
+    Field("description", coerce=coerce.as_optional_str, writers=ADMINS),
+    Field("extra", coerce=coerce.as_dict, writers=ADMINS),
+    Field("created_at"),
+    Field("updated_at"),
+    Field("links"),
+    Field("nodes"),
+)
+CHASSIS_LIST_FIELDS = ("uuid", "description", "links")
 # Port groups exist from this API version on (ports point at them from 1.24).
 PORTGROUPS_SINCE: Version = (1, 23)
 

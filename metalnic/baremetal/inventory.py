@@ -22,12 +22,12 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from metalnic.auth import Principal
-from metalnic.baremetal import conductors, nodes, portgroups, ports, traits, vifs
+from metalnic.baremetal import chassis, conductors, nodes, portgroups, ports, traits, vifs
 from metalnic.baremetal.conductors import ConductorInfo
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Version
 from metalnic.baremetal.listing import Page
-from metalnic.baremetal.models import Node, Port, PortGroup
+from metalnic.baremetal.models import Chassis, Node, Port, PortGroup
 from metalnic.db.session import Database
 from metalnic.jsonpatch import PatchOp
 from metalnic.jsontypes import JSONObject
@@ -113,6 +113,34 @@ class Inventory:
     def list_vifs(self, who: Principal, ident: str) -> list[dict[str, str]]:
         """Plain values already: nothing to render."""
         return self._unit(lambda s: vifs.list_vifs(s, who, ident))
+
+    # --- chassis -----------------------------------------------------------------------
+
+    def list_chassis(
+        self, who: Principal, filters: None, page: Page, render: Callable[[Rows], R]
+    ) -> R:
+        return self._unit(lambda s: render(chassis.list_chassis(s, who, page)))
+
+    def get_chassis(self, who: Principal, ident: str, render: Callable[[Chassis], R]) -> R:
+        return self._unit(lambda s: render(chassis.get(s, who, ident)))
+
+    def create_chassis(
+        self, who: Principal, payload: JSONObject, version: Version, render: Callable[[Chassis], R]
+    ) -> R:
+        return self._unit(lambda s: render(chassis.create(s, who, payload, version)))
+
+    def patch_chassis(
+        self,
+        who: Principal,
+        ident: str,
+        ops: list[PatchOp],
+        version: Version,
+        render: Callable[[Chassis], R],
+    ) -> R:
+        return self._unit(lambda s: render(chassis.patch(s, who, ident, ops, version)))
+
+    def delete_chassis(self, who: Principal, ident: str) -> None:
+        self._unit(lambda s: chassis.delete(s, who, ident))
 
     # --- conductors --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Tables of the bare-metal service: nodes, their ports and port groups (bonds).
+"""Tables of the bare-metal service: nodes, their ports and port groups (bonds), chassis.
 
 A node's ``last_error`` and its history events are written by many flows from
 many error texts (drivers quote vendor messages); the model redacts them on
@@ -30,6 +30,20 @@ def revision_column() -> Mapped[int]:
     """The row's revision: checked and bumped by every ORM write (``version_id_col``),
     so a write based on an outdated read is refused, never lost (db/session.py)."""
     return mapped_column(Integer, server_default="1")
+
+
+class Chassis(Timestamped, Base):
+    """Ironic's chassis: an admin's grouping of nodes (a rack, an enclosure)."""
+
+    __tablename__ = "chassis"
+
+    version: Mapped[int] = revision_column()
+    __mapper_args__ = {"version_id_col": version}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[JSONObject] = mapped_column(JSON, default=dict)
 
 
 class Node(Timestamped, Base):
@@ -72,6 +86,10 @@ class Node(Timestamped, Base):
     raid_config: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     target_raid_config: Mapped[JSONObject] = mapped_column(JSON, default=dict)
     traits: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A chassis with nodes cannot be deleted (the key refuses it, chassis.delete says why).
+    chassis_uuid: Mapped[str | None] = mapped_column(
+        ForeignKey("chassis.uuid", ondelete="RESTRICT"), index=True
+    )
 
     owner: Mapped[str | None] = mapped_column(String(255), index=True)
     description: Mapped[str | None] = mapped_column(Text)

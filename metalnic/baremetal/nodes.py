@@ -22,8 +22,9 @@ from metalnic.baremetal.conductor import history as node_history
 from metalnic.baremetal.drivers.registry import INTERFACE_KINDS, HardwareType, Registry
 from metalnic.baremetal.fields import NODE_FIELDS, Field, Version
 from metalnic.baremetal.listing import Page, paginate
-from metalnic.baremetal.models import Node
+from metalnic.baremetal.models import Chassis, Node
 from metalnic.errors import (
+    ChassisNotFound,
     Conflict,
     DuplicateName,
     Forbidden,
@@ -46,6 +47,7 @@ class NodeFilters:
     maintenance: bool | None = None
     driver: str | None = None
     associated: bool | None = None
+    chassis_uuid: str | None = None
 
 
 def check_payload_fields(
@@ -101,6 +103,11 @@ def list_nodes(
         stmt = stmt.where(Node.maintenance == filters.maintenance)
     if filters.driver is not None:
         stmt = stmt.where(Node.driver == filters.driver)
+    if filters.chassis_uuid is not None:
+        chassis_uuid = _chassis_uuid(session, filters.chassis_uuid)
+        if chassis_uuid is None:
+            raise ChassisNotFound(filters.chassis_uuid)
+        stmt = stmt.where(Node.chassis_uuid == chassis_uuid)
     if filters.associated is not None:
         cond = Node.instance_uuid.is_not(None)
         stmt = stmt.where(cond if filters.associated else ~cond)
@@ -133,6 +140,12 @@ def _apply_interfaces(node: Node, hw: HardwareType, explicit: dict[str, object])
         setattr(node, field, value)
 
 
+def _chassis_uuid(session: Session, value: str) -> str | None:
+    """The (normalised) UUID of the chassis ``value`` names, None when there is none."""
+    uuid = value.lower() if ids.is_uuid_like(value) else None
+    return session.scalar(select(Chassis.uuid).where(Chassis.uuid == uuid)) if uuid else None
+
+
 def _set_fields(
     session: Session, who: Principal, registry: Registry, node: Node, values: JSONObject
 ) -> None:
@@ -147,6 +160,11 @@ def _set_fields(
         coerced["instance_uuid"] = ids.parse_uuid(coerced["instance_uuid"], "instance_uuid")
     if "owner" in coerced:
         policy.check_owner_change(who, coerced["owner"])
+    if coerced.get("chassis_uuid") is not None:
+        chassis_uuid = _chassis_uuid(session, coerced["chassis_uuid"])
+        if chassis_uuid is None:  # bad input in a POST or PATCH (400), as in Ironic
+            raise InvalidInput(ChassisNotFound(coerced["chassis_uuid"]).message)
+        coerced["chassis_uuid"] = chassis_uuid
     group = coerced.get("conductor_group")
     if group is not None:
         if not _CONDUCTOR_GROUP_RE.fullmatch(group):
@@ -171,6 +189,7 @@ def create(
     if session.scalar(select(Node.id).where(Node.uuid == uuid)) is not None:
         raise Conflict(f"A node with UUID {uuid} already exists.")
     values = {k: v for k, v in payload.items() if k != "uuid"}
+    policy.check_field_writers(who, NODE_FIELDS, policy.explicitly_set(values))
     if not who.is_admin:
         values.setdefault("owner", who.project)
     node = Node(
@@ -188,9 +207,8 @@ def editable_document(node: Node, version: Version) -> JSONObject:
     """The fields a PATCH may address (secrets unmasked: a ``test`` op sees them redacted)."""
     doc: JSONObject = {}
     for name, f in NODE_FIELDS.items():
-        if f.writable and f.since <= version and name not in ("uuid", "chassis_uuid"):
+        if f.writable and f.since <= version and name != "uuid":
             doc[name] = getattr(node, name)
-    doc["chassis_uuid"] = None
     return doc
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0010"
+HEAD = "0011"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

@@ -86,6 +86,11 @@ class World:
             self.port(node)
         return node
 
+    def chassis(self) -> str:
+        r = self.admin.post("/v1/chassis", json={"description": "matrix"})
+        assert r.status_code == 201, r.text
+        return str(r.json()["uuid"])
+
     def conductor(self) -> str:
         listed = self.admin.get("/v1/conductors").json()["conductors"]
         return str(listed[0]["hostname"])
@@ -548,6 +553,62 @@ ROWS: list[Row] = [
         "history",
         fixed("GET", "/v1/nodes/{node_a}/history"),
         READ_A,
+    ),
+    # --- chassis ------------------------------------------------------------------------------
+    Row(("GET", "/v1/chassis"), "list chassis", fixed("GET", "/v1/chassis"), ADMIN_OBS),
+    Row(
+        ("GET", "/v1/chassis/detail"),
+        "list chassis in detail",
+        fixed("GET", "/v1/chassis/detail"),
+        ADMIN_OBS,
+    ),  # fmt: skip
+    Row(
+        ("POST", "/v1/chassis"),
+        "create a chassis (admin only)",
+        fixed("POST", "/v1/chassis", {"description": "matrix"}),
+        E(201, 403, 403, 403),
+    ),
+    Row(
+        ("GET", "/v1/chassis/{ident}"),
+        "show a chassis",
+        lambda w: Req("GET", f"/v1/chassis/{w.chassis()}"),
+        ADMIN_OBS,
+    ),
+    Row(
+        ("PATCH", "/v1/chassis/{ident}"),
+        "change a chassis (admin only)",
+        lambda w: Req(
+            "PATCH",
+            f"/v1/chassis/{w.chassis()}",
+            [{"op": "add", "path": "/description", "value": "changed"}],
+        ),  # fmt: skip
+        ADMIN_ONLY,
+    ),
+    Row(
+        ("DELETE", "/v1/chassis/{ident}"),
+        "delete a chassis (admin only)",
+        lambda w: Req("DELETE", f"/v1/chassis/{w.chassis()}"),
+        E(204, 403, 403, 403),
+    ),
+    Row(
+        ("GET", "/v1/chassis/{ident}/nodes"),
+        "list a chassis's nodes",
+        lambda w: Req("GET", f"/v1/chassis/{w.chassis()}/nodes"),
+        ADMIN_OBS,
+    ),
+    Row(
+        ("GET", "/v1/chassis/{ident}/nodes/detail"),
+        "list a chassis's nodes in detail",
+        lambda w: Req("GET", f"/v1/chassis/{w.chassis()}/nodes/detail"),
+        ADMIN_OBS,
+    ),
+    Row(
+        ("POST", "/v1/nodes"),
+        "create a node in a chassis (admin only)",
+        lambda w: Req(
+            "POST", "/v1/nodes", {"driver": "fake-hardware", "chassis_uuid": w.chassis()}
+        ),
+        E(201, 403, 403, 403),
     ),
     # --- conductors ---------------------------------------------------------------------------
     Row(("GET", "/v1/conductors"), "list conductors", fixed("GET", "/v1/conductors"), ADMIN_OBS),

@@ -30,6 +30,7 @@ from pydantic import (
 from metalnic.baremetal import coerce, nodes, states
 from metalnic.baremetal.conductor import states as machine
 from metalnic.baremetal.fields import (
+    CHASSIS_FIELDS,
     NODE_FIELDS,
     PORT_FIELDS,
     PORTGROUP_FIELDS,
@@ -110,6 +111,7 @@ def _resource_model(
 NodeCreate = _resource_model("NodeCreate", NODE_FIELDS, ("driver",), True)
 PortCreate = _resource_model("PortCreate", PORT_FIELDS, ("address", "node_uuid"), True)
 PortGroupCreate = _resource_model("PortGroupCreate", PORTGROUP_FIELDS, ("node_uuid",), True)
+ChassisCreate = _resource_model("ChassisCreate", CHASSIS_FIELDS, (), True)
 
 
 def resource(
@@ -248,6 +250,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     NodeCreate,
     PortCreate,
     PortGroupCreate,
+    ChassisCreate,
     PatchOperation,
     ProvisionState,
     PowerState,

@@ -51,7 +51,7 @@ def _view(ctx: Context, c: ConductorInfo, base: str, fields: Sequence[str]) -> v
     return {name: values[name] for name in fields}
 
 
-@router.get("", responses=errors(403))
+@router.get("", responses=errors(403, 404))
 def list_conductors(
     request: Request,
     ctx: Context,

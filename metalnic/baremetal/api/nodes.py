@@ -47,9 +47,11 @@ async def node_query(
     maintenance: params.Flag = None,
     driver: params.Text = None,
     associated: params.Flag = None,
+    chassis_uuid: params.Text = None,
 ) -> NodeQuery:
     return NodeQuery(
-        sort_key, nodes.NodeFilters(provision_state, owner, maintenance, driver, associated)
+        sort_key,
+        nodes.NodeFilters(provision_state, owner, maintenance, driver, associated, chassis_uuid),
     )
 
 
@@ -66,7 +68,7 @@ NODES = Collection(
 )
 
 
-def _list(
+def list_nodes_of(
     request: Request,
     ctx: Context,
     who: Caller,
@@ -74,10 +76,11 @@ def _list(
     q: ListParams,
     nq: NodeQuery,
     detail: bool,
+    resource: str = "nodes",
 ) -> JSONResponse:
     # The next link of /detail names /v1/nodes, as it always has.
     return list_response(
-        request, ctx, who, version, NODES, (q, nq.sort_key), nq.filters, "nodes", detail
+        request, ctx, who, version, NODES, (q, nq.sort_key), nq.filters, resource, detail
     )
 
 
@@ -85,14 +88,14 @@ def _list(
 def list_nodes(
     request: Request, ctx: Context, who: Caller, version: ApiVersion, q: ListParams, nq: Filters
 ) -> JSONResponse:
-    return _list(request, ctx, who, version, q, nq, detail=False)
+    return list_nodes_of(request, ctx, who, version, q, nq, detail=False)
 
 
 @router.get("/detail", responses=errors(404))
 def list_nodes_detail(
     request: Request, ctx: Context, who: Caller, version: ApiVersion, q: ListParams, nq: Filters
 ) -> JSONResponse:
-    return _list(request, ctx, who, version, q, nq, detail=True)
+    return list_nodes_of(request, ctx, who, version, q, nq, detail=True)
 
 
 @router.post("", status_code=201, responses=errors(409), openapi_extra=body_doc(bodies.NodeCreate))

@@ -47,6 +47,8 @@ Addresses = Annotated[
 ]
 NodeSort = Annotated[NodeSortKey | None, Query(description="Sort by this field (then id).")]
 PortSort = Annotated[PortSortKey | None, Query(description="Sort by this field (then id).")]
+ChassisSortKey = Literal["id", "uuid", "description", "created_at"]
+ChassisSort = Annotated[ChassisSortKey | None, Query(description="Sort by this field (then id).")]
 PortGroupSort = Annotated[
     PortGroupSortKey | None, Query(description="Sort by this field (then id).")
 ]

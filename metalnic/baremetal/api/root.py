@@ -11,7 +11,7 @@ from metalnic.jsontypes import JSONObject
 
 router = APIRouter()
 
-_RESOURCES = ("nodes", "ports", "portgroups", "drivers")
+_RESOURCES = ("chassis", "nodes", "ports", "portgroups", "drivers", "conductors")
 
 
 def _version(base: str) -> JSONObject:

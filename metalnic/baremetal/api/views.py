@@ -126,8 +126,8 @@ def node(n: Record, base: str, fields: Iterable[str]) -> View:
             out[name] = links(base, "nodes", n.uuid)
         elif name in ("ports", "portgroups", "states"):
             out[name] = links(base, "nodes", n.uuid, f"/{name}")
-        elif name in ("chassis_uuid", "allocation_uuid", "conductor"):
-            # No chassis or allocations in metalnic; the conductor arrives later.
+        elif name in ("allocation_uuid", "conductor"):
+            # No allocations in metalnic; no conductor owns a node (any one runs its flows).
             out[name] = None
         elif name in _NODE_FREE_FORM:
             out[name] = shown(getattr(n, name))
@@ -161,6 +161,21 @@ def portgroup(g: Record, base: str, fields: Iterable[str]) -> View:
             out[name] = shown(getattr(g, name))
         else:
             out[name] = getattr(g, name)
+    return out
+
+
+def chassis(c: Record, base: str, fields: Iterable[str]) -> View:
+    """A chassis (ORM object or listing row) as Ironic shows it."""
+    out: View = {}
+    for name in fields:
+        if name == "links":
+            out[name] = links(base, "chassis", c.uuid)
+        elif name == "nodes":
+            out[name] = links(base, "chassis", c.uuid, "/nodes")
+        elif name == "extra":
+            out[name] = shown(getattr(c, name))
+        else:
+            out[name] = getattr(c, name)
     return out
 
 
