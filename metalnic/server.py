@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from metalnic import redact, transport
 from metalnic.auth import make_authenticator
 from metalnic.baremetal.api import (
+    bios,
     chassis,
     conductors,
     drivers,
@@ -264,6 +265,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         ports,
         portgroups,
         chassis,
+        bios,
         drivers,
         conductors,
         states,

@@ -77,6 +77,8 @@ ROUTES = [
     ("DELETE", "/v1/chassis/{node}"),
     ("GET", "/v1/chassis/{node}/nodes"),
     ("GET", "/v1/chassis/{node}/nodes/detail"),
+    ("GET", "/v1/nodes/{node}/bios"),
+    ("GET", "/v1/nodes/{node}/bios/ProcVirtualization"),
     ("GET", "/v1/conductors"),
     ("GET", "/v1/conductors/{node}"),
     ("GET", "/v1/nodes/{node}/traits"),

@@ -610,6 +610,19 @@ ROWS: list[Row] = [
         ),
         E(201, 403, 403, 403),
     ),
+    # --- BIOS settings -------------------------------------------------------------------------
+    Row(
+        ("GET", "/v1/nodes/{ident}/bios"),
+        "list BIOS settings",
+        fixed("GET", "/v1/nodes/{node_a}/bios"),
+        READ_A,
+    ),  # fmt: skip
+    Row(
+        ("GET", "/v1/nodes/{ident}/bios/{setting}"),
+        "show a BIOS setting (none are cached: 404 for everyone who may see the node)",
+        fixed("GET", "/v1/nodes/{node_a}/bios/ProcVirtualization"),
+        E(404, 404, 404, 404),
+    ),
     # --- conductors ---------------------------------------------------------------------------
     Row(("GET", "/v1/conductors"), "list conductors", fixed("GET", "/v1/conductors"), ADMIN_OBS),
     Row(
