@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from metalnic.baremetal.api.deps import Caller, Context, check_url, get_version
+from metalnic.baremetal.api.deps import Caller, Context, check_url, version_since
 from metalnic.baremetal.api.openapi import errors
 from metalnic.baremetal.fields import Version
 from metalnic.errors import NotFound
@@ -23,13 +23,7 @@ router = APIRouter(prefix="/v1/nodes", dependencies=[Depends(check_url)])
 BIOS_SINCE: Version = (1, 40)
 
 
-async def bios_version(version: Annotated[Version, Depends(get_version)]) -> Version:
-    if version < BIOS_SINCE:
-        raise NotFound(f"BIOS settings need API version {BIOS_SINCE[0]}.{BIOS_SINCE[1]} or newer.")
-    return version
-
-
-BiosVersion = Annotated[Version, Depends(bios_version)]
+BiosVersion = Annotated[Version, Depends(version_since(BIOS_SINCE, "BIOS settings"))]
 
 
 @router.get("/{ident}/bios", responses=errors(404))

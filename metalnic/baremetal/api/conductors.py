@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from metalnic.baremetal.api import params, views
-from metalnic.baremetal.api.deps import Caller, Context, base_url, check_url, get_version
+from metalnic.baremetal.api.deps import (
+    Caller,
+    Context,
+    base_url,
+    check_url,
+    version_since,
+)
 from metalnic.baremetal.api.openapi import errors
 from metalnic.baremetal.conductors import ConductorInfo
 from metalnic.baremetal.fields import Field, Version
@@ -26,16 +32,7 @@ FIELDS = {
 LIST_FIELDS = ("hostname", "conductor_group", "alive", "links")
 
 
-async def conductors_version(version: Annotated[Version, Depends(get_version)]) -> Version:
-    """Conductors are not shown below 1.49: Ironic answers 404 there."""
-    if version < CONDUCTORS_SINCE:
-        raise NotFound(
-            f"Conductors need API version {CONDUCTORS_SINCE[0]}.{CONDUCTORS_SINCE[1]} or newer."
-        )
-    return version
-
-
-ConductorsVersion = Annotated[Version, Depends(conductors_version)]
+ConductorsVersion = Annotated[Version, Depends(version_since(CONDUCTORS_SINCE, "Conductors"))]
 
 
 def _view(ctx: Context, c: ConductorInfo, base: str, fields: Sequence[str]) -> views.View:

@@ -9,7 +9,7 @@ cannot store or compare one), and the body (metalnic.web).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -24,7 +24,7 @@ from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.fields import Field, Version
 from metalnic.baremetal.inventory import Inventory
 from metalnic.baremetal.listing import Page, make_page
-from metalnic.errors import InvalidInput
+from metalnic.errors import InvalidInput, NotFound
 from metalnic.httpjson import JSONResponse
 from metalnic.settings import Settings
 
@@ -67,6 +67,18 @@ async def get_version(request: Request) -> Version:
     version = microversion.parse(header)
     request.state.api_version = version
     return version
+
+
+def version_since(since: Version, what: str) -> Callable[..., Awaitable[Version]]:
+    """A dependency for the routes of a resource Ironic added at ``since``: the
+    request's version, or Ironic's 404 below it ("<what> need API version …")."""
+
+    async def dependency(version: Annotated[Version, Depends(get_version)]) -> Version:
+        if version < since:
+            raise NotFound(f"{what} need API version {since[0]}.{since[1]} or newer.")
+        return version
+
+    return dependency
 
 
 async def get_json_body(request: Request) -> Any:

@@ -20,7 +20,7 @@ from metalnic.baremetal.api.deps import (
     ListQuery,
     base_url,
     check_url,
-    get_version,
+    version_since,
 )
 from metalnic.baremetal.api.deps import list_response as deps_list
 from metalnic.baremetal.api.openapi import body_doc, errors
@@ -32,23 +32,14 @@ from metalnic.baremetal.fields import (
 )
 from metalnic.baremetal.inventory import Inventory
 from metalnic.baremetal.ports import PortFilters
-from metalnic.errors import NotFound
 from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/portgroups", dependencies=[Depends(check_url)])
 SortKey = params.PortGroupSort
 
 
-async def portgroup_version(version: Annotated[Version, Depends(get_version)]) -> Version:
-    """Port groups do not exist below 1.23: Ironic answers 404 there."""
-    if version < PORTGROUPS_SINCE:
-        raise NotFound(
-            f"Port groups need API version {PORTGROUPS_SINCE[0]}.{PORTGROUPS_SINCE[1]} or newer."
-        )
-    return version
-
-
-GroupVersion = Annotated[Version, Depends(portgroup_version)]
+# Port groups do not exist below 1.23: Ironic answers 404 there.
+GroupVersion = Annotated[Version, Depends(version_since(PORTGROUPS_SINCE, "Port groups"))]
 
 
 PORTGROUPS = Collection(

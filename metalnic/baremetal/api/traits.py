@@ -8,26 +8,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from metalnic.baremetal.api import bodies
-from metalnic.baremetal.api.deps import Caller, Context, JsonBody, check_url, get_version
+from metalnic.baremetal.api.deps import (
+    Caller,
+    Context,
+    JsonBody,
+    check_url,
+    version_since,
+)
 from metalnic.baremetal.api.openapi import body_doc, errors
 from metalnic.baremetal.fields import Version
-from metalnic.errors import NotFound
 from metalnic.httpjson import JSONResponse
 
 router = APIRouter(prefix="/v1/nodes", dependencies=[Depends(check_url)])
 TRAITS_SINCE: Version = (1, 37)
 
 
-async def traits_version(version: Annotated[Version, Depends(get_version)]) -> Version:
-    """Node traits do not exist below 1.37: Ironic answers 404 there."""
-    if version < TRAITS_SINCE:
-        raise NotFound(
-            f"Node traits need API version {TRAITS_SINCE[0]}.{TRAITS_SINCE[1]} or newer."
-        )
-    return version
-
-
-TraitsVersion = Annotated[Version, Depends(traits_version)]
+TraitsVersion = Annotated[Version, Depends(version_since(TRAITS_SINCE, "Node traits"))]
 
 
 @router.get("/{ident}/traits", responses=errors(404))
