@@ -276,3 +276,39 @@ def test_a_ramdisk_without_an_ssh_server_is_refused(
         kept_off_tenant_networks(history(c, node))
     assert "runs no SSH server for the ansible deploy" in failed["last_error"]
     assert failed["power_state"] == "power off"
+
+
+def test_templates_in_what_the_tenant_or_the_ramdisk_says_never_reach_ansible(
+    server: Server, images: tuple[str, bytes], tmp_path: Path, sshd: RamdiskSshd
+) -> None:
+    """Ansible templates its variables and inventory: "{{ lookup('pipe', …) }}" in the
+    image checksum (the node owner's instance_info) or in a path the ramdisk reports
+    would run on the conductor. Both are refused before ansible-playbook starts."""
+    url, image = images
+    marker = tmp_path / "ran-on-the-conductor"
+    templated = "{{ lookup('pipe', 'touch " + str(marker) + "') }}"
+    node, _mac = ansible_node(server, url, templated)
+    with server.client() as c:
+        result = c.get(f"/v1/nodes/{node}/validate").json()["deploy"]
+        assert result == {
+            "result": False,
+            "reason": "instance_info image_os_hash_value must be a sha256: 64 hexadecimal digits",
+        }
+        conductor_skip_clean(server, node)
+        provision(c, node, "active")  # the deploy validates first and fails, host off
+        failed = wait_for(c, node, "deploy failed", timeout=60)
+        assert "must be a sha256" in failed["last_error"]
+    assert not marker.exists()
+    # The ramdisk (on the untrusted host) reports a disk path with a template in it.
+    odd = tmp_path / "{{ lookup('pipe', 'id') }}"
+    odd.write_bytes(b"\0" * MIB)
+    node, mac = ansible_node(server, url, hashlib.sha256(image).hexdigest())
+    conductor_skip_clean(server, node)
+    with server.client() as c, HostSimulator(server, node, mac, odd, sshd.args()):
+        provision(c, node, "active")
+        failed = wait_for(c, node, "deploy failed", timeout=120)
+        texts = [e["event"] for e in history(c, node)]
+    assert "the ramdisk agent reported an unusable disk" in failed["last_error"]
+    assert not any(t.startswith("ansible: running") for t in texts)  # no playbook ran
+    assert not marker.exists()
+    assert "Accepted publickey" not in sshd.log.read_text()

@@ -6,6 +6,7 @@ script's extra kernel parameters (the end to end run: tests/integration)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -15,9 +16,14 @@ from types import SimpleNamespace
 import pytest
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-from metalnic.baremetal.drivers.base import NetworkPhase
+from metalnic.baremetal.drivers.base import (
+    DriverConfigError,
+    DriverError,
+    NetworkPhase,
+    NodeContext,
+)
 from metalnic.baremetal.drivers.boot import scripts
-from metalnic.baremetal.drivers.deploy import ansible
+from metalnic.baremetal.drivers.deploy import ansible, images
 from metalnic.baremetal.drivers.deploy.playbooks.callback_plugins import metalnic_history
 from metalnic.ramdisk import agent
 from tests.unit.test_ipxe_boot import files
@@ -135,3 +141,54 @@ def test_the_deploy_interfaces_kernel_parameters_reach_the_ipxe_script() -> None
     for bad in ("a b", "x=${mac}", ""):
         with pytest.raises(ValueError, match="no spaces or iPXE expansions"):
             scripts.node_script(files(), "n", NetworkPhase.PROVISIONING, (bad,))
+
+
+TEMPLATED = "{{ lookup('pipe', 'id') }}"  # Ansible would run this on the conductor
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        (TEMPLATED, ansible._PATH),
+        ("/dev/vda{{ 7*7 }}", ansible._PATH),
+        ("/dev/vda{% raw %}", ansible._PATH),
+        ("/dev/vda\n- hosts: all", ansible._PATH),
+        ("/dev/vd a", ansible._PATH),
+        ("dev/vda", ansible._PATH),
+        ("/dev/vda'", ansible._PATH),
+        (None, ansible._PATH),
+        ("10.0.0.1{{x}}", ansible._HOST),
+        ("10.0.0.1 -oProxyCommand=id", ansible._HOST),
+        ("0", ansible._PORT),
+        ("65536", ansible._PORT),
+        ("22 ", ansible._PORT),
+        ("ssh-ed25519 AAAA\n* ssh-ed25519 BBBB", ansible._HOST_KEY),
+        ("ssh-ed25519 {{ x }}", ansible._HOST_KEY),
+        ("ssh-dss AAAA", ansible._HOST_KEY),
+    ],
+)
+def test_what_the_ramdisk_reports_must_be_plain_before_ansible_sees_it(
+    value: object, pattern: re.Pattern[str]
+) -> None:
+    with pytest.raises(DriverError, match="reported an unusable"):
+        ansible.reported(value, pattern, "thing")
+
+
+def test_plain_reports_pass_unchanged() -> None:
+    assert ansible.reported("/dev/vda", ansible._PATH, "disk") == "/dev/vda"
+    assert ansible.reported("/tmp/x/disk.config-2", ansible._PATH, "drive")
+    assert ansible.reported("fe80::1", ansible._HOST, "host") == "fe80::1"
+    assert ansible.reported("10.96.0.118", ansible._HOST, "host")
+    assert ansible.reported("2222", ansible._PORT, "port") == "2222"
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdGFyZWFsa2V5bm90YXJlYWxrZXlub3Q="
+    assert ansible.reported(key, ansible._HOST_KEY, "key") == key
+
+
+@pytest.mark.parametrize("value", [TEMPLATED, "0" * 63, "g" * 64, 7, "0" * 64 + " "])
+def test_the_image_checksum_must_be_a_sha256_before_any_deploy_uses_it(value: object) -> None:
+    ctx = NodeContext(
+        uuid="u", name=None, driver="fake-hardware", driver_info={},
+        instance_info={"image_source": "http://x/i.img", "image_os_hash_value": value},
+    )  # fmt: skip
+    with pytest.raises(DriverConfigError, match="must be a sha256"):
+        images.validate_image_info(ctx, "ansible")

@@ -33,6 +33,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -116,6 +117,26 @@ def ansible_playbook() -> str | None:
     return str(beside) if beside.exists() else shutil.which("ansible-playbook")
 
 
+# What the ramdisk reports goes into Ansible's inventory and variables, which Ansible
+# templates: a "{{ lookup('pipe', …) }}" there would run on the conductor.  So every
+# such value must be plain: these patterns leave no room for braces, quotes, "%",
+# spaces or newlines (tested: tests/unit/test_ansible_deploy.py).
+_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")  # an IPv4/IPv6 address or a DNS name
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
+_PATH = re.compile(r"/[A-Za-z0-9_./-]{1,254}")
+_HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}")
+
+
+def reported(value: object, pattern: re.Pattern[str], what: str) -> str:
+    """``value`` (reported by the ramdisk, which runs on the untrusted host) when it is
+    plain text of the expected shape, else the deploy step fails saying so."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise DriverError(f"the ramdisk agent reported an unusable {what}: {value!r}")
+    if pattern is _PORT and not 0 < int(value) < 65536:
+        raise DriverError(f"the ramdisk agent reported an unusable {what}: {value!r}")
+    return value
+
+
 def stage_script(image_url: str, drive: bytes | None) -> str:
     """The script that writes the image's URL and the config drive into the ramdisk's
     scratch directory (a file Ansible copies over, so neither is on a command line)."""
@@ -170,10 +191,7 @@ class AnsibleDeploy(DeployInterface):
     def write_image(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
         drive = images.configdrive_bytes(ctx.instance_info.get("configdrive"))
         url = str(ctx.instance_info["image_source"])
-        variables: JSONObject = {
-            "metalnic_image_sha256": str(ctx.instance_info["image_os_hash_value"]).lower(),
-            "metalnic_work": WORK,
-        }
+        variables: JSONObject = {"metalnic_image_sha256": images.sha256(ctx), "metalnic_work": WORK}
         self._run("deploy.yaml", ctx, agent_url, variables, say, stage_script(url, drive))
 
     def clean_disk(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
@@ -197,17 +215,18 @@ class AnsibleDeploy(DeployInterface):
                 "the ramdisk runs no SSH server for the ansible deploy (its agent reports "
                 "none: was it booted with the conductor's key, metalnic.sshkey=?)"
             )
-        host = urlsplit(agent_url).hostname
-        if not host:
-            raise DriverError(f"no host in the ramdisk agent's URL {agent_url!r}")
-        port = int(ssh["port"])
+        host = reported(urlsplit(agent_url).hostname, _HOST, "host in its callback URL")
+        port = reported(str(ssh["port"]), _PORT, "SSH port")
         with tempfile.TemporaryDirectory(prefix="metalnic-ansible-") as scratch_dir:
             scratch = Path(scratch_dir)
-            run = _Run(scratch, config, host, port, str(ssh["host_key"]))
+            key = reported(ssh["host_key"], _HOST_KEY, "SSH host key")
+            run = _Run(scratch, config, host, int(port), key)
             all_vars: JSONObject = {
                 **variables,
-                "metalnic_disk": str(described.get("disk", "")),
-                "metalnic_config_drive": str(described.get("config_drive", "")),
+                "metalnic_disk": reported(described.get("disk"), _PATH, "disk"),
+                "metalnic_config_drive": reported(
+                    described.get("config_drive"), _PATH, "config drive"
+                ),
             }
             if stage is not None:
                 script = scratch / "stage.sh"
