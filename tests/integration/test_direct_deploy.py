@@ -217,6 +217,9 @@ def test_heartbeat_needs_the_agent_token(server: Server, images: tuple[str, byte
             json={"callback_url": "http://127.0.0.1:9", "agent_token": "guess"},
         )
         assert forged.status_code == 401
+        for bad in ("http://127.0.0.1,file.driver=file:9/", "http://{{ x }}:9/", "http://h:0/"):
+            r = c.post(f"/v1/heartbeat/{node}", json={"callback_url": bad, "agent_token": "g"})
+            assert r.status_code == 400 and "callback_url" in r.text, (bad, r.text)
         looked = c.get("/v1/lookup", params={"addresses": mac}).json()
         token = looked["config"]["agent_token"]
         shown = c.get(f"/v1/nodes/{node}").json()

@@ -23,7 +23,7 @@ from metalnic.baremetal.drivers.base import (
     NodeContext,
 )
 from metalnic.baremetal.drivers.boot import scripts
-from metalnic.baremetal.drivers.deploy import ansible, images
+from metalnic.baremetal.drivers.deploy import ansible, images, reported
 from metalnic.baremetal.drivers.deploy.playbooks.callback_plugins import metalnic_history
 from metalnic.ramdisk import agent
 from tests.unit.test_ipxe_boot import files
@@ -149,39 +149,46 @@ TEMPLATED = "{{ lookup('pipe', 'id') }}"  # Ansible would run this on the conduc
 @pytest.mark.parametrize(
     ("value", "pattern"),
     [
-        (TEMPLATED, ansible._PATH),
-        ("/dev/vda{{ 7*7 }}", ansible._PATH),
-        ("/dev/vda{% raw %}", ansible._PATH),
-        ("/dev/vda\n- hosts: all", ansible._PATH),
-        ("/dev/vd a", ansible._PATH),
-        ("dev/vda", ansible._PATH),
-        ("/dev/vda'", ansible._PATH),
-        (None, ansible._PATH),
-        ("10.0.0.1{{x}}", ansible._HOST),
-        ("10.0.0.1 -oProxyCommand=id", ansible._HOST),
-        ("0", ansible._PORT),
-        ("65536", ansible._PORT),
-        ("22 ", ansible._PORT),
-        ("ssh-ed25519 AAAA\n* ssh-ed25519 BBBB", ansible._HOST_KEY),
-        ("ssh-ed25519 {{ x }}", ansible._HOST_KEY),
-        ("ssh-dss AAAA", ansible._HOST_KEY),
+        (TEMPLATED, reported.PATH),
+        ("/dev/vda{{ 7*7 }}", reported.PATH),
+        ("/dev/vda{% raw %}", reported.PATH),
+        ("/dev/vda\n- hosts: all", reported.PATH),
+        ("/dev/vd a", reported.PATH),
+        ("dev/vda", reported.PATH),
+        ("/dev/vda'", reported.PATH),
+        ("/dev/vda,file.driver=file", reported.PATH),
+        (None, reported.PATH),
+        ("10.0.0.1{{x}}", reported.HOST),
+        ("10.0.0.1,file.filename=/etc/shadow", reported.HOST),
+        ("10.0.0.1 -oProxyCommand=id", reported.HOST),
+        ("ssh-ed25519 AAAA\n* ssh-ed25519 BBBB", reported.HOST_KEY),
+        ("ssh-ed25519 {{ x }}", reported.HOST_KEY),
+        ("ssh-dss AAAA", reported.HOST_KEY),
     ],
 )
-def test_what_the_ramdisk_reports_must_be_plain_before_ansible_sees_it(
+def test_what_the_ramdisk_reports_must_be_plain_before_another_program_sees_it(
     value: object, pattern: re.Pattern[str]
 ) -> None:
     with pytest.raises(DriverError, match="reported an unusable"):
-        ansible.reported(value, pattern, "thing")
+        reported.plain(value, pattern, "thing")
+
+
+@pytest.mark.parametrize("value", [0, 65536, "22 ", "3260,file.driver=file", True, None, 22.0])
+def test_a_reported_port_is_a_port_number(value: object) -> None:
+    with pytest.raises(DriverError, match="reported an unusable"):
+        reported.port(value, "port")
 
 
 def test_plain_reports_pass_unchanged() -> None:
-    assert ansible.reported("/dev/vda", ansible._PATH, "disk") == "/dev/vda"
-    assert ansible.reported("/tmp/x/disk.config-2", ansible._PATH, "drive")
-    assert ansible.reported("fe80::1", ansible._HOST, "host") == "fe80::1"
-    assert ansible.reported("10.96.0.118", ansible._HOST, "host")
-    assert ansible.reported("2222", ansible._PORT, "port") == "2222"
+    assert reported.plain("/dev/vda", reported.PATH, "disk") == "/dev/vda"
+    assert reported.plain("/tmp/x/disk.config-2", reported.PATH, "drive")
+    assert reported.agent_host("http://[fe80::1]:9999") == "fe80::1"
+    assert reported.agent_host("http://10.96.0.118:9999") == "10.96.0.118"
+    assert reported.port("2222", "port") == 2222 and reported.port(3260, "port") == 3260
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdGFyZWFsa2V5bm90YXJlYWxrZXlub3Q="
-    assert ansible.reported(key, ansible._HOST_KEY, "key") == key
+    assert reported.plain(key, reported.HOST_KEY, "key") == key
+    with pytest.raises(DriverError, match="host in its callback URL"):
+        reported.agent_host("http://10.0.0.1,file.filename=x:9999/")
 
 
 @pytest.mark.parametrize("value", [TEMPLATED, "0" * 63, "g" * 64, 7, "0" * 64 + " "])
@@ -192,3 +199,22 @@ def test_the_image_checksum_must_be_a_sha256_before_any_deploy_uses_it(value: ob
     )  # fmt: skip
     with pytest.raises(DriverConfigError, match="must be a sha256"):
         images.validate_image_info(ctx, "ansible")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://10.0.0.1/",
+        "http://10.0.0.1,file.filename=x:9999/",
+        "http://{{ lookup('pipe','id') }}:9999/",
+        "http://10.0.0.1:99999/",
+        "http://10.0.0.1:ab/",
+        "http:///x",
+        7,
+    ],
+)
+def test_a_callback_url_must_be_plain_http(url: object) -> None:
+    with pytest.raises(DriverError, match="unusable"):
+        reported.callback_url(url)
+    assert reported.callback_url("http://10.96.0.5:9999") == "http://10.96.0.5:9999"
+    assert reported.callback_url("https://[fe80::1]/")

@@ -42,6 +42,7 @@ from metalnic.baremetal.conductor import task as tasks
 from metalnic.baremetal.conductor.states import Event
 from metalnic.baremetal.conductor.task import VIF_PENDING, Task
 from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.deploy import reported
 from metalnic.baremetal.drivers.registry import Registry
 from metalnic.baremetal.models import Conductor as ConductorRow
 from metalnic.baremetal.models import Node, Port
@@ -442,10 +443,12 @@ class Conductor:
         }
 
     def heartbeat(self, ident: str, callback_url: Any, token: Any) -> None:
-        if not isinstance(callback_url, str) or not callback_url.startswith(
-            ("http://", "https://")
-        ):
-            raise InvalidInput("A heartbeat needs callback_url (http or https).")
+        try:  # its host and port reach other programs' option strings (deploy/reported.py)
+            reported.callback_url(callback_url)
+        except DriverError:
+            raise InvalidInput(
+                "A heartbeat needs callback_url: http(s)://<host>[:<port>]/…"
+            ) from None
         self._guard()
         with self.db.transaction() as s:
             node = inventory.find(s, ident, for_update=True)

@@ -33,7 +33,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -56,7 +55,7 @@ from metalnic.baremetal.drivers.base import (
     Say,
     say_nothing,
 )
-from metalnic.baremetal.drivers.deploy import agent_client, images
+from metalnic.baremetal.drivers.deploy import agent_client, images, reported
 from metalnic.jsontypes import JSONObject
 
 PLAYBOOKS = Path(__file__).with_name("playbooks")
@@ -115,26 +114,6 @@ def ansible_playbook() -> str | None:
     """The ansible-playbook installed with metalnic (next to this Python), else on PATH."""
     beside = Path(sys.executable).with_name("ansible-playbook")
     return str(beside) if beside.exists() else shutil.which("ansible-playbook")
-
-
-# What the ramdisk reports goes into Ansible's inventory and variables, which Ansible
-# templates: a "{{ lookup('pipe', …) }}" there would run on the conductor.  So every
-# such value must be plain: these patterns leave no room for braces, quotes, "%",
-# spaces or newlines (tested: tests/unit/test_ansible_deploy.py).
-_HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")  # an IPv4/IPv6 address or a DNS name
-_PORT = re.compile(r"[1-9][0-9]{0,4}")
-_PATH = re.compile(r"/[A-Za-z0-9_./-]{1,254}")
-_HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}")
-
-
-def reported(value: object, pattern: re.Pattern[str], what: str) -> str:
-    """``value`` (reported by the ramdisk, which runs on the untrusted host) when it is
-    plain text of the expected shape, else the deploy step fails saying so."""
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise DriverError(f"the ramdisk agent reported an unusable {what}: {value!r}")
-    if pattern is _PORT and not 0 < int(value) < 65536:
-        raise DriverError(f"the ramdisk agent reported an unusable {what}: {value!r}")
-    return value
 
 
 def stage_script(image_url: str, drive: bytes | None) -> str:
@@ -215,17 +194,18 @@ class AnsibleDeploy(DeployInterface):
                 "the ramdisk runs no SSH server for the ansible deploy (its agent reports "
                 "none: was it booted with the conductor's key, metalnic.sshkey=?)"
             )
-        host = reported(urlsplit(agent_url).hostname, _HOST, "host in its callback URL")
-        port = reported(str(ssh["port"]), _PORT, "SSH port")
+        # Ansible templates its inventory and variables: only plain values (reported.py).
+        host = reported.agent_host(agent_url)
+        port = reported.port(ssh["port"], "SSH port")
         with tempfile.TemporaryDirectory(prefix="metalnic-ansible-") as scratch_dir:
             scratch = Path(scratch_dir)
-            key = reported(ssh["host_key"], _HOST_KEY, "SSH host key")
-            run = _Run(scratch, config, host, int(port), key)
+            key = reported.plain(ssh["host_key"], reported.HOST_KEY, "SSH host key")
+            run = _Run(scratch, config, host, port, key)
             all_vars: JSONObject = {
                 **variables,
-                "metalnic_disk": reported(described.get("disk"), _PATH, "disk"),
-                "metalnic_config_drive": reported(
-                    described.get("config_drive"), _PATH, "config drive"
+                "metalnic_disk": reported.plain(described.get("disk"), reported.PATH, "disk"),
+                "metalnic_config_drive": reported.plain(
+                    described.get("config_drive"), reported.PATH, "config drive"
                 ),
             }
             if stage is not None:

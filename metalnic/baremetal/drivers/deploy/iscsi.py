@@ -45,7 +45,7 @@ from metalnic.baremetal.drivers.base import (
     Say,
     say_nothing,
 )
-from metalnic.baremetal.drivers.deploy import agent_client, images
+from metalnic.baremetal.drivers.deploy import agent_client, images, reported
 from metalnic.contract import configdrive
 from metalnic.jsontypes import JSONObject
 
@@ -149,9 +149,8 @@ def download(url: str, expected: str, into: Path) -> int:
 
 
 def _portal_host(agent_url: str) -> str:
-    host = urlsplit(agent_url).hostname
-    if not host:
-        raise DriverError(f"no host in the ramdisk agent's URL {agent_url!r}")
+    # qemu-img's option string: a "," in the host would start an option (reported.py)
+    host = reported.agent_host(agent_url)
     return f"[{host}]" if ":" in host else host
 
 
@@ -185,7 +184,8 @@ class IscsiDeploy(DeployInterface):
             secret_file.touch(mode=0o600)
             secret_file.write_text(secret)
             result = agent_client.run_command(agent_url, "iscsi.start_iscsi_target", params)
-            portal = f"{_portal_host(agent_url)}:{result.get('portal_port', self.portal_port)}"
+            answered = result.get("portal_port", self.portal_port)
+            portal = f"{_portal_host(agent_url)}:{reported.port(answered, 'iSCSI portal port')}"
             luns = result.get("luns") or {}
             try:
                 found = {
