@@ -3,7 +3,10 @@
 It looks its node up by MAC (``GET /v1/lookup``), keeps the one-time agent
 token it receives, heartbeats ``POST /v1/heartbeat/{node}`` with its callback
 URL, and serves the commands the conductor sends to
-``POST /v1/commands/?wait=true``:
+``POST /v1/commands/?wait=true`` — only those that carry that token in the
+``X-Agent-Token`` header (401 otherwise, and before a lookup gave it one): a
+ramdisk that heartbeats another host's address as its callback URL cannot make
+the conductor drive that host, whose agent holds a different token.
 
 * ``standby.prepare_image`` — download ``image_info.urls[0]``, check its
   sha256 against ``os_hash_value`` while streaming, write it to the disk, and
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import http.client
 import json
 import logging
@@ -252,9 +256,26 @@ DONE = {
 FINAL = frozenset({"rescue.finalize_rescue"})
 
 
+TOKEN_HEADER = "X-Agent-Token"
+
+
+@dataclass
+class Token:
+    """The one-time agent token of this boot, once the lookup handed it out."""
+
+    value: str | None = None
+
+    def admits(self, given: str | None) -> bool:
+        if not self.value or not given:
+            return False
+        return hmac.compare_digest(self.value.encode(), given.encode())
+
+
 def make_handler(
-    storage: Storage, finished: threading.Event | None = None
+    storage: Storage, finished: threading.Event | None = None, token: Token | None = None
 ) -> type[BaseHTTPRequestHandler]:
+    held = token or Token()  # without one (no lookup yet): every command is refused
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt: str, *args: Any) -> None:
             log.info("%s " + fmt, self.client_address[0], *args)
@@ -276,6 +297,9 @@ def make_handler(
         def do_POST(self) -> None:  # noqa: N802
             if not self.path.startswith("/v1/commands"):
                 self._reply(404, {"error": "not found"})
+                return
+            if not held.admits(self.headers.get(TOKEN_HEADER)):
+                self._reply(401, {"error": "a command needs this ramdisk's agent token"})
                 return
             try:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -327,7 +351,8 @@ def run(
     ``rescue.finalize_rescue``; otherwise never, the host is powered off)."""
     stop = stop or threading.Event()
     host, _sep, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), make_handler(storage, stop))
+    held = Token()
+    server = ThreadingHTTPServer((host, int(port)), make_handler(storage, stop, held))
     callback = advertise or f"http://{host}:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = api_url.rstrip("/")
@@ -342,6 +367,7 @@ def run(
                     node = found["node"]["uuid"]
                     token = found["config"].get("agent_token", token)
                     redact.remember(token)
+                    held.value = token
                     log.info("looked up node %s", node)
                 elif status != refused:  # once per answer, not every interval
                     refused = status

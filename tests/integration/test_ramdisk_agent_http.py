@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from metalnic.baremetal.drivers.base import DriverError
+from metalnic.baremetal.drivers.deploy import agent_client
 from metalnic.lab.netns import free_port
 from metalnic.ramdisk import agent
 
@@ -143,3 +145,39 @@ def test_a_withdrawn_token_after_acceptance_is_the_end_of_the_step_not_a_refusal
     assert said.count("done: the conductor withdrew this ramdisk's token") == 1, said
     assert not [m for m in said if m.startswith("heartbeat refused")], said
     assert not loop.is_alive()
+
+
+def test_the_agent_runs_only_commands_that_carry_its_own_token(tmp_path: Path) -> None:
+    """Another ramdisk may heartbeat this one's address as its callback URL: the
+    conductor then sends that node's commands here, with that node's token. Only this
+    ramdisk's token (from its lookup) is obeyed; before the lookup, nothing is."""
+    api = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    _Api.beats = 0
+    port = free_port()
+    stop = threading.Event()
+    storage = agent.Storage(tmp_path / "disk", tmp_path / "drive")
+    (tmp_path / "disk").write_bytes(b"\x01" * (2 << 20))
+    loop = threading.Thread(
+        target=agent.run,
+        args=(f"http://127.0.0.1:{api.server_address[1]}", ["52:54:00:00:00:02"], storage),
+        kwargs={"listen": f"127.0.0.1:{port}", "advertise": None, "interval": 0.05, "stop": stop},
+    )
+    loop.start()
+    erase = "clean.execute_clean_step"
+    step = {"step": {"interface": "deploy", "step": "erase_devices_metadata"}}
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while _Api.beats < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for wrong in ("t-other-node", ""):
+            with pytest.raises(DriverError, match="HTTP 401"):
+                agent_client.run_command(url, erase, step, wrong)
+        assert (tmp_path / "disk").read_bytes()[:4] == b"\x01" * 4  # nothing ran
+        agent_client.run_command(url, erase, step, "t-1")  # its own token: obeyed
+        assert (tmp_path / "disk").read_bytes()[: 1 << 20] == b"\0" * (1 << 20)
+    finally:
+        stop.set()
+        loop.join(5)
+        api.shutdown()

@@ -254,7 +254,7 @@ def _command(ip: str, name: str, params: dict[str, object]) -> dict[str, object]
     """A command to the ramdisk agent, from the namespace (as the conductor sends it)."""
     send = (
         "import json, sys, urllib.request as u; r = u.Request(sys.argv[1], data=sys.argv[2]"
-        ".encode(), headers={'Content-Type': 'application/json'}); "
+        ".encode(), headers={'Content-Type': 'application/json', 'X-Agent-Token': 'him-token'}); "
         "print(u.urlopen(r, timeout=50).read().decode())"
     )
     body = json.dumps({"name": name, "params": params})

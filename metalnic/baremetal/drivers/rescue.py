@@ -31,7 +31,9 @@ class AgentRescue(RescueInterface):
 
     def finalize(self, ctx: NodeContext, agent_url: str, hashed_password: str) -> None:
         params = {"rescue_password": hashed_password, "hashed": True}
-        agent_client.run_command(agent_url, FINALIZE, params, timeout=60.0)
+        agent_client.run_command(
+            agent_url, FINALIZE, params, agent_client.token_of(ctx), timeout=60.0
+        )
 
 
 class NoRescue(RescueInterface):

@@ -187,7 +187,9 @@ class AnsibleDeploy(DeployInterface):
     ) -> None:
         config = self._config()
         conductor_public_key(config.key_file)  # the pair exists (the ramdisk has its half)
-        described = agent_client.run_command(agent_url, "system.describe", {})
+        described = agent_client.run_command(
+            agent_url, "system.describe", {}, agent_client.token_of(ctx)
+        )
         ssh = described.get("ssh")
         if not isinstance(ssh, dict) or not ssh.get("host_key") or not ssh.get("port"):
             raise DriverError(

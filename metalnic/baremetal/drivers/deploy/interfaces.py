@@ -52,7 +52,9 @@ class DirectDeploy(DeployInterface):
         }
         if "configdrive" in ctx.instance_info:
             params["configdrive"] = ctx.instance_info["configdrive"]
-        result = agent_client.run_command(agent_url, "standby.prepare_image", params)
+        result = agent_client.run_command(
+            agent_url, "standby.prepare_image", params, agent_client.token_of(ctx)
+        )
         written = str(result.get("os_hash_value", "")).lower()
         if written != expected:
             raise DriverError(
@@ -64,6 +66,7 @@ class DirectDeploy(DeployInterface):
             agent_url,
             "clean.execute_clean_step",
             {"step": {"interface": "deploy", "step": "erase_devices_metadata"}},
+            agent_client.token_of(ctx),
         )
 
 

@@ -183,7 +183,8 @@ class IscsiDeploy(DeployInterface):
             secret_file = Path(scratch) / "chap"
             secret_file.touch(mode=0o600)
             secret_file.write_text(secret)
-            result = agent_client.run_command(agent_url, "iscsi.start_iscsi_target", params)
+            token = agent_client.token_of(ctx)
+            result = agent_client.run_command(agent_url, "iscsi.start_iscsi_target", params, token)
             answered = result.get("portal_port", self.portal_port)
             portal = f"{_portal_host(agent_url)}:{reported.port(answered, 'iSCSI portal port')}"
             luns = result.get("luns") or {}
@@ -199,9 +200,9 @@ class IscsiDeploy(DeployInterface):
                 yield found
             except BaseException:
                 with contextlib.suppress(DriverError):  # the first failure is the one to report
-                    agent_client.run_command(agent_url, "iscsi.stop_iscsi_target", {})
+                    agent_client.run_command(agent_url, "iscsi.stop_iscsi_target", {}, token)
                 raise
-            agent_client.run_command(agent_url, "iscsi.stop_iscsi_target", {})
+            agent_client.run_command(agent_url, "iscsi.stop_iscsi_target", {}, token)
             say("iSCSI export withdrawn; the ramdisk flushed the disk")
 
     def write_image(self, ctx: NodeContext, agent_url: str, say: Say = say_nothing) -> None:
