@@ -26,7 +26,7 @@ from metalnic.errors import InvalidInput, NotFound
 
 MAX_TRAITS = 50
 MAX_LENGTH = 255
-_CUSTOM = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
+_CUSTOM = re.compile(r"CUSTOM_[A-Z0-9_]+")
 _STANDARD = frozenset(os_traits.get_traits())
 
 INVALID = (
@@ -41,7 +41,7 @@ def check(trait: object) -> str:
     if (
         not isinstance(trait, str)
         or len(trait) > MAX_LENGTH
-        or not (trait in _STANDARD or _CUSTOM.match(trait))
+        or not (trait in _STANDARD or _CUSTOM.fullmatch(trait))
     ):
         raise InvalidInput(INVALID.format(trait=trait))
     return trait

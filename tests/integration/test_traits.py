@@ -61,6 +61,7 @@ def test_openstacksdk_sets_adds_and_removes_traits(basic_server: Server) -> None
         ({"traits": ["CUSTOM_" + "X" * 249]}, "Invalid trait"),  # 256 characters
         ({"traits": ["CUSTOM_"]}, "Invalid trait"),
         ({"traits": ["CUSTOM_a"]}, "Invalid trait"),
+        ({"traits": ["CUSTOM_A\n"]}, "Invalid trait"),
         ({"traits": ["NOT_A_STANDARD_TRAIT"]}, "Invalid trait"),
         ({"traits": [7]}, "Invalid trait"),
         ({"traits": "CUSTOM_A"}, 'Expected {"traits"'),

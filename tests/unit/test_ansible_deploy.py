@@ -210,6 +210,9 @@ def test_the_image_checksum_must_be_a_sha256_before_any_deploy_uses_it(value: ob
         "http://10.0.0.1:99999/",
         "http://10.0.0.1:ab/",
         "http:///x",
+        "http://-oProxyCommand:9999/",
+        "http://10.0.0.1:9999/x\nforged history line",
+        "http://10.0.0.1:9999/\x1b[2J",
         7,
     ],
 )

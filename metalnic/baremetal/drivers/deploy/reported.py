@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from metalnic.baremetal.drivers.base import DriverError
 
-HOST = re.compile(r"[A-Za-z0-9.:-]{1,253}")  # an IPv4/IPv6 address or a DNS name
+# An IPv4/IPv6 address or a DNS name; never a leading "-" (ssh would read an option).
+HOST = re.compile(r"[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}")
 PATH = re.compile(r"/[A-Za-z0-9_./-]{1,254}")  # a device or file on the host
 HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}")
 
@@ -46,7 +47,11 @@ def agent_host(agent_url: str) -> str:
 
 def callback_url(url: object) -> str:
     """A ramdisk's callback URL: http or https, a plain host, a valid port if any."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or any(ord(c) < 0x20 or c == "\x7f" for c in url)  # urlsplit drops some silently
+    ):
         raise DriverError(f"the ramdisk agent reported an unusable callback URL: {url!r}")
     agent_host(url)
     try:
